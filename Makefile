@@ -1,0 +1,45 @@
+# Pacer — the single entry point. `make run` serves the example app, `make test` runs everything.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+export PACER_CACHE ?= /var/cache/pacer
+TRIPLE := x86_64-unknown-linux-gnu
+RELEASE_DIR := $(CARGO_TARGET_DIR)/$(TRIPLE)/release
+
+.PHONY: all deps build release run test lint fmt rust-test php-test bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	cargo build --workspace
+
+# Static release binaries (see ARCHITECTURE.md: pacer is copied into arbitrary images).
+release:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target $(TRIPLE) --bins
+
+run: deps
+	cargo run -p pacer --bin pacer -- serve -c examples/app/.rr.yaml -w examples/app
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+rust-test:
+	cargo test --workspace --locked
+
+php-test:
+	cd php && phpunit --colors=never
+
+test: deps lint rust-test php-test
+
+bench: deps
+	bench/run.sh
+
+clean:
+	cargo clean

@@ -1,0 +1,337 @@
+//! A tokio-util codec for Goridge frames: handles partial reads, verifies the header CRC,
+//! bounds the frame size, and turns the classic "PHP printed something to stdout" failure
+//! into a diagnostic that shows what was printed.
+
+use bytes::{Buf, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::frame::{Frame, HEADER_LEN, Options, encode_parts, printable};
+use super::{RelayError, Result};
+
+/// How many of the offending bytes a diagnostic quotes.
+const DIAGNOSTIC_BYTES: usize = 512;
+
+/// Decoder and encoder of Goridge v3 frames.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameCodec {
+    max_frame_size: usize,
+}
+
+impl FrameCodec {
+    /// `max_frame_size` bounds the payload length a peer may announce; a larger announcement
+    /// is refused before any of it is buffered.
+    pub fn new(max_frame_size: usize) -> Self {
+        FrameCodec { max_frame_size }
+    }
+
+    pub fn max_frame_size(&self) -> usize {
+        self.max_frame_size
+    }
+}
+
+impl Default for FrameCodec {
+    /// 1 GiB: RoadRunner's default `max_request_size` is 1000 MB and one frame carries a
+    /// whole request body.
+    fn default() -> Self {
+        FrameCodec::new(1 << 30)
+    }
+}
+
+/// Parses the header at the start of `src` without consuming anything.
+/// Returns the total frame length once the header is known to be valid.
+fn check_header(src: &[u8], max_frame_size: usize) -> Result<usize> {
+    let head = &src[..HEADER_LEN];
+    if head == b"Could not op" {
+        return Err(RelayError::CouldNotOpen(printable(src, DIAGNOSTIC_BYTES)));
+    }
+    let crc = u32::from_le_bytes([head[6], head[7], head[8], head[9]]);
+    if crc32fast::hash(&head[..6]) != crc {
+        return Err(RelayError::Crc {
+            printed: printable(src, DIAGNOSTIC_BYTES),
+        });
+    }
+    let hl = head[0] & 0x0f;
+    if !(3..=13).contains(&hl) {
+        return Err(RelayError::HeaderLength(hl));
+    }
+    let len = u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as usize;
+    if len > max_frame_size {
+        return Err(RelayError::TooLarge {
+            size: len,
+            max: max_frame_size,
+        });
+    }
+    Ok(4 * hl as usize + len)
+}
+
+impl Decoder for FrameCodec {
+    type Item = Frame;
+    type Error = RelayError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>> {
+        if src.len() < HEADER_LEN {
+            src.reserve(HEADER_LEN);
+            return Ok(None);
+        }
+        let total = check_header(src, self.max_frame_size)?;
+        if src.len() < total {
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        let hl = (src[0] & 0x0f) as usize;
+        let flags = src[1];
+        let byte10 = src[10];
+        let byte11 = src[11];
+        let mut words = [0u32; 10];
+        for (i, word) in words.iter_mut().enumerate().take(hl - 3) {
+            let at = HEADER_LEN + 4 * i;
+            *word = u32::from_le_bytes([src[at], src[at + 1], src[at + 2], src[at + 3]]);
+        }
+        let options = Options::from_slice(&words[..hl - 3]).unwrap_or_default();
+        let mut frame_bytes = src.split_to(total);
+        frame_bytes.advance(4 * hl);
+        Ok(Some(Frame {
+            flags,
+            byte10,
+            byte11,
+            options,
+            payload: frame_bytes.freeze(),
+        }))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>> {
+        if src.is_empty() {
+            return Ok(None);
+        }
+        // A complete frame may still be buffered; anything else is a cut-off frame, or text
+        // the process printed just before it exited.
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        let printed = printable(src, DIAGNOSTIC_BYTES);
+        src.clear();
+        if printed.starts_with("Could not op") {
+            return Err(RelayError::CouldNotOpen(printed));
+        }
+        Err(RelayError::Truncated { printed })
+    }
+}
+
+impl Encoder<&Frame> for FrameCodec {
+    type Error = RelayError;
+
+    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<()> {
+        if frame.payload.len() > self.max_frame_size {
+            return Err(RelayError::TooLarge {
+                size: frame.payload.len(),
+                max: self.max_frame_size,
+            });
+        }
+        encode_parts(
+            dst,
+            frame.flags,
+            frame.byte10,
+            frame.byte11,
+            &frame.options,
+            &[&frame.payload],
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::frame::{flags, stream};
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn golden() -> serde_json::Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/goridge/frames.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn golden_frames_decode_and_reencode_byte_for_byte() {
+        let doc = golden();
+        let frames = doc["frames"].as_array().unwrap();
+        assert!(
+            frames.len() >= 10,
+            "the worked examples of wire-protocol.md 1.5 are all there"
+        );
+        for g in frames {
+            let name = g["name"].as_str().unwrap();
+            let bytes = hex(g["hex"].as_str().unwrap());
+            let mut buf = BytesMut::from(&bytes[..]);
+            let frame = FrameCodec::default().decode(&mut buf).unwrap().unwrap();
+            assert!(buf.is_empty(), "{name}: whole input consumed");
+            assert_eq!(
+                frame.flags as u64,
+                g["flags"].as_u64().unwrap(),
+                "{name}: flags"
+            );
+            assert_eq!(
+                frame.byte10 as u64,
+                g["byte10"].as_u64().unwrap(),
+                "{name}: byte10"
+            );
+            assert_eq!(
+                frame.byte11 as u64,
+                g["byte11"].as_u64().unwrap(),
+                "{name}: byte11"
+            );
+            let options: Vec<u32> = g["options"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(frame.options.as_slice(), &options[..], "{name}: options");
+            let payload = match g.get("payload") {
+                Some(p) => p.as_str().unwrap().as_bytes().to_vec(),
+                None => hex(g["payload_hex"].as_str().unwrap()),
+            };
+            assert_eq!(&frame.payload[..], &payload[..], "{name}: payload");
+
+            let mut out = BytesMut::new();
+            FrameCodec::default().encode(&frame, &mut out).unwrap();
+            assert_eq!(&out[..], &bytes[..], "{name}: re-encoded bytes");
+        }
+    }
+
+    #[test]
+    fn golden_bad_frames_are_refused_with_their_kind() {
+        let doc = golden();
+        for g in doc["bad"].as_array().unwrap() {
+            let name = g["name"].as_str().unwrap();
+            let mut buf = BytesMut::from(&hex(g["hex"].as_str().unwrap())[..]);
+            let err = FrameCodec::default().decode(&mut buf).unwrap_err();
+            let kind = match err {
+                RelayError::Crc { .. } => "crc",
+                RelayError::CouldNotOpen(_) => "could_not_open",
+                RelayError::HeaderLength(_) => "header_length",
+                other => panic!("{name}: unexpected {other}"),
+            };
+            assert_eq!(kind, g["error"].as_str().unwrap(), "{name}");
+        }
+    }
+
+    #[test]
+    fn could_not_open_quotes_what_php_printed() {
+        let mut buf = BytesMut::from(&b"Could not open input file: missing.php\n"[..]);
+        let err = FrameCodec::default().decode(&mut buf).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Could not open input file: missing.php"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_on_stdout_is_shown_in_the_crc_diagnostic() {
+        let mut buf = BytesMut::from(&b"Hello from a stray echo\n"[..]);
+        let err = FrameCodec::default().decode(&mut buf).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("Hello from a stray echo\\n"), "{text}");
+    }
+
+    #[test]
+    fn oversized_announcement_is_refused_before_buffering() {
+        let mut buf = BytesMut::new();
+        Frame::new(0, Options::one(0), Bytes::from(vec![7u8; 100])).encode(&mut buf);
+        buf.truncate(HEADER_LEN + 4); // only the header arrived so far
+        let err = FrameCodec::new(64).decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(err, RelayError::TooLarge { size: 100, max: 64 }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("100"), "{err}");
+    }
+
+    #[test]
+    fn eof_inside_a_frame_is_a_typed_error() {
+        let mut buf = BytesMut::new();
+        Frame::new(0, Options::one(2), &b"ctxbody"[..]).encode(&mut buf);
+        buf.truncate(buf.len() - 3);
+        let err = FrameCodec::default().decode_eof(&mut buf).unwrap_err();
+        assert!(matches!(err, RelayError::Truncated { .. }), "{err}");
+    }
+
+    #[test]
+    fn encoding_more_than_max_payload_is_refused() {
+        let frame = Frame::new(0, Options::NONE, vec![0u8; 65]);
+        let err = FrameCodec::new(64)
+            .encode(&frame, &mut BytesMut::new())
+            .unwrap_err();
+        assert!(matches!(err, RelayError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn stream_bits_and_flags_are_readable() {
+        let mut frame = Frame::new(
+            flags::CONTROL | flags::CODEC_JSON,
+            Options::NONE,
+            &b"{}"[..],
+        );
+        frame.byte10 = stream::STREAM | stream::PING;
+        assert!(frame.has_flag(flags::CONTROL) && !frame.has_flag(flags::ERROR));
+        assert!(frame.has_stream_bit(stream::PING) && !frame.has_stream_bit(stream::STOP));
+    }
+
+    fn arb_frame() -> impl Strategy<Value = Frame> {
+        (
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            proptest::collection::vec(any::<u32>(), 0..=10),
+            proptest::collection::vec(any::<u8>(), 0..300),
+        )
+            .prop_map(|(flags, byte10, byte11, options, payload)| Frame {
+                flags,
+                byte10,
+                byte11,
+                options: Options::from_slice(&options).unwrap(),
+                payload: payload.into(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_frame_round_trips_through_any_split(frames in proptest::collection::vec(arb_frame(), 1..5), cut in 0usize..2000) {
+            let mut wire = BytesMut::new();
+            for f in &frames {
+                f.encode(&mut wire);
+            }
+            let cut = cut.min(wire.len());
+            let mut codec = FrameCodec::default();
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let mut decoded = Vec::new();
+            while let Some(f) = codec.decode(&mut buf).unwrap() {
+                decoded.push(f);
+            }
+            buf.extend_from_slice(&wire[cut..]);
+            while let Some(f) = codec.decode(&mut buf).unwrap() {
+                decoded.push(f);
+            }
+            prop_assert_eq!(decoded, frames);
+            prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn decoder_never_panics_on_noise(noise in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut buf = BytesMut::from(&noise[..]);
+            let mut codec = FrameCodec::new(1 << 16);
+            while let Ok(Some(_)) = codec.decode(&mut buf) {}
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Socket relays (`tcp://host:port`, `unix:///path`): pacer listens, workers dial in.
