@@ -9,6 +9,8 @@
  *   pid      body = getmypid()
  *   error    $worker->error(body): ERROR frame, the worker stays
  *   stop     $worker->stop(): asks to be replaced (context {"stop":true}, empty body)
+ *   stop_if_pid  {"op":"stop_if_pid","pid":N}: stop() when this worker's pid is N,
+ *            otherwise body = getmypid() (the re-run of a stopped job lands elsewhere)
  *   exit     exit(1) without answering
  *   sleep    {"op":"sleep","ms":N}: sleep N ms, then echo
  *   leak     {"op":"leak","kb":N}: keep N KiB more forever, body = current RSS in bytes
@@ -113,6 +115,13 @@ while ($payload = $worker->waitPayload()) {
             break;
         case 'stop':
             $worker->stop();
+            break;
+        case 'stop_if_pid':
+            if ((int) ($ctx['pid'] ?? 0) === getmypid()) {
+                $worker->stop();
+            } else {
+                $echo((string) getmypid());
+            }
             break;
         case 'exit':
             exit(1);

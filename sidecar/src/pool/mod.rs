@@ -458,8 +458,9 @@ impl Pool {
         } else if st.settings.debug {
             Some(RecycleReason::Debug)
         } else if let Some(reason) = info.recycle_reason() {
-            // Keep serving until a healthy replacement stands in for it.
-            (st.healthy() >= st.target).then_some(reason)
+            // max_jobs is a promise about this worker: it never runs more. Other soft
+            // limits keep the worker serving until a healthy replacement stands in.
+            (reason == RecycleReason::MaxJobs || st.healthy() >= st.target).then_some(reason)
         } else {
             (st.healthy() > st.target).then_some(RecycleReason::Shrink)
         };
@@ -983,12 +984,15 @@ impl StreamReply {
         std::mem::replace(&mut self.lease, empty)
     }
 
+    /// Records the job and gives the worker back at once, even if the caller keeps the
+    /// `StreamReply` around.
     fn finish(&mut self, outcome: Outcome) {
         if !self.done {
             self.done = true;
             let stats = &self.lease.pool.inner.stats;
             stats.job_duration.observe(self.started.elapsed());
             stats.job(outcome);
+            drop(self.take_lease());
         }
     }
 }

@@ -29,10 +29,10 @@ pub enum Verdict {
 /// Judges one worker. The hard limit (`exec_ttl`) comes first because it is the only one
 /// that cannot wait; among soft limits the order only decides which reason is reported.
 pub fn judge(sample: &Sample, limits: &SupervisorLimits) -> Verdict {
-    if let (Some(ttl), Some(busy)) = (limits.exec_ttl, sample.busy_for) {
-        if busy >= ttl {
-            return Verdict::Kill(RecycleReason::ExecTtl);
-        }
+    if let (Some(ttl), Some(busy)) = (limits.exec_ttl, sample.busy_for)
+        && busy >= ttl
+    {
+        return Verdict::Kill(RecycleReason::ExecTtl);
     }
     if limits.ttl.is_some_and(|ttl| sample.age >= ttl) {
         return Verdict::Recycle(RecycleReason::Ttl);
@@ -43,10 +43,10 @@ pub fn judge(sample: &Sample, limits: &SupervisorLimits) -> Verdict {
     {
         return Verdict::Recycle(RecycleReason::Memory);
     }
-    if let (Some(idle_ttl), Some(idle)) = (limits.idle_ttl, sample.idle_for) {
-        if idle >= idle_ttl {
-            return Verdict::Recycle(RecycleReason::IdleTtl);
-        }
+    if let (Some(idle_ttl), Some(idle)) = (limits.idle_ttl, sample.idle_for)
+        && idle >= idle_ttl
+    {
+        return Verdict::Recycle(RecycleReason::IdleTtl);
     }
     Verdict::Keep
 }

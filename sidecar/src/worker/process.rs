@@ -126,10 +126,8 @@ pub fn start(
     if let Some(stderr) = child.stderr.take() {
         tokio::spawn(log_lines(stderr, pid, "stderr"));
     }
-    if !pipes {
-        if let Some(out) = stdout.take() {
-            tokio::spawn(log_lines(out, pid, "stdout"));
-        }
+    if !pipes && let Some(out) = stdout.take() {
+        tokio::spawn(log_lines(out, pid, "stdout"));
     }
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(own(child, pid, rx, on_exit));
