@@ -148,6 +148,38 @@ impl PoolStats {
     }
 }
 
+/// HTTP responses by status code, and their durations.
+#[derive(Debug)]
+pub struct HttpStats {
+    /// Index = status - 100 (100..=599).
+    by_status: Box<[Counter; 500]>,
+    pub duration: Histogram,
+}
+
+impl Default for HttpStats {
+    fn default() -> Self {
+        HttpStats { by_status: Box::new(std::array::from_fn(|_| Counter::default())), duration: Histogram::default() }
+    }
+}
+
+impl HttpStats {
+    pub fn observe(&self, status: u16, elapsed: Duration) {
+        if let Some(c) = status.checked_sub(100).and_then(|i| self.by_status.get(i as usize)) {
+            c.inc();
+        }
+        self.duration.observe(elapsed);
+    }
+
+    /// `(status, count)` for every status seen at least once, ascending.
+    pub fn by_status(&self) -> Vec<(u16, u64)> {
+        self.by_status
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| (c.get() > 0).then(|| (i as u16 + 100, c.get())))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
