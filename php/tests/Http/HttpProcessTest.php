@@ -233,4 +233,17 @@ final class HttpProcessTest extends TestCase
         self::assertSame(['', [0]], [$frame->payload, $frame->options], 'an empty end-of-stream frame confirms the STOP');
         self::assertSame(200, self::call($worker, '/')['status']);
     }
+
+    public function testExampleHelloWorker(): void
+    {
+        $worker = WorkerProcess::pipes(__DIR__ . '/../../examples/psr7-hello.php');
+        $worker->handshake();
+
+        $response = self::call($worker, '/?name=Pacer');
+
+        self::assertSame(200, $response['status']);
+        self::assertSame(['text/plain; charset=utf-8'], $response['headers']['Content-Type']);
+        self::assertSame("Hello, Pacer!\n", $response['body']);
+        self::assertSame(0, $worker->stop());
+    }
 }
