@@ -26,7 +26,6 @@ use Nyholm\Psr7\Factory\Psr17Factory;
 use Pacer\Http\PSR7Worker;
 use Pacer\Worker;
 use Psr\Http\Message\ResponseInterface;
-use Psr\Http\Message\ServerRequestInterface;
 use Psr\Http\Message\UploadedFileInterface;
 
 require __DIR__ . '/autoload.php';
