@@ -42,6 +42,14 @@ class Worker
     /** Seconds to wait for a PONG after a PING; null waits as long as it takes. */
     public ?float $pongTimeout = null;
 
+    /**
+     * Receives the worker's own diagnostics (one line each, no newline); by default they go
+     * to STDERR, which the server logs.
+     *
+     * @var (\Closure(string): void)|null
+     */
+    public ?\Closure $logger = null;
+
     /** @var list<Frame> frames that arrived while streaming and belong to the next wait */
     private array $queue = [];
     /** Data frames sent so far in the current streamed response. */
@@ -299,6 +307,11 @@ class Worker
 
     private function log(string $message): void
     {
+        if ($this->logger !== null) {
+            ($this->logger)($message);
+
+            return;
+        }
         $stderr = \defined('STDERR') ? \STDERR : \fopen('php://stderr', 'wb');
         \fwrite($stderr, '[pacer worker] ' . $message . "\n");
     }

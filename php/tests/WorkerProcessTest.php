@@ -51,6 +51,14 @@ final class WorkerProcessTest extends TestCase
         self::assertSame(0, $worker->stop(), 'a stop command ends the worker loop and the process exits 0');
     }
 
+    public function testPipesRelayWithExplicitStreams(): void
+    {
+        $worker = $this->ready(['RR_RELAY' => 'pipes://stdin:stdout']);
+        $worker->sendRequest('{"op":"echo"}', 'x');
+        self::assertSame('{"op":"echo"}x', $worker->receive()->payload);
+        self::assertSame(0, $worker->stop());
+    }
+
     public function testHandshakeAcceptsAnyTruthyPid(): void
     {
         $worker = WorkerProcess::pipes(self::OPS);
@@ -152,7 +160,7 @@ final class WorkerProcessTest extends TestCase
     public function testServerStopBetweenPingsIsNoticedBeforeTheNextChunk(): void
     {
         $worker = $this->ready();
-        $worker->sendRequest('{"op":"stream","chunks":1000,"delay_ms":100}');
+        $worker->sendRequest('{"op":"stream","chunks":1000,"delay_ms":300}');
 
         $first = $worker->receive();
         self::assertSame(Frame::STREAM, $first->byte10);

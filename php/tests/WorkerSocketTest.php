@@ -84,4 +84,18 @@ final class WorkerSocketTest extends TestCase
 
         self::assertSame(0, $worker->stop());
     }
+
+    public function testIdleLongerThanTheSocketTimeout(): void
+    {
+        // PHP socket reads time out after default_socket_timeout; an idle worker must keep
+        // waiting for its next request instead of failing.
+        $worker = WorkerProcess::socket(self::OPS, 'tcp', [], ['-d', 'default_socket_timeout=1']);
+        $worker->handshake();
+        self::assertTrue($worker->isSilentFor(2.5));
+        self::assertTrue($worker->isRunning(), 'still alive after idling past the timeout');
+
+        $worker->sendRequest('{"op":"echo"}', 'after idling');
+        self::assertSame('{"op":"echo"}after idling', $worker->receive()->payload);
+        self::assertSame(0, $worker->stop());
+    }
 }

@@ -61,8 +61,9 @@ final class WorkerProcess
      *
      * @param 'tcp'|'unix' $kind
      * @param array<string, string> $env
+     * @param list<string> $phpArgs extra arguments for php before the script, e.g. ['-d', 'x=y']
      */
-    public static function socket(string $script, string $kind, array $env = []): self
+    public static function socket(string $script, string $kind, array $env = [], array $phpArgs = []): self
     {
         $path = null;
         if ($kind === 'unix') {
@@ -77,7 +78,7 @@ final class WorkerProcess
 
         [$stderr, $stdout] = [self::tempFile('stderr'), self::tempFile('stdout')];
         $proc = proc_open(
-            [PHP_BINARY, '-d', 'display_errors=stderr', $script],
+            [PHP_BINARY, '-d', 'display_errors=stderr', ...$phpArgs, $script],
             [0 => ['file', '/dev/null', 'r'], 1 => ['file', $stdout, 'w'], 2 => ['file', $stderr, 'w']],
             $pipes,
             null,
