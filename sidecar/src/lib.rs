@@ -1,10 +1,12 @@
 //! Pacer's sidecar library. See ARCHITECTURE.md for the map.
 pub mod children;
+pub mod config_watch;
 pub mod endpoint;
 pub mod http;
 pub mod pid1;
 pub mod pool;
 pub mod relay;
+pub mod reload;
 pub mod stats;
 pub mod status;
 pub mod supervisor;
