@@ -225,17 +225,20 @@ pub(crate) fn parse_with(
 /// Parses YAML text into a tree with lower-cased keys and `<<` merges applied.
 fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
     let syntax = |e: serde_yaml::Error| {
-        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        let message = e.to_string();
+        let (mut line, mut column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        let mut message = e.to_string();
         // serde_yaml appends the location itself; it is in the error's own fields.
-        let message = match message.find(&format!(" at line {line} column {column}")) {
-            Some(i) if line > 0 => format!(
-                "{}{}",
-                &message[..i],
-                &message[i + format!(" at line {line} column {column}").len()..]
-            ),
-            _ => message,
-        };
+        let suffix = format!(" at line {line} column {column}");
+        if let Some(i) = message.find(&suffix) {
+            message.replace_range(i..i + suffix.len(), "");
+        }
+        // A duplicate key is reported at the start of its mapping; point at the key.
+        if let Some((l, c)) = message
+            .strip_prefix("duplicate entry with key ")
+            .and_then(|k| duplicate_key_position(text, k.trim_matches('"')))
+        {
+            (line, column) = (l, c);
+        }
         ConfigError::Syntax {
             path: path.to_path_buf(),
             line,
@@ -248,16 +251,40 @@ fn parse_yaml(text: &str, path: &Path) -> Result<Value, ConfigError> {
     Ok(lowercase_keys(root))
 }
 
+/// The line and column of the second `key:` at the same indentation as the first.
+fn duplicate_key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let mut first_indent = None;
+    for (i, line) in text.lines().enumerate() {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        let rest = body
+            .strip_prefix(key)
+            .or_else(|| body.strip_prefix(&format!("\"{key}\"")))
+            .or_else(|| body.strip_prefix(&format!("'{key}'")));
+        if rest.is_some_and(|r| r.trim_start().starts_with(':')) {
+            match first_indent {
+                None => first_indent = Some(indent),
+                Some(fi) if fi == indent => return Some((i + 1, indent + 1)),
+                Some(_) => {}
+            }
+        }
+    }
+    None
+}
+
 /// RoadRunner's viper lower-cases every key, so `Num_Workers` works there; here too.
+/// Its keys are strings, so `0.5: 0.05` has the key `"0.5"`; here too.
 fn lowercase_keys(v: Value) -> Value {
     match v {
         Value::Mapping(map) => {
             let mut out = Mapping::with_capacity(map.len());
             for (k, v) in map {
                 let k = match k {
-                    Value::String(s) => Value::String(s.to_lowercase()),
-                    other => other,
+                    Value::String(s) => s.to_lowercase(),
+                    Value::Null => String::new(),
+                    other => value::scalar(&other).unwrap_or_else(|| value::render(&other)),
                 };
+                let k = Value::String(k);
                 out.insert(k, lowercase_keys(v));
             }
             Value::Mapping(out)

@@ -3,7 +3,7 @@
 //! the `rpc.Config` RPC method returns. Parsing the output again gives the same
 //! [`Config`].
 
-use serde_json::{Map, Value, json};
+use serde_yaml::{Mapping, Value};
 
 use super::duration::format_go_duration;
 use super::types::*;
@@ -12,54 +12,49 @@ use crate::pool::PoolSettings;
 const MIB: u64 = 1024 * 1024;
 
 /// The effective config as JSON, keyed like the input file.
-pub fn to_json(c: &Config) -> Value {
-    let mut root = Map::new();
-    root.insert("version".into(), json!(c.version));
-    if let Some(rpc) = &c.rpc {
-        root.insert("rpc".into(), json!({ "listen": rpc.listen.to_string() }));
-    }
-    root.insert("server".into(), server(&c.server));
-    if let Some(h) = &c.http {
-        root.insert("http".into(), http(h));
-    }
-    if let Some(s) = &c.status {
-        root.insert(
-            "status".into(),
-            json!({
-                "address": s.address.to_string(),
-                "unavailable_status_code": s.unavailable_status_code,
-                "check_timeout": format_go_duration(s.check_timeout),
-            }),
-        );
-    }
-    if let Some(m) = &c.metrics {
-        root.insert("metrics".into(), metrics(m));
-    }
-    root.insert("logs".into(), logs(&c.logs));
-    if let Some(r) = &c.reload {
-        root.insert("reload".into(), reload(r));
-    }
-    root.insert(
-        "pacer".into(),
-        json!({
-            "shutdown": {
-                "delay": format_go_duration(c.pacer.shutdown.delay),
-                "grace_period": format_go_duration(c.pacer.shutdown.grace_period),
-            },
-            "runtime": { "threads": c.pacer.runtime.threads },
-        }),
-    );
-    Value::Object(root)
+pub fn to_json(c: &Config) -> serde_json::Value {
+    serde_json::to_value(to_tree(c)).unwrap_or(serde_json::Value::Null)
 }
 
-/// The effective config as YAML (`pacer config check`).
+/// The effective config as YAML (`pacer config check`), sections in the usual order.
 pub fn effective_yaml(c: &Config) -> String {
-    let body = serde_yaml::to_string(&to_json(c))
+    let body = serde_yaml::to_string(&to_tree(c))
         .unwrap_or_else(|e| format!("# cannot render the config: {e}\n"));
     format!(
         "# effective configuration (defaults filled in; relative paths from {})\n{body}",
         c.workdir.display()
     )
+}
+
+/// An ordered mapping under construction.
+struct M(Mapping);
+
+impl M {
+    fn new() -> M {
+        M(Mapping::new())
+    }
+
+    fn put(mut self, key: &str, v: impl Into<Value>) -> M {
+        self.0.insert(Value::String(key.to_string()), v.into());
+        self
+    }
+
+    fn put_opt(self, key: &str, v: Option<impl Into<Value>>) -> M {
+        match v {
+            Some(v) => self.put(key, v),
+            None => self,
+        }
+    }
+}
+
+impl From<M> for Value {
+    fn from(m: M) -> Value {
+        Value::Mapping(m.0)
+    }
+}
+
+fn dur(d: std::time::Duration) -> Value {
+    Value::String(format_go_duration(d))
 }
 
 /// Paths as text (lossy for the odd non-UTF-8 path rather than failing).
@@ -68,234 +63,255 @@ fn path(p: &std::path::Path) -> Value {
 }
 
 fn paths(ps: &[std::path::PathBuf]) -> Value {
-    Value::Array(ps.iter().map(|p| path(p)).collect())
+    Value::Sequence(ps.iter().map(|p| path(p)).collect())
 }
 
-fn pairs(p: &[(String, String)]) -> Value {
-    Value::Object(
-        p.iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+fn strings(s: &[String]) -> Value {
+    Value::Sequence(s.iter().map(|s| Value::String(s.clone())).collect())
+}
+
+fn pairs<'a>(p: impl IntoIterator<Item = (&'a String, &'a String)>) -> Value {
+    Value::Mapping(
+        p.into_iter()
+            .map(|(k, v)| (Value::String(k.clone()), Value::String(v.clone())))
             .collect(),
     )
 }
 
-fn server(s: &ServerConfig) -> Value {
-    let mut m = Map::new();
-    m.insert("command".into(), json!(s.command));
-    m.insert("env".into(), json!(s.env));
-    m.insert("relay".into(), json!(s.relay.to_string()));
-    if let Some(u) = &s.user {
-        m.insert("user".into(), json!(u));
-    }
-    if let Some(g) = &s.group {
-        m.insert("group".into(), json!(g));
-    }
-    Value::Object(m)
+pub(crate) fn to_tree(c: &Config) -> Value {
+    M::new()
+        .put("version", c.version.as_str())
+        .put_opt(
+            "rpc",
+            c.rpc
+                .as_ref()
+                .map(|r| M::new().put("listen", r.listen.to_string())),
+        )
+        .put("server", server(&c.server))
+        .put_opt("http", c.http.as_ref().map(http))
+        .put_opt(
+            "status",
+            c.status.as_ref().map(|s| {
+                M::new()
+                    .put("address", s.address.to_string())
+                    .put(
+                        "unavailable_status_code",
+                        u64::from(s.unavailable_status_code),
+                    )
+                    .put("check_timeout", dur(s.check_timeout))
+            }),
+        )
+        .put_opt("metrics", c.metrics.as_ref().map(metrics))
+        .put("logs", logs(&c.logs))
+        .put_opt("reload", c.reload.as_ref().map(reload))
+        .put(
+            "pacer",
+            M::new()
+                .put(
+                    "shutdown",
+                    M::new()
+                        .put("delay", dur(c.pacer.shutdown.delay))
+                        .put("grace_period", dur(c.pacer.shutdown.grace_period)),
+                )
+                .put(
+                    "runtime",
+                    M::new().put("threads", c.pacer.runtime.threads as u64),
+                ),
+        )
+        .into()
 }
 
-fn filter(f: &ExtensionFilter) -> (Value, Value) {
-    (json!(f.forbid), json!(f.allow))
+fn server(s: &ServerConfig) -> M {
+    M::new()
+        .put("command", strings(&s.command))
+        .put("env", pairs(&s.env))
+        .put("relay", s.relay.to_string())
+        .put_opt("user", s.user.as_deref())
+        .put_opt("group", s.group.as_deref())
 }
 
-fn http(h: &HttpConfig) -> Value {
-    let mut m = Map::new();
-    if let Some(a) = h.address {
-        m.insert("address".into(), json!(a.to_string()));
-    }
-    m.insert("max_request_size".into(), json!(h.max_request_size / MIB));
-    m.insert("internal_error_code".into(), json!(h.internal_error_code));
-    m.insert("access_logs".into(), json!(h.access_logs));
-    m.insert("raw_body".into(), json!(h.raw_body));
-    m.insert(
-        "middleware".into(),
-        json!(h.middleware.iter().map(|m| m.as_str()).collect::<Vec<_>>()),
-    );
-    m.insert(
-        "trusted_subnets".into(),
-        json!(
+fn filter(m: M, f: &ExtensionFilter) -> M {
+    m.put("forbid", strings(&f.forbid))
+        .put("allow", strings(&f.allow))
+}
+
+fn header_pairs(p: &[(String, String)]) -> Value {
+    pairs(p.iter().map(|(k, v)| (k, v)))
+}
+
+fn http(h: &HttpConfig) -> M {
+    let m = M::new()
+        .put_opt("address", h.address.map(|a| a.to_string()))
+        .put("max_request_size", h.max_request_size / MIB)
+        .put("internal_error_code", u64::from(h.internal_error_code))
+        .put("access_logs", h.access_logs)
+        .put("raw_body", h.raw_body)
+        .put(
+            "middleware",
+            h.middleware.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        )
+        .put(
+            "trusted_subnets",
             h.trusted_subnets
                 .iter()
                 .map(ToString::to_string)
-                .collect::<Vec<_>>()
-        ),
-    );
-    let (forbid, allow) = filter(&h.uploads.filter);
-    m.insert(
-        "uploads".into(),
-        json!({ "dir": path(&h.uploads.dir), "forbid": forbid, "allow": allow }),
-    );
-    if let Some(s) = &h.static_files {
-        let (forbid, allow) = filter(&s.filter);
-        m.insert(
-            "static".into(),
-            json!({
-                "dir": path(&s.dir),
-                "forbid": forbid,
-                "allow": allow,
-                "calculate_etag": s.calculate_etag,
-                "weak": s.weak,
-                "request": pairs(&s.request_headers),
-                "response": pairs(&s.response_headers),
+                .collect::<Vec<_>>(),
+        )
+        .put(
+            "uploads",
+            filter(M::new().put("dir", path(&h.uploads.dir)), &h.uploads.filter),
+        )
+        .put_opt(
+            "static",
+            h.static_files.as_ref().map(|s| {
+                filter(M::new().put("dir", path(&s.dir)), &s.filter)
+                    .put("calculate_etag", s.calculate_etag)
+                    .put("weak", s.weak)
+                    .put("request", header_pairs(&s.request_headers))
+                    .put("response", header_pairs(&s.response_headers))
             }),
+        )
+        .put_opt("headers", h.headers.as_ref().map(headers))
+        .put_opt(
+            "ssl",
+            h.ssl.as_ref().map(|s| {
+                M::new()
+                    .put("address", s.address.to_string())
+                    .put("redirect", s.redirect)
+                    .put("cert", path(&s.cert))
+                    .put("key", path(&s.key))
+                    .put_opt("root_ca", s.root_ca.as_deref().map(path))
+            }),
+        )
+        .put(
+            "http2",
+            M::new().put("h2c", h.http2.h2c).put(
+                "max_concurrent_streams",
+                u64::from(h.http2.max_concurrent_streams),
+            ),
         );
-    }
-    if let Some(hd) = &h.headers {
-        let mut hm = Map::new();
-        if let Some(c) = &hd.cors {
-            let mut cm = Map::new();
-            cm.insert("allowed_origin".into(), json!(c.allowed_origin));
-            if let Some(r) = &c.allowed_origin_regex {
-                cm.insert("allowed_origin_regex".into(), json!(r));
-            }
-            cm.insert("allowed_headers".into(), json!(c.allowed_headers));
-            cm.insert("allowed_methods".into(), json!(c.allowed_methods));
-            cm.insert("allow_credentials".into(), json!(c.allow_credentials));
-            cm.insert("exposed_headers".into(), json!(c.exposed_headers));
-            cm.insert("max_age".into(), json!(c.max_age));
-            cm.insert(
-                "options_success_status".into(),
-                json!(c.options_success_status),
-            );
-            cm.insert("debug".into(), json!(c.debug));
-            hm.insert("cors".into(), Value::Object(cm));
-        }
-        hm.insert("request".into(), pairs(&hd.request));
-        hm.insert("response".into(), pairs(&hd.response));
-        m.insert("headers".into(), Value::Object(hm));
-    }
-    if let Some(s) = &h.ssl {
-        let mut sm = Map::new();
-        sm.insert("address".into(), json!(s.address.to_string()));
-        sm.insert("redirect".into(), json!(s.redirect));
-        sm.insert("cert".into(), path(&s.cert));
-        sm.insert("key".into(), path(&s.key));
-        if let Some(ca) = &s.root_ca {
-            sm.insert("root_ca".into(), path(ca));
-        }
-        m.insert("ssl".into(), Value::Object(sm));
-    }
-    m.insert(
-        "http2".into(),
-        json!({
-            "h2c": h.http2.h2c,
-            "max_concurrent_streams": h.http2.max_concurrent_streams,
-        }),
-    );
-    m.insert("pool".into(), pool(&h.pool));
-    Value::Object(m)
+    m.put("pool", pool(&h.pool))
 }
 
-fn opt_duration(d: Option<std::time::Duration>) -> Value {
-    json!(format_go_duration(d.unwrap_or_default()))
+fn headers(h: &HeadersConfig) -> M {
+    M::new()
+        .put_opt(
+            "cors",
+            h.cors.as_ref().map(|c| {
+                M::new()
+                    .put("allowed_origin", c.allowed_origin.as_str())
+                    .put_opt("allowed_origin_regex", c.allowed_origin_regex.as_deref())
+                    .put("allowed_headers", c.allowed_headers.as_str())
+                    .put("allowed_methods", c.allowed_methods.as_str())
+                    .put("allow_credentials", c.allow_credentials)
+                    .put("exposed_headers", c.exposed_headers.as_str())
+                    .put("max_age", c.max_age)
+                    .put(
+                        "options_success_status",
+                        u64::from(c.options_success_status),
+                    )
+                    .put("debug", c.debug)
+            }),
+        )
+        .put("request", header_pairs(&h.request))
+        .put("response", header_pairs(&h.response))
 }
 
-fn pool(p: &PoolConfig) -> Value {
+fn pool(p: &PoolConfig) -> M {
     let s: &PoolSettings = &p.settings;
-    let mut m = Map::new();
-    m.insert("debug".into(), json!(s.debug));
-    if let Some(c) = &p.command {
-        m.insert("command".into(), json!(c));
-    }
-    m.insert("num_workers".into(), json!(s.num_workers));
-    m.insert("max_jobs".into(), json!(s.max_jobs));
-    m.insert("max_queue_size".into(), json!(s.max_queue_size));
-    for (k, d) in [
-        ("allocate_timeout", s.allocate_timeout),
-        ("destroy_timeout", s.destroy_timeout),
-        ("reset_timeout", s.reset_timeout),
-        ("stream_timeout", s.stream_timeout),
-    ] {
-        m.insert(k.into(), json!(format_go_duration(d)));
-    }
     let sv = &s.supervisor;
-    m.insert(
-        "supervisor".into(),
-        json!({
-            "watch_tick": format_go_duration(sv.watch_tick),
-            "ttl": opt_duration(sv.ttl),
-            "idle_ttl": opt_duration(sv.idle_ttl),
-            "max_worker_memory": sv.max_worker_memory.unwrap_or(0) / MIB,
-            "exec_ttl": opt_duration(sv.exec_ttl),
-        }),
-    );
-    Value::Object(m)
+    M::new()
+        .put("debug", s.debug)
+        .put_opt("command", p.command.as_deref().map(strings))
+        .put("num_workers", s.num_workers as u64)
+        .put("max_jobs", s.max_jobs)
+        .put("max_queue_size", s.max_queue_size as u64)
+        .put("allocate_timeout", dur(s.allocate_timeout))
+        .put("destroy_timeout", dur(s.destroy_timeout))
+        .put("reset_timeout", dur(s.reset_timeout))
+        .put("stream_timeout", dur(s.stream_timeout))
+        .put(
+            "supervisor",
+            M::new()
+                .put("watch_tick", dur(sv.watch_tick))
+                .put("ttl", dur(sv.ttl.unwrap_or_default()))
+                .put("idle_ttl", dur(sv.idle_ttl.unwrap_or_default()))
+                .put("max_worker_memory", sv.max_worker_memory.unwrap_or(0) / MIB)
+                .put("exec_ttl", dur(sv.exec_ttl.unwrap_or_default())),
+        )
 }
 
-fn metrics(m: &MetricsConfig) -> Value {
-    let collect: Map<String, Value> = m
+fn metrics(m: &MetricsConfig) -> M {
+    let collect: Mapping = m
         .collect
         .iter()
         .map(|(name, c)| {
-            let mut cm = Map::new();
-            cm.insert("type".into(), json!(c.kind.as_str()));
-            cm.insert("help".into(), json!(c.help));
-            if let Some(n) = &c.namespace {
-                cm.insert("namespace".into(), json!(n));
-            }
-            if let Some(s) = &c.subsystem {
-                cm.insert("subsystem".into(), json!(s));
-            }
-            cm.insert("labels".into(), json!(c.labels));
-            cm.insert("buckets".into(), json!(c.buckets));
-            cm.insert(
-                "objectives".into(),
-                Value::Array(
-                    c.objectives
-                        .iter()
-                        .map(|(q, e)| json!({ q.to_string(): e }))
-                        .collect(),
-                ),
-            );
-            (name.clone(), Value::Object(cm))
+            let objectives: Vec<Value> = c
+                .objectives
+                .iter()
+                .map(|(q, e)| M::new().put(&q.to_string(), *e).into())
+                .collect();
+            let entry = M::new()
+                .put("type", c.kind.as_str())
+                .put("help", c.help.as_str())
+                .put_opt("namespace", c.namespace.as_deref())
+                .put_opt("subsystem", c.subsystem.as_deref())
+                .put("labels", strings(&c.labels))
+                .put("buckets", c.buckets.clone())
+                .put("objectives", objectives);
+            (Value::String(name.clone()), entry.into())
         })
         .collect();
-    json!({ "address": m.address.to_string(), "collect": collect })
+    M::new()
+        .put("address", m.address.to_string())
+        .put("collect", collect)
 }
 
 fn outputs(o: &[LogOutput]) -> Value {
-    json!(
+    Value::Sequence(
         o.iter()
             .map(|o| match o {
-                LogOutput::Stderr => "stderr".to_string(),
-                LogOutput::Stdout => "stdout".to_string(),
-                LogOutput::File(p) => p.to_string_lossy().into_owned(),
+                LogOutput::Stderr => Value::from("stderr"),
+                LogOutput::Stdout => Value::from("stdout"),
+                LogOutput::File(p) => path(p),
             })
-            .collect::<Vec<_>>()
+            .collect(),
     )
 }
 
-fn logs(l: &LogsConfig) -> Value {
-    let channels: Map<String, Value> = l
+fn logs(l: &LogsConfig) -> M {
+    let channels: Mapping = l
         .channels
         .iter()
-        .map(|(name, level)| (name.clone(), json!({ "level": level.as_str() })))
+        .map(|(name, level)| {
+            (
+                Value::String(name.clone()),
+                M::new().put("level", level.as_str()).into(),
+            )
+        })
         .collect();
-    json!({
-        "mode": l.mode.as_str(),
-        "level": l.level.as_str(),
-        "encoding": l.encoding.as_str(),
-        "output": outputs(&l.output),
-        "err_output": outputs(&l.err_output),
-        "channels": channels,
-    })
+    M::new()
+        .put("mode", l.mode.as_str())
+        .put("level", l.level.as_str())
+        .put("encoding", l.encoding.as_str())
+        .put("output", outputs(&l.output))
+        .put("err_output", outputs(&l.err_output))
+        .put("channels", channels)
 }
 
-fn reload(r: &ReloadConfig) -> Value {
-    let mut services = Map::new();
-    if let Some(s) = &r.http {
-        services.insert(
-            "http".into(),
-            json!({
-                "dirs": paths(&s.dirs),
-                "recursive": s.recursive,
-                "ignore": paths(&s.ignore),
-                "patterns": s.patterns,
-            }),
-        );
-    }
-    json!({
-        "interval": format_go_duration(r.interval),
-        "patterns": r.patterns,
-        "services": services,
-    })
+fn reload(r: &ReloadConfig) -> M {
+    let services = M::new().put_opt(
+        "http",
+        r.http.as_ref().map(|s| {
+            M::new()
+                .put("dirs", paths(&s.dirs))
+                .put("recursive", s.recursive)
+                .put("ignore", paths(&s.ignore))
+                .put("patterns", strings(&s.patterns))
+        }),
+    );
+    M::new()
+        .put("interval", dur(r.interval))
+        .put("patterns", strings(&r.patterns))
+        .put("services", services)
 }
