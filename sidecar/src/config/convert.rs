@@ -701,10 +701,14 @@ fn status(raw: StatusRaw, ctx: &mut Ctx<'_>) -> StatusConfig {
     )
     .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
     let check_timeout = match raw.check_timeout.as_ref() {
-        // RoadRunner's code reads an integer of seconds.
+        // RoadRunner's code reads an integer of seconds (also from a quoted number).
         Some(v @ Value::Number(_)) => ctx
             .uint("status.check_timeout", Some(v))
             .map(Duration::from_secs),
+        Some(v @ Value::String(s)) if s.trim().bytes().all(|b| b.is_ascii_digit()) => ctx
+            .uint("status.check_timeout", Some(v))
+            .map(Duration::from_secs),
+        // Its docs write a duration (`30s`).
         v => ctx.duration("status.check_timeout", v),
     }
     .filter(|d| !d.is_zero())

@@ -107,11 +107,7 @@ pub(crate) fn load_with(opts: &LoadOptions, host: &Host) -> Result<Loaded, Confi
 }
 
 fn config_path(opts: &LoadOptions, host: &Host) -> PathBuf {
-    if opts.path.is_absolute() {
-        opts.path.clone()
-    } else {
-        host.cwd.join(&opts.path)
-    }
+    value::clean(&host.cwd.join(&opts.path))
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -136,8 +132,7 @@ pub(crate) fn parse_with(
         .parent()
         .map_or_else(|| host.cwd.clone(), Path::to_path_buf);
     let workdir = match &opts.workdir {
-        Some(w) if w.as_os_str().is_empty() || w == Path::new(".") => config_dir.clone(),
-        Some(w) => config_dir.join(w),
+        Some(w) => value::clean(&config_dir.join(w)),
         None => config_dir.clone(),
     };
     let mut warnings = Vec::new();

@@ -263,6 +263,8 @@ fn every_key_parses() {
         ("status: {address: ':2114'}".into(), "/status", json!({"address": "0.0.0.0:2114", "unavailable_status_code": 503, "check_timeout": "1m0s"})),
         ("status: {address: '127.0.0.1:2114', unavailable_status_code: 500, check_timeout: 10}".into(), "/status", json!({"address": "127.0.0.1:2114", "unavailable_status_code": 500, "check_timeout": "10s"})),
         ("status: {address: '127.0.0.1:2114', check_timeout: 30s}".into(), "/status/check_timeout", json!("30s")),
+        ("status: {address: '127.0.0.1:2114', check_timeout: '15'}".into(), "/status/check_timeout", json!("15s")),
+        (h("uploads: {dir: ./up/./x}"), "/http/uploads/dir", json!(format!("{w}/up/x"))),
         ("metrics: {}".into(), "/metrics", json!({"address": "127.0.0.1:2112", "collect": {}})),
         ("metrics: {address: '0.0.0.0:9100', collect: {app_metric: {type: histogram, help: Custom, labels: [type], buckets: [0.1, 1.0], objectives: [{1.4: 2.3}, {2.0: 1.4}]}}}".into(), "/metrics",
             json!({"address": "0.0.0.0:9100", "collect": {"app_metric": {"type": "histogram", "help": "Custom", "labels": ["type"], "buckets": [0.1, 1.0], "objectives": [{"1.4": 2.3}, {"2": 1.4}]}}})),
@@ -822,7 +824,7 @@ fn load_reads_the_file_and_resolves_workdir() {
     .unwrap();
     let opts = LoadOptions {
         path: PathBuf::from("conf/rr.yaml"),
-        workdir: Some(PathBuf::from("../app")),
+        workdir: Some(PathBuf::from("./../app")),
         ..LoadOptions::default()
     };
     let c = load_with(&opts, &f.host).unwrap().config;
@@ -1140,7 +1142,7 @@ endure:
     );
     let r = c.reload.as_ref().unwrap();
     let rh = r.http.as_ref().unwrap();
-    assert_eq!(rh.dirs, [w.join(".")]);
+    assert_eq!(rh.dirs, [w]);
     assert_eq!(rh.ignore, [w.join("vendor")]);
     assert_eq!(r.patterns_for(rh), [".php", ".go", ".md", ".php"]);
     assert_eq!(c.pacer.shutdown.delay, Duration::from_secs(5));

@@ -253,12 +253,9 @@ impl<'a> Ctx<'a> {
         self.string(key, v).map(|s| self.resolve(Path::new(&s)))
     }
 
+    /// `p` from the working directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.workdir.join(p)
-        }
+        clean(&self.workdir.join(p))
     }
 
     /// A `host:port` to listen on.
@@ -287,6 +284,14 @@ impl<'a> Ctx<'a> {
             }
         }
     }
+}
+
+/// `p` without `.` components (`..` are kept: they cannot be removed without looking at
+/// symlinks).
+pub(crate) fn clean(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// `None` for absent, null and empty-string values (mapstructure reads `""` as the zero
