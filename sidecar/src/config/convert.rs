@@ -113,6 +113,11 @@ fn server(raw: Option<ServerRaw>, ctx: &mut Ctx<'_>) -> ServerConfig {
     let relay = match ctx.string("server.relay", raw.relay.as_ref()) {
         None => RelayAddr::Pipes,
         Some(s) => match RelayAddr::from_str(&s) {
+            // The static binary may run where nothing resolves `localhost`.
+            Ok(RelayAddr::Tcp(a)) => match a.strip_prefix("localhost:") {
+                Some(port) => RelayAddr::Tcp(format!("127.0.0.1:{port}")),
+                None => RelayAddr::Tcp(a),
+            },
             Ok(r) => r,
             Err(_) => {
                 ctx.error(ConfigError::invalid(

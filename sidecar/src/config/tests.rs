@@ -214,6 +214,7 @@ fn every_key_parses() {
         ("server: {command: php, env: {app_env: x, Debug: 1}}".into(), "/server/env", json!({"APP_ENV": "x", "DEBUG": "1"})),
         ("server: {command: php, relay: 'tcp://127.0.0.1:6002'}".into(), "/server/relay", json!("tcp://127.0.0.1:6002")),
         ("server: {command: php, relay: 'unix://rr.sock'}".into(), "/server/relay", json!("unix://rr.sock")),
+        ("server: {command: php, relay: 'tcp://localhost:6002'}".into(), "/server/relay", json!("tcp://127.0.0.1:6002")),
         ("server: {command: php, relay: ''}".into(), "/server/relay", json!("pipes")),
         ("server: {command: php, user: www-data}".into(), "/server/user", json!("www-data")),
         // http

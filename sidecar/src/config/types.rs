@@ -87,7 +87,8 @@ pub struct ServerConfig {
     /// `server.env`: added to every worker's environment. Keys upper-cased and values
     /// env-expanded, like RoadRunner.
     pub env: BTreeMap<String, String>,
-    /// `server.relay`: `pipes` (default, RR's), `tcp://host:port` or `unix:///path`.
+    /// `server.relay`: `pipes` (default, RR's), `tcp://host:port` (`localhost` read as
+    /// 127.0.0.1) or `unix:///path`.
     pub relay: RelayAddr,
     /// `server.user` as written (a name or a numeric uid); `None` = pacer's own user.
     pub user: Option<String>,
