@@ -1,5 +1,6 @@
 //! Pacer's sidecar library. See ARCHITECTURE.md for the map.
 pub mod children;
+pub mod http;
 pub mod pool;
 pub mod relay;
 pub mod stats;
