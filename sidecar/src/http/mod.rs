@@ -1,3 +1,4 @@
 pub mod convert;
 pub mod form;
 pub mod response;
+pub mod uploads;
