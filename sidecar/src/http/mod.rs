@@ -1,3 +1,4 @@
+pub mod client_ip;
 pub mod convert;
 pub mod form;
 pub mod response;
