@@ -21,11 +21,12 @@
 //! costs a handful of small allocations; it is built and encoded once per request.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 
@@ -189,7 +190,7 @@ pub fn absolute_uri(parts: &http::request::Parts, tls: bool) -> String {
 }
 
 fn strip_crlf(s: &str) -> Cow<'_, str> {
-    if s.contains(['\r', '\n']) {
+    if s.bytes().any(|b| b == b'\r' || b == b'\n') {
         Cow::Owned(s.replace(['\r', '\n'], ""))
     } else {
         Cow::Borrowed(s)
@@ -443,42 +444,71 @@ struct HeadersJson<'a> {
     join_cookies: bool,
 }
 
+type HeaderIter<'a> = std::iter::Peekable<header::Iter<'a, HeaderValue>>;
+
 impl Serialize for HeadersJson<'_> {
+    /// One pass over the map: `HeaderMap::iter` yields the values of a name one after
+    /// the other, so each run becomes one JSON entry without hashing the name again.
+    /// (The proptest below pins that: a split run would produce a duplicate key.)
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut m = serializer.serialize_map(None)?;
-        for name in self.map.keys() {
+        let iter = RefCell::new(self.map.iter().peekable());
+        loop {
+            let Some((name, first)) = iter.borrow_mut().next() else {
+                break;
+            };
             if name == header::HOST {
+                let mut it = iter.borrow_mut();
+                while it.next_if(|(n, _)| *n == name).is_some() {}
                 continue;
             }
-            let values = self.map.get_all(name);
-            with_canonical(name, |key| {
-                if self.join_cookies && name == header::COOKIE && values.iter().nth(1).is_some() {
-                    let joined = values
-                        .iter()
-                        .map(|v| String::from_utf8_lossy(v.as_bytes()))
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    m.serialize_entry(key, &[joined])
-                } else {
-                    m.serialize_entry(key, &ValuesJson(values))
-                }
-            })?;
+            let run = Run {
+                name,
+                first,
+                rest: &iter,
+                join: self.join_cookies && name == header::COOKIE,
+            };
+            with_canonical(name, |key| m.serialize_entry(key, &run))?;
         }
         m.end()
     }
 }
 
-struct ValuesJson<'a>(header::GetAll<'a, http::HeaderValue>);
+/// The values of one header name: `first` and whatever follows it under that name.
+struct Run<'a, 'i> {
+    name: &'a HeaderName,
+    first: &'a HeaderValue,
+    rest: &'i RefCell<HeaderIter<'a>>,
+    join: bool,
+}
 
-impl Serialize for ValuesJson<'_> {
+impl Serialize for Run<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut rest = self.rest.borrow_mut();
+        let mut next = || rest.next_if(|(n, _)| *n == self.name).map(|(_, v)| v);
+        if self.join {
+            let mut joined = value_str(self.first).into_owned();
+            while let Some(v) = next() {
+                joined.push_str("; ");
+                joined.push_str(&value_str(v));
+            }
+            return [joined].serialize(serializer);
+        }
         let mut seq = serializer.serialize_seq(None)?;
-        for v in self.0.iter() {
-            // Header values may carry obs-text; Go's JSON encoder turns invalid UTF-8
-            // into U+FFFD, and so does this.
-            seq.serialize_element(&String::from_utf8_lossy(v.as_bytes()))?;
+        seq.serialize_element(&value_str(self.first))?;
+        while let Some(v) = next() {
+            seq.serialize_element(&value_str(v))?;
         }
         seq.end()
+    }
+}
+
+/// Header values may carry obs-text; Go's JSON encoder turns invalid UTF-8 into
+/// U+FFFD, and so does this.
+fn value_str(v: &HeaderValue) -> Cow<'_, str> {
+    match std::str::from_utf8(v.as_bytes()) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()),
     }
 }
 
