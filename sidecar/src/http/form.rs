@@ -199,6 +199,9 @@ fn is_blank<L: Leaf>(values: &[L]) -> bool {
 /// `a[b][c]` → `a`,`b`,`c`; `list[]` → `list`,``; spaces are dropped anywhere;
 /// text after a `]` starts a new segment (`a[b]c` → `a`,`b`,`c`).
 pub fn split_name(name: &str) -> Vec<String> {
+    if !name.bytes().any(|b| matches!(b, b'[' | b']' | b' ')) {
+        return vec![name.to_owned()];
+    }
     #[derive(PartialEq)]
     enum Pos {
         Text,
@@ -240,9 +243,14 @@ pub struct TreeBuilder<L> {
 
 impl<L: Leaf> TreeBuilder<L> {
     pub fn new(pick: Pick) -> Self {
+        Self::with_capacity(pick, 0)
+    }
+
+    /// With room for about `fields` distinct names.
+    pub fn with_capacity(pick: Pick, fields: usize) -> Self {
         TreeBuilder {
             pick,
-            groups: IndexMap::new(),
+            groups: IndexMap::with_capacity(fields),
         }
     }
 
@@ -262,7 +270,9 @@ impl<L: Leaf> TreeBuilder<L> {
     }
 
     pub fn build(self) -> Result<Tree<L>, FormError> {
-        let mut tree = Tree::default();
+        let mut tree = Tree {
+            entries: IndexMap::with_capacity(self.groups.len()),
+        };
         for (name, values) in self.groups {
             tree.mount_name(&name, values, self.pick)?;
         }
@@ -277,7 +287,9 @@ impl<L: Leaf> TreeBuilder<L> {
 /// an ordinary character. (Go refuses a form with a bad escape or a `;`, and RoadRunner
 /// then fails the request; nobody relies on that.)
 pub fn parse_urlencoded(body: &[u8]) -> Result<Tree<String>, FormError> {
-    let mut builder = TreeBuilder::new(Pick::Last);
+    // Sized for the pairs present (bounded: a hint, not a promise).
+    let pairs = body.iter().filter(|&&b| b == b'&').count() + 1;
+    let mut builder = TreeBuilder::with_capacity(Pick::Last, pairs.min(1024));
     for (name, value) in form_urlencoded::parse(body) {
         builder.push(name.into_owned(), value.into_owned());
     }
