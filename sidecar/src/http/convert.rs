@@ -30,6 +30,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeStruct, Serializer};
 
+pub use super::client_ip::client_ip;
+
 /// Request attributes set by middleware (`attributes` in the context). RoadRunner's v5
 /// handler sends name → list of strings; PHP accepts any JSON value.
 pub type Attributes = serde_json::Map<String, serde_json::Value>;

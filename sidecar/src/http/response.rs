@@ -20,6 +20,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use std::fmt;
 
 use crate::relay::flags;
+use crate::worker::Payload;
 
 /// Why a worker's response context cannot be used. Every variant means "the worker
 /// answered something no client may see": 502.
@@ -88,6 +89,11 @@ pub static HOP_BY_HOP: [HeaderName; 7] = [
     header::TE,
     HeaderName::from_static("http2-push"),
 ];
+
+/// [`parse_response`] of a worker reply (its codec flags and context).
+pub fn parse(reply: &Payload) -> Result<ResponseHead, ResponseError> {
+    parse_response(reply.codec, &reply.context)
+}
 
 /// Parses a worker reply context. `codec` is the frame's flags byte.
 pub fn parse_response(codec: u8, context: &[u8]) -> Result<ResponseHead, ResponseError> {

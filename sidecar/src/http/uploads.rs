@@ -172,6 +172,16 @@ impl MultipartForm {
     pub fn uploads_json(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::to_value(&self.uploads)
     }
+
+    /// What the request path needs: the body for PHP, the `uploads` context value and
+    /// the guard to keep until the response is done.
+    pub fn into_payload_parts(
+        self,
+    ) -> Result<(Bytes, serde_json::Value, TempFiles), serde_json::Error> {
+        let body = self.body()?;
+        let uploads = self.uploads_json()?;
+        Ok((body, uploads, self.files))
+    }
 }
 
 /// Why a multipart body was refused.
@@ -206,6 +216,11 @@ impl UploadError {
                 StatusCode::BAD_REQUEST
             }
         }
+    }
+
+    /// The body was too big (413) rather than malformed (400).
+    pub fn is_too_large(&self) -> bool {
+        self.status() == StatusCode::PAYLOAD_TOO_LARGE
     }
 
     fn from_multer(e: multer::Error, limit: u64) -> Self {

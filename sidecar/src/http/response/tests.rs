@@ -1,6 +1,6 @@
 use super::*;
 use crate::relay::FrameCodec;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
 fn json(ctx: &str) -> Result<ResponseHead, ResponseError> {
@@ -266,6 +266,12 @@ fn protobuf_golden_frame() {
     let (context, body) = frame.payload.split_at(ctx_len);
     assert_eq!(body, b"hi");
     let head = parse_response(frame.flags, context).unwrap();
+    let reply = Payload::new(
+        frame.flags,
+        Bytes::copy_from_slice(context),
+        Bytes::copy_from_slice(body),
+    );
+    assert_eq!(parse(&reply).unwrap(), head);
     assert_eq!(head.status, StatusCode::OK);
     assert_eq!(head.headers.len(), 1);
     assert_eq!(values(&head.headers, "content-type"), ["text/plain"]);

@@ -156,7 +156,10 @@ async fn files_and_values_become_trees_and_temp_files() {
     let moved = dir.path().join("moved-by-php");
     std::fs::rename(up["docs"][0]["tmpName"].as_str().unwrap(), &moved).unwrap();
 
-    let MultipartForm { files, .. } = form;
+    let (body, uploads, files) = form.into_payload_parts().unwrap();
+    assert!(!body.is_empty());
+    assert_eq!(uploads, up);
+    assert_eq!(files.len(), 5);
     drop(files);
     assert_eq!(dir_entries(dir.path()), vec![moved]);
 }
@@ -305,6 +308,7 @@ async fn malformed_bodies_are_400() {
     .unwrap_err();
     assert!(matches!(e, UploadError::Malformed(_)), "{e:?}");
     assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    assert!(!e.is_too_large());
     // truncated in the middle of a file
     let cut = good[..good.len() - 20].to_vec();
     let e = parse_multipart(chunked(cut, 7), B, &limits(dir.path()))
