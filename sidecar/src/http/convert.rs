@@ -10,7 +10,7 @@
 //! | `protocol` | `HTTP/1.1`, `HTTP/2.0`, `HTTP/1.0` |
 //! | `method` | verbatim |
 //! | `uri` | absolute: `http(s)://` + Host (h2: `:authority`) + path + `?query` |
-//! | `headers` | canonical MIME names (`X-Foo-Bar`) → list of values; no `Host` |
+//! | `headers` | canonical MIME names (`X-Foo-Bar`) → list of values; no `Host`, no `Transfer-Encoding` |
 //! | `cookies` | name → URL-unescaped value |
 //! | `rawQuery` | query without `?` |
 //! | `parsed` | the body is a JSON form tree |
@@ -60,7 +60,8 @@ pub struct RequestContext<'a> {
     pub method: &'a str,
     /// The absolute URL.
     pub uri: String,
-    /// All request headers; serialized with canonical names and without `Host`.
+    /// All request headers; serialized with canonical names, without `Host` and
+    /// `Transfer-Encoding` (as Go's server does).
     pub headers: &'a HeaderMap,
     /// HTTP/2 and later split `Cookie` into several fields; Go joins them back with
     /// `"; "` (RFC 9113 §8.2.3), so PHP sees one `Cookie` value.
@@ -459,7 +460,9 @@ impl Serialize for HeadersJson<'_> {
             let Some((name, first)) = iter.borrow_mut().next() else {
                 break;
             };
-            if name == header::HOST {
+            // Go's server keeps `Host` only in `r.Host` and moves `Transfer-Encoding`
+            // to `r.TransferEncoding` (the body PHP gets is already de-chunked).
+            if name == header::HOST || name == header::TRANSFER_ENCODING {
                 let mut it = iter.borrow_mut();
                 while it.next_if(|(n, _)| *n == name).is_some() {}
                 continue;
