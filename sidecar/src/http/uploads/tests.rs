@@ -464,3 +464,96 @@ async fn owner_is_applied() {
     assert_eq!((m.uid(), m.gid()), (meta.uid(), meta.gid()));
     assert_eq!(m.mode() & 0o777, 0o600);
 }
+
+/// The whole request path of the conversion, on a real hyper connection: a chunked
+/// multipart upload → body kind → streamed parse of hyper's `Incoming` → context JSON.
+#[tokio::test]
+async fn a_real_hyper_request_end_to_end() {
+    use crate::http::convert::{Attributes, BodyKind, body_kind, encode_context, request_context};
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let limits = limits(dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, seen_rx) =
+        tokio::sync::oneshot::channel::<(serde_json::Value, Bytes, Vec<u8>, bool)>();
+    let seen_tx = std::sync::Mutex::new(Some(seen_tx));
+    let server = tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await.unwrap();
+        let service = service_fn(move |req: http::Request<Incoming>| {
+            let limits = limits.clone();
+            let tx = seen_tx.lock().unwrap().take();
+            async move {
+                let (parts, body) = req.into_parts();
+                let BodyKind::Multipart { boundary } =
+                    body_kind(&parts.method, &parts.headers, false).unwrap()
+                else {
+                    panic!("not multipart");
+                };
+                let form = parse_multipart(body, &boundary, &limits).await.unwrap();
+                let (data, uploads, files) = form.into_payload_parts().unwrap();
+                let attrs = Attributes::new();
+                let ctx = request_context(&parts, peer.ip(), false, true, Some(uploads), &attrs);
+                let json: serde_json::Value =
+                    serde_json::from_slice(&encode_context(&ctx).unwrap()).unwrap();
+                let tmp = json["uploads"]["doc"]["tmpName"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let content = std::fs::read(&tmp).unwrap();
+                drop(files);
+                let gone = !Path::new(&tmp).exists();
+                if let Some(tx) = tx {
+                    tx.send((json, data, content, gone)).unwrap();
+                }
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"ok"))))
+            }
+        });
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await
+            .unwrap();
+    });
+
+    let payload = body(&[
+        Part::Value("meta[title]", "Report"),
+        Part::File("doc", "r.pdf", Some("application/pdf"), b"%PDF-1.7 ..."),
+    ]);
+    let mut request = format!(
+        "POST /upload?draft=1 HTTP/1.1\r\nHost: files.test\r\nContent-Type: multipart/form-data; boundary={B}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for chunk in payload.chunks(50) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client.write_all(&request).await.unwrap();
+    let mut response = Vec::new();
+    client.read_to_end(&mut response).await.unwrap();
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    server.await.unwrap();
+
+    let (json, data, content, gone) = seen_rx.await.unwrap();
+    assert_eq!(json["uri"], "http://files.test/upload?draft=1");
+    assert_eq!(json["remoteAddr"], "127.0.0.1");
+    assert_eq!(json["rawQuery"], "draft=1");
+    assert_eq!(json["parsed"], true);
+    assert!(json["headers"].get("Transfer-Encoding").is_none());
+    assert_eq!(json["uploads"]["doc"]["name"], "r.pdf");
+    assert_eq!(json["uploads"]["doc"]["mime"], "application/pdf");
+    assert_eq!(json["uploads"]["doc"]["size"], 12);
+    assert_eq!(&data[..], br#"{"meta":{"title":"Report"}}"#);
+    assert_eq!(content, b"%PDF-1.7 ...");
+    assert!(gone, "the temp file is deleted with its guard");
+}
