@@ -107,8 +107,7 @@ pub fn request_context<'a>(
 
 /// Encodes the context as JSON into a fresh buffer.
 pub fn encode_context(ctx: &RequestContext<'_>) -> Result<Bytes, ConvertError> {
-    let mut buf = BytesMut::with_capacity(estimate(ctx));
-    encode_context_into(ctx, &mut buf)
+    encode_context_into(ctx, &mut BytesMut::new())
 }
 
 /// Encodes the context as JSON into `buf` (cleared first) and splits it off, so a caller
