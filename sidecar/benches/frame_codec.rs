@@ -1,5 +1,6 @@
 //! Frame codec micro-benchmarks: encoding a worker request (context + body, the hot
 //! path) and decoding a reply, for a small and a 64 KiB payload.
+#![allow(clippy::unwrap_used)]
 
 use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -30,7 +31,12 @@ fn bench(c: &mut Criterion) {
             })
         });
         let mut wire = BytesMut::new();
-        Frame::new(0, Options::one(context.len() as u32), [&context[..], &body[..]].concat()).encode(&mut wire);
+        Frame::new(
+            0,
+            Options::one(context.len() as u32),
+            [&context[..], &body[..]].concat(),
+        )
+        .encode(&mut wire);
         let wire = wire.freeze();
         let mut codec = FrameCodec::default();
         group.bench_function("decode", |b| {

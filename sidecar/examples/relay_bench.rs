@@ -6,7 +6,12 @@
 //! relay_bench <pacer|bare> <workers> <concurrency> <messages> [current|multi]
 //! ```
 //! Prints one line: `mode flavor workers concurrency msgs/s p50_us p99_us`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -30,7 +35,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
-fn report(mode: &str, flavor: &str, workers: usize, conc: usize, elapsed: Duration, mut lat: Vec<Duration>) {
+fn report(
+    mode: &str,
+    flavor: &str,
+    workers: usize,
+    conc: usize,
+    elapsed: Duration,
+    mut lat: Vec<Duration>,
+) {
     lat.sort();
     println!(
         "{mode} {flavor} {workers} {conc} {:.0} {:.1} {:.1}",
@@ -63,7 +75,11 @@ fn bare_worker(warmup: usize, messages: usize, go: &std::sync::Barrier) -> Vec<D
         stdout.read_exact(&mut rest).unwrap();
     };
     let pid = format!("{{\"pid\":{}}}", std::process::id());
-    exchange(flags::CONTROL | flags::CODEC_JSON, &Options::NONE, &[pid.as_bytes()]);
+    exchange(
+        flags::CONTROL | flags::CODEC_JSON,
+        &Options::NONE,
+        &[pid.as_bytes()],
+    );
     let options = Options::one(CONTEXT.len() as u32);
     for _ in 0..warmup {
         exchange(0, &options, &[CONTEXT, BODY]);
@@ -77,17 +93,45 @@ fn bare_worker(warmup: usize, messages: usize, go: &std::sync::Barrier) -> Vec<D
     }
     // Ask the worker to exit the way pacer does.
     buf.clear();
-    encode_parts(&mut buf, flags::CONTROL | flags::CODEC_JSON, 0, 0, &Options::NONE, &[br#"{"stop":true}"#]);
+    encode_parts(
+        &mut buf,
+        flags::CONTROL | flags::CODEC_JSON,
+        0,
+        0,
+        &Options::NONE,
+        &[br#"{"stop":true}"#],
+    );
     stdin.write_all(&buf).unwrap();
     let _ = child.wait();
     lat
 }
 
 async fn pacer_run(workers: usize, conc: usize, messages: usize) -> (Duration, Vec<Duration>) {
-    let spec = ProcessSpec { command: vec!["php".into(), script()], env: vec![], cwd: None, uid: None, gid: None };
-    let spawner =
-        Spawner::new(spec, RelayAddr::Pipes, "http", None, FrameCodec::default(), Duration::from_secs(10)).await.unwrap();
-    let pool = Pool::start("bench", spawner, PoolSettings { num_workers: workers, ..PoolSettings::default() });
+    let spec = ProcessSpec {
+        command: vec!["php".into(), script()],
+        env: vec![],
+        cwd: None,
+        uid: None,
+        gid: None,
+    };
+    let spawner = Spawner::new(
+        spec,
+        RelayAddr::Pipes,
+        "http",
+        None,
+        FrameCodec::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let pool = Pool::start(
+        "bench",
+        spawner,
+        PoolSettings {
+            num_workers: workers,
+            ..PoolSettings::default()
+        },
+    );
     assert!(pool.wait_ready(workers, Duration::from_secs(20)).await);
     // Warm up every worker.
     for _ in 0..workers * 50 {
@@ -148,9 +192,14 @@ fn main() {
         }
         _ => {
             let rt = if flavor == "multi" {
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
             } else {
-                tokio::runtime::Builder::new_current_thread().enable_all().build()
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
             }
             .unwrap();
             let (elapsed, lat) = rt.block_on(pacer_run(workers, conc, messages));

@@ -27,7 +27,10 @@ pub async fn watch(
     cancel: CancellationToken,
     mut on_change: impl FnMut(&[u8]) + Send,
 ) -> Result<(), notify::Error> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok() {
@@ -53,7 +56,9 @@ pub async fn watch(
             Ok(_) => {}
             // Mid-swap the path can be missing for a moment; the next event or poll
             // picks up the new file.
-            Err(error) => tracing::debug!(%error, path = %path.display(), "config file not readable right now"),
+            Err(error) => {
+                tracing::debug!(%error, path = %path.display(), "config file not readable right now")
+            }
         }
     }
 }
@@ -88,7 +93,9 @@ mod tests {
             let cancel = cancel.clone();
             let path = dir.path().join("rr.yaml");
             tokio::spawn(watch(path, b"one".to_vec(), cancel, move |c| {
-                seen.lock().unwrap().push(String::from_utf8_lossy(c).into_owned())
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(c).into_owned())
             }))
         };
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -110,6 +117,9 @@ mod tests {
         }
         cancel.cancel();
         task.await.unwrap().unwrap();
-        assert_eq!(*seen.lock().unwrap(), vec!["two".to_string(), "three".to_string()]);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec!["two".to_string(), "three".to_string()]
+        );
     }
 }

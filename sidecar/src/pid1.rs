@@ -64,7 +64,9 @@ pub fn reap_once() -> usize {
 
 /// Pids of zombie processes whose parent is `parent`.
 fn zombie_children(parent: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -92,7 +94,10 @@ mod tests {
     #[test]
     fn stat_lines_with_odd_command_names_parse() {
         assert_eq!(parse_state_and_ppid("42 (php) S 1 42 42 0"), Some(('S', 1)));
-        assert_eq!(parse_state_and_ppid("43 (a b) c)) Z 7 43 43 0"), Some(('Z', 7)));
+        assert_eq!(
+            parse_state_and_ppid("43 (a b) c)) Z 7 43 43 0"),
+            Some(('Z', 7))
+        );
         assert_eq!(parse_state_and_ppid("garbage"), None);
     }
 
@@ -104,13 +109,19 @@ mod tests {
         let orphan_pid = orphan.id();
         // A registered child: its status belongs to whoever spawned it.
         let mut cmd = tokio::process::Command::new("true");
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let ours = rt.block_on(async { children::spawn(&mut cmd).unwrap() });
         let ours_pid = ours.id().unwrap();
         std::thread::sleep(Duration::from_millis(200));
         assert!(zombie_children(std::process::id()).contains(&orphan_pid));
         reap_once();
-        assert!(!zombie_children(std::process::id()).contains(&orphan_pid), "orphan reaped");
+        assert!(
+            !zombie_children(std::process::id()).contains(&orphan_pid),
+            "orphan reaped"
+        );
         // The registered one is still waitable by its owner.
         let status = rt.block_on(async {
             let mut ours = ours;

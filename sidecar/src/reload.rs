@@ -32,7 +32,9 @@ impl ReloadSettings {
                 path.starts_with(ignore)
             } else {
                 self.dirs.iter().any(|d| path.starts_with(d.join(ignore)))
-                    || path.components().any(|c| Path::new(c.as_os_str()) == ignore.as_path())
+                    || path
+                        .components()
+                        .any(|c| Path::new(c.as_os_str()) == ignore.as_path())
             }
         });
         if ignored {
@@ -44,7 +46,11 @@ impl ReloadSettings {
 }
 
 /// Watches the directories and resets `pool` after changes, until `cancel` fires.
-pub async fn run(pool: Pool, settings: ReloadSettings, cancel: CancellationToken) -> Result<(), notify::Error> {
+pub async fn run(
+    pool: Pool,
+    settings: ReloadSettings,
+    cancel: CancellationToken,
+) -> Result<(), notify::Error> {
     let (tx, mut rx) = mpsc::channel::<PathBuf>(256);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
@@ -56,7 +62,11 @@ pub async fn run(pool: Pool, settings: ReloadSettings, cancel: CancellationToken
             }
         }
     })?;
-    let mode = if settings.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+    let mode = if settings.recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
     for dir in &settings.dirs {
         watcher.watch(dir, mode)?;
     }
@@ -103,7 +113,11 @@ mod tests {
         assert!(!s.matters(Path::new("/app/src/style.css")));
         assert!(!s.matters(Path::new("/app/vendor/lib/A.php")));
         assert!(!s.matters(Path::new("/app/var/cache/x.php")));
-        let all = ReloadSettings { patterns: vec![], ignore: vec![], ..s };
+        let all = ReloadSettings {
+            patterns: vec![],
+            ignore: vec![],
+            ..s
+        };
         assert!(all.matters(Path::new("/app/anything.txt")));
     }
 }

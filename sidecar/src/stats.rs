@@ -158,13 +158,19 @@ pub struct HttpStats {
 
 impl Default for HttpStats {
     fn default() -> Self {
-        HttpStats { by_status: Box::new(std::array::from_fn(|_| Counter::default())), duration: Histogram::default() }
+        HttpStats {
+            by_status: Box::new(std::array::from_fn(|_| Counter::default())),
+            duration: Histogram::default(),
+        }
     }
 }
 
 impl HttpStats {
     pub fn observe(&self, status: u16, elapsed: Duration) {
-        if let Some(c) = status.checked_sub(100).and_then(|i| self.by_status.get(i as usize)) {
+        if let Some(c) = status
+            .checked_sub(100)
+            .and_then(|i| self.by_status.get(i as usize))
+        {
             c.inc();
         }
         self.duration.observe(elapsed);
@@ -175,7 +181,8 @@ impl HttpStats {
         self.by_status
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| (c.get() > 0).then(|| (i as u16 + 100, c.get())))
+            .filter(|(_, c)| c.get() > 0)
+            .map(|(i, c)| (i as u16 + 100, c.get()))
             .collect()
     }
 }

@@ -37,7 +37,11 @@ struct PluginReport {
 
 impl Status {
     pub fn new(pool: Pool, unavailable_code: u16) -> Status {
-        Status { pool, draining: Arc::new(AtomicBool::new(false)), unavailable_code }
+        Status {
+            pool,
+            draining: Arc::new(AtomicBool::new(false)),
+            unavailable_code,
+        }
     }
 
     /// From now on `/ready` answers 503.
@@ -92,13 +96,28 @@ impl Status {
             .collect();
         let include_http = wanted.is_empty() || wanted.contains(&"http");
         let (code, report) = match check {
-            Ok(()) => (200, PluginReport { plugin_name: "http", error_message: String::new(), status_code: 200 }),
+            Ok(()) => (
+                200,
+                PluginReport {
+                    plugin_name: "http",
+                    error_message: String::new(),
+                    status_code: 200,
+                },
+            ),
             Err(message) => (
                 self.unavailable_code,
-                PluginReport { plugin_name: "http", error_message: message, status_code: self.unavailable_code },
+                PluginReport {
+                    plugin_name: "http",
+                    error_message: message,
+                    status_code: self.unavailable_code,
+                },
             ),
         };
-        let (code, reports) = if include_http { (code, vec![report]) } else { (200, vec![]) };
+        let (code, reports) = if include_http {
+            (code, vec![report])
+        } else {
+            (200, vec![])
+        };
         let body = serde_json::to_vec(&reports).unwrap_or_default();
         respond(code, "application/json", body)
     }

@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
-use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 use super::body::{Body, empty, full};
 use super::convert::{self, BodyKind};
@@ -76,14 +76,22 @@ pub struct HttpHandler {
 
 impl HttpHandler {
     pub fn new(pool: Pool, settings: HttpSettings, stats: Arc<HttpStats>) -> Arc<Self> {
-        Arc::new(HttpHandler { pool, settings, stats })
+        Arc::new(HttpHandler {
+            pool,
+            settings,
+            stats,
+        })
     }
 
     /// Handles one request; never fails (errors become responses).
     pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
-        let path = if self.settings.access_logs { Some(req.uri().path().to_string()) } else { None };
+        let path = if self.settings.access_logs {
+            Some(req.uri().path().to_string())
+        } else {
+            None
+        };
         let mut response = self.route(req, conn).await;
         if method == Method::HEAD {
             *response.body_mut() = empty();
@@ -117,37 +125,70 @@ impl HttpHandler {
         }
     }
 
-    async fn to_php(&self, req: Request<Incoming>, conn: ConnInfo) -> Result<Response<Body>, HttpError> {
+    async fn to_php(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Result<Response<Body>, HttpError> {
         let (parts, body) = req.into_parts();
-        if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        if let Some(len) = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             && len > self.settings.max_request_size
         {
             return Err(HttpError::TooLarge);
         }
-        let remote = convert::client_ip(conn.peer.ip(), &parts.headers, &self.settings.trusted_subnets);
-        let kind = convert::body_kind(&parts.method, &parts.headers, self.settings.raw_body);
+        let remote = convert::client_ip(
+            conn.peer.ip(),
+            &parts.headers,
+            &self.settings.trusted_subnets,
+        );
+        let kind = convert::body_kind(&parts.method, &parts.headers, self.settings.raw_body)
+            .map_err(|e| HttpError::BadRequest(e.to_string()))?;
         let mut temp_files = TempFiles::default();
         let (parsed, uploads, body) = match kind {
             BodyKind::None => (false, None, Bytes::new()),
             BodyKind::Raw => (false, None, self.read_body(body).await?),
             BodyKind::UrlEncoded => {
                 let raw = self.read_body(body).await?;
-                (true, None, super::form::urlencoded_to_json(&raw))
+                let json = super::form::urlencoded_to_json(&raw)
+                    .map_err(|e| HttpError::BadRequest(e.to_string()))?;
+                (true, None, json)
             }
-            BodyKind::Multipart(boundary) => {
-                let parsed = uploads::parse_multipart(body, &boundary, &self.settings.uploads)
+            BodyKind::Multipart { boundary } => {
+                let form = uploads::parse_multipart(body, &boundary, &self.settings.uploads)
                     .await
                     .map_err(HttpError::Upload)?;
-                temp_files = parsed.temp_files;
-                (true, parsed.uploads, parsed.fields)
+                let (fields, tree, files) = form
+                    .into_payload_parts()
+                    .map_err(|e| HttpError::BadRequest(e.to_string()))?;
+                temp_files = files;
+                (true, Some(tree), fields)
             }
         };
-        let context = convert::request_context(&parts, remote, conn.tls, parsed, uploads);
-        let job = Payload::new(flags::CODEC_JSON, convert::encode_context(&context), body);
+        let attributes = convert::Attributes::new();
+        let context =
+            convert::request_context(&parts, remote, conn.tls, parsed, uploads, &attributes);
+        let context =
+            convert::encode_context(&context).map_err(|e| HttpError::BadRequest(e.to_string()))?;
+        let job = Payload::new(flags::CODEC_JSON, context, body);
         match self.pool.exec(job).await.map_err(HttpError::Pool)? {
             PoolResponse::Single(reply) => {
-                let head = reply_head::parse(&reply).map_err(|e| HttpError::BadResponse(e.to_string()))?;
-                Ok(build(head, full(reply.body)))
+                let head =
+                    reply_head::parse(&reply).map_err(|e| HttpError::BadResponse(e.to_string()))?;
+                let body = match head.trailers.clone() {
+                    None => full(reply.body),
+                    Some(trailers) => {
+                        let frames = [
+                            Ok(http_body::Frame::data(reply.body)),
+                            Ok(http_body::Frame::trailers(trailers)),
+                        ];
+                        http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+                            .boxed_unsync()
+                    }
+                };
+                Ok(build(head, body))
             }
             PoolResponse::Stream(stream) => self.stream(stream, temp_files).await,
         }
@@ -159,7 +200,12 @@ impl HttpHandler {
         let limit = usize::try_from(self.settings.max_request_size).unwrap_or(usize::MAX);
         match Limited::new(body, limit).collect().await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(HttpError::TooLarge),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                Err(HttpError::TooLarge)
+            }
             Err(e) => Err(HttpError::BodyRead(e.to_string())),
         }
     }
@@ -168,21 +214,32 @@ impl HttpHandler {
     /// sets the head; 1xx frames before it are skipped (hyper cannot send them from a
     /// service). A pump task feeds the body; when the client goes away the channel
     /// closes, the `StreamReply` is dropped and the worker gets STOP.
-    async fn stream(&self, mut stream: StreamReply, temp_files: TempFiles) -> Result<Response<Body>, HttpError> {
+    async fn stream(
+        &self,
+        mut stream: StreamReply,
+        temp_files: TempFiles,
+    ) -> Result<Response<Body>, HttpError> {
         let (head, first_body) = loop {
             let Some(frame) = stream.next().await.map_err(HttpError::Pool)? else {
-                return Err(HttpError::BadResponse("the stream ended before a status was sent".into()));
+                return Err(HttpError::BadResponse(
+                    "the stream ended before a status was sent".into(),
+                ));
             };
             if frame.context.is_empty() {
-                return Err(HttpError::BadResponse("the first streamed frame has no status".into()));
+                return Err(HttpError::BadResponse(
+                    "the first streamed frame has no status".into(),
+                ));
             }
-            let head = reply_head::parse(&frame).map_err(|e| HttpError::BadResponse(e.to_string()))?;
+            let head =
+                reply_head::parse(&frame).map_err(|e| HttpError::BadResponse(e.to_string()))?;
             if !head.informational {
                 break (head, frame.body);
             }
         };
-        let (mut tx, body) = http_body_util::channel::Channel::<Bytes, super::body::BoxError>::new(4);
+        let (mut tx, body) =
+            http_body_util::channel::Channel::<Bytes, super::body::BoxError>::new(4);
         let expose = self.settings.expose_errors;
+        let trailers = head.trailers.clone();
         tokio::spawn(async move {
             let _keep_uploads_until_done = temp_files;
             if !first_body.is_empty() && tx.send_data(first_body).await.is_err() {
@@ -196,11 +253,19 @@ impl HttpHandler {
                             return;
                         }
                     }
-                    Ok(None) => return,
+                    Ok(None) => {
+                        if let Some(trailers) = trailers {
+                            let _ = tx.send_trailers(trailers).await;
+                        }
+                        return;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "streamed response failed midway");
-                        let message: super::body::BoxError =
-                            if expose { error.to_string().into() } else { "the worker failed".into() };
+                        let message: super::body::BoxError = if expose {
+                            error.to_string().into()
+                        } else {
+                            "the worker failed".into()
+                        };
                         tx.abort(message);
                         return;
                     }
@@ -214,14 +279,23 @@ impl HttpHandler {
         let (status, public) = match &error {
             HttpError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
             HttpError::BodyRead(_) => (StatusCode::BAD_REQUEST, "could not read the request body"),
-            HttpError::Upload(e) if e.is_too_large() => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
-            HttpError::Upload(_) => (StatusCode::BAD_REQUEST, "malformed multipart body"),
-            HttpError::Pool(PoolError::NoFreeWorker(_) | PoolError::QueueFull(_) | PoolError::Closed) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "no free worker, try again")
+            HttpError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad request"),
+            HttpError::Upload(e) if e.is_too_large() => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
             }
-            HttpError::Pool(PoolError::ExecTimeout(_)) => (StatusCode::GATEWAY_TIMEOUT, "the request took too long"),
-            HttpError::Pool(PoolError::Soft(_)) => (self.settings.internal_error_code, "internal server error"),
-            HttpError::Pool(_) | HttpError::BadResponse(_) => (StatusCode::BAD_GATEWAY, "the worker failed"),
+            HttpError::Upload(_) => (StatusCode::BAD_REQUEST, "malformed multipart body"),
+            HttpError::Pool(
+                PoolError::NoFreeWorker(_) | PoolError::QueueFull(_) | PoolError::Closed,
+            ) => (StatusCode::SERVICE_UNAVAILABLE, "no free worker, try again"),
+            HttpError::Pool(PoolError::ExecTimeout(_)) => {
+                (StatusCode::GATEWAY_TIMEOUT, "the request took too long")
+            }
+            HttpError::Pool(PoolError::Soft(_)) => {
+                (self.settings.internal_error_code, "internal server error")
+            }
+            HttpError::Pool(_) | HttpError::BadResponse(_) => {
+                (StatusCode::BAD_GATEWAY, "the worker failed")
+            }
         };
         match &error {
             HttpError::Pool(PoolError::Soft(message)) => tracing::warn!(%message, "php error"),
@@ -230,12 +304,20 @@ impl HttpHandler {
             }
             e => tracing::warn!(error = %e, status = status.as_u16(), "request failed"),
         }
-        let text = if self.settings.expose_errors { format!("{error}\n") } else { format!("{public}\n") };
+        let text = if self.settings.expose_errors {
+            format!("{error}\n")
+        } else {
+            format!("{public}\n")
+        };
         let mut r = Response::new(full(text));
         *r.status_mut() = status;
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         r
     }
@@ -245,6 +327,11 @@ fn build(head: ResponseHead, body: Body) -> Response<Body> {
     let mut r = Response::new(body);
     *r.status_mut() = head.status;
     *r.headers_mut() = head.headers;
+    if head.connection_close {
+        // Only meaningful for HTTP/1.x; `finish_connection` drops it for HTTP/2.
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     r
 }
 
@@ -255,6 +342,8 @@ enum HttpError {
     TooLarge,
     #[error("reading the request body failed: {0}")]
     BodyRead(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
     #[error("multipart: {0}")]
     Upload(uploads::UploadError),
     #[error(transparent)]
@@ -311,7 +400,10 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let conn = ConnInfo { peer, tls: tls.is_some() };
+        let conn = ConnInfo {
+            peer,
+            tls: tls.is_some(),
+        };
         let handler = handler.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -320,37 +412,110 @@ pub async fn serve(
             let service = service_for(handler, conn);
             match tls {
                 None => {
-                    let _ = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await;
+                    let _ = watcher
+                        .watch(
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
+                        )
+                        .await;
                 }
                 Some(acceptor) => {
-                    let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                            .await
                     else {
                         return;
                     };
-                    let _ = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned()).await;
+                    let _ = watcher
+                        .watch(
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
+                        )
+                        .await;
                 }
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?grace, "grace period over; closing the remaining connections");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            "grace period over; closing the remaining connections"
+        );
     }
 }
 
-type HyperService = hyper_util::service::TowerToHyperService<
-    tower_http::compression::Compression<tower::util::ServiceFn<Box<dyn Fn(Request<Incoming>) -> HandlerFuture + Send + Sync>>, CompressWhen>,
->;
-type HandlerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+/// The per-connection tower service: the handler plus who is connected.
+#[derive(Clone)]
+struct RequestService {
+    handler: Arc<HttpHandler>,
+    conn: ConnInfo,
+    /// Requests seen on this connection (HTTP/1.1 keep-alive limit).
+    served: Arc<std::sync::atomic::AtomicU64>,
+}
 
-fn service_for(handler: Arc<HttpHandler>, conn: ConnInfo) -> HyperService {
+impl tower::Service<Request<Incoming>> for RequestService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let (handler, conn) = (self.handler.clone(), self.conn);
+        let served = self
+            .served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let version = req.version();
+        Box::pin(async move {
+            let mut response = handler.handle(req, conn).await;
+            finish_connection(
+                &mut response,
+                version,
+                served,
+                handler.settings.max_requests_per_connection,
+            );
+            Ok(response)
+        })
+    }
+}
+
+fn service_for(
+    handler: Arc<HttpHandler>,
+    conn: ConnInfo,
+) -> hyper_util::service::TowerToHyperService<
+    tower_http::compression::Compression<RequestService, CompressWhen>,
+> {
     let compress = CompressWhen(handler.settings.compression);
-    let f: Box<dyn Fn(Request<Incoming>) -> HandlerFuture + Send + Sync> = Box::new(move |req| {
-        let handler = handler.clone();
-        Box::pin(async move { Ok(handler.handle(req, conn).await) })
-    });
-    let svc = ServiceBuilder::new().layer(CompressionLayer::new().compress_when(compress)).service_fn(f);
+    let svc = ServiceBuilder::new()
+        .layer(CompressionLayer::new().compress_when(compress))
+        .service(RequestService {
+            handler,
+            conn,
+            served: Arc::default(),
+        });
     hyper_util::service::TowerToHyperService::new(svc)
+}
+
+/// Connection-level headers: HTTP/2 forbids `Connection`; an HTTP/1.1 connection is
+/// closed after `max` requests so long-lived clients get rebalanced across pods.
+fn finish_connection(response: &mut Response<Body>, version: http::Version, served: u64, max: u64) {
+    if version == http::Version::HTTP_2 {
+        response.headers_mut().remove(header::CONNECTION);
+    } else if max > 0 && served >= max {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 /// Loads a PEM certificate chain and private key for TLS (ALPN: h2, http/1.1).
@@ -372,4 +537,3 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<Tls
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
-

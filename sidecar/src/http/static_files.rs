@@ -31,16 +31,32 @@ pub struct StaticFiles {
 
 impl StaticFiles {
     /// `dir` must exist; it is canonicalised once.
-    pub fn new(dir: &Path, forbid: &[String], allow: &[String], etag: bool, weak: bool) -> std::io::Result<Self> {
+    pub fn new(
+        dir: &Path,
+        forbid: &[String],
+        allow: &[String],
+        etag: bool,
+        weak: bool,
+    ) -> std::io::Result<Self> {
         let norm = |v: &[String]| -> Vec<String> {
             v.iter()
                 .map(|e| {
                     let e = e.trim().to_ascii_lowercase();
-                    if e.starts_with('.') { e } else { format!(".{e}") }
+                    if e.starts_with('.') {
+                        e
+                    } else {
+                        format!(".{e}")
+                    }
                 })
                 .collect()
         };
-        Ok(StaticFiles { root: dir.canonicalize()?, forbid: norm(forbid), allow: norm(allow), etag, weak })
+        Ok(StaticFiles {
+            root: dir.canonicalize()?,
+            forbid: norm(forbid),
+            allow: norm(allow),
+            etag,
+            weak,
+        })
     }
 
     /// The file a request path maps to, if it should be served from disk.
@@ -60,7 +76,10 @@ impl StaticFiles {
             .and_then(|e| e.to_str())
             .map(|e| format!(".{}", e.to_ascii_lowercase()))
             .unwrap_or_default();
-        if ext == ".php" || self.forbid.contains(&ext) || (!self.allow.is_empty() && !self.allow.contains(&ext)) {
+        if ext == ".php"
+            || self.forbid.contains(&ext)
+            || (!self.allow.is_empty() && !self.allow.contains(&ext))
+        {
             return None;
         }
         let real = path.canonicalize().ok()?;
@@ -68,7 +87,10 @@ impl StaticFiles {
             return None;
         }
         // The symlink target must obey the same extension rules.
-        let real_ext = real.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+        let real_ext = real
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase());
         if real_ext.as_deref() == Some("php") {
             return None;
         }
@@ -78,16 +100,20 @@ impl StaticFiles {
     /// Serves `path` for a GET or HEAD request (ranges, If-Modified-Since and the
     /// content type come from tower-http; the ETag from here).
     pub async fn serve<B>(&self, req: &Request<B>, path: PathBuf) -> Response<Body> {
-        let etag = if self.etag { etag_for(&path, self.weak) } else { None };
-        if let (Some(tag), Some(inm)) = (&etag, req.headers().get(header::IF_NONE_MATCH)) {
-            if etag_matches(inm.as_bytes(), tag) {
-                let mut r = Response::new(empty());
-                *r.status_mut() = StatusCode::NOT_MODIFIED;
-                if let Ok(v) = HeaderValue::from_str(tag) {
-                    r.headers_mut().insert(header::ETAG, v);
-                }
-                return r;
+        let etag = if self.etag {
+            etag_for(&path, self.weak)
+        } else {
+            None
+        };
+        if let (Some(tag), Some(inm)) = (&etag, req.headers().get(header::IF_NONE_MATCH))
+            && etag_matches(inm.as_bytes(), tag)
+        {
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            if let Ok(v) = HeaderValue::from_str(tag) {
+                r.headers_mut().insert(header::ETAG, v);
             }
+            return r;
         }
         let mut file_req = Request::new(());
         *file_req.method_mut() = req.method().clone();
@@ -126,7 +152,9 @@ fn etag_for(path: &Path, weak: bool) -> Option<String> {
 fn etag_matches(header: &[u8], tag: &str) -> bool {
     let strip = |t: &str| t.trim().trim_start_matches("W/").to_string();
     let want = strip(tag);
-    String::from_utf8_lossy(header).split(',').any(|t| t.trim() == "*" || strip(t) == want)
+    String::from_utf8_lossy(header)
+        .split(',')
+        .any(|t| t.trim() == "*" || strip(t) == want)
 }
 
 /// Percent-decodes a path once; `None` for malformed escapes or non-UTF-8 results.
@@ -147,8 +175,6 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +187,8 @@ mod tests {
         std::fs::write(root.join("index.php"), "<?php echo 1;").unwrap();
         std::fs::write(root.join("secret.env"), "KEY=1").unwrap();
         std::fs::write(dir.path().join("outside.txt"), "outside").unwrap();
-        std::os::unix::fs::symlink(dir.path().join("outside.txt"), root.join("escape.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.txt"), root.join("escape.txt"))
+            .unwrap();
         std::os::unix::fs::symlink(root.join("index.php"), root.join("alias.txt")).unwrap();
         std::os::unix::fs::symlink(root.join("css/app.css"), root.join("inside.css")).unwrap();
         let files = StaticFiles::new(&root, &[".env".into()], &[], true, false).unwrap();
@@ -197,7 +224,12 @@ mod tests {
     #[test]
     fn allowed_files_resolve_including_symlinks_inside() {
         let (_dir, files) = site();
-        assert!(files.resolve("/css/app.css").unwrap().ends_with("css/app.css"));
+        assert!(
+            files
+                .resolve("/css/app.css")
+                .unwrap()
+                .ends_with("css/app.css")
+        );
         assert!(files.resolve("//css//app.css").is_some());
         assert!(files.resolve("/css/%61pp.css").is_some());
         assert!(files.resolve("/inside.css").is_some());
@@ -207,7 +239,14 @@ mod tests {
     #[test]
     fn allow_list_restricts_extensions() {
         let (dir, _) = site();
-        let files = StaticFiles::new(&dir.path().join("public"), &[], &["css".into()], false, false).unwrap();
+        let files = StaticFiles::new(
+            &dir.path().join("public"),
+            &[],
+            &["css".into()],
+            false,
+            false,
+        )
+        .unwrap();
         assert!(files.resolve("/css/app.css").is_some());
         assert_eq!(files.resolve("/secret.env"), None);
     }
@@ -231,7 +270,10 @@ mod tests {
         let tag = resp.headers()[header::ETAG].to_str().unwrap().to_string();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"body{}");
-        let req = Request::get("/css/app.css").header(header::IF_NONE_MATCH, &tag).body(()).unwrap();
+        let req = Request::get("/css/app.css")
+            .header(header::IF_NONE_MATCH, &tag)
+            .body(())
+            .unwrap();
         assert_eq!(files.serve(&req, path).await.status(), 304);
     }
 }
