@@ -2,9 +2,11 @@
 pub mod children;
 pub mod endpoint;
 pub mod http;
+pub mod metrics;
 pub mod pid1;
 pub mod pool;
 pub mod relay;
+pub mod rpc;
 pub mod stats;
 pub mod status;
 pub mod supervisor;
