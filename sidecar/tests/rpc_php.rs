@@ -685,6 +685,31 @@ async fn requests_on_one_connection_are_answered_concurrently() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_runs_to_the_end_when_its_client_hangs_up() {
+    // No grace at all: only a shutdown may cut calls short, not a client leaving.
+    let limits = RpcLimits {
+        shutdown_grace: Duration::ZERO,
+        ..RpcLimits::default()
+    };
+    let server = Server::start_with(2, limits, "tcp://127.0.0.1:0").await;
+    let before = server.pids();
+    let mut s = connect(&server.addr).await;
+    s.write_all(&request(8, 1, "resetter.Reset", b"\"http\""))
+        .await
+        .unwrap();
+    drop(s);
+    assert!(
+        eventually(30, || {
+            let now = server.pids();
+            now.len() == 2 && now.is_disjoint(&before)
+        })
+        .await,
+        "every worker was replaced"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_clients() {
     let server = Server::start(2).await;
     server

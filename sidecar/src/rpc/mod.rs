@@ -23,7 +23,9 @@
 //! * A client that breaks the framing (bad CRC, not two options, a frame over
 //!   [`RpcLimits::max_frame_size`], a method length beyond the payload) is disconnected;
 //!   nobody else notices. An unknown method or a bad argument is an error reply and the
-//!   connection stays usable.
+//!   connection stays usable. Calls already accepted run to completion (bounded by the
+//!   pool's own timeouts) even when their client hangs up: fire-and-forget
+//!   `resetter.Reset` works.
 //! * When `stop` fires the listener closes, connections stop reading, and in-flight
 //!   calls get [`RpcLimits::shutdown_grace`] to finish.
 //!

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::methods::{self, Codec, Method};
 use super::{BoxRead, BoxWrite, RpcContext, RpcListener};
 use crate::relay::frame::{self, Frame, Options};
-use crate::relay::{FrameCodec, flags};
+use crate::relay::{FrameCodec, RelayError, flags};
 
 /// Serves RPC on `listener` until `stop` fires, then gives open calls
 /// [`RpcLimits::shutdown_grace`](super::RpcLimits::shutdown_grace) to finish.
@@ -38,6 +38,7 @@ pub async fn serve(listener: RpcListener, ctx: Arc<RpcContext>, stop: Cancellati
                 continue;
             }
         };
+        while connections.try_join_next().is_some() {}
         if connections.len() >= limits.max_connections {
             tracing::warn!(
                 %peer,
@@ -131,6 +132,7 @@ async fn connection(
         let request = match next {
             None => break End::Closed,
             Some(Err(error)) => {
+                let error = describe_frame_error(&error);
                 tracing::warn!(%error, "RPC client sent an invalid frame; disconnecting it");
                 break End::Dropped;
             }
@@ -180,19 +182,38 @@ async fn connection(
         }
     };
 
-    match end {
-        End::Dropped => slow_calls.abort_all(),
-        End::Closed | End::Stop => {
-            let finished = tokio::time::timeout(limits.shutdown_grace, async {
-                while slow_calls.join_next().await.is_some() {}
-            })
-            .await;
-            if finished.is_err() {
-                slow_calls.abort_all();
-            }
+    // Close the connection now (a client that broke the framing must not wait for
+    // slow calls), but let calls already accepted finish: a client may well send
+    // `resetter.Reset` and hang up. Those calls are bounded by the pool's own timeouts;
+    // only on shutdown are they cut after the grace period.
+    drop(frames);
+    let _ = tokio::time::timeout(limits.write_timeout, async {
+        writer.lock().await.shutdown().await
+    })
+    .await;
+    let all_done = async { while slow_calls.join_next().await.is_some() {} };
+    if end == End::Stop {
+        if tokio::time::timeout(limits.shutdown_grace, all_done)
+            .await
+            .is_err()
+        {
+            slow_calls.abort_all();
         }
+    } else {
+        all_done.await;
     }
     tracing::debug!(?end, "RPC client disconnected");
+}
+
+/// The codec's errors speak of workers; say what an RPC client did wrong instead.
+fn describe_frame_error(e: &RelayError) -> String {
+    match e {
+        RelayError::Crc { .. } | RelayError::CouldNotOpen(_) => {
+            "the header CRC does not match: not a Goridge client".to_string()
+        }
+        RelayError::Truncated { .. } => "the connection ended in the middle of a frame".to_string(),
+        other => other.to_string(),
+    }
 }
 
 async fn answer(ctx: &RpcContext, method: Method, name: &str, request: Request) -> BytesMut {
