@@ -97,9 +97,89 @@ pub struct CollectorSpec {
     /// Histogram bucket upper bounds; empty = [`DEFAULT_BUCKETS`].
     #[serde(default, deserialize_with = "null_default")]
     pub buckets: Vec<f64>,
-    /// Summary quantiles (`"0.5"`) → allowed error.
-    #[serde(default, deserialize_with = "null_default")]
+    /// Summary quantiles (`"0.5"`) → allowed error. Also read from RoadRunner's YAML
+    /// shape, a list of one-entry maps with numeric keys (`[{0.5: 0.05}, {0.9: 0.01}]`).
+    #[serde(default, deserialize_with = "objectives")]
     pub objectives: BTreeMap<String, f64>,
+}
+
+/// Deserializes summary objectives from a map or a list of maps, with string or
+/// numeric quantile keys; `null` is none.
+fn objectives<'de, D>(d: D) -> Result<BTreeMap<String, f64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::{Deserialize, MapAccess, SeqAccess, Visitor};
+
+    /// A quantile key: `"0.5"` or `0.5`.
+    struct Quantile(String);
+
+    impl<'de> Deserialize<'de> for Quantile {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Key;
+            impl Visitor<'_> for Key {
+                type Value = Quantile;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a quantile such as 0.5")
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Quantile, E> {
+                    Ok(Quantile(v.to_string()))
+                }
+                fn visit_f64<E>(self, v: f64) -> Result<Quantile, E> {
+                    Ok(Quantile(format_value(v)))
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Quantile, E> {
+                    Ok(Quantile(v.to_string()))
+                }
+                fn visit_i64<E>(self, v: i64) -> Result<Quantile, E> {
+                    Ok(Quantile(v.to_string()))
+                }
+            }
+            d.deserialize_any(Key)
+        }
+    }
+
+    struct Objectives;
+
+    impl<'de> Visitor<'de> for Objectives {
+        type Value = BTreeMap<String, f64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of quantile to allowed error, or a list of such maps")
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((Quantile(q), error)) = map.next_entry::<Quantile, f64>()? {
+                out.insert(q, error);
+            }
+            Ok(out)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            struct One(BTreeMap<String, f64>);
+            impl<'de> Deserialize<'de> for One {
+                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    d.deserialize_any(Objectives).map(One)
+                }
+            }
+            let mut out = BTreeMap::new();
+            while let Some(One(part)) = seq.next_element::<One>()? {
+                out.extend(part);
+            }
+            Ok(out)
+        }
+    }
+
+    d.deserialize_any(Objectives)
 }
 
 fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -576,6 +656,35 @@ mod tests {
         assert_eq!(s.namespace, "shop");
         assert!(s.labels.is_empty() && s.buckets.is_empty());
         assert_eq!(s.objectives.len(), 2);
+    }
+
+    #[test]
+    fn objectives_parse_in_roadrunner_yaml_shape_too() {
+        let list: CollectorSpec =
+            serde_json::from_str(r#"{"type":"summary","objectives":[{"0.5":0.05},{"0.9":0.01}]}"#)
+                .unwrap();
+        let map: CollectorSpec =
+            serde_json::from_str(r#"{"type":"summary","objectives":{"0.5":0.05,"0.9":0.01}}"#)
+                .unwrap();
+        assert_eq!(list.objectives, map.objectives);
+        // Numeric keys, as YAML gives them.
+        use serde::de::IntoDeserializer;
+        let numeric: serde::de::value::MapDeserializer<'_, _, serde::de::value::Error> =
+            serde::de::value::MapDeserializer::new(
+                vec![
+                    (0.5f64.into_deserializer(), 0.05f64),
+                    (0.9f64.into_deserializer(), 0.01),
+                ]
+                .into_iter(),
+            );
+        assert_eq!(objectives(numeric).unwrap(), map.objectives);
+        assert!(
+            serde_json::from_str::<CollectorSpec>(r#"{"objectives":null}"#)
+                .unwrap()
+                .objectives
+                .is_empty()
+        );
+        assert!(serde_json::from_str::<CollectorSpec>(r#"{"objectives":"x"}"#).is_err());
     }
 
     #[test]

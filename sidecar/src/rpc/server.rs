@@ -47,7 +47,7 @@ pub async fn serve(listener: RpcListener, ctx: Arc<RpcContext>, stop: Cancellati
             );
             continue;
         }
-        let span = tracing::debug_span!("rpc_connection", %peer);
+        let span = tracing::info_span!("rpc_connection", %peer);
         connections.spawn(connection(reader, writer, ctx.clone(), stop.clone()).instrument(span));
     }
     drop(listener);
