@@ -32,13 +32,20 @@ use crate::worker::Spawner;
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("cannot listen on {what} {addr}: {source}")]
-    Bind { what: &'static str, addr: String, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("the config has no `http` section; pacer serves HTTP")]
     NoHttp,
     #[error("relay: {0}")]
     Relay(std::io::Error),
     #[error("static files: {dir}: {source}")]
-    Static { dir: PathBuf, source: std::io::Error },
+    Static {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("tls: {0}")]
     Tls(String),
 }
@@ -56,8 +63,17 @@ pub struct Listeners {
 impl Listeners {
     /// Binds every address the config names.
     pub async fn bind(config: &Config) -> Result<Listeners, AppError> {
-        async fn tcp(what: &'static str, addr: std::net::SocketAddr) -> Result<TcpListener, AppError> {
-            TcpListener::bind(addr).await.map_err(|source| AppError::Bind { what, addr: addr.to_string(), source })
+        async fn tcp(
+            what: &'static str,
+            addr: std::net::SocketAddr,
+        ) -> Result<TcpListener, AppError> {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::Bind {
+                    what,
+                    addr: addr.to_string(),
+                    source,
+                })
         }
         let http = config.http.as_ref().ok_or(AppError::NoHttp)?;
         let mut l = Listeners::default();
@@ -74,9 +90,23 @@ impl Listeners {
             l.metrics = Some(tcp("metrics", metrics.address).await?);
         }
         if let Some(rpc) = &config.rpc {
-            let listener = crate::rpc::RpcListener::bind(&rpc.listen)
-                .await
-                .map_err(|source| AppError::Bind { what: "rpc", addr: rpc.listen.to_string(), source })?;
+            let addr: crate::rpc::RpcAddr =
+                rpc.listen
+                    .to_string()
+                    .parse()
+                    .map_err(|e: crate::rpc::RpcError| AppError::Bind {
+                        what: "rpc",
+                        addr: rpc.listen.to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+            let listener =
+                crate::rpc::RpcListener::bind(&addr)
+                    .await
+                    .map_err(|e| AppError::Bind {
+                        what: "rpc",
+                        addr: rpc.listen.to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
             l.rpc = Some(listener);
         }
         Ok(l)
@@ -113,7 +143,8 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let background = CancellationToken::new();
 
-    let rpc_env = config.rpc.as_ref().map(|r| r.listen.to_string());
+    // Workers reach RPC at the address actually bound (port 0 resolved).
+    let rpc_env = listeners.rpc.as_ref().map(|l| l.dsn().to_string());
     let spawner = Spawner::new(
         config.process_spec(),
         config.server.relay.clone(),
@@ -130,14 +161,21 @@ pub async fn run(
         tracker.spawn(crate::pid1::reap_orphans(background.clone()));
     }
 
-    let unavailable = config.status.as_ref().map_or(503, |s| s.unavailable_status_code);
+    let unavailable = config
+        .status
+        .as_ref()
+        .map_or(503, |s| s.unavailable_status_code);
     let status = Status::new(pool.clone(), unavailable);
     if let Some(listener) = listeners.status {
         let status = status.clone();
-        tracker.spawn(crate::endpoint::serve(listener, move |req| {
-            let response = status.handle(&req);
-            async move { response }
-        }, background.clone()));
+        tracker.spawn(crate::endpoint::serve(
+            listener,
+            move |req| {
+                let response = status.handle(&req);
+                async move { response }
+            },
+            background.clone(),
+        ));
     }
 
     let http_stats = Arc::new(HttpStats::default());
@@ -147,22 +185,54 @@ pub async fn run(
     let mut http_servers = Vec::new();
     if let Some(listener) = listeners.http {
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving HTTP");
-        http_servers.push(tokio::spawn(server::serve(listener, None, handler.clone(), http_stop.clone(), grace)));
+        http_servers.push(tokio::spawn(server::serve(
+            listener,
+            None,
+            handler.clone(),
+            http_stop.clone(),
+            grace,
+        )));
     }
     if let (Some(listener), Some(ssl)) = (listeners.https, &http.ssl) {
         let acceptor = server::tls_acceptor(&ssl.cert, &ssl.key).map_err(AppError::Tls)?;
         tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving HTTPS");
-        http_servers.push(tokio::spawn(server::serve(listener, Some(acceptor), handler.clone(), http_stop.clone(), grace)));
+        http_servers.push(tokio::spawn(server::serve(
+            listener,
+            Some(acceptor),
+            handler.clone(),
+            http_stop.clone(),
+            grace,
+        )));
     }
 
-    let app_metrics = crate::metrics::AppMetrics::default();
+    let app_metrics = Arc::new(crate::metrics::AppMetrics::new());
+    if let Some(metrics) = &config.metrics {
+        for (name, spec) in &metrics.collect {
+            if let Err(error) = app_metrics.declare(name, collector_spec(spec)) {
+                tracing::warn!(%error, metric = %name, "metrics.collect entry refused");
+            }
+        }
+    }
     if let Some(listener) = listeners.metrics {
-        let metrics = Arc::new(crate::metrics::Metrics::new(vec![pool.clone()], http_stats.clone(), app_metrics.clone()));
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            vec![pool.clone()],
+            http_stats.clone(),
+            app_metrics.clone(),
+        ));
         tracker.spawn(crate::metrics::serve(listener, metrics, background.clone()));
     }
+    let rpc_ctx = Arc::new(crate::rpc::RpcContext::new(
+        vec![pool.clone()],
+        config::to_json(&config),
+        env!("CARGO_PKG_VERSION"),
+        app_metrics.clone(),
+    ));
     if let Some(listener) = listeners.rpc {
-        let ctx = Arc::new(crate::rpc::RpcContext::new(vec![pool.clone()], config::to_json(&config), app_metrics.clone()));
-        tracker.spawn(crate::rpc::serve(listener, ctx, background.clone()));
+        tracker.spawn(crate::rpc::serve(
+            listener,
+            rpc_ctx.clone(),
+            background.clone(),
+        ));
     }
 
     if let Some(reload) = reload_settings(&config) {
@@ -174,11 +244,20 @@ pub async fn run(
         });
     }
     if options.watch_config {
-        tracker.spawn(watch_config(options.load.clone(), config.clone(), pool.clone(), background.clone()));
+        tracker.spawn(watch_config(
+            options.load.clone(),
+            config.clone(),
+            pool.clone(),
+            rpc_ctx.clone(),
+            background.clone(),
+        ));
     }
 
     if let Some(ready) = ready {
-        let _ = ready.send(Running { pool: pool.clone(), status: status.clone() });
+        let _ = ready.send(Running {
+            pool: pool.clone(),
+            status: status.clone(),
+        });
     }
     shutdown.await;
 
@@ -196,7 +275,10 @@ pub async fn run(
     pool.shutdown().await;
     background.cancel();
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some background tasks did not stop in time");
     }
     tracing::info!("stopped");
@@ -207,8 +289,17 @@ fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
     let http = config.http.as_ref().ok_or(AppError::NoHttp)?;
     let static_files = match &http.static_files {
         Some(s) => Some(
-            StaticFiles::new(&s.dir, &s.filter.forbid, &s.filter.allow, s.calculate_etag, s.weak)
-                .map_err(|source| AppError::Static { dir: s.dir.clone(), source })?,
+            StaticFiles::new(
+                &s.dir,
+                &s.filter.forbid,
+                &s.filter.allow,
+                s.calculate_etag,
+                s.weak,
+            )
+            .map_err(|source| AppError::Static {
+                dir: s.dir.clone(),
+                source,
+            })?,
         ),
         None => None,
     };
@@ -227,7 +318,10 @@ fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
             forbid: http.uploads.filter.forbid.clone(),
             allow: http.uploads.filter.allow.clone(),
             max_request_size: http.max_request_size,
-            owner: config.server.uid.map(|uid| (uid, config.server.gid.unwrap_or(uid))),
+            owner: config
+                .server
+                .uid
+                .map(|uid| (uid, config.server.gid.unwrap_or(uid))),
         },
         header_read_timeout: Duration::from_secs(30),
         max_requests_per_connection: 10_000,
@@ -240,7 +334,11 @@ fn reload_settings(config: &Config) -> Option<crate::reload::ReloadSettings> {
     let service = reload.http.as_ref()?;
     Some(crate::reload::ReloadSettings {
         interval: reload.interval,
-        dirs: service.dirs.iter().map(|d| config.workdir.join(d)).collect(),
+        dirs: service
+            .dirs
+            .iter()
+            .map(|d| config.workdir.join(d))
+            .collect(),
         recursive: service.recursive,
         ignore: service.ignore.clone(),
         patterns: reload.patterns_for(service),
@@ -248,7 +346,13 @@ fn reload_settings(config: &Config) -> Option<crate::reload::ReloadSettings> {
 }
 
 /// `--watch-config`: re-reads the config file and applies pool changes live.
-async fn watch_config(load: LoadOptions, mut current: Config, pool: Pool, cancel: CancellationToken) {
+async fn watch_config(
+    load: LoadOptions,
+    mut current: Config,
+    pool: Pool,
+    rpc: Arc<crate::rpc::RpcContext>,
+    cancel: CancellationToken,
+) {
     let path = load.path.clone();
     let initial = tokio::fs::read(&path).await.unwrap_or_default();
     let result = crate::config_watch::watch(path.clone(), initial, cancel, move |content| {
@@ -270,6 +374,7 @@ async fn watch_config(load: LoadOptions, mut current: Config, pool: Pool, cancel
                 if !change.restart_required.is_empty() {
                     tracing::warn!(keys = ?change.restart_required, "config changes that take effect at the next start");
                 }
+                rpc.set_config(&config::to_json(&loaded.config));
                 current = loaded.config;
             }
             Err(error) => tracing::error!(%error, path = %path.display(), "new config rejected; keeping the running one"),
@@ -278,5 +383,22 @@ async fn watch_config(load: LoadOptions, mut current: Config, pool: Pool, cancel
     .await;
     if let Err(error) = result {
         tracing::error!(%error, "cannot watch the config file");
+    }
+}
+
+/// `metrics.collect.<name>` from the config, in the shape `metrics.Declare` takes.
+fn collector_spec(c: &config::CollectorConfig) -> crate::metrics::CollectorSpec {
+    crate::metrics::CollectorSpec {
+        namespace: c.namespace.clone().unwrap_or_default(),
+        subsystem: c.subsystem.clone().unwrap_or_default(),
+        kind: c.kind.as_str().to_string(),
+        help: c.help.clone(),
+        labels: c.labels.clone(),
+        buckets: c.buckets.clone(),
+        objectives: c
+            .objectives
+            .iter()
+            .map(|(q, e)| (q.to_string(), *e))
+            .collect(),
     }
 }

@@ -652,6 +652,16 @@ impl Pool {
         self.wait_until(timeout, |st| st.workers.len() >= n).await
     }
 
+    /// Waits until the pool stands at its target (or `timeout`): at least `target`
+    /// workers not marked for recycling, and no surplus left to retire. RPC's
+    /// `informer.AddWorker`/`RemoveWorker` use it to answer once the change took effect.
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |st| {
+            st.healthy() >= st.target && st.workers.len() <= st.target
+        })
+        .await
+    }
+
     /// Stops the pool: no new jobs (waiters get [`PoolError::Closed`]), idle workers
     /// stopped now, busy ones when their job ends; whatever is left after
     /// `destroy_timeout` is killed. Returns when every worker process is gone.
