@@ -17,8 +17,9 @@ cache="${PACER_CACHE:-/var/cache/pacer}"
 export GOCACHE="$cache/go/build"
 export GOMODCACHE="$cache/go/mod"
 export CGO_ENABLED=0
-# go.mod and go.sum are committed: a build must never rewrite them.
-export GOFLAGS="-mod=readonly -trimpath"
+# go.mod and go.sum are committed: a build must never rewrite them. No VCS stamping:
+# the binaries are keyed by module versions, not by this repository's commit.
+export GOFLAGS="-mod=readonly -trimpath -buildvcs=false"
 # Every module here builds with the machine's Go (>= 1.26); never fetch another one.
 export GOTOOLCHAIN=local
 
