@@ -71,7 +71,10 @@ async fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
     let dir = tempfile::tempdir().unwrap();
     publish(dir.path(), 1, &rr_yaml(2, 0));
-    let load = LoadOptions { path: dir.path().join("rr.yaml"), ..LoadOptions::default() };
+    let load = LoadOptions {
+        path: dir.path().join("rr.yaml"),
+        ..LoadOptions::default()
+    };
     let config = config::load(&load).unwrap().config;
 
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -79,14 +82,21 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
     let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (http_addr, status_addr) = (http.local_addr().unwrap(), status.local_addr().unwrap());
     let metrics_addr = metrics.local_addr().unwrap();
-    let listeners =
-        Listeners { http: Some(http), status: Some(status), metrics: Some(metrics), ..Listeners::default() };
+    let listeners = Listeners {
+        http: Some(http),
+        status: Some(status),
+        metrics: Some(metrics),
+        ..Listeners::default()
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(app::run(
         config,
         listeners,
-        RunOptions { watch_config: true, load },
+        RunOptions {
+            watch_config: true,
+            load,
+        },
         async move {
             let _ = stop_rx.await;
         },
@@ -101,7 +111,8 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let clients: Vec<_> = (0..6)
         .map(|_| {
-            let (client, stop, ok, failed) = (client.clone(), stop.clone(), ok.clone(), failed.clone());
+            let (client, stop, ok, failed) =
+                (client.clone(), stop.clone(), ok.clone(), failed.clone());
             tokio::spawn(async move {
                 let mut errors = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
@@ -129,10 +140,29 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
     let workers = || running.pool.snapshot().workers.len();
     tokio::time::sleep(Duration::from_millis(500)).await;
     publish(dir.path(), 2, &rr_yaml(8, 0));
-    assert!(wait_for(30, || workers() == 8 && running.pool.target() == 8).await, "grew to 8: {}", workers());
-    let scrape = client.get(format!("http://{metrics_addr}/metrics").parse().unwrap()).await.unwrap();
-    let text = String::from_utf8(scrape.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    assert!(text.contains("pacer_pool_target_workers{pool=\"http\"} 8"), "{text}");
+    assert!(
+        wait_for(30, || workers() == 8 && running.pool.target() == 8).await,
+        "grew to 8: {}",
+        workers()
+    );
+    let scrape = client
+        .get(format!("http://{metrics_addr}/metrics").parse().unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        scrape
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("pacer_pool_target_workers{pool=\"http\"} 8"),
+        "{text}"
+    );
 
     // A broken file is rejected and changes nothing.
     publish(dir.path(), 3, "version: \"3\"\nhttp: [not, a, map]\n");
@@ -140,20 +170,39 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
     assert_eq!(running.pool.target(), 8);
 
     publish(dir.path(), 4, &rr_yaml(2, 500));
-    assert!(wait_for(30, || workers() == 2 && running.pool.target() == 2).await, "shrank to 2: {}", workers());
-    assert_eq!(running.pool.settings().max_jobs, 500, "max_jobs applied live too");
+    assert!(
+        wait_for(30, || workers() == 2 && running.pool.target() == 2).await,
+        "shrank to 2: {}",
+        workers()
+    );
+    assert_eq!(
+        running.pool.settings().max_jobs,
+        500,
+        "max_jobs applied live too"
+    );
 
     stop.store(true, Ordering::Relaxed);
     let mut errors = Vec::new();
     for c in clients {
         errors.extend(c.await.unwrap());
     }
-    assert!(errors.is_empty(), "{} failed requests: {errors:?}", errors.len());
-    assert!(ok.load(Ordering::Relaxed) > 100, "load ran: {}", ok.load(Ordering::Relaxed));
+    assert!(
+        errors.is_empty(),
+        "{} failed requests: {errors:?}",
+        errors.len()
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "load ran: {}",
+        ok.load(Ordering::Relaxed)
+    );
     assert_eq!(failed.load(Ordering::Relaxed), 0);
 
     // Readiness stayed up throughout and still is.
-    let ready = client.get(format!("http://{status_addr}/ready").parse().unwrap()).await.unwrap();
+    let ready = client
+        .get(format!("http://{status_addr}/ready").parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
 
     stop_tx.send(()).unwrap();
