@@ -6,7 +6,7 @@ export PACER_CACHE ?= /var/cache/pacer
 TRIPLE := x86_64-unknown-linux-gnu
 RELEASE_DIR := $(CARGO_TARGET_DIR)/$(TRIPLE)/release
 
-.PHONY: all deps build release run test lint fmt controlplane rust-test php-test bench clean
+.PHONY: all deps build release run test lint fmt controlplane rust-test php-test image-check bench clean
 
 all: build
 
@@ -19,6 +19,12 @@ build:
 # Static release binaries (see ARCHITECTURE.md: pacer is copied into arbitrary images).
 release:
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target $(TRIPLE) --bins
+
+# Static binaries are statically linked and run in an empty root; the image's final stage
+# builds and runs under podman (Debian's buildah/podman/runc, no Docker engine needed).
+image-check: release
+	PACER_DEPS_EXTRA="podman buildah runc" scripts/deps.sh
+	e2e/image/check.sh $(RELEASE_DIR) --image
 
 run: deps
 	cargo run -p pacer --bin pacer -- serve -c examples/app/.rr.yaml -w examples/app
