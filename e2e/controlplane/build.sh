@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver, etcd and helm from the Go modules pinned beside this script
+# (kube-apiserver/, etcd/, helm/: one module each, because their dependency graphs
+# differ) into a cache outside the checkout, keyed by the three versions:
+#
+#   ${PACER_CACHE:-/var/cache/pacer}/controlplane/<k8s>-<etcd>-<helm>/bin/{kube-apiserver,etcd,helm}
+#
+# The Go build and module caches live under ${PACER_CACHE} too, so a rerun takes
+# seconds. Idempotent: when the three binaries exist nothing is built. The last line
+# printed on stdout is always the bin directory (the Rust harness reads it); progress
+# goes to stderr.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${PACER_CACHE:-/var/cache/pacer}"
+
+export GOCACHE="$cache/go/build"
+export GOMODCACHE="$cache/go/mod"
+export CGO_ENABLED=0
+# go.mod and go.sum are committed: a build must never rewrite them. No VCS stamping:
+# the binaries are keyed by module versions, not by this repository's commit.
+export GOFLAGS="-mod=readonly -trimpath -buildvcs=false"
+# Every module here builds with the machine's Go (>= 1.26); never fetch another one.
+export GOTOOLCHAIN=local
+
+command -v go >/dev/null || { echo "build.sh: go is not installed" >&2; exit 1; }
+
+# The version of module $2 as resolved in the module in folder $1.
+modver() { (cd "$here/$1" && go list -m -f '{{.Version}}' "$2"); }
+
+k8s="$(modver kube-apiserver k8s.io/kubernetes)"
+etcd="$(modver etcd go.etcd.io/etcd/server/v3)"
+helm="$(modver helm helm.sh/helm/v3)"
+bin="$cache/controlplane/$k8s-$etcd-$helm/bin"
+
+have_all() { [[ -x "$bin/kube-apiserver" && -x "$bin/etcd" && -x "$bin/helm" ]]; }
+
+if ! have_all; then
+  mkdir -p "$bin"
+  # Tests running in parallel processes may all call this script; one builds.
+  exec 9>"$bin/../.lock"
+  flock 9
+fi
+
+if ! have_all; then
+  start=$SECONDS
+  tmp="$(mktemp -d "$bin/../.build.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+
+  # What kube-apiserver reports on /version (and uses as its compatibility version).
+  minor="${k8s#v1.}"; minor="${minor%%.*}"
+  kv=""
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    kv+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  echo "build.sh: building kube-apiserver $k8s" >&2
+  (cd "$here/kube-apiserver" &&
+    go build -ldflags "-s -w$kv" -o "$tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
+
+  echo "build.sh: building etcd $etcd" >&2
+  (cd "$here/etcd" && go build -ldflags "-s -w" -o "$tmp/etcd" .)
+
+  # Without these helm reports itself as "v3" and templates against Kubernetes 1.20.
+  hk="$(modver helm k8s.io/client-go)"; hk="${hk#v0.}"; hk="${hk%%.*}"
+  hv="-X helm.sh/helm/v3/internal/version.version=$helm -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    hv+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$hk"
+  done
+  echo "build.sh: building helm $helm" >&2
+  (cd "$here/helm" && go build -ldflags "-s -w $hv" -o "$tmp/helm" helm.sh/helm/v3/cmd/helm)
+
+  # Move into place only when all three are built, so an interrupted build is redone.
+  mv "$tmp/kube-apiserver" "$tmp/etcd" "$tmp/helm" "$bin/"
+  echo "build.sh: built in $((SECONDS - start)) s" >&2
+fi
+
+echo "$bin"
