@@ -175,7 +175,7 @@ impl ImagePullPolicy {
 pub struct ReplicasSpec {
     /// Fewest pods. Default: 1.
     #[serde(default = "default_one")]
-    #[schemars(range(min = 0, max = 1000))]
+    #[schemars(range(min = 1, max = 1000))]
     pub min: i32,
     /// Most pods. Default: 1.
     #[serde(default = "default_one")]
@@ -499,7 +499,8 @@ pub struct MemorySpec {
     #[serde(default = "default_auto")]
     #[schemars(regex(pattern = units::MEMORY_OR_AUTO_PATTERN), length(max = units::MAX_UNIT_LEN))]
     pub limit: String,
-    /// Smallest limit `auto` may choose, and the memory request. Default: 128Mi.
+    /// Smallest limit `auto` may choose. Default: 128Mi. (The memory request always equals
+    /// the limit: a PHP pool's memory is not elastic.)
     #[serde(default = "default_memory_min")]
     #[schemars(regex(pattern = units::MEMORY_PATTERN), length(max = units::MAX_UNIT_LEN))]
     pub min: String,
