@@ -272,8 +272,37 @@ pub struct Decision {
     pub state: State,
     /// One paragraph: what was seen and what was decided.
     pub summary: String,
-    /// Conditions the user should know about (Degraded), in words.
-    pub problems: Vec<String>,
+    /// Conditions the user should know about (Degraded).
+    pub problems: Vec<Problem>,
+}
+
+/// Something the tuner cannot fix by itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// What kind.
+    pub kind: ProblemKind,
+    /// In words, with the numbers.
+    pub message: String,
+}
+
+/// Kinds of [`Problem`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The load needs more workers than the bounds allow.
+    AtCapacity,
+    /// OOM kills with the memory limit at its maximum or fixed.
+    OutOfMemory,
+}
+
+impl ProblemKind {
+    /// CamelCase condition reason.
+    #[must_use]
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::AtCapacity => "AtCapacity",
+            Self::OutOfMemory => "OOMKilled",
+        }
+    }
 }
 
 /// The settings before anything is measured (and always in mode Off).
@@ -553,13 +582,16 @@ pub fn decide(
         if wanted_total > per_pod_ceiling.saturating_mul(policy.replicas.max)
             && !policy.replicas_external
         {
-            problems.push(format!(
-                "the load needs {wanted_total} workers in all, but at most {} fit \
-                 ({per_pod_ceiling} per pod × {} pods); raise pool.workers.max, replicas.max \
-                 or the memory bounds",
-                per_pod_ceiling.saturating_mul(policy.replicas.max),
-                policy.replicas.max
-            ));
+            problems.push(Problem {
+                kind: ProblemKind::AtCapacity,
+                message: format!(
+                    "the load needs {wanted_total} workers in all, but at most {} fit \
+                     ({per_pod_ceiling} per pod × {} pods); raise pool.workers.max, \
+                     replicas.max or the memory bounds",
+                    per_pod_ceiling.saturating_mul(policy.replicas.max),
+                    policy.replicas.max
+                ),
+            });
         }
 
         let utilisation = if load.live > 0.0 {
@@ -685,11 +717,14 @@ pub fn decide(
                 why = format!("a pod was OOM-killed at {oom}; raising the limit by half");
             }
             if current.memory_limit >= policy.memory.max {
-                problems.push(format!(
-                    "a pod was OOM-killed at {oom} with the memory limit already at \
-                     resources.memory.max ({})",
-                    mib(policy.memory.max)
-                ));
+                problems.push(Problem {
+                    kind: ProblemKind::OutOfMemory,
+                    message: format!(
+                        "a pod was OOM-killed at {oom} with the memory limit already at \
+                         resources.memory.max ({})",
+                        mib(policy.memory.max)
+                    ),
+                });
             }
         }
         if target != current.memory_limit {
@@ -701,10 +736,13 @@ pub fn decide(
         && state.last_oom.is_none_or(|seen| oom > seen)
     {
         state.last_oom = Some(oom);
-        problems.push(format!(
-            "a pod was OOM-killed at {oom}; resources.memory.limit is fixed at {}",
-            mib(current.memory_limit)
-        ));
+        problems.push(Problem {
+            kind: ProblemKind::OutOfMemory,
+            message: format!(
+                "a pod was OOM-killed at {oom}; resources.memory.limit is fixed at {}",
+                mib(current.memory_limit)
+            ),
+        });
     }
 
     // max_worker_memory: a safety net above the normal size, within the worker's share.

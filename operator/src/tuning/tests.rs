@@ -227,7 +227,8 @@ fn spec_bounds_clamp_and_report_when_load_exceeds_them() {
     );
     assert_eq!(d.settings.workers, 16);
     assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
-    assert!(d.problems[0].contains("pool.workers.max"));
+    assert_eq!(d.problems[0].kind, ProblemKind::AtCapacity);
+    assert!(d.problems[0].message.contains("pool.workers.max"));
 }
 
 #[test]
@@ -484,7 +485,8 @@ fn an_oom_kill_at_the_maximum_is_a_problem() {
     };
     let d = decide(&p, &s, &State::default(), &obs, t(0));
     assert_eq!(d.settings.memory_limit, 2048 * MI);
-    assert!(d.problems[0].contains("OOM"));
+    assert_eq!(d.problems[0].kind, ProblemKind::OutOfMemory);
+    assert!(d.problems[0].message.contains("OOM"));
 }
 
 #[test]
