@@ -1,12 +1,12 @@
 //! The reconciler: observe → plan → apply → report, for one `PhpAppServer` at a time.
 //!
-//! * **observe**: the Deployment (readiness), and when a tuning round is due the app's
-//!   pods (their IPs for the metrics source, OOM kills from their container statuses) and
+//! * **observe**: when a tuning round is due, the app's pods (their IPs for the metrics source, OOM kills from their container statuses) and
 //!   the window aggregates from the [`MetricsSource`].
 //! * **plan**: [`crate::plan::plan`], pure.
 //! * **apply**: ConfigMap, Deployment, Service and PodDisruptionBudget with server-side
 //!   apply under one field manager. The ConfigMap goes first, so that a new Deployment's
-//!   pods start with the new settings.
+//!   pods start with the new settings. The Deployment as the apply returns it gives the
+//!   readiness.
 //! * **report**: an Event per applied change (reason in words) and a metric; a Warning
 //!   Event when the object becomes Degraded; the status, written only when it differs.
 //!
@@ -160,7 +160,8 @@ fn pod_targets(pods: &[Pod]) -> (Vec<PodTarget>, Option<Timestamp>) {
     (targets, newest_oom)
 }
 
-async fn apply<K>(api: &Api<K>, name: &str, object: &K, manager: &str) -> Result<(), Error>
+/// Server-side apply; returns the object as the server holds it afterwards.
+async fn apply<K>(api: &Api<K>, name: &str, object: &K, manager: &str) -> Result<K, Error>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
     K::DynamicType: Default,
@@ -171,7 +172,6 @@ where
         &Patch::Apply(object),
     )
     .await
-    .map(|_| ())
     .map_err(|source| Error::Apply {
         kind: K::kind(&K::DynamicType::default()).into_owned(),
         name: name.to_owned(),
@@ -234,13 +234,6 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
 
     // Observe.
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let deployment = deployments
-        .get_opt(&name)
-        .await
-        .map_err(|source| Error::Read {
-            what: "Deployment",
-            source,
-        })?;
     let tuning = if plan::tuning_due(&config, &previous, now) {
         let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
         let listed = pods
@@ -282,15 +275,17 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
         generation,
         config: &config,
         previous: &previous,
-        deployment: deployment.as_ref().map(deployment_state),
         tuning,
         now,
     });
 
     // Apply.
-    let owner = app
+    let mut owner = app
         .controller_owner_ref(&())
         .ok_or(Error::MissingNamespace)?;
+    // Foreground deletion of the PhpAppServer waits for its objects (needs the
+    // `phpappservers/finalizers` update permission where that admission check is on).
+    owner.block_owner_deletion = Some(true);
     let inputs = Inputs {
         name: &name,
         namespace: &namespace,
@@ -302,28 +297,35 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
     };
     let manager = ctx.config.field_manager.as_str();
     let config_map = resources::simple::config_map(&inputs)?;
-    apply(
+    let _: ConfigMap = apply(
         &Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace),
         &resources::config_map_name(&name),
         &config_map,
         manager,
     )
     .await?;
-    apply(
+    let deployment = apply(
         &deployments,
         &name,
         &resources::deployment::deployment(&inputs)?,
         manager,
     )
     .await?;
-    apply(
+    let mut status = planned.status;
+    plan::readiness(
+        &mut status,
+        Some(deployment_state(&deployment)),
+        generation,
+        now,
+    );
+    let _: Service = apply(
         &Api::<Service>::namespaced(ctx.client.clone(), &namespace),
         &name,
         &resources::simple::service(&inputs),
         manager,
     )
     .await?;
-    apply(
+    let _: PodDisruptionBudget = apply(
         &Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &namespace),
         &name,
         &resources::simple::pod_disruption_budget(&inputs),
@@ -365,7 +367,7 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
             tracing::warn!(%error, "publishing an event failed");
         }
     }
-    write_status(&apps, &name, &previous, &planned.status, manager).await?;
+    write_status(&apps, &name, &previous, &status, manager).await?;
     Ok(Action::requeue(planned.requeue_after))
 }
 
@@ -398,14 +400,19 @@ async fn write_status(
         "kind": "PhpAppServer",
         "status": status,
     });
-    apps.patch_status(
-        name,
-        &PatchParams::apply(manager).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|source| Error::WriteStatus { source })
+    match apps
+        .patch_status(
+            name,
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Deleted while we were reconciling: there is no status left to write.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(Error::WriteStatus { source }),
+    }
 }
 
 fn error_policy(app: Arc<PhpAppServer>, error: &Error, ctx: Arc<Context>) -> Action {

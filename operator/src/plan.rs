@@ -48,8 +48,6 @@ pub struct PlanInput<'a> {
     pub config: &'a AppConfig,
     /// The status as it is.
     pub previous: &'a PhpAppServerStatus,
-    /// The Deployment, once it exists.
-    pub deployment: Option<DeploymentState>,
     /// Present when a tuning round ran (see [`tuning_due`]).
     pub tuning: Option<TuningInput>,
     /// The time.
@@ -103,14 +101,58 @@ fn next_tune_in(config: &AppConfig, last: Option<&Time>, now: Timestamp) -> Dura
         .max(Duration::from_secs(1))
 }
 
-/// Plans one reconcile.
+/// Sets `replicas`, `readyReplicas` and the Ready condition from the Deployment as the
+/// apply left it (`None`: not there yet).
+pub fn readiness(
+    status: &mut PhpAppServerStatus,
+    deployment: Option<DeploymentState>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    match deployment {
+        None => {
+            status.replicas = None;
+            status.ready_replicas = None;
+            set_condition(
+                &mut status.conditions,
+                READY,
+                Truth::False,
+                "DeploymentPending",
+                "the Deployment is being created",
+                generation,
+                now,
+            );
+        }
+        Some(d) => {
+            status.replicas = Some(d.replicas);
+            status.ready_replicas = Some(d.ready);
+            let message = format!("{} of {} pods ready", d.ready, d.desired);
+            let (truth, reason) = if d.ready >= d.desired && d.desired > 0 {
+                (Truth::True, "AllPodsReady")
+            } else {
+                (Truth::False, "PodsNotReady")
+            };
+            set_condition(
+                &mut status.conditions,
+                READY,
+                truth,
+                reason,
+                &message,
+                generation,
+                now,
+            );
+        }
+    }
+}
+
+/// Plans one reconcile (everything but readiness, which [`readiness`] adds after the
+/// apply).
 #[must_use]
 pub fn plan(input: PlanInput<'_>) -> Plan {
     let PlanInput {
         generation,
         config,
         previous,
-        deployment,
         tuning,
         now,
     } = input;
@@ -285,47 +327,6 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     }
 
     next.current = Some(status::pool_settings(&settings));
-    match deployment {
-        None => {
-            next.replicas = None;
-            next.ready_replicas = None;
-            set_condition(
-                &mut next.conditions,
-                READY,
-                Truth::False,
-                "DeploymentPending",
-                "the Deployment is being created",
-                generation,
-                now,
-            );
-        }
-        Some(d) => {
-            next.replicas = Some(d.replicas);
-            next.ready_replicas = Some(d.ready);
-            let message = format!("{} of {} pods ready", d.ready, d.desired);
-            if d.ready >= d.desired && d.desired > 0 {
-                set_condition(
-                    &mut next.conditions,
-                    READY,
-                    Truth::True,
-                    "AllPodsReady",
-                    &message,
-                    generation,
-                    now,
-                );
-            } else {
-                set_condition(
-                    &mut next.conditions,
-                    READY,
-                    Truth::False,
-                    "PodsNotReady",
-                    &message,
-                    generation,
-                    now,
-                );
-            }
-        }
-    }
     let requeue_after = next_tune_in(config, next.last_tune_time.as_ref(), now);
     Plan {
         settings,
@@ -385,11 +386,6 @@ mod tests {
             generation: Some(3),
             config,
             previous,
-            deployment: Some(DeploymentState {
-                desired: 1,
-                replicas: 1,
-                ready: 1,
-            }),
             tuning,
             now,
         }
@@ -402,9 +398,9 @@ mod tests {
         assert_eq!(p.settings.workers, 4);
         assert_eq!(p.status.current.as_ref().unwrap().workers, 4);
         assert_eq!(p.status.observed_generation, Some(3));
-        assert_eq!(
-            condition(&p.status.conditions, READY).unwrap().status,
-            "True"
+        assert!(
+            condition(&p.status.conditions, READY).is_none(),
+            "set after the apply"
         );
         assert_eq!(
             condition(&p.status.conditions, TUNED).unwrap().reason,
@@ -552,26 +548,42 @@ mod tests {
 
     #[test]
     fn ready_follows_the_deployment() {
-        let c = config("Auto");
-        let empty = PhpAppServerStatus::default();
-        let mut i = input(&c, &empty, None, t(0));
-        i.deployment = Some(DeploymentState {
-            desired: 3,
-            replicas: 3,
-            ready: 1,
-        });
-        let p = plan(i);
-        let ready = condition(&p.status.conditions, READY).unwrap();
+        let mut s = PhpAppServerStatus::default();
+        readiness(
+            &mut s,
+            Some(DeploymentState {
+                desired: 3,
+                replicas: 3,
+                ready: 1,
+            }),
+            Some(1),
+            t(0),
+        );
+        let ready = condition(&s.conditions, READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.message.as_str()),
             ("False", "1 of 3 pods ready")
         );
-        assert_eq!(p.status.ready_replicas, Some(1));
-        let mut i = input(&c, &empty, None, t(0));
-        i.deployment = None;
-        let p = plan(i);
+        assert_eq!(s.ready_replicas, Some(1));
+        readiness(
+            &mut s,
+            Some(DeploymentState {
+                desired: 3,
+                replicas: 3,
+                ready: 3,
+            }),
+            Some(1),
+            t(5),
+        );
+        let ready = condition(&s.conditions, READY).unwrap();
         assert_eq!(
-            condition(&p.status.conditions, READY).unwrap().reason,
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "AllPodsReady")
+        );
+        assert_eq!(ready.last_transition_time, Time(t(5)));
+        readiness(&mut s, None, Some(1), t(9));
+        assert_eq!(
+            condition(&s.conditions, READY).unwrap().reason,
             "DeploymentPending"
         );
     }

@@ -67,3 +67,97 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+use std::sync::Arc;
+
+use pacer_operator::controller::ControllerSettings;
+use pacer_operator::leader::LeaseConfig;
+use pacer_operator::metrics_source::MetricsSource;
+use pacer_operator::resources::{MANAGER, SidecarDefaults};
+use pacer_operator::telemetry::Metrics;
+use pacer_operator::{Operator, OperatorConfig};
+use tokio_util::sync::CancellationToken;
+
+/// An operator running in-process against the test API server.
+pub struct Running {
+    pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
+    pub task: tokio::task::JoinHandle<Result<(), pacer_operator::Error>>,
+}
+
+impl Running {
+    /// Stops it (releasing the Lease) and waits.
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .context("the operator did not stop within 30 s")???;
+        Ok(())
+    }
+
+    /// Reconciles so far, by result.
+    pub fn reconciles(&self, result: &'static str) -> u64 {
+        self.metrics
+            .reconciliations
+            .get_or_create(&pacer_operator::telemetry::ResultLabels { result })
+            .get()
+    }
+}
+
+/// Fast Lease timings for tests.
+pub fn lease(namespace: &str, identity: &str) -> LeaseConfig {
+    LeaseConfig {
+        namespace: namespace.to_owned(),
+        name: "pacer-operator".to_owned(),
+        identity: identity.to_owned(),
+        lease_duration: Duration::from_secs(4),
+        renew_deadline: Duration::from_secs(3),
+        retry_period: Duration::from_millis(250),
+    }
+}
+
+/// Starts an operator watching `namespace` only, with its Lease there too.
+pub fn start_operator(
+    client: Client,
+    namespace: &str,
+    identity: &str,
+    source: Arc<dyn MetricsSource>,
+) -> Running {
+    let config = OperatorConfig {
+        controller: ControllerSettings {
+            field_manager: MANAGER.to_owned(),
+            namespace: Some(namespace.to_owned()),
+            concurrency: 2,
+            sidecar: SidecarDefaults {
+                image: "pacer:test".to_owned(),
+                install_command: vec![
+                    "/pacer-operator".into(),
+                    "install".into(),
+                    "--to".into(),
+                    "/pacer-install/pacer".into(),
+                ],
+            },
+            instance: identity.to_owned(),
+        },
+        lease: lease(namespace, identity),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = CancellationToken::new();
+    let operator = Operator::new(client, config, source, metrics.clone());
+    let task = tokio::spawn(operator.run(shutdown.clone()));
+    Running {
+        shutdown,
+        metrics,
+        task,
+    }
+}
+
+/// Logs to the test's captured output (shown for failing tests); `RUST_LOG` filters.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
