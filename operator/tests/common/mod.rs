@@ -123,10 +123,21 @@ pub fn start_operator(
     identity: &str,
     source: Arc<dyn MetricsSource>,
 ) -> Running {
+    start_operator_with(client, Some(namespace), lease(namespace, identity), source)
+}
+
+/// Starts an operator watching `watch` (all namespaces when `None`) with this Lease.
+pub fn start_operator_with(
+    client: Client,
+    watch: Option<&str>,
+    lease: LeaseConfig,
+    source: Arc<dyn MetricsSource>,
+) -> Running {
+    let identity = lease.identity.clone();
     let config = OperatorConfig {
         controller: ControllerSettings {
             field_manager: MANAGER.to_owned(),
-            namespace: Some(namespace.to_owned()),
+            namespace: watch.map(str::to_owned),
             concurrency: 2,
             sidecar: SidecarDefaults {
                 image: "pacer:test".to_owned(),
@@ -137,9 +148,9 @@ pub fn start_operator(
                     "/pacer-install/pacer".into(),
                 ],
             },
-            instance: identity.to_owned(),
+            instance: identity,
         },
-        lease: lease(namespace, identity),
+        lease,
     };
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
