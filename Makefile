@@ -6,7 +6,7 @@ export PACER_CACHE ?= /var/cache/pacer
 TRIPLE := x86_64-unknown-linux-gnu
 RELEASE_DIR := $(CARGO_TARGET_DIR)/$(TRIPLE)/release
 
-.PHONY: all deps build release run test lint fmt rust-test php-test bench clean crd
+.PHONY: all deps build release run test lint fmt rust-test php-test bench clean
 
 all: build
 
@@ -25,10 +25,6 @@ run: deps
 
 fmt:
 	cargo fmt --all
-
-# Regenerate the CRD the chart ships (a test fails when the committed file drifts).
-crd:
-	cargo run -q -p pacer-crds --bin crdgen > charts/pacer-operator/crds/phpappservers.pacer.dev.yaml
 
 lint:
 	cargo fmt --all --check

@@ -24,6 +24,9 @@ use crate::sample::AppSample;
 const CONCURRENCY: usize = 8;
 /// Scrapes kept per pod, whatever the window (bounds memory for tiny intervals).
 const MAX_SCRAPES_PER_POD: usize = 64;
+/// An app not sampled for this long is forgotten (it was deleted, or its tuning turned
+/// off); the controller never sees deleted objects, so this is where they are dropped.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
 type History = HashMap<(String, String), BTreeMap<String, Vec<Scrape>>>;
 
@@ -115,6 +118,15 @@ impl Direct {
                 .history
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let stale = target
+                .now
+                .checked_sub(SignedDuration::try_from(FORGET_AFTER).unwrap_or_default())
+                .unwrap_or(target.now);
+            history.retain(|_, pods| {
+                pods.values()
+                    .flat_map(|scrapes| scrapes.last())
+                    .any(|s| s.at >= stale)
+            });
             let app = history
                 .entry((target.namespace.clone(), target.app.clone()))
                 .or_default();
@@ -251,8 +263,20 @@ mod tests {
 
         // A deleted pod is forgotten; so is a deleted app.
         direct.sample(&target(vec![], 240)).await.unwrap();
+        assert!(direct.history.lock().unwrap()[&("ns".to_owned(), "app".to_owned())].is_empty());
         direct.forget("ns", "app");
         assert!(direct.history.lock().unwrap().is_empty());
+
+        // An app nobody asked about for a quarter of an hour is dropped by the next call.
+        direct
+            .sample(&target(vec![pod("127.0.0.1")], 300))
+            .await
+            .unwrap();
+        let mut other = target(vec![], 300 + 16 * 60);
+        other.app = "other".into();
+        direct.sample(&other).await.unwrap();
+        let history = direct.history.lock().unwrap();
+        assert!(!history.contains_key(&("ns".to_owned(), "app".to_owned())));
     }
 
     #[tokio::test]
