@@ -1,1 +1,290 @@
-fn main() {}
+//! `pacer` — parse the command line, set up logging and the runtime, run, and map errors
+//! to exit codes (64 = bad configuration or usage). Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pacer::app::{self, Listeners, RunOptions};
+use pacer::config::{self, LoadOptions, Loaded};
+
+/// Exit code for bad configuration or usage (EX_USAGE from sysexits.h).
+const EXIT_CONFIG: u8 = 64;
+/// Exit code when a service cannot run (EX_UNAVAILABLE), e.g. RPC not reachable.
+const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code for a failure while running (EX_SOFTWARE).
+const EXIT_SOFTWARE: u8 = 70;
+
+#[derive(Parser)]
+#[command(
+    name = "pacer",
+    version,
+    about = "Kubernetes-native PHP application server (RoadRunner-compatible)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the PHP workers and serve HTTP, RPC, metrics and status.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Re-read the config file when it changes and apply pool changes live.
+        #[arg(long)]
+        watch_config: bool,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print the version.
+    Version,
+    /// Show the workers of a running pacer (through its RPC endpoint), like `rr workers`.
+    Workers {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The pool to show.
+        #[arg(default_value = "http")]
+        pool: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Refresh every SECS seconds until interrupted.
+        #[arg(long, value_name = "SECS")]
+        interval: Option<u64>,
+        /// RPC address (default: the config's `rpc.listen`, else tcp://127.0.0.1:6001).
+        #[arg(long)]
+        rpc: Option<String>,
+    },
+    /// Replace the workers of a running pacer a few at a time (rolling reset).
+    Reset {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(default_value = "http")]
+        pool: String,
+        #[arg(long)]
+        rpc: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (every default filled in), or the errors.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// Config file (RoadRunner's `.rr.yaml` format).
+    #[arg(short = 'c', long = "config", default_value = ".rr.yaml")]
+    config: PathBuf,
+    /// Working directory for the workers (relative to the config file's directory).
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<PathBuf>,
+    /// Override a config value: `-o http.pool.num_workers=4` (repeatable).
+    #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Load environment variables from this file before reading the config.
+    #[arg(long, env = "DOTENV_PATH")]
+    dotenv: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            path: self.config.clone(),
+            workdir: self.workdir.clone(),
+            overrides: self.overrides.clone(),
+            dotenv: self.dotenv.clone(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!(
+                "pacer {} (RoadRunner-compatible {})",
+                env!("CARGO_PKG_VERSION"),
+                pacer::worker::RR_VERSION
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => match config::load(&config.load_options()) {
+            Ok(loaded) => {
+                for warning in &loaded.warnings {
+                    eprintln!("warning: {warning}");
+                }
+                print!("{}", config::effective_yaml(&loaded.config));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Serve {
+            config,
+            watch_config,
+        } => {
+            let options = config.load_options();
+            let loaded = match config::load(&options) {
+                Ok(l) => l,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            serve(
+                loaded,
+                RunOptions {
+                    watch_config,
+                    load: options,
+                },
+            )
+        }
+        Command::Workers {
+            config,
+            pool,
+            json,
+            interval,
+            rpc,
+        } => {
+            let addr = rpc_address(&config, rpc);
+            client_command(async move {
+                let mut out = std::io::stdout();
+                pacer::rpc::cli::cli_workers(
+                    &addr,
+                    Some(&pool),
+                    json,
+                    interval.map(Duration::from_secs),
+                    &mut out,
+                )
+                .await
+            })
+        }
+        Command::Reset { config, pool, rpc } => {
+            let addr = rpc_address(&config, rpc);
+            client_command(async move {
+                let mut out = std::io::stdout();
+                pacer::rpc::cli::cli_reset(&addr, Some(&pool), &mut out).await
+            })
+        }
+    }
+}
+
+/// The RPC address for client commands: `--rpc`, else the config's (if it loads), else
+/// RoadRunner's default.
+fn rpc_address(config: &ConfigArgs, flag: Option<String>) -> String {
+    flag.or_else(|| {
+        config::load(&config.load_options())
+            .ok()?
+            .config
+            .rpc
+            .map(|r| r.listen.to_string())
+    })
+    .unwrap_or_else(|| "tcp://127.0.0.1:6001".to_string())
+}
+
+fn client_command<E: std::fmt::Display>(
+    f: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::from(EXIT_SOFTWARE);
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+    }
+}
+
+fn serve(loaded: Loaded, options: RunOptions) -> ExitCode {
+    let config = loaded.config;
+    init_logging(&config.logs);
+    for warning in &loaded.warnings {
+        tracing::warn!(%warning, "config");
+    }
+    // Relative paths in the config (and the workers) start at the working directory,
+    // as with RoadRunner.
+    if let Err(error) = std::env::set_current_dir(&config.workdir) {
+        tracing::error!(%error, dir = %config.workdir.display(), "cannot change into the working directory");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let threads = config.pacer.runtime.threads;
+    let runtime = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::from(EXIT_SOFTWARE);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listeners = Listeners::bind(&config).await?;
+        app::run(
+            config,
+            listeners,
+            options,
+            pacer::shutdown::first_signal(),
+            None,
+        )
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(
+            error @ (app::AppError::Bind { .. }
+            | app::AppError::NoHttp
+            | app::AppError::Static { .. }
+            | app::AppError::Tls(_)),
+        ) => {
+            tracing::error!(%error, "cannot start");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(error) => {
+            tracing::error!(%error, "pacer failed");
+            ExitCode::from(EXIT_SOFTWARE)
+        }
+    }
+}
+
+fn init_logging(logs: &config::LogsConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PACER_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(logs.level.as_str()));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = match logs.encoding {
+        config::LogEncoding::Json => builder.json().try_init(),
+        config::LogEncoding::Console => builder.try_init(),
+    };
+}

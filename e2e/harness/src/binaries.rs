@@ -35,7 +35,7 @@ impl std::error::Error for GoMissing {}
 
 /// The directory holding `kube-apiserver`, `etcd` and `helm`.
 ///
-/// Blocks while `build.sh` runs (seconds when cached, about 15 minutes cold). The
+/// Blocks while `build.sh` runs (seconds when cached, about 10 minutes cold). The
 /// answer, or the failure, is kept for the life of the process.
 pub fn bin_dir() -> Result<PathBuf> {
     // Err(None) stands for GoMissing, so that it stays a typed error after caching.

@@ -45,7 +45,7 @@ use tokio::time::Instant;
 pub use binaries::{BIN_ENV, GoMissing, bin_dir};
 use process::{Server, Watchdog};
 
-/// How long kube-apiserver may take to report ready. It usually takes 3–6 s here; the
+/// How long kube-apiserver may take to report ready. It takes 2–3 s here; the
 /// margin is for a machine busy compiling.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 

@@ -9,7 +9,9 @@ use anyhow::{Context, Result, bail};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::{Api, Client};
 use pacer_e2e::{ControlPlane, or_skip};
 use serde_json::json;
@@ -144,7 +146,8 @@ async fn a_crd_cel_rule_refuses_an_invalid_object_with_its_message() -> Result<(
         }))?)
     };
 
-    // A new CRD is served a moment after it is created; until then: 404.
+    // A new CRD is served a moment after it is created; until then: a plain-text 404
+    // (so `Status::is_not_found`, which looks at the reason, is false).
     create_when_served(&ranges, &range("valid", 1, 4)?).await?;
 
     let refused = ranges
@@ -169,13 +172,97 @@ async fn create_when_served(api: &Api<DynamicObject>, object: &DynamicObject) ->
     loop {
         match api.create(&PostParams::default(), object).await {
             Err(kube::Error::Api(status))
-                if status.is_not_found() && tokio::time::Instant::now() < deadline =>
+                if status.code == 404 && tokio::time::Instant::now() < deadline =>
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            result => return result.map(drop).context("creating a custom object"),
+            Ok(_) => return Ok(()),
+            Err(e) => bail!("creating a custom object: {e:?}"),
         }
     }
+}
+
+/// The operator delivers memory limits by in-place pod resize (`pods/resize`, GA and on
+/// by default since Kubernetes 1.35): the server must accept it without feature gates.
+/// No kubelet runs, so only the API side is checked: the new limit is stored.
+#[tokio::test]
+async fn a_pod_is_resized_in_place_through_the_resize_subresource() -> Result<()> {
+    let Some(cp) = shared().await? else {
+        return Ok(());
+    };
+    let ns = cp.new_namespace("resize").await?;
+    let pods: Api<Pod> = Api::namespaced(cp.client()?, &ns);
+    let resources = |memory: &str| {
+        json!({
+            "requests": { "cpu": "100m", "memory": "64Mi" },
+            "limits": { "cpu": "200m", "memory": memory },
+        })
+    };
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "app" },
+        "spec": { "containers": [{
+            "name": "app", "image": "pacer-e2e.invalid/app", "resources": resources("128Mi"),
+        }]},
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+
+    let patch = json!({ "spec": { "containers": [{
+        "name": "app", "resources": resources("256Mi"),
+    }]}});
+    pods.patch_subresource(
+        "resize",
+        "app",
+        &PatchParams::default(),
+        &Patch::Strategic(patch),
+    )
+    .await?;
+
+    let stored = pods.get("app").await?;
+    let limits = stored
+        .spec
+        .and_then(|spec| spec.containers.into_iter().next())
+        .and_then(|container| container.resources)
+        .and_then(|resources| resources.limits)
+        .context("the stored pod has no limits")?;
+    assert_eq!(limits.get("memory").map(|q| q.0.as_str()), Some("256Mi"));
+    Ok(())
+}
+
+/// The chart tests run `helm lint` and `helm template` with the helm built beside the
+/// servers; it must work offline.
+#[tokio::test]
+async fn helm_lints_and_renders_a_chart_offline() -> Result<()> {
+    let Some(bin) = or_skip(pacer_e2e::bin_dir())? else {
+        return Ok(());
+    };
+    let helm = bin.join("helm");
+    let work = tempfile::tempdir()?;
+    let run = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new(&helm)
+            .args(args)
+            .current_dir(work.path())
+            // No user config or repository cache may leak in, nor be written outside.
+            .env("HELM_CONFIG_HOME", work.path().join("config"))
+            .env("HELM_CACHE_HOME", work.path().join("cache"))
+            .env("HELM_DATA_HOME", work.path().join("data"))
+            .output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            bail!(
+                "helm {args:?}: {}\n{stdout}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(stdout)
+    };
+
+    assert!(run(&["version", "--short"])?.starts_with("v3."));
+    run(&["create", "demo"])?;
+    run(&["lint", "demo"])?;
+    let rendered = run(&["template", "demo", "demo"])?;
+    assert!(rendered.contains("kind: Deployment"), "{rendered}");
+    Ok(())
 }
 
 /// RBAC is enforced, so the chart's roles can be checked by impersonation.

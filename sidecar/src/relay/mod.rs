@@ -12,6 +12,8 @@ pub mod codec;
 pub mod frame;
 pub mod socket;
 
+pub use socket::{RelayAddr, SocketListener};
+
 use std::time::Duration;
 
 use bytes::BytesMut;

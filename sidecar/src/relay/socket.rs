@@ -1,1 +1,251 @@
 //! Socket relays (`tcp://host:port`, `unix:///path`): pacer listens, workers dial in.
+//!
+//! Each accepted connection runs its own PID handshake (bounded in time), so one slow or
+//! broken connection never blocks the others — unlike RoadRunner, whose single accept
+//! loop does the handshakes in line. A connection whose worker reports PID `n` waits in
+//! `pending` until the spawner that started process `n` claims it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{FrameCodec, Relay, handshake};
+
+/// Where workers talk to pacer (`server.relay`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayAddr {
+    /// The worker's stdin and stdout.
+    Pipes,
+    /// `tcp://host:port`: pacer listens, workers connect.
+    Tcp(String),
+    /// `unix:///path/to.sock`: pacer listens, workers connect.
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for RelayAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s == "pipes" || s.is_empty() {
+            return Ok(RelayAddr::Pipes);
+        }
+        match s.split_once("://") {
+            Some(("tcp", rest))
+                if rest
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) =>
+            {
+                Ok(RelayAddr::Tcp(rest.to_string()))
+            }
+            Some(("unix", rest)) if !rest.is_empty() => Ok(RelayAddr::Unix(PathBuf::from(rest))),
+            _ => Err(format!(
+                "expected `pipes`, `tcp://host:port` or `unix:///path/to.sock`, got `{s}`"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for RelayAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelayAddr::Pipes => f.write_str("pipes"),
+            RelayAddr::Tcp(a) => write!(f, "tcp://{a}"),
+            RelayAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    relays: Mutex<HashMap<u32, Relay>>,
+    arrived: Notify,
+}
+
+/// A listening socket relay. Dropping it stops accepting (and removes a unix socket file).
+#[derive(Debug)]
+pub struct SocketListener {
+    pending: Arc<Pending>,
+    /// The address workers must dial, with the real port when `:0` was asked for.
+    dsn: String,
+    unix_path: Option<PathBuf>,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("relays", &self.relays.lock().len())
+            .finish()
+    }
+}
+
+impl SocketListener {
+    /// Binds `addr` and starts accepting. `handshake_timeout` bounds each connection's PID
+    /// exchange; `own_pid` is what pacer announces in it.
+    pub async fn bind(
+        addr: &RelayAddr,
+        own_pid: u32,
+        handshake_timeout: Duration,
+        codec: FrameCodec,
+    ) -> std::io::Result<Self> {
+        let pending = Arc::new(Pending::default());
+        let stop = CancellationToken::new();
+        let (dsn, unix_path) = match addr {
+            RelayAddr::Pipes => {
+                return Err(std::io::Error::other("pipes relays have no listener"));
+            }
+            RelayAddr::Tcp(a) => {
+                let listener = TcpListener::bind(a).await?;
+                let local = listener.local_addr()?;
+                let (p, s) = (pending.clone(), stop.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let conn = tokio::select! {
+                            _ = s.cancelled() => break,
+                            c = listener.accept() => c,
+                        };
+                        match conn {
+                            Ok((stream, peer)) => {
+                                let _ = stream.set_nodelay(true);
+                                let (r, w) = stream.into_split();
+                                let relay = Relay::new(r, w, codec);
+                                tokio::spawn(admit(
+                                    relay,
+                                    p.clone(),
+                                    own_pid,
+                                    handshake_timeout,
+                                    peer.to_string(),
+                                ));
+                            }
+                            Err(e) => accept_failed(e).await,
+                        }
+                    }
+                });
+                (format!("tcp://{local}"), None)
+            }
+            RelayAddr::Unix(path) => {
+                // A socket file left by a previous run would make bind fail.
+                if path.exists() {
+                    std::fs::remove_file(path)?;
+                }
+                let listener = UnixListener::bind(path)?;
+                let (p, s) = (pending.clone(), stop.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let conn = tokio::select! {
+                            _ = s.cancelled() => break,
+                            c = listener.accept() => c,
+                        };
+                        match conn {
+                            Ok((stream, _)) => {
+                                let (r, w) = stream.into_split();
+                                let relay = Relay::new(r, w, codec);
+                                tokio::spawn(admit(
+                                    relay,
+                                    p.clone(),
+                                    own_pid,
+                                    handshake_timeout,
+                                    "unix".into(),
+                                ));
+                            }
+                            Err(e) => accept_failed(e).await,
+                        }
+                    }
+                });
+                (format!("unix://{}", path.display()), Some(path.clone()))
+            }
+        };
+        Ok(SocketListener {
+            pending,
+            dsn,
+            unix_path,
+            stop,
+        })
+    }
+
+    /// The value for the worker's `RR_RELAY`.
+    pub fn dsn(&self) -> &str {
+        &self.dsn
+    }
+
+    /// Waits up to `timeout` for the connection of the worker with `pid`.
+    pub async fn claim(&self, pid: u32, timeout: Duration) -> Option<Relay> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let arrived = self.pending.arrived.notified();
+            if let Some(relay) = self.pending.relays.lock().remove(&pid) {
+                return Some(relay);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return self.pending.relays.lock().remove(&pid);
+            }
+        }
+    }
+}
+
+impl Drop for SocketListener {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(path) = &self.unix_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn admit(
+    mut relay: Relay,
+    pending: Arc<Pending>,
+    own_pid: u32,
+    timeout: Duration,
+    peer: String,
+) {
+    match handshake(&mut relay, own_pid, timeout).await {
+        Ok(pid) => {
+            tracing::debug!(pid, %peer, "worker connected to the socket relay");
+            // A second connection claiming the same pid replaces the first: the newest is
+            // the one the process is waiting on.
+            pending.relays.lock().insert(pid, relay);
+            pending.arrived.notify_waiters();
+        }
+        Err(error) => tracing::warn!(%peer, %error, "socket relay connection refused"),
+    }
+}
+
+/// `accept` fails on fd exhaustion; back off instead of spinning.
+async fn accept_failed(error: std::io::Error) {
+    tracing::error!(%error, "socket relay accept failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_addresses_parse_like_roadrunner() {
+        assert_eq!("pipes".parse::<RelayAddr>().unwrap(), RelayAddr::Pipes);
+        assert_eq!(
+            "tcp://127.0.0.1:7000".parse::<RelayAddr>().unwrap(),
+            RelayAddr::Tcp("127.0.0.1:7000".into())
+        );
+        assert_eq!(
+            "unix:///tmp/rr.sock".parse::<RelayAddr>().unwrap(),
+            RelayAddr::Unix("/tmp/rr.sock".into())
+        );
+        assert_eq!(
+            "unix://rr.sock".parse::<RelayAddr>().unwrap(),
+            RelayAddr::Unix("rr.sock".into())
+        );
+        for bad in ["tcp://nohost", "udp://1.2.3.4:5", "unix://", "tcp://:80x"] {
+            let err = bad.parse::<RelayAddr>().unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+}

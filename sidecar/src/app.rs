@@ -1,0 +1,404 @@
+//! Composition: the only module that knows every component. It builds the pool, the
+//! servers and the background tasks from a [`Config`], runs them, and shuts them down in
+//! the one order written here:
+//!
+//! 1. `/ready` turns 503 at once (the pod leaves the Service endpoints);
+//! 2. requests keep being served for `pacer.shutdown.delay`;
+//! 3. the HTTP listeners close; in-flight requests (streams too) get up to
+//!    `pacer.shutdown.grace_period` to finish;
+//! 4. the workers are stopped (`destroy_timeout`, then SIGKILL);
+//! 5. the status, metrics and RPC endpoints and the background tasks stop.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, Config, LoadOptions};
+use crate::http::server::{self, HttpHandler, HttpSettings};
+use crate::http::static_files::StaticFiles;
+use crate::http::uploads::UploadLimits;
+use crate::pool::Pool;
+use crate::relay::FrameCodec;
+use crate::stats::HttpStats;
+use crate::status::Status;
+use crate::worker::Spawner;
+
+/// Why pacer could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the config has no `http` section; pacer serves HTTP")]
+    NoHttp,
+    #[error("relay: {0}")]
+    Relay(std::io::Error),
+    #[error("static files: {dir}: {source}")]
+    Static {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// The sockets pacer serves on, bound before [`run`] (tests bind port 0).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub http: Option<TcpListener>,
+    pub https: Option<TcpListener>,
+    pub status: Option<TcpListener>,
+    pub metrics: Option<TcpListener>,
+    pub rpc: Option<crate::rpc::RpcListener>,
+}
+
+impl Listeners {
+    /// Binds every address the config names.
+    pub async fn bind(config: &Config) -> Result<Listeners, AppError> {
+        async fn tcp(
+            what: &'static str,
+            addr: std::net::SocketAddr,
+        ) -> Result<TcpListener, AppError> {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::Bind {
+                    what,
+                    addr: addr.to_string(),
+                    source,
+                })
+        }
+        let http = config.http.as_ref().ok_or(AppError::NoHttp)?;
+        let mut l = Listeners::default();
+        if let Some(addr) = http.address {
+            l.http = Some(tcp("http", addr).await?);
+        }
+        if let Some(ssl) = &http.ssl {
+            l.https = Some(tcp("https", ssl.address).await?);
+        }
+        if let Some(status) = &config.status {
+            l.status = Some(tcp("status", status.address).await?);
+        }
+        if let Some(metrics) = &config.metrics {
+            l.metrics = Some(tcp("metrics", metrics.address).await?);
+        }
+        if let Some(rpc) = &config.rpc {
+            let addr: crate::rpc::RpcAddr =
+                rpc.listen
+                    .to_string()
+                    .parse()
+                    .map_err(|e: crate::rpc::RpcError| AppError::Bind {
+                        what: "rpc",
+                        addr: rpc.listen.to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+            let listener =
+                crate::rpc::RpcListener::bind(&addr)
+                    .await
+                    .map_err(|e| AppError::Bind {
+                        what: "rpc",
+                        addr: rpc.listen.to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+            l.rpc = Some(listener);
+        }
+        Ok(l)
+    }
+}
+
+/// How `run` was asked to behave beyond the config itself.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Re-read the config file on change and apply pool changes live (`--watch-config`).
+    pub watch_config: bool,
+    /// How the config was loaded, to re-load it the same way when it changes.
+    pub load: LoadOptions,
+}
+
+/// Handles on a running app, for tests and for `main`.
+#[derive(Clone, Debug)]
+pub struct Running {
+    pub pool: Pool,
+    pub status: Status,
+}
+
+/// Runs pacer until `shutdown` resolves, then shuts down in order. `ready` (if given)
+/// receives handles once everything is started.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+    ready: Option<tokio::sync::oneshot::Sender<Running>>,
+) -> Result<(), AppError> {
+    let http = config.http.clone().ok_or(AppError::NoHttp)?;
+    let settings = http.pool.settings.clone();
+    let tracker = TaskTracker::new();
+    let background = CancellationToken::new();
+
+    // Workers reach RPC at the address actually bound (port 0 resolved).
+    let rpc_env = listeners.rpc.as_ref().map(|l| l.dsn().to_string());
+    let spawner = Spawner::new(
+        config.process_spec(),
+        config.server.relay.clone(),
+        "http",
+        rpc_env,
+        FrameCodec::default(),
+        settings.allocate_timeout,
+    )
+    .await
+    .map_err(AppError::Relay)?;
+    let pool = Pool::start("http", spawner, settings);
+    tracker.spawn(crate::supervisor::run(pool.clone(), background.clone()));
+    if crate::pid1::is_pid1() {
+        tracker.spawn(crate::pid1::reap_orphans(background.clone()));
+    }
+
+    let unavailable = config
+        .status
+        .as_ref()
+        .map_or(503, |s| s.unavailable_status_code);
+    let status = Status::new(pool.clone(), unavailable);
+    if let Some(listener) = listeners.status {
+        let status = status.clone();
+        tracker.spawn(crate::endpoint::serve(
+            listener,
+            move |req| {
+                let response = status.handle(&req);
+                async move { response }
+            },
+            background.clone(),
+        ));
+    }
+
+    let http_stats = Arc::new(HttpStats::default());
+    let handler = HttpHandler::new(pool.clone(), http_settings(&config)?, http_stats.clone());
+    let http_stop = CancellationToken::new();
+    let grace = config.pacer.shutdown.grace_period;
+    let mut http_servers = Vec::new();
+    if let Some(listener) = listeners.http {
+        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving HTTP");
+        http_servers.push(tokio::spawn(server::serve(
+            listener,
+            None,
+            handler.clone(),
+            http_stop.clone(),
+            grace,
+        )));
+    }
+    if let (Some(listener), Some(ssl)) = (listeners.https, &http.ssl) {
+        let acceptor = server::tls_acceptor(&ssl.cert, &ssl.key).map_err(AppError::Tls)?;
+        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving HTTPS");
+        http_servers.push(tokio::spawn(server::serve(
+            listener,
+            Some(acceptor),
+            handler.clone(),
+            http_stop.clone(),
+            grace,
+        )));
+    }
+
+    let app_metrics = Arc::new(crate::metrics::AppMetrics::new());
+    if let Some(metrics) = &config.metrics {
+        for (name, spec) in &metrics.collect {
+            if let Err(error) = app_metrics.declare(name, collector_spec(spec)) {
+                tracing::warn!(%error, metric = %name, "metrics.collect entry refused");
+            }
+        }
+    }
+    if let Some(listener) = listeners.metrics {
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            vec![pool.clone()],
+            http_stats.clone(),
+            app_metrics.clone(),
+        ));
+        tracker.spawn(crate::metrics::serve(listener, metrics, background.clone()));
+    }
+    let rpc_ctx = Arc::new(crate::rpc::RpcContext::new(
+        vec![pool.clone()],
+        config::to_json(&config),
+        env!("CARGO_PKG_VERSION"),
+        app_metrics.clone(),
+    ));
+    if let Some(listener) = listeners.rpc {
+        tracker.spawn(crate::rpc::serve(
+            listener,
+            rpc_ctx.clone(),
+            background.clone(),
+        ));
+    }
+
+    if let Some(reload) = reload_settings(&config) {
+        let (pool, cancel) = (pool.clone(), background.clone());
+        tracker.spawn(async move {
+            if let Err(error) = crate::reload::run(pool, reload, cancel).await {
+                tracing::error!(%error, "file watching for reload failed");
+            }
+        });
+    }
+    if options.watch_config {
+        tracker.spawn(watch_config(
+            options.load.clone(),
+            config.clone(),
+            pool.clone(),
+            rpc_ctx.clone(),
+            background.clone(),
+        ));
+    }
+
+    if let Some(ready) = ready {
+        let _ = ready.send(Running {
+            pool: pool.clone(),
+            status: status.clone(),
+        });
+    }
+    shutdown.await;
+
+    // The shutdown order, once.
+    status.start_draining();
+    if !config.pacer.shutdown.delay.is_zero() {
+        tracing::info!(delay = ?config.pacer.shutdown.delay, "draining: still serving while endpoints update");
+        tokio::time::sleep(config.pacer.shutdown.delay).await;
+    }
+    http_stop.cancel();
+    for server in http_servers {
+        let _ = server.await;
+    }
+    tracing::info!("HTTP drained; stopping workers");
+    pool.shutdown().await;
+    background.cancel();
+    tracker.close();
+    if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some background tasks did not stop in time");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
+    let http = config.http.as_ref().ok_or(AppError::NoHttp)?;
+    let static_files = match &http.static_files {
+        Some(s) => Some(
+            StaticFiles::new(
+                &s.dir,
+                &s.filter.forbid,
+                &s.filter.allow,
+                s.calculate_etag,
+                s.weak,
+            )
+            .map_err(|source| AppError::Static {
+                dir: s.dir.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    Ok(HttpSettings {
+        max_request_size: http.max_request_size,
+        raw_body: http.raw_body,
+        trusted_subnets: http.trusted_subnets.clone(),
+        internal_error_code: http::StatusCode::from_u16(http.internal_error_code)
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+        access_logs: http.access_logs,
+        expose_errors: http.pool.settings.debug,
+        static_files,
+        compression: http.middleware.contains(&config::Middleware::Gzip),
+        uploads: UploadLimits {
+            dir: http.uploads.dir.clone(),
+            forbid: http.uploads.filter.forbid.clone(),
+            allow: http.uploads.filter.allow.clone(),
+            max_request_size: http.max_request_size,
+            owner: config
+                .server
+                .uid
+                .map(|uid| (uid, config.server.gid.unwrap_or(uid))),
+        },
+        header_read_timeout: Duration::from_secs(30),
+        max_requests_per_connection: 10_000,
+        max_concurrent_streams: http.http2.max_concurrent_streams,
+    })
+}
+
+fn reload_settings(config: &Config) -> Option<crate::reload::ReloadSettings> {
+    let reload = config.reload.as_ref()?;
+    let service = reload.http.as_ref()?;
+    Some(crate::reload::ReloadSettings {
+        interval: reload.interval,
+        dirs: service
+            .dirs
+            .iter()
+            .map(|d| config.workdir.join(d))
+            .collect(),
+        recursive: service.recursive,
+        ignore: service.ignore.clone(),
+        patterns: reload.patterns_for(service),
+    })
+}
+
+/// `--watch-config`: re-reads the config file and applies pool changes live.
+async fn watch_config(
+    load: LoadOptions,
+    mut current: Config,
+    pool: Pool,
+    rpc: Arc<crate::rpc::RpcContext>,
+    cancel: CancellationToken,
+) {
+    let path = load.path.clone();
+    let initial = tokio::fs::read(&path).await.unwrap_or_default();
+    let result = crate::config_watch::watch(path.clone(), initial, cancel, move |content| {
+        let text = String::from_utf8_lossy(content);
+        match config::parse_str(&text, &load) {
+            Ok(loaded) => {
+                for warning in &loaded.warnings {
+                    tracing::warn!(%warning, "config");
+                }
+                let change = config::diff_live(&current, &loaded.config);
+                if let Some(settings) = change.pool {
+                    tracing::info!(
+                        workers = settings.num_workers,
+                        max_jobs = settings.max_jobs,
+                        "config changed; applying pool settings live"
+                    );
+                    pool.update_settings(settings);
+                }
+                if !change.restart_required.is_empty() {
+                    tracing::warn!(keys = ?change.restart_required, "config changes that take effect at the next start");
+                }
+                rpc.set_config(&config::to_json(&loaded.config));
+                current = loaded.config;
+            }
+            Err(error) => tracing::error!(%error, path = %path.display(), "new config rejected; keeping the running one"),
+        }
+    })
+    .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "cannot watch the config file");
+    }
+}
+
+/// `metrics.collect.<name>` from the config, in the shape `metrics.Declare` takes.
+fn collector_spec(c: &config::CollectorConfig) -> crate::metrics::CollectorSpec {
+    crate::metrics::CollectorSpec {
+        namespace: c.namespace.clone().unwrap_or_default(),
+        subsystem: c.subsystem.clone().unwrap_or_default(),
+        kind: c.kind.as_str().to_string(),
+        help: c.help.clone(),
+        labels: c.labels.clone(),
+        buckets: c.buckets.clone(),
+        objectives: c
+            .objectives
+            .iter()
+            .map(|(q, e)| (q.to_string(), *e))
+            .collect(),
+    }
+}

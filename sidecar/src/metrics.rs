@@ -1,0 +1,401 @@
+//! Pacer's Prometheus metrics (design.md §2.6) in the text exposition format 0.0.4.
+//!
+//! The metric names are a contract with the operator: they are listed once, in
+//! [`FAMILIES`], and nothing else with the `pacer_` prefix is exported. Label sets are
+//! bounded: `pool`, `state`, `outcome`, `reason` are closed sets; `slot` is the stable
+//! worker index (never the pid); `code` is an HTTP status.
+//!
+//! # Theory of operation
+//! Nothing here keeps state of its own. [`Metrics::render`] reads, at scrape time:
+//! * each pool's [`Pool::snapshot`] (worker states, target, queue) and
+//!   [`PoolStats`](crate::stats::PoolStats) (lock-free counters and histograms);
+//! * worker RSS from [`WorkerInfo::rss`](crate::worker::WorkerInfo::rss), which the
+//!   supervisor samples every `watch_tick` — a scrape never reads another process's
+//!   `/proc` (workers not sampled yet have no memory series);
+//! * [`HttpStats`] from the HTTP server;
+//! * `/proc/self` for the standard `process_*` metrics (see [`process`]);
+//! * the application metrics declared over RPC ([`app::AppMetrics`]).
+//!
+//! [`serve`] answers every path and method with the exposition, like RoadRunner's
+//! metrics plugin.
+//!
+//! Module map: [`text`] writes the format, [`app`] holds application metrics,
+//! [`process`] reads `/proc`.
+
+pub mod app;
+pub mod process;
+pub(crate) mod text;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::pool::Pool;
+use crate::stats::{HttpStats, Outcome};
+use crate::worker::RecycleReason;
+pub use app::{AppMetrics, AppMetricsError, CollectorSpec};
+use text::{Kind, Text};
+
+/// The `Content-Type` of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every metric family pacer exports itself. Application metrics may not use these
+/// names (nor the `pacer_` prefix).
+pub const FAMILIES: &[&str] = &[
+    "pacer_build_info",
+    "pacer_workers",
+    "pacer_pool_target_workers",
+    "pacer_queue_depth",
+    "pacer_worker_memory_bytes",
+    "pacer_worker_jobs",
+    "pacer_jobs_total",
+    "pacer_worker_restarts_total",
+    "pacer_no_free_workers_total",
+    "pacer_http_requests_total",
+    "pacer_job_duration_seconds",
+    "pacer_queue_wait_seconds",
+    "pacer_http_request_duration_seconds",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+];
+
+/// The values of the `state` label of `pacer_workers`; all four are always exported.
+pub const WORKER_STATES: [&str; 4] = ["ready", "working", "spawning", "stopping"];
+
+/// Pacer's metrics: what to read at scrape time.
+#[derive(Debug)]
+pub struct Metrics {
+    pools: Vec<Pool>,
+    http: Arc<HttpStats>,
+    app: Arc<AppMetrics>,
+    version: String,
+}
+
+impl Metrics {
+    /// `pools` are labelled by their name (`http`); `app` is the registry the RPC
+    /// `metrics.*` methods write to. `pacer_build_info` carries the crate version.
+    pub fn new(pools: Vec<Pool>, http: Arc<HttpStats>, app: Arc<AppMetrics>) -> Metrics {
+        Metrics {
+            pools,
+            http,
+            app,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// Overrides the `version` label of `pacer_build_info` (e.g. with a git describe).
+    pub fn with_version(mut self, version: impl Into<String>) -> Metrics {
+        self.version = version.into();
+        self
+    }
+
+    pub fn app(&self) -> &Arc<AppMetrics> {
+        &self.app
+    }
+
+    /// The whole exposition.
+    pub fn render(&self) -> String {
+        self.render_at(Instant::now())
+    }
+
+    /// The exposition as of `now` (summary windows are relative to it).
+    pub fn render_at(&self, now: Instant) -> String {
+        let mut t = Text::with_capacity(8192);
+        t.family(
+            "pacer_build_info",
+            "Pacer build information; the value is always 1.",
+            Kind::Gauge,
+        );
+        t.sample("pacer_build_info", &[("version", &self.version)], 1.0);
+
+        self.render_pools(&mut t);
+        self.render_http(&mut t);
+        render_process(&mut t);
+        self.app.render(&mut t, now);
+        t.finish()
+    }
+
+    fn render_pools(&self, t: &mut Text) {
+        let snaps: Vec<_> = self.pools.iter().map(Pool::snapshot).collect();
+
+        t.family(
+            "pacer_workers",
+            "Worker processes by state: ready (idle), working (running a job), spawning (starting), stopping (retired, not exited yet).",
+            Kind::Gauge,
+        );
+        for s in &snaps {
+            for (state, n) in WORKER_STATES
+                .iter()
+                .zip([s.ready, s.working, s.spawning, s.stopping])
+            {
+                t.sample_u64(
+                    "pacer_workers",
+                    &[("pool", &s.name), ("state", state)],
+                    n as u64,
+                );
+            }
+        }
+
+        t.family(
+            "pacer_pool_target_workers",
+            "The number of workers the pool aims for (num_workers, changed live by RPC or config).",
+            Kind::Gauge,
+        );
+        for s in &snaps {
+            t.sample_u64(
+                "pacer_pool_target_workers",
+                &[("pool", &s.name)],
+                s.target as u64,
+            );
+        }
+
+        t.family(
+            "pacer_queue_depth",
+            "Requests waiting for a free worker.",
+            Kind::Gauge,
+        );
+        for s in &snaps {
+            t.sample_u64(
+                "pacer_queue_depth",
+                &[("pool", &s.name)],
+                s.queue_depth as u64,
+            );
+        }
+
+        t.family(
+            "pacer_worker_memory_bytes",
+            "Resident set size of the worker in a slot, sampled by the supervisor every watch_tick.",
+            Kind::Gauge,
+        );
+        for s in &snaps {
+            for w in s.workers.iter().filter(|w| w.rss() > 0) {
+                let slot = w.ident.slot.to_string();
+                t.sample_u64(
+                    "pacer_worker_memory_bytes",
+                    &[("pool", &s.name), ("slot", &slot)],
+                    w.rss(),
+                );
+            }
+        }
+
+        t.family(
+            "pacer_worker_jobs",
+            "Jobs run by the current worker in a slot (starts at 0 when the worker is replaced).",
+            Kind::Gauge,
+        );
+        for s in &snaps {
+            for w in &s.workers {
+                let slot = w.ident.slot.to_string();
+                t.sample_u64(
+                    "pacer_worker_jobs",
+                    &[("pool", &s.name), ("slot", &slot)],
+                    w.jobs(),
+                );
+            }
+        }
+
+        t.family(
+            "pacer_jobs_total",
+            "Jobs by outcome: ok, error (PHP reported an error), timeout (exec_ttl), worker_died, no_worker (none free in time or queue full).",
+            Kind::Counter,
+        );
+        for (s, pool) in snaps.iter().zip(&self.pools) {
+            for outcome in Outcome::ALL {
+                t.sample_u64(
+                    "pacer_jobs_total",
+                    &[("pool", &s.name), ("outcome", outcome.as_str())],
+                    pool.stats().jobs(outcome),
+                );
+            }
+        }
+
+        t.family(
+            "pacer_worker_restarts_total",
+            "Workers replaced, by reason.",
+            Kind::Counter,
+        );
+        for (s, pool) in snaps.iter().zip(&self.pools) {
+            for reason in RecycleReason::ALL {
+                t.sample_u64(
+                    "pacer_worker_restarts_total",
+                    &[("pool", &s.name), ("reason", reason.as_str())],
+                    pool.stats().restarts(reason),
+                );
+            }
+        }
+
+        t.family(
+            "pacer_no_free_workers_total",
+            "Requests that found no free worker within allocate_timeout, or a full queue.",
+            Kind::Counter,
+        );
+        for (s, pool) in snaps.iter().zip(&self.pools) {
+            t.sample_u64(
+                "pacer_no_free_workers_total",
+                &[("pool", &s.name)],
+                pool.stats().no_free_workers.get(),
+            );
+        }
+
+        t.family(
+            "pacer_job_duration_seconds",
+            "Time a worker spent on a job, from handing it over to the last response frame.",
+            Kind::Histogram,
+        );
+        for (s, pool) in snaps.iter().zip(&self.pools) {
+            t.histogram(
+                "pacer_job_duration_seconds",
+                &[("pool", &s.name)],
+                &pool.stats().job_duration.snapshot(),
+            );
+        }
+
+        t.family(
+            "pacer_queue_wait_seconds",
+            "Time a job waited for a free worker.",
+            Kind::Histogram,
+        );
+        for (s, pool) in snaps.iter().zip(&self.pools) {
+            t.histogram(
+                "pacer_queue_wait_seconds",
+                &[("pool", &s.name)],
+                &pool.stats().queue_wait.snapshot(),
+            );
+        }
+    }
+
+    fn render_http(&self, t: &mut Text) {
+        t.family(
+            "pacer_http_requests_total",
+            "HTTP responses by status code.",
+            Kind::Counter,
+        );
+        for (code, n) in self.http.by_status() {
+            t.sample_u64(
+                "pacer_http_requests_total",
+                &[("code", &code.to_string())],
+                n,
+            );
+        }
+        t.family(
+            "pacer_http_request_duration_seconds",
+            "HTTP request duration, from the request head to the end of the response.",
+            Kind::Histogram,
+        );
+        t.histogram(
+            "pacer_http_request_duration_seconds",
+            &[],
+            &self.http.duration.snapshot(),
+        );
+    }
+}
+
+/// The Go client's process collector, for pacer itself.
+fn render_process(t: &mut Text) {
+    let p = process::read_self();
+    if let Some(v) = p.cpu_seconds {
+        t.family(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            Kind::Counter,
+        );
+        t.sample("process_cpu_seconds_total", &[], v);
+    }
+    if let Some(v) = p.open_fds {
+        t.family(
+            "process_open_fds",
+            "Number of open file descriptors.",
+            Kind::Gauge,
+        );
+        t.sample_u64("process_open_fds", &[], v);
+    }
+    if let Some(v) = p.max_fds {
+        t.family(
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            Kind::Gauge,
+        );
+        t.sample_u64("process_max_fds", &[], v);
+    }
+    if let Some(v) = p.virtual_bytes {
+        t.family(
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            Kind::Gauge,
+        );
+        t.sample_u64("process_virtual_memory_bytes", &[], v);
+    }
+    if let Some(v) = p.resident_bytes {
+        t.family(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            Kind::Gauge,
+        );
+        t.sample_u64("process_resident_memory_bytes", &[], v);
+    }
+    if let Some(v) = p.start_time_seconds {
+        t.family(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            Kind::Gauge,
+        );
+        t.sample("process_start_time_seconds", &[], v);
+    }
+}
+
+/// Serves the exposition on every path until `stop` fires (the caller binds the
+/// listener: `metrics.address`, port 0 in tests).
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: CancellationToken) {
+    crate::endpoint::serve(
+        listener,
+        move |_req| {
+            let metrics = metrics.clone();
+            async move { crate::endpoint::respond(200, CONTENT_TYPE, metrics.render()) }
+        },
+        stop,
+    )
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_unique_and_valid_names() {
+        for (i, f) in FAMILIES.iter().enumerate() {
+            assert!(text::is_metric_name(f), "{f}");
+            assert!(!FAMILIES[..i].contains(f), "{f} twice");
+        }
+    }
+
+    #[test]
+    fn without_pools_the_exposition_has_build_http_and_process_metrics() {
+        let http = Arc::new(HttpStats::default());
+        http.observe(200, std::time::Duration::from_millis(3));
+        http.observe(404, std::time::Duration::from_millis(1));
+        let m = Metrics::new(vec![], http, Arc::new(AppMetrics::new())).with_version("1.2.3");
+        let text = m.render();
+        assert!(text.starts_with("# HELP pacer_build_info "), "{text}");
+        assert!(text.contains("pacer_build_info{version=\"1.2.3\"} 1\n"));
+        assert!(text.contains("pacer_http_requests_total{code=\"200\"} 1\n"));
+        assert!(text.contains("pacer_http_requests_total{code=\"404\"} 1\n"));
+        assert!(text.contains("pacer_http_request_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
+        for f in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(text.contains(&format!("# TYPE {f} ")), "{f}");
+        }
+    }
+}

@@ -1,0 +1,1021 @@
+//! The worker pool: a live-resizable set of PHP workers, a bounded queue of requests
+//! waiting for one, and the manager task that keeps the pool at its target size.
+//!
+//! # Theory of operation
+//! * Shared state ([`State`]) sits behind one short-held mutex: the idle workers, the
+//!   waiters, the counts. No lock is held across I/O; no lock is around a process.
+//! * A request [`Pool::exec`]s in its own task: it takes an idle worker (or waits in the
+//!   queue up to `allocate_timeout`), exchanges frames with it, and puts it back. A
+//!   worker moves by value; the request holds it in a [`Lease`] whose `Drop` makes sure
+//!   an abandoned exchange is finished (or the worker killed) before reuse.
+//! * The manager task is level-triggered: whenever it is kicked it compares the healthy
+//!   worker count with the target and spawns the difference (a few in parallel, with
+//!   exponential backoff after failures). It never spawns in a busy loop.
+//! * Workers marked for recycling ("doomed": max_jobs, ttl, memory, reset…) stop
+//!   counting as healthy, so a replacement starts at once; the doomed worker keeps
+//!   serving until the replacement is ready and is then retired between jobs. Capacity
+//!   therefore never dips for a soft recycle, a rolling reset or a resize.
+//! * Hard failures (the process died, a protocol violation, `exec_ttl`) remove the
+//!   worker at once.
+
+mod settings;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::{PoolSettings, SupervisorLimits};
+
+use crate::stats::{Outcome, PoolStats};
+use crate::worker::{
+    Exchange, ExecError, Exit, Payload, RecycleReason, Reply, SpawnError, Spawner, Worker,
+    WorkerIdent, WorkerInfo, WorkerState,
+};
+
+/// The most workers one pool may have (RoadRunner's hard limit is 500).
+pub const MAX_WORKERS: usize = 2048;
+/// Spawns running at once: PHP boots are CPU-heavy, and a burst of them should not
+/// starve the workers that are serving.
+const MAX_PARALLEL_SPAWNS: usize = 8;
+/// How many times one request is re-run when workers ask to be stopped before taking it.
+const MAX_STOP_RETRIES: usize = 8;
+
+/// Why a job failed, from the requester's point of view.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("no free worker within allocate_timeout ({0:?})")]
+    NoFreeWorker(Duration),
+    #[error("the request queue is full ({0} waiting)")]
+    QueueFull(usize),
+    #[error("the pool is shutting down")]
+    Closed,
+    #[error("the job exceeded exec_ttl ({0:?}); the worker was killed")]
+    ExecTimeout(Duration),
+    #[error("{0}")]
+    Soft(String),
+    #[error("the worker failed during the job: {0}")]
+    WorkerFailed(ExecError),
+    #[error("workers keep asking to be stopped instead of taking the job")]
+    StopLoop,
+    #[error("could not start a worker: {0}")]
+    Spawn(#[from] SpawnError),
+    #[error("reset incomplete: {0} workers could not be replaced within reset_timeout")]
+    ResetIncomplete(usize),
+}
+
+/// Consecutive spawn failures and when the next attempt may run.
+#[derive(Clone, Debug, Default)]
+pub struct SpawnBackoff {
+    pub failures: u32,
+    pub retry_at: Option<Instant>,
+    pub last_error: Option<String>,
+}
+
+impl SpawnBackoff {
+    /// 100 ms doubling per failure, at most 30 s.
+    fn delay(failures: u32) -> Duration {
+        Duration::from_millis(100)
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(9))
+            .min(Duration::from_secs(30))
+    }
+}
+
+struct State {
+    settings: PoolSettings,
+    target: usize,
+    workers: HashMap<u64, Arc<WorkerInfo>>,
+    /// Workers in `workers` marked for recycling.
+    doomed: usize,
+    /// LIFO: the most recently used worker is the warmest.
+    idle: Vec<Worker>,
+    waiters: VecDeque<oneshot::Sender<Worker>>,
+    spawning: usize,
+    /// Retired workers whose process has not exited yet.
+    stopping: usize,
+    /// `slots[i]`: slot `i` is taken by a live or starting worker.
+    slots: Vec<bool>,
+    next_id: u64,
+    generation: u64,
+    backoff: SpawnBackoff,
+    closed: bool,
+}
+
+impl State {
+    fn healthy(&self) -> usize {
+        self.workers.len() - self.doomed
+    }
+
+    /// The size the manager aims for.
+    fn wanted(&self) -> usize {
+        if self.settings.debug {
+            // Debug mode spawns a fresh worker for each waiting request.
+            self.waiters
+                .iter()
+                .filter(|w| !w.is_closed())
+                .count()
+                .min(self.target.max(1))
+        } else {
+            self.target
+        }
+    }
+
+    fn take_slot(&mut self) -> usize {
+        match self.slots.iter().position(|taken| !taken) {
+            Some(i) => {
+                self.slots[i] = true;
+                i
+            }
+            None => {
+                self.slots.push(true);
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn free_slot(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = false;
+        }
+        while self.slots.last() == Some(&false) {
+            self.slots.pop();
+        }
+    }
+
+    /// Marks a worker for recycling. Returns whether it was newly marked.
+    fn doom(&mut self, info: &WorkerInfo, reason: RecycleReason) -> bool {
+        if self.workers.contains_key(&info.ident.id) && info.mark_recycle(reason) {
+            self.doomed += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Removes a worker from the pool's books (it is about to be stopped or killed).
+    fn remove(&mut self, info: &WorkerInfo, reason: RecycleReason, stats: &PoolStats) -> bool {
+        if self.workers.remove(&info.ident.id).is_none() {
+            return false;
+        }
+        if info.recycle_reason().is_some() {
+            self.doomed -= 1;
+        } else {
+            info.mark_recycle(reason);
+        }
+        self.free_slot(info.ident.slot);
+        self.stopping += 1;
+        stats.restart(info.recycle_reason().unwrap_or(reason));
+        true
+    }
+
+    /// Hands a worker to the first live waiter, or parks it.
+    fn offer(&mut self, mut worker: Worker) {
+        while let Some(tx) = self.waiters.pop_front() {
+            match tx.send(worker) {
+                Ok(()) => return,
+                Err(w) => worker = w,
+            }
+        }
+        worker
+            .info()
+            .set_state(if worker.info().recycle_reason().is_some() {
+                WorkerState::Invalid
+            } else {
+                WorkerState::Ready
+            });
+        self.idle.push(worker);
+    }
+
+    /// Retires idle workers that are no longer needed: doomed ones once a healthy
+    /// replacement exists, healthy ones beyond the target. Returns them for stopping.
+    fn trim(&mut self, stats: &PoolStats) -> Vec<Worker> {
+        let mut out = Vec::new();
+        let mut i = self.idle.len();
+        while i > 0 {
+            i -= 1;
+            let doomed = self.idle[i].info().recycle_reason().is_some();
+            let retire = if doomed {
+                self.healthy() >= self.target
+            } else {
+                self.healthy() > self.target
+            };
+            if retire || self.closed {
+                let w = self.idle.remove(i);
+                self.remove(w.info(), RecycleReason::Shrink, stats);
+                out.push(w);
+            }
+        }
+        out
+    }
+}
+
+struct Inner {
+    name: String,
+    spawner: Spawner,
+    state: Mutex<State>,
+    /// Wakes the manager: something changed that may need spawning.
+    kick: Notify,
+    /// Wakes `shutdown`/`reset` waiters: a worker left the pool.
+    changed: Notify,
+    stats: PoolStats,
+    reset_lock: tokio::sync::Mutex<()>,
+    cancel: CancellationToken,
+}
+
+/// A cheap, cloneable handle on a pool.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A point-in-time view of a pool for status, metrics and RPC.
+#[derive(Clone, Debug)]
+pub struct PoolSnapshot {
+    pub name: String,
+    pub target: usize,
+    pub workers: Vec<Arc<WorkerInfo>>,
+    pub ready: usize,
+    pub working: usize,
+    pub spawning: usize,
+    pub stopping: usize,
+    pub queue_depth: usize,
+    pub backoff: SpawnBackoff,
+    pub closed: bool,
+    pub settings: PoolSettings,
+}
+
+impl Pool {
+    /// Starts a pool: the manager task begins spawning `settings.num_workers` workers at
+    /// once. Returns without waiting for them (see [`Pool::wait_ready`]).
+    pub fn start(name: &str, spawner: Spawner, settings: PoolSettings) -> Pool {
+        let target = if settings.debug {
+            settings.num_workers.max(1)
+        } else {
+            settings.num_workers
+        };
+        let inner = Arc::new(Inner {
+            name: name.to_string(),
+            spawner,
+            state: Mutex::new(State {
+                target: target.min(MAX_WORKERS),
+                settings,
+                workers: HashMap::new(),
+                doomed: 0,
+                idle: Vec::new(),
+                waiters: VecDeque::new(),
+                spawning: 0,
+                stopping: 0,
+                slots: Vec::new(),
+                next_id: 1,
+                generation: 0,
+                backoff: SpawnBackoff::default(),
+                closed: false,
+            }),
+            kick: Notify::new(),
+            changed: Notify::new(),
+            stats: PoolStats::default(),
+            reset_lock: tokio::sync::Mutex::new(()),
+            cancel: CancellationToken::new(),
+        });
+        tokio::spawn(manage(inner.clone()));
+        Pool { inner }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn stats(&self) -> &PoolStats {
+        &self.inner.stats
+    }
+
+    pub fn command_line(&self) -> String {
+        self.inner.spawner.command_line()
+    }
+
+    /// Runs one job: waits for a worker, exchanges the payload, returns the reply.
+    /// A worker that asks to be stopped is replaced and the same job re-run elsewhere.
+    pub async fn exec(&self, job: Payload) -> Result<Response, PoolError> {
+        let (allocate_timeout, exec_ttl) = {
+            let st = self.inner.state.lock();
+            (
+                st.settings.allocate_timeout,
+                st.settings.supervisor.exec_ttl,
+            )
+        };
+        let deadline = Instant::now() + allocate_timeout;
+        for _ in 0..MAX_STOP_RETRIES {
+            let mut lease = self.acquire(deadline, allocate_timeout).await?;
+            let started = Instant::now();
+            let worker = lease.worker_mut();
+            let result = match exec_ttl {
+                Some(ttl) => match tokio::time::timeout(ttl, worker.exec(&job)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        lease.kill(RecycleReason::ExecTtl);
+                        self.inner.stats.job(Outcome::Timeout);
+                        return Err(PoolError::ExecTimeout(ttl));
+                    }
+                },
+                None => worker.exec(&job).await,
+            };
+            match result {
+                Ok(Reply::Single(payload)) => {
+                    self.inner.stats.job_duration.observe(started.elapsed());
+                    self.inner.stats.job(Outcome::Ok);
+                    drop(lease);
+                    return Ok(Response::Single(payload));
+                }
+                Ok(Reply::Stream(first)) => {
+                    return Ok(Response::Stream(StreamReply {
+                        lease,
+                        first: Some(first),
+                        exec_ttl,
+                        started,
+                        done: false,
+                    }));
+                }
+                Err(ExecError::StopRequested) => {
+                    lease.retire(RecycleReason::StopRequest);
+                    continue;
+                }
+                Err(ExecError::Soft(message)) => {
+                    self.inner.stats.job_duration.observe(started.elapsed());
+                    self.inner.stats.job(Outcome::Error);
+                    return Err(PoolError::Soft(message));
+                }
+                Err(e) => {
+                    let reason = lease.kill_for(&e);
+                    return Err(self.failed(e, reason, exec_ttl));
+                }
+            }
+        }
+        Err(PoolError::StopLoop)
+    }
+
+    fn failed(&self, e: ExecError, reason: RecycleReason, exec_ttl: Option<Duration>) -> PoolError {
+        // The supervisor kills a worker that overran exec_ttl; the requester sees the
+        // relay break, but the cause is the timeout.
+        if reason == RecycleReason::ExecTtl {
+            self.inner.stats.job(Outcome::Timeout);
+            return PoolError::ExecTimeout(exec_ttl.unwrap_or_default());
+        }
+        self.inner.stats.job(Outcome::WorkerDied);
+        PoolError::WorkerFailed(e)
+    }
+
+    async fn acquire(
+        &self,
+        deadline: Instant,
+        allocate_timeout: Duration,
+    ) -> Result<Lease, PoolError> {
+        let enqueued = Instant::now();
+        let mut rx = {
+            let mut st = self.inner.state.lock();
+            if st.closed {
+                return Err(PoolError::Closed);
+            }
+            if let Some(worker) = st.idle.pop() {
+                drop(st);
+                self.inner.stats.queue_wait.observe(Duration::ZERO);
+                return Ok(self.lease(worker));
+            }
+            let limit = st.settings.queue_limit();
+            st.waiters.retain(|w| !w.is_closed());
+            if st.waiters.len() >= limit {
+                drop(st);
+                self.inner.stats.no_free_workers.inc();
+                self.inner.stats.job(Outcome::NoWorker);
+                return Err(PoolError::QueueFull(limit));
+            }
+            let (tx, rx) = oneshot::channel();
+            st.waiters.push_back(tx);
+            if st.settings.debug {
+                self.inner.kick.notify_one();
+            }
+            rx
+        };
+        let outcome = tokio::time::timeout_at(deadline, &mut rx).await;
+        let worker = match outcome {
+            Ok(Ok(worker)) => Some(worker),
+            Ok(Err(_)) => return Err(PoolError::Closed),
+            Err(_) => {
+                // A worker may have been handed over right at the deadline.
+                rx.close();
+                rx.try_recv().ok()
+            }
+        };
+        match worker {
+            Some(worker) => {
+                self.inner.stats.queue_wait.observe(enqueued.elapsed());
+                Ok(self.lease(worker))
+            }
+            None => {
+                self.inner.state.lock().waiters.retain(|w| !w.is_closed());
+                self.inner.stats.no_free_workers.inc();
+                self.inner.stats.job(Outcome::NoWorker);
+                Err(PoolError::NoFreeWorker(allocate_timeout))
+            }
+        }
+    }
+
+    fn lease(&self, worker: Worker) -> Lease {
+        worker.info().job_started(Instant::now());
+        Lease {
+            worker: Some(worker),
+            pool: self.clone(),
+        }
+    }
+
+    /// Puts a worker back after a job: to a waiter, to the idle list, or to retirement.
+    fn release(&self, worker: Worker) {
+        let now = Instant::now();
+        let mut st = self.inner.state.lock();
+        if !st.workers.contains_key(&worker.info().ident.id) {
+            // Already removed (its process died, or it was killed): dropping the worker
+            // closes its relay.
+            return;
+        }
+        let info = worker.info().clone();
+        let jobs = info.job_done(now);
+        let max_jobs = st.settings.max_jobs_for(&info);
+        if max_jobs > 0 && jobs >= max_jobs {
+            st.doom(&info, RecycleReason::MaxJobs);
+        }
+        let retire = if st.closed {
+            Some(RecycleReason::Shutdown)
+        } else if st.settings.debug {
+            Some(RecycleReason::Debug)
+        } else if let Some(reason) = info.recycle_reason() {
+            // max_jobs is a promise about this worker: it never runs more. Other soft
+            // limits keep the worker serving until a healthy replacement stands in.
+            (reason == RecycleReason::MaxJobs || st.healthy() >= st.target).then_some(reason)
+        } else {
+            (st.healthy() > st.target).then_some(RecycleReason::Shrink)
+        };
+        match retire {
+            Some(reason) => {
+                st.remove(&info, reason, &self.inner.stats);
+                let grace = st.settings.destroy_timeout;
+                drop(st);
+                self.inner.kick.notify_one();
+                self.inner.changed.notify_waiters();
+                tokio::spawn(worker.stop(grace));
+            }
+            None => {
+                let doomed = info.recycle_reason().is_some();
+                st.offer(worker);
+                drop(st);
+                if doomed {
+                    self.inner.kick.notify_one();
+                }
+            }
+        }
+    }
+
+    /// Removes a worker at once and kills its process group.
+    fn kill(&self, worker: Worker, reason: RecycleReason) {
+        self.inner
+            .state
+            .lock()
+            .remove(worker.info(), reason, &self.inner.stats);
+        worker.kill();
+        self.inner.kick.notify_one();
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Changes the target size live: grows by spawning, shrinks by retiring idle workers
+    /// first and busy ones as they finish. No request fails because of a resize.
+    pub fn set_target(&self, n: usize) {
+        let n = n.min(MAX_WORKERS);
+        let (retired, grace) = {
+            let mut st = self.inner.state.lock();
+            if st.target == n {
+                return;
+            }
+            tracing::info!(pool = %self.inner.name, from = st.target, to = n, "pool target changed");
+            st.target = n;
+            st.settings.num_workers = n;
+            (st.trim(&self.inner.stats), st.settings.destroy_timeout)
+        };
+        for w in retired {
+            tokio::spawn(w.stop(grace));
+        }
+        self.inner.kick.notify_one();
+        self.inner.changed.notify_waiters();
+    }
+
+    pub fn target(&self) -> usize {
+        self.inner.state.lock().target
+    }
+
+    /// Applies new settings live. `num_workers` goes through [`Pool::set_target`]; limits
+    /// (max_jobs, queue size, timeouts, supervisor) apply to the next check of each
+    /// worker, including workers already running.
+    pub fn update_settings(&self, settings: PoolSettings) {
+        let n = settings.num_workers;
+        {
+            let mut st = self.inner.state.lock();
+            let keep_target = st.target;
+            st.settings = settings;
+            st.settings.num_workers = keep_target;
+        }
+        self.set_target(n);
+        self.inner.kick.notify_one();
+    }
+
+    pub fn settings(&self) -> PoolSettings {
+        self.inner.state.lock().settings.clone()
+    }
+
+    /// Marks a worker for recycling between jobs (supervisor soft limits). An idle
+    /// worker is retired as soon as a replacement is ready.
+    pub fn recycle(&self, id: u64, reason: RecycleReason) {
+        let (retired, grace) = {
+            let mut st = self.inner.state.lock();
+            let Some(info) = st.workers.get(&id).cloned() else {
+                return;
+            };
+            if !st.doom(&info, reason) {
+                return;
+            }
+            tracing::info!(pool = %self.inner.name, pid = info.pid, reason = reason.as_str(), "recycling worker");
+            (st.trim(&self.inner.stats), st.settings.destroy_timeout)
+        };
+        for w in retired {
+            tokio::spawn(w.stop(grace));
+        }
+        self.inner.kick.notify_one();
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Kills a worker now, wherever it is (supervisor hard limits: exec_ttl).
+    pub fn kill_worker(&self, id: u64, reason: RecycleReason) {
+        let idle = {
+            let mut st = self.inner.state.lock();
+            let Some(info) = st.workers.get(&id).cloned() else {
+                return;
+            };
+            if info.recycle_reason().is_none() {
+                st.doom(&info, reason);
+            }
+            tracing::warn!(pool = %self.inner.name, pid = info.pid, reason = reason.as_str(), "killing worker");
+            let idle = st
+                .idle
+                .iter()
+                .position(|w| w.info().ident.id == id)
+                .map(|i| st.idle.remove(i));
+            if idle.is_some() {
+                st.remove(&info, reason, &self.inner.stats);
+            }
+            info.process().kill();
+            idle
+        };
+        drop(idle);
+        self.inner.kick.notify_one();
+    }
+
+    /// Rolling reset: replaces every current worker, a quarter of the target at a time,
+    /// each batch retiring only once its replacements are ready. Capacity never drops.
+    pub async fn reset(&self) -> Result<(), PoolError> {
+        let _one_at_a_time = self.inner.reset_lock.lock().await;
+        let (old, batch, timeout) = {
+            let mut st = self.inner.state.lock();
+            st.generation += 1;
+            let mut old: Vec<_> = st.workers.values().cloned().collect();
+            old.sort_by_key(|w| w.ident.slot);
+            (old, st.target.div_ceil(4).max(1), st.settings.reset_timeout)
+        };
+        tracing::info!(pool = %self.inner.name, workers = old.len(), batch, "rolling reset");
+        for chunk in old.chunks(batch) {
+            let retired = {
+                let mut st = self.inner.state.lock();
+                for info in chunk {
+                    st.doom(info, RecycleReason::Reset);
+                }
+                st.trim(&self.inner.stats)
+            };
+            let grace = self.settings().destroy_timeout;
+            for w in retired {
+                tokio::spawn(w.stop(grace));
+            }
+            self.inner.kick.notify_one();
+            let ids: Vec<u64> = chunk.iter().map(|w| w.ident.id).collect();
+            let gone = self
+                .wait_until(timeout, |st| {
+                    ids.iter().all(|id| !st.workers.contains_key(id))
+                })
+                .await;
+            if !gone {
+                let left = {
+                    let st = self.inner.state.lock();
+                    old.iter()
+                        .filter(|w| st.workers.contains_key(&w.ident.id))
+                        .count()
+                };
+                tracing::warn!(pool = %self.inner.name, left, "rolling reset did not finish in time");
+                return Err(PoolError::ResetIncomplete(left));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `done(state)` holds, re-checking whenever a worker leaves or joins.
+    async fn wait_until(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done(&self.inner.state.lock()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return done(&self.inner.state.lock());
+            }
+        }
+    }
+
+    /// Waits until at least `n` workers are alive (or `timeout`).
+    pub async fn wait_ready(&self, n: usize, timeout: Duration) -> bool {
+        self.wait_until(timeout, |st| st.workers.len() >= n).await
+    }
+
+    /// Waits until the pool stands at its target (or `timeout`): at least `target`
+    /// workers not marked for recycling, and no surplus left to retire. RPC's
+    /// `informer.AddWorker`/`RemoveWorker` use it to answer once the change took effect.
+    pub async fn wait_settled(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |st| {
+            st.healthy() >= st.target && st.workers.len() <= st.target
+        })
+        .await
+    }
+
+    /// Stops the pool: no new jobs (waiters get [`PoolError::Closed`]), idle workers
+    /// stopped now, busy ones when their job ends; whatever is left after
+    /// `destroy_timeout` is killed. Returns when every worker process is gone.
+    pub async fn shutdown(&self) {
+        let (idle, grace) = {
+            let mut st = self.inner.state.lock();
+            st.closed = true;
+            st.waiters.clear();
+            (st.trim(&self.inner.stats), st.settings.destroy_timeout)
+        };
+        self.inner.cancel.cancel();
+        for w in idle {
+            tokio::spawn(w.stop(grace));
+        }
+        if !self.wait_until(grace, |st| st.workers.is_empty()).await {
+            let left: Vec<_> = self.inner.state.lock().workers.values().cloned().collect();
+            tracing::warn!(pool = %self.inner.name, busy = left.len(), "destroy_timeout reached; killing busy workers");
+            for info in left {
+                info.process().kill();
+            }
+        }
+        // Stopped workers get `grace` to exit before their process task kills them.
+        self.wait_until(grace + Duration::from_secs(2), |st| {
+            st.workers.is_empty() && st.stopping == 0
+        })
+        .await;
+    }
+
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let st = self.inner.state.lock();
+        let mut workers: Vec<_> = st.workers.values().cloned().collect();
+        workers.sort_by_key(|w| w.ident.slot);
+        PoolSnapshot {
+            name: self.inner.name.clone(),
+            target: st.target,
+            ready: st.idle.len(),
+            working: st.workers.len().saturating_sub(st.idle.len()),
+            workers,
+            spawning: st.spawning,
+            stopping: st.stopping,
+            queue_depth: st.waiters.iter().filter(|w| !w.is_closed()).count(),
+            backoff: st.backoff.clone(),
+            closed: st.closed,
+            settings: st.settings.clone(),
+        }
+    }
+}
+
+impl Inner {
+    fn on_exit(&self, id: u64, exit: Exit) {
+        {
+            let mut st = self.state.lock();
+            match st.workers.get(&id).cloned() {
+                Some(info) => {
+                    if info.recycle_reason().is_none() {
+                        tracing::warn!(pool = %self.name, pid = exit.pid, status = ?exit.status, "worker exited unexpectedly");
+                    }
+                    st.remove(&info, RecycleReason::Died, &self.stats);
+                    st.idle.retain(|w| w.info().ident.id != id);
+                }
+                None => {
+                    tracing::debug!(pool = %self.name, pid = exit.pid, status = ?exit.status, "worker exited")
+                }
+            }
+            st.stopping = st.stopping.saturating_sub(1);
+        }
+        self.kick.notify_one();
+        self.changed.notify_waiters();
+    }
+
+    /// A spawn attempt finished.
+    fn spawned(self: &Arc<Self>, slot: usize, result: Result<Worker, SpawnError>) {
+        let mut st = self.state.lock();
+        st.spawning -= 1;
+        match result {
+            Ok(worker) => {
+                st.backoff = SpawnBackoff::default();
+                if st.closed {
+                    st.free_slot(slot);
+                    let grace = st.settings.destroy_timeout;
+                    drop(st);
+                    tokio::spawn(worker.stop(grace));
+                    return;
+                }
+                tracing::debug!(pool = %self.name, pid = worker.info().pid, slot, "worker ready");
+                st.workers
+                    .insert(worker.info().ident.id, worker.info().clone());
+                st.offer(worker);
+                let retired = st.trim(&self.stats);
+                let grace = st.settings.destroy_timeout;
+                drop(st);
+                for w in retired {
+                    tokio::spawn(w.stop(grace));
+                }
+            }
+            Err(error) => {
+                st.free_slot(slot);
+                st.backoff.failures += 1;
+                let delay = SpawnBackoff::delay(st.backoff.failures);
+                st.backoff.retry_at = Some(Instant::now() + delay);
+                st.backoff.last_error = Some(error.to_string());
+                self.stats.spawn_failures.inc();
+                tracing::error!(pool = %self.name, %error, failures = st.backoff.failures, retry_in = ?delay, "worker failed to start");
+                drop(st);
+            }
+        }
+        self.kick.notify_one();
+        self.changed.notify_waiters();
+    }
+}
+
+/// The manager task: keeps `healthy + spawning` at the wanted size.
+async fn manage(inner: Arc<Inner>) {
+    loop {
+        let kicked = inner.kick.notified();
+        tokio::pin!(kicked);
+        kicked.as_mut().enable();
+        let retry_at = {
+            let mut st = inner.state.lock();
+            if st.closed {
+                return;
+            }
+            match st.backoff.retry_at {
+                Some(at) if at > Instant::now() => Some(at),
+                _ => {
+                    let need = st
+                        .wanted()
+                        .saturating_sub(st.healthy() + st.spawning)
+                        .min(MAX_PARALLEL_SPAWNS.saturating_sub(st.spawning));
+                    for _ in 0..need {
+                        let slot = st.take_slot();
+                        let ident = WorkerIdent {
+                            id: st.next_id,
+                            slot,
+                            generation: st.generation,
+                        };
+                        st.next_id += 1;
+                        st.spawning += 1;
+                        let timeout = st.settings.allocate_timeout;
+                        tokio::spawn(spawn_one(inner.clone(), ident, timeout));
+                    }
+                    None
+                }
+            }
+        };
+        tokio::select! {
+            _ = kicked => {}
+            _ = inner.cancel.cancelled() => return,
+            _ = async { tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)).await }, if retry_at.is_some() => {}
+        }
+    }
+}
+
+async fn spawn_one(inner: Arc<Inner>, ident: WorkerIdent, timeout: Duration) {
+    let weak: Weak<Inner> = Arc::downgrade(&inner);
+    let id = ident.id;
+    let on_exit = move |exit: Exit| {
+        if let Some(inner) = weak.upgrade() {
+            inner.on_exit(id, exit);
+        }
+    };
+    let result = inner
+        .spawner
+        .spawn(ident, jitter_percent(), timeout, on_exit)
+        .await;
+    inner.spawned(ident.slot, result);
+}
+
+/// Per-worker jitter of `max_jobs` in percent (RoadRunner adds 0–14 %), so workers
+/// started together do not all recycle together.
+fn jitter_percent() -> u64 {
+    fastrand::u64(0..=14)
+}
+
+/// A leased worker. Dropping it returns the worker to the pool; if its exchange was
+/// abandoned half way, a background task finishes (or cancels) it first, and kills the
+/// worker if that does not work in time.
+pub struct Lease {
+    worker: Option<Worker>,
+    pool: Pool,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("worker", &self.worker.as_ref().map(|w| w.info().pid))
+            .finish()
+    }
+}
+
+impl Lease {
+    fn worker_mut(&mut self) -> &mut Worker {
+        // Invariant: `worker` is Some until the lease is consumed or dropped.
+        self.worker
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("lease used after release"))
+    }
+
+    fn retire(mut self, reason: RecycleReason) {
+        if let Some(worker) = self.worker.take() {
+            let grace = {
+                let mut st = self.pool.inner.state.lock();
+                st.remove(worker.info(), reason, &self.pool.inner.stats);
+                st.settings.destroy_timeout
+            };
+            self.pool.inner.kick.notify_one();
+            self.pool.inner.changed.notify_waiters();
+            tokio::spawn(worker.stop(grace));
+        }
+    }
+
+    fn kill(mut self, reason: RecycleReason) {
+        if let Some(worker) = self.worker.take() {
+            self.pool.kill(worker, reason);
+        }
+    }
+
+    /// Kills the worker after a failed exchange; returns the reason recorded, which is
+    /// the supervisor's (e.g. exec_ttl) if it killed the worker first.
+    fn kill_for(mut self, error: &ExecError) -> RecycleReason {
+        let Some(worker) = self.worker.take() else {
+            return RecycleReason::Died;
+        };
+        let reason = worker.info().recycle_reason().unwrap_or(match error {
+            ExecError::Relay(
+                crate::relay::RelayError::Io(_) | crate::relay::RelayError::Closed,
+            ) => RecycleReason::Died,
+            _ => RecycleReason::Protocol,
+        });
+        tracing::warn!(pool = %self.pool.inner.name, pid = worker.info().pid, %error, "worker failed during a job");
+        self.pool.kill(worker, reason);
+        reason
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        if worker.exchange() == Exchange::Idle {
+            self.pool.release(worker);
+            return;
+        }
+        // The requester went away mid-exchange (client disconnect). Finish the exchange
+        // off the request path, then reuse the worker — or kill it if it does not end.
+        let pool = self.pool.clone();
+        let timeout = pool.settings().stream_timeout;
+        tokio::spawn(async move {
+            if worker.abandon(timeout).await {
+                pool.release(worker);
+            } else {
+                pool.kill(worker, RecycleReason::Protocol);
+            }
+        });
+    }
+}
+
+/// What [`Pool::exec`] returns.
+#[derive(Debug)]
+pub enum Response {
+    Single(Payload),
+    Stream(StreamReply),
+}
+
+/// A streamed reply: the first frame, then [`StreamReply::next`] for the rest. Dropping
+/// it before the end cancels the stream on the worker (STOP) without losing the worker.
+#[derive(Debug)]
+pub struct StreamReply {
+    lease: Lease,
+    first: Option<Payload>,
+    exec_ttl: Option<Duration>,
+    started: Instant,
+    done: bool,
+}
+
+impl StreamReply {
+    /// The next frame of the reply; `Ok(None)` once the worker ended the stream.
+    pub async fn next(&mut self) -> Result<Option<Payload>, PoolError> {
+        if let Some(first) = self.first.take() {
+            return Ok(Some(first));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let pool = self.lease.pool.clone();
+        let worker = self.lease.worker_mut();
+        let chunk = match self.exec_ttl {
+            // exec_ttl bounds the wait for each frame, as in RoadRunner.
+            Some(ttl) => match tokio::time::timeout(ttl, worker.next_chunk()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.done = true;
+                    pool.inner.stats.job(Outcome::Timeout);
+                    self.take_lease().kill(RecycleReason::ExecTtl);
+                    return Err(PoolError::ExecTimeout(ttl));
+                }
+            },
+            None => worker.next_chunk().await,
+        };
+        match chunk {
+            Ok(Some(p)) => {
+                if self.lease.worker_mut().exchange() == Exchange::Idle {
+                    self.finish(Outcome::Ok);
+                }
+                Ok(Some(p))
+            }
+            Ok(None) => {
+                self.finish(Outcome::Ok);
+                Ok(None)
+            }
+            Err(ExecError::Soft(m)) => {
+                self.finish(Outcome::Error);
+                Err(PoolError::Soft(m))
+            }
+            Err(e) => {
+                self.done = true;
+                let reason = self.take_lease().kill_for(&e);
+                Err(pool.failed(e, reason, self.exec_ttl))
+            }
+        }
+    }
+
+    /// Takes the lease out (to kill its worker), leaving an empty one behind.
+    fn take_lease(&mut self) -> Lease {
+        let empty = Lease {
+            worker: None,
+            pool: self.lease.pool.clone(),
+        };
+        std::mem::replace(&mut self.lease, empty)
+    }
+
+    /// Records the job and gives the worker back at once, even if the caller keeps the
+    /// `StreamReply` around.
+    fn finish(&mut self, outcome: Outcome) {
+        if !self.done {
+            self.done = true;
+            let stats = &self.lease.pool.inner.stats;
+            stats.job_duration.observe(self.started.elapsed());
+            stats.job(outcome);
+            drop(self.take_lease());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_backoff_doubles_and_is_capped() {
+        assert_eq!(SpawnBackoff::delay(1), Duration::from_millis(100));
+        assert_eq!(SpawnBackoff::delay(2), Duration::from_millis(200));
+        assert_eq!(SpawnBackoff::delay(4), Duration::from_millis(800));
+        assert_eq!(SpawnBackoff::delay(30), Duration::from_secs(30));
+    }
+}

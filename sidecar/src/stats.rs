@@ -1,0 +1,222 @@
+//! Lock-free counters and histograms the pool updates on its hot path. The metrics
+//! endpoint renders them (see `metrics.rs`); nothing here knows about Prometheus.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::worker::RecycleReason;
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Bucket bounds in seconds for job, queue and request durations: from 1 ms (a warm PHP
+/// hello world) to 60 s (the default timeouts).
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
+
+/// A fixed-bucket histogram of durations, updated with three relaxed atomic adds.
+#[derive(Debug)]
+pub struct Histogram {
+    /// Non-cumulative counts; the last one is +Inf.
+    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A consistent-enough copy of a histogram for rendering.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramSnapshot {
+    /// (upper bound in seconds, cumulative count); the last bound is +Inf.
+    pub buckets: Vec<(f64, u64)>,
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = DURATION_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut cumulative = 0;
+        let mut buckets = Vec::with_capacity(self.buckets.len());
+        for (i, b) in self.buckets.iter().enumerate() {
+            cumulative += b.load(Ordering::Relaxed);
+            let bound = DURATION_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+            buckets.push((bound, cumulative));
+        }
+        HistogramSnapshot {
+            buckets,
+            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            // The buckets are the truth for the count, so `_count == +Inf bucket` holds
+            // even when a scrape races an observation.
+            count: cumulative,
+        }
+    }
+}
+
+/// How a job ended: the `outcome` label of `pacer_jobs_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok = 0,
+    /// The PHP code reported an error.
+    Error = 1,
+    /// `exec_ttl` expired.
+    Timeout = 2,
+    /// The worker died or broke the protocol during the job.
+    WorkerDied = 3,
+    /// No worker within `allocate_timeout`, or the queue was full.
+    NoWorker = 4,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::Error,
+        Outcome::Timeout,
+        Outcome::WorkerDied,
+        Outcome::NoWorker,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::WorkerDied => "worker_died",
+            Outcome::NoWorker => "no_worker",
+        }
+    }
+}
+
+/// Everything the pool counts.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    jobs: [Counter; 5],
+    restarts: [Counter; RecycleReason::ALL.len()],
+    pub no_free_workers: Counter,
+    pub spawn_failures: Counter,
+    pub job_duration: Histogram,
+    pub queue_wait: Histogram,
+}
+
+impl PoolStats {
+    pub fn job(&self, outcome: Outcome) {
+        self.jobs[outcome as usize].inc();
+    }
+
+    pub fn jobs(&self, outcome: Outcome) -> u64 {
+        self.jobs[outcome as usize].get()
+    }
+
+    pub fn restart(&self, reason: RecycleReason) {
+        self.restarts[reason as usize - 1].inc();
+    }
+
+    pub fn restarts(&self, reason: RecycleReason) -> u64 {
+        self.restarts[reason as usize - 1].get()
+    }
+}
+
+/// HTTP responses by status code, and their durations.
+#[derive(Debug)]
+pub struct HttpStats {
+    /// Index = status - 100 (100..=599).
+    by_status: Box<[Counter; 500]>,
+    pub duration: Histogram,
+}
+
+impl Default for HttpStats {
+    fn default() -> Self {
+        HttpStats {
+            by_status: Box::new(std::array::from_fn(|_| Counter::default())),
+            duration: Histogram::default(),
+        }
+    }
+}
+
+impl HttpStats {
+    pub fn observe(&self, status: u16, elapsed: Duration) {
+        if let Some(c) = status
+            .checked_sub(100)
+            .and_then(|i| self.by_status.get(i as usize))
+        {
+            c.inc();
+        }
+        self.duration.observe(elapsed);
+    }
+
+    /// `(status, count)` for every status seen at least once, ascending.
+    pub fn by_status(&self) -> Vec<(u16, u64)> {
+        self.by_status
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.get() > 0)
+            .map(|(i, c)| (i as u16 + 100, c.get()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_end_in_inf() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(500));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(100));
+        let s = h.snapshot();
+        assert_eq!(s.count, 3);
+        assert_eq!(s.buckets[0], (0.001, 1));
+        assert_eq!(s.buckets[2], (0.005, 2));
+        assert_eq!(s.buckets.last().unwrap().1, 3);
+        assert!(s.buckets.last().unwrap().0.is_infinite());
+        assert!((s.sum_seconds - 100.0035).abs() < 1e-6);
+    }
+
+    #[test]
+    fn counters_are_kept_per_label() {
+        let s = PoolStats::default();
+        s.job(Outcome::Ok);
+        s.job(Outcome::Ok);
+        s.job(Outcome::Timeout);
+        s.restart(RecycleReason::Memory);
+        assert_eq!(s.jobs(Outcome::Ok), 2);
+        assert_eq!(s.jobs(Outcome::Timeout), 1);
+        assert_eq!(s.jobs(Outcome::Error), 0);
+        assert_eq!(s.restarts(RecycleReason::Memory), 1);
+        assert_eq!(s.restarts(RecycleReason::Shutdown), 0);
+    }
+}

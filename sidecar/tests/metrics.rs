@@ -1,0 +1,547 @@
+//! The Prometheus exposition with a real pool of PHP workers: names, labels, values
+//! after known traffic, histogram invariants, stable slot labels, the HTTP endpoint and
+//! `promtool check metrics`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use pacer::metrics::{self, AppMetrics, CollectorSpec, Metrics};
+use pacer::pool::Pool;
+use pacer::relay::RelayAddr;
+use pacer::stats::HttpStats;
+use pacer::supervisor;
+use pacer::worker::RecycleReason;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+/// One sample line: name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the sample lines of an exposition (label values unescaped).
+fn samples(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let i = line
+            .find(['{', ' '])
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let mut labels = BTreeMap::new();
+        let mut rest = &line[i..];
+        if let Some(r) = rest.strip_prefix('{') {
+            rest = &r[parse_labels(r, &mut labels)..];
+        }
+        let value = match rest.trim() {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("value in {line:?}")),
+        };
+        out.push(Sample {
+            name: line[..i].to_string(),
+            labels,
+            value,
+        });
+    }
+    out
+}
+
+/// Parses `k="v",k2="v2"}` into `labels`; returns the index just past `}`.
+fn parse_labels(s: &str, labels: &mut BTreeMap<String, String>) -> usize {
+    let mut i = 0;
+    loop {
+        let eq = s[i..].find('=').unwrap() + i;
+        assert_eq!(&s[eq + 1..eq + 2], "\"", "{s}");
+        let mut value = String::new();
+        let mut it = s[eq + 2..].char_indices();
+        let close = loop {
+            match it.next().unwrap() {
+                (j, '"') => break eq + 2 + j,
+                (_, '\\') => match it.next().unwrap().1 {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.insert(s[i..eq].to_string(), value);
+        match &s[close + 1..close + 2] {
+            "}" => return close + 2,
+            "," => i = close + 2,
+            other => panic!("unexpected {other:?} in {s}"),
+        }
+    }
+}
+
+fn find<'a>(all: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    all.iter()
+        .filter(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect()
+}
+
+fn value(all: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found = find(all, name, labels);
+    assert_eq!(found.len(), 1, "{name} {labels:?}: {found:?}");
+    found[0].value
+}
+
+async fn setup(workers: usize) -> (Pool, Arc<HttpStats>, Arc<AppMetrics>, Metrics) {
+    let pool = ops_pool(settings(workers), RelayAddr::Pipes, &[]).await;
+    let http = Arc::new(HttpStats::default());
+    let app = Arc::new(AppMetrics::new());
+    let m = Metrics::new(vec![pool.clone()], http.clone(), app.clone());
+    (pool, http, app, m)
+}
+
+/// `promtool check metrics` on `text`. A missing promtool fails when CI=true, else
+/// the check is skipped with a note.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "promtool is required in CI (Debian package `prometheus`): {e}"
+            );
+            eprintln!("promtool not found ({e}); skipping the promtool check outside CI");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- exposition ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_jobs_are_counted_exactly() {
+    let (pool, _http, _app, m) = setup(2).await;
+    let tasks: Vec<_> = (0..4)
+        .map(|c| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let body = format!("{c}-{i}");
+                    let reply = call(&pool, r#"{"op":"echo"}"#, body.as_bytes())
+                        .await
+                        .unwrap();
+                    assert_eq!(reply.body, body.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let text = m.render();
+    assert!(
+        text.lines()
+            .any(|l| l == "pacer_jobs_total{pool=\"http\",outcome=\"ok\"} 100"),
+        "{text}"
+    );
+    let all = samples(&text);
+    for outcome in ["error", "timeout", "worker_died", "no_worker"] {
+        assert_eq!(
+            value(&all, "pacer_jobs_total", &[("outcome", outcome)]),
+            0.0
+        );
+    }
+    assert_eq!(
+        value(
+            &all,
+            "pacer_job_duration_seconds_count",
+            &[("pool", "http")]
+        ),
+        100.0
+    );
+    assert_eq!(
+        value(&all, "pacer_queue_wait_seconds_count", &[("pool", "http")]),
+        100.0
+    );
+    let jobs: f64 = find(&all, "pacer_worker_jobs", &[("pool", "http")])
+        .iter()
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(jobs, 100.0, "per-slot job counts add up");
+
+    // A PHP error is its own outcome.
+    call(&pool, r#"{"op":"error"}"#, b"boom").await.unwrap_err();
+    let all = samples(&m.render());
+    assert_eq!(
+        value(&all, "pacer_jobs_total", &[("outcome", "error")]),
+        1.0
+    );
+    assert_eq!(value(&all, "pacer_jobs_total", &[("outcome", "ok")]), 100.0);
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_and_label_sets_are_the_contract() {
+    let (pool, http, _app, m) = setup(2).await;
+    supervisor::tick_once(&pool);
+    http.observe(200, Duration::from_millis(4));
+    http.observe(503, Duration::from_millis(40));
+    let text = m.render();
+    let all = samples(&text);
+
+    // Every family of design.md §2.6, with its type.
+    for (family, kind) in [
+        ("pacer_build_info", "gauge"),
+        ("pacer_workers", "gauge"),
+        ("pacer_pool_target_workers", "gauge"),
+        ("pacer_queue_depth", "gauge"),
+        ("pacer_worker_memory_bytes", "gauge"),
+        ("pacer_worker_jobs", "gauge"),
+        ("pacer_jobs_total", "counter"),
+        ("pacer_worker_restarts_total", "counter"),
+        ("pacer_no_free_workers_total", "counter"),
+        ("pacer_http_requests_total", "counter"),
+        ("pacer_job_duration_seconds", "histogram"),
+        ("pacer_queue_wait_seconds", "histogram"),
+        ("pacer_http_request_duration_seconds", "histogram"),
+        ("process_cpu_seconds_total", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+    ] {
+        assert!(
+            text.contains(&format!("\n# TYPE {family} {kind}\n")),
+            "{family} {kind}"
+        );
+        assert!(text.contains(&format!("# HELP {family} ")), "{family} help");
+    }
+    // Nothing else with the pacer_ prefix.
+    let families: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|n| n.starts_with("pacer_"))
+        .collect();
+    assert_eq!(families.len(), 13, "{families:?}");
+    for f in &families {
+        assert!(metrics::FAMILIES.contains(f), "{f}");
+    }
+
+    let version = find(&all, "pacer_build_info", &[]);
+    assert_eq!(version.len(), 1);
+    assert_eq!(version[0].value, 1.0);
+    assert_eq!(version[0].labels["version"], env!("CARGO_PKG_VERSION"));
+
+    let states: BTreeSet<&str> = find(&all, "pacer_workers", &[("pool", "http")])
+        .iter()
+        .map(|s| s.labels["state"].as_str())
+        .collect();
+    assert_eq!(
+        states,
+        BTreeSet::from(["ready", "working", "spawning", "stopping"])
+    );
+    assert_eq!(
+        value(&all, "pacer_workers", &[("state", "ready")]),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&all, "pacer_pool_target_workers", &[("pool", "http")]),
+        2.0
+    );
+    assert_eq!(value(&all, "pacer_queue_depth", &[("pool", "http")]), 0.0);
+
+    let outcomes: BTreeSet<&str> = find(&all, "pacer_jobs_total", &[])
+        .iter()
+        .map(|s| s.labels["outcome"].as_str())
+        .collect();
+    assert_eq!(
+        outcomes,
+        BTreeSet::from(["ok", "error", "timeout", "worker_died", "no_worker"])
+    );
+    let reasons: BTreeSet<&str> = find(&all, "pacer_worker_restarts_total", &[])
+        .iter()
+        .map(|s| s.labels["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        RecycleReason::ALL.iter().map(|r| r.as_str()).collect()
+    );
+
+    // Slot labels, never pids.
+    for family in ["pacer_worker_memory_bytes", "pacer_worker_jobs"] {
+        let slots: BTreeSet<&str> = find(&all, family, &[("pool", "http")])
+            .iter()
+            .map(|s| s.labels["slot"].as_str())
+            .collect();
+        assert_eq!(slots, BTreeSet::from(["0", "1"]), "{family}");
+    }
+    for s in find(&all, "pacer_worker_memory_bytes", &[]) {
+        assert!(
+            s.value > 1_048_576.0,
+            "RSS sampled by the supervisor: {s:?}"
+        );
+    }
+    for s in &all {
+        assert!(!s.labels.contains_key("pid"), "{s:?}");
+        let labels: BTreeSet<&str> = s.labels.keys().map(String::as_str).collect();
+        if s.name.starts_with("pacer_")
+            && !s.name.starts_with("pacer_http_")
+            && s.name != "pacer_build_info"
+        {
+            assert!(labels.contains("pool"), "{s:?}");
+        }
+    }
+
+    assert_eq!(
+        value(&all, "pacer_http_requests_total", &[("code", "200")]),
+        1.0
+    );
+    assert_eq!(
+        value(&all, "pacer_http_requests_total", &[("code", "503")]),
+        1.0
+    );
+    assert_eq!(
+        value(&all, "pacer_http_request_duration_seconds_count", &[]),
+        2.0
+    );
+    assert!(value(&all, "process_resident_memory_bytes", &[]) > 1_048_576.0);
+    assert!(value(&all, "process_open_fds", &[]) >= 3.0);
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histograms_keep_their_invariants() {
+    let (pool, http, app, m) = setup(2).await;
+    for i in 0..30u64 {
+        let ctx = if i % 3 == 0 {
+            r#"{"op":"sleep","ms":15}"#
+        } else {
+            r#"{"op":"echo"}"#
+        };
+        call(&pool, ctx, b"x").await.unwrap();
+        http.observe(200, Duration::from_micros(300 * i * i));
+    }
+    app.declare(
+        "app_latency_seconds",
+        serde_json::from_value::<CollectorSpec>(serde_json::json!({
+            "type": "histogram", "help": "h", "labels": ["route"], "buckets": [0.01, 0.1, 1]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    for v in [0.005, 0.05, 0.5, 5.0] {
+        app.observe("app_latency_seconds", v, &["/x".to_string()])
+            .unwrap();
+    }
+    let all = samples(&m.render());
+
+    let mut checked = 0;
+    for base in [
+        "pacer_job_duration_seconds",
+        "pacer_queue_wait_seconds",
+        "pacer_http_request_duration_seconds",
+        "app_latency_seconds",
+    ] {
+        let buckets = find(&all, &format!("{base}_bucket"), &[]);
+        assert!(!buckets.is_empty(), "{base}");
+        let mut previous = (f64::NEG_INFINITY, 0.0);
+        for b in &buckets {
+            let le: f64 = match b.labels["le"].as_str() {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().unwrap(),
+            };
+            assert!(le > previous.0, "{base}: le ascending");
+            assert!(b.value >= previous.1, "{base}: cumulative counts");
+            previous = (le, b.value);
+        }
+        assert_eq!(previous.0, f64::INFINITY, "{base}: ends with +Inf");
+        let count = value(&all, &format!("{base}_count"), &[]);
+        assert_eq!(previous.1, count, "{base}: +Inf bucket == _count");
+        assert!(value(&all, &format!("{base}_sum"), &[]) >= 0.0);
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+    assert_eq!(value(&all, "pacer_job_duration_seconds_count", &[]), 30.0);
+    // Ten jobs slept 15 ms: at least ten are above the 10 ms bound.
+    let le_10ms = value(&all, "pacer_job_duration_seconds_bucket", &[("le", "0.01")]);
+    assert!(le_10ms <= 20.0, "{le_10ms}");
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_labels_survive_a_worker_restart() {
+    let (pool, _http, _app, m) = setup(2).await;
+    supervisor::tick_once(&pool);
+    let slots_of = |text: &str| -> BTreeMap<String, f64> {
+        find(
+            &samples(text),
+            "pacer_worker_memory_bytes",
+            &[("pool", "http")],
+        )
+        .iter()
+        .map(|s| (s.labels["slot"].clone(), s.value))
+        .collect()
+    };
+    let before = slots_of(&m.render());
+    assert_eq!(before.keys().cloned().collect::<Vec<_>>(), ["0", "1"]);
+
+    let victim = pool.snapshot().workers[0].clone();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        eventually(20, || {
+            let s = pool.snapshot();
+            s.workers.len() == 2 && s.workers.iter().all(|w| w.pid != victim.pid)
+        })
+        .await,
+        "the killed worker was replaced"
+    );
+    supervisor::tick_once(&pool);
+    let text = m.render();
+    let after = slots_of(&text);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "same slot labels after the restart:\n{text}"
+    );
+    let all = samples(&text);
+    assert_eq!(
+        value(&all, "pacer_worker_restarts_total", &[("reason", "died")]),
+        1.0
+    );
+    let jobs: BTreeSet<&str> = find(&all, "pacer_worker_jobs", &[])
+        .iter()
+        .map(|s| s.labels["slot"].as_str())
+        .collect();
+    assert_eq!(jobs, BTreeSet::from(["0", "1"]));
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_accepts_the_exposition() {
+    let (pool, http, app, m) = setup(2).await;
+    supervisor::tick_once(&pool);
+    for _ in 0..10 {
+        call(&pool, r#"{"op":"echo"}"#, b"x").await.unwrap();
+    }
+    call(&pool, r#"{"op":"error"}"#, b"x").await.unwrap_err();
+    for (code, ms) in [(200, 2), (200, 9), (404, 1), (500, 30)] {
+        http.observe(code, Duration::from_millis(ms));
+    }
+    let spec = |v: serde_json::Value| serde_json::from_value::<CollectorSpec>(v).unwrap();
+    app.declare(
+        "orders_total",
+        spec(serde_json::json!({"namespace":"shop","type":"counter","help":"Orders \\ placed\nper channel","labels":["channel"]})),
+    )
+    .unwrap();
+    app.add("orders_total", 3.0, &["we\"b\\\n".to_string()])
+        .unwrap();
+    app.declare(
+        "queue_size",
+        spec(serde_json::json!({"type":"gauge","help":"Queue"})),
+    )
+    .unwrap();
+    app.set("queue_size", -2.5, &[]).unwrap();
+    app.declare(
+        "latency_seconds",
+        spec(serde_json::json!({"type":"histogram","help":"Latency","labels":["method"]})),
+    )
+    .unwrap();
+    app.observe("latency_seconds", 0.3, &["GET".to_string()])
+        .unwrap();
+    app.declare(
+        "payload_bytes",
+        spec(serde_json::json!({"type":"summary","help":"Payload","objectives":{"0.5":0.05,"0.99":0.001},"labels":["dir"]})),
+    )
+    .unwrap();
+    app.observe("payload_bytes", 512.0, &["in".to_string()])
+        .unwrap();
+    app.declare(
+        "idle_payload_bytes",
+        spec(serde_json::json!({"type":"summary","help":"No observations","objectives":{"0.5":0.05}})),
+    )
+    .unwrap();
+
+    let text = m.render();
+    assert!(
+        text.contains("shop_orders_total{channel=\"we\\\"b\\\\\\n\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("idle_payload_bytes{quantile=\"0.5\"} NaN\n"),
+        "{text}"
+    );
+    promtool_check(&text);
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_serves_every_path() {
+    let (pool, _http, _app, m) = setup(1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(metrics::serve(listener, Arc::new(m), stop.clone()));
+
+    for path in ["/metrics", "/", "/anything/else"] {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut response = String::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut response))
+            .await
+            .unwrap()
+            .unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+        assert!(body.contains("pacer_build_info{version="), "{path}");
+        assert!(body.contains("pacer_workers{pool=\"http\",state=\"ready\"} 1\n"));
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap();
+    pool.shutdown().await;
+}

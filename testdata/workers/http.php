@@ -1,0 +1,157 @@
+<?php
+
+/**
+ * A PSR-7 worker (Pacer\Http\PSR7Worker + Nyholm) with the routes the server's HTTP tests
+ * use:
+ *
+ *   /                        "Hello, world!" (text/plain)
+ *   /echo                    JSON: method, uri, path, query, headers, cookies, parsedBody,
+ *                            body, protocol, remoteAddr, uploads (field, name, size, error, mime)
+ *   /status/{code}           that status; body "status {code}" (empty for 1xx, 204, 304)
+ *   /headers                 X-Multi: a, b (two values) and two Set-Cookie headers
+ *   /stream?chunks=N&delay_ms=D   streamed body "chunk-1\n" .. "chunk-N\n" (honours STOP)
+ *   /sleep?ms=N              sleeps, then "slept N ms"
+ *   /leak?kb=N               keeps N KiB more forever, body = RSS in bytes
+ *   /error                   throws; the worker sends an error frame
+ *   /upload                  JSON list: for each uploaded file its field, name, size,
+ *                            error, tmp_exists (the server's temp file), sha256
+ *   /bad-header              a header value containing "\r\n" (sent as is)
+ *   /pid                     getmypid()
+ *   anything else            404
+ */
+
+declare(strict_types=1);
+
+use Nyholm\Psr7\Factory\Psr17Factory;
+use Pacer\Http\PSR7Worker;
+use Pacer\Worker;
+use Psr\Http\Message\ResponseInterface;
+use Psr\Http\Message\UploadedFileInterface;
+
+require __DIR__ . '/autoload.php';
+
+$factory = new Psr17Factory();
+$worker = Worker::create();
+$psr7 = new PSR7Worker($worker, $factory, $factory, $factory);
+$leaked = [];
+
+$text = static fn (int $status, string $body): ResponseInterface => $factory->createResponse($status)
+    ->withHeader('Content-Type', 'text/plain; charset=utf-8')
+    ->withBody($factory->createStream($body));
+$json = static fn (mixed $data): ResponseInterface => $factory->createResponse(200)
+    ->withHeader('Content-Type', 'application/json')
+    ->withBody($factory->createStream(json_encode($data, JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE)));
+
+/** @return list<array{field: string, file: UploadedFileInterface}> */
+$flatten = static function (array $tree, string $prefix = '') use (&$flatten): array {
+    $out = [];
+    foreach ($tree as $key => $node) {
+        $field = $prefix === '' ? (string) $key : "{$prefix}[{$key}]";
+        if ($node instanceof UploadedFileInterface) {
+            $out[] = ['field' => $field, 'file' => $node];
+        } elseif (is_array($node)) {
+            array_push($out, ...$flatten($node, $field));
+        }
+    }
+
+    return $out;
+};
+
+$rss = static function (): int {
+    $status = (string) @file_get_contents('/proc/self/status');
+
+    return preg_match('/^VmRSS:\s+(\d+)\s+kB/m', $status, $m) === 1 ? (int) $m[1] * 1024 : memory_get_usage(true);
+};
+
+while (true) {
+    try {
+        $request = $psr7->waitRequest();
+        if ($request === null) {
+            break;
+        }
+    } catch (\Throwable $e) {
+        $worker->error((string) $e);
+        continue;
+    }
+
+    try {
+        $path = $request->getUri()->getPath();
+        $query = $request->getQueryParams();
+
+        if ($path === '/') {
+            $psr7->respond($text(200, 'Hello, world!'));
+        } elseif ($path === '/echo') {
+            $psr7->respond($json([
+                'method' => $request->getMethod(),
+                'uri' => (string) $request->getUri(),
+                'path' => $path,
+                'query' => $query,
+                'headers' => $request->getHeaders(),
+                'cookies' => $request->getCookieParams(),
+                'parsedBody' => $request->getParsedBody(),
+                'body' => (string) $request->getBody(),
+                'protocol' => $request->getProtocolVersion(),
+                'remoteAddr' => $request->getServerParams()['REMOTE_ADDR'] ?? null,
+                'uploads' => array_map(static fn (array $u) => [
+                    'field' => $u['field'],
+                    'name' => $u['file']->getClientFilename(),
+                    'size' => $u['file']->getSize(),
+                    'error' => $u['file']->getError(),
+                    'mime' => $u['file']->getClientMediaType(),
+                ], $flatten($request->getUploadedFiles())),
+            ]));
+        } elseif (preg_match('#^/status/(\d{3})$#', $path, $m) === 1) {
+            $code = (int) $m[1];
+            $empty = $code < 200 || $code === 204 || $code === 304;
+            $psr7->getHttpWorker()->respond($code, $empty ? '' : "status $code", ['Content-Type' => ['text/plain']]);
+        } elseif ($path === '/headers') {
+            $psr7->respond($text(200, 'headers')
+                ->withHeader('X-Multi', ['a', 'b'])
+                ->withAddedHeader('Set-Cookie', 'first=1; Path=/')
+                ->withAddedHeader('Set-Cookie', 'second=2; Path=/; HttpOnly'));
+        } elseif ($path === '/stream') {
+            $chunks = (int) ($query['chunks'] ?? 3);
+            $delay = (int) ($query['delay_ms'] ?? 0);
+            $psr7->getHttpWorker()->respondStream(200, (static function () use ($chunks, $delay) {
+                for ($i = 1; $i <= $chunks; $i++) {
+                    if ($i > 1 && $delay > 0) {
+                        usleep($delay * 1000);
+                    }
+                    yield "chunk-$i\n";
+                }
+            })(), ['Content-Type' => ['text/plain']]);
+        } elseif ($path === '/sleep') {
+            $ms = (int) ($query['ms'] ?? 0);
+            usleep($ms * 1000);
+            $psr7->respond($text(200, "slept $ms ms"));
+        } elseif ($path === '/leak') {
+            $leaked[] = str_repeat("\x5A", (int) ($query['kb'] ?? 0) * 1024);
+            $psr7->respond($text(200, (string) $rss()));
+        } elseif ($path === '/error') {
+            throw new \RuntimeException('boom from /error');
+        } elseif ($path === '/upload') {
+            $psr7->respond($json(array_map(static function (array $u): array {
+                $stream = $u['file']->getStream();
+                $tmp = $stream->getMetadata('uri');
+
+                return [
+                    'field' => $u['field'],
+                    'name' => $u['file']->getClientFilename(),
+                    'size' => $u['file']->getSize(),
+                    'error' => $u['file']->getError(),
+                    'tmp_exists' => is_string($tmp) && is_file($tmp),
+                    'sha256' => hash('sha256', (string) $stream),
+                ];
+            }, $flatten($request->getUploadedFiles()))));
+        } elseif ($path === '/bad-header') {
+            // Bypasses PSR-7's header validation on purpose: the server must not let it through.
+            $psr7->getHttpWorker()->respond(200, 'bad header', ['X-Bad' => ["evil\r\nInjected: yes"]]);
+        } elseif ($path === '/pid') {
+            $psr7->respond($text(200, (string) getmypid()));
+        } else {
+            $psr7->respond($text(404, 'not found'));
+        }
+    } catch (\Throwable $e) {
+        $worker->error($e::class . ': ' . $e->getMessage());
+    }
+}
