@@ -42,6 +42,7 @@ use crate::resources::{
     self, APP_LABEL, Inputs, MANAGER, SidecarDefaults, deployment::APP_CONTAINER,
 };
 use crate::telemetry::{ChangeLabels, Metrics, ResultLabels, SourceLabels};
+use crate::tuning::Knob;
 
 /// Where the time comes from (tests may fix it).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -63,6 +64,9 @@ pub struct ControllerSettings {
     pub sidecar: SidecarDefaults,
     /// Identity in Events (`reportingInstance`).
     pub instance: String,
+    /// Deliver memory-limit changes to running pods by in-place resize (`pods/resize`)
+    /// instead of a rolling update, where the cluster allows it.
+    pub in_place_resize: bool,
 }
 
 /// What every reconcile shares.
@@ -74,6 +78,12 @@ pub struct Context {
     metrics: Arc<Metrics>,
     clock: Clock,
     failures: Mutex<HashMap<ObjectRef<PhpAppServer>, u32>>,
+    /// The last status this leader wrote, by object uid. The watch cache can lag behind our
+    /// own write (a reconcile queued by the write's echoes may start before the status
+    /// update arrives), and deciding again from the stale status would repeat a tuning
+    /// round. Only the leader writes the status, so within one term this is never older
+    /// than the cache; a new term starts empty.
+    written: Mutex<HashMap<String, PhpAppServerStatus>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -106,6 +116,7 @@ impl Context {
             metrics,
             clock: Arc::new(Timestamp::now),
             failures: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
         }
     }
 
@@ -205,11 +216,24 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
     if app.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove what we made.
         ctx.metrics_source.forget(&namespace, &name);
+        if let Some(uid) = app.uid() {
+            ctx.written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&uid);
+        }
         return Ok(Action::await_change());
     }
     let now = (ctx.clock)();
     let apps: Api<PhpAppServer> = Api::namespaced(ctx.client.clone(), &namespace);
-    let previous = app.status.clone().unwrap_or_default();
+    let uid = app.uid().ok_or(Error::MissingNamespace)?;
+    let previous = ctx
+        .written
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&uid)
+        .cloned()
+        .unwrap_or_else(|| app.status.clone().unwrap_or_default());
     let generation = app.metadata.generation;
 
     let config = match AppConfig::from_spec(&app.spec) {
@@ -228,22 +252,26 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
                 now,
             );
             write_status(&apps, &name, &previous, &status, &ctx.config.field_manager).await?;
+            remember(ctx, uid, status);
             return Ok(Action::requeue(plan::IDLE_RESYNC));
         }
     };
 
     // Observe.
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut pods: Option<Vec<Pod>> = None;
+    let live_deployment = deployments
+        .get_opt(&name)
+        .await
+        .map_err(|source| Error::Read {
+            what: "Deployment",
+            source,
+        })?;
     let tuning = if plan::tuning_due(&config, &previous, now) {
-        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-        let listed = pods
-            .list(&ListParams::default().labels(&format!("{APP_LABEL}={name}")))
-            .await
-            .map_err(|source| Error::Read {
-                what: "Pods",
-                source,
-            })?;
-        let (targets, newest_oom) = pod_targets(&listed.items);
+        let listed = list_pods(&pods_api, &name).await?;
+        let (targets, newest_oom) = pod_targets(&listed);
+        pods = Some(listed);
         let target = Target {
             namespace: namespace.clone(),
             app: name.clone(),
@@ -304,13 +332,48 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
         manager,
     )
     .await?;
-    let deployment = apply(
-        &deployments,
-        &name,
-        &resources::deployment::deployment(&inputs)?,
-        manager,
-    )
-    .await?;
+    // The memory limit goes to running pods in place when the cluster can (no restart);
+    // the pod template keeps its value unless the pods roll anyway. See
+    // `resources::deployment::template_memory`.
+    let desired_memory = planned.settings.memory_limit;
+    let wanted = resources::deployment::deployment(&inputs)?;
+    let template_memory = resources::deployment::template_memory(
+        desired_memory,
+        live_deployment.as_ref(),
+        &wanted,
+        ctx.config.in_place_resize,
+    );
+    let mut delivery = "by a rolling update of the pods";
+    let mut deployment = if template_memory == desired_memory {
+        apply(&deployments, &name, &wanted, manager).await?
+    } else {
+        let mut held = planned.settings;
+        held.memory_limit = template_memory;
+        let held_inputs = Inputs {
+            settings: &held,
+            ..inputs.clone()
+        };
+        let applied = apply(
+            &deployments,
+            &name,
+            &resources::deployment::deployment(&held_inputs)?,
+            manager,
+        )
+        .await?;
+        delivery = "in place, without restarting the pods";
+        applied
+    };
+    if template_memory != desired_memory {
+        let listed = match pods.take() {
+            Some(listed) => listed,
+            None => list_pods(&pods_api, &name).await?,
+        };
+        if let Err(refusal) = resize_pods(&pods_api, &listed, desired_memory).await? {
+            tracing::warn!(reason = %refusal, "in-place resize refused; rolling the pods instead");
+            deployment = apply(&deployments, &name, &wanted, manager).await?;
+            delivery = "by a rolling update of the pods (in-place resize was refused)";
+        }
+    }
     let mut status = planned.status;
     plan::readiness(
         &mut status,
@@ -344,10 +407,14 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
                 direction: if change.is_increase() { "up" } else { "down" },
             })
             .inc();
+        let mut note = change.to_string();
+        if change.knob == Knob::MemoryLimit {
+            note = format!("{note}; delivered {delivery}");
+        }
         let event = Event {
             type_: EventType::Normal,
             reason: change.event_reason().to_owned(),
-            note: Some(truncate_note(&change.to_string())),
+            note: Some(truncate_note(&note)),
             action: "Tune".to_owned(),
             secondary: None,
         };
@@ -368,7 +435,84 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
         }
     }
     write_status(&apps, &name, &previous, &status, manager).await?;
+    remember(ctx, uid, status);
     Ok(Action::requeue(planned.requeue_after))
+}
+
+fn remember(ctx: &Context, uid: String, status: PhpAppServerStatus) {
+    ctx.written
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(uid, status);
+}
+
+async fn list_pods(api: &Api<Pod>, app: &str) -> Result<Vec<Pod>, Error> {
+    api.list(&ListParams::default().labels(&format!("{APP_LABEL}={app}")))
+        .await
+        .map(|list| list.items)
+        .map_err(|source| Error::Read {
+            what: "Pods",
+            source,
+        })
+}
+
+/// The memory limit of a pod's app container, bytes.
+fn pod_memory_limit(pod: &Pod) -> Option<u64> {
+    let container = pod
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == APP_CONTAINER)?;
+    let quantity = container
+        .resources
+        .as_ref()?
+        .limits
+        .as_ref()?
+        .get("memory")?;
+    crate::units::parse_memory(&quantity.0).ok()
+}
+
+/// Resizes the app container of every live pod whose memory limit differs, through the
+/// `pods/resize` subresource. `Ok(Err(reason))` when the cluster refuses in-place resize
+/// (no such subresource, not allowed, or not valid for these pods): the caller rolls the
+/// pods instead. Other failures are errors (retried with backoff).
+async fn resize_pods(
+    api: &Api<Pod>,
+    pods: &[Pod],
+    memory: u64,
+) -> Result<Result<(), String>, Error> {
+    let quantity = crate::units::format_memory(memory);
+    let patch = serde_json::json!({"spec": {"containers": [{
+        "name": APP_CONTAINER,
+        "resources": {"requests": {"memory": quantity}, "limits": {"memory": quantity}},
+    }]}});
+    for pod in pods {
+        if pod.metadata.deletion_timestamp.is_some()
+            || pod_memory_limit(pod).is_none_or(|m| m == memory)
+        {
+            continue;
+        }
+        let name = pod.name_any();
+        match api
+            .patch_subresource(
+                "resize",
+                &name,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
+            .await
+        {
+            Ok(_) => tracing::info!(pod = %name, memory = %quantity, "resized in place"),
+            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404 | 405 | 422) => {
+                return Ok(Err(format!("{}: {}", status.code, status.message)));
+            }
+            // Gone since the list: nothing to resize.
+            Err(kube::Error::Api(status)) if status.code == 409 || status.reason == "NotFound" => {}
+            Err(source) => return Err(Error::Resize { pod: name, source }),
+        }
+    }
+    Ok(Ok(()))
 }
 
 fn truncate_note(text: &str) -> String {

@@ -22,8 +22,9 @@
 //! PromQL), behind the [`metrics_source::MetricsSource`] trait so tests use a fake.
 //!
 //! Tuning changes reach running pods without restarts: workers and recycling limits go
-//! into the ConfigMap, which pacer (`serve --watch-config`) applies live; only the memory
-//! limit (a pod-template change) rolls the pods, and the tuner rate-limits it.
+//! into the ConfigMap, which pacer (`serve --watch-config`) applies live; the memory limit
+//! is resized in place on the running pods (`pods/resize`), falling back to a rolling
+//! update where the cluster refuses, and the tuner rate-limits its decreases.
 //!
 //! # Modules
 //! * [`controller`] — the reconciler and the kube-runtime Controller wiring.
@@ -89,6 +90,15 @@ pub enum Error {
         kind: String,
         /// Its name.
         name: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Resizing a pod in place failed (other than by refusal).
+    #[error("resizing pod {pod}: {source}")]
+    Resize {
+        /// The pod.
+        pod: String,
         /// The cause.
         #[source]
         source: kube::Error,

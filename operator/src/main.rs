@@ -83,6 +83,9 @@ struct RunArgs {
     /// This replica's identity in the Lease and in Events (default: hostname-pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Deliver memory-limit changes by rolling the pods, never by in-place resize.
+    #[arg(long, env = "PACER_NO_IN_PLACE_RESIZE")]
+    no_in_place_resize: bool,
     /// Timeout of one metrics scrape or PromQL query, seconds.
     #[arg(long, default_value_t = 5)]
     scrape_timeout: u64,
@@ -130,6 +133,7 @@ async fn run(args: RunArgs) -> Result<()> {
                 install_command,
             },
             instance: identity.clone(),
+            in_place_resize: !args.no_in_place_resize,
         },
         lease: LeaseConfig::new(&args.lease_namespace, &args.lease_name, &identity),
     };

@@ -285,10 +285,73 @@ async fn the_operator_works_with_exactly_the_chart_rbac() -> Result<()> {
             .any(|e| e.reason.as_deref() == Some("WorkersIncreased")))
     })
     .await?;
+
+    // A memory-limit change reaches a running pod by in-place resize (pods/resize).
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(admin.clone(), &ns);
+    let template = deployments
+        .get("shop")
+        .await?
+        .spec
+        .context("no spec")?
+        .template;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), &ns);
+    pods.create(
+        &PostParams::default(),
+        &k8s_openapi::api::core::v1::Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some("shop-1".into()),
+                labels: template.metadata.and_then(|m| m.labels),
+                ..Default::default()
+            },
+            spec: template.spec,
+            status: None,
+        },
+    )
+    .await?;
+    pods.patch_status(
+        "shop-1",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"phase": "Running", "podIP": "10.0.0.5"}})),
+    )
+    .await?;
+    let memory = |pod: k8s_openapi::api::core::v1::Pod| -> Option<String> {
+        pod.spec
+            .and_then(|s| s.containers.into_iter().find(|c| c.name == "app"))
+            .and_then(|c| c.resources)
+            .and_then(|r| r.limits)
+            .and_then(|l| l.get("memory").map(|q| q.0.clone()))
+    };
+    assert_eq!(memory(pods.get("shop-1").await?).as_deref(), Some("1Gi"));
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"resources": {"memory": {"limit": "512Mi"}}}})),
+    )
+    .await?;
+    common::wait_for(
+        Duration::from_secs(30),
+        "the pod resized in place",
+        || async { Ok(memory(pods.get("shop-1").await?).as_deref() == Some("512Mi")) },
+    )
+    .await?;
     assert_eq!(
         running.reconciles("error"),
         0,
         "a reconcile failed under the chart's RBAC"
+    );
+    // One decision, announced once, however many reconciles its own writes caused.
+    let workers_up = pacer_operator::telemetry::ChangeLabels {
+        setting: "workers",
+        direction: "up",
+    };
+    assert_eq!(
+        running
+            .metrics
+            .tuning_changes
+            .get_or_create(&workers_up)
+            .get(),
+        1
     );
     running.stop().await
 }

@@ -524,3 +524,152 @@ async fn a_second_instance_waits_while_the_first_holds_the_lease() -> Result<()>
     assert_eq!(lease.lease_transitions, Some(1));
     b.stop().await
 }
+
+#[tokio::test]
+async fn memory_limits_are_resized_in_place_without_rolling_the_pods() -> Result<()> {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let Some((client, ns)) = setup("resize").await? else {
+        return Ok(());
+    };
+    const MI: u64 = 1024 * 1024;
+    let fake = Arc::new(Fake::new());
+    // Pods peak at 300 Mi (p95): the limit should come down to 300 × 1.15 = 345 Mi.
+    fake.set(
+        &ns,
+        "shop",
+        AppSample {
+            window: Duration::from_secs(60),
+            pods: vec![PodSample {
+                pod: "shop-abc-1".into(),
+                live_workers: 2.0,
+                busy_workers: 0.5,
+                jobs_per_second: 5.0,
+                mean_job_seconds: Some(0.1),
+                worker_memory: vec![40 * MI, 40 * MI],
+                server_memory: Some(20 * MI),
+                pod_memory_peak: Some(300 * MI),
+                ..PodSample::default()
+            }],
+        },
+    );
+    // The tuner lowers a memory limit at most every 30 minutes: a clock that can jump.
+    let offset = Arc::new(AtomicI64::new(0));
+    let clock_offset = offset.clone();
+    let clock: pacer_operator::controller::Clock = Arc::new(move || {
+        let now = jiff::Timestamp::now();
+        now.checked_add(jiff::SignedDuration::from_secs(
+            clock_offset.load(Ordering::SeqCst),
+        ))
+        .unwrap_or(now)
+    });
+    let op = common::start_operator_with_clock(client.clone(), &ns, "op-a", fake, clock);
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(
+        &PostParams::default(),
+        &app(
+            "shop",
+            json!({"resources": {"memory": {"min": "128Mi", "max": "2Gi"}}, "tuning": {"interval": "5s"}}),
+        )?,
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    wait_for(WAIT, "the Deployment", || async {
+        Ok(deployments.get_opt("shop").await?.is_some())
+    })
+    .await?;
+
+    // Play the ReplicaSet controller and the kubelet: one running pod from the template.
+    let template = deployments
+        .get("shop")
+        .await?
+        .spec
+        .context("no spec")?
+        .template;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = k8s_openapi::api::core::v1::Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some("shop-abc-1".into()),
+            labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
+            ..Default::default()
+        },
+        spec: template.spec,
+        status: None,
+    };
+    pods.create(&PostParams::default(), &pod).await?;
+    pods.patch_status(
+        "shop-abc-1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running", "podIP": "10.0.0.9", "podIPs": [{"ip": "10.0.0.9"}]}})),
+    )
+    .await?;
+    let pod_memory = |pod: &k8s_openapi::api::core::v1::Pod| -> Option<String> {
+        let c = pod
+            .spec
+            .as_ref()?
+            .containers
+            .iter()
+            .find(|c| c.name == "app")?;
+        Some(
+            c.resources
+                .as_ref()?
+                .limits
+                .as_ref()?
+                .get("memory")?
+                .0
+                .clone(),
+        )
+    };
+    assert_eq!(
+        pod_memory(&pods.get("shop-abc-1").await?).as_deref(),
+        Some("2Gi")
+    );
+
+    // The first tuning round starts the memory clock; half an hour later the limit drops.
+    wait_for(WAIT, "the first tuning round", || async {
+        let s = apps.get("shop").await?.status.unwrap_or_default();
+        Ok(s.tuning_state
+            .and_then(|t| t.last_memory_change_time)
+            .is_some())
+    })
+    .await?;
+    offset.store(31 * 60, Ordering::SeqCst);
+    wait_for(WAIT, "the pod resized to 345Mi", || async {
+        Ok(pod_memory(&pods.get("shop-abc-1").await?).as_deref() == Some("345Mi"))
+    })
+    .await?;
+
+    let status = apps.get("shop").await?.status.unwrap_or_default();
+    assert_eq!(
+        status.current.map(|c| c.memory_limit).as_deref(),
+        Some("345Mi")
+    );
+    // The template was left alone: no rollout.
+    let template = deployments
+        .get("shop")
+        .await?
+        .spec
+        .context("no spec")?
+        .template;
+    let container = template.spec.context("no pod spec")?.containers.remove(0);
+    let limits = container
+        .resources
+        .and_then(|r| r.limits)
+        .unwrap_or_default();
+    assert_eq!(limits.get("memory").map(|q| q.0.as_str()), Some("2Gi"));
+    let events: Api<Event> = Api::namespaced(client, &ns);
+    wait_for(WAIT, "a MemoryLimitDecreased event", || async {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("MemoryLimitDecreased")
+                    && e.note
+                        .as_deref()
+                        .is_some_and(|n| n.contains("2Gi → 345Mi") && n.contains("in place"))
+            }))
+    })
+    .await?;
+    op.stop().await
+}

@@ -57,17 +57,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 # needs `create` as well as `patch` when the object does not exist yet).
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch"]
-# The app's pods: their IPs for metrics, OOM kills from their container statuses.
+# The app's pods: their IPs for metrics, OOM kills from their container statuses; memory
+# limits are delivered by in-place resize.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
+- apiGroups: [""]
+  resources: ["pods/resize"]
+  verbs: ["patch"]
 # Events for every tuning change.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

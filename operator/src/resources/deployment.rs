@@ -108,6 +108,69 @@ fn resources(inputs: &Inputs<'_>) -> ResourceRequirements {
     }
 }
 
+fn app_container(d: &Deployment) -> Option<&Container> {
+    d.spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == APP_CONTAINER)
+}
+
+fn template_annotation<'a>(d: &'a Deployment, key: &str) -> Option<&'a str> {
+    d.spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+fn init_images(d: &Deployment) -> Vec<Option<String>> {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.init_containers.as_ref())
+        .map(|c| c.iter().map(|c| c.image.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The memory limit the pod *template* should carry when the pods should get `desired`.
+///
+/// Changing the template rolls every pod. So when in-place resize is on and the live
+/// Deployment exists, the template keeps its memory limit (the running pods are resized
+/// through `pods/resize`, and pods created later are resized when the operator next looks)
+/// — unless the pods roll anyway because the image or the restart-only configuration
+/// changed, in which case the template takes the desired value for free.
+#[must_use]
+pub fn template_memory(
+    desired: u64,
+    live: Option<&Deployment>,
+    wanted: &Deployment,
+    in_place: bool,
+) -> u64 {
+    let Some(live) = live.filter(|_| in_place) else {
+        return desired;
+    };
+    let rolls_anyway = template_annotation(live, CONFIG_HASH_ANNOTATION)
+        != template_annotation(wanted, CONFIG_HASH_ANNOTATION)
+        || app_container(live).and_then(|c| c.image.as_ref())
+            != app_container(wanted).and_then(|c| c.image.as_ref())
+        || init_images(live) != init_images(wanted);
+    if rolls_anyway {
+        return desired;
+    }
+    app_container(live)
+        .and_then(|c| c.resources.as_ref()?.limits.as_ref()?.get("memory"))
+        .and_then(|q| crate::units::parse_memory(&q.0).ok())
+        .unwrap_or(desired)
+}
+
 /// The Deployment.
 ///
 /// # Errors
@@ -463,6 +526,49 @@ mod tests {
         );
         assert_eq!(r.limits.as_ref().unwrap()["cpu"], Quantity("2".into()));
         assert_eq!(r.requests.as_ref().unwrap()["cpu"], Quantity("500m".into()));
+    }
+
+    #[test]
+    fn the_template_keeps_its_memory_unless_the_pods_roll_anyway() {
+        let (spec, settings, sidecar) = (spec(), settings(), sidecar());
+        let live = deployment(&inputs(&spec, &settings, &sidecar)).unwrap();
+        let mut more = settings;
+        more.memory_limit = 768 * MI;
+        let wanted = deployment(&inputs(&spec, &more, &sidecar)).unwrap();
+        // In place: the template keeps 512Mi; the pods are resized.
+        assert_eq!(
+            template_memory(768 * MI, Some(&live), &wanted, true),
+            512 * MI
+        );
+        // No in-place resize, or no Deployment yet: the template takes the new value.
+        assert_eq!(
+            template_memory(768 * MI, Some(&live), &wanted, false),
+            768 * MI
+        );
+        assert_eq!(template_memory(768 * MI, None, &wanted, true), 768 * MI);
+        // A new image rolls the pods anyway: they may as well start with the new limit.
+        let mut new_image = spec.clone();
+        new_image.image = "shop:2".into();
+        let rolled = deployment(&inputs(&new_image, &more, &sidecar)).unwrap();
+        assert_eq!(
+            template_memory(768 * MI, Some(&live), &rolled, true),
+            768 * MI
+        );
+        // So does a restart-only config change, or a new sidecar image.
+        let mut new_command = spec.clone();
+        new_command.command.push("--flag".into());
+        let rolled = deployment(&inputs(&new_command, &more, &sidecar)).unwrap();
+        assert_eq!(
+            template_memory(768 * MI, Some(&live), &rolled, true),
+            768 * MI
+        );
+        let mut new_sidecar = spec;
+        new_sidecar.sidecar.image = Some("pacer:2".into());
+        let rolled = deployment(&inputs(&new_sidecar, &more, &sidecar)).unwrap();
+        assert_eq!(
+            template_memory(768 * MI, Some(&live), &rolled, true),
+            768 * MI
+        );
     }
 
     #[test]

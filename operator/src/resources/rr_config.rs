@@ -55,6 +55,9 @@ struct Server {
 struct Http {
     address: String,
     max_request_size: i32,
+    /// RoadRunner only serves `static` when the middleware is listed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    middleware: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     r#static: Option<Static>,
     pool: Pool,
@@ -135,6 +138,11 @@ fn build(spec: &PhpAppServerSpec, settings: &Settings) -> RrConfig {
         http: Http {
             address: format!("0.0.0.0:{}", spec.http.port),
             max_request_size: spec.http.max_request_size,
+            middleware: if spec.http.static_dir.is_some() {
+                vec!["static"]
+            } else {
+                Vec::new()
+            },
             r#static: spec.http.static_dir.as_ref().map(|dir| Static {
                 dir: dir.clone(),
                 forbid: vec![".php".into()],
@@ -252,6 +260,7 @@ server:
 http:
   address: 0.0.0.0:8080
   max_request_size: 100
+  middleware: [static]
   static: { dir: /app/public, forbid: [".php"] }
   pool:
     num_workers: 6
@@ -297,6 +306,7 @@ pacer: { shutdown: { delay: 5s, grace_period: 30s } }
         let yaml: serde_yaml::Value =
             serde_yaml::from_str(&render(&s, &settings()).unwrap()).unwrap();
         assert!(yaml["http"].get("static").is_none());
+        assert!(yaml["http"].get("middleware").is_none());
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //!    (at least one).
 //! 6. **Memory limit** (`auto`): p95 of the pods' peak memory × 1.15, and enough for the
 //!    workers, within the spec bounds; raised by half after a new OOM kill; lowered only
-//!    by ≥ 20 % and at most once per [`MEMORY_DOWN_PERIOD`] (each change is a rollout).
+//!    by ≥ 20 % and at most once per [`MEMORY_DOWN_PERIOD`] (each change resizes the
+//!    running pods, or rolls them where in-place resize is refused).
 //! 7. **max_worker_memory** (`auto`): p95 worker memory × 1.5, within the worker's share of
 //!    the memory budget.
 //! 8. **max_jobs** (`auto`): with measurable memory growth per job, recycle before a worker
@@ -55,7 +56,8 @@ pub const MEMORY_LIMIT_HEADROOM: f64 = 1.15;
 pub const MEMORY_BUDGET_FRACTION: f64 = 0.9;
 /// Assumed memory of pacer itself until it is measured.
 pub const DEFAULT_SERVER_MEMORY: u64 = 32 * MIB;
-/// At most one decrease of the memory limit per this period (each change rolls the pods).
+/// At most one decrease of the memory limit per this period (each change resizes or rolls
+/// the pods).
 pub const MEMORY_DOWN_PERIOD: Duration = Duration::from_secs(30 * 60);
 /// The memory limit is lowered only when the target is below this fraction of it.
 pub const MEMORY_DOWN_THRESHOLD: f64 = 0.8;

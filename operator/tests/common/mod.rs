@@ -126,12 +126,39 @@ pub fn start_operator(
     start_operator_with(client, Some(namespace), lease(namespace, identity), source)
 }
 
+/// Starts an operator watching `namespace` only, deciding with `clock`'s time.
+pub fn start_operator_with_clock(
+    client: Client,
+    namespace: &str,
+    identity: &str,
+    source: Arc<dyn MetricsSource>,
+    clock: pacer_operator::controller::Clock,
+) -> Running {
+    start(
+        client,
+        Some(namespace),
+        lease(namespace, identity),
+        source,
+        Some(clock),
+    )
+}
+
 /// Starts an operator watching `watch` (all namespaces when `None`) with this Lease.
 pub fn start_operator_with(
     client: Client,
     watch: Option<&str>,
     lease: LeaseConfig,
     source: Arc<dyn MetricsSource>,
+) -> Running {
+    start(client, watch, lease, source, None)
+}
+
+fn start(
+    client: Client,
+    watch: Option<&str>,
+    lease: LeaseConfig,
+    source: Arc<dyn MetricsSource>,
+    clock: Option<pacer_operator::controller::Clock>,
 ) -> Running {
     let identity = lease.identity.clone();
     let config = OperatorConfig {
@@ -149,12 +176,16 @@ pub fn start_operator_with(
                 ],
             },
             instance: identity,
+            in_place_resize: true,
         },
         lease,
     };
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
-    let operator = Operator::new(client, config, source, metrics.clone());
+    let mut operator = Operator::new(client, config, source, metrics.clone());
+    if let Some(clock) = clock {
+        operator = operator.with_clock(clock);
+    }
     let task = tokio::spawn(operator.run(shutdown.clone()));
     Running {
         shutdown,
