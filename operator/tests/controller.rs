@@ -274,6 +274,12 @@ async fn tuning_from_fake_metrics_changes_the_config_map_and_emits_an_event() ->
     })
     .await?;
 
+    // Events go out before the status is written, in the same reconcile.
+    wait_for(WAIT, "the status", || async {
+        let s = apps.get("shop").await?.status.unwrap_or_default();
+        Ok(s.current.is_some_and(|c| c.workers == 6))
+    })
+    .await?;
     let status = apps.get("shop").await?.status.unwrap_or_default();
     assert_eq!(status.current.as_ref().map(|c| c.workers), Some(6));
     assert_eq!(status.recommendation.as_ref().map(|r| r.workers), Some(6));
@@ -633,16 +639,15 @@ async fn memory_limits_are_resized_in_place_without_rolling_the_pods() -> Result
     })
     .await?;
     offset.store(31 * 60, Ordering::SeqCst);
-    wait_for(WAIT, "the pod resized to 345Mi", || async {
-        Ok(pod_memory(&pods.get("shop-abc-1").await?).as_deref() == Some("345Mi"))
+    // The pod is resized first, the status written last in the same reconcile.
+    wait_for(WAIT, "the pod resized to 345Mi, and the status", || async {
+        let status = apps.get("shop").await?.status.unwrap_or_default();
+        Ok(
+            pod_memory(&pods.get("shop-abc-1").await?).as_deref() == Some("345Mi")
+                && status.current.map(|c| c.memory_limit).as_deref() == Some("345Mi"),
+        )
     })
     .await?;
-
-    let status = apps.get("shop").await?.status.unwrap_or_default();
-    assert_eq!(
-        status.current.map(|c| c.memory_limit).as_deref(),
-        Some("345Mi")
-    );
     // The template was left alone: no rollout.
     let template = deployments
         .get("shop")
