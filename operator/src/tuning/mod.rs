@@ -566,7 +566,13 @@ pub fn decide(
         };
         next.replicas = replicas.value;
 
-        let per_pod = wanted_total.div_ceil(next.replicas.max(1));
+        // With an HPA counting the pods, the pods that reported are the best count.
+        let pods_now = if policy.replicas_external {
+            u32::try_from(load.pods).unwrap_or(u32::MAX)
+        } else {
+            next.replicas
+        };
+        let per_pod = wanted_total.div_ceil(pods_now.max(1));
         let mut raw_workers = clamp_floor_wins(per_pod, policy.workers.min, per_pod_ceiling);
         if within_tolerance(u64::from(current.workers), u64::from(raw_workers)) {
             raw_workers = current.workers;

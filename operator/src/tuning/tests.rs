@@ -276,6 +276,33 @@ fn external_replicas_are_never_touched() {
         t(0),
     );
     assert_eq!(d.settings.replicas, 1);
+    // Workers per pod divide the load over the pods that reported (the HPA's count).
+    p.workers = Bounds { min: 1, max: 16 };
+    let d = decide(
+        &p,
+        &settings(4),
+        &State::default(),
+        &observe(vec![
+            pod(2.8, 4.0, 0.0),
+            pod(2.8, 4.0, 0.0),
+            pod(2.8, 4.0, 0.0),
+        ]),
+        t(0),
+    );
+    // 8.4 busy in all / 0.7 = 12 workers over 3 pods.
+    assert_eq!(d.settings.workers, 4);
+    let d = decide(
+        &p,
+        &settings(4),
+        &State::default(),
+        &observe(vec![
+            pod(5.6, 4.0, 0.0),
+            pod(5.6, 4.0, 0.0),
+            pod(5.6, 4.0, 0.0),
+        ]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 8);
 }
 
 #[test]
