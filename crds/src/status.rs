@@ -1,0 +1,151 @@
+//! `PhpAppServer.status`: what the operator observed, decided and applied.
+//!
+//! Written only by the operator (status subresource). Besides the user-facing fields it
+//! keeps the tuner's memory (`tuningState`) so that a restarted operator continues the
+//! stabilisation window where the previous one stopped instead of deciding from scratch.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a `PhpAppServer`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhpAppServerStatus {
+    /// The `metadata.generation` of the spec this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready: the Deployment has all its pods ready. Tuned: the tuner has recent metrics
+    /// and the pool matches its decision (or the mode says why not). Degraded: something
+    /// needs attention (metrics unreadable, a bound prevents the pool the load needs, OOM
+    /// kills).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// Pods the Deployment has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+
+    /// Pods that are ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+
+    /// The pool settings now written to the pods' configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<PoolSettings>,
+
+    /// The tuner's latest decision and why. In Recommend mode this is all the tuner does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<Recommendation>,
+
+    /// Aggregates of the last tuning window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedMetrics>,
+
+    /// When the tuner last ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_tune_time: Option<Time>,
+
+    /// The tuner's memory across runs (stabilisation window, rate limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning_state: Option<TuningState>,
+}
+
+/// Settings of the pool of every pod.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSettings {
+    /// PHP workers per pod (`http.pool.num_workers`).
+    pub workers: i32,
+    /// Jobs per worker before it is recycled (`http.pool.max_jobs`; 0 = unlimited).
+    pub max_jobs: i64,
+    /// Memory per worker before it is recycled (`supervisor.max_worker_memory`).
+    pub max_worker_memory: String,
+    /// Memory limit of the app container.
+    pub memory_limit: String,
+    /// Pods.
+    pub replicas: i32,
+}
+
+/// A tuning decision with its reasons.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// PHP workers per pod.
+    pub workers: i32,
+    /// Jobs per worker before it is recycled (0 = unlimited).
+    pub max_jobs: i64,
+    /// Memory per worker before it is recycled.
+    pub max_worker_memory: String,
+    /// Memory limit of the app container.
+    pub memory_limit: String,
+    /// Pods.
+    pub replicas: i32,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Window aggregates the tuner decided on.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedMetrics {
+    /// Pods that contributed metrics.
+    pub pods: i32,
+    /// Busy workers ÷ live workers, averaged over the window (0–1).
+    pub busy_ratio: f64,
+    /// `busyRatio` as a whole percentage.
+    pub busy_percent: i32,
+    /// Busy workers per pod, averaged over the window.
+    pub busy_workers: f64,
+    /// Requests waiting for a worker per pod, averaged over the window.
+    pub queue_depth: f64,
+    /// Requests per second across all pods.
+    pub requests_per_second: f64,
+    /// Mean time a worker spends on one request, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_job_duration_ms: Option<f64>,
+    /// 95th percentile of one worker's memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_memory_p95: Option<String>,
+    /// Estimated memory a worker gains per request, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_growth_per_job: Option<i64>,
+    /// 95th percentile of a pod's memory (pacer plus its workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_memory_p95: Option<String>,
+    /// Length of the window these aggregates cover.
+    pub window: String,
+}
+
+/// The tuner's memory across runs.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TuningState {
+    /// Recommendations of the stabilisation window, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub history: Vec<HistoryEntry>,
+    /// When the workers or replicas were last lowered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_down_time: Option<Time>,
+    /// When the memory limit was last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_memory_change_time: Option<Time>,
+    /// Finish time of the newest OOM kill already acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_oom_time: Option<Time>,
+}
+
+/// One past recommendation.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// When it was made.
+    pub time: Time,
+    /// Recommended workers per pod.
+    pub workers: i32,
+    /// Recommended pods.
+    pub replicas: i32,
+}

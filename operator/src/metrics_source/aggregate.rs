@@ -1,0 +1,315 @@
+//! From several scrapes of one pod to its window aggregates ([`PodSample`]). Pure.
+//!
+//! * Busy workers: the rate of `pacer_job_duration_seconds_sum` (Little's law), or the
+//!   mean of the `working` gauge if larger (jobs still running are not in the sum yet).
+//! * Waiting requests: the rate of `pacer_queue_wait_seconds_sum`, or the mean queue gauge.
+//! * Counters are summed pairwise with reset detection, as Prometheus' `increase()` does,
+//!   so a pacer restart inside the window does not produce a negative rate.
+//! * Memory growth per job, per worker slot: over the longest run of scrapes in which the
+//!   slot's job count only grew (the same worker), slope = Δmemory ÷ Δjobs, intercept =
+//!   the worker's warm size. A slot needs [`MIN_JOBS_FOR_GROWTH`] jobs in its run to count.
+
+use jiff::Timestamp;
+
+use super::prom_text::PacerMetrics;
+use crate::sample::PodSample;
+use crate::tuning::stats::median;
+
+/// A slot's run must span at least this many jobs for its memory slope to count.
+pub const MIN_JOBS_FOR_GROWTH: f64 = 20.0;
+
+/// One scrape of one pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scrape {
+    /// When it was taken.
+    pub at: Timestamp,
+    /// What it said.
+    pub metrics: PacerMetrics,
+}
+
+fn increase(scrapes: &[Scrape], value: impl Fn(&PacerMetrics) -> f64) -> f64 {
+    scrapes
+        .windows(2)
+        .map(|pair| {
+            let (a, b) = (value(&pair[0].metrics), value(&pair[1].metrics));
+            if b >= a { b - a } else { b }
+        })
+        .sum()
+}
+
+fn mean(scrapes: &[Scrape], value: impl Fn(&PacerMetrics) -> f64) -> f64 {
+    if scrapes.is_empty() {
+        return 0.0;
+    }
+    scrapes.iter().map(|s| value(&s.metrics)).sum::<f64>() / scrapes.len() as f64
+}
+
+/// Slope (bytes per job) and intercept (warm bytes) of one slot over its longest run.
+fn slot_growth(scrapes: &[Scrape], slot: &str) -> Option<(f64, f64)> {
+    let points: Vec<Option<(f64, f64)>> = scrapes
+        .iter()
+        .map(|s| s.metrics.slots.get(slot).copied())
+        .collect();
+    let mut best: Option<((f64, f64), (f64, f64))> = None;
+    let mut run_start: Option<(f64, f64)> = None;
+    let mut prev: Option<(f64, f64)> = None;
+    for point in points {
+        match (point, prev) {
+            (Some(p), Some(q)) if p.1 >= q.1 => {}
+            (Some(p), _) => run_start = Some(p),
+            (None, _) => run_start = None,
+        }
+        if let (Some(start), Some(end)) = (run_start, point) {
+            let span = end.1 - start.1;
+            if best.is_none_or(|(s, e)| span > e.1 - s.1) {
+                best = Some((start, end));
+            }
+        }
+        prev = point;
+    }
+    let ((mem0, jobs0), (mem1, jobs1)) = best?;
+    let jobs = jobs1 - jobs0;
+    if jobs < MIN_JOBS_FOR_GROWTH {
+        return None;
+    }
+    let slope = (mem1 - mem0) / jobs;
+    let warm = (mem0 - slope * jobs0).clamp(mem0.min(mem1) * 0.5, mem0.max(mem1));
+    Some((slope, warm))
+}
+
+/// Aggregates the scrapes of one pod (oldest first). `None` without two scrapes that
+/// span some time.
+#[must_use]
+pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
+    let (first, last) = (scrapes.first()?, scrapes.last()?);
+    let seconds = last.at.duration_since(first.at).as_secs_f64();
+    if scrapes.len() < 2 || seconds <= 0.0 {
+        return None;
+    }
+    let job_seconds = increase(scrapes, |m| m.job_seconds_sum);
+    let jobs = increase(scrapes, |m| m.job_count);
+    let busy_from_sum = job_seconds / seconds;
+    let busy_gauge = mean(scrapes, |m| m.working);
+    let queue_from_sum = increase(scrapes, |m| m.queue_wait_sum) / seconds;
+    let queue_gauge = mean(scrapes, |m| m.queue_depth);
+
+    let mut slopes = Vec::new();
+    let mut warm = Vec::new();
+    for slot in last.metrics.slots.keys() {
+        if let Some((s, w)) = slot_growth(scrapes, slot) {
+            slopes.push(s);
+            warm.push(w);
+        }
+    }
+    let pod_memory_peak = scrapes
+        .iter()
+        .map(|s| {
+            s.metrics.process_memory.unwrap_or(0.0)
+                + s.metrics.slots.values().map(|(m, _)| m).sum::<f64>()
+        })
+        .fold(0.0, f64::max);
+
+    Some(PodSample {
+        pod: pod.to_owned(),
+        live_workers: mean(scrapes, |m| m.ready + m.working),
+        busy_workers: busy_from_sum.max(busy_gauge),
+        queue_depth: queue_from_sum.max(queue_gauge),
+        jobs_per_second: jobs / seconds,
+        rejected_per_second: increase(scrapes, |m| m.no_free_workers) / seconds,
+        mean_job_seconds: (jobs > 0.0).then(|| job_seconds / jobs),
+        worker_memory: last
+            .metrics
+            .slots
+            .values()
+            .map(|(m, _)| *m as u64)
+            .collect(),
+        memory_growth_per_job: median(&slopes),
+        warm_worker_memory: median(&warm),
+        server_memory: last.metrics.process_memory.map(|m| m as u64),
+        pod_memory_peak: (pod_memory_peak > 0.0).then_some(pod_memory_peak as u64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics_source::prom_text::{self, PacerMetrics};
+    use std::collections::BTreeMap;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
+    fn scrape(secs: i64, f: impl FnOnce(&mut PacerMetrics)) -> Scrape {
+        let mut metrics = PacerMetrics {
+            ready: 3.0,
+            working: 1.0,
+            ..PacerMetrics::default()
+        };
+        f(&mut metrics);
+        Scrape {
+            at: at(secs),
+            metrics,
+        }
+    }
+
+    #[test]
+    fn one_scrape_is_not_a_window() {
+        assert_eq!(aggregate("p", &[scrape(0, |_| {})]), None);
+        assert_eq!(aggregate("p", &[]), None);
+        assert_eq!(
+            aggregate("p", &[scrape(0, |_| {}), scrape(0, |_| {})]),
+            None
+        );
+    }
+
+    #[test]
+    fn busy_workers_and_rates_follow_littles_law() {
+        let scrapes = [
+            scrape(0, |m| {
+                m.job_seconds_sum = 100.0;
+                m.job_count = 1000.0;
+                m.queue_wait_sum = 5.0;
+                m.no_free_workers = 1.0;
+            }),
+            scrape(60, |m| {
+                // 150 busy-seconds in 60 s = 2.5 workers busy on average.
+                m.job_seconds_sum = 250.0;
+                m.job_count = 2500.0;
+                m.queue_wait_sum = 35.0;
+                m.no_free_workers = 7.0;
+            }),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        assert_eq!(p.busy_workers, 2.5);
+        assert_eq!(p.jobs_per_second, 25.0);
+        assert_eq!(p.mean_job_seconds, Some(0.1));
+        assert_eq!(p.queue_depth, 0.5);
+        assert_eq!(p.rejected_per_second, 0.1);
+        assert_eq!(p.live_workers, 4.0);
+    }
+
+    #[test]
+    fn long_running_jobs_show_in_the_gauge() {
+        // No job finished, but all four workers are busy the whole time.
+        let scrapes = [
+            scrape(0, |m| {
+                m.working = 4.0;
+                m.ready = 0.0;
+            }),
+            scrape(30, |m| {
+                m.working = 4.0;
+                m.ready = 0.0;
+            }),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        assert_eq!(p.busy_workers, 4.0);
+        assert_eq!(p.mean_job_seconds, None);
+    }
+
+    #[test]
+    fn counter_resets_do_not_go_negative() {
+        let scrapes = [
+            scrape(0, |m| m.job_count = 1000.0),
+            scrape(30, |m| m.job_count = 1300.0),
+            // pacer restarted: the counter starts again from zero.
+            scrape(60, |m| m.job_count = 200.0),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        assert_eq!(p.jobs_per_second, 500.0 / 60.0);
+    }
+
+    fn slots(pairs: &[(&str, f64, f64)]) -> BTreeMap<String, (f64, f64)> {
+        pairs
+            .iter()
+            .map(|(s, m, j)| ((*s).to_owned(), (*m, *j)))
+            .collect()
+    }
+
+    #[test]
+    fn memory_growth_per_job_from_slots() {
+        const MI: f64 = 1024.0 * 1024.0;
+        let kib = 1024.0;
+        let scrapes = [
+            scrape(0, |m| {
+                m.slots = slots(&[
+                    ("0", 30.0 * MI + 100.0 * 50.0 * kib, 100.0),
+                    ("1", 30.0 * MI, 0.0),
+                ])
+            }),
+            scrape(30, |m| {
+                m.slots = slots(&[
+                    ("0", 30.0 * MI + 300.0 * 50.0 * kib, 300.0),
+                    ("1", 30.0 * MI + 150.0 * 50.0 * kib, 150.0),
+                ])
+            }),
+            scrape(60, |m| {
+                m.slots = slots(&[
+                    ("0", 30.0 * MI + 500.0 * 50.0 * kib, 500.0),
+                    ("1", 30.0 * MI + 300.0 * 50.0 * kib, 300.0),
+                ])
+            }),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        let growth = p.memory_growth_per_job.unwrap();
+        assert!((growth - 50.0 * kib).abs() < 1.0, "{growth}");
+        let warm = p.warm_worker_memory.unwrap();
+        assert!((warm - 30.0 * MI).abs() < 1.0, "{warm}");
+        assert_eq!(p.worker_memory.len(), 2);
+    }
+
+    #[test]
+    fn a_recycled_worker_starts_a_new_run() {
+        const MI: f64 = 1024.0 * 1024.0;
+        let scrapes = [
+            scrape(0, |m| m.slots = slots(&[("0", 40.0 * MI, 400.0)])),
+            // Recycled: a fresh worker with few jobs; the drop in memory is not a negative slope.
+            scrape(30, |m| m.slots = slots(&[("0", 20.0 * MI, 10.0)])),
+            scrape(60, |m| m.slots = slots(&[("0", 21.0 * MI, 110.0)])),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        let growth = p.memory_growth_per_job.unwrap();
+        assert!((growth - MI / 100.0).abs() < 1.0, "{growth}");
+    }
+
+    #[test]
+    fn too_few_jobs_give_no_growth_estimate() {
+        let scrapes = [
+            scrape(0, |m| m.slots = slots(&[("0", 1000.0, 1.0)])),
+            scrape(30, |m| m.slots = slots(&[("0", 9000.0, 5.0)])),
+        ];
+        assert_eq!(
+            aggregate("p", &scrapes).unwrap().memory_growth_per_job,
+            None
+        );
+    }
+
+    #[test]
+    fn real_pacer_text_aggregates() {
+        let first =
+            PacerMetrics::from_samples(&prom_text::parse(prom_text::tests::PACER_TEXT).unwrap())
+                .unwrap();
+        let mut second = first.clone();
+        second.job_seconds_sum += 6.0;
+        second.job_count += 600.0;
+        let p = aggregate(
+            "p",
+            &[
+                Scrape {
+                    at: at(0),
+                    metrics: first,
+                },
+                Scrape {
+                    at: at(30),
+                    metrics: second,
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(p.busy_workers, 1.0_f64.max(6.0 / 30.0));
+        assert_eq!(p.jobs_per_second, 20.0);
+        assert_eq!(p.server_memory, Some(12_345_344));
+        let workers: u64 = 24_117_248 + 23_592_960 + 23_068_672 * 2;
+        assert_eq!(p.pod_memory_peak, Some(12_345_344 + workers));
+    }
+}

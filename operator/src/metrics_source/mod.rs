@@ -1,0 +1,144 @@
+//! Where the tuner's numbers come from (design.md §3.4).
+//!
+//! One trait, [`MetricsSource`], three implementations:
+//! * [`Direct`] (default, no dependencies): scrapes `http://<podIP>:2112/metrics` of every
+//!   running pod of the app, keeps the scrapes of the window per pod, and aggregates them
+//!   ([`aggregate`]).
+//! * [`Prometheus`]: PromQL over the HTTP API of the user's Prometheus; the window
+//!   functions (`rate`, `avg_over_time`, `offset`) do the aggregation there.
+//! * [`Fake`]: returns what a test told it to.
+//!
+//! [`Router`] picks Direct or Prometheus per app from its spec. The controller finds the
+//! pods through the API and passes them in a [`Target`], so both real sources look at
+//! exactly the pods the Deployment owns.
+
+pub mod aggregate;
+pub mod direct;
+pub mod fake;
+pub mod http;
+pub mod prom_text;
+pub mod prometheus;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use jiff::Timestamp;
+use pacer_crds::MetricsSourceKind;
+
+pub use direct::Direct;
+pub use fake::Fake;
+pub use prometheus::Prometheus;
+
+use crate::sample::AppSample;
+
+/// Port of pacer's metrics endpoint in the generated configuration.
+pub const METRICS_PORT: u16 = 2112;
+
+/// One pod of the app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodTarget {
+    /// Pod name.
+    pub name: String,
+    /// Pod IP, once it has one.
+    pub ip: Option<String>,
+}
+
+/// The app whose metrics are wanted, and how.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    /// Namespace of the app.
+    pub namespace: String,
+    /// Name of the `PhpAppServer`.
+    pub app: String,
+    /// Its running pods.
+    pub pods: Vec<PodTarget>,
+    /// Which source the spec asks for.
+    pub source: MetricsSourceKind,
+    /// Prometheus base URL (source Prometheus).
+    pub prometheus_url: Option<String>,
+    /// Length of the aggregation window.
+    pub window: Duration,
+    /// The time of this sample.
+    pub now: Timestamp,
+}
+
+/// Why metrics could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An HTTP request failed (connect, TLS, timeout).
+    #[error("request to {url} failed: {reason}")]
+    Request {
+        /// The URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// An HTTP request got a non-success status.
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The response could not be understood.
+    #[error("cannot understand the answer of {url}: {reason}")]
+    Parse {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Every pod failed to answer.
+    #[error("no pod answered its metrics scrape ({failed} failed), e.g. {first}")]
+    AllPodsFailed {
+        /// Pods that failed.
+        failed: usize,
+        /// The first failure.
+        first: Box<Error>,
+    },
+    /// The source is misconfigured (e.g. no Prometheus URL).
+    #[error("metrics source misconfigured: {0}")]
+    Config(String),
+}
+
+/// A source of window aggregates.
+pub trait MetricsSource: Send + Sync + std::fmt::Debug {
+    /// Window aggregates of every pod of the target that has enough data. An empty
+    /// `pods` list means "nothing measurable yet" (e.g. the first scrape of a window).
+    fn sample<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<AppSample, Error>>;
+
+    /// Forget what is kept about an app (it was deleted).
+    fn forget(&self, _namespace: &str, _app: &str) {}
+}
+
+/// Dispatches to [`Direct`] or [`Prometheus`] by the app's `tuning.metrics.source`.
+#[derive(Debug)]
+pub struct Router {
+    direct: Direct,
+    prometheus: Prometheus,
+}
+
+impl Router {
+    /// A router over the two real sources.
+    #[must_use]
+    pub fn new(direct: Direct, prometheus: Prometheus) -> Self {
+        Self { direct, prometheus }
+    }
+}
+
+impl MetricsSource for Router {
+    fn sample<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<AppSample, Error>> {
+        match target.source {
+            MetricsSourceKind::Direct => self.direct.sample(target),
+            MetricsSourceKind::Prometheus => self.prometheus.sample(target),
+        }
+    }
+
+    fn forget(&self, namespace: &str, app: &str) {
+        self.direct.forget(namespace, app);
+        self.prometheus.forget(namespace, app);
+    }
+}

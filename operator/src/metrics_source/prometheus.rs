@@ -1,0 +1,483 @@
+//! [`Prometheus`]: the same window aggregates as [`super::Direct`], computed by PromQL
+//! instant queries against the user's Prometheus (`/api/v1/query`).
+//!
+//! Series are selected by `namespace` and `pod` labels (what Kubernetes service discovery
+//! and the chart's ServiceMonitor attach) with the exact pod names the controller found,
+//! plus `pool="http"`. Busy workers and waiting requests use Little's law on the `_sum`
+//! counters, exactly as the direct source does; memory growth per job compares each
+//! slot's memory and job count with their values one window ago, only for slots whose
+//! job count did not reset in between (the same worker).
+
+use std::collections::BTreeMap;
+
+use futures_util::future::{BoxFuture, try_join_all};
+use serde::Deserialize;
+
+use super::http::HttpClient;
+use super::prom_text::POOL;
+use super::{Error, MetricsSource, Target};
+use crate::sample::{AppSample, PodSample};
+use crate::tuning::stats::median;
+
+/// Queries PromQL.
+#[derive(Debug, Clone)]
+pub struct Prometheus {
+    http: HttpClient,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    status: String,
+    #[serde(default)]
+    data: Option<Data>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Data {
+    result_type: String,
+    result: Vec<VectorItem>,
+}
+
+#[derive(Deserialize)]
+struct VectorItem {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+/// One series of an instant vector: its labels and value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Value.
+    pub value: f64,
+}
+
+/// Parses an `/api/v1/query` answer holding an instant vector.
+///
+/// # Errors
+/// [`Error::Parse`] when the answer is not a successful vector.
+pub fn parse_vector(url: &str, body: &[u8]) -> Result<Vec<Series>, Error> {
+    let fail = |reason: String| Error::Parse {
+        url: url.to_owned(),
+        reason,
+    };
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| fail(e.to_string()))?;
+    if answer.status != "success" {
+        return Err(fail(answer.error.unwrap_or_else(|| answer.status.clone())));
+    }
+    let data = answer.data.ok_or_else(|| fail("no data".into()))?;
+    if data.result_type != "vector" {
+        return Err(fail(format!("expected a vector, got {}", data.result_type)));
+    }
+    data.result
+        .into_iter()
+        .map(|item| {
+            let value = match item.value.1.as_str() {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                "NaN" => f64::NAN,
+                v => v
+                    .parse()
+                    .map_err(|_| fail(format!("bad sample value {v:?}")))?,
+            };
+            Ok(Series {
+                labels: item.metric,
+                value,
+            })
+        })
+        .collect()
+}
+
+/// Escapes a literal for use inside a PromQL regex string (`pod=~"a|b"`).
+fn regex_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push_str("\\\\");
+        }
+        if c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The PromQL queries for one target, by what they measure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queries {
+    /// Mean busy workers by pod (Little's law).
+    pub busy: String,
+    /// Mean `working` gauge by pod.
+    pub working: String,
+    /// Mean live workers by pod.
+    pub live: String,
+    /// Mean waiting requests by pod (Little's law).
+    pub queue_wait: String,
+    /// Mean queue gauge by pod.
+    pub queue_depth: String,
+    /// Completed jobs per second by pod.
+    pub jobs: String,
+    /// Refused requests per second by pod.
+    pub rejected: String,
+    /// Worker memory by pod and slot.
+    pub worker_memory: String,
+    /// Jobs done by the worker in each slot.
+    pub worker_jobs: String,
+    /// Memory growth per job by pod and slot (same worker over the window only).
+    pub growth: String,
+    /// pacer's own memory by pod.
+    pub server_memory: String,
+    /// Peak pod memory by pod.
+    pub pod_peak: String,
+}
+
+/// Builds the queries for a target.
+#[must_use]
+pub fn queries(target: &Target) -> Queries {
+    let pods: Vec<String> = target.pods.iter().map(|p| regex_literal(&p.name)).collect();
+    let base = format!(
+        "namespace=\"{}\",pod=~\"{}\"",
+        target.namespace.replace('"', ""),
+        pods.join("|")
+    );
+    let sel = format!("{{{base},pool=\"{POOL}\"}}");
+    let w = format!("{}s", target.window.as_secs().max(1));
+    let state = |s: &str| format!("{{{base},pool=\"{POOL}\",state=~\"{s}\"}}");
+    Queries {
+        busy: format!("sum by (pod) (rate(pacer_job_duration_seconds_sum{sel}[{w}]))"),
+        working: format!(
+            "sum by (pod) (avg_over_time(pacer_workers{}[{w}]))",
+            state("working")
+        ),
+        live: format!(
+            "sum by (pod) (avg_over_time(pacer_workers{}[{w}]))",
+            state("ready|working")
+        ),
+        queue_wait: format!("sum by (pod) (rate(pacer_queue_wait_seconds_sum{sel}[{w}]))"),
+        queue_depth: format!("sum by (pod) (avg_over_time(pacer_queue_depth{sel}[{w}]))"),
+        jobs: format!("sum by (pod) (rate(pacer_job_duration_seconds_count{sel}[{w}]))"),
+        rejected: format!("sum by (pod) (rate(pacer_no_free_workers_total{sel}[{w}]))"),
+        worker_memory: format!("max by (pod, slot) (pacer_worker_memory_bytes{sel})"),
+        worker_jobs: format!("max by (pod, slot) (pacer_worker_jobs{sel})"),
+        growth: format!(
+            "max by (pod, slot) (\
+             (pacer_worker_memory_bytes{sel} - pacer_worker_memory_bytes{sel} offset {w}) \
+             / (pacer_worker_jobs{sel} - pacer_worker_jobs{sel} offset {w} >= 20) \
+             and on (namespace, pod, slot) (resets(pacer_worker_jobs{sel}[{w}]) == 0))"
+        ),
+        server_memory: format!("max by (pod) (process_resident_memory_bytes{{{base}}})"),
+        pod_peak: format!(
+            "max by (pod) (max_over_time(process_resident_memory_bytes{{{base}}}[{w}])) \
+             + sum by (pod) (max_over_time(pacer_worker_memory_bytes{sel}[{w}]))"
+        ),
+    }
+}
+
+fn by_pod(series: &[Series]) -> BTreeMap<String, f64> {
+    series
+        .iter()
+        .filter(|s| s.value.is_finite())
+        .filter_map(|s| s.labels.get("pod").map(|p| (p.clone(), s.value)))
+        .collect()
+}
+
+fn by_pod_slot(series: &[Series]) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for s in series.iter().filter(|s| s.value.is_finite()) {
+        if let (Some(pod), Some(slot)) = (s.labels.get("pod"), s.labels.get("slot")) {
+            out.entry(pod.clone())
+                .or_default()
+                .insert(slot.clone(), s.value);
+        }
+    }
+    out
+}
+
+/// The answers of every query, in the order of [`Queries`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Answers {
+    /// See [`Queries::busy`].
+    pub busy: Vec<Series>,
+    /// See [`Queries::working`].
+    pub working: Vec<Series>,
+    /// See [`Queries::live`].
+    pub live: Vec<Series>,
+    /// See [`Queries::queue_wait`].
+    pub queue_wait: Vec<Series>,
+    /// See [`Queries::queue_depth`].
+    pub queue_depth: Vec<Series>,
+    /// See [`Queries::jobs`].
+    pub jobs: Vec<Series>,
+    /// See [`Queries::rejected`].
+    pub rejected: Vec<Series>,
+    /// See [`Queries::worker_memory`].
+    pub worker_memory: Vec<Series>,
+    /// See [`Queries::worker_jobs`].
+    pub worker_jobs: Vec<Series>,
+    /// See [`Queries::growth`].
+    pub growth: Vec<Series>,
+    /// See [`Queries::server_memory`].
+    pub server_memory: Vec<Series>,
+    /// See [`Queries::pod_peak`].
+    pub pod_peak: Vec<Series>,
+}
+
+/// Combines the answers into per-pod samples (pure). Pods without a live-worker series
+/// have no data and are left out.
+#[must_use]
+pub fn combine(target: &Target, answers: &Answers) -> AppSample {
+    let live = by_pod(&answers.live);
+    let busy = by_pod(&answers.busy);
+    let working = by_pod(&answers.working);
+    let queue_wait = by_pod(&answers.queue_wait);
+    let queue_depth = by_pod(&answers.queue_depth);
+    let jobs = by_pod(&answers.jobs);
+    let rejected = by_pod(&answers.rejected);
+    let memory = by_pod_slot(&answers.worker_memory);
+    let worker_jobs = by_pod_slot(&answers.worker_jobs);
+    let growth = by_pod_slot(&answers.growth);
+    let server = by_pod(&answers.server_memory);
+    let peak = by_pod(&answers.pod_peak);
+    let get = |m: &BTreeMap<String, f64>, pod: &str| m.get(pod).copied().unwrap_or(0.0);
+
+    let pods = target
+        .pods
+        .iter()
+        .filter_map(|p| {
+            let pod = p.name.as_str();
+            let live_workers = *live.get(pod)?;
+            let busy_sum = get(&busy, pod);
+            let jobs_per_second = get(&jobs, pod);
+            let slots = memory.get(pod).cloned().unwrap_or_default();
+            let mut slopes = Vec::new();
+            let mut warm = Vec::new();
+            if let Some(slot_growth) = growth.get(pod) {
+                for (slot, slope) in slot_growth {
+                    slopes.push(*slope);
+                    let mem = slots.get(slot).copied();
+                    let done = worker_jobs.get(pod).and_then(|j| j.get(slot)).copied();
+                    if let (Some(mem), Some(done)) = (mem, done) {
+                        warm.push((mem - slope * done).clamp(mem * 0.5, mem));
+                    }
+                }
+            }
+            Some(PodSample {
+                pod: pod.to_owned(),
+                live_workers,
+                busy_workers: busy_sum.max(get(&working, pod)),
+                queue_depth: get(&queue_wait, pod).max(get(&queue_depth, pod)),
+                jobs_per_second,
+                rejected_per_second: get(&rejected, pod),
+                mean_job_seconds: (jobs_per_second > 0.0).then(|| busy_sum / jobs_per_second),
+                worker_memory: slots.values().map(|m| *m as u64).collect(),
+                memory_growth_per_job: median(&slopes),
+                warm_worker_memory: median(&warm),
+                server_memory: server.get(pod).map(|m| *m as u64),
+                pod_memory_peak: peak.get(pod).map(|m| *m as u64),
+            })
+        })
+        .collect();
+    AppSample {
+        window: target.window,
+        pods,
+    }
+}
+
+impl Prometheus {
+    /// A Prometheus source.
+    #[must_use]
+    pub fn new(http: HttpClient) -> Self {
+        Self { http }
+    }
+
+    async fn query(&self, base: &str, query: &str, time: i64) -> Result<Vec<Series>, Error> {
+        let encoded: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("query", query)
+            .append_pair("time", &time.to_string())
+            .finish();
+        let url = format!("{}/api/v1/query?{encoded}", base.trim_end_matches('/'));
+        let body = self.http.get(&url).await?;
+        parse_vector(&url, &body)
+    }
+
+    async fn sample_inner(&self, target: &Target) -> Result<AppSample, Error> {
+        let base = target
+            .prometheus_url
+            .as_deref()
+            .ok_or_else(|| Error::Config("tuning.metrics.prometheusUrl is not set".into()))?;
+        if target.pods.is_empty() {
+            return Ok(AppSample {
+                window: target.window,
+                pods: Vec::new(),
+            });
+        }
+        let q = queries(target);
+        let time = target.now.as_second();
+        let list = [
+            &q.busy,
+            &q.working,
+            &q.live,
+            &q.queue_wait,
+            &q.queue_depth,
+            &q.jobs,
+            &q.rejected,
+            &q.worker_memory,
+            &q.worker_jobs,
+            &q.growth,
+            &q.server_memory,
+            &q.pod_peak,
+        ];
+        let mut results = try_join_all(list.iter().map(|query| self.query(base, query, time)))
+            .await?
+            .into_iter();
+        let mut next = || results.next().unwrap_or_default();
+        let answers = Answers {
+            busy: next(),
+            working: next(),
+            live: next(),
+            queue_wait: next(),
+            queue_depth: next(),
+            jobs: next(),
+            rejected: next(),
+            worker_memory: next(),
+            worker_jobs: next(),
+            growth: next(),
+            server_memory: next(),
+            pod_peak: next(),
+        };
+        Ok(combine(target, &answers))
+    }
+}
+
+impl MetricsSource for Prometheus {
+    fn sample<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<AppSample, Error>> {
+        Box::pin(self.sample_inner(target))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics_source::PodTarget;
+    use jiff::Timestamp;
+    use pacer_crds::MetricsSourceKind;
+    use std::time::Duration;
+
+    fn target() -> Target {
+        Target {
+            namespace: "shop".into(),
+            app: "web".into(),
+            pods: vec![
+                PodTarget {
+                    name: "web-5d8f-a1".into(),
+                    ip: None,
+                },
+                PodTarget {
+                    name: "web-5d8f-b2".into(),
+                    ip: None,
+                },
+            ],
+            source: MetricsSourceKind::Prometheus,
+            prometheus_url: Some("http://prometheus:9090".into()),
+            window: Duration::from_secs(60),
+            now: Timestamp::from_second(1_700_000_000).unwrap(),
+        }
+    }
+
+    /// A real `/api/v1/query` answer as Prometheus writes it.
+    const VECTOR: &str = r#"{"status":"success","data":{"resultType":"vector","result":[
+        {"metric":{"pod":"web-5d8f-a1"},"value":[1700000000,"2.5"]},
+        {"metric":{"pod":"web-5d8f-b2"},"value":[1700000000,"NaN"]}]}}"#;
+
+    #[test]
+    fn parses_vectors() {
+        let v = parse_vector("u", VECTOR.as_bytes()).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].labels["pod"], "web-5d8f-a1");
+        assert_eq!(v[0].value, 2.5);
+        assert!(v[1].value.is_nan());
+    }
+
+    #[test]
+    fn errors_and_other_result_types_are_refused() {
+        let err = r#"{"status":"error","errorType":"bad_data","error":"parse error at char 5"}"#;
+        let e = parse_vector("u", err.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("parse error at char 5"), "{e}");
+        let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+        assert!(parse_vector("u", matrix.as_bytes()).is_err());
+        assert!(parse_vector("u", b"<html>").is_err());
+    }
+
+    #[test]
+    fn queries_select_the_pods_by_name() {
+        let q = queries(&target());
+        assert_eq!(
+            q.busy,
+            "sum by (pod) (rate(pacer_job_duration_seconds_sum{namespace=\"shop\",\
+             pod=~\"web-5d8f-a1|web-5d8f-b2\",pool=\"http\"}[60s]))"
+        );
+        assert!(q.live.contains("state=~\"ready|working\""));
+        assert!(q.growth.contains("resets(pacer_worker_jobs"));
+        assert!(q.growth.contains("offset 60s"));
+        assert!(
+            !q.server_memory.contains("pool="),
+            "process metrics have no pool label"
+        );
+    }
+
+    #[test]
+    fn regex_metacharacters_are_escaped() {
+        assert_eq!(regex_literal("a.b"), "a\\\\.b");
+        assert_eq!(regex_literal("plain-name"), "plain-name");
+    }
+
+    fn series(pod: &str, slot: Option<&str>, value: f64) -> Series {
+        let mut labels = BTreeMap::from([("pod".to_owned(), pod.to_owned())]);
+        if let Some(slot) = slot {
+            labels.insert("slot".into(), slot.into());
+        }
+        Series { labels, value }
+    }
+
+    #[test]
+    fn answers_combine_into_pod_samples() {
+        const MI: f64 = 1024.0 * 1024.0;
+        let answers = Answers {
+            busy: vec![series("web-5d8f-a1", None, 2.0)],
+            working: vec![series("web-5d8f-a1", None, 2.5)],
+            live: vec![series("web-5d8f-a1", None, 4.0)],
+            queue_wait: vec![series("web-5d8f-a1", None, 0.5)],
+            jobs: vec![series("web-5d8f-a1", None, 20.0)],
+            worker_memory: vec![
+                series("web-5d8f-a1", Some("0"), 40.0 * MI),
+                series("web-5d8f-a1", Some("1"), 30.0 * MI),
+            ],
+            worker_jobs: vec![series("web-5d8f-a1", Some("0"), 200.0)],
+            growth: vec![series("web-5d8f-a1", Some("0"), 51_200.0)],
+            server_memory: vec![series("web-5d8f-a1", None, 12.0 * MI)],
+            pod_peak: vec![series("web-5d8f-a1", None, 90.0 * MI)],
+            ..Answers::default()
+        };
+        let sample = combine(&target(), &answers);
+        // The second pod has no live-worker series: no data, left out.
+        assert_eq!(sample.pods.len(), 1);
+        let p = &sample.pods[0];
+        assert_eq!(p.busy_workers, 2.5);
+        assert_eq!(p.queue_depth, 0.5);
+        assert_eq!(p.mean_job_seconds, Some(0.1));
+        assert_eq!(
+            p.worker_memory,
+            vec![(40.0 * MI) as u64, (30.0 * MI) as u64]
+        );
+        assert_eq!(p.memory_growth_per_job, Some(51_200.0));
+        // warm = 40 Mi − 200 jobs × 50 KiB ≈ 30.2 Mi.
+        let warm = p.warm_worker_memory.unwrap();
+        assert!((warm - (40.0 * MI - 200.0 * 51_200.0)).abs() < 1.0);
+        assert_eq!(p.pod_memory_peak, Some((90.0 * MI) as u64));
+    }
+}

@@ -1,0 +1,93 @@
+//! The tuner's input vocabulary: window aggregates per pod.
+//!
+//! A metrics source ([`crate::metrics_source`]) turns several scrapes (or PromQL range
+//! functions) into one [`PodSample`] per pod; the tuner never sees a single scrape. Rates
+//! and averages come from counters over the window (Little's law: the rate of
+//! `pacer_job_duration_seconds_sum` is the mean number of busy workers, the rate of
+//! `pacer_queue_wait_seconds_sum` the mean number of waiting requests), so a short burst
+//! between two scrapes is neither missed nor over-weighted.
+
+use std::time::Duration;
+
+/// Window aggregates of every pod of one application.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct AppSample {
+    /// Length of the window the aggregates cover.
+    pub window: Duration,
+    /// One entry per pod that had enough data.
+    pub pods: Vec<PodSample>,
+}
+
+/// Window aggregates of one pod.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PodSample {
+    /// Pod name.
+    pub pod: String,
+    /// Live workers (ready + working), averaged.
+    pub live_workers: f64,
+    /// Busy workers, averaged.
+    pub busy_workers: f64,
+    /// Requests waiting for a worker, averaged.
+    pub queue_depth: f64,
+    /// Completed jobs per second.
+    pub jobs_per_second: f64,
+    /// Requests refused for want of a free worker, per second.
+    pub rejected_per_second: f64,
+    /// Mean seconds a worker spends on one job; `None` without completed jobs.
+    pub mean_job_seconds: Option<f64>,
+    /// Memory of each worker slot at the end of the window, bytes.
+    pub worker_memory: Vec<u64>,
+    /// Memory a worker gains per job (median over slots that served enough jobs), bytes.
+    pub memory_growth_per_job: Option<f64>,
+    /// Memory of a freshly warmed worker (median intercept of memory over jobs), bytes.
+    pub warm_worker_memory: Option<f64>,
+    /// Memory of pacer itself (`process_resident_memory_bytes`), bytes.
+    pub server_memory: Option<u64>,
+    /// Highest memory of the whole pod (pacer plus workers) seen in the window, bytes.
+    pub pod_memory_peak: Option<u64>,
+}
+
+impl AppSample {
+    /// Busy workers summed over pods.
+    #[must_use]
+    pub fn total_busy(&self) -> f64 {
+        self.pods.iter().map(|p| p.busy_workers).sum()
+    }
+
+    /// Live workers summed over pods.
+    #[must_use]
+    pub fn total_live(&self) -> f64 {
+        self.pods.iter().map(|p| p.live_workers).sum()
+    }
+
+    /// Busy ÷ live over all pods (0 when nothing is alive).
+    #[must_use]
+    pub fn busy_ratio(&self) -> f64 {
+        let live = self.total_live();
+        if live > 0.0 {
+            (self.total_busy() / live).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// Completed jobs per second over all pods.
+    #[must_use]
+    pub fn total_jobs_per_second(&self) -> f64 {
+        self.pods.iter().map(|p| p.jobs_per_second).sum()
+    }
+
+    /// Mean job duration weighted by each pod's throughput.
+    #[must_use]
+    pub fn mean_job_seconds(&self) -> Option<f64> {
+        let (weighted, weight) = self
+            .pods
+            .iter()
+            .filter_map(|p| {
+                p.mean_job_seconds
+                    .map(|d| (d * p.jobs_per_second, p.jobs_per_second))
+            })
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        (weight > 0.0).then(|| weighted / weight)
+    }
+}

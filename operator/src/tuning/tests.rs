@@ -1,0 +1,764 @@
+use std::time::Duration;
+
+use jiff::Timestamp;
+use proptest::prelude::*;
+
+use super::*;
+use crate::sample::{AppSample, PodSample};
+
+const MI: u64 = 1024 * 1024;
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + secs).unwrap()
+}
+
+fn policy() -> Policy {
+    Policy {
+        workers: Bounds { min: 1, max: 16 },
+        initial_workers: 4,
+        replicas: Bounds { min: 1, max: 1 },
+        replicas_external: false,
+        target_utilization: 0.7,
+        stabilization_window: Duration::from_secs(300),
+        max_jobs: Setting::Auto,
+        max_worker_memory: Setting::Auto,
+        memory_limit: Setting::Fixed(1024 * MI),
+        memory: Bounds {
+            min: 128 * MI,
+            max: 1024 * MI,
+        },
+    }
+}
+
+fn settings(workers: u32) -> Settings {
+    Settings {
+        workers,
+        max_jobs: DEFAULT_MAX_JOBS,
+        max_worker_memory: DEFAULT_MAX_WORKER_MEMORY,
+        memory_limit: 1024 * MI,
+        replicas: 1,
+    }
+}
+
+fn pod(busy: f64, live: f64, queue: f64) -> PodSample {
+    PodSample {
+        pod: "app-1".into(),
+        live_workers: live,
+        busy_workers: busy,
+        queue_depth: queue,
+        jobs_per_second: busy * 10.0,
+        mean_job_seconds: Some(0.1),
+        ..PodSample::default()
+    }
+}
+
+fn observe(pods: Vec<PodSample>) -> Observation {
+    Observation {
+        sample: Some(AppSample {
+            window: Duration::from_secs(60),
+            pods,
+        }),
+        newest_oom: None,
+    }
+}
+
+#[test]
+fn busy_above_target_scales_up_at_once() {
+    let d = decide(
+        &policy(),
+        &settings(4),
+        &State::default(),
+        &observe(vec![pod(3.8, 4.0, 0.0)]),
+        t(0),
+    );
+    // 3.8 busy / 0.7 = 5.43 → 6 workers.
+    assert_eq!(d.settings.workers, 6);
+    assert_eq!(d.changes.len(), 1);
+    assert_eq!(d.changes[0].knob, Knob::Workers);
+    assert_eq!(d.changes[0].event_reason(), "WorkersIncreased");
+    assert!(
+        d.changes[0].reason.contains("70 %"),
+        "{}",
+        d.changes[0].reason
+    );
+}
+
+#[test]
+fn waiting_requests_count_as_needed_workers() {
+    let d = decide(
+        &policy(),
+        &settings(4),
+        &State::default(),
+        &observe(vec![pod(4.0, 4.0, 3.0)]),
+        t(0),
+    );
+    // (4 busy + 3 waiting) / 0.7 = 10.
+    assert_eq!(d.settings.workers, 10);
+}
+
+#[test]
+fn refused_requests_count_as_arrivals() {
+    let mut p = pod(4.0, 4.0, 0.0);
+    p.jobs_per_second = 40.0;
+    p.rejected_per_second = 30.0;
+    p.mean_job_seconds = Some(0.1);
+    // (40 + 30) req/s × 0.1 s = 7 busy-equivalent → 10 workers.
+    let d = decide(
+        &policy(),
+        &settings(4),
+        &State::default(),
+        &observe(vec![p]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 10);
+}
+
+#[test]
+fn small_changes_within_tolerance_are_ignored() {
+    // 7.35 busy / 0.7 = 10.5 → 11, within 10 % of 10.
+    let d = decide(
+        &policy(),
+        &settings(10),
+        &State::default(),
+        &observe(vec![pod(7.35, 10.0, 0.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 10);
+    assert!(d.changes.is_empty());
+}
+
+#[test]
+fn scale_down_is_held_by_the_window() {
+    let state = State {
+        history: vec![Entry {
+            at: t(-120),
+            workers: 8,
+            replicas: 1,
+        }],
+        ..State::default()
+    };
+    let d = decide(
+        &policy(),
+        &settings(8),
+        &state,
+        &observe(vec![pod(0.5, 8.0, 0.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 8);
+    assert!(d.changes.is_empty());
+    // The low recommendation is remembered for later.
+    assert_eq!(d.state.history.last().map(|e| e.workers), Some(1));
+}
+
+#[test]
+fn scale_down_after_the_window_is_rate_limited() {
+    let state = State {
+        history: vec![Entry {
+            at: t(-400),
+            workers: 10,
+            replicas: 1,
+        }],
+        ..State::default()
+    };
+    let d = decide(
+        &policy(),
+        &settings(10),
+        &state,
+        &observe(vec![pod(0.5, 10.0, 0.0)]),
+        t(0),
+    );
+    // The old entry left the window; the pool shrinks by 20 %: 10 → 8.
+    assert_eq!(d.settings.workers, 8);
+    assert_eq!(d.state.last_scale_down, Some(t(0)));
+    assert_eq!(d.changes[0].event_reason(), "WorkersDecreased");
+    assert!(d.state.history.iter().all(|e| e.at > t(-300)));
+
+    // 30 s later: too soon for the next step.
+    let d2 = decide(
+        &policy(),
+        &d.settings,
+        &State {
+            history: vec![],
+            ..d.state.clone()
+        },
+        &observe(vec![pod(0.5, 8.0, 0.0)]),
+        t(30),
+    );
+    assert_eq!(d2.settings.workers, 8);
+
+    // 60 s later: next step, at least one worker.
+    let d3 = decide(
+        &policy(),
+        &d.settings,
+        &State {
+            history: vec![],
+            ..d.state
+        },
+        &observe(vec![pod(0.5, 8.0, 0.0)]),
+        t(60),
+    );
+    assert_eq!(d3.settings.workers, 7);
+}
+
+#[test]
+fn missing_metrics_change_nothing() {
+    let state = State::default();
+    let obs = Observation {
+        sample: None,
+        newest_oom: None,
+    };
+    let d = decide(&policy(), &settings(8), &state, &obs, t(0));
+    assert_eq!(d.settings, settings(8));
+    assert!(d.changes.is_empty());
+    assert!(d.summary.contains("no metrics"));
+    // An empty sample (no pod had data) is the same as none.
+    let d = decide(&policy(), &settings(8), &state, &observe(vec![]), t(0));
+    assert_eq!(d.settings, settings(8));
+}
+
+#[test]
+fn spec_bounds_clamp_and_report_when_load_exceeds_them() {
+    let d = decide(
+        &policy(),
+        &settings(8),
+        &State::default(),
+        &observe(vec![pod(16.0, 16.0, 40.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 16);
+    assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+    assert_eq!(d.problems[0].kind, ProblemKind::AtCapacity);
+    assert!(d.problems[0].message.contains("pool.workers.max"));
+}
+
+#[test]
+fn edited_bounds_apply_even_without_metrics() {
+    let mut p = policy();
+    p.workers = Bounds { min: 2, max: 6 };
+    let obs = Observation::default();
+    let d = decide(&p, &settings(10), &State::default(), &obs, t(0));
+    assert_eq!(d.settings.workers, 6);
+}
+
+#[test]
+fn pods_are_added_once_workers_are_at_their_ceiling() {
+    let mut p = policy();
+    p.workers = Bounds { min: 1, max: 4 };
+    p.replicas = Bounds { min: 1, max: 5 };
+    // 10 busy in total / 0.7 → 15 workers → 4 pods of 4.
+    let d = decide(
+        &p,
+        &settings(4),
+        &State::default(),
+        &observe(vec![pod(10.0, 4.0, 0.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.replicas, 4);
+    assert_eq!(d.settings.workers, 4);
+    assert!(
+        d.changes
+            .iter()
+            .any(|c| c.event_reason() == "ReplicasIncreased")
+    );
+}
+
+#[test]
+fn external_replicas_are_never_touched() {
+    let mut p = policy();
+    p.workers = Bounds { min: 1, max: 4 };
+    p.replicas = Bounds { min: 1, max: 5 };
+    p.replicas_external = true;
+    let d = decide(
+        &p,
+        &settings(4),
+        &State::default(),
+        &observe(vec![pod(10.0, 4.0, 0.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.replicas, 1);
+    // Workers per pod divide the load over the pods that reported (the HPA's count).
+    p.workers = Bounds { min: 1, max: 16 };
+    let d = decide(
+        &p,
+        &settings(4),
+        &State::default(),
+        &observe(vec![
+            pod(2.8, 4.0, 0.0),
+            pod(2.8, 4.0, 0.0),
+            pod(2.8, 4.0, 0.0),
+        ]),
+        t(0),
+    );
+    // 8.4 busy in all / 0.7 = 12 workers over 3 pods.
+    assert_eq!(d.settings.workers, 4);
+    let d = decide(
+        &p,
+        &settings(4),
+        &State::default(),
+        &observe(vec![
+            pod(5.6, 4.0, 0.0),
+            pod(5.6, 4.0, 0.0),
+            pod(5.6, 4.0, 0.0),
+        ]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 8);
+}
+
+#[test]
+fn memory_caps_the_workers_per_pod() {
+    let mut p = policy();
+    p.memory_limit = Setting::Fixed(512 * MI);
+    let mut sample = pod(10.0, 4.0, 0.0);
+    sample.worker_memory = vec![100 * MI; 4];
+    sample.server_memory = Some(32 * MI);
+    let mut s = settings(4);
+    s.memory_limit = 512 * MI;
+    let d = decide(&p, &s, &State::default(), &observe(vec![sample]), t(0));
+    // (512 × 0.9 − 32) / (100 × 1.2) = 3.5 → 3 workers.
+    assert_eq!(d.settings.workers, 3);
+    assert!(
+        d.changes[0].reason.contains("memory allows 3 workers"),
+        "{}",
+        d.changes[0].reason
+    );
+}
+
+#[test]
+fn the_spec_minimum_wins_over_the_memory_ceiling() {
+    let mut p = policy();
+    p.workers = Bounds { min: 5, max: 16 };
+    p.memory_limit = Setting::Fixed(512 * MI);
+    let mut sample = pod(10.0, 5.0, 0.0);
+    sample.worker_memory = vec![100 * MI; 5];
+    let mut s = settings(5);
+    s.memory_limit = 512 * MI;
+    let d = decide(&p, &s, &State::default(), &observe(vec![sample]), t(0));
+    assert_eq!(d.settings.workers, 5);
+}
+
+fn leaky(growth: f64, warm: f64) -> PodSample {
+    let mut p = pod(2.0, 4.0, 0.0);
+    p.memory_growth_per_job = Some(growth);
+    p.warm_worker_memory = Some(warm);
+    p.worker_memory = vec![(warm * 1.2) as u64; 4];
+    p
+}
+
+#[test]
+fn max_jobs_follows_memory_growth_per_job() {
+    let mut p = policy();
+    p.max_worker_memory = Setting::Fixed(128 * MI);
+    let mut s = settings(4);
+    s.max_worker_memory = 128 * MI;
+    let d = decide(
+        &p,
+        &s,
+        &State::default(),
+        &observe(vec![leaky(50.0 * 1024.0, 30.0 * MI as f64)]),
+        t(0),
+    );
+    // headroom = min(128 − 30, 30 × 0.5) = 15 MiB; 15 MiB / 50 KiB = 307 jobs.
+    assert_eq!(d.settings.max_jobs, 307);
+    let change = d.changes.iter().find(|c| c.knob == Knob::MaxJobs).unwrap();
+    assert!(
+        change.reason.contains("50.0 KiB per job"),
+        "{}",
+        change.reason
+    );
+}
+
+#[test]
+fn a_tight_worker_share_lowers_max_jobs_further() {
+    let mut p = policy();
+    p.max_worker_memory = Setting::Fixed(40 * MI);
+    let mut s = settings(4);
+    s.max_worker_memory = 40 * MI;
+    let d = decide(
+        &p,
+        &s,
+        &State::default(),
+        &observe(vec![leaky(100.0 * 1024.0, 30.0 * MI as f64)]),
+        t(0),
+    );
+    // headroom = min(40 − 30, 15) = 10 MiB; 10 MiB / 100 KiB = 102 jobs.
+    assert_eq!(d.settings.max_jobs, 102);
+}
+
+#[test]
+fn no_measurable_growth_keeps_max_jobs() {
+    let d = decide(
+        &policy(),
+        &settings(4),
+        &State::default(),
+        &observe(vec![leaky(10.0, 30.0 * MI as f64)]),
+        t(0),
+    );
+    assert_eq!(d.settings.max_jobs, DEFAULT_MAX_JOBS);
+    let d = decide(
+        &policy(),
+        &settings(4),
+        &State::default(),
+        &observe(vec![pod(2.0, 4.0, 0.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.max_jobs, DEFAULT_MAX_JOBS);
+}
+
+#[test]
+fn fixed_max_jobs_is_never_tuned() {
+    let mut p = policy();
+    p.max_jobs = Setting::Fixed(0);
+    let mut s = settings(4);
+    s.max_jobs = 0;
+    let d = decide(
+        &p,
+        &s,
+        &State::default(),
+        &observe(vec![leaky(500.0 * 1024.0, 30.0 * MI as f64)]),
+        t(0),
+    );
+    assert_eq!(d.settings.max_jobs, 0);
+}
+
+fn auto_memory_policy() -> Policy {
+    let mut p = policy();
+    p.memory_limit = Setting::Auto;
+    p.memory = Bounds {
+        min: 128 * MI,
+        max: 2048 * MI,
+    };
+    p
+}
+
+fn with_memory(workers: u32, limit: u64) -> Settings {
+    Settings {
+        memory_limit: limit,
+        ..settings(workers)
+    }
+}
+
+fn memory_pod(peak: u64, worker: u64) -> PodSample {
+    let mut p = pod(1.0, 4.0, 0.0);
+    p.pod_memory_peak = Some(peak);
+    p.worker_memory = vec![worker; 4];
+    p.server_memory = Some(20 * MI);
+    p
+}
+
+#[test]
+fn memory_limit_comes_down_only_after_the_period() {
+    let p = auto_memory_policy();
+    let s = with_memory(2, 2048 * MI);
+    let obs = observe(vec![memory_pod(300 * MI, 40 * MI)]);
+    // First sight starts the clock; nothing is lowered yet.
+    let d = decide(&p, &s, &State::default(), &obs, t(0));
+    assert_eq!(d.settings.memory_limit, 2048 * MI);
+    assert_eq!(d.state.last_memory_change, Some(t(0)));
+    // Half an hour later: p95 300 Mi × 1.15 = 345 Mi.
+    let d = decide(&p, &d.settings, &d.state, &obs, t(1800));
+    assert_eq!(d.settings.memory_limit, 345 * MI);
+    let change = d
+        .changes
+        .iter()
+        .find(|c| c.knob == Knob::MemoryLimit)
+        .unwrap();
+    assert_eq!(change.event_reason(), "MemoryLimitDecreased");
+}
+
+#[test]
+fn memory_limit_goes_up_at_once_when_the_workers_need_it() {
+    let p = auto_memory_policy();
+    let s = with_memory(8, 256 * MI);
+    let mut busy = memory_pod(250 * MI, 40 * MI);
+    busy.busy_workers = 5.6;
+    busy.live_workers = 8.0;
+    let d = decide(&p, &s, &State::default(), &observe(vec![busy]), t(0));
+    assert_eq!(d.settings.workers, 8);
+    // 8 workers need (20 + 8 × 40 × 1.2) / 0.9 = 448.9 Mi, more than the peaks × 1.15.
+    assert_eq!(d.settings.memory_limit, 449 * MI);
+    let change = d
+        .changes
+        .iter()
+        .find(|c| c.knob == Knob::MemoryLimit)
+        .unwrap();
+    assert_eq!(change.event_reason(), "MemoryLimitIncreased");
+}
+
+#[test]
+fn an_oom_kill_bumps_the_memory_limit_once() {
+    let p = auto_memory_policy();
+    let s = with_memory(4, 512 * MI);
+    let obs = Observation {
+        sample: None,
+        newest_oom: Some(t(-10)),
+    };
+    let d = decide(&p, &s, &State::default(), &obs, t(0));
+    assert_eq!(d.settings.memory_limit, 768 * MI);
+    assert!(d.changes[0].reason.contains("OOM"));
+    assert_eq!(d.state.last_oom, Some(t(-10)));
+    // The same OOM kill is not acted on twice.
+    let d2 = decide(&p, &d.settings, &d.state, &obs, t(30));
+    assert_eq!(d2.settings.memory_limit, 768 * MI);
+}
+
+#[test]
+fn an_oom_kill_at_the_maximum_is_a_problem() {
+    let p = auto_memory_policy();
+    let s = with_memory(4, 2048 * MI);
+    let obs = Observation {
+        sample: None,
+        newest_oom: Some(t(-10)),
+    };
+    let d = decide(&p, &s, &State::default(), &obs, t(0));
+    assert_eq!(d.settings.memory_limit, 2048 * MI);
+    assert_eq!(d.problems[0].kind, ProblemKind::OutOfMemory);
+    assert!(d.problems[0].message.contains("OOM"));
+}
+
+#[test]
+fn max_worker_memory_follows_the_p95_worker() {
+    let d = decide(
+        &policy(),
+        &settings(4),
+        &State::default(),
+        &observe(vec![memory_pod(300 * MI, 40 * MI)]),
+        t(0),
+    );
+    assert_eq!(d.settings.max_worker_memory, 60 * MI);
+}
+
+#[test]
+fn initial_settings_follow_the_spec() {
+    let mut p = auto_memory_policy();
+    p.initial_workers = 3;
+    p.replicas = Bounds { min: 2, max: 4 };
+    let s = initial(&p);
+    assert_eq!(
+        s,
+        Settings {
+            workers: 3,
+            max_jobs: DEFAULT_MAX_JOBS,
+            max_worker_memory: DEFAULT_MAX_WORKER_MEMORY,
+            memory_limit: 2048 * MI,
+            replicas: 2,
+        }
+    );
+}
+
+// ---- properties -------------------------------------------------------------------------
+
+fn arb_policy() -> impl Strategy<Value = Policy> {
+    (
+        1u32..8,
+        0u32..24,
+        1u32..3,
+        0u32..4,
+        0.1f64..0.95,
+        prop::bool::ANY,
+        prop::option::of(0u64..2000),
+        64u64..512,
+        0u64..4096,
+    )
+        .prop_map(
+            |(wmin, wspan, rmin, rspan, target, auto_mem, fixed_jobs, mem_min, mem_span)| Policy {
+                workers: Bounds {
+                    min: wmin,
+                    max: wmin + wspan,
+                },
+                initial_workers: wmin,
+                replicas: Bounds {
+                    min: rmin,
+                    max: rmin + rspan,
+                },
+                replicas_external: false,
+                target_utilization: target,
+                stabilization_window: Duration::from_secs(300),
+                max_jobs: fixed_jobs.map_or(Setting::Auto, Setting::Fixed),
+                max_worker_memory: Setting::Auto,
+                memory_limit: if auto_mem {
+                    Setting::Auto
+                } else {
+                    Setting::Fixed((mem_min + mem_span / 2) * MI)
+                },
+                memory: Bounds {
+                    min: mem_min * MI,
+                    max: (mem_min + mem_span) * MI,
+                },
+            },
+        )
+}
+
+fn arb_pod() -> impl Strategy<Value = PodSample> {
+    (
+        0.0f64..64.0,
+        0.0f64..64.0,
+        0.0f64..50.0,
+        0.0f64..500.0,
+        prop::option::of(0.001f64..2.0),
+        prop::option::of(1u64..400),
+        prop::option::of(0.0f64..200_000.0),
+    )
+        .prop_map(
+            |(busy, live, queue, rps, dur, worker_mib, growth)| PodSample {
+                pod: "p".into(),
+                live_workers: live,
+                busy_workers: busy,
+                queue_depth: queue,
+                jobs_per_second: rps,
+                rejected_per_second: 0.0,
+                mean_job_seconds: dur,
+                worker_memory: worker_mib.map(|m| vec![m * MI; 4]).unwrap_or_default(),
+                memory_growth_per_job: growth,
+                warm_worker_memory: worker_mib.map(|m| (m * MI) as f64 * 0.8),
+                server_memory: Some(24 * MI),
+                pod_memory_peak: worker_mib.map(|m| 4 * m * MI + 24 * MI),
+            },
+        )
+}
+
+fn arb_observation() -> impl Strategy<Value = Observation> {
+    prop::option::of(prop::collection::vec(arb_pod(), 0..4)).prop_map(|pods| Observation {
+        sample: pods.map(|pods| AppSample {
+            window: Duration::from_secs(60),
+            pods,
+        }),
+        newest_oom: None,
+    })
+}
+
+fn within(policy: &Policy, s: &Settings) -> Result<(), TestCaseError> {
+    prop_assert!(s.workers >= policy.workers.min && s.workers <= policy.workers.max);
+    prop_assert!(s.replicas >= policy.replicas.min && s.replicas <= policy.replicas.max);
+    match policy.memory_limit {
+        Setting::Fixed(b) => prop_assert_eq!(s.memory_limit, b),
+        Setting::Auto => {
+            prop_assert!(s.memory_limit >= policy.memory.min && s.memory_limit <= policy.memory.max)
+        }
+    }
+    if let Setting::Fixed(n) = policy.max_jobs {
+        prop_assert_eq!(s.max_jobs, n);
+    } else {
+        prop_assert!(
+            s.max_jobs == DEFAULT_MAX_JOBS
+                || (MIN_AUTO_MAX_JOBS..=MAX_AUTO_MAX_JOBS).contains(&s.max_jobs)
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever comes in, the result is inside the spec's bounds.
+    #[test]
+    fn never_outside_spec_bounds(
+        policy in arb_policy(),
+        workers in 0u32..100,
+        replicas in 0u32..10,
+        obs in arb_observation(),
+    ) {
+        let mut current = initial(&policy);
+        current.workers = workers;
+        current.replicas = replicas;
+        let d = decide(&policy, &current, &State::default(), &obs, t(0));
+        within(&policy, &d.settings)?;
+    }
+
+    /// Without metrics nothing tuned goes down (only the spec's own bounds can lower it).
+    #[test]
+    fn missing_metrics_never_scale_down(
+        policy in arb_policy(),
+        workers in 0u32..100,
+        replicas in 0u32..10,
+    ) {
+        let mut current = initial(&policy);
+        current.workers = workers;
+        current.replicas = replicas;
+        let conformed = conform(&policy, current);
+        let d = decide(&policy, &current, &State::default(), &Observation::default(), t(0));
+        prop_assert_eq!(d.settings, conformed);
+    }
+
+    /// Run the tuner every 30 s over a random load: every decrease is no faster than the
+    /// stated rate, and no lower than the largest recommendation of the window (so a
+    /// recommendation made inside the window is never undercut: no flapping).
+    #[test]
+    fn scale_down_respects_window_and_rate(
+        policy in arb_policy(),
+        loads in prop::collection::vec(arb_observation(), 1..40),
+    ) {
+        let mut current = initial(&policy);
+        let mut state = State::default();
+        let mut last_down: Option<i64> = None;
+        for (i, obs) in loads.iter().enumerate() {
+            let now_s = i as i64 * 30;
+            let d = decide(&policy, &current, &state, obs, t(now_s));
+            within(&policy, &d.settings)?;
+            for (before, after) in [
+                (current.workers, d.settings.workers),
+                (current.replicas, d.settings.replicas),
+            ] {
+                if after < before {
+                    let max_step = ((f64::from(before) * SCALE_DOWN_MAX_FRACTION) as u32).max(1);
+                    prop_assert!(before - after <= max_step, "{} -> {}", before, after);
+                    if let Some(prev) = last_down {
+                        prop_assert!(now_s - prev >= SCALE_DOWN_PERIOD.as_secs() as i64);
+                    }
+                }
+            }
+            if d.settings.workers < current.workers {
+                let window_max = d.state.history.iter().map(|e| e.workers).max().unwrap_or(0);
+                prop_assert!(d.settings.workers >= window_max.min(current.workers));
+            }
+            if d.settings.workers < current.workers || d.settings.replicas < current.replicas {
+                last_down = Some(now_s);
+            }
+            prop_assert!(d.state.history.len() <= MAX_HISTORY);
+            current = d.settings;
+            state = d.state;
+        }
+    }
+
+    /// Memory limits (auto) only come down after the period and never below the bounds.
+    #[test]
+    fn memory_limit_decreases_are_rate_limited(
+        loads in prop::collection::vec(arb_observation(), 1..40),
+    ) {
+        let policy = auto_memory_policy();
+        let mut current = initial(&policy);
+        let mut state = State::default();
+        let mut last_change: Option<i64> = None;
+        for (i, obs) in loads.iter().enumerate() {
+            let now_s = i as i64 * 60;
+            let d = decide(&policy, &current, &state, obs, t(now_s));
+            if d.settings.memory_limit < current.memory_limit {
+                let since = last_change.unwrap_or(0);
+                prop_assert!(now_s - since >= MEMORY_DOWN_PERIOD.as_secs() as i64);
+            }
+            if d.settings.memory_limit != current.memory_limit {
+                last_change = Some(now_s);
+            }
+            current = d.settings;
+            state = d.state;
+        }
+    }
+
+    /// Each reported change matches the settings, and has a reason in words.
+    #[test]
+    fn changes_describe_the_difference(
+        policy in arb_policy(),
+        obs in arb_observation(),
+    ) {
+        let current = initial(&policy);
+        let d = decide(&policy, &current, &State::default(), &obs, t(0));
+        let mut touched = vec![];
+        for c in &d.changes {
+            prop_assert!(c.from != c.to);
+            prop_assert!(!c.reason.is_empty(), "empty reason for {:?}", c.knob);
+            touched.push(c.knob);
+        }
+        prop_assert_eq!(touched.contains(&Knob::Workers), d.settings.workers != current.workers);
+        prop_assert_eq!(touched.contains(&Knob::MaxJobs), d.settings.max_jobs != current.max_jobs);
+    }
+}

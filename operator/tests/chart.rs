@@ -1,0 +1,357 @@
+//! The Helm chart: `helm lint` and `helm template` pass, the rendered manifests are
+//! accepted by the real API server (server-side dry-run apply), and the operator works
+//! when it runs with exactly the RBAC the chart grants (impersonating its ServiceAccount).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::pinned_kind;
+use kube::{Api, Client, ResourceExt};
+use pacer_crds::PhpAppServer;
+use pacer_e2e::ControlPlane;
+use pacer_operator::metrics_source::Fake;
+
+fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/pacer-operator")
+}
+
+/// Runs the cached helm with its state in a throwaway directory.
+fn helm(cp: &ControlPlane, args: &[&str]) -> Result<(bool, String)> {
+    let home = tempfile::tempdir()?;
+    let out = Command::new(cp.bin_dir().join("helm"))
+        .args(args)
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .output()
+        .context("running helm")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+fn render(
+    cp: &ControlPlane,
+    release: &str,
+    namespace: &str,
+    extra: &[&str],
+) -> Result<Vec<DynamicObject>> {
+    let chart = chart_dir();
+    let chart = chart.to_str().context("chart path")?;
+    let mut args = vec![
+        "template",
+        release,
+        chart,
+        "--namespace",
+        namespace,
+        "--include-crds",
+    ];
+    args.extend_from_slice(extra);
+    let (ok, text) = helm(cp, &args)?;
+    ensure!(ok, "helm template failed:\n{text}");
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc)?;
+        if value.is_null() {
+            continue;
+        }
+        objects.push(serde_yaml::from_value(value)?);
+    }
+    Ok(objects)
+}
+
+use serde::Deserialize;
+
+async fn apply_all(client: &Client, objects: &[DynamicObject], params: &PatchParams) -> Result<()> {
+    for object in objects {
+        let types = object
+            .types
+            .as_ref()
+            .context("object without apiVersion/kind")?;
+        let gvk = GroupVersionKind::try_from(types)?;
+        let (resource, caps) = pinned_kind(client, &gvk).await?;
+        let api: Api<DynamicObject> = match (caps.scope, object.namespace()) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), &ns, &resource)
+            }
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(&object.name_any(), params, &Patch::Apply(object))
+            .await
+            .with_context(|| format!("applying {} {}", gvk.kind, object.name_any()))?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn helm_lint_and_template_pass_and_the_schema_guards_values() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    let chart = chart_dir();
+    let chart = chart.to_str().context("chart path")?;
+    for extra in [
+        vec![],
+        vec![
+            "--set",
+            "watchNamespace=apps",
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--set",
+            "replicaCount=2",
+        ],
+    ] {
+        let mut args = vec!["lint", "--strict", chart];
+        args.extend(extra.iter().copied());
+        let (ok, text) = helm(cp, &args)?;
+        ensure!(ok, "helm lint {extra:?} failed:\n{text}");
+    }
+    // values.schema.json refuses wrong values before anything is rendered.
+    for (bad, words) in [
+        ("replicaCount=0", "replicaCount"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("logging.format=xml", "format"),
+        ("unknownKey=1", "unknownKey"),
+    ] {
+        let (ok, text) = helm(cp, &["template", "t", chart, "--set", bad])?;
+        ensure!(!ok, "helm template accepted {bad}");
+        ensure!(
+            text.contains(words),
+            "refusal of {bad} does not name it:\n{text}"
+        );
+    }
+    // The ServiceMonitor renders only on request, and the CRD ships in crds/.
+    let kinds = |objects: &[DynamicObject]| -> Vec<String> {
+        objects
+            .iter()
+            .filter_map(|o| o.types.as_ref().map(|t| t.kind.clone()))
+            .collect()
+    };
+    let plain = kinds(&render(cp, "t", "ops", &[])?);
+    assert!(!plain.iter().any(|k| k == "ServiceMonitor"));
+    assert!(plain.iter().any(|k| k == "CustomResourceDefinition"));
+    assert!(plain.iter().any(|k| k == "ClusterRole"));
+    let monitored = kinds(&render(
+        cp,
+        "t",
+        "ops",
+        &[
+            "--set",
+            "serviceMonitor.enabled=true",
+            "--set",
+            "watchNamespace=apps",
+        ],
+    )?);
+    assert!(monitored.iter().any(|k| k == "ServiceMonitor"));
+    assert!(monitored.iter().any(|k| k == "Role") && !monitored.iter().any(|k| k == "ClusterRole"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn rendered_manifests_pass_server_side_dry_run() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    let client = cp.client()?;
+    let ns = cp.new_namespace("chart-dry-run").await?;
+    let apps_ns = cp.new_namespace("chart-apps").await?;
+    let dry_run = PatchParams::apply("chart-test").force().dry_run();
+    for extra in [
+        vec![],
+        vec![
+            "--set".to_owned(),
+            format!("watchNamespace={apps_ns}"),
+            "--set".into(),
+            "replicaCount=2".into(),
+        ],
+    ] {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let objects = render(cp, "dry", &ns, &extra)?;
+        ensure!(
+            objects.len() >= 8,
+            "only {} objects rendered",
+            objects.len()
+        );
+        apply_all(&client, &objects, &dry_run).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_operator_works_with_exactly_the_chart_rbac() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    common::init_logging();
+    let admin = cp.client()?;
+    common::install_crd(&admin).await?;
+    let ns = cp.new_namespace("chart-rbac").await?;
+    let release = "rbac";
+    let objects = render(cp, release, &ns, &[])?;
+    // The RBAC and the ServiceAccount for real; not the operator Deployment (no kubelet).
+    let wanted = [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ];
+    let rbac: Vec<DynamicObject> = objects
+        .into_iter()
+        .filter(|o| {
+            o.types
+                .as_ref()
+                .is_some_and(|t| wanted.contains(&t.kind.as_str()))
+        })
+        .collect();
+    apply_all(&admin, &rbac, &PatchParams::apply("chart-test").force()).await?;
+
+    let mut config = cp.config().clone();
+    config.auth_info.impersonate = Some(format!(
+        "system:serviceaccount:{ns}:{release}-pacer-operator"
+    ));
+    let as_operator = Client::try_from(config)?;
+    // Sanity: the impersonated client is really restricted.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(as_operator.clone(), &ns);
+    match secrets.list(&Default::default()).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => bail!("the operator's identity may list Secrets: {other:?}"),
+    }
+
+    let fake = Arc::new(Fake::new());
+    fake.set(
+        &ns,
+        "shop",
+        pacer_operator::sample::AppSample {
+            window: Duration::from_secs(60),
+            pods: vec![pacer_operator::sample::PodSample {
+                pod: "shop-1".into(),
+                live_workers: 4.0,
+                busy_workers: 3.9,
+                jobs_per_second: 39.0,
+                mean_job_seconds: Some(0.1),
+                ..Default::default()
+            }],
+        },
+    );
+    let mut lease = common::lease(&ns, "op-rbac");
+    lease.name = format!("{release}-pacer-operator");
+    let running = common::start_operator_with(as_operator, None, lease, fake);
+
+    let apps: Api<PhpAppServer> = Api::namespaced(admin.clone(), &ns);
+    let app: PhpAppServer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pacer.dev/v1alpha1", "kind": "PhpAppServer",
+        "metadata": {"name": "shop"},
+        "spec": {"image": "shop:1", "command": ["php", "worker.php"], "pool": {"workers": {"initial": 4}}}
+    }))?;
+    apps.create(&PostParams::default(), &app).await?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    common::wait_for(
+        Duration::from_secs(30),
+        "the tuned ConfigMap and the status",
+        || async {
+            let tuned = match config_maps.get_opt("shop-pacer").await? {
+                Some(cm) => cm
+                    .data
+                    .unwrap_or_default()
+                    .get("rr.yaml")
+                    .is_some_and(|t| t.contains("num_workers: 6")),
+                None => false,
+            };
+            let status = apps.get("shop").await?.status.unwrap_or_default();
+            Ok(tuned && status.current.is_some_and(|c| c.workers == 6))
+        },
+    )
+    .await?;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), &ns);
+    common::wait_for(Duration::from_secs(30), "the tuning Event", || async {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("WorkersIncreased")))
+    })
+    .await?;
+
+    // A memory-limit change reaches a running pod by in-place resize (pods/resize).
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(admin.clone(), &ns);
+    let template = deployments
+        .get("shop")
+        .await?
+        .spec
+        .context("no spec")?
+        .template;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), &ns);
+    pods.create(
+        &PostParams::default(),
+        &k8s_openapi::api::core::v1::Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some("shop-1".into()),
+                labels: template.metadata.and_then(|m| m.labels),
+                ..Default::default()
+            },
+            spec: template.spec,
+            status: None,
+        },
+    )
+    .await?;
+    pods.patch_status(
+        "shop-1",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"phase": "Running", "podIP": "10.0.0.5"}})),
+    )
+    .await?;
+    let memory = |pod: k8s_openapi::api::core::v1::Pod| -> Option<String> {
+        pod.spec
+            .and_then(|s| s.containers.into_iter().find(|c| c.name == "app"))
+            .and_then(|c| c.resources)
+            .and_then(|r| r.limits)
+            .and_then(|l| l.get("memory").map(|q| q.0.clone()))
+    };
+    assert_eq!(memory(pods.get("shop-1").await?).as_deref(), Some("1Gi"));
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"resources": {"memory": {"limit": "512Mi"}}}})),
+    )
+    .await?;
+    common::wait_for(
+        Duration::from_secs(30),
+        "the pod resized in place",
+        || async { Ok(memory(pods.get("shop-1").await?).as_deref() == Some("512Mi")) },
+    )
+    .await?;
+    assert_eq!(
+        running.reconciles("error"),
+        0,
+        "a reconcile failed under the chart's RBAC"
+    );
+    // One decision, announced once, however many reconciles its own writes caused.
+    let workers_up = pacer_operator::telemetry::ChangeLabels {
+        setting: "workers",
+        direction: "up",
+    };
+    assert_eq!(
+        running
+            .metrics
+            .tuning_changes
+            .get_or_create(&workers_up)
+            .get(),
+        1
+    );
+    running.stop().await
+}

@@ -1,0 +1,680 @@
+//! The operator against a real API server: owned objects, status and conditions, tuning
+//! from a fake metrics source, deletion, leader election, and no reconcile storm.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use pacer_crds::PhpAppServer;
+use pacer_operator::metrics_source::Fake;
+use pacer_operator::sample::{AppSample, PodSample};
+use serde_json::json;
+
+use common::{start_operator, wait_for};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn app(name: &str, spec: serde_json::Value) -> Result<PhpAppServer> {
+    let mut base = json!({"image": "shop:1", "command": ["php", "worker.php"]});
+    if let (Some(b), Some(s)) = (base.as_object_mut(), spec.as_object()) {
+        b.extend(s.clone());
+    }
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "pacer.dev/v1alpha1",
+        "kind": "PhpAppServer",
+        "metadata": {"name": name},
+        "spec": base,
+    }))?)
+}
+
+fn busy_sample(busy: f64, live: f64) -> AppSample {
+    AppSample {
+        window: Duration::from_secs(60),
+        pods: vec![PodSample {
+            pod: "shop-1".into(),
+            live_workers: live,
+            busy_workers: busy,
+            jobs_per_second: busy * 10.0,
+            mean_job_seconds: Some(0.1),
+            ..PodSample::default()
+        }],
+    }
+}
+
+async fn setup(prefix: &str) -> Result<Option<(Client, String)>> {
+    common::init_logging();
+    let Some(cp) = common::cluster().await? else {
+        return Ok(None);
+    };
+    let client = cp.client()?;
+    common::install_crd(&client).await?;
+    let ns = cp.new_namespace(prefix).await?;
+    Ok(Some((client, ns)))
+}
+
+fn rr_yaml(cm: &ConfigMap) -> Result<serde_yaml::Value> {
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("rr.yaml"))
+        .context("ConfigMap without rr.yaml")?;
+    Ok(serde_yaml::from_str(text)?)
+}
+
+async fn workers_in_config(api: &Api<ConfigMap>, name: &str) -> Result<Option<u64>> {
+    Ok(match api.get_opt(name).await? {
+        Some(cm) => rr_yaml(&cm)?["http"]["pool"]["num_workers"].as_u64(),
+        None => None,
+    })
+}
+
+async fn condition(
+    api: &Api<PhpAppServer>,
+    name: &str,
+    type_: &str,
+) -> Result<Option<(String, String)>> {
+    let app = api.get(name).await?;
+    Ok(app
+        .status
+        .unwrap_or_default()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status, c.reason)))
+}
+
+#[tokio::test]
+async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
+    let Some((client, ns)) = setup("owned").await? else {
+        return Ok(());
+    };
+    let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    let created = apps
+        .create(
+            &PostParams::default(),
+            &app("shop", json!({"replicas": {"min": 2, "max": 4}, "pool": {"workers": {"min": 2, "max": 8, "initial": 3}}}))?,
+        )
+        .await?;
+    let uid = created.uid().context("no uid")?;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    wait_for(WAIT, "the owned objects", || async {
+        Ok(deployments.get_opt("shop").await?.is_some()
+            && config_maps.get_opt("shop-pacer").await?.is_some()
+            && Api::<Service>::namespaced(client.clone(), &ns)
+                .get_opt("shop")
+                .await?
+                .is_some()
+            && Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns)
+                .get_opt("shop")
+                .await?
+                .is_some())
+    })
+    .await?;
+
+    let d = deployments.get("shop").await?;
+    let owner = &d.owner_references()[0];
+    assert_eq!(
+        (owner.uid.as_str(), owner.controller),
+        (uid.as_str(), Some(true))
+    );
+    assert_eq!(owner.block_owner_deletion, Some(true));
+    let managers: Vec<String> = d
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert_eq!(managers, ["pacer-operator"], "one field manager");
+    let spec = d.spec.context("no spec")?;
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.context("no pod spec")?;
+    let app_container = &pod.containers[0];
+    assert_eq!(
+        app_container.command.as_deref().unwrap_or_default(),
+        [
+            "/pacer/pacer",
+            "serve",
+            "-c",
+            "/etc/pacer/rr.yaml",
+            "--watch-config"
+        ]
+    );
+    assert_eq!(
+        pod.init_containers.unwrap_or_default()[0].image.as_deref(),
+        Some("pacer:test")
+    );
+    assert_eq!(pod.termination_grace_period_seconds, Some(40));
+    assert_eq!(
+        app_container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem),
+        Some(true)
+    );
+    assert_eq!(
+        app_container
+            .readiness_probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .and_then(|h| h.path.clone())
+            .as_deref(),
+        Some("/ready")
+    );
+
+    let rr = rr_yaml(&config_maps.get("shop-pacer").await?)?;
+    assert_eq!(rr["version"], "3");
+    assert_eq!(rr["http"]["pool"]["num_workers"], 3);
+    assert_eq!(rr["http"]["pool"]["max_jobs"], 500);
+    assert_eq!(rr["status"]["address"], "0.0.0.0:2114");
+
+    // Status: the generation is observed, the Deployment has no ready pods (no
+    // controller-manager runs here), and the fake has no metrics yet.
+    wait_for(WAIT, "the status", || async {
+        let a = apps.get("shop").await?;
+        let s = a.status.unwrap_or_default();
+        Ok(s.observed_generation == a.metadata.generation
+            && s.current.as_ref().map(|c| c.workers) == Some(3)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Tuned" && c.reason == "CollectingMetrics"))
+    })
+    .await?;
+    assert_eq!(
+        condition(&apps, "shop", "Ready").await?,
+        Some(("False".into(), "PodsNotReady".into()))
+    );
+
+    // Play the Deployment controller: report both pods ready. The operator watches its
+    // Deployments, so Ready turns True without any change to the PhpAppServer.
+    deployments
+        .patch_status(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": DeploymentStatus {
+                replicas: Some(2),
+                ready_replicas: Some(2),
+                available_replicas: Some(2),
+                ..DeploymentStatus::default()
+            }})),
+        )
+        .await?;
+    wait_for(WAIT, "Ready=True", || async {
+        Ok(
+            condition(&apps, "shop", "Ready").await?
+                == Some(("True".into(), "AllPodsReady".into())),
+        )
+    })
+    .await?;
+    let status = apps.get("shop").await?.status.unwrap_or_default();
+    assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(2)));
+
+    // A spec change is picked up: the workers bounds shrink under the current value.
+    apps.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"pool": {"workers": {"min": 1, "max": 2, "initial": 2}}}})),
+    )
+    .await?;
+    wait_for(WAIT, "the new bounds in rr.yaml", || async {
+        Ok(workers_in_config(&config_maps, "shop-pacer").await? == Some(2))
+    })
+    .await?;
+    op.stop().await
+}
+
+#[tokio::test]
+async fn tuning_from_fake_metrics_changes_the_config_map_and_emits_an_event() -> Result<()> {
+    let Some((client, ns)) = setup("tuning").await? else {
+        return Ok(());
+    };
+    let fake = Arc::new(Fake::new());
+    // 3.9 of 4 workers busy: 3.9 / 0.7 → 6 workers.
+    fake.set(&ns, "shop", busy_sample(3.9, 4.0));
+    let op = start_operator(client.clone(), &ns, "op-a", fake.clone());
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(
+        &PostParams::default(),
+        &app("shop", json!({"pool": {"workers": {"initial": 4}}}))?,
+    )
+    .await?;
+
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    wait_for(WAIT, "6 workers in rr.yaml", || async {
+        Ok(workers_in_config(&config_maps, "shop-pacer").await? == Some(6))
+    })
+    .await?;
+
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    wait_for(WAIT, "a WorkersIncreased event", || async {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("WorkersIncreased")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("shop")
+                    && e.note
+                        .as_deref()
+                        .is_some_and(|n| n.contains("workers 4 → 6") && n.contains("70 %"))
+            }))
+    })
+    .await?;
+
+    // Events go out before the status is written, in the same reconcile.
+    wait_for(WAIT, "the status", || async {
+        let s = apps.get("shop").await?.status.unwrap_or_default();
+        Ok(s.current.is_some_and(|c| c.workers == 6))
+    })
+    .await?;
+    let status = apps.get("shop").await?.status.unwrap_or_default();
+    assert_eq!(status.current.as_ref().map(|c| c.workers), Some(6));
+    assert_eq!(status.recommendation.as_ref().map(|r| r.workers), Some(6));
+    assert_eq!(status.observed.as_ref().map(|o| o.busy_percent), Some(98));
+    assert!(status.last_tune_time.is_some());
+    assert!(status.tuning_state.is_some_and(|s| !s.history.is_empty()));
+    assert_eq!(
+        condition(&apps, "shop", "Tuned").await?,
+        Some(("True".into(), "Tuned".into()))
+    );
+    let target = &fake.calls()[0];
+    assert_eq!(
+        (target.namespace.as_str(), target.app.as_str()),
+        (ns.as_str(), "shop")
+    );
+    assert_eq!(
+        op.metrics
+            .tuning_changes
+            .get_or_create(&pacer_operator::telemetry::ChangeLabels {
+                setting: "workers",
+                direction: "up"
+            })
+            .get(),
+        1
+    );
+    op.stop().await
+}
+
+#[tokio::test]
+async fn recommend_mode_writes_only_the_status() -> Result<()> {
+    let Some((client, ns)) = setup("recommend").await? else {
+        return Ok(());
+    };
+    let fake = Arc::new(Fake::new());
+    fake.set(&ns, "shop", busy_sample(3.9, 4.0));
+    let op = start_operator(client.clone(), &ns, "op-a", fake);
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(
+        &PostParams::default(),
+        &app(
+            "shop",
+            json!({"pool": {"workers": {"initial": 4}}, "tuning": {"mode": "Recommend"}}),
+        )?,
+    )
+    .await?;
+    wait_for(WAIT, "a recommendation", || async {
+        let s = apps.get("shop").await?.status.unwrap_or_default();
+        Ok(s.recommendation.map(|r| r.workers) == Some(6))
+    })
+    .await?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    assert_eq!(
+        workers_in_config(&config_maps, "shop-pacer").await?,
+        Some(4)
+    );
+    assert_eq!(
+        condition(&apps, "shop", "Tuned").await?,
+        Some(("False".into(), "RecommendOnly".into()))
+    );
+    let events: Api<Event> = Api::namespaced(client, &ns);
+    assert!(
+        !events
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("WorkersIncreased")),
+        "nothing was applied, so nothing is announced"
+    );
+    op.stop().await
+}
+
+#[tokio::test]
+async fn metrics_failure_marks_the_object_degraded() -> Result<()> {
+    let Some((client, ns)) = setup("degraded").await? else {
+        return Ok(());
+    };
+    let fake = Arc::new(Fake::new());
+    fake.fail(&ns, "shop", "prometheus unreachable");
+    let op = start_operator(client.clone(), &ns, "op-a", fake);
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(&PostParams::default(), &app("shop", json!({}))?)
+        .await?;
+    wait_for(WAIT, "Degraded=True", || async {
+        Ok(condition(&apps, "shop", "Degraded").await?
+            == Some(("True".into(), "MetricsUnavailable".into())))
+    })
+    .await?;
+    let events: Api<Event> = Api::namespaced(client, &ns);
+    wait_for(WAIT, "a Warning event", || async {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.note
+                        .as_deref()
+                        .is_some_and(|n| n.contains("prometheus unreachable"))
+            }))
+    })
+    .await?;
+    op.stop().await
+}
+
+#[tokio::test]
+async fn own_status_writes_cause_no_reconcile_storm() -> Result<()> {
+    let Some((client, ns)) = setup("storm").await? else {
+        return Ok(());
+    };
+    let fake = Arc::new(Fake::new());
+    fake.set(&ns, "shop", busy_sample(1.0, 4.0));
+    let op = start_operator(client.clone(), &ns, "op-a", fake);
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(
+        &PostParams::default(),
+        &app("shop", json!({"tuning": {"interval": "1m"}}))?,
+    )
+    .await?;
+    wait_for(WAIT, "the first tuning round", || async {
+        Ok(apps
+            .get("shop")
+            .await?
+            .status
+            .unwrap_or_default()
+            .last_tune_time
+            .is_some())
+    })
+    .await?;
+    // Let the echoes of the first round's writes (owned objects, status) settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = op.reconciles("ok");
+    let version = apps.get("shop").await?.resource_version();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        op.reconciles("ok"),
+        before,
+        "reconciles ran with nothing changed"
+    );
+    assert_eq!(
+        apps.get("shop").await?.resource_version(),
+        version,
+        "the object was rewritten"
+    );
+    assert_eq!(op.reconciles("error"), 0);
+    op.stop().await
+}
+
+#[tokio::test]
+async fn deleting_the_owner_is_handled() -> Result<()> {
+    let Some((client, ns)) = setup("delete").await? else {
+        return Ok(());
+    };
+    let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    let first = apps
+        .create(&PostParams::default(), &app("shop", json!({}))?)
+        .await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    wait_for(WAIT, "the Deployment", || async {
+        Ok(deployments.get_opt("shop").await?.is_some())
+    })
+    .await?;
+
+    apps.delete("shop", &DeleteParams::default()).await?;
+    wait_for(WAIT, "the object to be gone", || async {
+        Ok(apps.get_opt("shop").await?.is_none())
+    })
+    .await?;
+    // No garbage collector runs in this test control plane; in a cluster it removes the
+    // owned objects through their owner reference, which points at the deleted object.
+    let d = deployments.get("shop").await?;
+    assert_eq!(d.owner_references()[0].uid, first.uid().context("no uid")?);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        op.reconciles("error"),
+        0,
+        "the deletion caused failing reconciles"
+    );
+
+    // The same name again is a new owner: the operator takes the objects over.
+    let second = apps
+        .create(&PostParams::default(), &app("shop", json!({}))?)
+        .await?;
+    let uid = second.uid().context("no uid")?;
+    wait_for(WAIT, "the new owner reference", || async {
+        let d = deployments.get("shop").await?;
+        Ok(d.owner_references().iter().any(|o| o.uid == uid))
+    })
+    .await?;
+    op.stop().await
+}
+
+#[tokio::test]
+async fn a_second_instance_waits_while_the_first_holds_the_lease() -> Result<()> {
+    let Some((client, ns)) = setup("leader").await? else {
+        return Ok(());
+    };
+    let fake_a = Arc::new(Fake::new());
+    let fake_b = Arc::new(Fake::new());
+    let a = start_operator(client.clone(), &ns, "op-a", fake_a.clone());
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    wait_for(WAIT, "op-a to hold the lease", || async {
+        Ok(leases
+            .get_opt("pacer-operator")
+            .await?
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            == Some("op-a".into()))
+    })
+    .await?;
+    let b = start_operator(client.clone(), &ns, "op-b", fake_b.clone());
+
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(
+        &PostParams::default(),
+        &app("shop", json!({"tuning": {"interval": "5s"}}))?,
+    )
+    .await?;
+    wait_for(WAIT, "op-a to tune", || async {
+        Ok(!fake_a.calls().is_empty())
+    })
+    .await?;
+    // Several lease periods later, op-b has still done nothing.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(fake_b.calls().is_empty(), "op-b acted without the lease");
+    assert_eq!(b.reconciles("ok") + b.reconciles("error"), 0);
+    assert_eq!(b.metrics.leader.get(), 0);
+    assert_eq!(a.metrics.leader.get(), 1);
+
+    // op-a stops and releases the lease: op-b takes over and carries on.
+    a.stop().await?;
+    wait_for(WAIT, "op-b to take the lease and tune", || async {
+        let holder = leases
+            .get("pacer-operator")
+            .await?
+            .spec
+            .and_then(|s| s.holder_identity);
+        Ok(holder == Some("op-b".into()) && !fake_b.calls().is_empty())
+    })
+    .await?;
+    let lease = leases
+        .get("pacer-operator")
+        .await?
+        .spec
+        .context("no spec")?;
+    assert_eq!(lease.lease_transitions, Some(1));
+    b.stop().await
+}
+
+#[tokio::test]
+async fn memory_limits_are_resized_in_place_without_rolling_the_pods() -> Result<()> {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let Some((client, ns)) = setup("resize").await? else {
+        return Ok(());
+    };
+    const MI: u64 = 1024 * 1024;
+    let fake = Arc::new(Fake::new());
+    // Pods peak at 300 Mi (p95): the limit should come down to 300 × 1.15 = 345 Mi.
+    fake.set(
+        &ns,
+        "shop",
+        AppSample {
+            window: Duration::from_secs(60),
+            pods: vec![PodSample {
+                pod: "shop-abc-1".into(),
+                live_workers: 2.0,
+                busy_workers: 0.5,
+                jobs_per_second: 5.0,
+                mean_job_seconds: Some(0.1),
+                worker_memory: vec![40 * MI, 40 * MI],
+                server_memory: Some(20 * MI),
+                pod_memory_peak: Some(300 * MI),
+                ..PodSample::default()
+            }],
+        },
+    );
+    // The tuner lowers a memory limit at most every 30 minutes: a clock that can jump.
+    let offset = Arc::new(AtomicI64::new(0));
+    let clock_offset = offset.clone();
+    let clock: pacer_operator::controller::Clock = Arc::new(move || {
+        let now = jiff::Timestamp::now();
+        now.checked_add(jiff::SignedDuration::from_secs(
+            clock_offset.load(Ordering::SeqCst),
+        ))
+        .unwrap_or(now)
+    });
+    let op = common::start_operator_with_clock(client.clone(), &ns, "op-a", fake, clock);
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(
+        &PostParams::default(),
+        &app(
+            "shop",
+            json!({"resources": {"memory": {"min": "128Mi", "max": "2Gi"}}, "tuning": {"interval": "5s"}}),
+        )?,
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    wait_for(WAIT, "the Deployment", || async {
+        Ok(deployments.get_opt("shop").await?.is_some())
+    })
+    .await?;
+
+    // Play the ReplicaSet controller and the kubelet: one running pod from the template.
+    let template = deployments
+        .get("shop")
+        .await?
+        .spec
+        .context("no spec")?
+        .template;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = k8s_openapi::api::core::v1::Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some("shop-abc-1".into()),
+            labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
+            ..Default::default()
+        },
+        spec: template.spec,
+        status: None,
+    };
+    pods.create(&PostParams::default(), &pod).await?;
+    pods.patch_status(
+        "shop-abc-1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Running", "podIP": "10.0.0.9", "podIPs": [{"ip": "10.0.0.9"}]}})),
+    )
+    .await?;
+    let pod_memory = |pod: &k8s_openapi::api::core::v1::Pod| -> Option<String> {
+        let c = pod
+            .spec
+            .as_ref()?
+            .containers
+            .iter()
+            .find(|c| c.name == "app")?;
+        Some(
+            c.resources
+                .as_ref()?
+                .limits
+                .as_ref()?
+                .get("memory")?
+                .0
+                .clone(),
+        )
+    };
+    assert_eq!(
+        pod_memory(&pods.get("shop-abc-1").await?).as_deref(),
+        Some("2Gi")
+    );
+
+    // The first tuning round starts the memory clock; half an hour later the limit drops.
+    wait_for(WAIT, "the first tuning round", || async {
+        let s = apps.get("shop").await?.status.unwrap_or_default();
+        Ok(s.tuning_state
+            .and_then(|t| t.last_memory_change_time)
+            .is_some())
+    })
+    .await?;
+    offset.store(31 * 60, Ordering::SeqCst);
+    // The pod is resized first, the status written last in the same reconcile.
+    wait_for(WAIT, "the pod resized to 345Mi, and the status", || async {
+        let status = apps.get("shop").await?.status.unwrap_or_default();
+        Ok(
+            pod_memory(&pods.get("shop-abc-1").await?).as_deref() == Some("345Mi")
+                && status.current.map(|c| c.memory_limit).as_deref() == Some("345Mi"),
+        )
+    })
+    .await?;
+    // The template was left alone: no rollout.
+    let template = deployments
+        .get("shop")
+        .await?
+        .spec
+        .context("no spec")?
+        .template;
+    let container = template.spec.context("no pod spec")?.containers.remove(0);
+    let limits = container
+        .resources
+        .and_then(|r| r.limits)
+        .unwrap_or_default();
+    assert_eq!(limits.get("memory").map(|q| q.0.as_str()), Some("2Gi"));
+    let events: Api<Event> = Api::namespaced(client, &ns);
+    wait_for(WAIT, "a MemoryLimitDecreased event", || async {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("MemoryLimitDecreased")
+                    && e.note
+                        .as_deref()
+                        .is_some_and(|n| n.contains("2Gi → 345Mi") && n.contains("in place"))
+            }))
+    })
+    .await?;
+    op.stop().await
+}
