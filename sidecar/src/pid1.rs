@@ -2,6 +2,9 @@
 //! children of a `shell_exec` whose parent worker was recycled) are re-parented to it and
 //! turn into zombies unless reaped. The reaper reaps only zombies that pacer did not spawn
 //! itself (see [`crate::children`]), so tokio still collects its workers' exit statuses.
+//!
+//! Zombies are found in `/proc`, which must be the PID namespace's own — as it is in every
+//! container (and with `unshare --pid --mount-proc`); `sidecar/tests/pid1.rs` proves it.
 
 use std::time::Duration;
 

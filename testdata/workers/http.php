@@ -17,6 +17,9 @@
  *                            error, tmp_exists (the server's temp file), sha256
  *   /bad-header              a header value containing "\r\n" (sent as is)
  *   /pid                     getmypid()
+ *   /orphan?n=N              leaves N short-lived background processes whose parent (a shell)
+ *                            has exited: they are re-parented to PID 1 and become zombies
+ *                            there when they exit, unless PID 1 reaps them
  *   anything else            404
  */
 
@@ -148,6 +151,12 @@ while (true) {
             $psr7->getHttpWorker()->respond(200, 'bad header', ['X-Bad' => ["evil\r\nInjected: yes"]]);
         } elseif ($path === '/pid') {
             $psr7->respond($text(200, (string) getmypid()));
+        } elseif ($path === '/orphan') {
+            for ($i = 0, $n = (int) ($query['n'] ?? 1); $i < $n; $i++) {
+                // `sh -c '… &'` exits at once; its background child is orphaned.
+                shell_exec('sleep 0.2 >/dev/null 2>&1 &');
+            }
+            $psr7->respond($text(200, 'orphaned'));
         } else {
             $psr7->respond($text(404, 'not found'));
         }
