@@ -408,14 +408,14 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let first_bytes_within = handler.settings.header_read_timeout;
         tokio::spawn(async move {
             let service = service_for(handler, conn);
             match tls {
                 None => {
+                    let io = TokioIo::new(FirstBytesDeadline::new(stream, first_bytes_within));
                     let _ = watcher
-                        .watch(
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
-                        )
+                        .watch(builder.serve_connection_with_upgrades(io, service))
                         .await;
                 }
                 Some(acceptor) => {
@@ -425,10 +425,9 @@ pub async fn serve(
                     else {
                         return;
                     };
+                    let io = TokioIo::new(FirstBytesDeadline::new(stream, first_bytes_within));
                     let _ = watcher
-                        .watch(
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
-                        )
+                        .watch(builder.serve_connection_with_upgrades(io, service))
                         .await;
                 }
             }
@@ -443,6 +442,103 @@ pub async fn serve(
             ?grace,
             "grace period over; closing the remaining connections"
         );
+    }
+}
+
+/// The slowloris guard for the first bytes of a connection. hyper's
+/// `header_read_timeout` only starts once the HTTP/1 parser runs, but the auto builder
+/// first reads up to 24 bytes (the HTTP/2 preface length) to choose the protocol, with
+/// no timeout: a client that connects and sends nothing, or dribbles
+/// `PRI * HTTP/2.0…`, held its connection forever. Reads fail with `TimedOut` when
+/// those first bytes have not all arrived within the header read timeout; after them,
+/// this is a plain pass-through.
+struct FirstBytesDeadline<I> {
+    io: I,
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    remaining: usize,
+}
+
+impl<I> FirstBytesDeadline<I> {
+    /// The length of the HTTP/2 connection preface, what the auto builder waits for.
+    const GUARDED: usize = 24;
+
+    fn new(io: I, within: Duration) -> Self {
+        FirstBytesDeadline {
+            io,
+            deadline: Some(Box::pin(tokio::time::sleep(within))),
+            remaining: Self::GUARDED,
+        }
+    }
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytesDeadline<I> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.remaining = this.remaining.saturating_sub(buf.filled().len() - before);
+                if this.remaining == 0 {
+                    this.deadline = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if expired {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request did not start within the header read timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesDeadline<I> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
