@@ -177,6 +177,14 @@ impl HttpHandler {
             PoolResponse::Single(reply) => {
                 let head =
                     reply_head::parse(&reply).map_err(|e| HttpError::BadResponse(e.to_string()))?;
+                if head.informational {
+                    // Nothing follows a single frame: a 1xx there is no final response
+                    // (and 101 would hand the connection to nobody).
+                    return Err(HttpError::BadResponse(format!(
+                        "status {} is not a final response",
+                        head.status.as_u16()
+                    )));
+                }
                 let body = match head.trailers.clone() {
                     None => full(reply.body),
                     Some(trailers) => {
