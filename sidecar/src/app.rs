@@ -332,6 +332,7 @@ fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
         header_read_timeout: Duration::from_secs(30),
         max_requests_per_connection: 10_000,
         max_concurrent_streams: http.http2.max_concurrent_streams,
+        h2c: http.http2.h2c,
     })
 }
 

@@ -371,6 +371,7 @@ async fn smuggling_attempts_are_refused_or_read_one_way_and_the_connection_close
 /// `http.php` workers.
 async fn quick_timeout_server(
     header_read_timeout: Duration,
+    h2c: bool,
 ) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
     let spec = ProcessSpec {
         command: vec![php(), worker_script("http.php")],
@@ -398,6 +399,7 @@ async fn quick_timeout_server(
         header_read_timeout,
         max_requests_per_connection: 100,
         max_concurrent_streams: 16,
+        h2c,
     };
     let handler = HttpHandler::new(pool.clone(), settings, Arc::new(HttpStats::default()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -436,36 +438,41 @@ async fn dribble(addr: SocketAddr, bytes: &[u8], gap: Duration, secs: u64) -> Op
 
 #[tokio::test]
 async fn slowloris_connections_are_closed_after_the_header_read_timeout() {
-    let (addr, stop, task) = quick_timeout_server(Duration::from_secs(1)).await;
-    let slow_headers = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: {}", "a".repeat(500));
-    let cases: [(&str, &[u8]); 3] = [
-        ("headers dribbled", slow_headers.as_bytes()),
-        ("nothing sent", b""),
-        (
-            "HTTP/2 preface dribbled",
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-        ),
-    ];
-    for (what, bytes) in cases {
-        let closed = dribble(addr, bytes, Duration::from_millis(300), 20).await;
-        let took = closed.unwrap_or_else(|| panic!("{what}: still open after 20 s"));
-        assert!(
-            took < Duration::from_secs(10),
-            "{what}: closed only after {took:?}"
-        );
-    }
+    for h2c in [true, false] {
+        let (addr, stop, task) = quick_timeout_server(Duration::from_secs(1), h2c).await;
+        let slow_headers = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: {}", "a".repeat(500));
+        let cases: [(&str, &[u8]); 3] = [
+            ("headers dribbled", slow_headers.as_bytes()),
+            ("nothing sent", b""),
+            (
+                "HTTP/2 preface dribbled",
+                b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            ),
+        ];
+        let slow = cases.map(|(what, bytes)| async move {
+            let closed = dribble(addr, bytes, Duration::from_millis(300), 20).await;
+            let took = closed.unwrap_or_else(|| panic!("h2c={h2c} {what}: still open after 20 s"));
+            assert!(
+                took < Duration::from_secs(10),
+                "h2c={h2c} {what}: closed only after {took:?}"
+            );
+        });
+        futures_util::future::join_all(slow).await;
 
-    // An honest client on the same server is served.
-    let (raw, _) = raw_exchange(
-        addr,
-        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        20,
-    )
-    .await;
-    assert_eq!(raw_status(&raw), 200, "{raw}");
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .unwrap()
-        .unwrap();
+        // An honest client on the same server is served, and its connection, once
+        // idle, is closed too.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut s, 20).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "h2c={h2c}: {head}");
+        let (_, closed) = read_until_close(&mut s, 10).await;
+        assert!(closed, "h2c={h2c}: idle keep-alive connection left open");
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }

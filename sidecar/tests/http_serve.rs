@@ -219,7 +219,10 @@ async fn head_and_options_send_no_body() {
 
 #[tokio::test]
 async fn multi_value_headers_and_several_set_cookies() {
-    let server = Builder::new("http.php").start().await;
+    let server = Builder::new("http.php")
+        .set("http.http2.h2c", "true")
+        .start()
+        .await;
     for client in [h1(), h2c()] {
         let r = send(&client, get(&server.url("/headers"))).await;
         assert_eq!(r.status, 200);
@@ -379,7 +382,11 @@ async fn multipart_uploads_reach_php_and_temp_files_are_removed_after() {
 
 #[tokio::test]
 async fn streamed_response_arrives_chunk_by_chunk() {
-    let server = Builder::new("http.php").workers(1).start().await;
+    let server = Builder::new("http.php")
+        .workers(1)
+        .set("http.http2.h2c", "true")
+        .start()
+        .await;
     for client in [h1(), h2c()] {
         let resp = client
             .request(get(&server.url("/stream?chunks=3&delay_ms=1000")))
@@ -414,7 +421,11 @@ async fn streamed_response_arrives_chunk_by_chunk() {
 
 #[tokio::test]
 async fn client_disconnect_mid_stream_stops_the_worker_which_is_reused() {
-    let server = Builder::new("http.php").workers(1).start().await;
+    let server = Builder::new("http.php")
+        .workers(1)
+        .set("http.http2.h2c", "true")
+        .start()
+        .await;
     let client = h1();
     let pid = pid_via(&client, &server).await;
     for h2 in [false, true] {
@@ -480,6 +491,18 @@ async fn h2c_prior_knowledge_serves_concurrent_streams() {
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), format!("slept {} ms", 50 + i));
     }
+    server.stop().await;
+
+    // h2c off (RoadRunner's default): the plain listener speaks HTTP/1.x only.
+    let server = Builder::new("http.php").workers(1).start().await;
+    let refused = tokio::time::timeout(
+        Duration::from_secs(20),
+        h2c().request(get(&server.url("/"))),
+    )
+    .await
+    .expect("no answer in 20 s");
+    assert!(refused.is_err(), "h2c served with http2.h2c off");
+    assert_eq!(fetch(&server.url("/")).await.status, 200);
     server.stop().await;
 }
 

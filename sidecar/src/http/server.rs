@@ -57,6 +57,9 @@ pub struct HttpSettings {
     /// Requests served on one HTTP/1.1 connection before it is closed.
     pub max_requests_per_connection: u64,
     pub max_concurrent_streams: u32,
+    /// HTTP/2 with prior knowledge on the plain listener (`http.http2.h2c`); off, it
+    /// speaks HTTP/1.x only, like RoadRunner. TLS negotiates h2 by ALPN regardless.
+    pub h2c: bool,
 }
 
 /// Who is on the other end of a connection.
@@ -381,6 +384,9 @@ pub async fn serve(
     grace: Duration,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    if tls.is_none() && !handler.settings.h2c {
+        builder = builder.http1_only();
+    }
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -422,9 +428,7 @@ pub async fn serve(
             match tls {
                 None => {
                     let io = TokioIo::new(FirstBytesDeadline::new(stream, first_bytes_within));
-                    let _ = watcher
-                        .watch(builder.serve_connection_with_upgrades(io, service))
-                        .await;
+                    let _ = watcher.watch(builder.serve_connection(io, service)).await;
                 }
                 Some(acceptor) => {
                     let Ok(Ok(stream)) =
@@ -434,9 +438,7 @@ pub async fn serve(
                         return;
                     };
                     let io = TokioIo::new(FirstBytesDeadline::new(stream, first_bytes_within));
-                    let _ = watcher
-                        .watch(builder.serve_connection_with_upgrades(io, service))
-                        .await;
+                    let _ = watcher.watch(builder.serve_connection(io, service)).await;
                 }
             }
         });
