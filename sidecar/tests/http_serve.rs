@@ -697,6 +697,35 @@ async fn gzip_when_the_middleware_is_on_and_the_client_asks() {
     let r = send(&client, ask(&off)).await;
     assert_eq!(r.header("content-encoding"), None);
     assert_eq!(r.json()["query"]["long"], long);
+
+    // A streamed response is compressed as it flows: every chunk arrives when PHP
+    // sends it, and the stream ends cleanly (the gzip trailer arrives).
+    for _ in 0..2 {
+        let req = Request::get(on.url("/stream?chunks=3&delay_ms=1000"))
+            .header("accept-encoding", "gzip")
+            .body(Full::default())
+            .unwrap();
+        let resp = client.request(req).await.unwrap();
+        assert_eq!(resp.headers()["content-encoding"], "gzip");
+        let mut body = resp.into_body();
+        let mut got = Vec::new();
+        let mut times = Vec::new();
+        while let Some(frame) = tokio::time::timeout(Duration::from_secs(30), body.frame())
+            .await
+            .unwrap()
+        {
+            let frame = frame.unwrap_or_else(|e| panic!("the stream broke: {e:?}"));
+            if let Ok(data) = frame.into_data() {
+                got.extend_from_slice(&data);
+                times.push(Instant::now());
+            }
+        }
+        assert_eq!(gunzip(&got), b"chunk-1\nchunk-2\nchunk-3\n");
+        assert!(
+            *times.last().unwrap() - times[0] >= Duration::from_millis(1000),
+            "the compressed stream was buffered"
+        );
+    }
     on.stop().await;
     off.stop().await;
 }

@@ -283,7 +283,9 @@ impl HttpHandler {
                 }
             }
         });
-        Ok(build(head, body.boxed_unsync()))
+        // Fused: a channel body panics when polled again after its end (or its error),
+        // and the compression layer does exactly that at the end of every stream.
+        Ok(build(head, body.fuse().boxed_unsync()))
     }
 
     fn error_response(&self, error: HttpError) -> Response<Body> {
