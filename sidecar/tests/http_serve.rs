@@ -288,6 +288,109 @@ async fn invalid_statuses_and_header_injection_from_php_become_502() {
     server.stop().await;
 }
 
+/// A worker that frames its replies badly on purpose: Content-Length headers that
+/// disagree with the body, or are not numbers at all.
+const FRAMING_WORKER: &str = r#"<?php
+require getenv('AUTOLOAD');
+$worker = Pacer\Worker::create();
+$http = new Pacer\Http\HttpWorker($worker);
+while ($req = $http->waitRequest()) {
+    switch (parse_url($req->uri, PHP_URL_PATH)) {
+        case '/short': $http->respond(200, '0123456789', ['Content-Length' => ['5']]); break;
+        case '/long': $http->respond(200, '01234', ['Content-Length' => ['10']]); break;
+        case '/nan': $http->respond(200, '01234', ['Content-Length' => ['abc']]); break;
+        case '/two': $http->respond(200, '01234', ['Content-Length' => ['5', '6']]); break;
+        case '/stream':
+            $http->respondStream(200, (function () { yield 'abc'; yield 'def'; })(), ['Content-Length' => ['6']]);
+            break;
+        default: $http->respond(200, 'next', []);
+    }
+}
+"#;
+
+#[tokio::test]
+async fn content_length_from_php_never_frames_a_wrong_response() {
+    let builder = Builder::new("http.php").workers(1);
+    let script = builder.dir().join("framing.php");
+    std::fs::write(&script, FRAMING_WORKER).unwrap();
+    let autoload = common::repo_root().join("testdata/workers/autoload.php");
+    let server = builder
+        .command(vec![php(), script.display().to_string()])
+        .set(
+            "server.env",
+            format!("{{AUTOLOAD: \"{}\"}}", autoload.display()),
+        )
+        .start()
+        .await;
+    // Each bad reply is followed on the same connection by a pipelined request: a
+    // Content-Length that disagrees with the body would desync the two.
+    for (path, body) in [
+        ("/short", "0123456789"),
+        ("/long", "01234"),
+        ("/nan", "01234"),
+        ("/two", "01234"),
+        ("/stream", "abcdef"),
+    ] {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        );
+        let (raw, _) = raw_exchange(server.addr, req.as_bytes(), 20).await;
+        let mut responses = raw.split("HTTP/1.1 ").skip(1);
+        let first = responses
+            .next()
+            .unwrap_or_else(|| panic!("{path}: no answer: {raw:?}"));
+        let second = responses
+            .next()
+            .unwrap_or_else(|| panic!("{path}: one answer: {raw:?}"));
+        assert!(first.starts_with("200"), "{path}: {raw:?}");
+        let (head, got) = first.split_once("\r\n\r\n").unwrap();
+        let got = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            got.split("\r\n")
+                .collect::<Vec<_>>()
+                .chunks(2)
+                .filter_map(|c| c.get(1).copied())
+                .collect::<String>()
+        } else {
+            got.to_string()
+        };
+        assert_eq!(got, body, "{path}: {raw:?}");
+        for line in head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("content-length"))
+        {
+            assert_eq!(
+                line.to_ascii_lowercase(),
+                format!("content-length: {}", body.len()),
+                "{path}"
+            );
+        }
+        assert!(second.starts_with("200"), "{path}: {raw:?}");
+        assert!(second.ends_with("next"), "{path}: {raw:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn head_reports_the_length_a_get_would_have() {
+    let server = Builder::new("http.php").workers(1).start().await;
+    let (raw, _) = raw_exchange(
+        server.addr,
+        b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        20,
+    )
+    .await;
+    assert_eq!(raw_status(&raw), 200, "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("content-length: 13\r\n"),
+        "{raw}"
+    );
+    assert!(raw.ends_with("\r\n\r\n"), "HEAD with a body: {raw:?}");
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Uploads
 

@@ -97,6 +97,14 @@ impl HttpHandler {
         };
         let mut response = self.route(req, conn).await;
         if method == Method::HEAD {
+            // No body, but the length a GET would have had, as Go's server reports it.
+            if let Some(len) = http_body::Body::size_hint(response.body()).exact()
+                && !response.headers().contains_key(header::CONTENT_LENGTH)
+            {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
             *response.body_mut() = empty();
         }
         let status = response.status();
@@ -178,8 +186,12 @@ impl HttpHandler {
         let job = Payload::new(flags::CODEC_JSON, context, body);
         match self.pool.exec(job).await.map_err(HttpError::Pool)? {
             PoolResponse::Single(reply) => {
-                let head =
+                let mut head =
                     reply_head::parse(&reply).map_err(|e| HttpError::BadResponse(e.to_string()))?;
+                // The body's own length frames the response: hyper writes a
+                // Content-Length header beside a body of known size as it is, so a
+                // wrong one from PHP would desync the connection.
+                head.headers.remove(header::CONTENT_LENGTH);
                 if head.informational {
                     // Nothing follows a single frame: a 1xx there is no final response
                     // (and 101 would hand the connection to nobody).
@@ -340,12 +352,31 @@ fn build(head: ResponseHead, body: Body) -> Response<Body> {
     let mut r = Response::new(body);
     *r.status_mut() = head.status;
     *r.headers_mut() = head.headers;
+    if !single_valid_length(r.headers()) {
+        // hyper would send an unparsable or repeated value as it is.
+        r.headers_mut().remove(header::CONTENT_LENGTH);
+    }
     if head.connection_close {
         // Only meaningful for HTTP/1.x; `finish_connection` drops it for HTTP/2.
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     r
+}
+
+/// Whether the Content-Length headers (if any) are one plain decimal number, the only
+/// form that may frame a streamed response (hyper then stops at that length, as Go
+/// does).
+fn single_valid_length(headers: &http::HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => {
+            let v = v.as_bytes();
+            !v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    }
 }
 
 /// Why a request did not reach PHP or its answer could not be used.
