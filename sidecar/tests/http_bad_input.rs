@@ -476,3 +476,71 @@ async fn slowloris_connections_are_closed_after_the_header_read_timeout() {
             .unwrap();
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Clients that go away
+
+#[tokio::test]
+async fn client_gone_mid_request_leaves_a_usable_worker() {
+    let server = Builder::new("http.php").workers(1).start().await;
+    let client = h1();
+    let pid: u32 = send(&client, get(&server.url("/pid")))
+        .await
+        .text()
+        .parse()
+        .unwrap();
+    // Executing: the client hangs up while PHP sleeps.
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"GET /sleep?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(eventually(20, || server.pool().snapshot().working == 1).await);
+    // Queued behind it: this one hangs up while waiting for the worker.
+    let mut queued = TcpStream::connect(server.addr).await.unwrap();
+    queued
+        .write_all(b"GET /sleep?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(eventually(20, || server.pool().snapshot().queue_depth == 1).await);
+    drop(queued);
+    drop(s);
+    // The worker finishes (or is replaced) and serves on; the abandoned queued request
+    // never runs.
+    let started = Instant::now();
+    let r = send(&client, get(&server.url("/pid"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let again: u32 = r.text().parse().unwrap();
+    assert_eq!(again, pid, "the worker was killed for a client hanging up");
+    assert!(jobs(&server) <= 3, "the abandoned queued request ran");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_gone_mid_upload_leaves_no_temp_file() {
+    let server = Builder::new("http.php").workers(1).start().await;
+    let before = jobs(&server);
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let part = "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n";
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=b\r\n\
+         Content-Length: 10000000\r\n\r\n{part}"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&vec![b'x'; 200_000]).await.unwrap();
+    // The temp file exists while the upload runs…
+    let uploads = server.uploads_dir();
+    assert!(
+        eventually(20, || std::fs::read_dir(&uploads).unwrap().count() == 1).await,
+        "no temp file while uploading"
+    );
+    drop(s);
+    // …and is gone when the client is.
+    assert!(
+        eventually(20, || std::fs::read_dir(&uploads).unwrap().count() == 0).await,
+        "temp file left after the client went away"
+    );
+    assert_eq!(jobs(&server), before);
+    assert_eq!(fetch(&server.url("/")).await.status, 200);
+    server.stop().await;
+}

@@ -563,6 +563,99 @@ async fn client_disconnect_mid_stream_stops_the_worker_which_is_reused() {
     server.stop().await;
 }
 
+/// Reads a body to its end; `Err` when it broke off.
+async fn drain(mut body: hyper::body::Incoming) -> Result<Vec<u8>, String> {
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), body.frame()).await {
+            Err(_) => panic!("the body neither ended nor broke in 30 s"),
+            Ok(None) => return Ok(got),
+            Ok(Some(Err(e))) => return Err(format!("{e:?}")),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    got.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_whose_worker_dies_or_overruns_breaks_off_and_the_worker_is_replaced() {
+    let server = Builder::new("http.php")
+        .workers(1)
+        .set("http.pool.supervisor.exec_ttl", "2s")
+        .start()
+        .await;
+    let client = h1();
+    // Killed midway.
+    let pid = pid_via(&client, &server).await;
+    let resp = client
+        .request(get(&server.url("/stream?chunks=100000&delay_ms=20")))
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, "chunk-1\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        drain(body).await.is_err(),
+        "a broken stream looked complete"
+    );
+    let next = pid_via(&client, &server).await;
+    assert_ne!(next, pid);
+
+    // A frame later than exec_ttl.
+    let resp = client
+        .request(get(&server.url("/stream?chunks=3&delay_ms=5000")))
+        .await
+        .unwrap();
+    assert!(drain(resp.into_body()).await.is_err());
+    assert!(
+        eventually(10, || !alive(next)).await,
+        "the overrunning worker lives"
+    );
+    assert_ne!(pid_via(&client, &server).await, next);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_live_until_a_streamed_response_ends_and_streams_finish_on_shutdown() {
+    let mut server = Builder::new("http.php").workers(1).start().await;
+    let body = multipart(
+        "bb",
+        &[("f", Some("a.txt"), "text/plain", b"kept while streaming")],
+    );
+    let resp = h1()
+        .request(post(
+            &server.url("/stream?chunks=4&delay_ms=700"),
+            "multipart/form-data; boundary=bb",
+            body,
+        ))
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(first, "chunk-1\n");
+    let uploads = server.uploads_dir();
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 1);
+    // Shutdown mid-stream: the stream still ends whole.
+    server.begin_shutdown();
+    let rest = drain(body)
+        .await
+        .expect("the stream was cut by the shutdown");
+    assert_eq!(rest, b"chunk-2\nchunk-3\nchunk-4\n");
+    assert!(
+        eventually(10, || std::fs::read_dir(&uploads).unwrap().count() == 0).await,
+        "temp file left after the stream"
+    );
+    server.wait_stopped(30).await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Protocols
 
