@@ -38,6 +38,8 @@ struct Pacer {
     status: SocketAddr,
     metrics: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    /// Reads stderr until pacer closes it.
+    stderr_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Pacer {
@@ -82,7 +84,7 @@ pacer:
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
         let sink = stderr.clone();
-        tokio::spawn(async move {
+        let stderr_reader = tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 let mut s = sink.lock().unwrap();
                 s.push_str(&line);
@@ -96,6 +98,7 @@ pacer:
             status: ([127, 0, 0, 1], status).into(),
             metrics: ([127, 0, 0, 1], metrics).into(),
             stderr,
+            stderr_reader: Some(stderr_reader),
         };
         let ready = format!("http://{}/ready", p.status);
         let up = eventually_async(30, || async {
@@ -148,10 +151,16 @@ pacer:
     }
 
     async fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
-        match tokio::time::timeout(Duration::from_secs(secs), self.child.wait()).await {
+        let status = match tokio::time::timeout(Duration::from_secs(secs), self.child.wait()).await
+        {
             Ok(status) => status.unwrap(),
             Err(_) => panic!("pacer did not exit within {secs} s: {}", self.stderr()),
+        };
+        // Every line pacer wrote, to its end (workers may briefly hold the pipe too).
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
         }
+        status
     }
 }
 
