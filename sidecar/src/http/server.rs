@@ -490,26 +490,43 @@ pub async fn serve(
 
 /// The slowloris guard for the first bytes of a connection. hyper's
 /// `header_read_timeout` only starts once the HTTP/1 parser runs, but the auto builder
-/// first reads up to 24 bytes (the HTTP/2 preface length) to choose the protocol, with
-/// no timeout: a client that connects and sends nothing, or dribbles
-/// `PRI * HTTP/2.0…`, held its connection forever. Reads fail with `TimedOut` when
-/// those first bytes have not all arrived within the header read timeout; after them,
-/// this is a plain pass-through.
+/// first reads until it can tell HTTP/1 from the 24-byte HTTP/2 preface, with no
+/// timeout: a client that connected and sent nothing, or dribbled `PRI * HTTP/2.0…`,
+/// held its connection forever. Until the bytes received differ from the preface (then
+/// it is HTTP/1, and hyper's timeout takes over) or complete it (HTTP/2), reads fail
+/// with `TimedOut` once the header read timeout has passed; after that, this is a
+/// plain pass-through.
 struct FirstBytesDeadline<I> {
     io: I,
+    /// `None` once the protocol is decided.
     deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-    remaining: usize,
+    /// How many bytes of the HTTP/2 preface the connection has matched so far.
+    matched: usize,
 }
 
 impl<I> FirstBytesDeadline<I> {
-    /// The length of the HTTP/2 connection preface, what the auto builder waits for.
-    const GUARDED: usize = 24;
+    const H2_PREFACE: &'static [u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
     fn new(io: I, within: Duration) -> Self {
         FirstBytesDeadline {
             io,
             deadline: Some(Box::pin(tokio::time::sleep(within))),
-            remaining: Self::GUARDED,
+            matched: 0,
+        }
+    }
+
+    /// Follows the preface through `read`; disarms the deadline once it is decided.
+    fn saw(&mut self, read: &[u8]) {
+        for &b in read {
+            if Self::H2_PREFACE.get(self.matched) != Some(&b) {
+                self.deadline = None;
+                return;
+            }
+            self.matched += 1;
+            if self.matched == Self::H2_PREFACE.len() {
+                self.deadline = None;
+                return;
+            }
         }
     }
 }
@@ -525,9 +542,8 @@ impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytesDeadlin
         let before = buf.filled().len();
         match std::pin::Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                this.remaining = this.remaining.saturating_sub(buf.filled().len() - before);
-                if this.remaining == 0 {
-                    this.deadline = None;
+                if this.deadline.is_some() {
+                    this.saw(&buf.filled()[before..]);
                 }
                 Poll::Ready(Ok(()))
             }
