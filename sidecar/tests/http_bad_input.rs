@@ -250,6 +250,26 @@ async fn invalid_method_uri_and_oversized_headers_never_reach_php() {
             b"GET /echo HTTP/1.1\r\nHost: t\r\nX-A : b\r\n\r\n".to_vec(),
         ),
         (
+            "HTTP/1.1 without Host",
+            b"GET /echo HTTP/1.1\r\n\r\n".to_vec(),
+        ),
+        (
+            "two Host headers",
+            b"GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec(),
+        ),
+        (
+            "space in Host",
+            b"GET /echo HTTP/1.1\r\nHost: a b\r\n\r\n".to_vec(),
+        ),
+        (
+            "slash in Host",
+            b"GET /echo HTTP/1.1\r\nHost: a/b\r\n\r\n".to_vec(),
+        ),
+        (
+            "non-ASCII Host",
+            b"GET /echo HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n".to_vec(),
+        ),
+        (
             "huge header",
             format!("GET /echo HTTP/1.1\r\nHost: t\r\nX-Big: {huge}\r\n\r\n").into_bytes(),
         ),
@@ -269,6 +289,16 @@ async fn invalid_method_uri_and_oversized_headers_never_reach_php() {
     }
     assert_eq!(jobs(&server), before, "a refused request reached PHP");
     assert_eq!(fetch(&server.url("/")).await.status, 200);
+    // HTTP/1.0 may leave Host out; IP literals and ports are fine.
+    for ok in [
+        &b"GET / HTTP/1.0\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: my-app.example_x:80\r\nConnection: close\r\n\r\n",
+    ] {
+        let (raw, _) = raw_exchange(server.addr, ok, 20).await;
+        assert!(raw.starts_with("HTTP/1"), "{raw}");
+        assert!(raw.contains(" 200 "), "{raw}");
+    }
     server.stop().await;
 }
 

@@ -124,6 +124,13 @@ impl HttpHandler {
     }
 
     async fn route(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        if let Err(reason) = check_host(&req) {
+            // As Go does: answer, then close; what follows on the connection is suspect.
+            let mut r = self.error_response(HttpError::BadRequest(reason.into()));
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
         if let Some(files) = &self.settings.static_files
             && StaticFiles::applies_to(req.method())
             && let Some(path) = files.resolve(req.uri().path())
@@ -362,6 +369,32 @@ fn build(head: ResponseHead, body: Body) -> Response<Body> {
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     r
+}
+
+/// RFC 9112 §3.2, as Go's server (RoadRunner's) enforces it: an HTTP/1.x request with
+/// more than one Host field or an invalid one is refused, and so is an HTTP/1.1 request
+/// without one. The Host becomes the authority of the `uri` PHP sees, so an ambiguous
+/// or malformed one must not reach it. (HTTP/2 carries `:authority`, checked by h2.)
+fn check_host<B>(req: &Request<B>) -> Result<(), &'static str> {
+    if req.version() >= http::Version::HTTP_2 {
+        return Ok(());
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == http::Version::HTTP_11 => Err("missing Host header"),
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err("more than one Host header"),
+        (Some(host), None) => {
+            // Go's httpguts.ValidHostHeader: the characters of a reg-name, an IP
+            // literal and a port.
+            let valid = |b: &u8| b.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=[]_~".contains(b);
+            if host.as_bytes().iter().all(valid) {
+                Ok(())
+            } else {
+                Err("invalid Host header")
+            }
+        }
+    }
 }
 
 /// Whether the Content-Length headers (if any) are one plain decimal number, the only
