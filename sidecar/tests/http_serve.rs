@@ -480,6 +480,46 @@ async fn multipart_uploads_reach_php_and_temp_files_are_removed_after() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn upload_errors_no_tmp_dir_and_allow_list() {
+    let builder = Builder::new("http.php").workers(1);
+    let missing = builder.dir().join("no-such-dir");
+    let server = builder
+        .set("http.uploads.dir", missing.display())
+        .set("http.uploads.allow", r#"[".txt"]"#)
+        .start()
+        .await;
+    let body = multipart(
+        "bb",
+        &[
+            ("ok", Some("a.txt"), "text/plain", b"text"),
+            ("no", Some("b.jpg"), "image/jpeg", b"jpeg"),
+        ],
+    );
+    let r = send(
+        &h1(),
+        post(
+            &server.url("/echo"),
+            "multipart/form-data; boundary=bb",
+            body,
+        ),
+    )
+    .await;
+    let v = r.json();
+    let error = |field: &str| {
+        v["uploads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["field"] == field)
+            .unwrap_or_else(|| panic!("{field}: {v}"))["error"]
+            .clone()
+    };
+    assert_eq!(error("ok"), 6, "UPLOAD_ERR_NO_TMP_DIR: {v}");
+    assert_eq!(error("no"), 8, "UPLOAD_ERR_EXTENSION: {v}");
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Streaming
 
