@@ -160,6 +160,49 @@ async fn chunked_oversize_is_413_without_buffering_the_body() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn oversize_bodies_over_h2c_are_413_too() {
+    let server = Builder::new("http.php")
+        .workers(1)
+        .set("http.max_request_size", "1")
+        .set("http.http2.h2c", "true")
+        .start()
+        .await;
+    let before = jobs(&server);
+    let client = h2c();
+    // With a declared length.
+    let req = http::Request::post(server.url("/echo"))
+        .header("content-type", "application/octet-stream")
+        .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+            b'a';
+            2 << 20
+        ])))
+        .unwrap();
+    assert_eq!(send(&client, req).await.status, 413);
+    // Streamed, without one: 64 KiB frames until the server answers.
+    let frames = futures_util::stream::iter((0..64).map(|_| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from(vec![
+            b'z';
+            64 * 1024
+        ])))
+    }));
+    let req = http::Request::post(server.url("/echo"))
+        .header("content-type", "application/octet-stream")
+        .body(http_body_util::StreamBody::new(frames))
+        .unwrap();
+    let streaming =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let resp = tokio::time::timeout(Duration::from_secs(30), streaming.request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(jobs(&server), before, "oversize requests reached PHP");
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Malformed multipart
 
