@@ -193,7 +193,7 @@ async fn refused(addr: SocketAddr) -> bool {
 
 #[tokio::test]
 async fn sigterm_finishes_twenty_requests_in_flight_then_exits_0() {
-    let mut pacer = Pacer::start(10, "  shutdown:\n    delay: 3s\n    grace_period: 30s").await;
+    let mut pacer = Pacer::start(10, "  shutdown:\n    delay: 4s\n    grace_period: 30s").await;
     let workers = pacer.php_children();
 
     // 20 slow requests, each on its own connection: 10 run, 10 wait in the queue.
@@ -222,14 +222,15 @@ async fn sigterm_finishes_twenty_requests_in_flight_then_exits_0() {
         "/ready never turned 503"
     );
     assert!(
-        signalled.elapsed() < Duration::from_secs(3),
-        "/ready turned 503 late"
+        signalled.elapsed() < Duration::from_secs(4),
+        "/ready turned 503 only after the shutdown delay"
     );
     assert_eq!(fetch(&pacer.status_url("/health")).await.status, 200);
     // Within the shutdown delay, new connections are still served…
     let late = {
-        let url = pacer.url("/");
-        tokio::spawn(async move { fetch(&url).await })
+        let connection = tokio::net::TcpStream::connect(pacer.http).await.unwrap();
+        assert!(signalled.elapsed() < Duration::from_secs(4));
+        tokio::spawn(send_on(connection, false, get(&pacer.url("/"))))
     };
     // …after it, refused.
     let http = pacer.http;
@@ -238,7 +239,7 @@ async fn sigterm_finishes_twenty_requests_in_flight_then_exits_0() {
         "the listener never closed"
     );
     assert!(
-        signalled.elapsed() >= Duration::from_secs(3),
+        signalled.elapsed() >= Duration::from_secs(4),
         "the listener closed before the shutdown delay ended ({:?})",
         signalled.elapsed()
     );

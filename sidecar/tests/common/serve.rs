@@ -421,10 +421,18 @@ pub async fn tls_connect(
 
 /// One request over an established connection with hyper's low-level client
 /// (HTTP/2 when `h2`), for TLS and other hand-made transports.
-pub async fn send_on<S>(io: S, h2: bool, req: Request<Full<Bytes>>) -> Reply
+pub async fn send_on<S>(io: S, h2: bool, mut req: Request<Full<Bytes>>) -> Reply
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // hyper's low-level HTTP/1 client sends no Host of its own.
+    if !h2
+        && !req.headers().contains_key(http::header::HOST)
+        && let Some(authority) = req.uri().authority()
+    {
+        let host = http::HeaderValue::from_str(authority.as_str()).unwrap();
+        req.headers_mut().insert(http::header::HOST, host);
+    }
     let io = TokioIo::new(io);
     let resp = if h2 {
         let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
