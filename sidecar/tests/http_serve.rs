@@ -303,6 +303,12 @@ while ($req = $http->waitRequest()) {
         case '/stream':
             $http->respondStream(200, (function () { yield 'abc'; yield 'def'; })(), ['Content-Length' => ['6']]);
             break;
+        case '/stream-long':
+            $http->respondStream(200, (function () { yield 'abc'; yield 'defghi'; })(), ['Content-Length' => ['6']]);
+            break;
+        case '/stream-short':
+            $http->respondStream(200, (function () { yield 'abc'; })(), ['Content-Length' => ['6']]);
+            break;
         default: $http->respond(200, 'next', []);
     }
 }
@@ -320,6 +326,7 @@ async fn content_length_from_php_never_frames_a_wrong_response() {
             "server.env",
             format!("{{AUTOLOAD: \"{}\"}}", autoload.display()),
         )
+        .set("http.http2.h2c", "true")
         .start()
         .await;
     // Each bad reply is followed on the same connection by a pipelined request: a
@@ -369,6 +376,34 @@ async fn content_length_from_php_never_frames_a_wrong_response() {
         }
         assert!(second.starts_with("200"), "{path}: {raw:?}");
         assert!(second.ends_with("next"), "{path}: {raw:?}");
+    }
+    // A stream that breaks its own Content-Length never delivers more than it declared
+    // and never looks complete when it is short, on either protocol.
+    for client in [h1(), h2c()] {
+        for path in ["/stream-long", "/stream-short"] {
+            let outcome = async {
+                let resp = client
+                    .request(get(&server.url(path)))
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
+                resp.into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .map_err(|e| format!("{e:?}"))
+            };
+            match tokio::time::timeout(Duration::from_secs(20), outcome)
+                .await
+                .unwrap()
+            {
+                Ok(body) => assert_eq!(&body[..], b"abcdef", "{path}"),
+                Err(e) => println!("{path}: broke off as it should: {e:?}"),
+            }
+        }
+        assert_eq!(
+            send(&client, get(&server.url("/next"))).await.text(),
+            "next"
+        );
     }
     server.stop().await;
 }
