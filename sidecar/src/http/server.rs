@@ -1,6 +1,6 @@
-//! The HTTP server: accepts connections (HTTP/1.1, h2c, optional TLS with ALPN h2), runs
-//! each request through static files → body parsing → the worker pool → response
-//! conversion, and drains gracefully on shutdown.
+//! The HTTP server: accepts connections (HTTP/1.1, h2c when `http.http2.h2c` is on,
+//! optional TLS with ALPN h2), runs each request through static files → body parsing →
+//! the worker pool → response conversion, and drains gracefully on shutdown.
 //!
 //! Each request is handled in its connection's task: the pool lease, the frame exchange
 //! and the response conversion happen there, without hand-offs to other tasks (only a
