@@ -1277,6 +1277,44 @@ async fn health_and_ready_answer_like_roadrunner_even_when_busy() {
 }
 
 #[tokio::test]
+async fn workers_that_cannot_start_make_ready_503_with_the_reason_and_requests_503() {
+    let server = Builder::with_command(vec![
+        php(),
+        "-r".into(),
+        "fwrite(STDERR, 'broken app'); exit(3);".into(),
+    ])
+    .workers(1)
+    .set("http.pool.allocate_timeout", "1s")
+    .no_wait()
+    .start()
+    .await;
+    let ready = server.status_url("/ready");
+    assert!(
+        eventually_async(20, || async {
+            let r = fetch(&ready).await;
+            r.status == 503
+                && r.json()[0]["error_message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("no workers: ")
+        })
+        .await,
+        "/ready does not tell why: {}",
+        fetch(&ready).await.text()
+    );
+    // Alive, though: restarting the process would not help.
+    assert_eq!(fetch(&server.status_url("/health")).await.status, 200);
+    let r = fetch(&server.url("/")).await;
+    assert!(
+        r.status == 503 || r.status == 502,
+        "{} {}",
+        r.status,
+        r.text()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn draining_turns_ready_503_keeps_health_200_and_serves_until_the_delay_ends() {
     let mut server = Builder::new("http.php")
         .workers(1)

@@ -361,6 +361,23 @@ async fn bad_config_exits_64_and_names_the_key() {
     // The bad value itself is shown too.
     let out = run(&["serve", "-c", "bad.yaml"], dir.path());
     assert!(String::from_utf8_lossy(&out.stderr).contains("lots"));
+
+    // An address already in use cannot be served either.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(
+        &[
+            "serve",
+            "-c",
+            "good.yaml",
+            "-o",
+            &format!("http.address={addr}"),
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains(&addr), "{stderr}");
 }
 
 #[tokio::test]
