@@ -306,7 +306,13 @@ fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
     Ok(HttpSettings {
         max_request_size: http.max_request_size,
         raw_body: http.raw_body,
-        trusted_subnets: http.trusted_subnets.clone(),
+        // RoadRunner believes proxy headers only through the `proxy_ip_parser`
+        // middleware; without it, any client on a private network could pick its IP.
+        trusted_subnets: if http.middleware.contains(&config::Middleware::ProxyIpParser) {
+            http.trusted_subnets.clone()
+        } else {
+            Vec::new()
+        },
         internal_error_code: http::StatusCode::from_u16(http.internal_error_code)
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
         access_logs: http.access_logs,
@@ -326,6 +332,7 @@ fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
         header_read_timeout: Duration::from_secs(30),
         max_requests_per_connection: 10_000,
         max_concurrent_streams: http.http2.max_concurrent_streams,
+        h2c: http.http2.h2c,
     })
 }
 

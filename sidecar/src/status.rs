@@ -5,7 +5,9 @@
 //!   killed before its requests finish).
 //! * `/ready` — readiness: 200 when pacer accepts traffic and at least one worker is
 //!   alive, busy or not (a fully busy pod is still ready — queueing beats being taken out
-//!   of the Service). 503 while draining or while no worker is alive.
+//!   of the Service). 503 while draining or while no worker is alive — except in
+//!   `pool.debug` mode, where workers only live for one request each; there it is 503
+//!   only while workers fail to start.
 //!
 //! The body is RoadRunner's JSON shape: `[{"plugin_name","error_message","status_code"}]`;
 //! `?plugin=http` is accepted, unknown plugins are skipped like RoadRunner does.
@@ -59,7 +61,10 @@ impl Status {
             return Err("service is shutting down".into());
         }
         let snap = self.pool.snapshot();
-        if snap.workers.is_empty() {
+        // Debug mode starts a worker for each request and keeps none in between: no
+        // live worker is normal there, as long as workers can be started.
+        let on_demand = snap.settings.debug && snap.backoff.failures == 0;
+        if snap.workers.is_empty() && !on_demand {
             return Err(match snap.backoff.last_error {
                 Some(e) => format!("no workers: {e}"),
                 None => "no workers yet".into(),

@@ -1,6 +1,6 @@
-//! The HTTP server: accepts connections (HTTP/1.1, h2c, optional TLS with ALPN h2), runs
-//! each request through static files → body parsing → the worker pool → response
-//! conversion, and drains gracefully on shutdown.
+//! The HTTP server: accepts connections (HTTP/1.1, h2c when `http.http2.h2c` is on,
+//! optional TLS with ALPN h2), runs each request through static files → body parsing →
+//! the worker pool → response conversion, and drains gracefully on shutdown.
 //!
 //! Each request is handled in its connection's task: the pool lease, the frame exchange
 //! and the response conversion happen there, without hand-offs to other tasks (only a
@@ -57,6 +57,9 @@ pub struct HttpSettings {
     /// Requests served on one HTTP/1.1 connection before it is closed.
     pub max_requests_per_connection: u64,
     pub max_concurrent_streams: u32,
+    /// HTTP/2 with prior knowledge on the plain listener (`http.http2.h2c`); off, it
+    /// speaks HTTP/1.x only, like RoadRunner. TLS negotiates h2 by ALPN regardless.
+    pub h2c: bool,
 }
 
 /// Who is on the other end of a connection.
@@ -94,6 +97,14 @@ impl HttpHandler {
         };
         let mut response = self.route(req, conn).await;
         if method == Method::HEAD {
+            // No body, but the length a GET would have had, as Go's server reports it.
+            if let Some(len) = http_body::Body::size_hint(response.body()).exact()
+                && !response.headers().contains_key(header::CONTENT_LENGTH)
+            {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
             *response.body_mut() = empty();
         }
         let status = response.status();
@@ -113,6 +124,13 @@ impl HttpHandler {
     }
 
     async fn route(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        if let Err(reason) = check_host(&req) {
+            // As Go does: answer, then close; what follows on the connection is suspect.
+            let mut r = self.error_response(HttpError::BadRequest(reason.into()));
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
         if let Some(files) = &self.settings.static_files
             && StaticFiles::applies_to(req.method())
             && let Some(path) = files.resolve(req.uri().path())
@@ -175,8 +193,20 @@ impl HttpHandler {
         let job = Payload::new(flags::CODEC_JSON, context, body);
         match self.pool.exec(job).await.map_err(HttpError::Pool)? {
             PoolResponse::Single(reply) => {
-                let head =
+                let mut head =
                     reply_head::parse(&reply).map_err(|e| HttpError::BadResponse(e.to_string()))?;
+                // The body's own length frames the response: hyper writes a
+                // Content-Length header beside a body of known size as it is, so a
+                // wrong one from PHP would desync the connection.
+                head.headers.remove(header::CONTENT_LENGTH);
+                if head.informational {
+                    // Nothing follows a single frame: a 1xx there is no final response
+                    // (and 101 would hand the connection to nobody).
+                    return Err(HttpError::BadResponse(format!(
+                        "status {} is not a final response",
+                        head.status.as_u16()
+                    )));
+                }
                 let body = match head.trailers.clone() {
                     None => full(reply.body),
                     Some(trailers) => {
@@ -272,7 +302,9 @@ impl HttpHandler {
                 }
             }
         });
-        Ok(build(head, body.boxed_unsync()))
+        // Fused: a channel body panics when polled again after its end (or its error),
+        // and the compression layer does exactly that at the end of every stream.
+        Ok(build(head, body.fuse().boxed_unsync()))
     }
 
     fn error_response(&self, error: HttpError) -> Response<Body> {
@@ -327,12 +359,57 @@ fn build(head: ResponseHead, body: Body) -> Response<Body> {
     let mut r = Response::new(body);
     *r.status_mut() = head.status;
     *r.headers_mut() = head.headers;
+    if !single_valid_length(r.headers()) {
+        // hyper would send an unparsable or repeated value as it is.
+        r.headers_mut().remove(header::CONTENT_LENGTH);
+    }
     if head.connection_close {
         // Only meaningful for HTTP/1.x; `finish_connection` drops it for HTTP/2.
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     r
+}
+
+/// RFC 9112 §3.2, as Go's server (RoadRunner's) enforces it: an HTTP/1.x request with
+/// more than one Host field or an invalid one is refused, and so is an HTTP/1.1 request
+/// without one. The Host becomes the authority of the `uri` PHP sees, so an ambiguous
+/// or malformed one must not reach it. (HTTP/2 carries `:authority`, checked by h2.)
+fn check_host<B>(req: &Request<B>) -> Result<(), &'static str> {
+    if req.version() >= http::Version::HTTP_2 {
+        return Ok(());
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == http::Version::HTTP_11 => Err("missing Host header"),
+        (None, _) => Ok(()),
+        (Some(_), Some(_)) => Err("more than one Host header"),
+        (Some(host), None) => {
+            // Go's httpguts.ValidHostHeader: the characters of a reg-name, an IP
+            // literal and a port.
+            let valid = |b: &u8| b.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=[]_~".contains(b);
+            if host.as_bytes().iter().all(valid) {
+                Ok(())
+            } else {
+                Err("invalid Host header")
+            }
+        }
+    }
+}
+
+/// Whether the Content-Length headers (if any) are one plain decimal number, the only
+/// form that may frame a streamed response (hyper then stops at that length, as Go
+/// does).
+fn single_valid_length(headers: &http::HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => {
+            let v = v.as_bytes();
+            !v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    }
 }
 
 /// Why a request did not reach PHP or its answer could not be used.
@@ -373,6 +450,9 @@ pub async fn serve(
     grace: Duration,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    if tls.is_none() && !handler.settings.h2c {
+        builder = builder.http1_only();
+    }
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -408,15 +488,13 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let first_bytes_within = handler.settings.header_read_timeout;
         tokio::spawn(async move {
             let service = service_for(handler, conn);
             match tls {
                 None => {
-                    let _ = watcher
-                        .watch(
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
-                        )
-                        .await;
+                    let io = TokioIo::new(FirstBytesDeadline::new(stream, first_bytes_within));
+                    let _ = watcher.watch(builder.serve_connection(io, service)).await;
                 }
                 Some(acceptor) => {
                     let Ok(Ok(stream)) =
@@ -425,11 +503,8 @@ pub async fn serve(
                     else {
                         return;
                     };
-                    let _ = watcher
-                        .watch(
-                            builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
-                        )
-                        .await;
+                    let io = TokioIo::new(FirstBytesDeadline::new(stream, first_bytes_within));
+                    let _ = watcher.watch(builder.serve_connection(io, service)).await;
                 }
             }
         });
@@ -443,6 +518,119 @@ pub async fn serve(
             ?grace,
             "grace period over; closing the remaining connections"
         );
+    }
+}
+
+/// The slowloris guard for the first bytes of a connection. hyper's
+/// `header_read_timeout` only starts once the HTTP/1 parser runs, but the auto builder
+/// first reads until it can tell HTTP/1 from the 24-byte HTTP/2 preface, with no
+/// timeout: a client that connected and sent nothing, or dribbled `PRI * HTTP/2.0…`,
+/// held its connection forever. Until the bytes received differ from the preface (then
+/// it is HTTP/1, and hyper's timeout takes over) or complete it (HTTP/2), reads fail
+/// with `TimedOut` once the header read timeout has passed; after that, this is a
+/// plain pass-through.
+struct FirstBytesDeadline<I> {
+    io: I,
+    /// `None` once the protocol is decided.
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// How many bytes of the HTTP/2 preface the connection has matched so far.
+    matched: usize,
+}
+
+impl<I> FirstBytesDeadline<I> {
+    const H2_PREFACE: &'static [u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    fn new(io: I, within: Duration) -> Self {
+        FirstBytesDeadline {
+            io,
+            deadline: Some(Box::pin(tokio::time::sleep(within))),
+            matched: 0,
+        }
+    }
+
+    /// Follows the preface through `read`; disarms the deadline once it is decided.
+    fn saw(&mut self, read: &[u8]) {
+        for &b in read {
+            if Self::H2_PREFACE.get(self.matched) != Some(&b) {
+                self.deadline = None;
+                return;
+            }
+            self.matched += 1;
+            if self.matched == Self::H2_PREFACE.len() {
+                self.deadline = None;
+                return;
+            }
+        }
+    }
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstBytesDeadline<I> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if this.deadline.is_some() {
+                    this.saw(&buf.filled()[before..]);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if expired {
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request did not start within the header read timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstBytesDeadline<I> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

@@ -71,30 +71,29 @@ impl StaticFiles {
                 s => path.push(s),
             }
         }
+        if !self.permits(&path) {
+            return None;
+        }
+        let real = path.canonicalize().ok()?;
+        // The symlink target must obey the same rules: inside the root, and an extension
+        // that may be served (a `notes.txt` link must not serve a forbidden `.env`).
+        if !real.starts_with(&self.root) || !real.is_file() || !self.permits(&real) {
+            return None;
+        }
+        Some(real)
+    }
+
+    /// Whether the extension of `path` may be served: never `.php`, never a forbidden
+    /// one, and one of the allowed ones when an allow list is set.
+    fn permits(&self, path: &Path) -> bool {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
             .map(|e| format!(".{}", e.to_ascii_lowercase()))
             .unwrap_or_default();
-        if ext == ".php"
-            || self.forbid.contains(&ext)
-            || (!self.allow.is_empty() && !self.allow.contains(&ext))
-        {
-            return None;
-        }
-        let real = path.canonicalize().ok()?;
-        if !real.starts_with(&self.root) || !real.is_file() {
-            return None;
-        }
-        // The symlink target must obey the same extension rules.
-        let real_ext = real
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| e.to_ascii_lowercase());
-        if real_ext.as_deref() == Some("php") {
-            return None;
-        }
-        Some(real)
+        ext != ".php"
+            && !self.forbid.contains(&ext)
+            && (self.allow.is_empty() || self.allow.contains(&ext))
     }
 
     /// Serves `path` for a GET or HEAD request (ranges, If-Modified-Since and the
@@ -191,6 +190,7 @@ mod tests {
             .unwrap();
         std::os::unix::fs::symlink(root.join("index.php"), root.join("alias.txt")).unwrap();
         std::os::unix::fs::symlink(root.join("css/app.css"), root.join("inside.css")).unwrap();
+        std::os::unix::fs::symlink(root.join("secret.env"), root.join("notes.txt")).unwrap();
         let files = StaticFiles::new(&root, &[".env".into()], &[], true, false).unwrap();
         (dir, files)
     }
@@ -208,6 +208,7 @@ mod tests {
             "/.%2e/outside.txt",
             "/escape.txt",
             "/alias.txt",
+            "/notes.txt",
             "/index.php",
             "/INDEX.PHP",
             "/secret.env",
