@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{self, Config, LoadOptions};
+use crate::http::headers::{FixedHeaders, HeaderRules};
 use crate::http::server::{self, HttpHandler, HttpSettings};
 use crate::http::static_files::StaticFiles;
 use crate::http::uploads::UploadLimits;
@@ -48,6 +49,8 @@ pub enum AppError {
     },
     #[error("tls: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Headers(String),
 }
 
 /// The sockets pacer serves on, bound before [`run`] (tests bind port 0).
@@ -303,7 +306,23 @@ fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
         ),
         None => None,
     };
+    let static_headers = match &http.static_files {
+        Some(s) => FixedHeaders::new(&s.response_headers, "http.static.response")
+            .map_err(AppError::Headers)?,
+        None => FixedHeaders::default(),
+    };
+    let headers = match &http.headers {
+        Some(h) => HeaderRules::new(h).map_err(AppError::Headers)?,
+        None => HeaderRules::default(),
+    };
     Ok(HttpSettings {
+        static_headers,
+        headers,
+        redirect_to_https: http
+            .ssl
+            .as_ref()
+            .filter(|s| s.redirect && http.address.is_some())
+            .map(|s| s.address.port()),
         max_request_size: http.max_request_size,
         raw_body: http.raw_body,
         // RoadRunner believes proxy headers only through the `proxy_ip_parser`

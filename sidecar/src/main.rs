@@ -217,7 +217,10 @@ fn client_command<E: std::fmt::Display>(
 
 fn serve(loaded: Loaded, options: RunOptions) -> ExitCode {
     let config = loaded.config;
-    init_logging(&config.logs);
+    if let Err(error) = init_logging(&config.logs) {
+        eprintln!("error: {error}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     for warning in &loaded.warnings {
         tracing::warn!(%warning, "config");
     }
@@ -262,7 +265,8 @@ fn serve(loaded: Loaded, options: RunOptions) -> ExitCode {
             error @ (app::AppError::Bind { .. }
             | app::AppError::NoHttp
             | app::AppError::Static { .. }
-            | app::AppError::Tls(_)),
+            | app::AppError::Tls(_)
+            | app::AppError::Headers(_)),
         ) => {
             tracing::error!(%error, "cannot start");
             ExitCode::from(EXIT_CONFIG)
@@ -274,17 +278,9 @@ fn serve(loaded: Loaded, options: RunOptions) -> ExitCode {
     }
 }
 
-fn init_logging(logs: &config::LogsConfig) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PACER_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(logs.level.as_str()));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let _ = match logs.encoding {
-        config::LogEncoding::Json => builder.json().try_init(),
-        config::LogEncoding::Console => builder.try_init(),
-    };
+fn init_logging(logs: &config::LogsConfig) -> Result<(), String> {
+    for warning in pacer::logging::init(logs)? {
+        tracing::warn!(%warning, "config");
+    }
+    Ok(())
 }

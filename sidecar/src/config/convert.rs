@@ -559,6 +559,18 @@ fn ssl(raw: SslRaw, ctx: &mut Ctx<'_>) -> SslConfig {
     let key = require(ctx, before, key, "http.ssl.key", hint).unwrap_or_default();
     unsupported(ctx, "http.ssl.acme", &raw.acme, "");
     unsupported(ctx, "http.ssl.client_auth_type", &raw.client_auth_type, "");
+    unsupported(
+        ctx,
+        "http.ssl.root_ca",
+        &raw.root_ca,
+        ": client certificates are not verified",
+    );
+    unsupported(
+        ctx,
+        "http.ssl.rootCa",
+        &raw.rootca,
+        ": client certificates are not verified",
+    );
     let root_ca = match (&raw.root_ca, &raw.rootca) {
         (Some(_), _) => ctx.path("http.ssl.root_ca", raw.root_ca.as_ref()),
         (None, v) => ctx.path("http.ssl.rootCa", v.as_ref()),

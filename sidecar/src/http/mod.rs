@@ -4,6 +4,7 @@ pub mod body;
 pub mod client_ip;
 pub mod convert;
 pub mod form;
+pub mod headers;
 pub mod response;
 pub mod server;
 pub mod static_files;

@@ -27,6 +27,7 @@ use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 use super::body::{Body, empty, full};
 use super::convert::{self, BodyKind};
+use super::headers::{FixedHeaders, HeaderRules};
 use super::response::{self as reply_head, ResponseHead};
 use super::static_files::StaticFiles;
 use super::uploads::{self, TempFiles, UploadLimits};
@@ -49,6 +50,12 @@ pub struct HttpSettings {
     /// Put the PHP error text into 500 bodies (`pool.debug`); never in production.
     pub expose_errors: bool,
     pub static_files: Option<StaticFiles>,
+    /// `http.static.response`: headers added to static file responses.
+    pub static_headers: FixedHeaders,
+    /// The `headers` middleware: fixed request/response headers and CORS.
+    pub headers: HeaderRules,
+    /// `http.ssl.redirect`: plain-HTTP requests are redirected to HTTPS on this port.
+    pub redirect_to_https: Option<u16>,
     /// gzip/br for compressible responses (`gzip` middleware).
     pub compression: bool,
     pub uploads: UploadLimits,
@@ -131,16 +138,39 @@ impl HttpHandler {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return r;
         }
-        if let Some(files) = &self.settings.static_files
+        if !conn.tls
+            && let Some(port) = self.settings.redirect_to_https
+        {
+            return redirect_to_https(&req, port);
+        }
+        let cors = self.settings.headers.cors.as_ref();
+        if let Some((status, headers)) = cors.and_then(|c| c.preflight(req.method(), req.headers()))
+        {
+            let mut r = Response::new(empty());
+            *r.status_mut() = status;
+            *r.headers_mut() = headers;
+            return r;
+        }
+        let origin = cors.and_then(|_| req.headers().get(header::ORIGIN).cloned());
+        let mut response = if let Some(files) = &self.settings.static_files
             && StaticFiles::applies_to(req.method())
             && let Some(path) = files.resolve(req.uri().path())
         {
-            return files.serve(&req, path).await;
+            let mut r = files.serve(&req, path).await;
+            self.settings.static_headers.apply(r.headers_mut());
+            r
+        } else {
+            let mut r = match self.to_php(req, conn).await {
+                Ok(r) => r,
+                Err(e) => self.error_response(e),
+            };
+            self.settings.headers.response.apply(r.headers_mut());
+            r
+        };
+        if let Some(cors) = cors {
+            cors.apply(origin.as_ref(), response.headers_mut());
         }
-        match self.to_php(req, conn).await {
-            Ok(r) => r,
-            Err(e) => self.error_response(e),
-        }
+        response
     }
 
     async fn to_php(
@@ -148,7 +178,8 @@ impl HttpHandler {
         req: Request<Incoming>,
         conn: ConnInfo,
     ) -> Result<Response<Body>, HttpError> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        self.settings.headers.request.apply(&mut parts.headers);
         if let Some(len) = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -694,6 +725,40 @@ fn service_for(
     hyper_util::service::TowerToHyperService::new(svc)
 }
 
+/// `http.ssl.redirect`: 308 to the same host and path on the HTTPS port.
+fn redirect_to_https<B>(req: &Request<B>, port: u16) -> Response<Body> {
+    let host = req
+        .uri()
+        .host()
+        .map(str::to_string)
+        .or_else(|| {
+            let h = req.headers().get(header::HOST)?.to_str().ok()?;
+            // Strip a port, keeping IPv6 brackets.
+            Some(match h.rsplit_once(':') {
+                Some((name, p))
+                    if !name.ends_with(']')
+                        || h.starts_with('[') && p.chars().all(|c| c.is_ascii_digit()) =>
+                {
+                    name.to_string()
+                }
+                _ => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
 /// Connection-level headers: HTTP/2 forbids `Connection`; an HTTP/1.1 connection is
 /// closed after `max` requests so long-lived clients get rebalanced across pods.
 fn finish_connection(response: &mut Response<Body>, version: http::Version, served: u64, max: u64) {
@@ -724,4 +789,36 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<Tls
         .map_err(|e| e.to_string())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_redirect_keeps_host_path_and_query() {
+        let req = Request::get("/a/b?x=1")
+            .header(header::HOST, "example.com:8080")
+            .body(())
+            .unwrap();
+        let r = redirect_to_https(&req, 8443);
+        assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(
+            r.headers()[header::LOCATION],
+            "https://example.com:8443/a/b?x=1"
+        );
+        let req = Request::get("/")
+            .header(header::HOST, "[::1]:80")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            redirect_to_https(&req, 443).headers()[header::LOCATION],
+            "https://[::1]/"
+        );
+        let req = Request::get("http://h.test/p").body(()).unwrap();
+        assert_eq!(
+            redirect_to_https(&req, 443).headers()[header::LOCATION],
+            "https://h.test/p"
+        );
+    }
 }
