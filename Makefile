@@ -6,6 +6,8 @@ export PACER_CACHE ?= /var/cache/pacer
 TRIPLE := x86_64-unknown-linux-gnu
 RELEASE_DIR := $(CARGO_TARGET_DIR)/$(TRIPLE)/release
 
+
+.PHONY: deny
 .PHONY: all deps build release run test lint fmt controlplane rust-test php-test image-check bench clean
 
 all: build
@@ -32,9 +34,16 @@ run: deps
 fmt:
 	cargo fmt --all
 
-lint:
+lint: deny
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Licences, banned crates (OpenSSL) and sources of every dependency (deny.toml). cargo-deny
+# is installed once into $(PACER_CACHE)/tools.
+TOOLS := $(PACER_CACHE)/tools/bin
+deny:
+	@test -x $(TOOLS)/cargo-deny || cargo install --locked --quiet cargo-deny --version 0.20.2 --root $(PACER_CACHE)/tools
+	PATH="$(TOOLS):$$PATH" cargo deny --offline check licenses bans sources
 
 # kube-apiserver, etcd and helm for the operator's tests, built from their Go modules
 # and cached under $(PACER_CACHE) (about 10 minutes once, then instant).
