@@ -296,7 +296,7 @@ pub fn script(name: &str) -> String {
     super::worker_script(name)
 }
 
-/// A temp dir the test removes; `path` for configs.
+/// `p` quoted for a YAML config (JSON strings are YAML).
 pub fn yaml_path(p: &Path) -> String {
     serde_json::to_string(p).unwrap()
 }
