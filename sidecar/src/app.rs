@@ -146,8 +146,18 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let background = CancellationToken::new();
 
-    // Workers reach RPC at the address actually bound (port 0 resolved).
+    // Workers reach RPC at the address actually bound (port 0 resolved), as their user.
     let rpc_env = listeners.rpc.as_ref().map(|l| l.dsn().to_string());
+    if let (Some(rpc), Some(uid)) = (&listeners.rpc, config.server.uid)
+        && uid != nix::unistd::geteuid().as_raw()
+    {
+        rpc.give_to(uid, config.server.gid)
+            .map_err(|source| AppError::Bind {
+                what: "rpc",
+                addr: rpc.dsn().to_string(),
+                source,
+            })?;
+    }
     let spawner = Spawner::new(
         config.process_spec(),
         config.server.relay.clone(),

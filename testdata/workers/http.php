@@ -14,9 +14,13 @@
  *   /leak?kb=N               keeps N KiB more forever, body = RSS in bytes
  *   /error                   throws; the worker sends an error frame
  *   /upload                  JSON list: for each uploaded file its field, name, size,
- *                            error, tmp_exists (the server's temp file), sha256
+ *                            error, tmp_exists (the server's temp file), tmp_uid and
+ *                            tmp_gid (its owner), sha256
  *   /bad-header              a header value containing "\r\n" (sent as is)
  *   /pid                     getmypid()
+ *   /fork?secs=N&sleep_ms=M  starts `sh -c 'sleep N & exec sleep N'` (a child and a
+ *                            grandchild in this worker's process group, holding its
+ *                            stdin/stdout), then sleeps M ms; JSON {parent, child}
  *   /orphan?n=N              leaves N short-lived background processes whose parent (a shell)
  *                            has exited: they are re-parented to PID 1 and become zombies
  *                            there when they exit, unless PID 1 reaps them
@@ -143,6 +147,8 @@ while (true) {
                     'size' => $u['file']->getSize(),
                     'error' => $u['file']->getError(),
                     'tmp_exists' => is_string($tmp) && is_file($tmp),
+                    'tmp_uid' => is_string($tmp) ? @fileowner($tmp) : false,
+                    'tmp_gid' => is_string($tmp) ? @filegroup($tmp) : false,
                     'sha256' => hash('sha256', (string) $stream),
                 ];
             }, $flatten($request->getUploadedFiles()))));
@@ -151,6 +157,16 @@ while (true) {
             $psr7->getHttpWorker()->respond(200, 'bad header', ['X-Bad' => ["evil\r\nInjected: yes"]]);
         } elseif ($path === '/pid') {
             $psr7->respond($text(200, (string) getmypid()));
+        } elseif ($path === '/fork') {
+            $secs = (string) (int) ($query['secs'] ?? 60);
+            $child = pcntl_fork();
+            if ($child === 0) {
+                // Inherits this worker's pipes, as a careless `exec()` would.
+                pcntl_exec('/bin/sh', ['-c', "sleep $secs & exec sleep $secs"]);
+                exit(127);
+            }
+            usleep((int) ($query['sleep_ms'] ?? 0) * 1000);
+            $psr7->respond($json(['parent' => getmypid(), 'child' => $child]));
         } elseif ($path === '/orphan') {
             for ($i = 0, $n = (int) ($query['n'] ?? 1); $i < $n; $i++) {
                 // `sh -c '… &'` exits at once; its background child is orphaned.

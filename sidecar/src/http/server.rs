@@ -365,6 +365,14 @@ impl HttpHandler {
             HttpError::Pool(PoolError::NoFreeWorker(_) | PoolError::QueueFull(_)) => {
                 tracing::debug!(%error, "request shed")
             }
+            // The client's mistakes carry details taken from its request body (form field
+            // names, multipart part names): the log gets only their public reason.
+            HttpError::TooLarge
+            | HttpError::BodyRead(_)
+            | HttpError::BadRequest(_)
+            | HttpError::Upload(_) => {
+                tracing::warn!(reason = public, status = status.as_u16(), "request refused")
+            }
             e => tracing::warn!(error = %e, status = status.as_u16(), "request failed"),
         }
         let text = if self.settings.expose_errors {

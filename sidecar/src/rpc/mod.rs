@@ -309,6 +309,19 @@ impl RpcListener {
         }
     }
 
+    /// Gives a unix socket's file to `uid` (and `gid`): connecting needs write
+    /// permission on it, and workers running as `server.user` dial it through `RR_RPC`.
+    /// Other users still cannot. Nothing to do for TCP.
+    pub fn give_to(&self, uid: u32, gid: Option<u32>) -> std::io::Result<()> {
+        match &self.inner {
+            Inner::Tcp(_) => Ok(()),
+            Inner::Unix(l) => match l.local_addr()?.as_pathname() {
+                Some(path) => std::os::unix::fs::chown(path, Some(uid), gid),
+                None => Ok(()),
+            },
+        }
+    }
+
     /// The address clients dial (`tcp://127.0.0.1:PORT` with the real port) — what
     /// workers get in `RR_RPC`.
     pub fn dsn(&self) -> &str {

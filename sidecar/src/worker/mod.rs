@@ -557,6 +557,14 @@ impl Spawner {
                 SocketListener::bind(socket, std::process::id(), handshake_timeout, codec).await?,
             ),
         };
+        // Connecting to a unix socket needs write permission on its file, which pacer
+        // creates as itself: workers running as `server.user` get the file, as they get
+        // their upload temp files. Other users still cannot connect.
+        if let (RelayAddr::Unix(path), Some(uid)) = (&relay, spec.uid)
+            && uid != nix::unistd::geteuid().as_raw()
+        {
+            std::os::unix::fs::chown(path, Some(uid), spec.gid)?;
+        }
         let relay_env = listener
             .as_ref()
             .map_or_else(|| relay.to_string(), |l| l.dsn().to_string());

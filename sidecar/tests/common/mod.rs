@@ -2,6 +2,8 @@
 //! `testdata/workers/`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod binary;
+pub mod load;
 pub mod serve;
 
 use std::path::PathBuf;

@@ -43,6 +43,9 @@ pub struct Server {
     pub addr: SocketAddr,
     pub https: Option<SocketAddr>,
     pub status_addr: Option<SocketAddr>,
+    /// The RPC address workers and clients dial (`tcp://127.0.0.1:<port>`), when the
+    /// config has an `rpc` section (give it `rpc.listen: tcp://127.0.0.1:0`).
+    pub rpc: Option<String>,
     pub running: Running,
     pub config: Config,
     stop: Option<oneshot::Sender<()>>,
@@ -187,6 +190,11 @@ pacer:
         if config.status.is_some() {
             listeners.status = Some(local().await);
         }
+        if let Some(rpc) = &config.rpc {
+            let addr: pacer::rpc::RpcAddr = rpc.listen.to_string().parse().unwrap();
+            listeners.rpc = Some(pacer::rpc::RpcListener::bind(&addr).await.unwrap());
+        }
+        let rpc = listeners.rpc.as_ref().map(|l| l.dsn().to_string());
         let addr_of = |l: &Option<TcpListener>| l.as_ref().map(|l| l.local_addr().unwrap());
         let addr = addr_of(&listeners.http).unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
         let https = addr_of(&listeners.https);
@@ -218,6 +226,7 @@ pacer:
             addr,
             https,
             status_addr,
+            rpc,
             running,
             config,
             stop: Some(stop_tx),
