@@ -305,3 +305,41 @@ async fn killing_a_worker_takes_its_forked_children_along() {
         "worker {pid} and its child {child} are gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_while_idle_never_fails_the_next_job() {
+    let pool = ops_pool(settings(2), RelayAddr::Pipes, &[]).await;
+    for round in 0..5 {
+        let pids: Vec<u32> = pool.snapshot().workers.iter().map(|w| w.pid).collect();
+        for pid in &pids {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+        }
+        // Once the processes are gone (their pipes closed), a job must not land on them,
+        // whether or not the pool has noticed the exits yet: a write to a dead worker
+        // fails before the job is delivered, and the job is retried elsewhere. (A
+        // worker killed in the microseconds while the job is being written cannot be
+        // told from one that crashed on the job; that job fails with 502.)
+        assert!(eventually(5, || pids.iter().all(|p| !alive(*p))).await);
+        let jobs: Vec<_> = (0..4)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    call(&pool, r#"{"op":"echo"}"#, format!("{round}-{i}").as_bytes()).await
+                })
+            })
+            .collect();
+        for (i, job) in jobs.into_iter().enumerate() {
+            let reply = job
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round} job {i}: {e}"));
+            assert_eq!(reply.body, format!("{round}-{i}").as_bytes());
+        }
+        assert!(pool.wait_ready(2, Duration::from_secs(20)).await);
+    }
+    pool.shutdown().await;
+}

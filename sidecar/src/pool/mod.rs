@@ -350,6 +350,12 @@ impl Pool {
                     lease.retire(RecycleReason::StopRequest);
                     continue;
                 }
+                Err(ExecError::NotDelivered(error)) => {
+                    // Died while idle, before its exit was noticed: the job is intact.
+                    tracing::debug!(%error, "worker gone before the job was written; retrying on another");
+                    lease.kill(RecycleReason::Died);
+                    continue;
+                }
                 Err(ExecError::Soft(message)) => {
                     self.inner.stats.job_duration.observe(started.elapsed());
                     self.inner.stats.job(Outcome::Error);

@@ -296,6 +296,18 @@ pub enum ExecError {
     Relay(#[from] RelayError),
     #[error("malformed response frame: {0}")]
     Malformed(String),
+    /// The job could not be written because the worker is gone; it never ran.
+    #[error("the worker was gone before it took the job: {0}")]
+    NotDelivered(std::io::Error),
+}
+
+fn is_peer_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+    )
 }
 
 impl ExecError {
@@ -339,9 +351,18 @@ impl Worker {
         debug_assert_eq!(self.exchange, Exchange::Idle);
         self.exchange = Exchange::AwaitingReply;
         let options = Options::one(job.context.len() as u32);
-        self.relay
+        if let Err(e) = self
+            .relay
             .send_parts(job.codec, 0, &options, &[&job.context, &job.body])
-            .await?;
+            .await
+        {
+            return Err(match e {
+                // Nobody reads the other end: the worker died before it could take the
+                // job, so the job never ran and may run elsewhere.
+                RelayError::Io(io) if is_peer_gone(&io) => ExecError::NotDelivered(io),
+                e => e.into(),
+            });
+        }
         let frame = self.relay.recv().await?;
         let (payload, more) = self.classify(frame).await?;
         if more {
