@@ -63,5 +63,20 @@ test: deps lint rust-test php-test
 bench: deps
 	bench/run.sh
 
+# Fuzzing (fuzz/, its own cargo workspace; see fuzz/README.md). cargo-fuzz is installed
+# once into $(PACER_CACHE)/cargo-fuzz unless it is already on PATH; the targets need the
+# nightly toolchain. Each target runs FUZZ_SECONDS (make fuzz) or FUZZ_SMOKE_SECONDS
+# (make fuzz-smoke, for CI) and fails on the first crash, leak or timeout; the crash
+# input lands in fuzz/artifacts/<target>/.
+FUZZ_TARGETS := frame_decoder request_to_payload urlencoded_form response_head config_parser static_path
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
+.PHONY: fuzz fuzz-smoke
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	@FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) fuzz/run.sh $(FUZZ_TARGETS)
+
 clean:
 	cargo clean

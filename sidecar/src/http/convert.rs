@@ -45,6 +45,10 @@ pub enum ConvertError {
     /// Serializing the context failed (cannot happen with string keys; kept typed).
     #[error("encoding the request context: {0}")]
     Encode(#[from] serde_json::Error),
+    /// A `Host` header that cannot be a host ([`valid_host`]): 400, as Go's server
+    /// answers ("malformed Host header").
+    #[error("malformed Host header")]
+    Host,
 }
 
 /// The JSON request context PHP's `HttpWorker::waitRequest()` reads.
@@ -155,14 +159,28 @@ pub fn protocol(version: Version) -> &'static str {
 /// CR and LF are removed. Two cases RoadRunner gets wrong are made parseable for PHP:
 /// a request without any host (HTTP/1.0 without `Host`) gets `localhost` instead of
 /// `http:///p`, and `OPTIONS *` gets no path instead of `http://h*`.
+///
+/// A `Host` header that is not a [`valid_host`] is ignored: spliced into the URL, a
+/// `/`, `?`, `#` or `@` in it would change the path, query or host PHP routes on. (Go's
+/// server never lets such a request through; the server here refuses it first, see
+/// [`check_host`].)
 pub fn absolute_uri(parts: &http::request::Parts, tls: bool) -> String {
     let uri = &parts.uri;
-    if parts.version < Version::HTTP_2 && uri.scheme().is_some() && uri.authority().is_some() {
-        return strip_crlf(&uri.to_string()).into_owned();
+    let scheme = if tls { "https://" } else { "http://" };
+    if parts.version < Version::HTTP_2
+        && uri.scheme().is_some()
+        && let Some(authority) = uri.authority()
+    {
+        // An absolute-form request line names the host (RFC 9112 §3.2.2), but the scheme
+        // is the connection's: `GET https://h/` over plain HTTP must not make PHP believe
+        // the request was encrypted.
+        let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        return strip_crlf(&format!("{scheme}{authority}{pq}")).into_owned();
     }
     let host_header = parts
         .headers
         .get(header::HOST)
+        .filter(|h| valid_host(h.as_bytes()))
         .and_then(|h| std::str::from_utf8(h.as_bytes()).ok());
     let authority = uri.authority().map(|a| a.as_str());
     let host = if parts.version >= Version::HTTP_2 {
@@ -176,7 +194,6 @@ pub fn absolute_uri(parts: &http::request::Parts, tls: bool) -> String {
         Some("*") | None => "",
         Some(pq) => pq,
     };
-    let scheme = if tls { "https://" } else { "http://" };
     let mut out = String::with_capacity(scheme.len() + host.len() + path_and_query.len());
     out.push_str(scheme);
     out.push_str(host);
@@ -188,6 +205,27 @@ pub fn absolute_uri(parts: &http::request::Parts, tls: bool) -> String {
     match strip_crlf(&out) {
         Cow::Borrowed(_) => out,
         Cow::Owned(s) => s,
+    }
+}
+
+/// Whether a `Host` value can be the host of a URL: only the bytes Go's
+/// `httpguts.ValidHostHeader` accepts (letters, digits, `[]:` and the sub-delimiters;
+/// no `/`, `?`, `#`, `@`, space or control byte), forming a URI authority (so no stray
+/// bracket or a second port). The empty value is Go's "no host" and is valid.
+pub fn valid_host(host: &[u8]) -> bool {
+    host.is_empty()
+        || (host
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=[]_~".contains(&b))
+            && http::uri::Authority::try_from(host).is_ok())
+}
+
+/// Refuses a request whose `Host` header is not a [`valid_host`], before any of it
+/// reaches PHP (Go's server answers such a request with 400).
+pub fn check_host(headers: &HeaderMap) -> Result<(), ConvertError> {
+    match headers.get(header::HOST) {
+        Some(h) if !valid_host(h.as_bytes()) => Err(ConvertError::Host),
+        _ => Ok(()),
     }
 }
 

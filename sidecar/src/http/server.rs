@@ -188,6 +188,7 @@ impl HttpHandler {
         {
             return Err(HttpError::TooLarge);
         }
+        convert::check_host(&parts.headers).map_err(|e| HttpError::BadRequest(e.to_string()))?;
         let remote = convert::client_ip(
             conn.peer.ip(),
             &parts.headers,

@@ -5,7 +5,11 @@
 //! Safety: the request path is percent-decoded once, `..`, `.` and NUL segments are
 //! refused, and the final path is canonicalised (following symlinks) and must still lie
 //! under the canonical root — so no encoding trick or symlink can escape the directory.
-//! `.php` files are never served, whatever the lists say.
+//! `.php` files are never served, whatever the lists say. Extensions are those of Go's
+//! `filepath.Ext`, as in RoadRunner: from the last dot of the name, so `forbid:
+//! [".env", ".htaccess"]` covers the dotfiles `.env` and `.htaccess` (which
+//! [`Path::extension`] says have no extension). The file a symlink points at obeys the
+//! same rules as the name requested.
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -71,26 +75,20 @@ impl StaticFiles {
                 s => path.push(s),
             }
         }
-        if !self.permits(&path) {
+        if !self.servable(&path) {
             return None;
         }
         let real = path.canonicalize().ok()?;
-        // The symlink target must obey the same rules: inside the root, and an extension
-        // that may be served (a `notes.txt` link must not serve a forbidden `.env`).
-        if !real.starts_with(&self.root) || !real.is_file() || !self.permits(&real) {
+        // The symlink target must obey the same extension rules.
+        if !real.starts_with(&self.root) || !real.is_file() || !self.servable(&real) {
             return None;
         }
         Some(real)
     }
 
-    /// Whether the extension of `path` may be served: never `.php`, never a forbidden
-    /// one, and one of the allowed ones when an allow list is set.
-    fn permits(&self, path: &Path) -> bool {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(|e| format!(".{}", e.to_ascii_lowercase()))
-            .unwrap_or_default();
+    /// Whether the extension of `path`'s name allows serving it.
+    fn servable(&self, path: &Path) -> bool {
+        let ext = extension(path);
         ext != ".php"
             && !self.forbid.contains(&ext)
             && (self.allow.is_empty() || self.allow.contains(&ext))
@@ -135,6 +133,17 @@ impl StaticFiles {
     /// Whether the request is one static files can answer at all.
     pub fn applies_to(method: &Method) -> bool {
         method == Method::GET || method == Method::HEAD
+    }
+}
+
+/// Go's `filepath.Ext`, lower-cased: the name from its last dot (`.env` for `.env`,
+/// `.gz` for `a.tar.gz`), or empty. Read from the name's bytes, so a symlink target
+/// whose name is not UTF-8 still shows a `.php` extension.
+fn extension(path: &Path) -> String {
+    let name = path.file_name().map_or(&[][..], |n| n.as_encoded_bytes());
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(i) => String::from_utf8_lossy(&name[i..]).to_ascii_lowercase(),
+        None => String::new(),
     }
 }
 
@@ -220,6 +229,62 @@ mod tests {
         ] {
             assert_eq!(files.resolve(attack), None, "{attack}");
         }
+    }
+
+    /// Found by the `static_path` fuzz target (fuzz/regressions/static_path): a dotfile
+    /// has no extension for `Path::extension`, so `forbid: [".env"]` did not cover
+    /// `/.env`, and a symlink's target was only checked for `.php`.
+    #[test]
+    fn forbidden_dotfiles_and_symlinks_to_forbidden_files_are_not_served() {
+        let (dir, _) = site();
+        let root = dir.path().join("public");
+        std::fs::write(root.join(".env"), "KEY=1").unwrap();
+        std::fs::write(root.join(".htaccess"), "Deny from all").unwrap();
+        std::fs::write(root.join(".php"), "<?php").unwrap();
+        std::os::unix::fs::symlink(root.join(".env"), root.join("env.txt")).unwrap();
+        std::os::unix::fs::symlink(root.join("secret.env"), root.join("secret.txt")).unwrap();
+        let files = StaticFiles::new(
+            &root,
+            &[".env".into(), "htaccess".into()],
+            &[],
+            false,
+            false,
+        )
+        .unwrap();
+        for path in [
+            "/.env",
+            "/.ENV",
+            "/.htaccess",
+            "/.php",
+            "/env.txt",
+            "/secret.txt",
+        ] {
+            assert_eq!(files.resolve(path), None, "{path}");
+        }
+        let allow = StaticFiles::new(&root, &[], &[".txt".into()], false, false).unwrap();
+        assert_eq!(
+            allow.resolve("/env.txt"),
+            None,
+            "the target's extension is not allowed"
+        );
+    }
+
+    #[test]
+    fn extensions_like_go() {
+        use std::os::unix::ffi::OsStrExt;
+        for (name, ext) in [
+            ("a.css", ".css"),
+            ("A.PHP", ".php"),
+            ("a.tar.gz", ".gz"),
+            (".env", ".env"),
+            ("dir/.htaccess", ".htaccess"),
+            ("noext", ""),
+            ("trailing.", "."),
+        ] {
+            assert_eq!(extension(Path::new(name)), ext, "{name}");
+        }
+        let not_utf8 = std::ffi::OsStr::from_bytes(b"\xff.PHP");
+        assert_eq!(extension(Path::new(not_utf8)), ".php");
     }
 
     #[test]

@@ -5,8 +5,11 @@
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::frame::{Frame, HEADER_LEN, Options, encode_parts, printable};
+use super::frame::{Frame, HEADER_LEN, Options, VERSION, encode_parts, printable};
 use super::{RelayError, Result};
+
+/// The most buffer reserved ahead of the bytes of a frame that are still to come.
+const MAX_RESERVE: usize = 1 << 20;
 
 /// How many of the offending bytes a diagnostic quotes.
 const DIAGNOSTIC_BYTES: usize = 512;
@@ -50,6 +53,12 @@ fn check_header(src: &[u8], max_frame_size: usize) -> Result<usize> {
             printed: printable(src, DIAGNOSTIC_BYTES),
         });
     }
+    // Go and PHP never read the version, but every writer puts 1 there: a frame with
+    // another version is not one this codec could write back (or trust) as it came.
+    let version = head[0] >> 4;
+    if version != VERSION {
+        return Err(RelayError::Version(version));
+    }
     let hl = head[0] & 0x0f;
     if !(3..=13).contains(&hl) {
         return Err(RelayError::HeaderLength(hl));
@@ -75,7 +84,9 @@ impl Decoder for FrameCodec {
         }
         let total = check_header(src, self.max_frame_size)?;
         if src.len() < total {
-            src.reserve(total - src.len());
+            // Grow with what arrives rather than trusting the announced length: a worker
+            // announcing a 1 GiB frame must not make pacer reserve 1 GiB up front.
+            src.reserve((total - src.len()).min(MAX_RESERVE));
             return Ok(None);
         }
         let hl = (src[0] & 0x0f) as usize;
@@ -243,6 +254,32 @@ mod tests {
         let err = FrameCodec::default().decode(&mut buf).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("Hello from a stray echo\\n"), "{text}");
+    }
+
+    /// Found by the `frame_decoder` fuzz target (fuzz/regressions/frame_decoder): a
+    /// header with a valid CRC but a version nibble other than 1 was decoded, and its
+    /// frame re-encoded to different bytes (version 1, another CRC).
+    #[test]
+    fn versions_other_than_1_are_refused() {
+        for byte0 in [0x03, 0x23, 0xb3, 0xf4] {
+            let mut head = [byte0, 0, 0, 0, 0, 0];
+            let mut buf = BytesMut::from(&head[..]);
+            buf.extend_from_slice(&crc32fast::hash(&head).to_le_bytes());
+            buf.extend_from_slice(&[0; 6]);
+            let err = FrameCodec::default().decode(&mut buf).unwrap_err();
+            assert!(
+                matches!(err, RelayError::Version(v) if v == byte0 >> 4),
+                "{byte0:#04x}: {err}"
+            );
+            head[0] = 0x10 | (byte0 & 0x0f);
+            let mut ok = BytesMut::from(&head[..]);
+            ok.extend_from_slice(&crc32fast::hash(&head).to_le_bytes());
+            ok.extend_from_slice(&[0; 6]);
+            let frame = FrameCodec::default().decode(&mut ok).unwrap().unwrap();
+            let mut out = BytesMut::new();
+            FrameCodec::default().encode(&frame, &mut out).unwrap();
+            assert_eq!(out[0], head[0], "version 1 still round-trips");
+        }
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub enum RelayError {
     CouldNotOpen(String),
     #[error("frame header length of {0} words is outside 3..=13")]
     HeaderLength(u8),
+    #[error("frame version {0} is not Goridge's version 1")]
+    Version(u8),
     #[error("frame payload of {size} bytes exceeds the maximum frame size of {max} bytes")]
     TooLarge { size: usize, max: usize },
     #[error("the relay ended in the middle of a frame; the last bytes were: \"{printed}\"")]

@@ -84,13 +84,21 @@ fn absolute_uri_table() {
             "https://example.com:8080/p",
         ),
         ("/", Version::HTTP_10, &[("host", "h")], false, "http://h/"),
-        // absolute-form request line: used as is (scheme from the line)
+        // absolute-form request line: its host wins, but the scheme is the connection's
+        // (plain HTTP cannot claim to be https)
         (
             "https://other.test/x?y",
             Version::HTTP_11,
             &[("host", "ignored")],
             false,
-            "https://other.test/x?y",
+            "http://other.test/x?y",
+        ),
+        (
+            "http://other.test/x",
+            Version::HTTP_11,
+            &[("host", "ignored")],
+            true,
+            "https://other.test/x",
         ),
         // h2: :authority, scheme from the connection
         (
@@ -131,6 +139,46 @@ fn absolute_uri_table() {
     for (uri, version, headers, tls, want) in cases {
         let p = parts("GET", uri, *version, headers);
         assert_eq!(absolute_uri(&p, *tls), *want, "{uri} {version:?}");
+    }
+}
+
+/// Found by the `request_to_payload` fuzz target (fuzz/regressions/request_to_payload):
+/// a `Host` header was spliced into `uri` as is, so `Host: evil.test/public?` made PHP
+/// see the path `/public` and the real path as the query.
+#[test]
+fn a_host_header_cannot_change_the_path_php_sees() {
+    for host in [
+        "shop/test",
+        "evil.test/public?",
+        "evil.test#",
+        "user@evil.test",
+        "a b",
+        "h\\x",
+        "[::1",
+        "h:1:2",
+        "caf\u{e9}.test",
+    ] {
+        let p = parts("GET", "/search?q=1", Version::HTTP_11, &[("host", host)]);
+        assert_eq!(
+            absolute_uri(&p, false),
+            "http://localhost/search?q=1",
+            "{host:?}"
+        );
+        assert!(!valid_host(host.as_bytes()), "{host:?}");
+        assert!(
+            matches!(check_host(&p.headers), Err(ConvertError::Host)),
+            "{host:?}"
+        );
+    }
+    for (host, uri) in [
+        ("example.com:8080", "http://example.com:8080/search?q=1"),
+        ("[::1]:80", "http://[::1]:80/search?q=1"),
+        ("xn--caf-dma.test", "http://xn--caf-dma.test/search?q=1"),
+        ("", "http://localhost/search?q=1"),
+    ] {
+        let p = parts("GET", "/search?q=1", Version::HTTP_11, &[("host", host)]);
+        assert_eq!(absolute_uri(&p, false), uri, "{host:?}");
+        assert!(check_host(&p.headers).is_ok(), "{host:?}");
     }
 }
 
