@@ -58,7 +58,7 @@ rust-test:
 php-test:
 	cd php && phpunit --colors=never
 
-test: deps lint rust-test php-test
+test: deps lint rust-test php-test fuzz-smoke image-check
 
 bench: deps
 	bench/run.sh
