@@ -197,6 +197,8 @@ final class HttpProcessTest extends TestCase
             'size' => 14,
             'error' => 0,
             'tmp_exists' => true,
+            'tmp_uid' => fileowner($file),
+            'tmp_gid' => filegroup($file),
             'sha256' => hash('sha256', 'uploaded bytes'),
         ]], json_decode($upload['body'], true));
     }
