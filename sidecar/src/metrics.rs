@@ -53,6 +53,7 @@ pub const FAMILIES: &[&str] = &[
     "pacer_jobs_total",
     "pacer_worker_restarts_total",
     "pacer_no_free_workers_total",
+    "pacer_worker_cpu_seconds_total",
     "pacer_http_requests_total",
     "pacer_job_duration_seconds",
     "pacer_queue_wait_seconds",
@@ -240,6 +241,19 @@ impl Metrics {
                 "pacer_no_free_workers_total",
                 &[("pool", &s.name)],
                 pool.stats().no_free_workers.get(),
+            );
+        }
+
+        t.family(
+            "pacer_worker_cpu_seconds_total",
+            "CPU time (user + system) the pool's workers used, sampled every watch_tick.",
+            Kind::Counter,
+        );
+        for (s, pool) in snaps.iter().zip(&self.pools) {
+            t.sample(
+                "pacer_worker_cpu_seconds_total",
+                &[("pool", &s.name)],
+                pool.stats().worker_cpu_ticks.get() as f64 / process::clock_ticks() as f64,
             );
         }
 

@@ -18,6 +18,10 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// Bucket bounds in seconds for job, queue and request durations: from 1 ms (a warm PHP
@@ -126,6 +130,9 @@ pub struct PoolStats {
     restarts: [Counter; RecycleReason::ALL.len()],
     pub no_free_workers: Counter,
     pub spawn_failures: Counter,
+    /// CPU time (user + system, clock ticks) the pool's workers used, summed from the
+    /// supervisor's samples.
+    pub worker_cpu_ticks: Counter,
     pub job_duration: Histogram,
     pub queue_wait: Histogram,
 }

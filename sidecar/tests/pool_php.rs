@@ -310,3 +310,30 @@ async fn shutdown_lets_busy_jobs_finish_and_stops_every_worker() {
         assert!(!alive(pid), "{pid} still alive");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_samples_worker_cpu_time() {
+    let mut s = settings(2);
+    s.supervisor.watch_tick = Duration::from_millis(50);
+    let pool = ops_pool(s, RelayAddr::Pipes, &[]).await;
+    let cancel = CancellationToken::new();
+    tokio::spawn(supervisor::run(pool.clone(), cancel.clone()));
+    // PHP spends tens of milliseconds of CPU booting, and building 64 MiB of strings
+    // takes more: both show up in the pool's CPU counter.
+    for _ in 0..4 {
+        call(&pool, r#"{"op":"leak","kb":16384}"#, b"")
+            .await
+            .unwrap();
+    }
+    assert!(
+        eventually(5, || pool.stats().worker_cpu_ticks.get() >= 2).await,
+        "{:?}",
+        pool.stats()
+    );
+    let before = pool.stats().worker_cpu_ticks.get();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Idle workers add (almost) nothing: samples are deltas, not totals.
+    assert!(pool.stats().worker_cpu_ticks.get() <= before + 2);
+    cancel.cancel();
+    pool.shutdown().await;
+}

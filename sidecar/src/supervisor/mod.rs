@@ -36,6 +36,11 @@ pub fn tick_once(pool: &Pool) {
         if let Some(rss) = rss_bytes(info.pid) {
             info.set_rss(rss);
         }
+        if let Some(stat) = crate::metrics::process::read_stat(info.pid) {
+            pool.stats()
+                .worker_cpu_ticks
+                .add(info.record_cpu_ticks(stat.cpu_ticks));
+        }
         let sample = Sample {
             age: info.age(now),
             idle_for: info.idle_for(now),

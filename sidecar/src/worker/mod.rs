@@ -157,6 +157,8 @@ pub struct WorkerInfo {
     /// Nanoseconds after `created` when the last job ended; 0 = never used.
     last_done: AtomicU64,
     recycle: AtomicU8,
+    /// CPU clock ticks (user + system) at the last supervisor sample.
+    cpu_ticks: AtomicU64,
     process: ProcessHandle,
 }
 
@@ -184,6 +186,12 @@ impl WorkerInfo {
 
     pub(crate) fn set_rss(&self, bytes: u64) {
         self.rss.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Records a CPU sample (clock ticks used since the process started) and returns the
+    /// ticks used since the previous sample.
+    pub(crate) fn record_cpu_ticks(&self, total: u64) -> u64 {
+        total.saturating_sub(self.cpu_ticks.swap(total, Ordering::Relaxed))
     }
 
     /// How long the current job has been running, if any.
@@ -674,6 +682,7 @@ impl Spawner {
             busy_since: AtomicU64::new(0),
             last_done: AtomicU64::new(0),
             recycle: AtomicU8::new(0),
+            cpu_ticks: AtomicU64::new(0),
             process: handle,
         });
         Ok(Worker {
