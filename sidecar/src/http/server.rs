@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceExt};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
@@ -352,14 +352,14 @@ enum HttpError {
     BadResponse(String),
 }
 
-/// Compresses when the `gzip` middleware is on and tower-http's defaults agree (not for
+/// With the `gzip` middleware on, compresses when tower-http's defaults agree (not for
 /// images, gRPC, SSE, or tiny bodies).
 #[derive(Clone, Copy)]
-struct CompressWhen(bool);
+struct CompressWhen;
 
 impl Predicate for CompressWhen {
     fn should_compress<B: http_body::Body>(&self, response: &http::Response<B>) -> bool {
-        self.0 && DefaultPredicate::new().should_compress(response)
+        DefaultPredicate::new().should_compress(response)
     }
 }
 
@@ -476,14 +476,29 @@ impl tower::Service<Request<Incoming>> for RequestService {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
         let version = req.version();
+        let max = handler.settings.max_requests_per_connection;
+        if !handler.settings.compression {
+            return Box::pin(async move {
+                let mut response = handler.handle(req, conn).await;
+                finish_connection(&mut response, version, served, max);
+                Ok(response)
+            });
+        }
+        // tower-http's compression only when the `gzip` middleware is on: its response
+        // body type embeds the encoders' state, so a response through it is several
+        // hundred bytes that hyper moves (memcpy) a few times per request, and it
+        // parses Accept-Encoding. Compressed bodies are boxed into our one `Body` type.
+        let inner = tower::service_fn(move |req| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler.handle(req, conn).await) }
+        });
+        let compressed = CompressionLayer::new()
+            .compress_when(CompressWhen)
+            .layer(inner)
+            .oneshot(req);
         Box::pin(async move {
-            let mut response = handler.handle(req, conn).await;
-            finish_connection(
-                &mut response,
-                version,
-                served,
-                handler.settings.max_requests_per_connection,
-            );
+            let mut response = compressed.await?.map(|body| body.boxed_unsync());
+            finish_connection(&mut response, version, served, max);
             Ok(response)
         })
     }
@@ -492,18 +507,12 @@ impl tower::Service<Request<Incoming>> for RequestService {
 fn service_for(
     handler: Arc<HttpHandler>,
     conn: ConnInfo,
-) -> hyper_util::service::TowerToHyperService<
-    tower_http::compression::Compression<RequestService, CompressWhen>,
-> {
-    let compress = CompressWhen(handler.settings.compression);
-    let svc = ServiceBuilder::new()
-        .layer(CompressionLayer::new().compress_when(compress))
-        .service(RequestService {
-            handler,
-            conn,
-            served: Arc::default(),
-        });
-    hyper_util::service::TowerToHyperService::new(svc)
+) -> hyper_util::service::TowerToHyperService<RequestService> {
+    hyper_util::service::TowerToHyperService::new(RequestService {
+        handler,
+        conn,
+        served: Arc::default(),
+    })
 }
 
 /// Connection-level headers: HTTP/2 forbids `Connection`; an HTTP/1.1 connection is
