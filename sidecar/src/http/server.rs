@@ -117,7 +117,10 @@ impl HttpHandler {
             && StaticFiles::applies_to(req.method())
             && let Some(path) = files.resolve(req.uri().path())
         {
-            return files.serve(&req, path).await;
+            // Boxed, like the other rare branches (multipart, streams): an async fn's
+            // future is as big as its largest state, and every request's future is
+            // moved (memcpy) a few times on its way into hyper.
+            return Box::pin(files.serve(&req, path)).await;
         }
         match self.to_php(req, conn).await {
             Ok(r) => r,
@@ -157,9 +160,13 @@ impl HttpHandler {
                 (true, None, json)
             }
             BodyKind::Multipart { boundary } => {
-                let form = uploads::parse_multipart(body, &boundary, &self.settings.uploads)
-                    .await
-                    .map_err(HttpError::Upload)?;
+                let form = Box::pin(uploads::parse_multipart(
+                    body,
+                    &boundary,
+                    &self.settings.uploads,
+                ))
+                .await
+                .map_err(HttpError::Upload)?;
                 let (fields, tree, files) = form
                     .into_payload_parts()
                     .map_err(|e| HttpError::BadRequest(e.to_string()))?;
@@ -190,7 +197,7 @@ impl HttpHandler {
                 };
                 Ok(build(head, body))
             }
-            PoolResponse::Stream(stream) => self.stream(stream, temp_files).await,
+            PoolResponse::Stream(stream) => Box::pin(self.stream(stream, temp_files)).await,
         }
     }
 
