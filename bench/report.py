@@ -85,6 +85,19 @@ if hello:
                 )
     print()
 
+# ---------------------------------------------------------------- runtime flavour
+flav = [first("hello", server="pacer", procs=2, conns=64)] + [
+    first(f"hello-threads{t}", server="pacer", procs=2, conns=64) for t in (1, 2)
+]
+if all(flav):
+    print("## Runtime flavour (`pacer.runtime.threads`)\n")
+    print("GET /hello, 2 PHP processes, 64 connections; pacer CPU is pacer's own process.\n")
+    print("| runtime | req/s | p50 / p99 ms | pacer CPU µs/req | all server CPU µs/req |")
+    print("|---|---|---|---|---|")
+    for name, r in zip(("current-thread (0, the default)", "multi-thread, 1 worker thread", "multi-thread, 2 worker threads"), flav):
+        print(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} | {r['front_cpu_us_per_req']:.1f} | {r['cpu_us_per_req']:.1f} |")
+    print()
+
 # ------------------------------------------------------------------------- Slim
 slim = [r for r in rows if r.get("scenario") == "slim"]
 if slim:

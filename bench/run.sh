@@ -8,7 +8,7 @@
 # Knobs (environment): BENCH_DURATION (s per wrk run, default 10), BENCH_MAX_LOAD (wait
 # until the 1-minute load average is below this, default 1.0), BENCH_QUIET_WAIT (how long
 # to wait for that, s, default 300; the load is reported either way), BENCH_ONLY (a subset of
-# "relay hello slim memory overload criterion").
+# "relay hello runtime slim memory overload criterion").
 # All load goes to 127.0.0.1. nginx and php-fpm run in the foreground from configs
 # generated into a temp dir; every process started here is stopped on exit.
 set -euo pipefail
@@ -277,6 +277,17 @@ scenario_hello_echo() {
     done
 }
 
+# The runtime flavour: the default current-thread runtime vs a multi-thread one
+# (`pacer.runtime.threads`), hello world at 2 PHP processes, 64 connections.
+scenario_runtime() {
+    local threads
+    for threads in 1 2; do
+        start_pacer 2 "$ROOT"/bench/workers/hello.php /hello BENCH_THREADS=$threads
+        bench_wrk "hello-threads$threads" 2 64 /hello
+        stop_server
+    done
+}
+
 scenario_slim() {
     local procs=2 conns
     start_pacer "$procs" "$ROOT"/bench/apps/slim/worker.php /api/status
@@ -383,9 +394,10 @@ main() {
             "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- sidecar || echo +dirty)" \
             "$DURATION" "$WRK_THREADS"
     } >>"$OUT/results.jsonl"
-    local only=${BENCH_ONLY:-relay hello slim memory overload criterion}
+    local only=${BENCH_ONLY:-relay hello runtime slim memory overload criterion}
     [[ " $only " == *" relay "* ]] && { log "relay round trips"; scenario_relay; }
     [[ " $only " == *" hello "* ]] && { log "hello world / JSON echo"; scenario_hello_echo; }
+    [[ " $only " == *" runtime "* ]] && { log "runtime flavour"; scenario_runtime; }
     [[ " $only " == *" slim "* ]] && { log "Slim"; scenario_slim; }
     [[ " $only " == *" memory "* ]] && { log "memory"; scenario_memory; }
     [[ " $only " == *" overload "* ]] && { log "overload"; scenario_overload; }
