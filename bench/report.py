@@ -52,6 +52,16 @@ if m:
     if after:
         print(f"| load after the HTTP runs ({after['seconds']} s later) | {after['loadavg']} |")
     print()
+    idle = [r for r in rows if r.get("scenario") == "idle"]
+    if idle:
+        print("Other agents share this machine. Before each block of measurements run.sh waits")
+        print("(bounded) until no other task is runnable; what it found when it started the block")
+        print("(other runnable tasks, averaged over 2 s; 1/5/15-min load average):\n")
+        print("| block | other runnable tasks | waited s | load average |")
+        print("|---|---|---|---|")
+        for r in idle:
+            print(f"| {r['block']} | {r['others_running']} | {r['waited_s']} | {r['loadavg']} |")
+        print()
 
 # ------------------------------------------------------------------ hello / echo
 hello = [r for r in rows if r.get("scenario") in ("hello", "echo")]

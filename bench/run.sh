@@ -7,7 +7,8 @@
 #
 # Knobs (environment): BENCH_DURATION (s per wrk run, default 10), BENCH_MAX_LOAD (wait
 # until the 1-minute load average is below this, default 1.0), BENCH_QUIET_WAIT (how long
-# to wait for that, s, default 300; the load is reported either way), BENCH_ONLY (a subset of
+# to wait for that, s, default 300; the load is reported either way), BENCH_IDLE_WAIT (before
+# each block, wait up to this many s for no other runnable task, default 120), BENCH_ONLY (a subset of
 # "relay hello runtime slim memory overload criterion").
 # All load goes to 127.0.0.1. nginx and php-fpm run in the foreground from configs
 # generated into a temp dir; every process started here is stopped on exit.
@@ -20,6 +21,7 @@ DURATION=${BENCH_DURATION:-10}
 WARMUP=2
 MAX_LOAD=${BENCH_MAX_LOAD:-1.0}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-300}
+IDLE_WAIT=${BENCH_IDLE_WAIT:-120}
 # Free loopback ports, picked once (other programs may share this machine).
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PACER_PORT=$(free_port)
@@ -79,6 +81,34 @@ wait_for_quiet() {
         waited=$((waited + 20))
     done
     echo "$load"
+}
+
+# Other runnable tasks right now (/proc/stat procs_running, minus the awk reading it),
+# averaged over 2 s: unlike the load average, this sees a neighbour start at once and
+# does not remember this script's own previous runs.
+others_running() {
+    local sum=0 i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        sum=$((sum + $(awk '/^procs_running/ { print $2 - 1 }' /proc/stat)))
+        sleep 0.2
+    done
+    awk -v s="$sum" 'BEGIN { printf "%.1f", s / 10 }'
+}
+
+# Before each block of measurements: wait (at most BENCH_IDLE_WAIT s) until nothing else
+# runs on the machine, and record what was running, for RESULTS.md.
+wait_idle() {
+    local block=$1 waited=0 r
+    while :; do
+        r=$(others_running)
+        if awk -v r="$r" 'BEGIN { exit !(r < 0.5) }' || ((waited >= IDLE_WAIT)); then
+            break
+        fi
+        sleep 3
+        waited=$((waited + 5))
+    done
+    printf '{"scenario":"idle","block":"%s","others_running":%s,"waited_s":%s,"loadavg":"%s"}\n' \
+        "$block" "$r" "$waited" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/results.jsonl"
 }
 
 # ------------------------------------------------------------------ process accounting
@@ -266,6 +296,7 @@ bench_wrk() {
 scenario_hello_echo() {
     local procs conns
     for procs in 1 2 4; do
+        wait_idle "hello/echo, $procs PHP processes"
         start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello
         for conns in 8 64; do bench_wrk hello "$procs" "$conns" /hello; done
         for conns in 8 64; do bench_wrk echo "$procs" "$conns" /echo "$BENCH/wrk/echo.lua"; done
@@ -281,6 +312,7 @@ scenario_hello_echo() {
 # (`pacer.runtime.threads`), hello world at 2 PHP processes, 64 connections.
 scenario_runtime() {
     local threads
+    wait_idle "runtime flavour"
     for threads in 1 2; do
         start_pacer 2 "$ROOT"/bench/workers/hello.php /hello BENCH_THREADS=$threads
         bench_wrk "hello-threads$threads" 2 64 /hello
@@ -290,6 +322,7 @@ scenario_runtime() {
 
 scenario_slim() {
     local procs=2 conns
+    wait_idle "Slim"
     start_pacer "$procs" "$ROOT"/bench/apps/slim/worker.php /api/status
     for conns in 8 64; do bench_wrk slim "$procs" "$conns" / "$BENCH/wrk/slim.lua"; done
     stop_server
@@ -301,6 +334,7 @@ scenario_slim() {
 # RSS: idle, then the peak while 64 and then 256 connections hammer /hello.
 scenario_memory() {
     local procs=2 kind
+    wait_idle "memory"
     for kind in pacer fpm; do
         if [[ $kind == pacer ]]; then
             start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello
@@ -334,6 +368,7 @@ scenario_memory() {
 # 200 req/s open loop. pacer sheds with a short queue and allocate_timeout.
 scenario_overload() {
     local procs=2 rate=200 kind
+    wait_idle "overload"
     for kind in pacer fpm; do
         if [[ $kind == pacer ]]; then
             start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_QUEUE=2 BENCH_ALLOCATE=100ms
@@ -355,6 +390,7 @@ scenario_overload() {
 scenario_relay() {
     local n line
     n=$(nproc)
+    wait_idle "relay"
     for args in "bare 1 1 20000" "pacer 1 1 20000 current" "pacer 1 1 20000 multi" \
         "bare $n $n 40000" "pacer $n $n 40000 current" "pacer $n $n 40000 multi"; do
         # shellcheck disable=SC2086
@@ -369,6 +405,7 @@ scenario_relay() {
 
 scenario_criterion() {
     local b
+    wait_idle "criterion"
     for b in frame_codec convert; do
         (cd "$ROOT" && cargo bench -q -p pacer --bench "$b" -- --warm-up-time 1 --measurement-time 3 --noplot) \
             >"$OUT/criterion-$b.txt" 2>&1
@@ -383,6 +420,10 @@ main() {
     install_deps
     log "building pacer (release)"
     (cd "$ROOT" && cargo build -q --release -p pacer --bin pacer --example relay_bench)
+    if [[ " ${BENCH_ONLY:-criterion} " == *" criterion "* ]]; then
+        log "building the criterion benches"
+        (cd "$ROOT" && cargo bench -q -p pacer --bench frame_codec --bench convert --no-run 2>/dev/null)
+    fi
     local load_before started
     load_before=$(wait_for_quiet)
     started=$(date +%s)
