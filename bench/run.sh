@@ -83,13 +83,19 @@ wait_for_quiet() {
     echo "$load"
 }
 
-# Other runnable tasks right now (/proc/stat procs_running, minus the awk reading it),
-# averaged over 2 s: unlike the load average, this sees a neighbour start at once and
-# does not remember this script's own previous runs.
+# Other runnable tasks right now (/proc/stat procs_running, minus this shell, read with
+# builtins so that no forked reader counts itself), averaged over 2 s: unlike the load
+# average, this sees a neighbour start at once and does not remember this script's own
+# previous runs.
 others_running() {
-    local sum=0 i
+    local sum=0 i k v rest
     for i in 1 2 3 4 5 6 7 8 9 10; do
-        sum=$((sum + $(awk '/^procs_running/ { print $2 - 1 }' /proc/stat)))
+        while read -r k v rest; do
+            if [[ $k == procs_running ]]; then
+                sum=$((sum + v - 1))
+                break
+            fi
+        done </proc/stat
         sleep 0.2
     done
     awk -v s="$sum" 'BEGIN { printf "%.1f", s / 10 }'
