@@ -110,8 +110,15 @@ pub fn request_context<'a>(
 }
 
 /// Encodes the context as JSON into a fresh buffer.
+///
+/// Into a `Vec`, not a `BytesMut`: serde_json writes each string in several small
+/// pieces, and `Vec`'s `io::Write` is a plain `extend_from_slice` where `BytesMut`'s
+/// writer adds checks and an indirection per piece. The `Vec` becomes `Bytes` without
+/// a copy.
 pub fn encode_context(ctx: &RequestContext<'_>) -> Result<Bytes, ConvertError> {
-    encode_context_into(ctx, &mut BytesMut::new())
+    let mut out = Vec::with_capacity(estimate(ctx));
+    serde_json::to_writer(&mut out, ctx)?;
+    Ok(Bytes::from(out))
 }
 
 /// Encodes the context as JSON into `buf` (cleared first) and splits it off, so a caller

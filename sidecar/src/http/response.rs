@@ -126,8 +126,17 @@ fn finish(status: i64, mut headers: HeaderMap) -> Result<ResponseHead, ResponseE
         .ok_or(ResponseError::Status(status))?;
     let informational = status.is_informational();
 
+    // One pass over the (few) names instead of a hash lookup per special header: the
+    // usual reply has none of them, and nine lookups per response showed in profiles.
+    let (mut has_connection, mut has_hop_by_hop, mut has_trailer) = (false, false, false);
+    for name in headers.keys() {
+        has_connection |= name == header::CONNECTION;
+        has_hop_by_hop |= HOP_BY_HOP.contains(name);
+        has_trailer |= name == header::TRAILER;
+    }
+
     let mut connection_close = false;
-    if headers.contains_key(header::CONNECTION) {
+    if has_connection {
         // Connection options name further hop-by-hop fields (RFC 9110 §7.6.1).
         let mut named = Vec::new();
         for v in headers.get_all(header::CONNECTION) {
@@ -144,13 +153,13 @@ fn finish(status: i64, mut headers: HeaderMap) -> Result<ResponseHead, ResponseE
             headers.remove(name);
         }
     }
-    if !headers.is_empty() {
+    if has_hop_by_hop {
         for name in &HOP_BY_HOP {
             headers.remove(name);
         }
     }
 
-    let trailers = if informational {
+    let trailers = if informational || !has_trailer {
         None
     } else {
         move_trailers(&mut headers)

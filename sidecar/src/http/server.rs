@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceExt};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
@@ -156,7 +156,10 @@ impl HttpHandler {
             && StaticFiles::applies_to(req.method())
             && let Some(path) = files.resolve(req.uri().path())
         {
-            let mut r = files.serve(&req, path).await;
+            // Boxed, like the other rare branches (multipart, streams): an async fn's
+            // future is as big as its largest state, and every request's future is
+            // moved (memcpy) a few times on its way into hyper.
+            let mut r = Box::pin(files.serve(&req, path)).await;
             self.settings.static_headers.apply(r.headers_mut());
             r
         } else {
@@ -207,9 +210,13 @@ impl HttpHandler {
                 (true, None, json)
             }
             BodyKind::Multipart { boundary } => {
-                let form = uploads::parse_multipart(body, &boundary, &self.settings.uploads)
-                    .await
-                    .map_err(HttpError::Upload)?;
+                let form = Box::pin(uploads::parse_multipart(
+                    body,
+                    &boundary,
+                    &self.settings.uploads,
+                ))
+                .await
+                .map_err(HttpError::Upload)?;
                 let (fields, tree, files) = form
                     .into_payload_parts()
                     .map_err(|e| HttpError::BadRequest(e.to_string()))?;
@@ -252,7 +259,7 @@ impl HttpHandler {
                 };
                 Ok(build(head, body))
             }
-            PoolResponse::Stream(stream) => self.stream(stream, temp_files).await,
+            PoolResponse::Stream(stream) => Box::pin(self.stream(stream, temp_files)).await,
         }
     }
 
@@ -469,14 +476,14 @@ enum HttpError {
     BadResponse(String),
 }
 
-/// Compresses when the `gzip` middleware is on and tower-http's defaults agree (not for
+/// With the `gzip` middleware on, compresses when tower-http's defaults agree (not for
 /// images, gRPC, SSE, or tiny bodies).
 #[derive(Clone, Copy)]
-struct CompressWhen(bool);
+struct CompressWhen;
 
 impl Predicate for CompressWhen {
     fn should_compress<B: http_body::Body>(&self, response: &http::Response<B>) -> bool {
-        self.0 && DefaultPredicate::new().should_compress(response)
+        DefaultPredicate::new().should_compress(response)
     }
 }
 
@@ -704,14 +711,29 @@ impl tower::Service<Request<Incoming>> for RequestService {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
         let version = req.version();
+        let max = handler.settings.max_requests_per_connection;
+        if !handler.settings.compression {
+            return Box::pin(async move {
+                let mut response = handler.handle(req, conn).await;
+                finish_connection(&mut response, version, served, max);
+                Ok(response)
+            });
+        }
+        // tower-http's compression only when the `gzip` middleware is on: its response
+        // body type embeds the encoders' state, so a response through it is several
+        // hundred bytes that hyper moves (memcpy) a few times per request, and it
+        // parses Accept-Encoding. Compressed bodies are boxed into our one `Body` type.
+        let inner = tower::service_fn(move |req| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler.handle(req, conn).await) }
+        });
+        let compressed = CompressionLayer::new()
+            .compress_when(CompressWhen)
+            .layer(inner)
+            .oneshot(req);
         Box::pin(async move {
-            let mut response = handler.handle(req, conn).await;
-            finish_connection(
-                &mut response,
-                version,
-                served,
-                handler.settings.max_requests_per_connection,
-            );
+            let mut response = compressed.await?.map(|body| body.boxed_unsync());
+            finish_connection(&mut response, version, served, max);
             Ok(response)
         })
     }
@@ -720,18 +742,12 @@ impl tower::Service<Request<Incoming>> for RequestService {
 fn service_for(
     handler: Arc<HttpHandler>,
     conn: ConnInfo,
-) -> hyper_util::service::TowerToHyperService<
-    tower_http::compression::Compression<RequestService, CompressWhen>,
-> {
-    let compress = CompressWhen(handler.settings.compression);
-    let svc = ServiceBuilder::new()
-        .layer(CompressionLayer::new().compress_when(compress))
-        .service(RequestService {
-            handler,
-            conn,
-            served: Arc::default(),
-        });
-    hyper_util::service::TowerToHyperService::new(svc)
+) -> hyper_util::service::TowerToHyperService<RequestService> {
+    hyper_util::service::TowerToHyperService::new(RequestService {
+        handler,
+        conn,
+        served: Arc::default(),
+    })
 }
 
 /// `http.ssl.redirect`: 308 to the same host and path on the HTTPS port.

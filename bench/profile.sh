@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Where pacer spends its time per request, with two tools:
+#
+#   bench/profile.sh callgrind [PATH] [LUA]   user-space instructions per request (repeatable:
+#                                             does not depend on the machine's load)
+#   bench/profile.sh perf [PATH] [LUA]        perf record (cpu-clock, call graphs) under wrk
+#
+# Builds pacer with symbols and frame pointers into target/prof, serves
+# bench/workers/hello.php with 2 PHP workers, drives PATH (default /hello) with wrk and
+# writes the reports to bench/out/profile-*. On this VM perf has no hardware counters
+# (`perf stat -e instructions true` says <not supported>), so perf samples cpu-clock;
+# callgrind counts instructions exactly, but only pacer's own (not the kernel's).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=$ROOT/bench/out
+TOOL=${1:-callgrind}
+URL_PATH=${2:-/hello}
+LUA=${3:-}
+PROF_DIR=$ROOT/target/prof
+PACER=$PROF_DIR/release/pacer
+mkdir -p "$OUT"
+
+(cd "$ROOT" && CARGO_TARGET_DIR=$PROF_DIR CARGO_PROFILE_RELEASE_STRIP=none \
+    CARGO_PROFILE_RELEASE_DEBUG=line-tables-only RUSTFLAGS="-C force-frame-pointers=yes" \
+    cargo build -q --release -p pacer --bin pacer)
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PID=""
+cleanup() { [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; true; }
+trap cleanup EXIT
+
+export BENCH_PORT=$PORT BENCH_WORKERS=2 BENCH_WORKER=$ROOT/bench/workers/hello.php
+wrk_args=(-t 1 -c 8)
+[[ -n $LUA ]] && wrk_args+=(-s "$ROOT/$LUA")
+url="http://127.0.0.1:$PORT$URL_PATH"
+
+wait_up() {
+    for _ in $(seq 1 300); do
+        curl -s -o /dev/null --max-time 2 "$url" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+case $TOOL in
+callgrind)
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/profile-callgrind.out" \
+        "$PACER" serve -c "$ROOT/bench/conf/pacer.yaml" -w "$ROOT" 2>"$OUT/profile-valgrind.log" &
+    PID=$!
+    wait_up
+    wrk "${wrk_args[@]}" -d 3s "$url" >/dev/null
+    callgrind_control -z "$PID" >/dev/null
+    wrk "${wrk_args[@]}" -d 10s "$url" >"$OUT/profile-wrk.txt"
+    callgrind_control -d "$PID" >/dev/null
+    sleep 1
+    requests=$(awk '/requests in/ { print $1 }' "$OUT/profile-wrk.txt")
+    dump=$(ls -t "$OUT"/profile-callgrind.out.* | head -1)
+    callgrind_annotate --inclusive=no "$dump" 2>/dev/null | head -60 >"$OUT/profile-callgrind.txt"
+    total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
+    echo "requests: $requests; instructions: $total; per request: $((total / requests))" | tee -a "$OUT/profile-callgrind.txt"
+    ;;
+perf)
+    "$PACER" serve -c "$ROOT/bench/conf/pacer.yaml" -w "$ROOT" 2>/dev/null &
+    PID=$!
+    wait_up
+    wrk "${wrk_args[@]}" -c 64 -d 2s "$url" >/dev/null
+    wrk "${wrk_args[@]}" -c 64 -d 8s "$url" >"$OUT/profile-wrk.txt" &
+    sleep 1
+    perf record -q -e cpu-clock -F 4000 -g -p "$PID" -o "$OUT/profile-perf.data" -- sleep 5
+    wait
+    perf report -i "$OUT/profile-perf.data" --no-children --sort dso,sym -g none 2>/dev/null \
+        | grep -v '^#' | grep -v '^$' | head -60 >"$OUT/profile-perf.txt"
+    head -30 "$OUT/profile-perf.txt"
+    ;;
+*)
+    echo "usage: $0 callgrind|perf [PATH] [LUA]" >&2
+    exit 64
+    ;;
+esac

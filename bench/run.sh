@@ -1,0 +1,457 @@
+#!/usr/bin/env bash
+# The benchmarks, side by side in one run: pacer vs nginx + php-fpm (hello world, 4 KiB
+# JSON echo, a Slim 3 app, overload), relay round trips vs a bare PHP loop, memory, and
+# the criterion micro-benchmarks. Writes bench/RESULTS.md; raw outputs go to bench/out/.
+#
+#   bench/run.sh            (or `make bench`)
+#
+# Knobs (environment): BENCH_DURATION (s per wrk run, default 10), BENCH_MAX_LOAD (wait
+# until the 1-minute load average is below this, default 1.0), BENCH_QUIET_WAIT (how long
+# to wait for that, s, default 300; the load is reported either way), BENCH_IDLE_WAIT (before
+# each block, wait up to this many s for no other runnable task, default 120), BENCH_ONLY (a subset of
+# "relay hello runtime slim memory overload criterion").
+# All load goes to 127.0.0.1. nginx and php-fpm run in the foreground from configs
+# generated into a temp dir; every process started here is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+OUT=$BENCH/out
+DURATION=${BENCH_DURATION:-10}
+WARMUP=2
+MAX_LOAD=${BENCH_MAX_LOAD:-1.0}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-300}
+IDLE_WAIT=${BENCH_IDLE_WAIT:-120}
+# Free loopback ports, picked once (other programs may share this machine).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PACER_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+WRK_THREADS=1
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PACER=$CARGO_TARGET_DIR/release/pacer
+RELAY_BENCH=$CARGO_TARGET_DIR/release/examples/relay_bench
+HZ=$(getconf CLK_TCK)
+
+TMP=$(mktemp -d /tmp/pacer-bench.XXXXXX)
+STARTED=() # pids of the servers this script started
+
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${STARTED[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+# ---------------------------------------------------------------------------- set-up
+
+install_deps() {
+    local missing=() p
+    for p in nginx php8.2-cli php8.2-fpm php8.2-opcache wrk php-slim php-nyholm-psr7 \
+        php-psr-http-message php-psr-http-factory curl; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+wait_for_quiet() {
+    local waited=0 load
+    while :; do
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        if awk -v l="$load" -v m="$MAX_LOAD" 'BEGIN { exit !(l < m) }'; then
+            break
+        fi
+        if ((waited >= QUIET_WAIT)); then
+            log "load $load is still >= $MAX_LOAD after ${waited}s; measuring anyway (reported)"
+            break
+        fi
+        log "load average $load >= $MAX_LOAD; waiting (${waited}s so far)"
+        sleep 20
+        waited=$((waited + 20))
+    done
+    echo "$load"
+}
+
+# Other runnable tasks right now (/proc/stat procs_running, minus this shell, read with
+# builtins so that no forked reader counts itself), averaged over 2 s: unlike the load
+# average, this sees a neighbour start at once and does not remember this script's own
+# previous runs.
+others_running() {
+    local sum=0 i k v rest
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        while read -r k v rest; do
+            if [[ $k == procs_running ]]; then
+                sum=$((sum + v - 1))
+                break
+            fi
+        done </proc/stat
+        sleep 0.2
+    done
+    awk -v s="$sum" 'BEGIN { printf "%.1f", s / 10 }'
+}
+
+# Before each block of measurements: wait (at most BENCH_IDLE_WAIT s) until nothing else
+# runs on the machine, and record what was running, for RESULTS.md.
+wait_idle() {
+    local block=$1 waited=0 r
+    while :; do
+        r=$(others_running)
+        if awk -v r="$r" 'BEGIN { exit !(r < 0.5) }' || ((waited >= IDLE_WAIT)); then
+            break
+        fi
+        sleep 3
+        waited=$((waited + 5))
+    done
+    printf '{"scenario":"idle","block":"%s","others_running":%s,"waited_s":%s,"loadavg":"%s"}\n' \
+        "$block" "$r" "$waited" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/results.jsonl"
+}
+
+# ------------------------------------------------------------------ process accounting
+
+# A process and its direct children (pacer → PHP workers; nginx/fpm master → workers).
+tree() {
+    local p
+    for p in "$@"; do
+        echo "$p"
+        ps -o pid= --ppid "$p" 2>/dev/null | tr -d ' ' || true
+    done
+}
+
+# utime + stime (clock ticks) summed over the pids.
+cpu_ticks() {
+    local sum=0 p f
+    for p in "$@"; do
+        if f=$(cat "/proc/$p/stat" 2>/dev/null); then
+            f=${f##*) }
+            # After the comm field: state is field 3; utime/stime are fields 14/15.
+            sum=$((sum + $(awk '{ print $12 + $13 }' <<<"$f")))
+        fi
+    done
+    echo "$sum"
+}
+
+# Sum of a /proc/<pid>/status field in KiB (VmRSS, VmHWM).
+status_kb() {
+    local field=$1 sum=0 p v
+    shift
+    for p in "$@"; do
+        v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/status" 2>/dev/null || true)
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+
+# Sum of Pss over the pids, KiB (shared pages split between their users).
+pss_kb() {
+    local sum=0 p v
+    for p in "$@"; do
+        v=$(awk '$1 == "Pss:" { print $2 }' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+
+# ------------------------------------------------------------------------- servers
+
+SERVER_KIND="" # pacer | fpm
+SERVER_PIDS=() # the top-level pids: pacer; or nginx master + fpm master
+
+wait_http() { # url expected-status-prefix
+    local i code
+    for i in $(seq 1 200); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)
+        [[ $code == 2* || $code == 404 ]] && return 0
+        sleep 0.1
+    done
+    echo "server at $1 did not come up" >&2
+    return 1
+}
+
+wait_children() { # pid count
+    local i
+    for i in $(seq 1 200); do
+        (($(ps -o pid= --ppid "$1" | wc -l) >= $2)) && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_pacer WORKERS WORKER_SCRIPT READY_PATH [VAR=VALUE...]
+start_pacer() {
+    local workers=$1 script=$2 ready=$3
+    shift 3
+    env BENCH_PORT=$PACER_PORT BENCH_WORKERS="$workers" BENCH_WORKER="$script" "$@" \
+        "$PACER" serve -c "$BENCH/conf/pacer.yaml" -w "$ROOT" >>"$OUT/pacer.log" 2>&1 &
+    local pid=$!
+    STARTED+=("$pid")
+    SERVER_KIND=pacer
+    SERVER_PIDS=("$pid")
+    wait_http "http://127.0.0.1:$PACER_PORT$ready" || { tail -5 "$OUT/pacer.log" >&2; exit 1; }
+    wait_children "$pid" "$workers" || { echo "pacer did not start $workers workers" >&2; exit 1; }
+}
+
+# start_fpm WORKERS APP_DIR READY_PATH
+start_fpm() {
+    local workers=$1 app=$2 ready=$3 dir=$TMP/fpm
+    rm -rf "$dir" && mkdir -p "$dir"
+    sed -e "s|@TMP@|$dir|g" -e "s|@WORKERS@|$workers|g" "$BENCH/conf/php-fpm.conf" >"$dir/php-fpm.conf"
+    sed -e "s|@TMP@|$dir|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@ROOT@|$app|g" \
+        "$BENCH/conf/nginx.conf" >"$dir/nginx.conf"
+    php-fpm8.2 -F -R -y "$dir/php-fpm.conf" >>"$OUT/php-fpm.log" 2>&1 &
+    local fpm=$!
+    STARTED+=("$fpm")
+    for _ in $(seq 1 100); do [[ -S $dir/php-fpm.sock ]] && break; sleep 0.1; done
+    nginx -e "$dir/nginx-error.log" -p "$dir" -c "$dir/nginx.conf" >>"$OUT/nginx.log" 2>&1 &
+    local ngx=$!
+    STARTED+=("$ngx")
+    SERVER_KIND=fpm
+    SERVER_PIDS=("$ngx" "$fpm")
+    wait_http "http://127.0.0.1:$NGINX_PORT$ready" || { tail -5 "$OUT/nginx.log" "$OUT/php-fpm.log" "$dir"/*.log >&2; exit 1; }
+    wait_children "$fpm" "$workers" || { echo "php-fpm did not start $workers workers" >&2; exit 1; }
+}
+
+stop_server() {
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${SERVER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    SERVER_PIDS=()
+    sleep 0.5
+}
+
+server_port() { [[ $SERVER_KIND == pacer ]] && echo $PACER_PORT || echo $NGINX_PORT; }
+
+# The server's own process(es) and its PHP processes, separately.
+front_pids() { echo "${SERVER_PIDS[0]}"; [[ $SERVER_KIND == fpm ]] && ps -o pid= --ppid "${SERVER_PIDS[0]}" | tr -d ' '; true; }
+php_pids() {
+    if [[ $SERVER_KIND == pacer ]]; then
+        ps -o pid= --ppid "${SERVER_PIDS[0]}" | tr -d ' '
+    else
+        echo "${SERVER_PIDS[1]}"
+        ps -o pid= --ppid "${SERVER_PIDS[1]}" | tr -d ' '
+    fi
+}
+all_pids() {
+    tree "${SERVER_PIDS[@]}"
+}
+
+# ----------------------------------------------------------------------------- wrk
+
+# to_ms "1.23ms" → 1.23
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000
+        printf "%.3f", n }'
+}
+
+# bench_wrk SCENARIO PROCS CONNS PATH [LUA]: one measured wrk run against the running
+# server; appends one JSON line to $OUT/results.jsonl.
+bench_wrk() {
+    local scenario=$1 procs=$2 conns=$3 path=$4 lua=${5:-}
+    local url="http://127.0.0.1:$(server_port)$path" args=(-t "$WRK_THREADS" -c "$conns" --latency)
+    [[ -n $lua ]] && args+=(-s "$lua")
+    local name="$scenario-$SERVER_KIND-p$procs-c$conns"
+    wrk "${args[@]}" -d "${WARMUP}s" "$url" >/dev/null
+    local pids
+    mapfile -t pids < <(all_pids)
+    local before fronts_before
+    before=$(cpu_ticks "${pids[@]}")
+    local -a fronts
+    mapfile -t fronts < <(front_pids)
+    fronts_before=$(cpu_ticks "${fronts[@]}")
+    echo "wrk ${args[*]} -d ${DURATION}s $url" >"$OUT/$name.txt"
+    wrk "${args[@]}" -d "${DURATION}s" "$url" >>"$OUT/$name.txt"
+    local after fronts_after
+    after=$(cpu_ticks "${pids[@]}")
+    fronts_after=$(cpu_ticks "${fronts[@]}")
+    local f=$OUT/$name.txt
+    local rps requests p50 p99 non2xx errors
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
+    requests=$(awk '/requests in/ { print $1 }' "$f")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$f")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$f")")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$f")
+    errors=$(awk -F'[ ,]+' '/Socket errors:/ { print $4 + $6 + $8 + $10 }' "$f")
+    local front_rss php_rss front_hwm
+    front_hwm=$(status_kb VmHWM "${fronts[@]}")
+    front_rss=$(status_kb VmRSS "${fronts[@]}")
+    mapfile -t phps < <(php_pids)
+    php_rss=$(status_kb VmHWM "${phps[@]}")
+    printf '{"scenario":"%s","server":"%s","procs":%s,"conns":%s,"rps":%s,"requests":%s,"p50_ms":%s,"p99_ms":%s,"non2xx":%s,"socket_errors":%s,"cpu_us_per_req":%s,"front_cpu_us_per_req":%s,"front_hwm_kb":%s,"front_rss_kb":%s,"php_hwm_kb":%s,"cmd":"%s"}\n' \
+        "$scenario" "$SERVER_KIND" "$procs" "$conns" "$rps" "$requests" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" \
+        "$(awk -v a="$after" -v b="$before" -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", (a - b) / hz / n * 1e6 }')" \
+        "$(awk -v a="$fronts_after" -v b="$fronts_before" -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", (a - b) / hz / n * 1e6 }')" \
+        "$front_hwm" "$front_rss" "$php_rss" "wrk ${args[*]} -d ${DURATION}s $url" >>"$OUT/results.jsonl"
+    log "$name: $rps req/s, p50 ${p50} ms, p99 ${p99} ms"
+}
+
+# ------------------------------------------------------------------------ scenarios
+
+# Hello world and 4 KiB JSON echo at 1, 2, 4 PHP processes, 8 and 64 connections.
+scenario_hello_echo() {
+    local procs conns
+    for procs in 1 2 4; do
+        wait_idle "hello/echo, $procs PHP processes"
+        start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello
+        for conns in 8 64; do bench_wrk hello "$procs" "$conns" /hello; done
+        for conns in 8 64; do bench_wrk echo "$procs" "$conns" /echo "$BENCH/wrk/echo.lua"; done
+        stop_server
+        start_fpm "$procs" "$BENCH/apps/plain" /hello
+        for conns in 8 64; do bench_wrk hello "$procs" "$conns" /hello; done
+        for conns in 8 64; do bench_wrk echo "$procs" "$conns" /echo "$BENCH/wrk/echo.lua"; done
+        stop_server
+    done
+}
+
+# The runtime flavour: the default current-thread runtime vs a multi-thread one
+# (`pacer.runtime.threads`), hello world at 2 PHP processes, 64 connections.
+scenario_runtime() {
+    local threads
+    wait_idle "runtime flavour"
+    for threads in 1 2; do
+        start_pacer 2 "$ROOT"/bench/workers/hello.php /hello BENCH_THREADS=$threads
+        bench_wrk "hello-threads$threads" 2 64 /hello
+        stop_server
+    done
+}
+
+scenario_slim() {
+    local procs=2 conns
+    wait_idle "Slim"
+    start_pacer "$procs" "$ROOT"/bench/apps/slim/worker.php /api/status
+    for conns in 8 64; do bench_wrk slim "$procs" "$conns" / "$BENCH/wrk/slim.lua"; done
+    stop_server
+    start_fpm "$procs" "$BENCH/apps/slim" /api/status
+    for conns in 8 64; do bench_wrk slim "$procs" "$conns" / "$BENCH/wrk/slim.lua"; done
+    stop_server
+}
+
+# RSS: idle, then the peak while 64 and then 256 connections hammer /hello.
+scenario_memory() {
+    local procs=2 kind
+    wait_idle "memory"
+    for kind in pacer fpm; do
+        if [[ $kind == pacer ]]; then
+            start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello
+        else
+            start_fpm "$procs" "$BENCH/apps/plain" /hello
+        fi
+        local fronts phps
+        mapfile -t fronts < <(front_pids)
+        mapfile -t phps < <(php_pids)
+        local idle idle_php idle_php_pss
+        idle=$(status_kb VmRSS "${fronts[@]}")
+        idle_php=$(status_kb VmRSS "${phps[@]}")
+        idle_php_pss=$(pss_kb "${phps[@]}")
+        wrk -t "$WRK_THREADS" -c 64 -d 5s "http://127.0.0.1:$(server_port)/hello" >"$OUT/memory-$kind-c64.txt"
+        local hwm64 php64 pss64
+        hwm64=$(status_kb VmHWM "${fronts[@]}")
+        php64=$(status_kb VmRSS "${phps[@]}")
+        pss64=$(pss_kb "${phps[@]}")
+        wrk -t "$WRK_THREADS" -c 256 -d 5s "http://127.0.0.1:$(server_port)/hello" >"$OUT/memory-$kind-c256.txt"
+        local hwm256 after256
+        hwm256=$(status_kb VmHWM "${fronts[@]}")
+        after256=$(status_kb VmRSS "${fronts[@]}")
+        printf '{"scenario":"memory","server":"%s","procs":%s,"idle_kb":%s,"peak64_kb":%s,"peak256_kb":%s,"after256_kb":%s,"php_idle_kb":%s,"php_idle_pss_kb":%s,"php_busy_kb":%s,"php_busy_pss_kb":%s}\n' \
+            "$kind" "$procs" "$idle" "$hwm64" "$hwm256" "$after256" "$idle_php" "$idle_php_pss" "$php64" "$pss64" >>"$OUT/results.jsonl"
+        log "memory $kind: idle $idle KiB, peak@64 $hwm64 KiB, peak@256 $hwm256 KiB"
+        stop_server
+    done
+}
+
+# Offered load 2x the pool's capacity: 2 PHP processes, /work?ms=20 (100 req/s capacity),
+# 200 req/s open loop. pacer sheds with a short queue and allocate_timeout.
+scenario_overload() {
+    local procs=2 rate=200 kind
+    wait_idle "overload"
+    for kind in pacer fpm; do
+        if [[ $kind == pacer ]]; then
+            start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_QUEUE=2 BENCH_ALLOCATE=100ms
+        else
+            start_fpm "$procs" "$BENCH/apps/plain" /hello
+        fi
+        local cmd="python3 bench/openloop.py http://127.0.0.1:$(server_port)/work?ms=20 $rate $DURATION 30"
+        local json
+        json=$(cd "$ROOT" && $cmd)
+        echo "$json" >"$OUT/overload-$kind.json"
+        printf '{"scenario":"overload","server":"%s","procs":%s,"cmd":"%s","result":%s}\n' \
+            "$kind" "$procs" "$cmd" "$json" >>"$OUT/results.jsonl"
+        log "overload $kind: $json"
+        stop_server
+    done
+}
+
+# Relay round trips: pacer's pool vs a bare blocking driver, both runtime flavours.
+scenario_relay() {
+    local n line
+    n=$(nproc)
+    wait_idle "relay"
+    for args in "bare 1 1 20000" "pacer 1 1 20000 current" "pacer 1 1 20000 multi" \
+        "bare $n $n 40000" "pacer $n $n 40000 current" "pacer $n $n 40000 multi"; do
+        # shellcheck disable=SC2086
+        line=$(cd "$ROOT" && "$RELAY_BENCH" $args)
+        echo "relay_bench $args -> $line" >>"$OUT/relay.txt"
+        read -r mode flavor workers conc rate p50 p99 <<<"$line"
+        printf '{"scenario":"relay","mode":"%s","flavor":"%s","workers":%s,"conc":%s,"msgs_per_s":%s,"p50_us":%s,"p99_us":%s,"cmd":"relay_bench %s"}\n' \
+            "$mode" "$flavor" "$workers" "$conc" "$rate" "$p50" "$p99" "$args" >>"$OUT/results.jsonl"
+        log "relay $line"
+    done
+}
+
+scenario_criterion() {
+    local b
+    wait_idle "criterion"
+    for b in frame_codec convert; do
+        (cd "$ROOT" && cargo bench -q -p pacer --bench "$b" -- --warm-up-time 1 --measurement-time 3 --noplot) \
+            >"$OUT/criterion-$b.txt" 2>&1
+    done
+}
+
+# ----------------------------------------------------------------------------- main
+
+main() {
+    mkdir -p "$OUT"
+    rm -f "$OUT"/*.txt "$OUT"/*.json "$OUT"/results.jsonl "$OUT"/*.log
+    install_deps
+    log "building pacer (release)"
+    (cd "$ROOT" && cargo build -q --release -p pacer --bin pacer --example relay_bench)
+    if [[ " ${BENCH_ONLY:-criterion} " == *" criterion "* ]]; then
+        log "building the criterion benches"
+        (cd "$ROOT" && cargo bench -q -p pacer --bench frame_codec --bench convert --no-run 2>/dev/null)
+    fi
+    local load_before started
+    load_before=$(wait_for_quiet)
+    started=$(date +%s)
+    {
+        printf '{"scenario":"machine","nproc":%s,"cpu":"%s","kernel":"%s","pacer":"%s","php":"%s","nginx":"%s","wrk":"%s","load_before":"%s","date":"%s","commit":"%s","duration":%s,"wrk_threads":%s}\n' \
+            "$(nproc)" "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" "$(uname -r)" \
+            "$("$PACER" version)" "$(php -r 'echo PHP_VERSION;')" "$(nginx -v 2>&1 | sed 's|.*/||')" \
+            "$(wrk -v 2>&1 | head -1 | awk '{ print $2 }')" "$(cat /proc/loadavg)" "$(date -u +%FT%TZ)" \
+            "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- sidecar || echo +dirty)" \
+            "$DURATION" "$WRK_THREADS"
+    } >>"$OUT/results.jsonl"
+    local only=${BENCH_ONLY:-relay hello runtime slim memory overload criterion}
+    [[ " $only " == *" relay "* ]] && { log "relay round trips"; scenario_relay; }
+    [[ " $only " == *" hello "* ]] && { log "hello world / JSON echo"; scenario_hello_echo; }
+    [[ " $only " == *" runtime "* ]] && { log "runtime flavour"; scenario_runtime; }
+    [[ " $only " == *" slim "* ]] && { log "Slim"; scenario_slim; }
+    [[ " $only " == *" memory "* ]] && { log "memory"; scenario_memory; }
+    [[ " $only " == *" overload "* ]] && { log "overload"; scenario_overload; }
+    echo "{\"scenario\":\"load_after\",\"loadavg\":\"$(cat /proc/loadavg)\",\"seconds\":$(($(date +%s) - started))}" >>"$OUT/results.jsonl"
+    [[ " $only " == *" criterion "* ]] && { log "criterion"; scenario_criterion; }
+    python3 "$BENCH/report.py" "$OUT" "$BENCH/notes.md" >"$BENCH/RESULTS.md"
+    log "wrote bench/RESULTS.md"
+}
+
+main "$@"
