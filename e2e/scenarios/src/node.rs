@@ -284,6 +284,18 @@ async fn register(client: &Client, name: &str) -> Result<()> {
         )
         .await
         .context("reporting the Node's status")?;
+    // The API server taints a new Node `not-ready` (admission plugin
+    // TaintNodesByCondition); the node lifecycle controller lifts it once the node reports
+    // Ready. That controller is not running (this node sends no heartbeats), so the node
+    // lifts the taint itself, once, as that controller would.
+    nodes
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"taints": null}})),
+        )
+        .await
+        .context("lifting the not-ready taint")?;
     Ok(())
 }
 

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,36 +32,22 @@ pub struct Binaries {
 }
 
 impl Binaries {
-    /// `$PACER_E2E_BIN_DIR`, else `cargo build -p pacer -p pacer-operator --bins` (a
-    /// no-op when they are up to date) and the workspace's `target/debug`.
+    /// `$PACER_E2E_BIN_DIR`, else the directory of this test executable's profile
+    /// (`target/debug`), where `cargo test --workspace` has just built both (they are
+    /// binaries of packages with integration tests). `make e2e` builds them and sets the
+    /// variable. (Running cargo from inside the test is avoided on purpose: the variables
+    /// cargo sets for a test process make it rebuild half the dependency tree.)
     ///
     /// # Errors
-    /// When they are missing or cargo fails.
+    /// When they are missing.
     pub fn locate() -> Result<Self> {
         let dir = match std::env::var_os(BIN_ENV) {
             Some(dir) => PathBuf::from(dir),
-            None => {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let status = Command::new(cargo)
-                    .args([
-                        "build",
-                        "--locked",
-                        "-p",
-                        "pacer",
-                        "-p",
-                        "pacer-operator",
-                        "--bins",
-                    ])
-                    .current_dir(crate::repo_root())
-                    .status()
-                    .context("running cargo build for pacer and pacer-operator")?;
-                if !status.success() {
-                    bail!("cargo build of pacer and pacer-operator failed ({status})");
-                }
-                let target = std::env::var_os("CARGO_TARGET_DIR")
-                    .map_or_else(|| crate::repo_root().join("target"), PathBuf::from);
-                target.join("debug")
-            }
+            None => std::env::current_exe()?
+                .parent()
+                .and_then(Path::parent)
+                .context("no profile directory above the test executable")?
+                .to_path_buf(),
         };
         let found = Self {
             pacer: dir.join("pacer"),
