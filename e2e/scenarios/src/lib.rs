@@ -120,7 +120,8 @@ pub fn available() -> Result<bool> {
 /// The repository's root directory.
 #[must_use]
 pub fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// `e2e/out/`: timelines and logs of the last run (gitignored).

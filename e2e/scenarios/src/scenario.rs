@@ -68,6 +68,17 @@ pub struct ConfigVersion {
     pub max_jobs: u64,
 }
 
+/// One tuning round as the status reported it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Round {
+    /// Seconds since the scenario started (when the recorder saw it).
+    pub at: f64,
+    /// `status.observed.busyRatio`, if the round had metrics.
+    pub busy_ratio: Option<f64>,
+    /// `status.current.workers`.
+    pub workers: i32,
+}
+
 /// An Event about the app.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventInfo {
@@ -121,6 +132,7 @@ pub struct Scenario {
     operators: AtomicU32,
     load: Arc<Mutex<Option<Arc<Load>>>>,
     history: Arc<Mutex<Vec<ConfigVersion>>>,
+    rounds: Arc<Mutex<Vec<Round>>>,
     stop: CancellationToken,
     tasks: tokio_util::task::TaskTracker,
 }
@@ -236,6 +248,7 @@ impl Scenario {
             operators: AtomicU32::new(0),
             load: Arc::new(Mutex::new(None)),
             history: Arc::new(Mutex::new(Vec::new())),
+            rounds: Arc::new(Mutex::new(Vec::new())),
             stop: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
         };
@@ -414,6 +427,30 @@ impl Scenario {
         .await
     }
 
+    /// Waits until every ready pod's live pool matches the ConfigMap's `num_workers` (read
+    /// again on every poll, so a further change while waiting is followed).
+    ///
+    /// # Errors
+    /// On time-out.
+    pub async fn wait_pools_match_config(&self, timeout: Duration) -> Result<u64> {
+        crate::wait_for(
+            timeout,
+            Duration::from_millis(250),
+            "pools matching the ConfigMap",
+            || async {
+                let (workers, _) = self.config().await?;
+                let w = workers as f64;
+                let pods = self.scrape_pods().await?;
+                let done = !pods.is_empty()
+                    && pods
+                        .iter()
+                        .all(|(_, s)| s.target_workers() == w && s.live_workers() >= w);
+                Ok(done.then_some(workers))
+            },
+        )
+        .await
+    }
+
     /// The settings in the app's ConfigMap now.
     ///
     /// # Errors
@@ -439,6 +476,15 @@ impl Scenario {
             .clone()
     }
 
+    /// The tuning rounds seen so far.
+    #[must_use]
+    pub fn rounds(&self) -> Vec<Round> {
+        self.rounds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The Events about the app, oldest first.
     ///
     /// # Errors
@@ -450,7 +496,7 @@ impl Scenario {
         let mut events: Vec<(String, EventInfo)> = list
             .items
             .into_iter()
-            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(APP))
+            .filter(|e| is_about_app(e))
             .map(|e| {
                 let at = e
                     .event_time
@@ -463,7 +509,7 @@ impl Scenario {
                         type_: e.type_.clone().unwrap_or_default(),
                         reason: e.reason.clone().unwrap_or_default(),
                         note: e.note.clone().unwrap_or_default(),
-                        count: 1 + e.series.as_ref().map_or(0, |s| s.count.max(1)),
+                        count: e.series.as_ref().map_or(1, |s| s.count.max(1)),
                         instance: e.reporting_instance.clone().unwrap_or_default(),
                     },
                 )
@@ -550,6 +596,7 @@ impl Scenario {
         let stop = self.stop.clone();
         let timeline = self.timeline.clone();
         let load = self.load.clone();
+        let rounds = self.rounds.clone();
         self.tasks.spawn(async move {
             let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &namespace);
             let events: Api<Event> = Api::namespaced(client.clone(), &namespace);
@@ -569,13 +616,8 @@ impl Scenario {
                 let status = app.status.clone().unwrap_or_default();
                 let mut decisions = Vec::new();
                 if let Ok(list) = events.list(&ListParams::default()).await {
-                    let mut items: Vec<&Event> = list
-                        .items
-                        .iter()
-                        .filter(|e| {
-                            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(APP)
-                        })
-                        .collect();
+                    let mut items: Vec<&Event> =
+                        list.items.iter().filter(|e| is_about_app(e)).collect();
                     items.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
                     for e in items {
                         let count = e.series.as_ref().map_or(0, |s| s.count);
@@ -596,6 +638,16 @@ impl Scenario {
                 let tuned = status.last_tune_time.as_ref().map(|t| t.0);
                 let new_round = tuned.is_some() && tuned != last_tune;
                 last_tune = tuned;
+                if new_round {
+                    rounds
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(Round {
+                            at: timeline.elapsed().as_secs_f64(),
+                            busy_ratio: status.observed.as_ref().map(|o| o.busy_ratio),
+                            workers: status.current.as_ref().map_or(0, |c| c.workers),
+                        });
+                }
                 let (load_text, rate) = {
                     let guard = load.lock().unwrap_or_else(|e| e.into_inner());
                     match guard.as_ref() {
@@ -763,6 +815,13 @@ impl Scenario {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+}
+
+/// Whether an Event is about the `PhpAppServer` (not its Deployment of the same name).
+fn is_about_app(event: &Event) -> bool {
+    event.regarding.as_ref().is_some_and(|r| {
+        r.name.as_deref() == Some(APP) && r.kind.as_deref() == Some("PhpAppServer")
+    })
 }
 
 /// Runs `f` for both sources at once and fails if either fails (both are awaited, so

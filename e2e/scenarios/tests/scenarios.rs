@@ -137,17 +137,8 @@ async fn rise_and_fall(s: &Scenario) -> Result<()> {
         })
         .await?;
     let (workers, _) = current(&raised).context("no current settings")?;
-    let busy_then = raised
-        .status
-        .as_ref()
-        .and_then(|s| s.observed.as_ref())
-        .map_or(0.0, |o| o.busy_ratio);
     ensure!(
-        busy_then >= 0.85,
-        "busy ratio at the raise was {busy_then}, expected saturation"
-    );
-    ensure!(
-        (4..=8).contains(&workers),
+        (3..=8).contains(&workers),
         "raised to {workers} workers per pod"
     );
     let (cm_workers, _) = s.config().await?;
@@ -157,8 +148,7 @@ async fn rise_and_fall(s: &Scenario) -> Result<()> {
     );
 
     // … the running pacer processes grow their pools without restarting …
-    let peak_wait = s.wait_pools(cm_workers, Duration::from_secs(30)).await?;
-    ensure!(peak_wait.len() == 2);
+    s.wait_pools_match_config(Duration::from_secs(30)).await?;
     same_processes(s, &before).await?;
 
     // … status, conditions and an Event say why …
@@ -180,19 +170,33 @@ async fn rise_and_fall(s: &Scenario) -> Result<()> {
     );
     ensure!(message.contains("workers busy"), "{message}");
 
-    // … and the busy ratio falls back toward the target.
+    // … and the busy ratio falls back toward the target: it went past the target (the
+    // operator saw saturation), then settles below it once the pools have grown.
     let settled = s
         .wait_status(
             "the busy ratio back near the target",
             Duration::from_secs(150),
             |app| {
-                app.status
-                    .as_ref()
-                    .and_then(|s| s.observed.as_ref())
-                    .is_some_and(|o| o.busy_ratio <= 0.8)
+                let raised_enough = current(app).is_some_and(|(w, _)| w >= 4);
+                raised_enough
+                    && app
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.observed.as_ref())
+                        .is_some_and(|o| o.busy_ratio <= 0.8)
             },
         )
         .await?;
+    let peak_busy = s
+        .rounds()
+        .iter()
+        .filter_map(|r| r.busy_ratio)
+        .fold(0.0, f64::max);
+    ensure!(
+        peak_busy >= 0.9,
+        "the operator never saw the load past the target (peak busy {peak_busy})"
+    );
+    s.wait_pools_match_config(Duration::from_secs(30)).await?;
     let observed = settled
         .status
         .as_ref()
@@ -415,7 +419,7 @@ async fn s4_recommend_mode_changes_nothing() -> Result<()> {
             "recommend",
             "Scenario 4: Recommend mode under load",
             source,
-            json!({"tuning": {"mode": "Recommend"}, "pool": {"workers": {"min": 1}}}),
+            json!({"tuning": {"mode": "Recommend"}, "pool": {"workers": {"min": 1, "max": 12}}}),
             1,
         )
         .await?;
