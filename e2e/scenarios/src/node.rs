@@ -89,6 +89,13 @@ impl NodeState {
     }
 }
 
+/// A pod worker: the latest Pod it was sent, its stop signal, its task.
+type PodWorker = (
+    watch::Sender<Arc<Pod>>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+);
+
 struct Ctx {
     client: Client,
     config: NodeConfig,
@@ -181,14 +188,7 @@ async fn run(
     let _ = ready.send(Ok(()));
 
     // Pod workers by uid.
-    let mut workers: HashMap<
-        String,
-        (
-            watch::Sender<Arc<Pod>>,
-            CancellationToken,
-            tokio::task::JoinHandle<()>,
-        ),
-    > = HashMap::new();
+    let mut workers: HashMap<String, PodWorker> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tick.tick().await;

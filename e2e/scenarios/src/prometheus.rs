@@ -18,11 +18,14 @@ pub const DEFAULT_BINARY: &str = "/usr/bin/prometheus";
 /// Scrape interval: short, so that a 30 s window holds many points.
 pub const SCRAPE_INTERVAL: &str = "2s";
 
+/// One target: its address and labels.
+type Entry = (String, BTreeMap<String, String>);
+
 /// The file-based service discovery list, written atomically on every change.
 #[derive(Debug)]
 pub struct Targets {
     path: PathBuf,
-    entries: Mutex<BTreeMap<String, (String, BTreeMap<String, String>)>>,
+    entries: Mutex<BTreeMap<String, Entry>>,
 }
 
 impl Targets {
@@ -61,7 +64,7 @@ impl Targets {
         Ok(())
     }
 
-    fn write(&self, entries: &BTreeMap<String, (String, BTreeMap<String, String>)>) -> Result<()> {
+    fn write(&self, entries: &BTreeMap<String, Entry>) -> Result<()> {
         let list: Vec<serde_json::Value> = entries
             .values()
             .map(|(address, labels)| serde_json::json!({"targets": [address], "labels": labels}))

@@ -496,7 +496,7 @@ impl Scenario {
         let mut events: Vec<(String, EventInfo)> = list
             .items
             .into_iter()
-            .filter(|e| is_about_app(e))
+            .filter(is_about_app)
             .map(|e| {
                 let at = e
                     .event_time
