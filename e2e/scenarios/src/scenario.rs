@@ -519,6 +519,26 @@ impl Scenario {
         Ok(events.into_iter().map(|(_, e)| e).collect())
     }
 
+    /// Waits (up to 15 s) for an Event with `reason` about the app and returns the first.
+    ///
+    /// # Errors
+    /// On time-out.
+    pub async fn wait_event(&self, reason: &str) -> Result<EventInfo> {
+        crate::wait_for(
+            Duration::from_secs(15),
+            Duration::from_millis(200),
+            &format!("a {reason} Event"),
+            || async {
+                Ok(self
+                    .events()
+                    .await?
+                    .into_iter()
+                    .find(|e| e.reason == reason))
+            },
+        )
+        .await
+    }
+
     /// Starts load at the app's ready pods (bounded by `deadline`).
     #[must_use]
     pub fn start_load(&self, spec: LoadSpec, deadline: Duration) -> Arc<Load> {
@@ -605,6 +625,9 @@ impl Scenario {
             let mut seen: HashSet<(String, i32)> = HashSet::new();
             let mut last_ok = (Instant::now(), 0u64);
             let mut last_load = String::new();
+            // What the last printed row showed: a quiet round ("hold", nothing else new) is
+            // left out, so that the timeline stays short.
+            let mut shown: Option<(String, String, i32)> = None;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -722,6 +745,19 @@ impl Scenario {
                     .observed
                     .as_ref()
                     .map_or_else(String::new, |o| format!("{}%", o.busy_percent));
+                let busy_percent = status.observed.as_ref().map_or(-100, |o| o.busy_percent);
+                let state = (workers.clone(), pools.join(","), busy_percent);
+                let quiet = !load_changed
+                    && decisions
+                        .iter()
+                        .all(|d| d == "hold" || d == "CollectingMetrics")
+                    && shown.as_ref().is_some_and(|(w, p, b)| {
+                        *w == state.0 && *p == state.1 && (b - state.2).abs() < 10
+                    });
+                if quiet {
+                    continue;
+                }
+                shown = Some(state);
                 let load_col = match rate {
                     Some(r) if load_text != "idle" => format!("{load_text} ({r:.0}/s)"),
                     _ => load_text,

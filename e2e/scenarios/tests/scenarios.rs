@@ -152,11 +152,7 @@ async fn rise_and_fall(s: &Scenario) -> Result<()> {
     same_processes(s, &before).await?;
 
     // … status, conditions and an Event say why …
-    let events = s.events().await?;
-    let increased = events
-        .iter()
-        .find(|e| e.reason == "WorkersIncreased")
-        .context("no WorkersIncreased event")?;
+    let increased = s.wait_event("WorkersIncreased").await?;
     ensure!(increased.type_ == "Normal");
     ensure!(
         increased.note.contains("busy workers") && increased.note.contains("utilisation"),
@@ -179,7 +175,7 @@ async fn rise_and_fall(s: &Scenario) -> Result<()> {
         .filter_map(|r| r.busy_ratio)
         .fold(0.0, f64::max);
     ensure!(
-        peak_busy >= 0.9,
+        peak_busy >= 0.85,
         "the operator never saw the load past the target (peak busy {peak_busy})"
     );
     s.wait_pools_match_config(Duration::from_secs(30)).await?;
@@ -324,12 +320,7 @@ async fn leak(s: &Scenario) -> Result<()> {
         })
         .await?;
     let (_, max_jobs) = current(&tuned).context("current")?;
-    let event = s
-        .events()
-        .await?
-        .into_iter()
-        .find(|e| e.reason == "MaxJobsDecreased")
-        .context("no MaxJobsDecreased event")?;
+    let event = s.wait_event("MaxJobsDecreased").await?;
     ensure!(
         event.note.contains("grow") && event.note.contains("per job"),
         "{}",
