@@ -302,11 +302,16 @@ impl Scenario {
     }
 
     /// SIGKILLs the operator; returns its identity.
-    pub fn kill_operator(&self) -> Option<String> {
-        let mut guard = self.operator.lock().unwrap_or_else(|e| e.into_inner());
-        let mut process = guard.take()?;
-        process.kill();
-        Some(process.identity().to_owned())
+    pub async fn kill_operator(&self) -> Option<String> {
+        let process = self
+            .operator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let mut process = process?;
+        let identity = process.identity().to_owned();
+        let _ = tokio::task::spawn_blocking(move || process.kill()).await;
+        Some(identity)
     }
 
     /// The PhpAppServer as stored.
@@ -795,7 +800,9 @@ impl Scenario {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(mut operator) = operator {
-            operator.stop();
+            // SIGTERM and a bounded wait: off the runtime's threads, which the other
+            // source's scenario is using.
+            let _ = tokio::task::spawn_blocking(move || operator.stop()).await;
         }
         let api: Api<PhpAppServer> = Api::namespaced(self.client.clone(), &self.namespace);
         let _ = api

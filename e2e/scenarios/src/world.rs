@@ -173,12 +173,12 @@ impl World {
             watchdog,
             run_dir,
         };
+        tokio::time::sleep(Duration::from_millis(500)).await;
         world.check_controllers()?;
         Ok(world)
     }
 
     fn check_controllers(&mut self) -> Result<()> {
-        std::thread::sleep(Duration::from_millis(500));
         for server in &mut self._controllers {
             if let Some(status) = server.exited()? {
                 bail!(

@@ -524,7 +524,7 @@ async fn restart(s: &Scenario) -> Result<()> {
         || async { Ok((s.config_history().len() >= 2).then_some(())) },
     )
     .await?;
-    let killed = s.kill_operator().context("no operator to kill")?;
+    let killed = s.kill_operator().await.context("no operator to kill")?;
     s.note(&format!("{killed} SIGKILLed right after the first change"));
     s.start_operator()?;
     s.note("operator-2 started (it takes the Lease once it expires)");
@@ -539,13 +539,11 @@ async fn restart(s: &Scenario) -> Result<()> {
     // A few more rounds under the new leader.
     tokio::time::sleep(Duration::from_secs(12)).await;
 
+    // Every version of the ConfigMap is a change announced once, with the same from → to:
+    // a successor that re-applied a stale status (undoing a change) or decided the same
+    // change again would show here as an unannounced or twice-announced change.
     let history = s.config_history();
-    for pair in history.windows(2) {
-        ensure!(
-            pair[1].workers > pair[0].workers,
-            "contradictory ConfigMap history: {history:?}"
-        );
-    }
+    ensure!(history.len() >= 3, "expected at least two changes: {history:?}");
     let events = s.events().await?;
     let mut announced = BTreeMap::new();
     for e in events.iter().filter(|e| e.reason.starts_with("Workers")) {
