@@ -77,6 +77,9 @@ pub struct Round {
     pub busy_ratio: Option<f64>,
     /// `status.current.workers`.
     pub workers: i32,
+    /// The tuner's raw recommendation of this round (workers per pod, before the
+    /// stabilisation window), from `status.tuningState.history`.
+    pub recommended: Option<i32>,
 }
 
 /// An Event about the app.
@@ -674,6 +677,12 @@ impl Scenario {
                             at: timeline.elapsed().as_secs_f64(),
                             busy_ratio: status.observed.as_ref().map(|o| o.busy_ratio),
                             workers: status.current.as_ref().map_or(0, |c| c.workers),
+                            recommended: status
+                                .tuning_state
+                                .as_ref()
+                                .and_then(|t| t.history.last())
+                                .filter(|h| Some(&h.time) == status.last_tune_time.as_ref())
+                                .map(|h| h.workers),
                         });
                 }
                 let (load_text, rate) = {
