@@ -168,12 +168,15 @@ pub fn queries(target: &Target) -> Queries {
         // the window (a leaky one, just what this measures) lives in a slot series younger
         // than the window, which has no value `offset w` ago; `delta` uses the samples the
         // range has. Both deltas come from the same scrapes, so their extrapolation cancels
-        // out in the ratio. A slot reused by a new worker shows as a reset and is left out.
+        // out in the ratio. A slot reused by a new worker shows as a reset and is left out,
+        // and so is one with an unmeasured (0 bytes) sample: from 0 every later sample
+        // looks like growth.
         growth: format!(
             "max by (pod, slot) (\
              delta(pacer_worker_memory_bytes{sel}[{w}]) \
              / (delta(pacer_worker_jobs{sel}[{w}]) >= 20) \
-             and on (namespace, pod, slot) (resets(pacer_worker_jobs{sel}[{w}]) == 0))"
+             and on (namespace, pod, slot) (resets(pacer_worker_jobs{sel}[{w}]) == 0) \
+             and on (namespace, pod, slot) (min_over_time(pacer_worker_memory_bytes{sel}[{w}]) > 0))"
         ),
         server_memory: format!("max by (pod) (process_resident_memory_bytes{{{base}}})"),
         pod_peak: format!(
@@ -429,6 +432,7 @@ mod tests {
         assert!(q.live.contains("state=~\"ready|working\""));
         assert!(q.growth.contains("resets(pacer_worker_jobs"));
         assert!(q.growth.contains("delta(pacer_worker_jobs"));
+        assert!(q.growth.contains("min_over_time(pacer_worker_memory_bytes"));
         assert!(
             !q.growth.contains("offset"),
             "a young slot series has no past value"
