@@ -126,19 +126,26 @@ impl Scrape {
 /// # Errors
 /// When the request fails or does not answer 200 within 5 s.
 pub async fn scrape(addr: SocketAddr) -> Result<Scrape> {
-    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: http::Uri = format!("http://{addr}/metrics").parse()?;
-    let response = tokio::time::timeout(Duration::from_secs(5), client.get(uri))
+    let attempt = async {
+        let client: Client<_, Empty<bytes::Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let uri: http::Uri = format!("http://{addr}/metrics").parse()?;
+        let response = client
+            .get(uri)
+            .await
+            .with_context(|| format!("scraping {addr}"))?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "scraping {addr}: {}",
+            response.status()
+        );
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Scrape::parse(&String::from_utf8_lossy(&body)))
+    };
+    // The whole exchange, body included, is bounded.
+    tokio::time::timeout(Duration::from_secs(5), attempt)
         .await
         .with_context(|| format!("scraping {addr}: no answer within 5 s"))?
-        .with_context(|| format!("scraping {addr}"))?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "scraping {addr}: {}",
-        response.status()
-    );
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok(Scrape::parse(&String::from_utf8_lossy(&body)))
 }
 
 #[cfg(test)]

@@ -641,12 +641,13 @@ impl Scenario {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
                 }
-                let Ok(app) = apps.get(APP).await else {
+                // Every call is bounded: one stuck request must not stop the timeline.
+                let Ok(Ok(app)) = bounded(apps.get(APP)).await else {
                     continue;
                 };
                 let status = app.status.clone().unwrap_or_default();
                 let mut decisions = Vec::new();
-                if let Ok(list) = events.list(&ListParams::default()).await {
+                if let Ok(Ok(list)) = bounded(events.list(&ListParams::default())).await {
                     let mut items: Vec<&Event> =
                         list.items.iter().filter(|e| is_about_app(e)).collect();
                     items.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
@@ -725,9 +726,9 @@ impl Scenario {
                     });
                 }
                 let mut pools = Vec::new();
-                if let Ok(list) = pods
-                    .list(&ListParams::default().labels(&format!("pacer.dev/app={APP}")))
-                    .await
+                let selector = format!("pacer.dev/app={APP}");
+                if let Ok(Ok(list)) =
+                    bounded(pods.list(&ListParams::default().labels(&selector))).await
                 {
                     let mut ips: Vec<(String, IpAddr)> = list
                         .items
@@ -867,6 +868,13 @@ impl Scenario {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+}
+
+/// `f`, or an error after 10 s.
+async fn bounded<T>(
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, tokio::time::error::Elapsed> {
+    tokio::time::timeout(Duration::from_secs(10), f).await
 }
 
 /// Whether an Event is about the `PhpAppServer` (not its Deployment of the same name).
