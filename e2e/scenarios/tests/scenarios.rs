@@ -141,11 +141,15 @@ async fn rise_and_fall(s: &Scenario) -> Result<()> {
         (3..=8).contains(&workers),
         "raised to {workers} workers per pod"
     );
-    let (cm_workers, _) = s.config().await?;
-    ensure!(
-        cm_workers >= u64::try_from(workers)?,
-        "ConfigMap has {cm_workers}"
-    );
+    // The decision is recorded in the status first, then applied to the ConfigMap.
+    let wanted = u64::try_from(workers)?;
+    wait_for(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        "the ConfigMap to follow the status",
+        || async { Ok((s.config().await?.0 >= wanted).then_some(())) },
+    )
+    .await?;
 
     // … the running pacer processes grow their pools without restarting …
     s.wait_pools_match_config(Duration::from_secs(30)).await?;
@@ -361,11 +365,13 @@ async fn leak(s: &Scenario) -> Result<()> {
         .context("no budget in the event")?
         * 1024.0
         * 1024.0;
-    let (_, cm_max_jobs) = s.config().await?;
-    ensure!(
-        i64::try_from(cm_max_jobs)? == max_jobs,
-        "ConfigMap has max_jobs {cm_max_jobs}"
-    );
+    wait_for(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        "the ConfigMap to follow the status",
+        || async { Ok((i64::try_from(s.config().await?.1)? <= max_jobs).then_some(())) },
+    )
+    .await?;
 
     // Recycles by max_jobs happen…
     let start = s
