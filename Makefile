@@ -6,9 +6,8 @@ export PACER_CACHE ?= /var/cache/pacer
 TRIPLE := x86_64-unknown-linux-gnu
 RELEASE_DIR := $(CARGO_TARGET_DIR)/$(TRIPLE)/release
 
-
 .PHONY: deny
-.PHONY: all deps build release run test lint fmt controlplane rust-test php-test image-check bench clean
+.PHONY: all deps build release run test lint fmt controlplane rust-test php-test e2e image-check bench clean
 
 all: build
 
@@ -51,14 +50,26 @@ deny:
 controlplane:
 	e2e/controlplane/build.sh >/dev/null
 
+# Every Rust test but the end-to-end scenarios (those are `make e2e`).
 rust-test:
 	bin="$$(e2e/controlplane/build.sh | tail -n1)"; \
-	PACER_CONTROLPLANE_BIN="$$bin" cargo test --workspace --locked
+	PACER_CONTROLPLANE_BIN="$$bin" cargo test --workspace --locked --exclude pacer-e2e-scenarios
+
+# End-to-end scenarios (e2e/scenarios): etcd, kube-apiserver, kube-controller-manager and
+# kube-scheduler (built once into $(PACER_CACHE); a few minutes more than `controlplane`
+# on a cold cache), the pacer-operator binary as a process, pacer + the example PHP app on
+# a node stand-in, Debian's Prometheus. All scenarios run at once (each in its namespace,
+# with both metric sources); about 6 minutes. Timelines and logs: e2e/out/.
+e2e: deps
+	bin="$$(e2e/controlplane/build.sh --cluster | tail -n1)"; \
+	cargo build --workspace --locked --bins; \
+	PACER_CONTROLPLANE_BIN="$$bin" PACER_E2E_BIN_DIR="$(CARGO_TARGET_DIR)/debug" \
+	  cargo test --locked -p pacer-e2e-scenarios -- --test-threads=8 --nocapture
 
 php-test:
 	cd php && phpunit --colors=never
 
-test: deps lint rust-test php-test fuzz-smoke image-check
+test: deps lint rust-test php-test fuzz-smoke image-check e2e
 
 bench: deps
 	bench/run.sh

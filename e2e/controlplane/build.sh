@@ -5,6 +5,11 @@
 #
 #   ${PACER_CACHE:-/var/cache/pacer}/controlplane/<k8s>-<etcd>-<helm>/bin/{kube-apiserver,etcd,helm}
 #
+# `build.sh --cluster` also builds kube-controller-manager and kube-scheduler (same
+# module and version as kube-apiserver; the end-to-end scenarios need them so that
+# Deployments really become ReplicaSets and Pods bound to a node). They are separate
+# from the default set so the operator's tests never wait for them.
+#
 # The Go build and module caches live under ${PACER_CACHE} too, so a rerun takes
 # seconds. Idempotent: when the three binaries exist nothing is built. The last line
 # printed on stdout is always the bin directory (the Rust harness reads it); progress
@@ -33,9 +38,13 @@ etcd="$(modver etcd go.etcd.io/etcd/server/v3)"
 helm="$(modver helm helm.sh/helm/v3)"
 bin="$cache/controlplane/$k8s-$etcd-$helm/bin"
 
-have_all() { [[ -x "$bin/kube-apiserver" && -x "$bin/etcd" && -x "$bin/helm" ]]; }
+cluster=false
+[[ "${1:-}" == "--cluster" ]] && cluster=true
 
-if ! have_all; then
+have_all() { [[ -x "$bin/kube-apiserver" && -x "$bin/etcd" && -x "$bin/helm" ]]; }
+have_cluster() { ! $cluster || [[ -x "$bin/kube-controller-manager" && -x "$bin/kube-scheduler" ]]; }
+
+if ! have_all || ! have_cluster; then
   mkdir -p "$bin"
   # Tests running in parallel processes may all call this script; one builds.
   exec 9>"$bin/../.lock"
@@ -72,6 +81,25 @@ if ! have_all; then
   # Move into place only when all three are built, so an interrupted build is redone.
   mv "$tmp/kube-apiserver" "$tmp/etcd" "$tmp/helm" "$bin/"
   echo "build.sh: built in $((SECONDS - start)) s" >&2
+fi
+
+if ! have_cluster; then
+  start=$SECONDS
+  tmp="$(mktemp -d "$bin/../.build.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  minor="${k8s#v1.}"; minor="${minor%%.*}"
+  kv=""
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    kv+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  # Most of their packages are kube-apiserver's too, so the Go build cache does the rest.
+  for cmd in kube-controller-manager kube-scheduler; do
+    echo "build.sh: building $cmd $k8s" >&2
+    (cd "$here/kube-apiserver" &&
+      go build -ldflags "-s -w$kv" -o "$tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+  done
+  mv "$tmp/kube-controller-manager" "$tmp/kube-scheduler" "$bin/"
+  echo "build.sh: built the controller-manager and scheduler in $((SECONDS - start)) s" >&2
 fi
 
 echo "$bin"

@@ -10,6 +10,14 @@
 //! * **report**: an Event per applied change (reason in words) and a metric; a Warning
 //!   Event when the object becomes Degraded; the status, written only when it differs.
 //!
+//! A round that changes settings records them first: the status (`current`, the tuner's
+//! memory) is written and the changes are announced *before* anything is applied, and the
+//! apply then converges the owned objects to `status.current`. An operator killed in the
+//! middle therefore leaves a successor that completes the same decision instead of
+//! deciding again from a stale status — which would announce a change twice, or undo one
+//! that already reached the pods. (The one window left, between the status write and the
+//! Events, can lose an Event but never applies or announces anything twice.)
+//!
 //! The controller watches `PhpAppServer` objects through a generation predicate, so its
 //! own status writes do not trigger reconciles (no storm), and the owned kinds, so that
 //! drift and Deployment readiness do. Reconciles run with bounded concurrency (never two
@@ -74,7 +82,10 @@ pub struct Context {
     client: Client,
     config: ControllerSettings,
     metrics_source: Arc<dyn MetricsSource>,
+    /// For Warnings (kube's Recorder folds repeats of one reason into a series).
     recorder: Recorder,
+    /// For tuning changes: each is its own Event (see [`announce`]).
+    reporter: Reporter,
     metrics: Arc<Metrics>,
     clock: Clock,
     failures: Mutex<HashMap<ObjectRef<PhpAppServer>, u32>>,
@@ -109,7 +120,8 @@ impl Context {
             instance: Some(config.instance.clone()),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             config,
             metrics_source,
@@ -307,6 +319,29 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
         now,
     });
 
+    // Record and announce a decision before acting on it (see the module docs).
+    let mut previous = previous;
+    if !planned.changes.is_empty() {
+        write_status(
+            &apps,
+            &name,
+            &previous,
+            &planned.status,
+            &ctx.config.field_manager,
+        )
+        .await?;
+        remember(ctx, uid.clone(), planned.status.clone());
+        previous = planned.status.clone();
+        let reference = app.object_ref(&());
+        for change in planned
+            .changes
+            .iter()
+            .filter(|c| c.knob != Knob::MemoryLimit)
+        {
+            announce(ctx, &reference, change, change.to_string()).await;
+        }
+    }
+
     // Apply.
     let mut owner = app
         .controller_owner_ref(&())
@@ -398,29 +433,19 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
 
     // Report.
     let reference = app.object_ref(&());
-    for change in &planned.changes {
-        tracing::info!(setting = change.knob.as_str(), from = change.from, to = change.to, reason = %change.reason, "tuned");
-        ctx.metrics
-            .tuning_changes
-            .get_or_create(&ChangeLabels {
-                setting: change.knob.as_str(),
-                direction: if change.is_increase() { "up" } else { "down" },
-            })
-            .inc();
-        let mut note = change.to_string();
-        if change.knob == Knob::MemoryLimit {
-            note = format!("{note}; delivered {delivery}");
-        }
-        let event = Event {
-            type_: EventType::Normal,
-            reason: change.event_reason().to_owned(),
-            note: Some(truncate_note(&note)),
-            action: "Tune".to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(%error, "publishing an event failed");
-        }
+    for change in planned
+        .changes
+        .iter()
+        .filter(|c| c.knob == Knob::MemoryLimit)
+    {
+        // Announced after the apply: the note says how it was delivered.
+        announce(
+            ctx,
+            &reference,
+            change,
+            format!("{change}; delivered {delivery}"),
+        )
+        .await;
     }
     if let Some((reason, message)) = &planned.warning {
         let event = Event {
@@ -437,6 +462,38 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
     write_status(&apps, &name, &previous, &status, manager).await?;
     remember(ctx, uid, status);
     Ok(Action::requeue(planned.requeue_after))
+}
+
+/// Logs, counts and publishes one applied tuning change.
+///
+/// Each change is its own Event, published through a fresh Recorder: kube's Recorder folds
+/// Events of the same reason into one series for six minutes, keeping the first note, so
+/// "workers 4 → 3" would be shown as another "workers 5 → 4".
+async fn announce(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    change: &crate::tuning::Change,
+    note: String,
+) {
+    tracing::info!(setting = change.knob.as_str(), from = change.from, to = change.to, reason = %change.reason, "tuned");
+    ctx.metrics
+        .tuning_changes
+        .get_or_create(&ChangeLabels {
+            setting: change.knob.as_str(),
+            direction: if change.is_increase() { "up" } else { "down" },
+        })
+        .inc();
+    let event = Event {
+        type_: EventType::Normal,
+        reason: change.event_reason().to_owned(),
+        note: Some(truncate_note(&note)),
+        action: "Tune".to_owned(),
+        secondary: None,
+    };
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+    if let Err(error) = recorder.publish(&event, reference).await {
+        tracing::warn!(%error, "publishing an event failed");
+    }
 }
 
 fn remember(ctx: &Context, uid: String, status: PhpAppServerStatus) {

@@ -308,6 +308,87 @@ async fn tuning_from_fake_metrics_changes_the_config_map_and_emits_an_event() ->
     op.stop().await
 }
 
+/// A tuning decision is recorded (status) and announced (Event) before the ConfigMap
+/// changes, so an operator killed right after the apply leaves a successor that completes
+/// the same decision instead of undoing it; and every change is its own Event, with its
+/// own note (kube's Recorder would fold a second WorkersIncreased into the first one's).
+#[tokio::test]
+async fn decisions_are_recorded_and_announced_before_they_are_applied() -> Result<()> {
+    use futures_util::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let Some((client, ns)) = setup("write-ahead").await? else {
+        return Ok(());
+    };
+    let fake = Arc::new(Fake::new());
+    // 3.9 of 4 busy → 6 workers; then 5.9 of 6 busy → 9 workers.
+    fake.set(&ns, "shop", busy_sample(3.9, 4.0));
+    let op = start_operator(client.clone(), &ns, "op-a", fake.clone());
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(
+        &PostParams::default(),
+        &app(
+            "shop",
+            json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}),
+        )?,
+    )
+    .await?;
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let notes = || async {
+        let list = events.list(&Default::default()).await?;
+        Ok::<Vec<String>, anyhow::Error>(
+            list.items
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some("WorkersIncreased"))
+                .map(|e| {
+                    let count = e.series.as_ref().map_or(1, |s| s.count);
+                    format!("{} x{count}", e.note.clone().unwrap_or_default())
+                })
+                .collect(),
+        )
+    };
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let mut stream = watcher(
+        config_maps,
+        watcher::Config::default().fields("metadata.name=shop-pacer"),
+    )
+    .applied_objects()
+    .boxed();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < 2 {
+        let cm = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .context("no ConfigMap change within 60 s")?
+            .context("the watch ended")??;
+        let workers = rr_yaml(&cm)?["http"]["pool"]["num_workers"]
+            .as_u64()
+            .context("num_workers")?;
+        if workers == 4 || seen.contains(&workers) {
+            continue;
+        }
+        // The moment the pods could see it, the status and the Event already say it.
+        let status = apps.get("shop").await?.status.unwrap_or_default();
+        assert_eq!(
+            status.current.as_ref().map(|c| c.workers),
+            Some(i32::try_from(workers)?),
+            "the ConfigMap changed before the status recorded the decision"
+        );
+        let from = if seen.is_empty() { 4 } else { 6 };
+        let said = notes().await?;
+        assert!(
+            said.iter()
+                .any(|n| n.starts_with(&format!("workers {from} → {workers}:"))
+                    && n.ends_with(" x1")),
+            "not announced (once) before it was applied: {said:?}"
+        );
+        seen.push(workers);
+        fake.set(&ns, "shop", busy_sample(5.9, 6.0));
+    }
+    assert_eq!(seen, [6, 9]);
+    assert_eq!(notes().await?.len(), 2, "one Event per change");
+    op.stop().await
+}
+
 #[tokio::test]
 async fn recommend_mode_writes_only_the_status() -> Result<()> {
     let Some((client, ns)) = setup("recommend").await? else {

@@ -39,6 +39,47 @@ fn prometheus_binary() -> Result<Option<PathBuf>> {
     }
 }
 
+/// Serves the worker series of a leaky pool whose worker is recycled every 4 s, as pacer
+/// does it: the replacement starts in the other slot (1, 2, 1, …), so each slot series is
+/// younger than a 5 s window and a reused slot starts again from 0 jobs. The worker grows
+/// [`GROWTH`] per job at 10 jobs/s.
+async fn fake_recycling_pacer() -> Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let start = Instant::now();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let t = start.elapsed().as_secs_f64();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = sock.read(&mut buf).await;
+                let life = (t / 4.0).floor();
+                let slot = 1 + (life as u64 % 2);
+                let jobs = (10.0 * (t - 4.0 * life)).floor();
+                let body = format!(
+                    "pacer_workers{{pool=\"http\",state=\"ready\"}} 0\n\
+                     pacer_workers{{pool=\"http\",state=\"working\"}} 1\n\
+                     pacer_job_duration_seconds_sum{{pool=\"http\"}} {}\n\
+                     pacer_job_duration_seconds_count{{pool=\"http\"}} {}\n\
+                     pacer_worker_memory_bytes{{pool=\"http\",slot=\"{slot}\"}} {}\n\
+                     pacer_worker_jobs{{pool=\"http\",slot=\"{slot}\"}} {jobs}\n\
+                     process_resident_memory_bytes {}\n",
+                    0.1 * t,
+                    10.0 * t,
+                    20.0 * MI + jobs * GROWTH,
+                    10.0 * MI,
+                );
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    Ok(port)
+}
+
 /// Serves pacer-shaped metrics: 3 of 4 workers busy, 25 jobs/s of 0.1 s each (2.5 busy
 /// workers by Little's law), 0.5 requests waiting, and slot 0's worker growing 4 KiB per job.
 async fn fake_pacer() -> Result<u16> {
@@ -104,6 +145,7 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
         return Ok(());
     };
     let target_port = fake_pacer().await?;
+    let recycling_port = fake_recycling_pacer().await?;
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -111,7 +153,8 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
              scrape_configs:\n  - job_name: pacer\n    static_configs:\n      \
-             - targets: ['127.0.0.1:{target_port}']\n        labels: {{namespace: shop, pod: web-5d8f-a1}}\n"
+             - targets: ['127.0.0.1:{target_port}']\n        labels: {{namespace: shop, pod: web-5d8f-a1}}\n      \
+             - targets: ['127.0.0.1:{recycling_port}']\n        labels: {{namespace: shop, pod: web-5d8f-b2}}\n"
         ),
     )?;
     let port = free_port()?;
@@ -194,6 +237,27 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
         pod.pod_memory_peak.is_some_and(|p| p as f64 > 52.0 * MI),
         "{:?}",
         pod.pod_memory_peak
+    );
+
+    // A leaky worker recycled more often than the window still has its growth measured
+    // (its slot series is younger than the window).
+    let mut recycling = target(5);
+    recycling.pods[0].name = "web-5d8f-b2".into();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let growth = loop {
+        recycling.now = Timestamp::now();
+        let sample = source.sample(&recycling).await?;
+        if let Some(g) = sample.pods.first().and_then(|p| p.memory_growth_per_job) {
+            break g;
+        }
+        if Instant::now() > deadline {
+            bail!("no growth measured for a worker recycled faster than the window");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        near(growth, GROWTH),
+        "growth of the recycled worker {growth}"
     );
 
     // A pod Prometheus knows nothing about yields no sample rather than zeros.

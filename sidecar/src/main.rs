@@ -86,7 +86,8 @@ struct ConfigArgs {
     /// Config file (RoadRunner's `.rr.yaml` format).
     #[arg(short = 'c', long = "config", default_value = ".rr.yaml")]
     config: PathBuf,
-    /// Working directory for the workers (relative to the config file's directory).
+    /// Working directory of pacer and its workers (relative to the current directory, which
+    /// is the default), as RoadRunner's `-w`.
     #[arg(short = 'w', long = "workdir")]
     workdir: Option<PathBuf>,
     /// Override a config value: `-o http.pool.num_workers=4` (repeatable).

@@ -14,6 +14,9 @@ pub const BIN_ENV: &str = "PACER_CONTROLPLANE_BIN";
 
 const BUILD_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../controlplane/build.sh");
 const BINARIES: [&str; 3] = ["kube-apiserver", "etcd", "helm"];
+/// What `build.sh --cluster` adds: the end-to-end scenarios run them so that Deployments
+/// become ReplicaSets and Pods bound to a node.
+const CLUSTER_BINARIES: [&str; 2] = ["kube-controller-manager", "kube-scheduler"];
 
 /// The binaries are not built and cannot be: `go` is not on `PATH`.
 ///
@@ -40,7 +43,21 @@ impl std::error::Error for GoMissing {}
 pub fn bin_dir() -> Result<PathBuf> {
     // Err(None) stands for GoMissing, so that it stays a typed error after caching.
     static DIR: OnceLock<Result<PathBuf, Option<String>>> = OnceLock::new();
-    let cached = DIR.get_or_init(|| match locate() {
+    cached(&DIR, false)
+}
+
+/// The directory holding the [`bin_dir`] binaries plus `kube-controller-manager` and
+/// `kube-scheduler` (`build.sh --cluster`; a few minutes more on a cold build cache).
+pub fn cluster_bin_dir() -> Result<PathBuf> {
+    static DIR: OnceLock<Result<PathBuf, Option<String>>> = OnceLock::new();
+    cached(&DIR, true)
+}
+
+fn cached(
+    cell: &'static OnceLock<Result<PathBuf, Option<String>>>,
+    cluster: bool,
+) -> Result<PathBuf> {
+    let cached = cell.get_or_init(|| match locate(cluster) {
         Ok(dir) => Ok(dir),
         Err(e) if e.is::<GoMissing>() => Err(None),
         Err(e) => Err(Some(format!("{e:#}"))),
@@ -52,11 +69,15 @@ pub fn bin_dir() -> Result<PathBuf> {
     }
 }
 
-fn locate() -> Result<PathBuf> {
+fn locate(cluster: bool) -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(BIN_ENV) {
         let dir = PathBuf::from(dir);
-        check(&dir).with_context(|| format!("{BIN_ENV}={}", dir.display()))?;
-        return Ok(dir);
+        // A directory without the cluster binaries is still good for the rest: build.sh
+        // writes them beside the others, so fall through to it.
+        if !cluster || check_cluster(&dir).is_ok() {
+            check(&dir).with_context(|| format!("{BIN_ENV}={}", dir.display()))?;
+            return Ok(dir);
+        }
     }
     if let Err(e) = Command::new("go").arg("version").output()
         && e.kind() == std::io::ErrorKind::NotFound
@@ -65,8 +86,12 @@ fn locate() -> Result<PathBuf> {
     }
     // build.sh's progress goes straight to our stderr: a cold build is long and its
     // progress is worth seeing even when the test harness captures output.
-    let out = Command::new("bash")
-        .arg(BUILD_SH)
+    let mut command = Command::new("bash");
+    command.arg(BUILD_SH);
+    if cluster {
+        command.arg("--cluster");
+    }
+    let out = command
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -81,7 +106,20 @@ fn locate() -> Result<PathBuf> {
         .map(|line| PathBuf::from(line.trim()))
         .with_context(|| format!("{BUILD_SH} printed nothing"))?;
     check(&dir)?;
+    if cluster {
+        check_cluster(&dir)?;
+    }
     Ok(dir)
+}
+
+fn check_cluster(dir: &Path) -> Result<()> {
+    for name in CLUSTER_BINARIES {
+        let path = dir.join(name);
+        if !path.is_file() {
+            bail!("{} does not exist", path.display());
+        }
+    }
+    Ok(())
 }
 
 fn check(dir: &Path) -> Result<()> {

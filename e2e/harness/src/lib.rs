@@ -42,8 +42,8 @@ use tempfile::TempDir;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-pub use binaries::{BIN_ENV, GoMissing, bin_dir};
-use process::{Server, Watchdog};
+pub use binaries::{BIN_ENV, GoMissing, bin_dir, cluster_bin_dir};
+pub use process::{Server, Watchdog};
 
 /// How long kube-apiserver may take to report ready. It takes 2–3 s here; the
 /// margin is for a machine busy compiling.

@@ -24,13 +24,19 @@ use anyhow::{Context, Result};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-/// Reads one process-group id per line until EOF, then kills those groups, waits
-/// (bounded) until they are gone so nothing writes into the directory, and removes it.
+/// Reads one process-group id per line until EOF (`-ID` forgets a group that ended, so
+/// that a recycled id is never killed), then kills those groups, waits (bounded) until
+/// they are gone so nothing writes into the directory, and removes it.
 const WATCHDOG_SCRIPT: &str = r#"
 trap '' INT HUP
 dir=$1
 groups=
-while read -r g; do groups="$groups $g"; done
+while read -r g; do
+  case $g in
+    -*) kept=; for x in $groups; do [ "$x" = "${g#-}" ] || kept="$kept $x"; done; groups=$kept ;;
+    *) groups="$groups $g" ;;
+  esac
+done
 for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
 for g in $groups; do
   n=0
@@ -70,8 +76,15 @@ impl Watchdog {
         Ok(Self { child, pipe })
     }
 
-    fn guard(&mut self, pgid: u32) -> Result<()> {
+    /// Puts process group `pgid` under the watchdog.
+    pub fn guard(&mut self, pgid: u32) -> Result<()> {
         writeln!(self.pipe, "{pgid}").context("writing to the watchdog")
+    }
+
+    /// Takes process group `pgid` off the watchdog's list: call it once the group's
+    /// leader is reaped, so that the id, once the kernel reuses it, is never killed.
+    pub fn release(&mut self, pgid: u32) -> Result<()> {
+        writeln!(self.pipe, "-{pgid}").context("writing to the watchdog")
     }
 
     /// Stops the watchdog without letting it fire: the caller cleans up itself.

@@ -7,7 +7,8 @@
 //!   so a pacer restart inside the window does not produce a negative rate.
 //! * Memory growth per job, per worker slot: over the longest run of scrapes in which the
 //!   slot's job count only grew (the same worker), slope = Δmemory ÷ Δjobs, intercept =
-//!   the worker's warm size. A slot needs [`MIN_JOBS_FOR_GROWTH`] jobs in its run to count.
+//!   the worker's warm size. A slot needs [`MIN_JOBS_FOR_GROWTH`] jobs in its run to count;
+//!   a point whose memory is not measured yet (0 bytes, a worker just started) breaks a run.
 
 use jiff::Timestamp;
 
@@ -46,9 +47,17 @@ fn mean(scrapes: &[Scrape], value: impl Fn(&PacerMetrics) -> f64) -> f64 {
 
 /// Slope (bytes per job) and intercept (warm bytes) of one slot over its longest run.
 fn slot_growth(scrapes: &[Scrape], slot: &str) -> Option<(f64, f64)> {
+    // A worker whose memory pacer has not sampled yet reports 0 bytes: such a point is a
+    // gap, not the start of a run (from 0 bytes every later point looks like huge growth).
     let points: Vec<Option<(f64, f64)>> = scrapes
         .iter()
-        .map(|s| s.metrics.slots.get(slot).copied())
+        .map(|s| {
+            s.metrics
+                .slots
+                .get(slot)
+                .copied()
+                .filter(|(mem, _)| *mem > 0.0)
+        })
         .collect();
     let mut best: Option<((f64, f64), (f64, f64))> = None;
     let mut run_start: Option<(f64, f64)> = None;
@@ -224,6 +233,26 @@ mod tests {
             .iter()
             .map(|(s, m, j)| ((*s).to_owned(), (*m, *j)))
             .collect()
+    }
+
+    /// Found end to end: a replacement worker is scraped before pacer has sampled its
+    /// memory (0 bytes); a run starting there measured 871 KiB per job for a 256 KiB leak,
+    /// from 0 bytes warm, and drove max_jobs to its floor.
+    #[test]
+    fn unmeasured_memory_does_not_start_a_run() {
+        let mib = 1024.0 * 1024.0;
+        let scrapes = [
+            scrape(0, |m| m.slots = slots(&[("0", 0.0, 2.0)])),
+            scrape(5, |m| {
+                m.slots = slots(&[("0", 20.0 * mib + 25.0 * 262_144.0, 25.0)])
+            }),
+            scrape(10, |m| {
+                m.slots = slots(&[("0", 20.0 * mib + 50.0 * 262_144.0, 50.0)])
+            }),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        assert_eq!(p.memory_growth_per_job, Some(262_144.0));
+        assert_eq!(p.warm_worker_memory, Some(20.0 * mib));
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! Series are selected by `namespace` and `pod` labels (what Kubernetes service discovery
 //! and the chart's ServiceMonitor attach) with the exact pod names the controller found,
 //! plus `pool="http"`. Busy workers and waiting requests use Little's law on the `_sum`
-//! counters, exactly as the direct source does; memory growth per job compares each
-//! slot's memory and job count with their values one window ago, only for slots whose
-//! job count did not reset in between (the same worker).
+//! counters, exactly as the direct source does; memory growth per job is the ratio of each
+//! slot's memory and job-count deltas over the window, only for slots whose job count did
+//! not reset in it (the same worker).
 
 use std::collections::BTreeMap;
 
@@ -164,11 +164,19 @@ pub fn queries(target: &Target) -> Queries {
         rejected: format!("sum by (pod) (rate(pacer_no_free_workers_total{sel}[{w}]))"),
         worker_memory: format!("max by (pod, slot) (pacer_worker_memory_bytes{sel})"),
         worker_jobs: format!("max by (pod, slot) (pacer_worker_jobs{sel})"),
+        // `delta` over the window, not `x - x offset w`: a worker recycled more often than
+        // the window (a leaky one, just what this measures) lives in a slot series younger
+        // than the window, which has no value `offset w` ago; `delta` uses the samples the
+        // range has. Both deltas come from the same scrapes, so their extrapolation cancels
+        // out in the ratio. A slot reused by a new worker shows as a reset and is left out,
+        // and so is one with an unmeasured (0 bytes) sample: from 0 every later sample
+        // looks like growth.
         growth: format!(
             "max by (pod, slot) (\
-             (pacer_worker_memory_bytes{sel} - pacer_worker_memory_bytes{sel} offset {w}) \
-             / (pacer_worker_jobs{sel} - pacer_worker_jobs{sel} offset {w} >= 20) \
-             and on (namespace, pod, slot) (resets(pacer_worker_jobs{sel}[{w}]) == 0))"
+             delta(pacer_worker_memory_bytes{sel}[{w}]) \
+             / (delta(pacer_worker_jobs{sel}[{w}]) >= 20) \
+             and on (namespace, pod, slot) (resets(pacer_worker_jobs{sel}[{w}]) == 0) \
+             and on (namespace, pod, slot) (min_over_time(pacer_worker_memory_bytes{sel}[{w}]) > 0))"
         ),
         server_memory: format!("max by (pod) (process_resident_memory_bytes{{{base}}})"),
         pod_peak: format!(
@@ -423,7 +431,12 @@ mod tests {
         );
         assert!(q.live.contains("state=~\"ready|working\""));
         assert!(q.growth.contains("resets(pacer_worker_jobs"));
-        assert!(q.growth.contains("offset 60s"));
+        assert!(q.growth.contains("delta(pacer_worker_jobs"));
+        assert!(q.growth.contains("min_over_time(pacer_worker_memory_bytes"));
+        assert!(
+            !q.growth.contains("offset"),
+            "a young slot series has no past value"
+        );
         assert!(
             !q.server_memory.contains("pool="),
             "process metrics have no pool label"

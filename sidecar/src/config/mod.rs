@@ -131,9 +131,13 @@ pub(crate) fn parse_with(
     let config_dir = path
         .parent()
         .map_or_else(|| host.cwd.clone(), Path::to_path_buf);
+    // As RoadRunner's `-w`: the directory pacer was started in, or `-w` relative to it —
+    // never the config file's directory. In a pod the config is a mounted ConfigMap
+    // (`/etc/pacer/rr.yaml`) while the app lives in the container's working directory,
+    // and `php worker.php` must run there.
     let workdir = match &opts.workdir {
-        Some(w) => value::clean(&config_dir.join(w)),
-        None => config_dir.clone(),
+        Some(w) => value::clean(&host.cwd.join(w)),
+        None => host.cwd.clone(),
     };
     let mut warnings = Vec::new();
 

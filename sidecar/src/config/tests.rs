@@ -823,18 +823,40 @@ fn load_reads_the_file_and_resolves_workdir() {
         ),
     )
     .unwrap();
+    // `-w` is relative to the current directory, as RoadRunner's (`pacer serve -c
+    // examples/app/.rr.yaml -w examples/app` from the repository root).
     let opts = LoadOptions {
         path: PathBuf::from("conf/rr.yaml"),
-        workdir: Some(PathBuf::from("./../app")),
+        workdir: Some(PathBuf::from("./app")),
         ..LoadOptions::default()
     };
     let c = load_with(&opts, &f.host).unwrap().config;
-    let workdir = f.path().join("conf").join("../app");
+    let workdir = f.path().join("app");
     assert_eq!(c.workdir, workdir);
     assert_eq!(
         http(&c).static_files.as_ref().unwrap().dir,
         workdir.join("public")
     );
+}
+
+/// In a pod the config is a mounted ConfigMap (`/etc/pacer/rr.yaml`) and the app is in
+/// the container's working directory: without `-w` the workers must run where pacer was
+/// started, not in the config file's directory (`php worker.php` would not be found).
+#[test]
+fn without_workdir_the_current_directory_is_kept() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.path().join("etc/pacer")).unwrap();
+    std::fs::write(f.path().join("etc/pacer/rr.yaml"), BASE).unwrap();
+    let host = Host {
+        cwd: f.path().join("app"),
+        ..f.host.clone()
+    };
+    let opts = LoadOptions {
+        path: f.path().join("etc/pacer/rr.yaml"),
+        ..LoadOptions::default()
+    };
+    let c = load_with(&opts, &host).unwrap().config;
+    assert_eq!(c.workdir, f.path().join("app"));
 }
 
 #[test]
