@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use pacer_crds::units::{parse_duration, parse_memory};
+use pacer_crds::units::{parse_cpu_millis, parse_duration, parse_memory};
 use pacer_crds::{MaxJobs, MetricsSourceKind, PhpAppServerSpec, TuningMode};
 
 use crate::Error;
@@ -44,6 +44,10 @@ fn duration(field: &str, text: &str) -> Result<Duration, Error> {
 
 fn memory(field: &str, text: &str) -> Result<u64, Error> {
     parse_memory(text).map_err(|e| Error::InvalidSpec(format!("{field}: {e}")))
+}
+
+fn cpu(field: &str, text: &str) -> Result<u64, Error> {
+    parse_cpu_millis(text).map_err(|e| Error::InvalidSpec(format!("{field}: {e}")))
 }
 
 fn count(field: &str, value: i32) -> Result<u32, Error> {
@@ -127,6 +131,13 @@ impl AppConfig {
                 max_worker_memory,
                 memory_limit,
                 memory: memory_bounds,
+                cpu_limit_millis: spec
+                    .resources
+                    .cpu
+                    .limit
+                    .as_deref()
+                    .map(|text| cpu("resources.cpu.limit", text))
+                    .transpose()?,
             },
             mode: spec.tuning.mode,
             interval,
@@ -173,13 +184,15 @@ mod tests {
         // 5 s delay + 30 s grace + 5 s margin.
         assert_eq!(c.termination_grace_seconds, 40);
         assert_eq!(c.mode, TuningMode::Auto);
+        assert_eq!(c.policy.cpu_limit_millis, None);
     }
 
     #[test]
     fn fixed_values_parse() {
         let c = AppConfig::from_spec(&spec(json!({
             "pool": {"maxJobs": 0, "maxWorkerMemory": "256Mi", "workers": {"min": 2, "max": 8, "initial": 4}},
-            "resources": {"memory": {"limit": "768Mi", "min": "512Mi", "max": "1Gi"}},
+            "resources": {"memory": {"limit": "768Mi", "min": "512Mi", "max": "1Gi"},
+                          "cpu": {"request": "500m", "limit": "1.5"}},
             "tuning": {"interval": "5m"},
             "shutdown": {"delay": "1s", "gracePeriod": "1m"}
         })))
@@ -190,6 +203,7 @@ mod tests {
         assert_eq!(c.policy.initial_workers, 4);
         assert_eq!(c.sample_window, MAX_SAMPLE_WINDOW);
         assert_eq!(c.termination_grace_seconds, 66);
+        assert_eq!(c.policy.cpu_limit_millis, Some(1500));
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct PodSample {
     pub server_memory: Option<u64>,
     /// Highest memory of the whole pod (pacer plus workers) seen in the window, bytes.
     pub pod_memory_peak: Option<u64>,
+    /// CPU the workers used, in cores (CPU-seconds per second), averaged; `None` when the
+    /// pod's pacer does not report `pacer_worker_cpu_seconds_total`.
+    pub worker_cpu_cores: Option<f64>,
 }
 
 impl AppSample {

@@ -196,6 +196,13 @@ async fn a_real_pacer_runs_the_generated_config_and_feeds_the_direct_source() ->
         pod.worker_memory
     );
     assert!(pod.server_memory.is_some_and(|m| m > MI));
+    // The real pacer exports its workers' CPU time under the contract's name.
+    assert!(
+        pod.worker_cpu_cores
+            .is_some_and(|c| (0.0..2.0).contains(&c)),
+        "worker cpu {:?}",
+        pod.worker_cpu_cores
+    );
     let growth = pod
         .memory_growth_per_job
         .context("no memory growth measured")?;

@@ -9,6 +9,8 @@
 //!   slot's job count only grew (the same worker), slope = Δmemory ÷ Δjobs, intercept =
 //!   the worker's warm size. A slot needs [`MIN_JOBS_FOR_GROWTH`] jobs in its run to count;
 //!   a point whose memory is not measured yet (0 bytes, a worker just started) breaks a run.
+//! * Worker CPU: the increase of `pacer_worker_cpu_seconds_total` over the window, in
+//!   cores; only when every scrape carries the counter (an older pacer does not).
 
 use jiff::Timestamp;
 
@@ -110,6 +112,10 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
             warm.push(w);
         }
     }
+    let worker_cpu_cores = scrapes
+        .iter()
+        .all(|s| s.metrics.worker_cpu_seconds.is_some())
+        .then(|| increase(scrapes, |m| m.worker_cpu_seconds.unwrap_or(0.0)) / seconds);
     let pod_memory_peak = scrapes
         .iter()
         .map(|s| {
@@ -136,6 +142,7 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
         warm_worker_memory: median(&warm),
         server_memory: last.metrics.process_memory.map(|m| m as u64),
         pod_memory_peak: (pod_memory_peak > 0.0).then_some(pod_memory_peak as u64),
+        worker_cpu_cores,
     })
 }
 
@@ -226,6 +233,24 @@ mod tests {
         ];
         let p = aggregate("p", &scrapes).unwrap();
         assert_eq!(p.jobs_per_second, 500.0 / 60.0);
+    }
+
+    #[test]
+    fn worker_cpu_in_cores_needs_the_counter_in_every_scrape() {
+        let scrapes = [
+            scrape(0, |m| m.worker_cpu_seconds = Some(10.0)),
+            scrape(10, |m| m.worker_cpu_seconds = Some(14.0)),
+            // pacer restarted: counted from zero again, as increase() does.
+            scrape(20, |m| m.worker_cpu_seconds = Some(2.0)),
+        ];
+        let cores = aggregate("p", &scrapes).unwrap().worker_cpu_cores.unwrap();
+        assert!((cores - 0.3).abs() < 1e-9, "{cores}");
+
+        let older_pacer = [
+            scrape(0, |m| m.worker_cpu_seconds = Some(10.0)),
+            scrape(10, |_| {}),
+        ];
+        assert_eq!(aggregate("p", &older_pacer).unwrap().worker_cpu_cores, None);
     }
 
     fn slots(pairs: &[(&str, f64, f64)]) -> BTreeMap<String, (f64, f64)> {

@@ -170,6 +170,8 @@ pub struct PacerMetrics {
     pub slots: BTreeMap<String, (f64, f64)>,
     /// `process_resident_memory_bytes` of pacer.
     pub process_memory: Option<f64>,
+    /// `pacer_worker_cpu_seconds_total` (absent from pacers that predate it).
+    pub worker_cpu_seconds: Option<f64>,
 }
 
 impl PacerMetrics {
@@ -202,6 +204,9 @@ impl PacerMetrics {
                 "pacer_job_duration_seconds_count" => m.job_count += s.value,
                 "pacer_queue_wait_seconds_sum" => m.queue_wait_sum += s.value,
                 "pacer_no_free_workers_total" => m.no_free_workers += s.value,
+                "pacer_worker_cpu_seconds_total" => {
+                    *m.worker_cpu_seconds.get_or_insert(0.0) += s.value;
+                }
                 "pacer_worker_memory_bytes" => {
                     if let Some(slot) = s.label("slot") {
                         m.slots.entry(slot.to_owned()).or_default().0 = s.value;
@@ -266,6 +271,9 @@ pacer_no_free_workers_total{pool="http"} 2
 # TYPE pacer_http_requests_total counter
 pacer_http_requests_total{code="200"} 367
 pacer_http_requests_total{code="503"} 2
+# HELP pacer_worker_cpu_seconds_total CPU time the pool's workers used.
+# TYPE pacer_worker_cpu_seconds_total counter
+pacer_worker_cpu_seconds_total{pool="http"} 1.87
 # HELP pacer_job_duration_seconds Time a worker spent on a job.
 # TYPE pacer_job_duration_seconds histogram
 pacer_job_duration_seconds_bucket{pool="http",le="0.005"} 100
@@ -290,7 +298,7 @@ process_start_time_seconds 1.7e9
     #[test]
     fn parses_pacer_output() {
         let samples = parse(PACER_TEXT).unwrap();
-        assert_eq!(samples.len(), 35);
+        assert_eq!(samples.len(), 36);
         let m = PacerMetrics::from_samples(&samples).unwrap();
         assert_eq!(m.ready, 3.0);
         assert_eq!(m.working, 1.0);
@@ -302,6 +310,7 @@ process_start_time_seconds 1.7e9
         assert_eq!(m.slots.len(), 4);
         assert_eq!(m.slots["0"], (24_117_248.0, 120.0));
         assert_eq!(m.process_memory, Some(12_345_344.0));
+        assert_eq!(m.worker_cpu_seconds, Some(1.87));
     }
 
     #[test]

@@ -134,6 +134,8 @@ pub struct Queries {
     pub server_memory: String,
     /// Peak pod memory by pod.
     pub pod_peak: String,
+    /// CPU cores the workers used by pod.
+    pub cpu: String,
 }
 
 /// Builds the queries for a target.
@@ -183,6 +185,7 @@ pub fn queries(target: &Target) -> Queries {
             "max by (pod) (max_over_time(process_resident_memory_bytes{{{base}}}[{w}])) \
              + sum by (pod) (max_over_time(pacer_worker_memory_bytes{sel}[{w}]))"
         ),
+        cpu: format!("sum by (pod) (rate(pacer_worker_cpu_seconds_total{sel}[{w}]))"),
     }
 }
 
@@ -233,6 +236,8 @@ pub struct Answers {
     pub server_memory: Vec<Series>,
     /// See [`Queries::pod_peak`].
     pub pod_peak: Vec<Series>,
+    /// See [`Queries::cpu`].
+    pub cpu: Vec<Series>,
 }
 
 /// Combines the answers into per-pod samples (pure). Pods without a live-worker series
@@ -251,6 +256,7 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
     let growth = by_pod_slot(&answers.growth);
     let server = by_pod(&answers.server_memory);
     let peak = by_pod(&answers.pod_peak);
+    let cpu = by_pod(&answers.cpu);
     let get = |m: &BTreeMap<String, f64>, pod: &str| m.get(pod).copied().unwrap_or(0.0);
 
     let pods = target
@@ -287,6 +293,7 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                 warm_worker_memory: median(&warm),
                 server_memory: server.get(pod).map(|m| *m as u64),
                 pod_memory_peak: peak.get(pod).map(|m| *m as u64),
+                worker_cpu_cores: cpu.get(pod).copied(),
             })
         })
         .collect();
@@ -339,6 +346,7 @@ impl Prometheus {
             &q.growth,
             &q.server_memory,
             &q.pod_peak,
+            &q.cpu,
         ];
         let mut results = try_join_all(list.iter().map(|query| self.query(base, query, time)))
             .await?
@@ -357,6 +365,7 @@ impl Prometheus {
             growth: next(),
             server_memory: next(),
             pod_peak: next(),
+            cpu: next(),
         };
         Ok(combine(target, &answers))
     }
@@ -438,6 +447,10 @@ mod tests {
             "a young slot series has no past value"
         );
         assert!(
+            q.cpu
+                .starts_with("sum by (pod) (rate(pacer_worker_cpu_seconds_total{")
+        );
+        assert!(
             !q.server_memory.contains("pool="),
             "process metrics have no pool label"
         );
@@ -474,6 +487,7 @@ mod tests {
             growth: vec![series("web-5d8f-a1", Some("0"), 51_200.0)],
             server_memory: vec![series("web-5d8f-a1", None, 12.0 * MI)],
             pod_peak: vec![series("web-5d8f-a1", None, 90.0 * MI)],
+            cpu: vec![series("web-5d8f-a1", None, 1.5)],
             ..Answers::default()
         };
         let sample = combine(&target(), &answers);
@@ -492,5 +506,6 @@ mod tests {
         let warm = p.warm_worker_memory.unwrap();
         assert!((warm - (40.0 * MI - 200.0 * 51_200.0)).abs() < 1.0);
         assert_eq!(p.pod_memory_peak, Some((90.0 * MI) as u64));
+        assert_eq!(p.worker_cpu_cores, Some(1.5));
     }
 }

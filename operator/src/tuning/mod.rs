@@ -12,9 +12,10 @@
 //! 2. **Replicas** (when `min < max` and not external): as few pods as hold that many
 //!    workers at the per-pod ceiling — pods are added only once workers per pod are at
 //!    their ceiling.
-//! 3. **Workers per pod** = needed ÷ replicas, clamped to the spec bounds and to what the
-//!    memory allows (usable memory ÷ (p95 worker memory × 1.2)); the spec minimum wins over
-//!    the memory ceiling.
+//! 3. **Workers per pod** = needed ÷ replicas, clamped to the spec bounds, to what the
+//!    memory allows (usable memory ÷ (p95 worker memory × 1.2)) and, with a CPU limit, to
+//!    what the CPU allows (limit ÷ the CPU a busy worker uses, × [`CPU_OVERCOMMIT`]); the
+//!    spec minimum wins over both ceilings.
 //! 4. **Tolerance**: a recommendation within ±10 % of the current value changes nothing.
 //! 5. **Up fast, down slowly**: increases apply at once; a decrease goes no lower than the
 //!    largest recommendation of the stabilisation window, happens at most once per
@@ -82,6 +83,11 @@ pub const MAX_WORKER_MEMORY_FACTOR: f64 = 1.5;
 pub const WARM_GROWTH_ALLOWANCE: f64 = 0.5;
 /// Memory growth per job below this many bytes counts as no growth (RSS moves in pages).
 pub const MEMORY_GROWTH_NOISE: f64 = 256.0;
+/// Workers beyond what the CPU limit runs at full speed, as a factor: a little headroom,
+/// because a worker is counted busy while its request waits on I/O it did not measure.
+pub const CPU_OVERCOMMIT: f64 = 1.25;
+/// Busy workers (summed over pods) below which the CPU a busy worker uses is not estimated.
+pub const MIN_BUSY_FOR_CPU: f64 = 0.2;
 /// Most recommendations kept in the history.
 pub const MAX_HISTORY: usize = 256;
 
@@ -128,6 +134,8 @@ pub struct Policy {
     pub memory_limit: Setting<u64>,
     /// Bounds for an `auto` memory limit, bytes.
     pub memory: Bounds<u64>,
+    /// CPU limit of the app container, millicores; `None`: no limit, no CPU ceiling.
+    pub cpu_limit_millis: Option<u64>,
 }
 
 /// The pool settings of every pod.
@@ -370,6 +378,8 @@ struct Load {
     server_memory: f64,
     growth_per_job: Option<f64>,
     warm_memory: Option<f64>,
+    /// Cores one busy worker uses (CPU time ÷ busy time), from the pods that report CPU.
+    cpu_per_busy_worker: Option<f64>,
 }
 
 fn load_of(sample: &AppSample) -> Load {
@@ -400,6 +410,15 @@ fn load_of(sample: &AppSample) -> Load {
         .filter_map(|p| p.server_memory)
         .max()
         .unwrap_or(DEFAULT_SERVER_MEMORY) as f64;
+    let (cpu, cpu_busy) = pods
+        .iter()
+        .filter_map(|p| {
+            p.worker_cpu_cores
+                .map(|c| (c.max(0.0), p.busy_workers.max(0.0)))
+        })
+        .fold((0.0, 0.0), |(a, b), (c, w)| (a + c, b + w));
+    let cpu_per_busy_worker =
+        (cpu_busy >= MIN_BUSY_FOR_CPU).then(|| (cpu / cpu_busy).clamp(0.01, 1.0));
     Load {
         pods: pods.len(),
         busy,
@@ -412,7 +431,16 @@ fn load_of(sample: &AppSample) -> Load {
         server_memory,
         growth_per_job: median(&growth),
         warm_memory: median(&warm),
+        cpu_per_busy_worker,
     }
+}
+
+/// How many workers, each using `cpu_per_busy_worker` cores while busy, the CPU limit
+/// runs (with [`CPU_OVERCOMMIT`]).
+fn workers_for_cpu(limit_millis: u64, cpu_per_busy_worker: f64) -> u32 {
+    let cores = limit_millis as f64 / 1000.0;
+    floor_u64(cores * CPU_OVERCOMMIT / cpu_per_busy_worker.max(0.01)).clamp(1, u64::from(u32::MAX))
+        as u32
 }
 
 /// How many workers of `worker_memory` bytes fit beside pacer into `limit`.
@@ -525,7 +553,26 @@ pub fn decide(
         let memory_cap = load.worker_memory_p95.map_or(u32::MAX, |w| {
             workers_that_fit(memory_ceiling, load.server_memory, w)
         });
-        let per_pod_ceiling = policy.workers.max.min(memory_cap).max(policy.workers.min);
+        let cpu_cap = match (policy.cpu_limit_millis, load.cpu_per_busy_worker) {
+            (Some(limit), Some(per_worker)) => workers_for_cpu(limit, per_worker),
+            _ => u32::MAX,
+        };
+        let per_pod_ceiling = policy
+            .workers
+            .max
+            .min(memory_cap)
+            .min(cpu_cap)
+            .max(policy.workers.min);
+        if cpu_cap < policy.workers.max.min(memory_cap) {
+            reasons.push((
+                Knob::Workers,
+                format!(
+                    "the CPU limit of {} cores runs {cpu_cap} workers that each use {:.2}                      cores while busy",
+                    policy.cpu_limit_millis.unwrap_or(0) as f64 / 1000.0,
+                    load.cpu_per_busy_worker.unwrap_or(0.0)
+                ),
+            ));
+        }
         if memory_cap < policy.workers.max {
             reasons.push((
                 Knob::Workers,

@@ -27,6 +27,7 @@ fn policy() -> Policy {
             min: 128 * MI,
             max: 1024 * MI,
         },
+        cpu_limit_millis: None,
     }
 }
 
@@ -337,6 +338,70 @@ fn the_spec_minimum_wins_over_the_memory_ceiling() {
     assert_eq!(d.settings.workers, 5);
 }
 
+/// CPU-bound workers (each busy worker burns 0.8 cores) against a 2-core limit.
+#[test]
+fn the_cpu_limit_caps_the_workers_per_pod() {
+    let table = [
+        // (cpu limit, cores used by 10 busy workers, expected workers)
+        // 2 cores × 1.25 ÷ 0.8 cores per busy worker = 3.1 → 3.
+        (Some(2000), Some(8.0), 3),
+        // I/O-bound: 0.05 cores per busy worker → 50 fit; the load (15) decides.
+        (Some(2000), Some(0.5), 15),
+        // No limit, or no CPU measured: no CPU ceiling.
+        (None, Some(8.0), 15),
+        (Some(2000), None, 15),
+    ];
+    for (limit, cores, expected) in table {
+        let mut p = policy();
+        p.cpu_limit_millis = limit;
+        let mut sample = pod(10.0, 4.0, 0.0);
+        sample.worker_cpu_cores = cores;
+        let d = decide(
+            &p,
+            &settings(4),
+            &State::default(),
+            &observe(vec![sample]),
+            t(0),
+        );
+        assert_eq!(
+            d.settings.workers, expected,
+            "limit {limit:?}, cores {cores:?}"
+        );
+        if expected == 3 {
+            let reason = &d.changes[0].reason;
+            assert!(
+                reason.contains("CPU limit of 2 cores runs 3 workers"),
+                "{reason}"
+            );
+        }
+    }
+}
+
+/// The CPU of a busy worker is CPU time ÷ busy time over the pods that report CPU; with
+/// too little busy time there is no estimate (and so no ceiling from noise).
+#[test]
+fn cpu_per_busy_worker_needs_busy_time() {
+    let sample = |busy: f64, cores: Option<f64>| {
+        let mut p = pod(busy, 4.0, 0.0);
+        p.worker_cpu_cores = cores;
+        AppSample {
+            window: Duration::from_secs(60),
+            pods: vec![p],
+        }
+    };
+    assert_eq!(load_of(&sample(0.1, Some(0.1))).cpu_per_busy_worker, None);
+    assert_eq!(load_of(&sample(4.0, None)).cpu_per_busy_worker, None);
+    assert_eq!(
+        load_of(&sample(4.0, Some(2.0))).cpu_per_busy_worker,
+        Some(0.5)
+    );
+    // Measurement lag can show more CPU than busy time: capped at one core per worker.
+    assert_eq!(
+        load_of(&sample(1.0, Some(3.0))).cpu_per_busy_worker,
+        Some(1.0)
+    );
+}
+
 fn leaky(growth: f64, warm: f64) -> PodSample {
     let mut p = pod(2.0, 4.0, 0.0);
     p.memory_growth_per_job = Some(growth);
@@ -559,32 +624,36 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         prop::option::of(0u64..2000),
         64u64..512,
         0u64..4096,
+        prop::option::of(100u64..8000),
     )
         .prop_map(
-            |(wmin, wspan, rmin, rspan, target, auto_mem, fixed_jobs, mem_min, mem_span)| Policy {
-                workers: Bounds {
-                    min: wmin,
-                    max: wmin + wspan,
-                },
-                initial_workers: wmin,
-                replicas: Bounds {
-                    min: rmin,
-                    max: rmin + rspan,
-                },
-                replicas_external: false,
-                target_utilization: target,
-                stabilization_window: Duration::from_secs(300),
-                max_jobs: fixed_jobs.map_or(Setting::Auto, Setting::Fixed),
-                max_worker_memory: Setting::Auto,
-                memory_limit: if auto_mem {
-                    Setting::Auto
-                } else {
-                    Setting::Fixed((mem_min + mem_span / 2) * MI)
-                },
-                memory: Bounds {
-                    min: mem_min * MI,
-                    max: (mem_min + mem_span) * MI,
-                },
+            |(wmin, wspan, rmin, rspan, target, auto_mem, fixed_jobs, mem_min, mem_span, cpu)| {
+                Policy {
+                    workers: Bounds {
+                        min: wmin,
+                        max: wmin + wspan,
+                    },
+                    initial_workers: wmin,
+                    replicas: Bounds {
+                        min: rmin,
+                        max: rmin + rspan,
+                    },
+                    replicas_external: false,
+                    target_utilization: target,
+                    stabilization_window: Duration::from_secs(300),
+                    max_jobs: fixed_jobs.map_or(Setting::Auto, Setting::Fixed),
+                    max_worker_memory: Setting::Auto,
+                    memory_limit: if auto_mem {
+                        Setting::Auto
+                    } else {
+                        Setting::Fixed((mem_min + mem_span / 2) * MI)
+                    },
+                    memory: Bounds {
+                        min: mem_min * MI,
+                        max: (mem_min + mem_span) * MI,
+                    },
+                    cpu_limit_millis: cpu,
+                }
             },
         )
 }
@@ -598,9 +667,10 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
         prop::option::of(0.001f64..2.0),
         prop::option::of(1u64..400),
         prop::option::of(0.0f64..200_000.0),
+        prop::option::of(0.0f64..16.0),
     )
         .prop_map(
-            |(busy, live, queue, rps, dur, worker_mib, growth)| PodSample {
+            |(busy, live, queue, rps, dur, worker_mib, growth, cpu)| PodSample {
                 pod: "p".into(),
                 live_workers: live,
                 busy_workers: busy,
@@ -613,6 +683,7 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
                 warm_worker_memory: worker_mib.map(|m| (m * MI) as f64 * 0.8),
                 server_memory: Some(24 * MI),
                 pod_memory_peak: worker_mib.map(|m| 4 * m * MI + 24 * MI),
+                worker_cpu_cores: cpu,
             },
         )
 }
