@@ -166,8 +166,11 @@ pacer:
     pub fn config(&self) -> Config {
         let path = self.dir.path().join(".rr.yaml");
         std::fs::write(&path, self.yaml()).unwrap();
+        // As `pacer serve -c DIR/.rr.yaml -w DIR`: relative paths in the config (worker
+        // scripts, reload dirs, static dirs) are the test directory's.
         let options = LoadOptions {
             path,
+            workdir: Some(self.dir.path().to_path_buf()),
             overrides: self.overrides.clone(),
             ..LoadOptions::default()
         };
