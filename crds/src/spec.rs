@@ -466,7 +466,8 @@ pub struct CpuSpec {
     #[serde(default = "default_cpu_request")]
     #[schemars(regex(pattern = units::CPU_PATTERN), length(max = units::MAX_UNIT_LEN))]
     pub request: String,
-    /// CPU limit. Unset (recommended for latency): no CPU limit.
+    /// CPU limit. Unset (recommended for latency): no CPU limit. With a limit, the tuner keeps
+    /// workers per pod within what it can run: limit × 1.25 ÷ the CPU one busy worker uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = units::CPU_PATTERN), length(max = units::MAX_UNIT_LEN))]
     pub limit: Option<String>,
