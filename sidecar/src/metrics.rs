@@ -53,6 +53,7 @@ pub const FAMILIES: &[&str] = &[
     "pacer_jobs_total",
     "pacer_worker_restarts_total",
     "pacer_no_free_workers_total",
+    "pacer_worker_spawn_failures_total",
     "pacer_worker_cpu_seconds_total",
     "pacer_http_requests_total",
     "pacer_job_duration_seconds",
@@ -241,6 +242,20 @@ impl Metrics {
                 "pacer_no_free_workers_total",
                 &[("pool", &s.name)],
                 pool.stats().no_free_workers.get(),
+            );
+        }
+
+        t.family(
+            "pacer_worker_spawn_failures_total",
+            "Worker starts that failed (the command, the handshake or allocate_timeout); \
+             each one backs the next start off.",
+            Kind::Counter,
+        );
+        for (s, pool) in snaps.iter().zip(&self.pools) {
+            t.sample_u64(
+                "pacer_worker_spawn_failures_total",
+                &[("pool", &s.name)],
+                pool.stats().spawn_failures.get(),
             );
         }
 

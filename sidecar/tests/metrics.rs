@@ -216,7 +216,8 @@ async fn names_and_label_sets_are_the_contract() {
     let text = m.render();
     let all = samples(&text);
 
-    // Every family of design.md §2.6 (plus pacer_worker_cpu_seconds_total), with its type.
+    // Every family of design.md §2.6 (plus worker CPU time and spawn failures), with its
+    // type.
     for (family, kind) in [
         ("pacer_build_info", "gauge"),
         ("pacer_workers", "gauge"),
@@ -227,6 +228,7 @@ async fn names_and_label_sets_are_the_contract() {
         ("pacer_jobs_total", "counter"),
         ("pacer_worker_restarts_total", "counter"),
         ("pacer_no_free_workers_total", "counter"),
+        ("pacer_worker_spawn_failures_total", "counter"),
         ("pacer_worker_cpu_seconds_total", "counter"),
         ("pacer_http_requests_total", "counter"),
         ("pacer_job_duration_seconds", "histogram"),
@@ -252,7 +254,7 @@ async fn names_and_label_sets_are_the_contract() {
         .filter_map(|l| l.split(' ').next())
         .filter(|n| n.starts_with("pacer_"))
         .collect();
-    assert_eq!(families.len(), 14, "{families:?}");
+    assert_eq!(families.len(), 15, "{families:?}");
     for f in &families {
         assert!(metrics::FAMILIES.contains(f), "{f}");
     }

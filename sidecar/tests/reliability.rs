@@ -709,6 +709,15 @@ async fn a_command_that_crashes_at_boot_backs_off_with_ready_503_and_low_cpu() {
         log.contains("bootstrap failed"),
         "PHP's stderr is logged: {log}"
     );
+    // And in the metrics, for alerting: at least every failure the log showed so far.
+    let failures = pacer
+        .metric("pacer_worker_spawn_failures_total{pool=\"http\"}")
+        .await;
+    assert!(
+        failures >= delays.len() as f64,
+        "{failures} spawn failures counted, {} logged",
+        delays.len()
+    );
     pacer.stop().await;
 }
 
