@@ -345,6 +345,30 @@ async fn invalid_method_uri_and_oversized_headers_never_reach_php() {
     server.stop().await;
 }
 
+/// `OPTIONS *` is about the server: 200 with no body, as Go's server answers it for
+/// RoadRunner; `*` with any other method is 400. Neither reaches PHP.
+#[tokio::test]
+async fn asterisk_requests_are_answered_by_pacer() {
+    let server = Builder::new("http.php").workers(1).start().await;
+    let before = jobs(&server);
+    let (raw, _) = raw_exchange(
+        server.addr,
+        b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        10,
+    )
+    .await;
+    assert_eq!(raw_status(&raw), 200, "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("content-length: 0\r\n"),
+        "{raw}"
+    );
+    let (raw, closed) = raw_exchange(server.addr, b"GET * HTTP/1.1\r\nHost: t\r\n\r\n", 10).await;
+    assert_eq!(raw_status(&raw), 400, "{raw}");
+    assert!(closed, "connection left open after GET *");
+    assert_eq!(jobs(&server), before, "an asterisk request reached PHP");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn smuggling_attempts_are_refused_or_read_one_way_and_the_connection_closed() {
     let server = Builder::new("http.php").workers(1).start().await;

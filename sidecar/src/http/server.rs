@@ -138,6 +138,9 @@ impl HttpHandler {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return r;
         }
+        if req.uri() == "*" {
+            return asterisk_form(req.method());
+        }
         if !conn.tls
             && let Some(port) = self.settings.redirect_to_https
         {
@@ -422,6 +425,22 @@ fn build(head: ResponseHead, body: Body) -> Response<Body> {
 /// more than one Host field or an invalid one is refused, and so is an HTTP/1.1 request
 /// without one. The Host becomes the authority of the `uri` PHP sees, so an ambiguous
 /// or malformed one must not reach it. (HTTP/2 carries `:authority`, checked by h2.)
+/// A request for `*` (RFC 9110 §7.1) is about the server, not a resource: `OPTIONS *`
+/// is answered here with 200 and no body, as Go's server (and so RoadRunner) answers it;
+/// any other method with `*` is nonsense and gets 400. Neither reaches PHP.
+fn asterisk_form(method: &Method) -> Response<Body> {
+    let mut r = Response::new(empty());
+    if method == Method::OPTIONS {
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    } else {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
+
 fn check_host<B>(req: &Request<B>) -> Result<(), &'static str> {
     if req.version() >= http::Version::HTTP_2 {
         return Ok(());
