@@ -358,8 +358,8 @@ fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
                 .uid
                 .map(|uid| (uid, config.server.gid.unwrap_or(uid))),
         },
-        header_read_timeout: Duration::from_secs(30),
-        max_requests_per_connection: 10_000,
+        header_read_timeout: config.pacer.http.header_read_timeout,
+        max_requests_per_connection: config.pacer.http.max_requests_per_connection,
         max_concurrent_streams: http.http2.max_concurrent_streams,
         h2c: http.http2.h2c,
     })

@@ -577,6 +577,46 @@ async fn slowloris_connections_are_closed_after_the_header_read_timeout() {
     }
 }
 
+/// The limits are set from the config file (`pacer.http`), through `pacer serve`'s own
+/// config loading: a 1 s header read timeout closes a dribbling client long before the
+/// 30 s default would, and the third request of a connection is its last.
+#[tokio::test]
+async fn connection_limits_come_from_the_pacer_http_section() {
+    let server = Builder::new("http.php")
+        .workers(1)
+        .set("pacer.http.header_read_timeout", "1s")
+        .set("pacer.http.max_requests_per_connection", "3")
+        .start()
+        .await;
+    let took = dribble(
+        server.addr,
+        b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        Duration::from_millis(300),
+        20,
+    )
+    .await
+    .expect("a dribbling client was never disconnected");
+    assert!(took < Duration::from_secs(10), "closed only after {took:?}");
+
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    for n in 1..=3 {
+        // HEAD: answered without a body, so each read ends at a response head.
+        s.write_all(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut s, 20).await.to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "request {n}: {head}");
+        assert_eq!(
+            head.contains("connection: close"),
+            n == 3,
+            "request {n}: {head}"
+        );
+    }
+    let (_, closed) = read_until_close(&mut s, 10).await;
+    assert!(closed, "the connection outlived its third request");
+    server.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Clients that go away
 

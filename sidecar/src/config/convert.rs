@@ -1081,5 +1081,34 @@ fn pacer(raw: PacerRaw, endure: Option<EndureRaw>, ctx: &mut Ctx<'_>) -> PacerCo
                 .unwrap_or(Duration::from_secs(30)),
         },
         runtime: RuntimeConfig { threads },
+        http: pacer_http(raw.http.unwrap_or_default(), ctx),
+    }
+}
+
+/// Default of `pacer.http.header_read_timeout`.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of `pacer.http.max_requests_per_connection`.
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 10_000;
+
+fn pacer_http(raw: PacerHttpRaw, ctx: &mut Ctx<'_>) -> PacerHttpConfig {
+    let key = "pacer.http.header_read_timeout";
+    let header_read_timeout = match ctx.duration(key, raw.header_read_timeout.as_ref()) {
+        Some(d) if d.is_zero() => {
+            if let Some(v) = raw.header_read_timeout.as_ref() {
+                ctx.invalid(key, v, "a positive duration (e.g. \"10s\")");
+            }
+            DEFAULT_HEADER_READ_TIMEOUT
+        }
+        Some(d) => d,
+        None => DEFAULT_HEADER_READ_TIMEOUT,
+    };
+    PacerHttpConfig {
+        header_read_timeout,
+        max_requests_per_connection: ctx
+            .uint(
+                "pacer.http.max_requests_per_connection",
+                raw.max_requests_per_connection.as_ref(),
+            )
+            .unwrap_or(DEFAULT_MAX_REQUESTS_PER_CONNECTION),
     }
 }

@@ -116,6 +116,15 @@ pub(crate) fn to_tree(c: &Config) -> Value {
                 .put(
                     "runtime",
                     M::new().put("threads", c.pacer.runtime.threads as u64),
+                )
+                .put(
+                    "http",
+                    M::new()
+                        .put("header_read_timeout", dur(c.pacer.http.header_read_timeout))
+                        .put(
+                            "max_requests_per_connection",
+                            c.pacer.http.max_requests_per_connection,
+                        ),
                 ),
         )
         .into()

@@ -254,6 +254,14 @@ pub(crate) struct EndureRaw {
 pub(crate) struct PacerRaw {
     pub shutdown: Option<ShutdownRaw>,
     pub runtime: Option<RuntimeRaw>,
+    pub http: Option<PacerHttpRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct PacerHttpRaw {
+    pub header_read_timeout: V,
+    pub max_requests_per_connection: V,
 }
 
 #[derive(Debug, Default, Deserialize)]

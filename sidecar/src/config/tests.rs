@@ -144,6 +144,8 @@ fn minimal_config_defaults() {
     assert_eq!(c.pacer.shutdown.delay, Duration::ZERO);
     assert_eq!(c.pacer.shutdown.grace_period, Duration::from_secs(30));
     assert_eq!(c.pacer.runtime.threads, 0);
+    assert_eq!(c.pacer.http.header_read_timeout, Duration::from_secs(30));
+    assert_eq!(c.pacer.http.max_requests_per_connection, 10_000);
     assert!(c.dotenv.is_empty());
 }
 
@@ -282,7 +284,8 @@ fn every_key_parses() {
         ("reload: {interval: 2s, patterns: [.php, .env], services: {http: {dirs: [src, /app], recursive: true, ignore: [vendor], patterns: [.twig]}}}".into(), "/reload",
             json!({"interval": "2s", "patterns": [".php", ".env"], "services": {"http": {"dirs": [format!("{w}/src"), "/app"], "recursive": true, "ignore": [format!("{w}/vendor")], "patterns": [".twig"]}}})),
         // pacer / endure
-        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4}})),
+        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4}, "http": {"header_read_timeout": "30s", "max_requests_per_connection": 10000}})),
+        ("pacer: {http: {header_read_timeout: 5s, max_requests_per_connection: 0}}".into(), "/pacer/http", json!({"header_read_timeout": "5s", "max_requests_per_connection": 0})),
         ("endure: {grace_period: 45s}".into(), "/pacer/shutdown/grace_period", json!("45s")),
         ("endure: {grace_period: 45s}\npacer: {shutdown: {grace_period: 10s}}".into(), "/pacer/shutdown/grace_period", json!("10s")),
         ("pacer: {shutdown: {grace_period: 0s}}".into(), "/pacer/shutdown/grace_period", json!("0s")),
@@ -706,6 +709,8 @@ fn bad_values_name_key_value_and_expectation() {
         ("logs: {encoding: xml}", "logs.encoding: \"xml\" is not console or json".into()),
         ("reload: {interval: 100ms, services: {http: {}}}", "reload.interval: \"100ms\" is not a duration of at least 1s".into()),
         ("pacer: {runtime: {threads: 5000}}", "pacer.runtime.threads: 5000 is not an integer from 0 to 1024".into()),
+        ("pacer: {http: {header_read_timeout: 0s}}", "pacer.http.header_read_timeout: \"0s\" is not a positive duration (e.g. \"10s\")".into()),
+        ("pacer: {http: {max_requests_per_connection: -1}}", "pacer.http.max_requests_per_connection: -1 is not a non-negative integer".into()),
         ("pacer: {shutdown: {delay: soon}}", format!("pacer.shutdown.delay: \"soon\" is not {dur}: invalid duration \"soon\"")),
     ];
     assert!(cases.len() >= 15);

@@ -552,6 +552,21 @@ impl ReloadConfig {
 pub struct PacerConfig {
     pub shutdown: ShutdownConfig,
     pub runtime: RuntimeConfig,
+    pub http: PacerHttpConfig,
+}
+
+/// `pacer.http`: connection limits of the HTTP server that RoadRunner's `http` section
+/// has no keys for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacerHttpConfig {
+    /// `pacer.http.header_read_timeout`: a client must send a whole request head (or, on
+    /// a kept-alive connection, the next one) within this time, or the connection is
+    /// closed — the slowloris defence. Default 30s.
+    pub header_read_timeout: Duration,
+    /// `pacer.http.max_requests_per_connection`: after this many requests an HTTP/1
+    /// connection is closed (`Connection: close` on the last response), so that load
+    /// spreads again over the pods behind a Service. 0 = unlimited. Default 10000.
+    pub max_requests_per_connection: u64,
 }
 
 /// `pacer.shutdown`: what happens on SIGTERM.
