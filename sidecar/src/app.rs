@@ -63,6 +63,14 @@ pub struct Listeners {
     pub rpc: Option<crate::rpc::RpcListener>,
 }
 
+/// A listener's bound address for the log (with the real port when 0 was asked for).
+fn local_addr(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
 impl Listeners {
     /// Binds every address the config names.
     pub async fn bind(config: &Config) -> Result<Listeners, AppError> {
@@ -180,6 +188,7 @@ pub async fn run(
         .map_or(503, |s| s.unavailable_status_code);
     let status = Status::new(pool.clone(), unavailable);
     if let Some(listener) = listeners.status {
+        tracing::info!(address = %local_addr(&listener), "status: /health and /ready");
         let status = status.clone();
         tracker.spawn(crate::endpoint::serve(
             listener,
@@ -197,7 +206,7 @@ pub async fn run(
     let grace = config.pacer.shutdown.grace_period;
     let mut http_servers = Vec::new();
     if let Some(listener) = listeners.http {
-        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving HTTP");
+        tracing::info!(address = %local_addr(&listener), "serving HTTP");
         http_servers.push(tokio::spawn(server::serve(
             listener,
             None,
@@ -208,7 +217,7 @@ pub async fn run(
     }
     if let (Some(listener), Some(ssl)) = (listeners.https, &http.ssl) {
         let acceptor = server::tls_acceptor(&ssl.cert, &ssl.key).map_err(AppError::Tls)?;
-        tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving HTTPS");
+        tracing::info!(address = %local_addr(&listener), "serving HTTPS");
         http_servers.push(tokio::spawn(server::serve(
             listener,
             Some(acceptor),
@@ -227,6 +236,7 @@ pub async fn run(
         }
     }
     if let Some(listener) = listeners.metrics {
+        tracing::info!(address = %local_addr(&listener), "metrics: /metrics");
         let metrics = Arc::new(crate::metrics::Metrics::new(
             vec![pool.clone()],
             http_stats.clone(),
