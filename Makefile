@@ -28,7 +28,7 @@ image-check: release
 	e2e/image/check.sh $(RELEASE_DIR) --image
 
 run: deps
-	cargo run -p pacer --bin pacer -- serve -c examples/app/.rr.yaml -w examples/app
+	cargo run -p pacer --bin pacer -- serve -c examples/hello/.rr.yaml -w examples/hello
 
 fmt:
 	cargo fmt --all

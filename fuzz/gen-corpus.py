@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora under fuzz/corpus/<target>/ from the project's own test data:
 the golden Goridge frames (testdata/goridge/frames.json), real request heads, response
-contexts as PHP writes them, form bodies, examples/app/.rr.yaml, and static paths.
+contexts as PHP writes them, form bodies, examples/hello/.rr.yaml, and static paths.
 
 Run it from anywhere after changing those sources; the output is committed. Each
 target's input layout is described at the top of its fuzz_targets/<target>.rs.
@@ -167,7 +167,7 @@ CONFIGS = {
 
 
 def config_parser():
-    shutil.copy(ROOT / "examples/app/.rr.yaml", FUZZ / "corpus/config_parser/example_app.rr.yaml")
+    shutil.copy(ROOT / "examples/hello/.rr.yaml", FUZZ / "corpus/config_parser/example_app.rr.yaml")
     for name, text in CONFIGS.items():
         write("config_parser", name + ".yaml", text)
 

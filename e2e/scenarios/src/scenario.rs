@@ -177,7 +177,7 @@ pub fn pool_settings(rr_yaml: &str) -> Result<(u64, u64)> {
 
 impl Scenario {
     /// The `PhpAppServer` every scenario starts from, with `patch` merged into its spec:
-    /// the example app (`examples/app`, seen as `/app` in the "image"), a 5 s tuning
+    /// the example app (`examples/hello`, seen as `/app` in the "image"), a 5 s tuning
     /// interval and a 30 s stabilisation window so that a scenario takes minutes.
     #[must_use]
     pub fn object(world: &World, namespace: &str, source: Source, patch: &Value) -> Value {

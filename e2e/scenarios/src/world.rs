@@ -152,7 +152,7 @@ impl World {
             ("/pacer".to_owned(), binaries.pacer.clone()),
             ("/pacer-operator".to_owned(), binaries.operator.clone()),
             ("/usr/local/bin/pacer".to_owned(), binaries.pacer.clone()),
-            ("/app".to_owned(), root.join("examples/app")),
+            ("/app".to_owned(), root.join("examples/hello")),
         ]);
         let node = node::spawn(
             control_plane.config().clone(),

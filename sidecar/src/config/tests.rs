@@ -829,7 +829,7 @@ fn load_reads_the_file_and_resolves_workdir() {
     )
     .unwrap();
     // `-w` is relative to the current directory, as RoadRunner's (`pacer serve -c
-    // examples/app/.rr.yaml -w examples/app` from the repository root).
+    // examples/hello/.rr.yaml -w examples/hello` from the repository root).
     let opts = LoadOptions {
         path: PathBuf::from("conf/rr.yaml"),
         workdir: Some(PathBuf::from("./app")),

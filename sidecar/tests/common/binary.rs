@@ -58,10 +58,20 @@ impl PacerBin {
     /// Writes `yaml` to `<dir>/.rr.yaml` and starts `pacer serve` on it (stderr captured,
     /// `PACER_LOG` removed so the config's `logs` section decides). Does not wait.
     pub fn spawn(dir: tempfile::TempDir, ports: Ports, yaml: &str) -> PacerBin {
-        std::fs::write(dir.path().join(".rr.yaml"), yaml).unwrap();
+        let config = dir.path().join(".rr.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        Self::spawn_args(
+            dir,
+            ports,
+            &["serve".as_ref(), "-c".as_ref(), config.as_os_str()],
+        )
+    }
+
+    /// Starts `pacer` with these arguments (stderr captured, `PACER_LOG` removed). `ports`
+    /// are what the arguments make it listen on. Does not wait.
+    pub fn spawn_args(dir: tempfile::TempDir, ports: Ports, args: &[&std::ffi::OsStr]) -> PacerBin {
         let mut child = Command::new(PACER)
-            .args(["serve", "-c"])
-            .arg(dir.path().join(".rr.yaml"))
+            .args(args)
             .env_remove("PACER_LOG")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

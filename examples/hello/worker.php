@@ -11,6 +11,9 @@
  *   GET  /work?ms=N      holds the worker for N ms (simulates a slow backend call)
  *   GET  /leak?kb=N      keeps N KiB more alive in this worker (a leaky endpoint)
  *   GET  /stream?n=N     N lines, one every 100 ms (a streamed response)
+ *   POST /upload         multipart uploads: name, size, type and SHA-256 of each file
+ *
+ *   curl -F file=@README.md http://127.0.0.1:8080/upload
  */
 
 declare(strict_types=1);
@@ -27,6 +30,37 @@ $psr7 = new PSR7Worker($worker, $factory, $factory, $factory);
 
 $jobs = 0;
 $leak = [];
+
+/**
+ * One entry per uploaded file, nested fields (`files[]`, `a[b]`) flattened to their names.
+ *
+ * @param array<array-key, mixed> $files
+ * @return list<array<string, mixed>>
+ */
+$describeUploads = static function (array $files, string $prefix = '') use (&$describeUploads): array {
+    $out = [];
+    foreach ($files as $key => $file) {
+        $name = $prefix === '' ? (string) $key : $prefix . '[' . $key . ']';
+        if (is_array($file)) {
+            array_push($out, ...$describeUploads($file, $name));
+            continue;
+        }
+        if (!$file instanceof \Psr\Http\Message\UploadedFileInterface) {
+            continue;
+        }
+        $ok = $file->getError() === UPLOAD_ERR_OK;
+        $out[] = [
+            'field' => $name,
+            'filename' => $file->getClientFilename(),
+            'type' => $file->getClientMediaType(),
+            'size' => $file->getSize(),
+            'error' => $file->getError(),
+            'sha256' => $ok ? hash('sha256', (string) $file->getStream()) : null,
+        ];
+    }
+
+    return $out;
+};
 
 $respond = static function (int $status, string $type, string $body) use ($factory) {
     return $factory->createResponse($status)
@@ -76,6 +110,12 @@ while (true) {
             case '/leak':
                 $leak[] = str_repeat('x', max(0, (int) ($query['kb'] ?? 64)) * 1024);
                 $psr7->respond($respond(200, 'text/plain', (string) memory_get_usage(true)));
+                break;
+            case '/upload':
+                $psr7->respond($respond(200, 'application/json', json_encode([
+                    'files' => $describeUploads($request->getUploadedFiles()),
+                    'fields' => $request->getParsedBody(),
+                ], JSON_THROW_ON_ERROR)));
                 break;
             case '/stream':
                 $n = max(1, min(100, (int) ($query['n'] ?? 5)));
