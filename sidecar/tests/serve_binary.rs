@@ -8,183 +8,47 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::binary::{PACER, PacerBin, Ports, children_of, free_port};
 use common::serve::*;
 use common::{alive, eventually, php, worker_script};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use tokio::io::AsyncBufReadExt;
-use tokio::process::{Child, Command};
+use nix::sys::signal::Signal;
 use tokio::time::Instant;
 
-const PACER: &str = env!("CARGO_BIN_EXE_pacer");
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Pacer {
-    child: Child,
-    _dir: tempfile::TempDir,
-    http: SocketAddr,
-    status: SocketAddr,
-    metrics: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-    /// Reads stderr until pacer closes it.
-    stderr_reader: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Pacer {
-    /// Starts `pacer serve` on free ports with `http.php` and waits until it is ready.
-    async fn start(workers: usize, pacer_section: &str) -> Pacer {
-        let dir = tempfile::tempdir().unwrap();
-        let (http, status, metrics) = (free_port(), free_port(), free_port());
-        let yaml = format!(
-            r#"version: "3"
+/// Starts `pacer serve` on free ports with `http.php` and `pacer_section` as the config's
+/// `pacer:` section, and waits until it is ready with `workers` PHP processes.
+async fn start(workers: usize, pacer_section: &str) -> PacerBin {
+    let ports = Ports::pick();
+    let yaml = format!(
+        r#"version: "3"
 server:
   command: ["{php}", "{worker}"]
 http:
-  address: 127.0.0.1:{http}
+  address: {http}
   pool:
     num_workers: {workers}
     allocate_timeout: 30s
     destroy_timeout: 5s
 status:
-  address: 127.0.0.1:{status}
+  address: {status}
 metrics:
-  address: 127.0.0.1:{metrics}
+  address: {metrics}
 logs:
   level: info
   encoding: console
 pacer:
 {pacer_section}
 "#,
-            php = php(),
-            worker = worker_script("http.php"),
-        );
-        std::fs::write(dir.path().join(".rr.yaml"), yaml).unwrap();
-        let mut child = Command::new(PACER)
-            .args(["serve", "-c"])
-            .arg(dir.path().join(".rr.yaml"))
-            .env_remove("PACER_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = stderr.clone();
-        let stderr_reader = tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let p = Pacer {
-            child,
-            _dir: dir,
-            http: ([127, 0, 0, 1], http).into(),
-            status: ([127, 0, 0, 1], status).into(),
-            metrics: ([127, 0, 0, 1], metrics).into(),
-            stderr,
-            stderr_reader: Some(stderr_reader),
-        };
-        let ready = format!("http://{}/ready", p.status);
-        let up = eventually_async(30, || async {
-            tokio::time::timeout(Duration::from_secs(2), h1().request(get(&ready)))
-                .await
-                .is_ok_and(|r| r.is_ok_and(|r| r.status() == 200))
-        })
-        .await;
-        assert!(up, "pacer never became ready: {}", p.stderr());
-        assert!(
-            eventually(30, || p.php_children().len() == workers).await,
-            "{workers} PHP workers expected: {:?}",
-            p.php_children()
-        );
-        p
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.pid() as i32), signal).unwrap();
-    }
-
-    /// The live processes whose parent is this pacer.
-    fn php_children(&self) -> Vec<u32> {
-        children_of(self.pid())
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.http, path)
-    }
-
-    fn status_url(&self, path: &str) -> String {
-        format!("http://{}{}", self.status, path)
-    }
-
-    async fn metric(&self, name_and_labels: &str) -> f64 {
-        let text = fetch(&format!("http://{}/metrics", self.metrics))
-            .await
-            .text();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {name_and_labels} in {text}"))
-    }
-
-    async fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
-        let status = match tokio::time::timeout(Duration::from_secs(secs), self.child.wait()).await
-        {
-            Ok(status) => status.unwrap(),
-            Err(_) => panic!("pacer did not exit within {secs} s: {}", self.stderr()),
-        };
-        // Every line pacer wrote, to its end (workers may briefly hold the pipe too).
-        if let Some(reader) = self.stderr_reader.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), reader).await;
-        }
-        status
-    }
-}
-
-/// Live (not zombie) processes whose parent is `parent`.
-fn children_of(parent: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let rest: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if rest.first() != Some(&"Z") && rest.get(1) == Some(&parent.to_string().as_str()) {
-            out.push(pid);
-        }
-    }
-    out
+        php = php(),
+        worker = worker_script("http.php"),
+        http = ports.http,
+        status = ports.status,
+        metrics = ports.metrics,
+    );
+    let pacer = PacerBin::spawn(tempfile::tempdir().unwrap(), ports, &yaml);
+    pacer.wait_ready(workers).await;
+    pacer
 }
 
 async fn refused(addr: SocketAddr) -> bool {
@@ -193,8 +57,8 @@ async fn refused(addr: SocketAddr) -> bool {
 
 #[tokio::test]
 async fn sigterm_finishes_twenty_requests_in_flight_then_exits_0() {
-    let mut pacer = Pacer::start(10, "  shutdown:\n    delay: 4s\n    grace_period: 30s").await;
-    let workers = pacer.php_children();
+    let mut pacer = start(10, "  shutdown:\n    delay: 4s\n    grace_period: 30s").await;
+    let workers = children_of(pacer.pid());
 
     // 20 slow requests, each on its own connection: 10 run, 10 wait in the queue.
     let requests: Vec<_> = (0..20)
@@ -228,12 +92,14 @@ async fn sigterm_finishes_twenty_requests_in_flight_then_exits_0() {
     assert_eq!(fetch(&pacer.status_url("/health")).await.status, 200);
     // Within the shutdown delay, new connections are still served…
     let late = {
-        let connection = tokio::net::TcpStream::connect(pacer.http).await.unwrap();
+        let connection = tokio::net::TcpStream::connect(pacer.ports.http)
+            .await
+            .unwrap();
         assert!(signalled.elapsed() < Duration::from_secs(4));
         tokio::spawn(send_on(connection, false, get(&pacer.url("/"))))
     };
     // …after it, refused.
-    let http = pacer.http;
+    let http = pacer.ports.http;
     assert!(
         eventually_async(30, || refused(http)).await,
         "the listener never closed"
@@ -263,8 +129,8 @@ async fn sigterm_finishes_twenty_requests_in_flight_then_exits_0() {
 
 #[tokio::test]
 async fn a_second_sigterm_exits_at_once() {
-    let mut pacer = Pacer::start(1, "  shutdown:\n    grace_period: 60s").await;
-    let workers = pacer.php_children();
+    let mut pacer = start(1, "  shutdown:\n    grace_period: 60s").await;
+    let workers = children_of(pacer.pid());
     let slow = {
         let url = pacer.url("/sleep?ms=30000");
         tokio::spawn(async move {
@@ -292,8 +158,8 @@ async fn a_second_sigterm_exits_at_once() {
 
 #[tokio::test]
 async fn sigkill_leaves_no_php_process_behind() {
-    let mut pacer = Pacer::start(3, "  shutdown:\n    grace_period: 5s").await;
-    let workers = pacer.php_children();
+    let mut pacer = start(3, "  shutdown:\n    grace_period: 5s").await;
+    let workers = children_of(pacer.pid());
     assert_eq!(workers.len(), 3);
     pacer.signal(Signal::SIGKILL);
     pacer.wait_exit(10).await;
