@@ -29,7 +29,7 @@ fn app(name: &str, spec: serde_json::Value) -> Result<PhpAppServer> {
         b.extend(s.clone());
     }
     Ok(serde_json::from_value(json!({
-        "apiVersion": "pacer.dev/v1alpha1",
+        "apiVersion": "pacer.dev/v1alpha2",
         "kind": "PhpAppServer",
         "metadata": {"name": name},
         "spec": base,
