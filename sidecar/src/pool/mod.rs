@@ -696,6 +696,12 @@ impl Pool {
         .await;
     }
 
+    /// Requests waiting for a worker now (cheaper than a [`Pool::snapshot`]).
+    pub fn queue_depth(&self) -> usize {
+        let st = self.inner.state.lock();
+        st.waiters.iter().filter(|w| !w.is_closed()).count()
+    }
+
     pub fn snapshot(&self) -> PoolSnapshot {
         let st = self.inner.state.lock();
         let mut workers: Vec<_> = st.workers.values().cloned().collect();
