@@ -20,7 +20,7 @@ pub mod spawner;
 pub use exchange::{Exchange, ExecError, Payload, Reply, Worker};
 pub use info::{RecycleReason, WorkerIdent, WorkerInfo, WorkerState};
 pub use process::{Exit, ProcessHandle, ProcessSpec};
-pub use spawner::{SpawnError, Spawner};
+pub use spawner::{SpawnError, SpawnWorker, Spawner};
 
 /// The version PHP code sees in `RR_VERSION`; some apps check it, so it looks like a
 /// RoadRunner release (wire-protocol.md §9.6).

@@ -27,6 +27,40 @@ pub enum SpawnError {
     Timeout { pid: u32, timeout: Duration },
 }
 
+/// What the pool needs to start a worker. [`Spawner`] starts real PHP processes; the
+/// pool's unit tests start fake ones on in-memory relays.
+pub trait SpawnWorker: Send + Sync + std::fmt::Debug + 'static {
+    /// The command line, for status and logs.
+    fn command_line(&self) -> String;
+
+    /// Starts one worker and completes its handshake within `timeout`. `on_exit` is
+    /// called once, when the process is gone (even if the handshake failed).
+    fn spawn_worker(
+        &self,
+        ident: WorkerIdent,
+        jitter_percent: u64,
+        timeout: Duration,
+        on_exit: Box<dyn FnOnce(Exit) + Send>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Worker, SpawnError>> + Send + '_>>;
+}
+
+impl SpawnWorker for Spawner {
+    fn command_line(&self) -> String {
+        Spawner::command_line(self)
+    }
+
+    fn spawn_worker(
+        &self,
+        ident: WorkerIdent,
+        jitter_percent: u64,
+        timeout: Duration,
+        on_exit: Box<dyn FnOnce(Exit) + Send>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Worker, SpawnError>> + Send + '_>>
+    {
+        Box::pin(self.spawn(ident, jitter_percent, timeout, on_exit))
+    }
+}
+
 /// Starts workers: the process spec, the relay, and the environment PHP expects.
 #[derive(Debug)]
 pub struct Spawner {
