@@ -150,7 +150,9 @@ fn deployment_state(d: &Deployment) -> DeploymentState {
 }
 
 /// Running, addressable, not terminating pods, and the newest OOM kill of the app container.
-fn pod_targets(pods: &[Pod]) -> (Vec<PodTarget>, Option<Timestamp>) {
+/// Pure (the simulator in `sim/` calls it on its modelled pods).
+#[must_use]
+pub fn pod_targets(pods: &[Pod]) -> (Vec<PodTarget>, Option<Timestamp>) {
     let mut targets = Vec::new();
     let mut newest_oom: Option<Timestamp> = None;
     for pod in pods {
