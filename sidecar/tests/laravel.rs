@@ -167,6 +167,13 @@ async fn routes_middleware_views_database_uploads_and_errors() {
     // A streamed response and a file download.
     let stream = b.get("/stream?n=4").await;
     assert_eq!(stream.text(), "line 1\nline 2\nline 3\nline 4\n");
+    // Streamed for real: 10 lines 50 ms apart arrive over at least 400 ms, not at once.
+    let (text, spread) = streamed(&pacer, "/stream?n=10").await;
+    assert_eq!(text.lines().count(), 10, "{text}");
+    assert!(
+        spread >= std::time::Duration::from_millis(400),
+        "all lines came within {spread:?}"
+    );
     let download = b.get("/download").await;
     assert_eq!(download.text(), "hello from public/\n");
     assert_eq!(

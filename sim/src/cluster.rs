@@ -830,6 +830,28 @@ impl Cluster {
             .sum()
     }
 
+    /// The Deployment's status: counts of its pods.
+    #[must_use]
+    pub fn deployment_state(&self) -> pacer_operator::plan::DeploymentState {
+        let count = |f: &dyn Fn(&SimPod) -> bool| {
+            i32::try_from(self.pods.iter().filter(|p| f(p)).count()).unwrap_or(i32::MAX)
+        };
+        let version = self.current_version;
+        let desired = i32::try_from(self.replicas).unwrap_or(i32::MAX);
+        let replicas = count(&|p| p.deleting.is_none());
+        let ready = count(&|p| p.ready);
+        let updated = count(&|p| p.deleting.is_none() && p.version == version);
+        pacer_operator::plan::DeploymentState {
+            desired,
+            replicas,
+            ready,
+            updated,
+            available: ready,
+            rolled_out: updated >= desired && ready >= desired && replicas <= desired,
+            stalled: false,
+        }
+    }
+
     /// Pods not being deleted.
     #[must_use]
     pub fn active_pods(&self) -> usize {

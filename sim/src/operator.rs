@@ -1,23 +1,26 @@
 //! The operator in the loop: each reconcile does what `controller::reconcile_inner` does,
 //! with the modelled cluster in place of the API server and the pods' `/metrics`.
 //!
-//! * observe: `plan::tuning_due`; the pods as `Pod` objects through the real
-//!   `controller::pod_targets` (running pods, newest OOM kill); one scrape per pod into the
-//!   real `metrics_source::window::Windows` (what `Direct` keeps, aggregated by the real
-//!   `aggregate`); an error when every scrape failed, as `Direct` returns;
-//! * plan: the real `plan::plan` (which calls `tuning::decide`) on the status the previous
-//!   reconcile wrote;
+//! * observe: the pods as `Pod` objects through the real `observe::pod_targets` (running
+//!   pods, newest OOM kill) and `observe::pod_problem`, the Deployment's counts; when
+//!   `plan::tuning_due`, one scrape per pod into the real `metrics_source::window::Windows`
+//!   (what `Direct` keeps, aggregated by the real `aggregate`), an error when every scrape
+//!   failed, as `Direct` returns;
+//! * plan: the real `plan::plan` (which calls `tuning::decide` and builds the desired
+//!   objects) on the status the previous reconcile wrote;
 //! * apply: the settings to the cluster (ConfigMap, replica count, in-place resize);
 //! * the next reconcile after the plan's `requeue_after`.
 //!
 //! A restart of the operator loses what it keeps in memory (the scrape windows); the
 //! status survives, as it does in the API server.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use pacer_crds::{PhpAppServerSpec, PhpAppServerStatus};
 use pacer_operator::app_config::AppConfig;
-use pacer_operator::controller::pod_targets;
 use pacer_operator::metrics_source::window::Windows;
-use pacer_operator::plan::{self, PlanInput, TuningInput};
+use pacer_operator::observe::{pod_problem, pod_targets};
+use pacer_operator::plan::{self, Owner, PlanInput, PodProblem, TuningInput};
+use pacer_operator::resources::SidecarDefaults;
 use pacer_operator::sample::AppSample;
 use pacer_operator::tuning::{self, Knob, Settings};
 
@@ -36,11 +39,16 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The plan failed (it could not build the desired objects).
+    #[error("planning failed: {0}")]
+    Plan(String),
 }
 
 /// The operator's view of one app.
 #[derive(Debug)]
 pub struct Operator {
+    spec: PhpAppServerSpec,
+    sidecar: SidecarDefaults,
     config: AppConfig,
     status: PhpAppServerStatus,
     windows: Windows,
@@ -74,6 +82,15 @@ impl Operator {
             serde_json::from_value(trace.spec.clone()).map_err(|e| fail(e.to_string()))?;
         let config = AppConfig::from_spec(&spec).map_err(|e| fail(e.to_string()))?;
         let mut operator = Self {
+            spec,
+            sidecar: SidecarDefaults {
+                image: "pacer:sim".into(),
+                install_command: vec![
+                    "/pacer-operator".into(),
+                    "install".into(),
+                    "/pacer/pacer".into(),
+                ],
+            },
             config,
             status: PhpAppServerStatus::default(),
             windows: Windows::new(),
@@ -144,14 +161,19 @@ impl Operator {
     }
 
     /// Reconciles when the last plan asked to be woken by `t`.
-    pub fn tick(&mut self, cluster: &mut Cluster, t: f64) {
+    ///
+    /// # Errors
+    /// [`Error::Plan`] when the plan fails.
+    pub fn tick(&mut self, cluster: &mut Cluster, t: f64) -> Result<(), Error> {
         if t < self.next {
-            return;
+            return Ok(());
         }
         let now = at(t);
+        let pods = cluster.k8s_pods(t);
+        let (targets, newest_oom) = pod_targets(&pods);
+        let mut pod_problems: Vec<PodProblem> = pods.iter().filter_map(pod_problem).collect();
+        pod_problems.sort_by_key(|p| (p.severity(), p.pod.clone()));
         let tuning = plan::tuning_due(&self.config, &self.status, now).then(|| {
-            let pods = cluster.k8s_pods(t);
-            let (targets, newest_oom) = pod_targets(&pods);
             let names: Vec<&str> = targets.iter().map(|p| p.name.as_str()).collect();
             let mut fresh = Vec::new();
             let mut failed = 0;
@@ -175,13 +197,31 @@ impl Operator {
             };
             TuningInput { sample, newest_oom }
         });
+        let deployment = cluster.deployment_state();
         let planned = plan::plan(PlanInput {
+            owner: Owner {
+                name: "shop",
+                namespace: "sim",
+                reference: OwnerReference {
+                    api_version: "pacer.dev/v1alpha1".into(),
+                    kind: "PhpAppServer".into(),
+                    name: "shop".into(),
+                    uid: "sim".into(),
+                    controller: Some(true),
+                    block_owner_deletion: Some(true),
+                },
+                spec: &self.spec,
+                sidecar: &self.sidecar,
+            },
             generation: Some(1),
             config: &self.config,
             previous: &self.status,
             tuning,
+            deployment: Some(deployment),
+            pod_problems: &pod_problems,
             now,
-        });
+        })
+        .map_err(|e| Error::Plan(e.to_string()))?;
         for change in &planned.changes {
             let early = match change.knob {
                 Knob::Workers | Knob::MaxJobs | Knob::MaxWorkerMemory => cluster.config_pending(t),
@@ -202,5 +242,6 @@ impl Operator {
         self.status = planned.status;
         self.decided = self.read_decided();
         self.next = t + planned.requeue_after.as_secs_f64().max(1.0).round();
+        Ok(())
     }
 }

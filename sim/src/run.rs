@@ -57,7 +57,7 @@ pub fn run(trace: &Trace) -> Result<Run, Error> {
         if restarts.next_if(|&r| t >= r).is_some() {
             operator.restart();
         }
-        operator.tick(&mut cluster, t);
+        operator.tick(&mut cluster, t)?;
         let second = cluster.step(t);
         if t >= 0.0 {
             recorder.second(t, &second, &cluster, operator.decided());

@@ -50,6 +50,7 @@ Route::get('/fatal', function () {
         $chunks[] = str_repeat('x', 1 << 20);
     }
 });
+Route::get('/dd', fn () => dd(['dumped' => 'by dd()']));
 Route::get('/echo', function () {
     echo 'printed by the controller; ';
 

@@ -17,7 +17,8 @@ use Pacer\Worker;
  *   the body, as php-fpm would; nothing reaches the relay.
  * * A throwable that escapes the app becomes an error frame: pacer answers 500, the worker
  *   stays.
- * * A fatal error or `exit()` during a request is answered by {@see FatalErrorGuard}.
+ * * A fatal error or `exit()` (e.g. `dd()`) during a request is answered by
+ *   {@see FatalErrorGuard}. `dump()`/`dd()` print HTML into the response, as under php-fpm.
  * * When the reset fails, or the response broke off half-way, the worker retires (hands
  *   every further request back, see {@see Retire}) and exits with status 1 when pacer
  *   stops it; pacer starts a fresh one: its state is no longer known.
@@ -27,6 +28,7 @@ final class Server
     private readonly HttpWorker $http;
     private readonly ResponseSender $sender;
     private readonly FatalErrorGuard $guard;
+    private readonly OutputCapture $capture;
 
     /**
      * @param FatalErrorGuard|null $guard installed before the app booted (see there why);
@@ -40,6 +42,10 @@ final class Server
         $this->http = new HttpWorker($worker);
         $this->sender = new ResponseSender($worker);
         $this->guard = $guard ?? FatalErrorGuard::install($worker);
+        $this->capture = new OutputCapture();
+        // dump()/dd() in a CLI process would write to php://stdout — the relay. As HTML to
+        // php://output they are part of the response, as under php-fpm.
+        $_SERVER['VAR_DUMPER_FORMAT'] ??= 'html';
     }
 
     public function sender(): ResponseSender
@@ -115,17 +121,13 @@ final class Server
      */
     private function handle(\Symfony\Component\HttpFoundation\Request $request): array
     {
-        $level = \ob_get_level();
-        \ob_start();
-        $this->guard->capturing($level + 1);
+        $this->capture->start();
+        $this->guard->capturing($this->capture);
         try {
             $response = $this->app->handle($request);
         } finally {
-            $output = '';
-            while (\ob_get_level() > $level) {
-                $output = (string) \ob_get_clean() . $output;
-            }
             $this->guard->capturing(null);
+            $output = $this->capture->stop();
         }
 
         return [$response, $output];
