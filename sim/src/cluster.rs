@@ -3,7 +3,7 @@
 //! and in each pod pacer's worker pool as a queue.
 //!
 //! What the real operator touches is modelled as the API shows it: [`Cluster::k8s_pods`]
-//! builds real `Pod` objects for `controller::pod_targets`, [`Cluster::scrape`] returns
+//! builds real `Pod` objects for `observe::pod_targets`, [`Cluster::scrape`] returns
 //! what pacer's `/metrics` would say (as the operator's parsed [`PacerMetrics`]), and
 //! [`Cluster::apply`] takes the settings a reconcile writes (ConfigMap, replica count,
 //! memory limit) and delivers them the way a kubelet does — late, per pod.

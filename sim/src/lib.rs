@@ -10,7 +10,7 @@
 //! in-place resizes, pod start-up and readiness, scrape failures — and wakes the operator
 //! ([`operator`]) when its last plan asked to be woken. The operator part is not a model:
 //! it is `plan::plan` and `tuning::decide` of `pacer-operator`, fed by its own
-//! `controller::pod_targets`, `metrics_source::window::Windows` and `aggregate`, exactly
+//! `observe::pod_targets`, `metrics_source::window::Windows` and `aggregate`, exactly
 //! as the controller calls them. [`record`] keeps one record per minute; [`score`] turns a
 //! run into the numbers of issue 13 and checks them against the goals; [`svg`] draws it.
 //!

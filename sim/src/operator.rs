@@ -1,4 +1,4 @@
-//! The operator in the loop: each reconcile does what `controller::reconcile_inner` does,
+//! The operator in the loop: each reconcile does what the controller's observe → plan → apply does,
 //! with the modelled cluster in place of the API server and the pods' `/metrics`.
 //!
 //! * observe: the pods as `Pod` objects through the real `observe::pod_targets` (running
