@@ -83,10 +83,13 @@ async fn routes_middleware_views_database_uploads_and_errors() {
     );
     served_by(&post);
     assert!(
-        b.cookies.contains_key("pacer_session"),
-        "{:?}",
+        b.cookies.is_empty(),
+        "a public page without a session: {:?}",
         post.headers
     );
+    // The web group's session and CSRF cookies.
+    assert_eq!(b.get("/").await.status, 200);
+    assert!(b.cookies.contains_key("pacer_session"), "{:?}", b.cookies);
     assert!(b.cookies.contains_key("XSRF-TOKEN"));
 
     // Not found: Laravel's own 404 page.
