@@ -1,5 +1,6 @@
 //! Pacer's sidecar library. See ARCHITECTURE.md for the map.
 pub mod app;
+pub mod cgroup;
 pub mod children;
 pub mod config;
 pub mod config_watch;
@@ -9,12 +10,15 @@ pub mod logging;
 pub mod metrics;
 pub mod pid1;
 pub mod pool;
+pub mod readiness;
 pub mod relay;
 pub mod reload;
 pub mod rpc;
+pub mod rr_cli;
 pub mod shutdown;
 pub mod stats;
 pub mod status;
 pub mod supervisor;
 mod sys;
 pub mod worker;
+pub mod zap_json;

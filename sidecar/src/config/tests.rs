@@ -146,6 +146,8 @@ fn minimal_config_defaults() {
     assert_eq!(c.pacer.runtime.threads, 0);
     assert_eq!(c.pacer.http.header_read_timeout, Duration::from_secs(30));
     assert_eq!(c.pacer.http.max_requests_per_connection, 10_000);
+    assert_eq!(c.pacer.http.max_header_count, 1000);
+    assert_eq!(c.pacer.http.max_header_bytes, 1 << 20);
     assert!(c.dotenv.is_empty());
 }
 
@@ -284,8 +286,11 @@ fn every_key_parses() {
         ("reload: {interval: 2s, patterns: [.php, .env], services: {http: {dirs: [src, /app], recursive: true, ignore: [vendor], patterns: [.twig]}}}".into(), "/reload",
             json!({"interval": "2s", "patterns": [".php", ".env"], "services": {"http": {"dirs": [format!("{w}/src"), "/app"], "recursive": true, "ignore": [format!("{w}/vendor")], "patterns": [".twig"]}}})),
         // pacer / endure
-        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4}, "http": {"header_read_timeout": "30s", "max_requests_per_connection": 10000}})),
-        ("pacer: {http: {header_read_timeout: 5s, max_requests_per_connection: 0}}".into(), "/pacer/http", json!({"header_read_timeout": "5s", "max_requests_per_connection": 0})),
+        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4}, "http": {"header_read_timeout": "30s", "max_requests_per_connection": 10000, "max_header_count": 1000, "max_header_bytes": 1048576}, "readiness": {"mode": "accepting"}})),
+        ("pacer: {readiness: {mode: saturation}}".into(), "/pacer/readiness", json!({"mode": "saturation", "queue_high": 10, "queue_low": 5, "high_for": "5s", "low_for": "10s"})),
+        ("pacer: {readiness: {mode: saturation, queue_high: 4, queue_low: 1, high_for: 2s, low_for: 1m}}".into(), "/pacer/readiness", json!({"mode": "saturation", "queue_high": 4, "queue_low": 1, "high_for": "2s", "low_for": "1m0s"})),
+        ("pacer: {http: {header_read_timeout: 5s, max_requests_per_connection: 0}}".into(), "/pacer/http", json!({"header_read_timeout": "5s", "max_requests_per_connection": 0, "max_header_count": 1000, "max_header_bytes": 1048576})),
+        ("pacer: {http: {max_header_count: 200, max_header_bytes: 65536}}".into(), "/pacer/http", json!({"header_read_timeout": "30s", "max_requests_per_connection": 10000, "max_header_count": 200, "max_header_bytes": 65536})),
         ("endure: {grace_period: 45s}".into(), "/pacer/shutdown/grace_period", json!("45s")),
         ("endure: {grace_period: 45s}\npacer: {shutdown: {grace_period: 10s}}".into(), "/pacer/shutdown/grace_period", json!("10s")),
         ("pacer: {shutdown: {grace_period: 0s}}".into(), "/pacer/shutdown/grace_period", json!("0s")),
@@ -433,6 +438,79 @@ fn overrides_set_and_replace_values() {
     );
 }
 
+/// Laravel Octane's RoadRunner driver starts `rr` on an empty .rr.yaml it just touched,
+/// with everything in `-o` (src/Commands/StartRoadRunnerCommand.php; v1.x passes
+/// `version=2.7` and a space-separated command, v2.x `version=3` and a comma-separated
+/// one, and no host by default).
+#[test]
+fn octane_starts_on_an_empty_file_with_overrides() {
+    let f = Fixture::new();
+    for (version, command, address) in [
+        (
+            "2.7",
+            "/usr/bin/php8.2 /app/vendor/bin/roadrunner-worker",
+            "127.0.0.1:8000",
+        ),
+        (
+            "3",
+            "/usr/bin/php8.2,/app/vendor/bin/roadrunner-worker",
+            ":8000",
+        ),
+    ] {
+        let mut opts = f.opts();
+        opts.overrides = [
+            format!("version={version}"),
+            format!("http.address={address}"),
+            format!("server.command={command}"),
+            "http.pool.num_workers=0".into(),
+            "http.pool.max_jobs=500".into(),
+            "rpc.listen=tcp://127.0.0.1:6001".into(),
+            "http.pool.supervisor.exec_ttl=30s".into(),
+            "http.static.dir=/app/public".into(),
+            "http.middleware=static".into(),
+            "logs.mode=production".into(),
+            "logs.level=debug".into(),
+            "logs.output=stdout".into(),
+            "logs.encoding=json".into(),
+        ]
+        .into();
+        let loaded = f.parse_opts("", &opts).unwrap();
+        let c = loaded.config;
+        assert_eq!(
+            c.server.command,
+            ["/usr/bin/php8.2", "/app/vendor/bin/roadrunner-worker"]
+        );
+        let h = http(&c);
+        assert_eq!(h.address.unwrap().port(), 8000);
+        assert_eq!(h.pool.settings.max_jobs, 500);
+        assert_eq!(h.middleware, [Middleware::Static]);
+        assert_eq!(
+            h.static_files.as_ref().unwrap().dir,
+            Path::new("/app/public")
+        );
+        assert_eq!(c.rpc.unwrap().listen.to_string(), "tcp://127.0.0.1:6001");
+        assert_eq!(c.logs.encoding, LogEncoding::Json);
+        assert_eq!(c.logs.output, [LogOutput::Stdout]);
+        assert_eq!(
+            loaded.warnings.iter().any(|w| w.contains("2.7")),
+            version == "2.7",
+            "{:?}",
+            loaded.warnings
+        );
+    }
+    // A comma after a space belongs to an argument, not to RoadRunner's list syntax.
+    let mut opts = f.opts();
+    opts.overrides = vec!["server.command=php -d disable_functions=exec,system w.php".into()];
+    let c = f.parse_opts(BASE, &opts).unwrap().config;
+    assert_eq!(
+        c.server.command,
+        ["php", "-d", "disable_functions=exec,system", "w.php"]
+    );
+    // Without a version, an empty file is still refused.
+    let err = f.parse_opts("", &f.opts()).unwrap_err().to_string();
+    assert!(err.contains("the file is empty"), "{err}");
+}
+
 #[test]
 fn dotenv_file_feeds_substitution_and_workers() {
     let f = Fixture::new();
@@ -567,8 +645,12 @@ fn ignored_and_deprecated_settings_warn() {
             "http.pool.dynamic_allocator is accepted but not used: pacer scales the pool through the operator (num_workers can change live)",
         ),
         (
-            "http: {address: ':80', middleware: [sendfile]}",
-            "http.middleware: \"sendfile\" is not implemented by pacer (ignored); pacer has static, gzip, headers, http_metrics, proxy_ip_parser",
+            "http: {address: ':80', middleware: [etag]}",
+            "http.middleware: \"etag\" is not implemented by pacer (ignored); pacer has static, gzip, headers, http_metrics, proxy_ip_parser, sendfile",
+        ),
+        (
+            "http: {address: ':80', sendfile: {roots: [.]}}",
+            "http.sendfile is configured but \"sendfile\" is not in http.middleware, so it is not used",
         ),
         (
             "http: {address: ':80', middleware: [gzip, gzip]}",
@@ -711,6 +793,11 @@ fn bad_values_name_key_value_and_expectation() {
         ("pacer: {runtime: {threads: 5000}}", "pacer.runtime.threads: 5000 is not an integer from 0 to 1024".into()),
         ("pacer: {http: {header_read_timeout: 0s}}", "pacer.http.header_read_timeout: \"0s\" is not a positive duration (e.g. \"10s\")".into()),
         ("pacer: {http: {max_requests_per_connection: -1}}", "pacer.http.max_requests_per_connection: -1 is not a non-negative integer".into()),
+        ("http: {address: ':80', middleware: [sendfile]}", "http.sendfile.roots is required: the directories X-Sendfile responses may name files under, e.g. sendfile: {roots: [storage/exports]} (the sendfile middleware is on)".into()),
+        ("pacer: {readiness: {mode: busy}}", "pacer.readiness.mode: \"busy\" is not \"accepting\" or \"saturation\"".into()),
+        ("pacer: {readiness: {mode: saturation, queue_high: 4, queue_low: 4}}", "pacer.readiness.queue_low: 4 is not an integer below queue_high (4)".into()),
+        ("pacer: {http: {max_header_count: 0}}", "pacer.http.max_header_count: 0 is not a positive integer".into()),
+        ("pacer: {http: {max_header_bytes: 100}}", "pacer.http.max_header_bytes: 100 is not an integer from 8192 to 4294967295".into()),
         ("pacer: {shutdown: {delay: soon}}", format!("pacer.shutdown.delay: \"soon\" is not {dur}: invalid duration \"soon\"")),
     ];
     assert!(cases.len() >= 15);
