@@ -88,35 +88,10 @@ fn the_pod_template_of_an_existing_app_does_not_change() -> Result<()> {
     Ok(())
 }
 
-/// The chart of the previous release, as git has it (its CRD in `crds/`, v1alpha1 only).
-const PREVIOUS_CHART_COMMIT: &str = "ee460b1158607bfd97e99bc1d899b6e6881a31c9";
-
-fn previous_chart(into: &Path) -> Result<PathBuf> {
-    let archive = std::process::Command::new("git")
-        .args([
-            "-C",
-            root().to_str().context("path")?,
-            "archive",
-            "--format=tar",
-        ])
-        .arg(PREVIOUS_CHART_COMMIT)
-        .arg("charts/pacer-operator")
-        .output()
-        .context("running git archive")?;
-    anyhow::ensure!(
-        archive.status.success(),
-        "git archive {PREVIOUS_CHART_COMMIT} failed (a clone with history is needed): {}",
-        String::from_utf8_lossy(&archive.stderr)
-    );
-    let mut tar = std::process::Command::new("tar")
-        .args(["-x", "-C"])
-        .arg(into)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .context("running tar")?;
-    std::io::Write::write_all(tar.stdin.as_mut().context("tar stdin")?, &archive.stdout)?;
-    anyhow::ensure!(tar.wait()?.success(), "tar failed");
-    Ok(into.join("charts/pacer-operator"))
+/// The chart of the previous release (0.1.0, its CRD in `crds/`, v1alpha1 only), kept as
+/// it was released in `testdata/operator/chart-0.1.0` (git: ee460b1, charts/pacer-operator).
+fn previous_chart() -> PathBuf {
+    root().join("testdata/operator/chart-0.1.0")
 }
 
 fn helm(cp: &pacer_e2e::ControlPlane, home: &Path, args: &[&str]) -> Result<String> {
@@ -155,7 +130,7 @@ async fn helm_upgrade_from_the_previous_chart_restarts_no_app_pods() -> Result<(
     common::init_logging();
     let client = cp.client()?;
     let work = tempfile::tempdir()?;
-    let old_chart = previous_chart(work.path())?;
+    let old_chart = previous_chart();
     let release_ns = cp.new_namespace("upgrade-ops").await?;
     let app_ns = cp.new_namespace("upgrade-app").await?;
     let home = work.path().join("helm");

@@ -178,6 +178,28 @@ pub fn start_operator_in(
     start(client, namespaces.to_vec(), lease, source, None, None)
 }
 
+/// Starts an operator watching all namespaces but reconciling only those whose labels
+/// match `selector`.
+pub fn start_operator_selecting(
+    client: Client,
+    selector: &str,
+    lease: LeaseConfig,
+    source: Arc<dyn MetricsSource>,
+) -> Running {
+    let selector = selector.to_owned();
+    start_configured(
+        client,
+        Vec::new(),
+        lease,
+        source,
+        None,
+        None,
+        move |settings| {
+            settings.namespace_selector = Some(selector);
+        },
+    )
+}
+
 /// Starts an operator watching `namespace` with these sidecar defaults (as a chart
 /// configures them).
 pub fn start_operator_with_sidecar(
@@ -205,8 +227,20 @@ fn start(
     clock: Option<pacer_operator::controller::Clock>,
     sidecar: Option<SidecarDefaults>,
 ) -> Running {
+    start_configured(client, watch, lease, source, clock, sidecar, |_| {})
+}
+
+fn start_configured(
+    client: Client,
+    watch: Vec<&str>,
+    lease: LeaseConfig,
+    source: Arc<dyn MetricsSource>,
+    clock: Option<pacer_operator::controller::Clock>,
+    sidecar: Option<SidecarDefaults>,
+    adjust: impl FnOnce(&mut ControllerSettings),
+) -> Running {
     let identity = lease.identity.clone();
-    let config = OperatorConfig {
+    let mut config = OperatorConfig {
         controller: ControllerSettings {
             field_manager: MANAGER.to_owned(),
             namespaces: watch.into_iter().map(str::to_owned).collect(),
@@ -227,6 +261,7 @@ fn start(
         },
         lease,
     };
+    adjust(&mut config.controller);
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
     let mut operator = Operator::new(client, config, source, metrics.clone());
