@@ -642,4 +642,13 @@ pub struct RuntimeConfig {
     /// thread hand-offs and wake-ups (docs/platform-notes.md), so one thread leaves every
     /// core to the PHP workers. Raise it when TLS or compression make pacer CPU-bound.
     pub threads: usize,
+    /// `pacer.runtime.shards`: runtime shards — one current-thread runtime per shard,
+    /// each on its own thread, serving the connections it accepts (SO_REUSEPORT) with
+    /// the workers it owns, so a request never changes threads (see `shards.rs`).
+    /// 1 (the default) = no shards: HTTP runs on the main runtime; 0 = one per CPU
+    /// this process may use.
+    pub shards: usize,
+    /// `pacer.runtime.pin`: with shards, pin shard `i`'s thread and its PHP workers to
+    /// the `i`-th allowed CPU, so their wake-ups stay on one CPU. Default true.
+    pub pin: bool,
 }
