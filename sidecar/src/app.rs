@@ -115,15 +115,7 @@ impl Listeners {
             l.metrics = Some(tcp("metrics", metrics.address).await?);
         }
         if let Some(rpc) = &config.rpc {
-            let addr: crate::rpc::RpcAddr =
-                rpc.listen
-                    .to_string()
-                    .parse()
-                    .map_err(|e: crate::rpc::RpcError| AppError::Bind {
-                        what: "rpc",
-                        addr: rpc.listen.to_string(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?;
+            let addr = rpc.listen.clone();
             let listener =
                 crate::rpc::RpcListener::bind(&addr)
                     .await

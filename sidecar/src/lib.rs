@@ -38,6 +38,7 @@
 //!   frames from PHP replace the worker and answer `http.internal_error_code`; bad HTTP
 //!   gets a 4xx.
 //! * The only `unsafe` code is the pre-exec hooks in `sys.rs`.
+pub mod accept;
 pub mod app;
 pub mod children;
 pub mod cli;

@@ -712,7 +712,9 @@ fn rpc(raw: RpcRaw, ctx: &mut Ctx<'_>) -> RpcConfig {
         .string("rpc.listen", raw.listen.as_ref())
         .unwrap_or_else(|| DEFAULT_RPC.to_string());
     let parsed = match listen.split_once("://") {
-        Some(("tcp", rest)) if !rest.contains("://") => parse_listen(rest).map(RpcAddr::Tcp),
+        Some(("tcp", rest)) if !rest.contains("://") => {
+            parse_listen(rest).map(|a| RpcAddr::Tcp(a.to_string()))
+        }
         Some(("unix", rest)) if !rest.is_empty() && !rest.contains("://") => {
             Some(RpcAddr::Unix(PathBuf::from(rest)))
         }
@@ -724,11 +726,9 @@ fn rpc(raw: RpcRaw, ctx: &mut Ctx<'_>) -> RpcConfig {
             format!("{listen:?}"),
             "tcp://host:port (with an IP address) or unix:///path/to.sock",
         ));
-        RpcAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 6001))
+        RpcAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 6001).to_string())
     });
-    if let RpcAddr::Tcp(a) = &listen
-        && !a.ip().is_loopback()
-    {
+    if !listen.is_local() {
         ctx.warn(format!(
             "rpc.listen: {listen} is reachable from other hosts and RPC has no authentication"
         ));

@@ -341,23 +341,10 @@ pub struct RpcConfig {
     pub listen: RpcAddr,
 }
 
-/// Where the RPC server listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RpcAddr {
-    Tcp(SocketAddr),
-    /// A unix socket path (relative paths kept relative, see [`Config::workdir`]).
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for RpcAddr {
-    /// The DSN form workers get in `RR_RPC`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RpcAddr::Tcp(a) => write!(f, "tcp://{a}"),
-            RpcAddr::Unix(p) => write!(f, "unix://{}", p.display()),
-        }
-    }
-}
+/// Where the RPC server listens: the one RPC address type, shared with the RPC server
+/// and client (`tcp://host:port` or `unix://path`; the config resolves a TCP host to
+/// an IP address, relative unix paths stay relative, see [`Config::workdir`]).
+pub use crate::rpc::RpcAddr;
 
 /// `status`: health and readiness endpoints.
 #[derive(Clone, Debug, PartialEq, Eq)]
