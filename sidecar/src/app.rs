@@ -196,7 +196,16 @@ pub async fn run(
     )
     .await
     .map_err(AppError::Relay)?;
+    // `shards: 0` is one per allowed CPU, but no more than there are workers to own:
+    // a shard without workers would only borrow other shards' ones.
     let shards = match config.pacer.runtime.shards {
+        0 => crate::shards::allowed_cpus()
+            .len()
+            .min(settings.num_workers)
+            .max(1),
+        n => n,
+    };
+    let shards = match shards {
         1 => None,
         n => Some(
             crate::shards::Shards::start(n, config.pacer.runtime.pin).map_err(AppError::Runtime)?,

@@ -633,7 +633,7 @@ pub struct RuntimeConfig {
     /// each on its own thread, serving the connections it accepts (SO_REUSEPORT) with
     /// the workers it owns, so a request never changes threads (see `shards.rs`).
     /// 1 (the default) = no shards: HTTP runs on the main runtime; 0 = one per CPU
-    /// this process may use.
+    /// this process may use, at most one per worker (`num_workers` at start).
     pub shards: usize,
     /// `pacer.runtime.pin`: with shards, pin shard `i`'s thread and its PHP workers to
     /// the `i`-th allowed CPU, so their wake-ups stay on one CPU. Default true.
