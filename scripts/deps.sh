@@ -11,7 +11,7 @@ packages=(
   # The framework bridges' tests: real Laravel and Symfony apps (examples/laravel, examples/symfony)
   php-laravel-framework php8.2-sqlite3
   php-symfony-framework-bundle php-symfony-runtime php-symfony-security-bundle
-  php-symfony-twig-bundle php-twig
+  php-symfony-twig-bundle php-twig php-symfony-dotenv php-symfony-yaml
   prometheus                  # promtool (metrics format check) and the e2e Prometheus server
 )
 if [[ "${PACER_DEPS_EXTRA:-}" != "" ]]; then

@@ -1,7 +1,8 @@
-//! The `pacer` command line (clap definitions); `main.rs` runs what it parses.
+//! The `pacer` command line (clap definitions); `main.rs` runs what it parses
+//! (RoadRunner's `rr` spellings are mapped onto it by [`crate::rr_cli`]).
 //!
-//! `pacer serve|config check|version|workers|reset`, with RoadRunner's `-c`, `-w`, `-o`
-//! and `--dotenv` on every command that reads the config.
+//! `pacer serve|config check|version|workers|reset`, with RoadRunner's `-c`, `-w`, `-o`,
+//! `--dotenv` and `-s` on every command that reads the config.
 
 use std::path::PathBuf;
 
@@ -58,8 +59,8 @@ pub enum Command {
     Reset {
         #[command(flatten)]
         config: ConfigArgs,
-        #[arg(default_value = "http")]
-        pool: String,
+        /// The pool to reset; every resettable pool when left out (as `rr reset`).
+        pool: Option<String>,
         #[arg(long)]
         rpc: Option<String>,
     },
@@ -89,6 +90,9 @@ pub struct ConfigArgs {
     /// Load environment variables from this file before reading the config.
     #[arg(long, env = "DOTENV_PATH")]
     pub dotenv: Option<PathBuf>,
+    /// Print nothing but errors (RoadRunner's `-s`; `reset` stays quiet).
+    #[arg(short = 's', long = "silent")]
+    pub silent: bool,
 }
 
 impl ConfigArgs {

@@ -40,6 +40,7 @@
 //! * The only `unsafe` code is the pre-exec hooks in `sys.rs`.
 pub mod accept;
 pub mod app;
+pub mod cgroup;
 pub mod children;
 pub mod cli;
 pub mod config;
@@ -54,6 +55,7 @@ pub mod readiness;
 pub mod relay;
 pub mod reload;
 pub mod rpc;
+pub mod rr_cli;
 pub mod shards;
 pub mod shutdown;
 pub mod stats;
@@ -61,3 +63,4 @@ pub mod status;
 pub mod supervisor;
 mod sys;
 pub mod worker;
+pub mod zap_json;

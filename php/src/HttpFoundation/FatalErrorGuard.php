@@ -26,9 +26,9 @@ use Pacer\Worker;
 final class FatalErrorGuard
 {
     private bool $inFlight = false;
-    /** Output buffer level of the request's capture buffer, or null outside handle(). */
-    private ?int $captureLevel = null;
-    /** What the request printed before PHP died (survives only an exit()). */
+    /** The capture of the app's output while it handles the request. */
+    private ?OutputCapture $capture = null;
+    /** What the request printed before PHP died (after a fatal error, only what it flushed). */
     private string $printed = '';
     private string $reason = '';
 
@@ -53,17 +53,17 @@ final class FatalErrorGuard
         $this->inFlight = true;
     }
 
-    /** The app's output is being captured in the buffer at this level. */
-    public function capturing(?int $level): void
+    /** The app's output is being captured there (null: not any more). */
+    public function capturing(?OutputCapture $capture): void
     {
-        $this->captureLevel = $level;
+        $this->capture = $capture;
     }
 
     /** The response (or an error frame) went out. */
     public function responded(): void
     {
         $this->inFlight = false;
-        $this->captureLevel = null;
+        $this->capture = null;
     }
 
     /** The first shutdown function: catch what later ones print, answer at the very end. */
@@ -80,10 +80,8 @@ final class FatalErrorGuard
 
             return;
         }
-        if ($this->captureLevel !== null) {
-            while (\ob_get_level() >= $this->captureLevel) {
-                $this->printed = (string) \ob_get_clean() . $this->printed;
-            }
+        if ($this->capture !== null) {
+            $this->printed = $this->capture->stop();
         }
         $error = \error_get_last();
         $fatal = $error !== null && ($error['type'] & (\E_ERROR | \E_CORE_ERROR | \E_COMPILE_ERROR | \E_PARSE | \E_USER_ERROR)) !== 0;

@@ -17,16 +17,22 @@ use Pacer\Worker;
  *   the body, as php-fpm would; nothing reaches the relay.
  * * A throwable that escapes the app becomes an error frame: pacer answers 500, the worker
  *   stays.
- * * A fatal error or `exit()` during a request is answered by {@see FatalErrorGuard}.
- * * When the reset fails, or the response broke off half-way, the worker retires (hands
- *   every further request back, see {@see Retire}) and exits with status 1 when pacer
- *   stops it; pacer starts a fresh one: its state is no longer known.
+ * * A fatal error or `exit()` (e.g. `dd()`) during a request is answered by
+ *   {@see FatalErrorGuard}. `dump()`/`dd()` print HTML into the response, as under php-fpm.
+ * * When the reset fails, the worker retires (hands every further request back, see
+ *   {@see Retire}) and exits with status 1 when pacer stops it; when a response broke off
+ *   half-way it exits at once. pacer starts a fresh one: the old one's state is unknown.
  */
 final class Server
 {
+    private const CONTINUE = 0;
+    private const RETIRE = 1;
+    private const EXIT = 2;
+
     private readonly HttpWorker $http;
     private readonly ResponseSender $sender;
     private readonly FatalErrorGuard $guard;
+    private readonly OutputCapture $capture;
 
     /**
      * @param FatalErrorGuard|null $guard installed before the app booted (see there why);
@@ -40,6 +46,10 @@ final class Server
         $this->http = new HttpWorker($worker);
         $this->sender = new ResponseSender($worker);
         $this->guard = $guard ?? FatalErrorGuard::install($worker);
+        $this->capture = new OutputCapture();
+        // dump()/dd() in a CLI process would write to php://stdout — the relay. As HTML to
+        // php://output they are part of the response, as under php-fpm.
+        $_SERVER['VAR_DUMPER_FORMAT'] ??= 'html';
     }
 
     public function sender(): ResponseSender
@@ -61,20 +71,25 @@ final class Server
             if ($request === null) {
                 return 0;
             }
-            if (!$this->serveOne($request)) {
+            $next = $this->serveOne($request);
+            if ($next === self::RETIRE) {
                 try {
                     Retire::worker($this->worker);
                 } catch (\Throwable) {
                     // The relay itself broke: just exit, pacer notices.
                 }
-
+            }
+            if ($next !== self::CONTINUE) {
                 return 1;
             }
         }
     }
 
-    /** One request; false when the worker must be replaced. */
-    private function serveOne(\Pacer\Http\Request $pacerRequest): bool
+    /**
+     * One request; then {@see CONTINUE}, {@see RETIRE} (state unknown, the relay fine) or
+     * {@see EXIT} (the relay is mid-response: only an exit ends it cleanly).
+     */
+    private function serveOne(\Pacer\Http\Request $pacerRequest): int
     {
         $this->guard->begin();
         try {
@@ -96,7 +111,7 @@ final class Server
             // Part of the response may be on its way: the relay is in an unknown state.
             self::log('sending the response failed, the worker exits: ' . self::describe($e));
 
-            return false;
+            return self::EXIT;
         }
 
         try {
@@ -115,33 +130,29 @@ final class Server
      */
     private function handle(\Symfony\Component\HttpFoundation\Request $request): array
     {
-        $level = \ob_get_level();
-        \ob_start();
-        $this->guard->capturing($level + 1);
+        $this->capture->start();
+        $this->guard->capturing($this->capture);
         try {
             $response = $this->app->handle($request);
         } finally {
-            $output = '';
-            while (\ob_get_level() > $level) {
-                $output = (string) \ob_get_clean() . $output;
-            }
             $this->guard->capturing(null);
+            $output = $this->capture->stop();
         }
 
         return [$response, $output];
     }
 
-    private function reset(): bool
+    private function reset(): int
     {
         try {
             $this->app->reset();
         } catch (\Throwable $e) {
-            self::log('reset failed, the worker exits: ' . self::describe($e));
+            self::log('reset failed, the worker retires: ' . self::describe($e));
 
-            return false;
+            return self::RETIRE;
         }
 
-        return true;
+        return self::CONTINUE;
     }
 
     private static function describe(\Throwable $e): string

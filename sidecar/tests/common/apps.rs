@@ -273,3 +273,34 @@ pub fn served_by(reply: &Reply) -> u32 {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no X-Served-By in {:?}", reply.headers))
 }
+
+/// GETs `path` and reads the body as it arrives: the whole body, and how long passed
+/// between its first and its last piece (near zero when the server buffered it all).
+pub async fn streamed(pacer: &PacerBin, path: &str) -> (String, std::time::Duration) {
+    use http_body_util::BodyExt;
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        h1().request(super::serve::get(&pacer.url(path))),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    let mut first = None;
+    let mut last = std::time::Instant::now();
+    while let Some(frame) = tokio::time::timeout(std::time::Duration::from_secs(60), body.frame())
+        .await
+        .unwrap()
+    {
+        if let Ok(data) = frame.unwrap().into_data()
+            && !data.is_empty()
+        {
+            last = std::time::Instant::now();
+            first.get_or_insert(last);
+            text.extend_from_slice(&data);
+        }
+    }
+    let spread = first.map_or_else(Default::default, |f| last.duration_since(f));
+    (String::from_utf8(text).unwrap(), spread)
+}
