@@ -20,7 +20,6 @@ import (
 	"syscall"
 
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/receiver"
@@ -90,12 +89,9 @@ func run(out string) error {
 func start(ctx context.Context, httpAddr, grpcAddr string, sink consumer.Traces) (receiver.Traces, error) {
 	factory := otlpreceiver.NewFactory()
 	cfg := factory.CreateDefaultConfig().(*otlpreceiver.Config)
-	httpCfg := cfg.Protocols.HTTP.Get()
-	httpCfg.ServerConfig.NetAddr.Endpoint = httpAddr
-	cfg.Protocols.HTTP = configoptional.Some(*httpCfg)
-	grpcCfg := cfg.Protocols.GRPC.Get()
-	grpcCfg.NetAddr.Endpoint = grpcAddr
-	cfg.Protocols.GRPC = configoptional.Some(*grpcCfg)
+	// Both protocols are defaults that are off until set (configoptional.Default).
+	cfg.Protocols.HTTP.GetOrInsertDefault().ServerConfig.NetAddr.Endpoint = httpAddr
+	cfg.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = grpcAddr
 	rcv, err := factory.CreateTraces(ctx, receivertest.NewNopSettings(factory.Type()), cfg, sink)
 	if err != nil {
 		return nil, err

@@ -1260,7 +1260,10 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
             .filter(|v| !v.trim().is_empty())
             .cloned()
     };
-    match ctx.string("otel.exporter", raw.exporter.as_ref()).as_deref() {
+    match ctx
+        .string("otel.exporter", raw.exporter.as_ref())
+        .as_deref()
+    {
         None | Some("otlp") => {}
         Some(other) => ctx.error(ConfigError::invalid(
             "otel.exporter",
@@ -1275,7 +1278,10 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
         Some(c) => ("otel.client", Some(c)),
         None => match env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
             Some(p) => ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", Some(p)),
-            None => ("OTEL_EXPORTER_OTLP_PROTOCOL", env("OTEL_EXPORTER_OTLP_PROTOCOL")),
+            None => (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                env("OTEL_EXPORTER_OTLP_PROTOCOL"),
+            ),
         },
     };
     match client.as_deref() {
@@ -1307,8 +1313,9 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
         Some(e) => ("otel.endpoint", e),
         None => match env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .map(|e| ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", e))
-            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT").map(|e| ("OTEL_EXPORTER_OTLP_ENDPOINT", e)))
-        {
+            .or_else(|| {
+                env("OTEL_EXPORTER_OTLP_ENDPOINT").map(|e| ("OTEL_EXPORTER_OTLP_ENDPOINT", e))
+            }) {
             Some(found) => found,
             None => ("otel.endpoint", OTLP_DEFAULT_ENDPOINT.to_string()),
         },
@@ -1345,7 +1352,12 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
         ctx.warn("otel.service_version is deprecated, use otel.resource.service_version instead");
     }
     let env_attrs = resource_attributes(env("OTEL_RESOURCE_ATTRIBUTES").as_deref());
-    let from_env = |attr: &str| env_attrs.iter().find(|(k, _)| k == attr).map(|(_, v)| v.clone());
+    let from_env = |attr: &str| {
+        env_attrs
+            .iter()
+            .find(|(k, _)| k == attr)
+            .map(|(_, v)| v.clone())
+    };
     let service_name = ctx
         .string("otel.resource.service_name", res.service_name.as_ref())
         .or(deprecated_name)
@@ -1353,7 +1365,10 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
         .or_else(|| from_env("service.name"))
         .unwrap_or_else(|| "pacer".to_string());
     let service_version = ctx
-        .string("otel.resource.service_version", res.service_version.as_ref())
+        .string(
+            "otel.resource.service_version",
+            res.service_version.as_ref(),
+        )
         .or(deprecated_version)
         .or_else(|| from_env("service.version"))
         .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string());
@@ -1416,10 +1431,11 @@ fn resource_attributes(raw: Option<&str>) -> Vec<(String, String)> {
         .split(',')
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| {
-            let v = form_urlencoded::parse(format!("v={}", v.trim().replace('+', "%2B")).as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default();
+            let v =
+                form_urlencoded::parse(format!("v={}", v.trim().replace('+', "%2B")).as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
             (k.trim().to_string(), v)
         })
         .filter(|(k, _)| !k.is_empty())

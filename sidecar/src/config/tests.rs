@@ -1298,7 +1298,10 @@ fn otel_section_with_roadrunner_keys() {
     let o = l.config.otel.clone().unwrap();
     assert_eq!(o.url, "http://collector:4318/otlp/v1/traces");
     assert!(o.insecure && o.compress);
-    assert_eq!(o.headers, vec![("x-api-key".to_string(), "secret".to_string())]);
+    assert_eq!(
+        o.headers,
+        vec![("x-api-key".to_string(), "secret".to_string())]
+    );
     assert_eq!(
         o.resource,
         OtelResource {
@@ -1321,7 +1324,9 @@ fn otel_section_with_roadrunner_keys() {
     assert_eq!(o.resource.service_version, env!("CARGO_PKG_VERSION"));
 
     // Deprecated keys still work, with RoadRunner's warning.
-    let l = f.ok("http: {address: ':80', middleware: [otel]}\notel: {service_name: old, insecure: true}");
+    let l = f.ok(
+        "http: {address: ':80', middleware: [otel]}\notel: {service_name: old, insecure: true}",
+    );
     assert_eq!(l.config.otel.unwrap().resource.service_name, "old");
     assert_eq!(
         l.warnings,
@@ -1343,7 +1348,10 @@ fn otel_reads_the_standard_environment() {
     for (k, v) in [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel.monitoring:4318"),
         ("OTEL_SERVICE_NAME", "from-env"),
-        ("OTEL_RESOURCE_ATTRIBUTES", "service.namespace=team%20a,service.version=9"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.namespace=team%20a,service.version=9",
+        ),
         ("HOSTNAME", "web-7d4b9"),
     ] {
         f.host.env.insert(k.into(), v.into());
@@ -1374,7 +1382,10 @@ fn otel_reads_the_standard_environment() {
         .env
         .insert("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into());
     let e = f.err("http: {address: ':80', middleware: [otel]}\notel: {}");
-    assert!(e.starts_with("OTEL_EXPORTER_OTLP_PROTOCOL: \"grpc\" is not http"), "{e}");
+    assert!(
+        e.starts_with("OTEL_EXPORTER_OTLP_PROTOCOL: \"grpc\" is not http"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1382,17 +1393,41 @@ fn otel_bad_values_name_the_key() {
     let f = Fixture::new();
     let base = "http: {address: ':80', middleware: [otel]}\notel: ";
     for (otel, starts) in [
-        ("{exporter: zipkin}", "otel.exporter: \"zipkin\" is not otlp"),
+        (
+            "{exporter: zipkin}",
+            "otel.exporter: \"zipkin\" is not otlp",
+        ),
         ("{client: grpc}", "otel.client: \"grpc\" is not http"),
-        ("{endpoint: 'ftp://x:1'}", "otel.endpoint: \"ftp://x:1\" is not host:port"),
-        ("{endpoint: 'a b:1'}", "otel.endpoint: \"a b:1\" is not host:port"),
-        ("{endpoint: 'user@host:1'}", "otel.endpoint: \"user@host:1\" is not host:port"),
-        ("{insecure: maybe}", "otel.insecure: \"maybe\" is not true or false"),
+        (
+            "{endpoint: 'ftp://x:1'}",
+            "otel.endpoint: \"ftp://x:1\" is not host:port",
+        ),
+        (
+            "{endpoint: 'a b:1'}",
+            "otel.endpoint: \"a b:1\" is not host:port",
+        ),
+        (
+            "{endpoint: 'user@host:1'}",
+            "otel.endpoint: \"user@host:1\" is not host:port",
+        ),
+        (
+            "{insecure: maybe}",
+            "otel.insecure: \"maybe\" is not true or false",
+        ),
         ("{compress: [1]}", "otel.compress: [1] is not true or false"),
-        ("{custom_url: v1/traces}", "otel.custom_url: \"v1/traces\" is not a URL path"),
-        ("{headers: {'bad header': x}}", "otel.headers.bad header: \"x\" is not an HTTP header"),
+        (
+            "{custom_url: v1/traces}",
+            "otel.custom_url: \"v1/traces\" is not a URL path",
+        ),
+        (
+            "{headers: {'bad header': x}}",
+            "otel.headers.bad header: \"x\" is not an HTTP header",
+        ),
         ("{headers: [a]}", "otel.headers: [\"a\"] is not"),
-        ("{resource: {service_name: [a]}}", "otel.resource.service_name: [\"a\"] is not a string"),
+        (
+            "{resource: {service_name: [a]}}",
+            "otel.resource.service_name: [\"a\"] is not a string",
+        ),
         ("5", "otel"),
     ] {
         let e = f.err(&format!("{base}{otel}"));

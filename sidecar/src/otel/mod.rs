@@ -94,10 +94,13 @@ impl Tracing {
 
     /// Starts the SERVER span of a request (now).
     pub fn request(&self, req: &RequestFacts<'_>) -> RequestTrace {
-        let remote = req.headers.get(TRACEPARENT).and_then(|v| TraceParent::parse(v.as_bytes()));
-        let tracestate = remote.and(req.headers.get(TRACESTATE)).filter(|v| {
-            context::valid_tracestate(v.as_bytes())
-        });
+        let remote = req
+            .headers
+            .get(TRACEPARENT)
+            .and_then(|v| TraceParent::parse(v.as_bytes()));
+        let tracestate = remote
+            .and(req.headers.get(TRACESTATE))
+            .filter(|v| context::valid_tracestate(v.as_bytes()));
         let parent = match remote {
             Some(tp) => {
                 let state = tracestate
@@ -115,12 +118,18 @@ impl Tracing {
             None => Context::new(),
         };
         let mut attributes = Vec::with_capacity(10);
-        attributes.push(KeyValue::new("http.request.method", req.method.as_str().to_owned()));
+        attributes.push(KeyValue::new(
+            "http.request.method",
+            req.method.as_str().to_owned(),
+        ));
         attributes.push(KeyValue::new("url.path", req.uri.path().to_owned()));
         if let Some(q) = req.uri.query() {
             attributes.push(KeyValue::new("url.query", q.to_owned()));
         }
-        attributes.push(KeyValue::new("url.scheme", if req.tls { "https" } else { "http" }));
+        attributes.push(KeyValue::new(
+            "url.scheme",
+            if req.tls { "https" } else { "http" },
+        ));
         attributes.push(KeyValue::new(
             "network.protocol.version",
             match req.version {
@@ -145,8 +154,15 @@ impl Tracing {
             }
         }
         attributes.push(KeyValue::new("client.address", req.peer.ip().to_string()));
-        attributes.push(KeyValue::new("network.peer.port", i64::from(req.peer.port())));
-        if let Some(ua) = req.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+        attributes.push(KeyValue::new(
+            "network.peer.port",
+            i64::from(req.peer.port()),
+        ));
+        if let Some(ua) = req
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
             attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
         }
         let span = self
@@ -262,7 +278,9 @@ impl RequestTrace {
         }
         // The span must have the id PHP already got as its parent.
         let mut php = match self.exchange_id {
-            Some(id) => export::with_span_id(id, || builder.start_with_context(&self.tracer, &self.cx)),
+            Some(id) => {
+                export::with_span_id(id, || builder.start_with_context(&self.tracer, &self.cx))
+            }
             None => builder.start_with_context(&self.tracer, &self.cx),
         };
         if e.failed {
