@@ -215,6 +215,24 @@ otel:
     assert_eq!(flags1, "01");
     assert_eq!(seen["Tracestate"][0], "rojo=00f067aa0ba902b7");
 
+    // 1b. Our PHP library reads the same context (and makes a child of pacer's span).
+    let mut req = Request::get(pacer.url("/trace"));
+    req = req
+        .header("traceparent", &client_tp)
+        .header("tracestate", "rojo=1");
+    let reply = send(&h1(), req.body(Full::<Bytes>::default()).unwrap()).await;
+    let php_view: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(php_view["traceId"], CLIENT_TRACE);
+    assert_eq!(php_view["sampled"], true);
+    assert_eq!(php_view["traceState"], "rojo=1");
+    let php_span_of_trace_route = php_view["spanId"].as_str().unwrap().to_string();
+    let child = php_view["child"].as_str().unwrap();
+    assert!(
+        child.starts_with(&format!("00-{CLIENT_TRACE}-")) && child.ends_with("-01"),
+        "{child}"
+    );
+    assert!(!child.contains(&php_span_of_trace_route), "{child}");
+
     // 2. No context: a new trace, PHP still gets one.
     let (_, seen) = echo(&pacer.url("/echo"), &[]).await;
     let (trace2, php_parent2, _) = php_context(&seen);
@@ -244,8 +262,8 @@ otel:
 
     // The batch processor exports every 5 s; wait for all of it.
     let want = |spans: &[Span]| {
-        spans.iter().filter(|s| s.kind == 2).count() >= 5
-            && spans.iter().filter(|s| s.name == "php").count() >= 4
+        spans.iter().filter(|s| s.kind == 2).count() >= 6
+            && spans.iter().filter(|s| s.name == "php").count() >= 5
     };
     let arrived = eventually_async(60, || async { want(&read_spans(&col.out)) }).await;
     let spans = read_spans(&col.out);
@@ -269,7 +287,23 @@ otel:
     };
 
     // Trace 1: client → GET (SERVER) → pacer.queue (INTERNAL), php (CLIENT) → PHP.
-    let t1 = in_trace(CLIENT_TRACE);
+    let both = in_trace(CLIENT_TRACE);
+    // The /trace request is in the client's trace too; its php span is PHP's parent.
+    let trace_route = both
+        .iter()
+        .find(|s| s.attrs.get("url.path").is_some_and(|p| p == "/trace"))
+        .unwrap_or_else(|| panic!("{both:#?}"))
+        .id
+        .clone();
+    assert!(
+        both.iter()
+            .any(|s| s.name == "php" && s.id == php_span_of_trace_route && s.parent == trace_route)
+    );
+    let t1: Vec<Span> = both
+        .iter()
+        .filter(|s| s.id != trace_route && s.parent != trace_route)
+        .cloned()
+        .collect();
     assert_eq!(t1.len(), 3, "{t1:#?}");
     let server = one(&t1, "GET");
     let queue = one(&t1, "pacer.queue");
