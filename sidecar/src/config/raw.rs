@@ -296,6 +296,8 @@ pub(crate) struct ShutdownRaw {
 #[serde(default)]
 pub(crate) struct RuntimeRaw {
     pub threads: V,
+    pub shards: V,
+    pub pin: V,
 }
 
 /// RoadRunner's `otel` plugin section (its `config.go`).
