@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
             local_job.observe(black_box(secs));
             local_queue.observe(black_box(secs));
             n += 1;
-            if n % 64 == 0 {
+            if n.is_multiple_of(64) {
                 local_200.flush();
                 local_duration.flush();
                 local_jobs.flush();

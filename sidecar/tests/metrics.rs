@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::prom::{Sample, find, samples, value};
+use common::prom::{find, samples, value};
 use common::*;
 use pacer::metrics::{self, AppMetrics, CollectorSpec, Metrics};
 use pacer::pool::Pool;

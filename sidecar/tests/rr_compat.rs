@@ -11,7 +11,6 @@ mod common;
 use bytes::Bytes;
 use common::binary::{PacerBin, Ports, RrYaml, children_of};
 use common::serve::*;
-use common::{php, worker_script};
 use http::Request;
 use http_body_util::Full;
 use serde_json::json;

@@ -10,7 +10,7 @@ pub mod poll;
 pub mod prom;
 pub mod serve;
 
-pub use poll::{eventually, eventually_async};
+pub use poll::eventually;
 
 use std::path::PathBuf;
 use std::time::Duration;
