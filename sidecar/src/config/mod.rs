@@ -457,7 +457,7 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
 }
 
 /// RoadRunner plugins pacer does not implement: their sections get a precise warning.
-const RR_PLUGINS: [&str; 24] = [
+const RR_PLUGINS: [&str; 23] = [
     "jobs",
     "kv",
     "grpc",
@@ -465,7 +465,6 @@ const RR_PLUGINS: [&str; 24] = [
     "tcp",
     "centrifuge",
     "service",
-    "otel",
     "lock",
     "fileserver",
     "amqp",
