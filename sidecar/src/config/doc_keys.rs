@@ -110,7 +110,10 @@ struct Entries<'a> {
 impl<'de> MapAccess<'de> for Entries<'_> {
     type Error = Stop;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Stop> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Stop> {
         match self.keys.get(self.next) {
             None => Ok(None),
             Some(k) => seed
@@ -190,7 +193,7 @@ fn every_accepted_config_key_is_documented() {
 fn every_documented_config_key_is_accepted() {
     let keys = accepted_keys();
     let sections = [
-        "server.", "http.", "rpc.", "status.", "metrics.", "logs.", "reload.", "endure.",
+        "server.", "http.", "rpc.", "status.", "metrics.", "logs.", "reload.", "endure.", "otel.",
         "pacer.",
     ];
     let unknown: Vec<String> = code_spans(&read_doc("configuration.md"))
