@@ -9,6 +9,8 @@ packages=(
   php-nyholm-psr7             # PSR-17 factories for the PSR-7 worker tests and the example app
   php-psr-http-message php-psr-http-factory
   prometheus                  # promtool (metrics format check) and the e2e Prometheus server
+  rabbitmq-server beanstalkd nats-server   # the jobs brokers, started by the jobs tests on loopback
+  php-amqp php-google-protobuf             # the plain php-amqp consumer (bench) and the PHP producer's protobuf
 )
 if [[ "${PACER_DEPS_EXTRA:-}" != "" ]]; then
   # shellcheck disable=SC2206

@@ -137,6 +137,8 @@ pub struct RunOptions {
 #[derive(Clone, Debug)]
 pub struct Running {
     pub pool: Pool,
+    /// The jobs service, when the config has a `jobs` section.
+    pub jobs: Option<crate::jobs::Jobs>,
     pub status: Status,
 }
 
@@ -170,7 +172,7 @@ pub async fn run(
         config.process_spec(),
         config.server.relay.clone(),
         "http",
-        rpc_env,
+        rpc_env.clone(),
         FrameCodec::default(),
         settings.allocate_timeout,
     )
@@ -178,6 +180,22 @@ pub async fn run(
     .map_err(AppError::Relay)?;
     let pool = Pool::start("http", spawner, settings);
     tracker.spawn(crate::supervisor::run(pool.clone(), background.clone()));
+    let jobs = match &config.jobs {
+        Some(jobs_config) => {
+            let jobs_pool = crate::jobs::start_pool(&config, jobs_config, rpc_env.clone())
+                .await
+                .map_err(AppError::Relay)?;
+            tracker.spawn(crate::supervisor::run(
+                jobs_pool.clone(),
+                background.clone(),
+            ));
+            Some(crate::jobs::Jobs::start(jobs_config, jobs_pool).await)
+        }
+        None => None,
+    };
+    let pools: Vec<Pool> = std::iter::once(pool.clone())
+        .chain(jobs.as_ref().map(|j| j.pool().clone()))
+        .collect();
     if crate::pid1::is_pid1() {
         tracker.spawn(crate::pid1::reap_orphans(background.clone()));
     }
@@ -237,19 +255,22 @@ pub async fn run(
     }
     if let Some(listener) = listeners.metrics {
         tracing::info!(address = %local_addr(&listener), "metrics: /metrics");
-        let metrics = Arc::new(crate::metrics::Metrics::new(
-            vec![pool.clone()],
-            http_stats.clone(),
-            app_metrics.clone(),
-        ));
+        let metrics = Arc::new(
+            crate::metrics::Metrics::new(pools.clone(), http_stats.clone(), app_metrics.clone())
+                .with_jobs(jobs.clone()),
+        );
         tracker.spawn(crate::metrics::serve(listener, metrics, background.clone()));
     }
-    let rpc_ctx = Arc::new(crate::rpc::RpcContext::new(
-        vec![pool.clone()],
+    let mut rpc_ctx = crate::rpc::RpcContext::new(
+        pools.clone(),
         config::to_json(&config),
         env!("CARGO_PKG_VERSION"),
         app_metrics.clone(),
-    ));
+    );
+    if let Some(jobs) = &jobs {
+        rpc_ctx = rpc_ctx.with_service(Arc::new(crate::jobs::rpc::JobsRpc::new(jobs.clone())));
+    }
+    let rpc_ctx = Arc::new(rpc_ctx);
     if let Some(listener) = listeners.rpc {
         tracker.spawn(crate::rpc::serve(
             listener,
@@ -279,13 +300,20 @@ pub async fn run(
     if let Some(ready) = ready {
         let _ = ready.send(Running {
             pool: pool.clone(),
+            jobs: jobs.clone(),
             status: status.clone(),
         });
     }
     shutdown.await;
 
-    // The shutdown order, once.
+    // The shutdown order, once. Jobs stop consuming at once and drain alongside HTTP.
     status.start_draining();
+    let jobs_drain = jobs.clone().map(|jobs| {
+        tokio::spawn(async move {
+            jobs.shutdown(grace).await;
+            jobs.pool().shutdown().await;
+        })
+    });
     if !config.pacer.shutdown.delay.is_zero() {
         tracing::info!(delay = ?config.pacer.shutdown.delay, "draining: still serving while endpoints update");
         tokio::time::sleep(config.pacer.shutdown.delay).await;
@@ -296,6 +324,9 @@ pub async fn run(
     }
     tracing::info!("HTTP drained; stopping workers");
     pool.shutdown().await;
+    if let Some(drain) = jobs_drain {
+        let _ = drain.await;
+    }
     background.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(5), tracker.wait())

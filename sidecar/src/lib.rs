@@ -5,6 +5,7 @@ pub mod config;
 pub mod config_watch;
 pub mod endpoint;
 pub mod http;
+pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod pid1;

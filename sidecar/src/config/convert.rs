@@ -40,6 +40,8 @@ pub(crate) fn convert(
     let logs = logs(raw.logs.unwrap_or_default(), ctx);
     let reload = raw.reload.map(|r| reload(r, ctx));
     let pacer = pacer(raw.pacer.unwrap_or_default(), raw.endure, ctx);
+    let brokers = super::jobs::Brokers { amqp: raw.amqp };
+    let jobs = raw.jobs.map(|j| super::jobs::jobs(j, &brokers, ctx));
     Config {
         version,
         workdir: ctx.workdir.clone(),
@@ -51,6 +53,7 @@ pub(crate) fn convert(
         logs,
         reload,
         pacer,
+        jobs,
         dotenv,
     }
 }
@@ -311,7 +314,7 @@ fn http(raw: HttpRaw, metrics_on: bool, ctx: &mut Ctx<'_>) -> HttpConfig {
             },
         },
     };
-    let pool = pool(raw.pool.unwrap_or_default(), ctx);
+    let pool = pool(raw.pool.unwrap_or_default(), "http.pool", ctx);
 
     unsupported(ctx, "http.fcgi", &raw.fcgi, "");
     unsupported(ctx, "http.http3", &raw.http3, "");
@@ -586,8 +589,7 @@ fn ssl(raw: SslRaw, ctx: &mut Ctx<'_>) -> SslConfig {
     }
 }
 
-fn pool(raw: PoolRaw, ctx: &mut Ctx<'_>) -> PoolConfig {
-    let p = "http.pool";
+pub(crate) fn pool(raw: PoolRaw, p: &str, ctx: &mut Ctx<'_>) -> PoolConfig {
     let timeout = |ctx: &mut Ctx<'_>, k: &str, v: &Option<Value>| match ctx
         .duration(&format!("{p}.{k}"), v.as_ref())
     {
@@ -611,7 +613,7 @@ fn pool(raw: PoolRaw, ctx: &mut Ctx<'_>) -> PoolConfig {
             watch_tick: RR_WATCH_TICK,
             ..Default::default()
         },
-        Some(s) => supervisor(s, ctx),
+        Some(s) => supervisor(s, p, ctx),
     };
     let settings = PoolSettings {
         num_workers,
@@ -629,10 +631,10 @@ fn pool(raw: PoolRaw, ctx: &mut Ctx<'_>) -> PoolConfig {
         supervisor,
     };
     if raw.dynamic_allocator.as_ref().is_some_and(|v| !v.is_null()) {
-        ctx.warn(
-            "http.pool.dynamic_allocator is accepted but not used: pacer scales the pool \
-             through the operator (num_workers can change live)",
-        );
+        ctx.warn(format!(
+            "{p}.dynamic_allocator is accepted but not used: pacer scales the pool \
+             through the operator (num_workers can change live)"
+        ));
     }
     PoolConfig {
         settings,
@@ -640,8 +642,8 @@ fn pool(raw: PoolRaw, ctx: &mut Ctx<'_>) -> PoolConfig {
     }
 }
 
-fn supervisor(raw: SupervisorRaw, ctx: &mut Ctx<'_>) -> SupervisorLimits {
-    let p = "http.pool.supervisor";
+fn supervisor(raw: SupervisorRaw, pool: &str, ctx: &mut Ctx<'_>) -> SupervisorLimits {
+    let p = format!("{pool}.supervisor");
     // 0 means "off" for every limit, as in RoadRunner.
     let limit = |ctx: &mut Ctx<'_>, k: &str, v: &Option<Value>| {
         ctx.duration(&format!("{p}.{k}"), v.as_ref())

@@ -30,6 +30,7 @@ mod duration;
 mod error;
 mod expand;
 mod host;
+mod jobs;
 mod live;
 mod output;
 mod overrides;
@@ -46,6 +47,10 @@ use serde_yaml::{Mapping, Value};
 
 pub use duration::{format_go_duration, parse_go_duration};
 pub use error::ConfigError;
+pub use jobs::{
+    AmqpConfig, DriverConfig, JobsConfig, MemoryConfig, PipelineConfig, RetryPolicy,
+    pipeline_from_map,
+};
 pub use live::{LiveChange, diff_live};
 pub use output::{effective_yaml, to_json};
 pub use types::*;
@@ -411,8 +416,7 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
 }
 
 /// RoadRunner plugins pacer does not implement: their sections get a precise warning.
-const RR_PLUGINS: [&str; 24] = [
-    "jobs",
+const RR_PLUGINS: [&str; 23] = [
     "kv",
     "grpc",
     "temporal",

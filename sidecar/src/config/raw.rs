@@ -26,6 +26,8 @@ pub(crate) struct RootRaw {
     pub reload: Option<ReloadRaw>,
     pub endure: Option<EndureRaw>,
     pub pacer: Option<PacerRaw>,
+    pub jobs: Option<super::jobs::JobsRaw>,
+    pub amqp: Option<super::jobs::BrokerRaw>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -152,7 +152,7 @@ async fn connection(
             },
         };
         let name = String::from_utf8_lossy(&request.method).into_owned();
-        let method = match Method::resolve(&name) {
+        let method = match ctx.resolve(&name) {
             Ok(m) => m,
             Err(text) => {
                 drop(permit);

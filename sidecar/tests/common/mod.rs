@@ -3,6 +3,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod binary;
+pub mod brokers;
+pub mod jobs;
 pub mod load;
 pub mod serve;
 
