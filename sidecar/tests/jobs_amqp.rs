@@ -376,6 +376,12 @@ async fn pipelines_are_paused_resumed_declared_and_destroyed_at_run_time() {
 async fn messages_are_roadrunners_format_on_the_broker() {
     // A message as RoadRunner's amqp driver publishes it is consumed by pacer...
     let server = with_broker(builder(&amqp("a_rr", ""), 1)).start().await;
+    let mut c = client(&server).await;
+    // A first job through pacer: the exchange, queue and binding exist once it has run.
+    push(&mut c, job("a_rr", "warm-up", r#"{"do":"ack"}"#))
+        .await
+        .unwrap();
+    wait_counts(&server, "a_rr", 30, |c| c.acked == 1).await;
     let (_conn, ch) = raw_channel().await;
     let name = |s: &str| ShortStr::try_from(s).unwrap();
     let mut t = FieldTable::new();
@@ -398,15 +404,17 @@ async fn messages_are_roadrunners_format_on_the_broker() {
     )
     .await
     .unwrap();
-    wait_counts(&server, "a_rr", 30, |c| c.acked == 1).await;
-    let got = taken(&server).pop().unwrap();
+    wait_counts(&server, "a_rr", 30, |c| c.acked == 2).await;
+    let got = taken(&server)
+        .into_iter()
+        .find(|t| t.id == "from-rr")
+        .unwrap();
     assert_eq!(
         (got.id.as_str(), got.job.as_str()),
         ("from-rr", "App\\RRJob")
     );
     assert_eq!(got.headers["h"], serde_json::json!(["v"]));
     // ...and what pacer publishes carries RoadRunner's headers.
-    let mut c = client(&server).await;
     jobs::pipelines_call(&mut c, "jobs.Pause", &["a_rr"])
         .await
         .unwrap();

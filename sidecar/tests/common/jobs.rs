@@ -26,13 +26,30 @@ pub fn builder_with_log(jobs_yaml: &str, workers: usize, log: &std::path::Path) 
     builder_logging_to(Builder::new("http.php").workers(1), jobs_yaml, workers, log)
 }
 
+/// As [`builder`], with another jobs worker script from `testdata/workers/`.
+pub fn builder_with_worker(jobs_yaml: &str, workers: usize, script: &str) -> Builder {
+    let b = Builder::new("http.php").workers(1);
+    let log = b.dir().join("jobs.log");
+    builder_full(b, jobs_yaml, workers, &log, script)
+}
+
 fn builder_logging_to(
     b: Builder,
     jobs_yaml: &str,
     workers: usize,
     log: &std::path::Path,
 ) -> Builder {
-    let command = serde_json::to_string(&vec![php(), worker_script("jobs.php")]).unwrap();
+    builder_full(b, jobs_yaml, workers, log, "jobs.php")
+}
+
+fn builder_full(
+    b: Builder,
+    jobs_yaml: &str,
+    workers: usize,
+    log: &std::path::Path,
+    script: &str,
+) -> Builder {
+    let command = serde_json::to_string(&vec![php(), worker_script(script)]).unwrap();
     b.set("rpc.listen", "tcp://127.0.0.1:0")
         .set("server.env", format!("{{JOBS_LOG: {}}}", log.display()))
         .set(
