@@ -23,6 +23,7 @@ use crate::http::headers::{FixedHeaders, HeaderRules};
 use crate::http::server::{self, HttpHandler, HttpSettings};
 use crate::http::static_files::StaticFiles;
 use crate::http::uploads::UploadLimits;
+use crate::plugin::{Plugin, PluginContext};
 use crate::pool::Pool;
 use crate::relay::FrameCodec;
 use crate::stats::HttpStats;
@@ -51,6 +52,8 @@ pub enum AppError {
     Tls(String),
     #[error("{0}")]
     Headers(String),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
     #[error("{0}")]
     Sendfile(std::io::Error),
 }
@@ -153,6 +156,19 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<Running>>,
 ) -> Result<(), AppError> {
+    run_with_plugins(config, listeners, options, Vec::new(), shutdown, ready).await
+}
+
+/// [`run`] with extra plugins (a custom binary's services, see [`crate::plugin`]),
+/// started after pacer's own (jobs, `service`).
+pub async fn run_with_plugins(
+    config: Config,
+    listeners: Listeners,
+    options: RunOptions,
+    extra_plugins: Vec<Arc<dyn Plugin>>,
+    shutdown: impl Future<Output = ()>,
+    ready: Option<tokio::sync::oneshot::Sender<Running>>,
+) -> Result<(), AppError> {
     let http = config.http.clone().ok_or(AppError::NoHttp)?;
     let settings = http.pool.settings.clone();
     let tracker = TaskTracker::new();
@@ -182,21 +198,34 @@ pub async fn run(
     .map_err(AppError::Relay)?;
     let pool = Pool::start("http", spawner, settings);
     tracker.spawn(crate::supervisor::run(pool.clone(), background.clone()));
-    let jobs = match &config.jobs {
-        Some(jobs_config) => {
-            let jobs_pool = crate::jobs::start_pool(&config, jobs_config, rpc_env.clone())
-                .await
-                .map_err(AppError::Relay)?;
-            tracker.spawn(crate::supervisor::run(
-                jobs_pool.clone(),
-                background.clone(),
-            ));
-            Some(crate::jobs::Jobs::start(jobs_config, jobs_pool).await)
-        }
-        None => None,
-    };
+    // Plugins: jobs, the `service` process manager, then the caller's own.
+    let jobs_plugin = config
+        .jobs
+        .clone()
+        .map(|j| Arc::new(crate::jobs::JobsPlugin::new(j)));
+    let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+    if let Some(j) = &jobs_plugin {
+        plugins.push(j.clone());
+    }
+    if !config.services.is_empty() {
+        plugins.push(Arc::new(crate::service::Services::new(
+            config.services.clone(),
+        )));
+    }
+    plugins.extend(extra_plugins);
+    let shared_config = Arc::new(config.clone());
+    for plugin in &plugins {
+        let ctx = PluginContext {
+            config: shared_config.clone(),
+            section: config.sections.get(plugin.name()).cloned(),
+            rpc: rpc_env.clone(),
+        };
+        plugin.start(&ctx).await.map_err(AppError::Plugin)?;
+        tracing::info!(plugin = plugin.name(), "started");
+    }
+    let jobs = jobs_plugin.as_ref().and_then(|j| j.jobs());
     let pools: Vec<Pool> = std::iter::once(pool.clone())
-        .chain(jobs.as_ref().map(|j| j.pool().clone()))
+        .chain(plugins.iter().flat_map(|p| p.pools()))
         .collect();
     if crate::pid1::is_pid1() {
         tracker.spawn(crate::pid1::reap_orphans(background.clone()));
@@ -279,8 +308,10 @@ pub async fn run(
         env!("CARGO_PKG_VERSION"),
         app_metrics.clone(),
     );
-    if let Some(jobs) = &jobs {
-        rpc_ctx = rpc_ctx.with_service(Arc::new(crate::jobs::rpc::JobsRpc::new(jobs.clone())));
+    for plugin in &plugins {
+        if let Some(service) = plugin.rpc() {
+            rpc_ctx = rpc_ctx.with_service(service);
+        }
     }
     let rpc_ctx = Arc::new(rpc_ctx);
     if let Some(listener) = listeners.rpc {
@@ -320,12 +351,12 @@ pub async fn run(
 
     // The shutdown order, once. Jobs stop consuming at once and drain alongside HTTP.
     status.start_draining();
-    let jobs_drain = jobs.clone().map(|jobs| {
+    let plugins_stop = {
+        let plugins = plugins.clone();
         tokio::spawn(async move {
-            jobs.shutdown(grace).await;
-            jobs.pool().shutdown().await;
+            futures_util::future::join_all(plugins.iter().map(|p| p.stop(grace))).await;
         })
-    });
+    };
     if !config.pacer.shutdown.delay.is_zero() {
         tracing::info!(delay = ?config.pacer.shutdown.delay, "draining: still serving while endpoints update");
         tokio::time::sleep(config.pacer.shutdown.delay).await;
@@ -336,9 +367,7 @@ pub async fn run(
     }
     tracing::info!("HTTP drained; stopping workers");
     pool.shutdown().await;
-    if let Some(drain) = jobs_drain {
-        let _ = drain.await;
-    }
+    let _ = plugins_stop.await;
     background.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(5), tracker.wait())

@@ -113,8 +113,7 @@ async fn the_php_library_task_answers() {
     );
     let requeued = taken(&server)
         .into_iter()
-        .filter(|t| t.id == "requeue")
-        .last()
+        .rfind(|t| t.id == "requeue")
         .unwrap();
     assert_eq!(requeued.headers["requeued"], serde_json::json!(["2"]));
     let dead = jobs::stats(&mut c)

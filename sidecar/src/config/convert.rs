@@ -42,6 +42,7 @@ pub(crate) fn convert(
     let pacer = pacer(raw.pacer.unwrap_or_default(), raw.endure, ctx);
     let brokers = super::jobs::Brokers { amqp: raw.amqp };
     let jobs = raw.jobs.map(|j| super::jobs::jobs(j, &brokers, ctx));
+    let services = super::service::services(raw.service.unwrap_or_default(), ctx);
     Config {
         version,
         workdir: ctx.workdir.clone(),
@@ -54,6 +55,8 @@ pub(crate) fn convert(
         reload,
         pacer,
         jobs,
+        services,
+        sections: BTreeMap::new(),
         dotenv,
     }
 }

@@ -35,6 +35,7 @@ mod live;
 mod output;
 mod overrides;
 mod raw;
+mod service;
 mod types;
 mod value;
 
@@ -53,6 +54,7 @@ pub use jobs::{
 };
 pub use live::{LiveChange, diff_live};
 pub use output::{effective_yaml, to_json};
+pub use service::ServiceConfig;
 pub use types::*;
 
 use host::Host;
@@ -219,7 +221,14 @@ pub(crate) fn parse_with(
     warnings.extend(unknown.iter().map(|p| unknown_warning(p)));
 
     let mut ctx = Ctx::new(host, workdir);
-    let config = convert::convert(raw, version, dotenv.clone(), &mut ctx);
+    let mut config = convert::convert(raw, version, dotenv.clone(), &mut ctx);
+    if let Value::Mapping(m) = &shape {
+        for p in unknown.iter().filter(|p| !p.contains(['.', '['])) {
+            if let Some(v) = m.get(p.as_str()) {
+                config.sections.insert(p.clone(), v.clone());
+            }
+        }
+    }
     errors.append(&mut ctx.errors);
     warnings.append(&mut ctx.warnings);
     ConfigError::check(errors)?;
@@ -416,13 +425,12 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
 }
 
 /// RoadRunner plugins pacer does not implement: their sections get a precise warning.
-const RR_PLUGINS: [&str; 23] = [
+const RR_PLUGINS: [&str; 22] = [
     "kv",
     "grpc",
     "temporal",
     "tcp",
     "centrifuge",
-    "service",
     "otel",
     "lock",
     "fileserver",
@@ -441,6 +449,12 @@ const RR_PLUGINS: [&str; 23] = [
     "sdnotify",
     "informer",
 ];
+
+/// The warning for a top-level section pacer does not know: a custom binary whose plugin
+/// claims the section removes it (see [`crate::plugin`]).
+pub fn section_warning(name: &str) -> String {
+    unknown_warning(name)
+}
 
 fn unknown_warning(path: &str) -> String {
     if path.contains(['.', '[']) {

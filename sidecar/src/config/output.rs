@@ -106,6 +106,10 @@ pub(crate) fn to_tree(c: &Config) -> Value {
         .put_opt("reload", c.reload.as_ref().map(reload))
         .put_opt("jobs", c.jobs.as_ref().map(jobs))
         .put_opt("amqp", c.jobs.as_ref().and_then(amqp_section))
+        .put_opt(
+            "service",
+            (!c.services.is_empty()).then(|| services(&c.services)),
+        )
         .put(
             "pacer",
             M::new()
@@ -405,4 +409,23 @@ fn amqp_section(j: &super::JobsConfig) -> Option<M> {
         super::DriverConfig::Amqp(a) => Some(M::new().put("addr", a.addr.as_str())),
         _ => None,
     })
+}
+
+fn services(list: &[super::ServiceConfig]) -> M {
+    let mut m = M::new();
+    for s in list {
+        m = m.put(
+            &s.name,
+            M::new()
+                .put("command", strings(&s.command))
+                .put("process_num", s.process_num as u64)
+                .put_opt("exec_timeout", s.exec_timeout.map(dur))
+                .put("remain_after_exit", s.remain_after_exit)
+                .put("restart_sec", s.restart_sec.as_secs())
+                .put("timeout_stop_sec", s.timeout_stop_sec.as_secs())
+                .put("env", pairs(s.env.iter().map(|(k, v)| (k, v))))
+                .put("service_name_in_log", s.service_name_in_log),
+        );
+    }
+    m
 }

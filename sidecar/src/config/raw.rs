@@ -28,6 +28,7 @@ pub(crate) struct RootRaw {
     pub pacer: Option<PacerRaw>,
     pub jobs: Option<super::jobs::JobsRaw>,
     pub amqp: Option<super::jobs::BrokerRaw>,
+    pub service: Option<BTreeMap<String, super::service::ServiceRaw>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

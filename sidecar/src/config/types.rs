@@ -41,6 +41,11 @@ pub struct Config {
     pub pacer: PacerConfig,
     /// `jobs` (with the broker sections its pipelines use); `None` when absent.
     pub jobs: Option<super::jobs::JobsConfig>,
+    /// `service`: supervised side processes, by name.
+    pub services: Vec<super::service::ServiceConfig>,
+    /// Top-level sections pacer does not know (warned about), kept as written (after
+    /// substitution and overrides) for plugins that claim them ([`crate::plugin`]).
+    pub sections: BTreeMap<String, serde_yaml::Value>,
     /// Variables read from the dotenv file that were not already in pacer's environment.
     /// RoadRunner puts them into its own environment, so its workers inherit them; pacer
     /// adds them to the workers' environment instead (see [`Config::process_spec`]).

@@ -8,7 +8,8 @@
 //!   [`Delivery`]s into one bounded channel (`jobs.pipeline_size`), each driver bounded
 //!   further by its own `prefetch`.
 //! * One dispatcher task takes deliveries and runs each in its own task, at most
-//!   `num_pollers` at once (`jobs.pool.num_workers + 2`, as RR): the job goes to a worker
+//!   `jobs.pool.num_workers` at once (so none waits in the pool's queue, where shutdown
+//!   could not return it to its broker): the job goes to a worker
 //!   through [`Pool::exec`] and the reply's verdict ([`protocol::verdict`]) settles it:
 //!   ack, nack, requeue (push again with a delay and headers), or a failure handled by
 //!   the pipeline's [`RetryPolicy`].
@@ -28,6 +29,7 @@ pub mod amqp;
 pub mod driver;
 pub mod job;
 pub mod memory;
+pub mod plugin;
 pub mod proto;
 pub mod protocol;
 pub mod rpc;
@@ -51,6 +53,7 @@ use crate::worker::Payload;
 
 pub use driver::{Acker, Delivery, Driver, DriverError, DriverStat};
 pub use job::Job;
+pub use plugin::JobsPlugin;
 use protocol::Verdict;
 pub use stats::PipelineStats;
 
@@ -227,7 +230,9 @@ impl Jobs {
         let handle = tokio::spawn(dispatch(
             jobs.clone(),
             rx,
-            Arc::new(Semaphore::new(config.num_pollers.max(1))),
+            // One job per worker at a time: a job waiting in the pool's queue could not be
+            // given back to its broker on shutdown. Deliveries wait in the channel instead.
+            Arc::new(Semaphore::new(config.pool.settings.num_workers.max(1))),
         ));
         *jobs.inner.dispatcher.lock() = Some(handle);
         tokio::spawn(sample_depth(jobs.clone()));
