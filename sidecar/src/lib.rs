@@ -1,5 +1,6 @@
 //! Pacer's sidecar library. See ARCHITECTURE.md for the map.
 pub mod app;
+pub mod cgroup;
 pub mod children;
 pub mod config;
 pub mod config_watch;
@@ -15,6 +16,7 @@ pub mod readiness;
 pub mod relay;
 pub mod reload;
 pub mod rpc;
+pub mod rr_cli;
 pub mod service;
 pub mod shutdown;
 pub mod stats;
@@ -22,3 +24,4 @@ pub mod status;
 pub mod supervisor;
 mod sys;
 pub mod worker;
+pub mod zap_json;
