@@ -50,6 +50,7 @@ pub mod http;
 pub mod jobs;
 pub mod logging;
 pub mod metrics;
+pub mod otel;
 pub mod pid1;
 pub mod plugin;
 pub mod pool;

@@ -469,13 +469,12 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
 }
 
 /// RoadRunner plugins pacer does not implement: their sections get a precise warning.
-const RR_PLUGINS: [&str; 22] = [
+const RR_PLUGINS: [&str; 21] = [
     "kv",
     "grpc",
     "temporal",
     "tcp",
     "centrifuge",
-    "otel",
     "lock",
     "fileserver",
     "amqp",

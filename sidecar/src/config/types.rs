@@ -37,6 +37,9 @@ pub struct Config {
     pub logs: LogsConfig,
     /// `reload`; `None` when absent: no file watching.
     pub reload: Option<ReloadConfig>,
+    /// `otel`; `None` when absent or when `otel` is not in `http.middleware` (as in
+    /// RoadRunner, the section alone traces nothing): no tracing, no exporter.
+    pub otel: Option<OtelConfig>,
     /// `pacer`: settings RoadRunner does not have.
     pub pacer: PacerConfig,
     /// `jobs` (with the broker sections its pipelines use); `None` when absent.
@@ -192,16 +195,19 @@ pub enum Middleware {
     /// `sendfile`: a response's `X-Sendfile` file, streamed by pacer from under
     /// `http.sendfile.roots`.
     Sendfile,
+    /// `otel`: OpenTelemetry spans of each request, exported as the `otel` section says.
+    Otel,
 }
 
 impl Middleware {
-    pub const ALL: [Middleware; 6] = [
+    pub const ALL: [Middleware; 7] = [
         Middleware::Static,
         Middleware::Gzip,
         Middleware::Headers,
         Middleware::HttpMetrics,
         Middleware::ProxyIpParser,
         Middleware::Sendfile,
+        Middleware::Otel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -212,6 +218,7 @@ impl Middleware {
             Middleware::HttpMetrics => "http_metrics",
             Middleware::ProxyIpParser => "proxy_ip_parser",
             Middleware::Sendfile => "sendfile",
+            Middleware::Otel => "otel",
         }
     }
 
@@ -655,4 +662,35 @@ pub struct RuntimeConfig {
     /// `pacer.runtime.pin`: with shards, pin shard `i`'s thread and its PHP workers to
     /// the `i`-th allowed CPU, so their wake-ups stay on one CPU. Default true.
     pub pin: bool,
+}
+
+/// `otel`: where and how pacer exports its request spans (RoadRunner's otel plugin keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtelConfig {
+    /// `endpoint` (`host:port`, RoadRunner's form; a scheme is accepted too), else
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`, else
+    /// `127.0.0.1:4318`. Resolved with `insecure` and `custom_url` into [`Self::url`].
+    pub url: String,
+    /// `insecure`: plain HTTP instead of HTTPS (default false, as in RoadRunner).
+    pub insecure: bool,
+    /// `compress`: gzip request bodies.
+    pub compress: bool,
+    /// `headers`: sent with every export (e.g. an API key).
+    pub headers: Vec<(String, String)>,
+    /// `resource` (and the deprecated top-level `service_name`/`service_version`).
+    pub resource: OtelResource,
+}
+
+/// The `resource` attributes every span carries. Unset ones come from
+/// `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`, else the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtelResource {
+    /// `service.name`; default `pacer`.
+    pub service_name: String,
+    /// `service.version`; default pacer's version.
+    pub service_version: String,
+    /// `service.instance.id`; default the pod's host name, else a random id.
+    pub service_instance_id: Option<String>,
+    /// `service.namespace`; none by default.
+    pub service_namespace: Option<String>,
 }
