@@ -43,6 +43,8 @@ const RR_DELAY: &str = "rr_delay";
 const RR_PRIORITY: &str = "rr_priority";
 const RR_AUTO_ACK: &str = "rr_auto_ack";
 const PACER_DUE: &str = "pacer_due_ms";
+/// How long `pause` waits for RabbitMQ to confirm the consumer's cancel.
+const PAUSE_WAIT: Duration = Duration::from_secs(10);
 
 /// The live connection, replaced on every reconnect.
 #[derive(Clone)]
@@ -61,6 +63,9 @@ struct Shared {
     out: Mutex<Option<mpsc::Sender<Delivery>>>,
     /// Wakes [`maintain`] to start or cancel the consumer.
     kick: Notify,
+    /// Whether a consumer is registered with RabbitMQ: `pause` waits for `false`, so a
+    /// job pushed after `jobs.Pause` returned is never delivered.
+    consuming: watch::Sender<bool>,
     stop: CancellationToken,
     stopped: AtomicBool,
     reserved: Arc<AtomicI64>,
@@ -100,6 +105,7 @@ impl Amqp {
             link,
             out: Mutex::new(None),
             kick: Notify::new(),
+            consuming: watch::channel(false).0,
             stop: CancellationToken::new(),
             stopped: AtomicBool::new(false),
             reserved: Arc::new(AtomicI64::new(0)),
@@ -207,18 +213,23 @@ async fn maintain(shared: Arc<Shared>) {
         loop {
             let want = shared.out.lock().clone();
             match (&want, &consumer) {
-                (Some(out), None) => match start_consumer(&shared, &link, out.clone()).await {
-                    Ok(c) => consumer = Some(c),
-                    Err(error) => {
-                        tracing::warn!(%error, pipeline = %shared.pipeline, "cannot start the consumer");
-                        let _ = link.conn.clone().close().await;
-                        break;
+                (Some(out), None) => {
+                    // Set before basic.consume: a pause meanwhile waits for the cancel.
+                    shared.consuming.send_replace(true);
+                    match start_consumer(&shared, &link, out.clone()).await {
+                        Ok(c) => consumer = Some(c),
+                        Err(error) => {
+                            tracing::warn!(%error, pipeline = %shared.pipeline, "cannot start the consumer");
+                            let _ = link.conn.clone().close().await;
+                            break;
+                        }
                     }
-                },
+                }
                 (None, Some(_)) => {
                     if let Some((ch, tag, stop)) = consumer.take() {
                         cancel_consumer(&ch, &tag, &stop).await;
                     }
+                    shared.consuming.send_replace(false);
                 }
                 _ => {}
             }
@@ -227,6 +238,7 @@ async fn maintain(shared: Arc<Shared>) {
                     if let Some((ch, tag, stop)) = consumer.take() {
                         cancel_consumer(&ch, &tag, &stop).await;
                     }
+                    shared.consuming.send_replace(false);
                     shared.link.send_replace(None);
                     if shared.cfg.delete_queue_on_stop {
                         let _ = link.publish.queue_delete(QueueDeleteArguments::new(&shared.cfg.queue)).await;
@@ -245,6 +257,8 @@ async fn maintain(shared: Arc<Shared>) {
         if let Some((_, _, stop)) = consumer.take() {
             stop.cancel();
         }
+        // The connection is gone, and with it the consumer.
+        shared.consuming.send_replace(false);
     }
 }
 
@@ -599,7 +613,16 @@ impl Driver for Amqp {
     fn pause(&self) -> BoxFut<'_, Result<(), DriverError>> {
         *self.shared.out.lock() = None;
         self.shared.kick.notify_one();
-        Box::pin(async { Ok(()) })
+        let mut consuming = self.shared.consuming.subscribe();
+        Box::pin(async move {
+            // Returns once RabbitMQ confirmed the cancel (or the connection is gone).
+            match tokio::time::timeout(PAUSE_WAIT, consuming.wait_for(|c| !c)).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(DriverError::Broker(format!(
+                    "RabbitMQ did not confirm the consumer's cancel within {PAUSE_WAIT:?}"
+                ))),
+            }
+        })
     }
 
     fn stop(&self) -> BoxFut<'_, ()> {
