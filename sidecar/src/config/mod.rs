@@ -40,6 +40,8 @@ mod types;
 mod value;
 
 #[cfg(test)]
+mod doc_keys;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};

@@ -1073,7 +1073,7 @@ fn live_changes() {
     );
 }
 
-/// Sections of a realistic RoadRunner v3 config, as in wire-protocol.md §5.2 and the
+/// Sections of a realistic RoadRunner v3 config, as in docs/configuration.md and the
 /// `.rr.yaml` samples RoadRunner ships.
 const SAMPLE_SECTIONS: &str = r#"
 rpc:

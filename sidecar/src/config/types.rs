@@ -349,7 +349,7 @@ pub struct Http2Config {
 /// `http.pool`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Every key of wire-protocol.md §5.1. Defaults are RoadRunner's, except
+    /// Every key of docs/configuration.md (`http.pool`). Defaults are RoadRunner's, except
     /// `num_workers`, which is the CPU count the cgroup quota allows, rounded up (RR uses
     /// the host's CPU count, far too many in a pod limited to a fraction of the node),
     /// capped at [`crate::pool::MAX_WORKERS`].
@@ -650,7 +650,7 @@ pub struct ShutdownConfig {
 pub struct RuntimeConfig {
     /// `pacer.runtime.threads`: tokio worker threads; 0 = a current-thread runtime.
     /// Default 0: pacer's own work per request is small next to PHP's, and what costs is
-    /// thread hand-offs and wake-ups (docs/platform-notes.md), so one thread leaves every
+    /// thread hand-offs and wake-ups (bench/RESULTS.md), so one thread leaves every
     /// core to the PHP workers. Raise it when TLS or compression make pacer CPU-bound.
     pub threads: usize,
     /// `pacer.runtime.shards`: runtime shards — one current-thread runtime per shard,
