@@ -244,6 +244,13 @@ pub(crate) struct Brokers {
 }
 
 pub(crate) fn jobs(raw: JobsRaw, brokers: &Brokers, ctx: &mut Ctx<'_>) -> JobsConfig {
+    if let Some(amqp) = &brokers.amqp {
+        for (key, v) in [("amqp.tls", &amqp.tls), ("amqp.timeout", &amqp.timeout)] {
+            if v.as_ref().is_some_and(|v| !v.is_null()) {
+                ctx.warn(format!("{key} is not implemented by pacer (ignored)"));
+            }
+        }
+    }
     let pool = pool(raw.pool.unwrap_or_default(), "jobs.pool", ctx);
     if raw.num_pollers.as_ref().is_some_and(|v| !v.is_null()) {
         ctx.warn("jobs.num_pollers is ignored: it is always jobs.pool.num_workers + 2 (as in RoadRunner)");
