@@ -4,7 +4,9 @@
 
 pub mod apps;
 pub mod binary;
+pub mod brokers;
 pub mod configmap;
+pub mod jobs;
 pub mod load;
 pub mod poll;
 pub mod prom;
