@@ -45,7 +45,7 @@ use serde::de::DeserializeOwned;
 use crate::Error;
 use crate::app_config::AppConfig;
 use crate::metrics_source::{MetricsSource, PodTarget, Target};
-use crate::plan::{self, DeploymentState, PlanInput, TuningInput};
+use crate::plan::{self, DeploymentState, PlanInput, PodWaiting, TuningInput};
 use crate::resources::{
     self, APP_LABEL, Inputs, MANAGER, SidecarDefaults, deployment::APP_CONTAINER,
 };
@@ -146,7 +146,38 @@ fn deployment_state(d: &Deployment) -> DeploymentState {
         desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
         replicas: status.and_then(|s| s.replicas).unwrap_or(0),
         ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        waiting: None,
     }
+}
+
+/// The first container (init containers first) of a live pod that waits for a reason
+/// other than being created, as the kubelet reports it.
+fn pod_waiting(pods: &[Pod]) -> Option<PodWaiting> {
+    pods.iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .find_map(|pod| {
+            let status = pod.status.as_ref()?;
+            let containers = status.init_container_statuses.iter().flatten();
+            containers
+                .chain(status.container_statuses.iter().flatten())
+                .find_map(|cs| {
+                    let waiting = cs.state.as_ref()?.waiting.as_ref()?;
+                    let reason = waiting.reason.clone()?;
+                    if matches!(reason.as_str(), "ContainerCreating" | "PodInitializing") {
+                        return None;
+                    }
+                    let message = waiting.message.clone().unwrap_or_default();
+                    Some(PodWaiting {
+                        detail: format!(
+                            "pod {}, container {}: {reason}{}{message}",
+                            pod.name_any(),
+                            cs.name,
+                            if message.is_empty() { "" } else { ": " },
+                        ),
+                        reason,
+                    })
+                })
+        })
 }
 
 /// Running, addressable, not terminating pods, and the newest OOM kill of the app container.
@@ -410,12 +441,15 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
         }
     }
     let mut status = planned.status;
-    plan::readiness(
-        &mut status,
-        Some(deployment_state(&deployment)),
-        generation,
-        now,
-    );
+    let mut state = deployment_state(&deployment);
+    if state.ready < state.desired {
+        let listed = match pods.take() {
+            Some(listed) => listed,
+            None => list_pods(&pods_api, &name).await?,
+        };
+        state.waiting = pod_waiting(&listed);
+    }
+    plan::readiness(&mut status, Some(state), generation, now);
     let _: Service = apply(
         &Api::<Service>::namespaced(ctx.client.clone(), &namespace),
         &name,
@@ -737,6 +771,47 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert_eq!(targets[0].ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(oom, Some(Timestamp::from_second(1_700_000_100).unwrap()));
+    }
+
+    #[test]
+    fn a_waiting_container_explains_a_pod_that_is_not_ready() {
+        let waiting = |name: &str, init: &str, app: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "status": {
+                    "phase": "Pending",
+                    "initContainerStatuses": [{"name": "install-pacer", "image": "p", "imageID": "",
+                        "ready": false, "restartCount": 0, "state": {"waiting": {"reason": init}}}],
+                    "containerStatuses": [{"name": "app", "image": "a", "imageID": "",
+                        "ready": false, "restartCount": 0,
+                        "state": {"waiting": {"reason": app, "message": "Back-off pulling image \"a\""}}}],
+                }
+            }))
+            .unwrap()
+        };
+        // Being created is no reason to report.
+        assert_eq!(
+            pod_waiting(&[waiting("p0", "PodInitializing", "PodInitializing")]),
+            None
+        );
+        let found = pod_waiting(&[
+            waiting("p0", "PodInitializing", "ContainerCreating"),
+            waiting("p1", "PodInitializing", "ImagePullBackOff"),
+        ])
+        .unwrap();
+        assert_eq!(found.reason, "ImagePullBackOff");
+        assert_eq!(
+            found.detail,
+            "pod p1, container app: ImagePullBackOff: Back-off pulling image \"a\""
+        );
+        // Init containers first: the app cannot start before them.
+        let found = pod_waiting(&[waiting("p2", "ErrImageNeverPull", "PodInitializing")]).unwrap();
+        assert_eq!(found.reason, "ErrImageNeverPull");
+        assert!(
+            found.detail.starts_with("pod p2, container install-pacer"),
+            "{}",
+            found.detail
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::tuning::{self, Change, Observation, Settings};
 pub const IDLE_RESYNC: Duration = Duration::from_secs(300);
 
 /// What the Deployment reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeploymentState {
     /// Pods it wants (its `spec.replicas`).
     pub desired: i32,
@@ -28,6 +28,18 @@ pub struct DeploymentState {
     pub replicas: i32,
     /// Pods that are ready.
     pub ready: i32,
+    /// Why a pod that is not ready waits, as the kubelet reports it: its container's
+    /// waiting reason (`ImagePullBackOff`, `CrashLoopBackOff`, …) and the details.
+    pub waiting: Option<PodWaiting>,
+}
+
+/// A container of a pod that waits (not while it is merely being created).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodWaiting {
+    /// The kubelet's reason, CamelCase (`ErrImageNeverPull`, `ImagePullBackOff`, …).
+    pub reason: String,
+    /// "pod P, container C: message".
+    pub detail: String,
 }
 
 /// What a tuning round observed.
@@ -126,9 +138,13 @@ pub fn readiness(
         Some(d) => {
             status.replicas = Some(d.replicas);
             status.ready_replicas = Some(d.ready);
-            let message = format!("{} of {} pods ready", d.ready, d.desired);
+            let mut message = format!("{} of {} pods ready", d.ready, d.desired);
             let (truth, reason) = if d.ready >= d.desired && d.desired > 0 {
                 (Truth::True, "AllPodsReady")
+            } else if let Some(waiting) = &d.waiting {
+                // The pod's own reason says what to fix (a wrong image, a crashing app).
+                message = format!("{message}; {}", waiting.detail);
+                (Truth::False, waiting.reason.as_str())
             } else {
                 (Truth::False, "PodsNotReady")
             };
@@ -555,6 +571,7 @@ mod tests {
                 desired: 3,
                 replicas: 3,
                 ready: 1,
+                waiting: None,
             }),
             Some(1),
             t(0),
@@ -571,6 +588,7 @@ mod tests {
                 desired: 3,
                 replicas: 3,
                 ready: 3,
+                waiting: None,
             }),
             Some(1),
             t(5),
@@ -581,6 +599,33 @@ mod tests {
             ("True", "AllPodsReady")
         );
         assert_eq!(ready.last_transition_time, Time(t(5)));
+        readiness(
+            &mut s,
+            Some(DeploymentState {
+                desired: 3,
+                replicas: 3,
+                ready: 2,
+                waiting: Some(PodWaiting {
+                    reason: "ImagePullBackOff".into(),
+                    detail: "pod shop-1, container app: Back-off pulling image".into(),
+                }),
+            }),
+            Some(1),
+            t(7),
+        );
+        let ready = condition(&s.conditions, READY).unwrap();
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.message.as_str()
+            ),
+            (
+                "False",
+                "ImagePullBackOff",
+                "2 of 3 pods ready; pod shop-1, container app: Back-off pulling image"
+            )
+        );
         readiness(&mut s, None, Some(1), t(9));
         assert_eq!(
             condition(&s.conditions, READY).unwrap().reason,
