@@ -8,6 +8,10 @@ packages=(
   phpunit                     # the PHP library's tests
   php-nyholm-psr7             # PSR-17 factories for the PSR-7 worker tests and the example app
   php-psr-http-message php-psr-http-factory
+  # The framework bridges' tests: real Laravel and Symfony apps (examples/laravel, examples/symfony)
+  php-laravel-framework php8.2-sqlite3
+  php-symfony-framework-bundle php-symfony-runtime php-symfony-security-bundle
+  php-symfony-twig-bundle php-twig php-symfony-dotenv php-symfony-yaml
   prometheus                  # promtool (metrics format check) and the e2e Prometheus server
 )
 if [[ "${PACER_DEPS_EXTRA:-}" != "" ]]; then

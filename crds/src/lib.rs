@@ -35,7 +35,8 @@ pub use spec::{
     SidecarSpec, TuningMode, TuningSpec, WorkersSpec,
 };
 pub use status::{
-    HistoryEntry, ObservedMetrics, PhpAppServerStatus, PoolSettings, Recommendation, TuningState,
+    HistoryEntry, ObservedMetrics, PhpAppServerStatus, PoolSettings, Recommendation,
+    ReportedSettings, RolloutStatus, TuningState,
 };
 
 use kube::CustomResourceExt;
@@ -44,6 +45,8 @@ use kube::CustomResourceExt;
 pub const GROUP: &str = "pacer.dev";
 /// API version of the custom resource.
 pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` of the objects this crate's types serialise as.
+pub const API_VERSION: &str = "pacer.dev/v1alpha1";
 /// Name of the CustomResourceDefinition.
 pub const CRD_NAME: &str = "phpappservers.pacer.dev";
 

@@ -359,8 +359,8 @@ pub struct WorkersSpec {
     #[serde(default = "default_workers_max")]
     #[schemars(range(min = 1, max = 1024))]
     pub max: i32,
-    /// Workers per pod before the tuner has measured anything, and always when
-    /// `tuning.mode` is Off. Default: `min`.
+    /// Workers per pod before the tuner has measured anything (and with `tuning.mode`
+    /// Off from the start). Default: `min`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1024))]
     pub initial: Option<i32>,
@@ -533,7 +533,8 @@ fn default_memory_max() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct TuningSpec {
     /// Auto: apply the tuner's decisions. Recommend: only write them to
-    /// `status.recommendation`. Off: use the spec's values and read no metrics.
+    /// `status.recommendation`. Off: read no metrics and change nothing — the pods keep
+    /// the settings in force (`status.current`, kept within the spec's bounds).
     /// Default: Auto.
     #[serde(default)]
     pub mode: TuningMode,
@@ -596,7 +597,7 @@ pub enum TuningMode {
     Auto,
     /// Write decisions to `status.recommendation` only.
     Recommend,
-    /// No tuning; no metrics are read.
+    /// No tuning; no metrics are read; the settings in force stay.
     Off,
 }
 

@@ -32,9 +32,22 @@ pub struct PhpAppServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
 
+    /// Progress of the Deployment's rollout of the current pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+
     /// The pool settings now written to the pods' configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<PoolSettings>,
+
+    /// When `current` was last changed (written to the pods' configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_since: Option<Time>,
+
+    /// What the pods themselves report of `current` (their `pacer_pool_target_workers`),
+    /// from the latest tuning round's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<ReportedSettings>,
 
     /// The tuner's latest decision and why. In Recommend mode this is all the tuner does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +80,40 @@ pub struct PoolSettings {
     pub memory_limit: String,
     /// Pods.
     pub replicas: i32,
+}
+
+/// Progress of the Deployment's rollout.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// Pods the Deployment wants.
+    pub desired: i32,
+    /// Pods that run the current pod template.
+    pub updated: i32,
+    /// Pods that are ready (any template).
+    pub ready: i32,
+    /// Pods that have been ready for the Deployment's `minReadySeconds`.
+    pub available: i32,
+    /// True when every wanted pod runs the current template and is available, and the
+    /// Deployment controller has seen the latest template.
+    pub complete: bool,
+}
+
+/// What the pods report of the configured settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportedSettings {
+    /// Pods whose metrics were read.
+    pub pods: i32,
+    /// Of those, pods whose pool targets `current.workers` (`pacer_pool_target_workers`).
+    pub matching: i32,
+    /// The workers per pod the pods report, when they all agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<i32>,
+    /// When every reporting pod was first seen running `current.workers`; unset while some
+    /// pod still reports another value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
 }
 
 /// A tuning decision with its reasons.

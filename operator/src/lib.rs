@@ -13,13 +13,15 @@
 //! The binary (`main.rs`) adds the `/metrics` + `/health` server ([`telemetry::serve`]),
 //! signal handling and logging, and passes one `CancellationToken` that stops it all.
 //!
-//! Each reconcile is observe → plan → apply → report (see [`controller`]). Everything in
-//! the middle is pure and tested without a cluster: the spec is parsed once
-//! ([`app_config`]), the tuner decides ([`tuning`], with `now` as a parameter), the
-//! status and its conditions are computed ([`plan`], [`status`]) and the owned objects are
-//! built ([`resources`]). The I/O at the edges is the Kubernetes API (server-side apply,
-//! one field manager) and the [`metrics_source`] (direct scrapes of each pod's pacer, or
-//! PromQL), behind the [`metrics_source::MetricsSource`] trait so tests use a fake.
+//! Each reconcile is [`observe`] → [`plan`] → [`apply`] → [`report`], each in its own
+//! module, wired by [`controller`]. Everything in the middle is pure and tested without a
+//! cluster: the spec is parsed once ([`app_config`]), the tuner decides ([`tuning`], with
+//! `now` as a parameter), the status and its conditions are computed ([`plan`],
+//! [`status`]) and the owned objects are built by one function
+//! ([`resources::desired`]). The I/O at the edges is the Kubernetes API (server-side
+//! apply, one field manager) and the [`metrics_source`] (direct scrapes of each pod's
+//! pacer, or PromQL), behind the [`metrics_source::MetricsSource`] trait so tests use a
+//! fake.
 //!
 //! Tuning changes reach running pods without restarts: workers and recycling limits go
 //! into the ConfigMap, which pacer (`serve --watch-config`) applies live; the memory limit
@@ -27,8 +29,11 @@
 //! update where the cluster refuses, and the tuner rate-limits its decreases.
 //!
 //! # Modules
-//! * [`controller`] — the reconciler and the kube-runtime Controller wiring.
-//! * [`plan`] — pure: settings, status and events of one reconcile.
+//! * [`controller`] — the kube-runtime Controller wiring and the reconcile sequence.
+//! * [`observe`] — reads the Deployment, the pods (their problems, for Ready) and metrics.
+//! * [`plan`] — pure: settings, desired objects, status and events of one reconcile.
+//! * [`apply`] — server-side apply; in-place resize versus rollout for memory limits.
+//! * [`report`] — Events, the status (write-ahead for decisions), per-app gauges.
 //! * [`tuning`] — pure: the tuner (design.md §3.3).
 //! * [`sample`] — the tuner's input: window aggregates per pod.
 //! * [`metrics_source`] — Direct, Prometheus and Fake sources; the exposition parser.
@@ -42,11 +47,14 @@
 //! Start reading at [`controller`], then [`plan::plan`] and [`tuning::decide`].
 
 pub mod app_config;
+pub mod apply;
 pub mod controller;
 pub mod install;
 pub mod leader;
 pub mod metrics_source;
+pub mod observe;
 pub mod plan;
+pub mod report;
 pub mod resources;
 pub mod sample;
 pub mod status;

@@ -1,17 +1,23 @@
-//! The pure middle of a reconcile: from what was observed to what to write.
+//! Plan: the pure middle of a reconcile, from what was observed to what to write.
 //!
-//! [`plan`] decides the pool settings the owned objects get, the new status (conditions,
-//! current settings, recommendation, observed aggregates, the tuner's memory), the
-//! changes to announce as Events and when to look again. The controller does the I/O on
-//! either side.
+//! [`plan`] decides the pool settings the owned objects get, the desired objects
+//! themselves ([`crate::resources::desired`], the one function that builds them), the new
+//! status (conditions, readiness with the pods' own reasons, rollout progress, current
+//! settings and what the pods report of them, recommendation, observed aggregates, the
+//! tuner's memory), the changes to announce as Events and when to look again.
+//! [`crate::observe`] and [`crate::apply`] / [`crate::report`] do the I/O on either side.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use pacer_crds::{PhpAppServerStatus, TuningMode};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use pacer_crds::{
+    PhpAppServerSpec, PhpAppServerStatus, ReportedSettings, RolloutStatus, TuningMode,
+};
 
+use crate::Error;
 use crate::app_config::AppConfig;
+use crate::resources::{self, Desired, Inputs, SidecarDefaults};
 use crate::sample::AppSample;
 use crate::status::{self, DEGRADED, READY, TUNED, Truth, set_condition};
 use crate::tuning::{self, Change, Observation, Settings};
@@ -20,7 +26,7 @@ use crate::tuning::{self, Change, Observation, Settings};
 pub const IDLE_RESYNC: Duration = Duration::from_secs(300);
 
 /// What the Deployment reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct DeploymentState {
     /// Pods it wants (its `spec.replicas`).
     pub desired: i32,
@@ -28,18 +34,68 @@ pub struct DeploymentState {
     pub replicas: i32,
     /// Pods that are ready.
     pub ready: i32,
-    /// Why a pod that is not ready waits, as the kubelet reports it: its container's
-    /// waiting reason (`ImagePullBackOff`, `CrashLoopBackOff`, …) and the details.
-    pub waiting: Option<PodWaiting>,
+    /// Pods running the current template.
+    pub updated: i32,
+    /// Pods available (ready for `minReadySeconds`).
+    pub available: i32,
+    /// The Deployment controller has seen the latest template and every wanted pod runs it
+    /// and is available, with no old pods left.
+    pub rolled_out: bool,
+    /// The rollout exceeded its progress deadline.
+    pub stalled: bool,
 }
 
-/// A container of a pod that waits (not while it is merely being created).
+/// Something that keeps a pod from serving, in the kubelet's or the scheduler's words.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodWaiting {
-    /// The kubelet's reason, CamelCase (`ErrImageNeverPull`, `ImagePullBackOff`, …).
+pub struct PodProblem {
+    /// The pod.
+    pub pod: String,
+    /// A CamelCase reason (`ImagePullBackOff`, `CrashLoopBackOff`, `Unschedulable`,
+    /// `OOMKilled`, …) — the Ready condition's reason.
     pub reason: String,
-    /// "pod P, container C: message".
-    pub detail: String,
+    /// Details.
+    pub message: String,
+}
+
+impl PodProblem {
+    /// A problem of `pod`.
+    #[must_use]
+    pub fn new(pod: &str, reason: &str, message: String) -> Self {
+        Self {
+            pod: pod.to_owned(),
+            reason: reason.to_owned(),
+            message,
+        }
+    }
+
+    /// Lower is shown first: the reasons a user can act on directly come before the
+    /// consequences.
+    #[must_use]
+    pub fn severity(&self) -> u8 {
+        match self.reason.as_str() {
+            "OOMKilled" => 0,
+            "ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" | "ErrImageNeverPull" => 1,
+            "CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" => 2,
+            "CrashLoopBackOff" => 3,
+            "Unschedulable" => 4,
+            _ => 5,
+        }
+    }
+}
+
+/// Who the owned objects belong to, and the operator-wide defaults they are built with.
+#[derive(Clone, Debug)]
+pub struct Owner<'a> {
+    /// Name of the `PhpAppServer`.
+    pub name: &'a str,
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// The controller owner reference the owned objects carry.
+    pub reference: OwnerReference,
+    /// Its spec.
+    pub spec: &'a PhpAppServerSpec,
+    /// Operator-wide sidecar defaults.
+    pub sidecar: &'a SidecarDefaults,
 }
 
 /// What a tuning round observed.
@@ -54,6 +110,8 @@ pub struct TuningInput {
 /// Everything [`plan`] needs.
 #[derive(Clone, Debug)]
 pub struct PlanInput<'a> {
+    /// The object and what its owned objects are built from.
+    pub owner: Owner<'a>,
     /// `metadata.generation` of the object.
     pub generation: Option<i64>,
     /// The parsed spec.
@@ -62,6 +120,10 @@ pub struct PlanInput<'a> {
     pub previous: &'a PhpAppServerStatus,
     /// Present when a tuning round ran (see [`tuning_due`]).
     pub tuning: Option<TuningInput>,
+    /// The Deployment as observed (`None`: not there yet).
+    pub deployment: Option<DeploymentState>,
+    /// Problems the pods report, worst first.
+    pub pod_problems: &'a [PodProblem],
     /// The time.
     pub now: Timestamp,
 }
@@ -71,12 +133,14 @@ pub struct PlanInput<'a> {
 pub struct Plan {
     /// Settings for the owned objects.
     pub settings: Settings,
+    /// The owned objects as they should be.
+    pub desired: Desired,
     /// The new status.
     pub status: PhpAppServerStatus,
     /// Applied changes, each announced as an Event.
     pub changes: Vec<Change>,
-    /// Newly degraded: (reason, message) for a Warning Event.
-    pub warning: Option<(String, String)>,
+    /// Newly degraded, or a pod newly unable to run: (reason, message) for Warning Events.
+    pub warnings: Vec<(String, String)>,
     /// When to reconcile again.
     pub requeue_after: Duration,
 }
@@ -113,63 +177,151 @@ fn next_tune_in(config: &AppConfig, last: Option<&Time>, now: Timestamp) -> Dura
         .max(Duration::from_secs(1))
 }
 
-/// Sets `replicas`, `readyReplicas` and the Ready condition from the Deployment as the
-/// apply left it (`None`: not there yet).
+/// Sets `replicas`, `readyReplicas`, `rollout` and the Ready condition from the Deployment
+/// (`None`: not there yet) and the pods' problems.
+///
+/// Ready is True only while as many pods are ready as the Deployment wants and no pod
+/// reports a problem; otherwise its reason is the worst pod's own (`ImagePullBackOff`,
+/// `CrashLoopBackOff`, `Unschedulable`, `OOMKilled`, …), or `ProgressDeadlineExceeded`,
+/// or `PodsNotReady`. A rollout in progress with every wanted pod ready is Ready=True with
+/// reason `RollingOut`.
 pub fn readiness(
     status: &mut PhpAppServerStatus,
     deployment: Option<DeploymentState>,
+    problems: &[PodProblem],
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    match deployment {
-        None => {
-            status.replicas = None;
-            status.ready_replicas = None;
-            set_condition(
-                &mut status.conditions,
-                READY,
-                Truth::False,
-                "DeploymentPending",
-                "the Deployment is being created",
-                generation,
-                now,
-            );
+    let Some(d) = deployment else {
+        status.replicas = None;
+        status.ready_replicas = None;
+        status.rollout = None;
+        set_condition(
+            &mut status.conditions,
+            READY,
+            Truth::False,
+            "DeploymentPending",
+            "the Deployment is being created",
+            generation,
+            now,
+        );
+        return;
+    };
+    status.replicas = Some(d.replicas);
+    status.ready_replicas = Some(d.ready);
+    status.rollout = Some(RolloutStatus {
+        desired: d.desired,
+        updated: d.updated,
+        ready: d.ready,
+        available: d.available,
+        complete: d.rolled_out,
+    });
+    let counts = format!("{} of {} pods ready", d.ready, d.desired);
+    let (truth, reason, message) = if let Some(worst) = problems.first() {
+        let mut pods: Vec<&str> = problems.iter().map(|p| p.pod.as_str()).collect();
+        pods.dedup();
+        (
+            Truth::False,
+            worst.reason.clone(),
+            format!(
+                "{counts}; {} pod(s) cannot run — pod {}: {}",
+                pods.len(),
+                worst.pod,
+                worst.message
+            ),
+        )
+    } else if d.stalled {
+        (
+            Truth::False,
+            "ProgressDeadlineExceeded".to_owned(),
+            format!(
+                "{counts}; the rollout made no progress within the Deployment's progress deadline ({} of {} pods updated)",
+                d.updated, d.desired
+            ),
+        )
+    } else if d.desired > 0 && d.ready >= d.desired {
+        if d.rolled_out {
+            (Truth::True, "AllPodsReady".to_owned(), counts)
+        } else {
+            (
+                Truth::True,
+                "RollingOut".to_owned(),
+                format!(
+                    "{counts}; rolling out: {} of {} pods updated",
+                    d.updated, d.desired
+                ),
+            )
         }
-        Some(d) => {
-            status.replicas = Some(d.replicas);
-            status.ready_replicas = Some(d.ready);
-            let mut message = format!("{} of {} pods ready", d.ready, d.desired);
-            let (truth, reason) = if d.ready >= d.desired && d.desired > 0 {
-                (Truth::True, "AllPodsReady")
-            } else if let Some(waiting) = &d.waiting {
-                // The pod's own reason says what to fix (a wrong image, a crashing app).
-                message = format!("{message}; {}", waiting.detail);
-                (Truth::False, waiting.reason.as_str())
-            } else {
-                (Truth::False, "PodsNotReady")
-            };
-            set_condition(
-                &mut status.conditions,
-                READY,
-                truth,
-                reason,
-                &message,
-                generation,
-                now,
-            );
-        }
-    }
+    } else if d.desired == 0 {
+        (
+            Truth::False,
+            "ScaledToZero".to_owned(),
+            "the Deployment wants no pods".to_owned(),
+        )
+    } else {
+        (Truth::False, "PodsNotReady".to_owned(), counts)
+    };
+    set_condition(
+        &mut status.conditions,
+        READY,
+        truth,
+        &reason,
+        &message,
+        generation,
+        now,
+    );
 }
 
-/// Plans one reconcile (everything but readiness, which [`readiness`] adds after the
-/// apply).
-#[must_use]
-pub fn plan(input: PlanInput<'_>) -> Plan {
+/// What the pods report of the configured workers, from a round's sample: how many
+/// agree with `workers`, and since when all of them do.
+fn reported(
+    sample: &AppSample,
+    workers: i32,
+    previous: Option<&ReportedSettings>,
+    now: Timestamp,
+) -> Option<ReportedSettings> {
+    let values: Vec<i32> = sample
+        .pods
+        .iter()
+        .filter_map(|p| p.target_workers)
+        .map(|w| i32::try_from(w).unwrap_or(i32::MAX))
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let matching = values.iter().filter(|w| **w == workers).count();
+    let agreed = values.iter().all(|w| *w == values[0]).then_some(values[0]);
+    let all_match = matching == values.len();
+    let time = if all_match {
+        previous
+            .filter(|p| p.workers == Some(workers))
+            .and_then(|p| p.time.clone())
+            .or(Some(Time(now)))
+    } else {
+        None
+    };
+    Some(ReportedSettings {
+        pods: i32::try_from(values.len()).unwrap_or(i32::MAX),
+        matching: i32::try_from(matching).unwrap_or(i32::MAX),
+        workers: agreed,
+        time,
+    })
+}
+
+/// Plans one reconcile: the settings, the desired objects, the status (readiness
+/// included, see [`readiness`]) and the Events.
+///
+/// # Errors
+/// [`Error::Render`] when a desired object cannot be built (not expected).
+pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
     let PlanInput {
+        owner,
         generation,
         config,
         previous,
         tuning,
+        deployment,
+        pod_problems,
         now,
     } = input;
     let policy = &config.policy;
@@ -179,12 +331,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         .as_ref()
         .and_then(status::settings_from)
         .map(|s| tuning::conform(policy, s));
-    let mut settings = match config.mode {
-        // Off: exactly the spec's values.
-        TuningMode::Off => initial,
-        // Recommend keeps what the pods have (switching from Auto changes nothing).
-        TuningMode::Auto | TuningMode::Recommend => applied.unwrap_or(initial),
-    };
+    // Every mode starts from what the pods have: Off and Recommend freeze the settings in
+    // force (switching to them is never a capacity cliff), within the spec's bounds.
+    let mut settings = applied.unwrap_or(initial);
     let mut next = previous.clone();
     next.observed_generation = generation;
     let mut changes = Vec::new();
@@ -203,7 +352,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 TUNED,
                 Truth::False,
                 "TuningOff",
-                "tuning.mode is Off: the pool uses the spec's values",
+                "tuning.mode is Off: the pods keep the settings in force (within the spec's bounds)",
                 generation,
                 now,
             );
@@ -265,6 +414,10 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             if mode == TuningMode::Auto {
                 settings = decision.settings;
                 changes = decision.changes.clone();
+            }
+            if let Ok(sample) = &round.sample {
+                let workers = i32::try_from(settings.workers).unwrap_or(i32::MAX);
+                next.reported = reported(sample, workers, previous.reported.as_ref(), now);
             }
 
             let (truth, reason, message) = match &round.sample {
@@ -342,15 +495,40 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         }
     }
 
-    next.current = Some(status::pool_settings(&settings));
+    let current = status::pool_settings(&settings);
+    if previous.current.as_ref() != Some(&current) || next.current_since.is_none() {
+        next.current_since = Some(Time(now));
+    }
+    next.current = Some(current);
+    readiness(&mut next, deployment, pod_problems, generation, now);
+    let ready_reason = |s: &PhpAppServerStatus| {
+        status::condition(&s.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    let mut warnings: Vec<(String, String)> = warning.into_iter().collect();
+    if !pod_problems.is_empty()
+        && ready_reason(&next) != ready_reason(previous)
+        && let Some(ready) = status::condition(&next.conditions, READY)
+    {
+        warnings.push((ready.reason.clone(), ready.message.clone()));
+    }
     let requeue_after = next_tune_in(config, next.last_tune_time.as_ref(), now);
-    Plan {
+    let desired = resources::desired(&Inputs {
+        name: owner.name,
+        namespace: owner.namespace,
+        owner: owner.reference,
+        spec: owner.spec,
+        settings: &settings,
+        termination_grace_seconds: config.termination_grace_seconds,
+        sidecar: owner.sidecar,
+    })?;
+    Ok(Plan {
         settings,
+        desired,
         status: next,
         changes,
-        warning,
+        warnings,
         requeue_after,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -392,6 +570,15 @@ mod tests {
         }
     }
 
+    static SPEC: std::sync::LazyLock<PhpAppServerSpec> = std::sync::LazyLock::new(|| {
+        serde_json::from_value(json!({"image": "a", "command": ["php", "w.php"]})).unwrap()
+    });
+    static SIDECAR: std::sync::LazyLock<SidecarDefaults> =
+        std::sync::LazyLock::new(|| SidecarDefaults {
+            image: "pacer:1".into(),
+            install_command: vec!["/pacer-operator".into()],
+        });
+
     fn input<'a>(
         config: &'a AppConfig,
         previous: &'a PhpAppServerStatus,
@@ -399,24 +586,37 @@ mod tests {
         now: Timestamp,
     ) -> PlanInput<'a> {
         PlanInput {
+            owner: Owner {
+                name: "shop",
+                namespace: "prod",
+                reference: OwnerReference::default(),
+                spec: &SPEC,
+                sidecar: &SIDECAR,
+            },
             generation: Some(3),
             config,
             previous,
             tuning,
+            deployment: None,
+            pod_problems: &[],
             now,
         }
+    }
+
+    fn pl(input: PlanInput<'_>) -> Plan {
+        plan(input).unwrap()
     }
 
     #[test]
     fn first_reconcile_uses_the_initial_settings() {
         let c = config("Auto");
-        let p = plan(input(&c, &PhpAppServerStatus::default(), None, t(0)));
+        let p = pl(input(&c, &PhpAppServerStatus::default(), None, t(0)));
         assert_eq!(p.settings.workers, 4);
         assert_eq!(p.status.current.as_ref().unwrap().workers, 4);
         assert_eq!(p.status.observed_generation, Some(3));
-        assert!(
-            condition(&p.status.conditions, READY).is_none(),
-            "set after the apply"
+        assert_eq!(
+            condition(&p.status.conditions, READY).unwrap().reason,
+            "DeploymentPending"
         );
         assert_eq!(
             condition(&p.status.conditions, TUNED).unwrap().reason,
@@ -429,8 +629,8 @@ mod tests {
     #[test]
     fn auto_applies_and_announces_a_change() {
         let c = config("Auto");
-        let first = plan(input(&c, &PhpAppServerStatus::default(), None, t(0)));
-        let p = plan(input(&c, &first.status, Some(busy(3.9)), t(1)));
+        let first = pl(input(&c, &PhpAppServerStatus::default(), None, t(0)));
+        let p = pl(input(&c, &first.status, Some(busy(3.9)), t(1)));
         assert_eq!(p.settings.workers, 6);
         assert_eq!(p.changes.len(), 1);
         assert_eq!(p.status.current.as_ref().unwrap().workers, 6);
@@ -452,8 +652,8 @@ mod tests {
     #[test]
     fn recommend_writes_status_only() {
         let c = config("Recommend");
-        let first = plan(input(&c, &PhpAppServerStatus::default(), None, t(0)));
-        let p = plan(input(&c, &first.status, Some(busy(3.9)), t(1)));
+        let first = pl(input(&c, &PhpAppServerStatus::default(), None, t(0)));
+        let p = pl(input(&c, &first.status, Some(busy(3.9)), t(1)));
         assert_eq!(p.settings.workers, 4, "the pods keep their settings");
         assert!(p.changes.is_empty());
         assert_eq!(p.status.current.as_ref().unwrap().workers, 4);
@@ -463,14 +663,14 @@ mod tests {
             "RecommendOnly"
         );
         // The next recommendation builds on the last one, not on the unchanged pods.
-        let p2 = plan(input(&c, &p.status, Some(busy(5.9)), t(40)));
+        let p2 = pl(input(&c, &p.status, Some(busy(5.9)), t(40)));
         assert_eq!(p2.status.recommendation.as_ref().unwrap().workers, 9);
     }
 
     #[test]
-    fn off_uses_the_spec_and_clears_the_tuner() {
+    fn off_freezes_the_settings_in_force_and_clears_the_tuner() {
         let auto = config("Auto");
-        let first = plan(input(
+        let first = pl(input(
             &auto,
             &PhpAppServerStatus::default(),
             Some(busy(3.9)),
@@ -479,8 +679,9 @@ mod tests {
         assert_eq!(first.settings.workers, 6);
         let off = config("Off");
         assert!(!tuning_due(&off, &first.status, t(100)));
-        let p = plan(input(&off, &first.status, None, t(100)));
-        assert_eq!(p.settings.workers, 4);
+        let p = pl(input(&off, &first.status, None, t(100)));
+        assert_eq!(p.settings.workers, 6, "no cliff back to the initial 4");
+        assert!(p.changes.is_empty());
         assert!(p.status.recommendation.is_none());
         assert!(p.status.tuning_state.is_none());
         assert_eq!(
@@ -493,12 +694,12 @@ mod tests {
     #[test]
     fn metrics_failure_degrades_once_and_changes_nothing() {
         let c = config("Auto");
-        let first = plan(input(&c, &PhpAppServerStatus::default(), None, t(0)));
+        let first = pl(input(&c, &PhpAppServerStatus::default(), None, t(0)));
         let failing = TuningInput {
             sample: Err("connection refused".into()),
             newest_oom: None,
         };
-        let p = plan(input(&c, &first.status, Some(failing.clone()), t(1)));
+        let p = pl(input(&c, &first.status, Some(failing.clone()), t(1)));
         assert_eq!(p.settings, first.settings);
         let degraded = condition(&p.status.conditions, DEGRADED).unwrap();
         assert_eq!(
@@ -506,14 +707,14 @@ mod tests {
             ("True", "MetricsUnavailable")
         );
         assert!(degraded.message.contains("connection refused"));
-        assert!(p.warning.is_some());
+        assert_eq!(p.warnings.len(), 1);
         assert_eq!(
             condition(&p.status.conditions, TUNED).unwrap().status,
             "Unknown"
         );
         // Still failing: no second warning.
-        let p2 = plan(input(&c, &p.status, Some(failing), t(40)));
-        assert!(p2.warning.is_none());
+        let p2 = pl(input(&c, &p.status, Some(failing), t(40)));
+        assert!(p2.warnings.is_empty());
     }
 
     #[test]
@@ -523,7 +724,7 @@ mod tests {
             sample: Ok(AppSample::default()),
             newest_oom: None,
         };
-        let p = plan(input(&c, &PhpAppServerStatus::default(), Some(empty), t(0)));
+        let p = pl(input(&c, &PhpAppServerStatus::default(), Some(empty), t(0)));
         assert_eq!(
             condition(&p.status.conditions, TUNED).unwrap().reason,
             "CollectingMetrics"
@@ -540,13 +741,13 @@ mod tests {
         // No reconcile storm: planning again from the written status, with nothing new
         // observed, yields the very same status (so the controller writes nothing).
         let c = config("Auto");
-        let first = plan(input(
+        let first = pl(input(
             &c,
             &PhpAppServerStatus::default(),
             Some(busy(1.0)),
             t(0),
         ));
-        let again = plan(input(&c, &first.status, None, t(5)));
+        let again = pl(input(&c, &first.status, None, t(5)));
         assert_eq!(again.status, first.status);
         assert!(again.changes.is_empty());
         assert_eq!(again.requeue_after, Duration::from_secs(25));
@@ -571,8 +772,9 @@ mod tests {
                 desired: 3,
                 replicas: 3,
                 ready: 1,
-                waiting: None,
+                ..DeploymentState::default()
             }),
+            &[],
             Some(1),
             t(0),
         );
@@ -588,8 +790,12 @@ mod tests {
                 desired: 3,
                 replicas: 3,
                 ready: 3,
-                waiting: None,
+                updated: 3,
+                available: 3,
+                rolled_out: true,
+                stalled: false,
             }),
+            &[],
             Some(1),
             t(5),
         );
@@ -599,34 +805,7 @@ mod tests {
             ("True", "AllPodsReady")
         );
         assert_eq!(ready.last_transition_time, Time(t(5)));
-        readiness(
-            &mut s,
-            Some(DeploymentState {
-                desired: 3,
-                replicas: 3,
-                ready: 2,
-                waiting: Some(PodWaiting {
-                    reason: "ImagePullBackOff".into(),
-                    detail: "pod shop-1, container app: Back-off pulling image".into(),
-                }),
-            }),
-            Some(1),
-            t(7),
-        );
-        let ready = condition(&s.conditions, READY).unwrap();
-        assert_eq!(
-            (
-                ready.status.as_str(),
-                ready.reason.as_str(),
-                ready.message.as_str()
-            ),
-            (
-                "False",
-                "ImagePullBackOff",
-                "2 of 3 pods ready; pod shop-1, container app: Back-off pulling image"
-            )
-        );
-        readiness(&mut s, None, Some(1), t(9));
+        readiness(&mut s, None, &[], Some(1), t(9));
         assert_eq!(
             condition(&s.conditions, READY).unwrap().reason,
             "DeploymentPending"

@@ -48,6 +48,9 @@ pub struct PodSample {
     /// CPU the workers used, in cores (CPU-seconds per second), averaged; `None` when the
     /// pod's pacer does not report `pacer_worker_cpu_seconds_total`.
     pub worker_cpu_cores: Option<f64>,
+    /// The pool size the pod's pacer is configured for (`pacer_pool_target_workers`) at
+    /// the end of the window; `None` when not reported.
+    pub target_workers: Option<u32>,
 }
 
 impl AppSample {

@@ -45,6 +45,55 @@ pub struct SourceLabels {
     pub source: &'static str,
 }
 
+/// Labels of the per-app gauges: the `PhpAppServer`'s namespace and name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    /// Namespace of the `PhpAppServer`.
+    pub namespace: String,
+    /// Its name.
+    pub phpappserver: String,
+}
+
+/// Labels of `pacer_operator_app_status_condition` (as kube-state-metrics labels
+/// conditions: one series per status, the one in force is 1).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    /// Namespace of the `PhpAppServer`.
+    pub namespace: String,
+    /// Its name.
+    pub phpappserver: String,
+    /// Condition type: `Ready`, `Tuned`, `Degraded`, `ExternalReplicas`.
+    pub condition: &'static str,
+    /// `true`, `false` or `unknown`.
+    pub status: &'static str,
+}
+
+/// The condition types exported per app.
+pub const EXPORTED_CONDITIONS: &[&str] = &["Ready", "Tuned", "Degraded", "ExternalReplicas"];
+const CONDITION_STATUSES: &[(&str, &str)] =
+    &[("True", "true"), ("False", "false"), ("Unknown", "unknown")];
+
+/// What the per-app gauges show of one app after a reconcile (plain data).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppView {
+    /// Workers per pod now configured.
+    pub workers: i64,
+    /// `pool.workers.max`.
+    pub workers_max: i64,
+    /// Pods now configured (or wanted by an external autoscaler).
+    pub replicas: i64,
+    /// `replicas.max`.
+    pub replicas_max: i64,
+    /// Memory limit per pod now configured, bytes.
+    pub memory_limit_bytes: i64,
+    /// Busy workers ÷ live workers over the last window, when measured.
+    pub busy_ratio: Option<f64>,
+    /// Finish time of the newest OOM kill of an app container, Unix seconds.
+    pub last_oom_kill: Option<i64>,
+    /// Condition type → status (`True`, `False`, `Unknown`).
+    pub conditions: Vec<(&'static str, String)>,
+}
+
 /// Every metric of the operator.
 #[derive(Debug)]
 pub struct Metrics {
@@ -59,6 +108,22 @@ pub struct Metrics {
     pub metrics_errors: Family<SourceLabels, Counter>,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge,
+    /// Per app: workers per pod now configured.
+    pub app_workers: Family<AppLabels, Gauge>,
+    /// Per app: `pool.workers.max`.
+    pub app_workers_max: Family<AppLabels, Gauge>,
+    /// Per app: pods.
+    pub app_replicas: Family<AppLabels, Gauge>,
+    /// Per app: `replicas.max`.
+    pub app_replicas_max: Family<AppLabels, Gauge>,
+    /// Per app: memory limit per pod, bytes.
+    pub app_memory_limit: Family<AppLabels, Gauge>,
+    /// Per app: busy ratio of the last window.
+    pub app_busy_ratio: Family<AppLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Per app: newest OOM kill, Unix seconds (0: none seen).
+    pub app_last_oom_kill: Family<AppLabels, Gauge>,
+    /// Per app: conditions.
+    pub app_condition: Family<ConditionLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -77,6 +142,56 @@ impl Metrics {
         let tuning_changes = Family::<ChangeLabels, Counter>::default();
         let metrics_errors = Family::<SourceLabels, Counter>::default();
         let leader = Gauge::default();
+        let app_workers = Family::<AppLabels, Gauge>::default();
+        let app_workers_max = Family::<AppLabels, Gauge>::default();
+        let app_replicas = Family::<AppLabels, Gauge>::default();
+        let app_replicas_max = Family::<AppLabels, Gauge>::default();
+        let app_memory_limit = Family::<AppLabels, Gauge>::default();
+        let app_busy_ratio =
+            Family::<AppLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let app_last_oom_kill = Family::<AppLabels, Gauge>::default();
+        let app_condition = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "app_workers",
+            "PHP workers per pod now configured, per PhpAppServer",
+            app_workers.clone(),
+        );
+        registry.register(
+            "app_workers_max",
+            "pool.workers.max of each PhpAppServer",
+            app_workers_max.clone(),
+        );
+        registry.register(
+            "app_replicas",
+            "Pods now configured (or wanted by an external autoscaler), per PhpAppServer",
+            app_replicas.clone(),
+        );
+        registry.register(
+            "app_replicas_max",
+            "replicas.max of each PhpAppServer",
+            app_replicas_max.clone(),
+        );
+        registry.register_with_unit(
+            "app_memory_limit",
+            "Memory limit per pod now configured, per PhpAppServer",
+            prometheus_client::registry::Unit::Bytes,
+            app_memory_limit.clone(),
+        );
+        registry.register(
+            "app_busy_ratio",
+            "Busy workers / live workers over the last tuning window, per PhpAppServer",
+            app_busy_ratio.clone(),
+        );
+        registry.register(
+            "app_last_oom_kill_timestamp_seconds",
+            "Finish time of the newest OOM kill of an app container (0: none seen), per PhpAppServer",
+            app_last_oom_kill.clone(),
+        );
+        registry.register(
+            "app_status_condition",
+            "Conditions of each PhpAppServer: 1 for the status in force",
+            app_condition.clone(),
+        );
         registry.register(
             "reconciliations",
             "Reconciles of PhpAppServer objects by result",
@@ -110,6 +225,98 @@ impl Metrics {
             tuning_changes,
             metrics_errors,
             leader,
+            app_workers,
+            app_workers_max,
+            app_replicas,
+            app_replicas_max,
+            app_memory_limit,
+            app_busy_ratio,
+            app_last_oom_kill,
+            app_condition,
+        }
+    }
+
+    /// Sets the per-app gauges of one app.
+    pub fn record_app(&self, namespace: &str, name: &str, view: &AppView) {
+        let labels = AppLabels {
+            namespace: namespace.to_owned(),
+            phpappserver: name.to_owned(),
+        };
+        self.app_workers.get_or_create(&labels).set(view.workers);
+        self.app_workers_max
+            .get_or_create(&labels)
+            .set(view.workers_max);
+        self.app_replicas.get_or_create(&labels).set(view.replicas);
+        self.app_replicas_max
+            .get_or_create(&labels)
+            .set(view.replicas_max);
+        self.app_memory_limit
+            .get_or_create(&labels)
+            .set(view.memory_limit_bytes);
+        match view.busy_ratio {
+            Some(ratio) => {
+                self.app_busy_ratio.get_or_create(&labels).set(ratio);
+            }
+            None => {
+                self.app_busy_ratio.remove(&labels);
+            }
+        }
+        self.app_last_oom_kill
+            .get_or_create(&labels)
+            .set(view.last_oom_kill.unwrap_or(0));
+        for condition in EXPORTED_CONDITIONS {
+            let now = view
+                .conditions
+                .iter()
+                .find(|(c, _)| c == condition)
+                .map(|(_, s)| s.as_str());
+            for (status, label) in CONDITION_STATUSES {
+                let key = ConditionLabels {
+                    namespace: namespace.to_owned(),
+                    phpappserver: name.to_owned(),
+                    condition,
+                    status: label,
+                };
+                match now {
+                    Some(s) => {
+                        self.app_condition
+                            .get_or_create(&key)
+                            .set(i64::from(s == *status));
+                    }
+                    None => {
+                        self.app_condition.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes every per-app series of a deleted app.
+    pub fn forget_app(&self, namespace: &str, name: &str) {
+        let labels = AppLabels {
+            namespace: namespace.to_owned(),
+            phpappserver: name.to_owned(),
+        };
+        for family in [
+            &self.app_workers,
+            &self.app_workers_max,
+            &self.app_replicas,
+            &self.app_replicas_max,
+            &self.app_memory_limit,
+            &self.app_last_oom_kill,
+        ] {
+            family.remove(&labels);
+        }
+        self.app_busy_ratio.remove(&labels);
+        for condition in EXPORTED_CONDITIONS {
+            for (_, status) in CONDITION_STATUSES {
+                self.app_condition.remove(&ConditionLabels {
+                    namespace: namespace.to_owned(),
+                    phpappserver: name.to_owned(),
+                    condition,
+                    status,
+                });
+            }
         }
     }
 
@@ -197,6 +404,41 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, shutdown: Cance
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn per_app_gauges_are_set_and_forgotten() {
+        let metrics = Metrics::new();
+        let view = AppView {
+            workers: 6,
+            workers_max: 16,
+            replicas: 2,
+            replicas_max: 4,
+            memory_limit_bytes: 512 * 1024 * 1024,
+            busy_ratio: Some(0.75),
+            last_oom_kill: Some(1_700_000_000),
+            conditions: vec![("Ready", "False".into()), ("Tuned", "Unknown".into())],
+        };
+        metrics.record_app("shop", "web", &view);
+        let text = metrics.encode();
+        for line in [
+            r#"pacer_operator_app_workers{namespace="shop",phpappserver="web"} 6"#,
+            r#"pacer_operator_app_workers_max{namespace="shop",phpappserver="web"} 16"#,
+            r#"pacer_operator_app_memory_limit_bytes{namespace="shop",phpappserver="web"} 536870912"#,
+            r#"pacer_operator_app_busy_ratio{namespace="shop",phpappserver="web"} 0.75"#,
+            r#"pacer_operator_app_last_oom_kill_timestamp_seconds{namespace="shop",phpappserver="web"} 1700000000"#,
+            r#"pacer_operator_app_status_condition{namespace="shop",phpappserver="web",condition="Ready",status="false"} 1"#,
+            r#"pacer_operator_app_status_condition{namespace="shop",phpappserver="web",condition="Ready",status="true"} 0"#,
+            r#"pacer_operator_app_status_condition{namespace="shop",phpappserver="web",condition="Tuned",status="unknown"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(
+            !text.contains(r#"condition="Degraded""#),
+            "unset conditions have no series"
+        );
+        metrics.forget_app("shop", "web");
+        assert!(!metrics.encode().contains(r#"phpappserver="web""#));
+    }
 
     async fn get(addr: std::net::SocketAddr, path: &str) -> String {
         let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -355,3 +355,67 @@ async fn the_operator_works_with_exactly_the_chart_rbac() -> Result<()> {
     );
     running.stop().await
 }
+
+/// The alert rules and the dashboard ship in the chart on request: a PrometheusRule whose
+/// groups are files/alerts.rules.yaml, and a ConfigMap for Grafana's dashboard sidecar
+/// holding files/dashboard.json (labelled as the sidecar expects).
+#[tokio::test]
+async fn alert_rules_and_dashboard_render_from_their_files() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    let objects = render(
+        cp,
+        "ops",
+        "monitoring",
+        &[
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "grafanaDashboard.enabled=true",
+            "--set",
+            "grafanaDashboard.namespace=grafana",
+        ],
+    )?;
+    let of_kind = |kind: &str| {
+        objects.iter().find(|o| {
+            o.types
+                .as_ref()
+                .is_some_and(|t| t.kind == kind && o.name_any().starts_with("ops"))
+        })
+    };
+    let rule = of_kind("PrometheusRule").context("no PrometheusRule")?;
+    let file: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(
+        chart_dir().join("files/alerts.rules.yaml"),
+    )?)?;
+    assert_eq!(rule.data["spec"]["groups"], file["groups"]);
+    let dashboard = objects
+        .iter()
+        .find(|o| o.name_any() == "ops-pacer-operator-dashboard")
+        .context("no dashboard ConfigMap")?;
+    assert_eq!(dashboard.namespace().as_deref(), Some("grafana"));
+    assert_eq!(
+        dashboard
+            .labels()
+            .get("grafana_dashboard")
+            .map(String::as_str),
+        Some("1")
+    );
+    let shipped: serde_json::Value = serde_json::from_str(
+        dashboard.data["data"]["pacer-app.json"]
+            .as_str()
+            .context("no pacer-app.json")?,
+    )?;
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        chart_dir().join("files/dashboard.json"),
+    )?)?;
+    assert_eq!(shipped, file);
+    // Off by default.
+    let plain = render(cp, "ops", "monitoring", &[])?;
+    assert!(
+        !plain
+            .iter()
+            .any(|o| o.types.as_ref().is_some_and(|t| t.kind == "PrometheusRule"))
+    );
+    Ok(())
+}

@@ -192,10 +192,12 @@ async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
                 .any(|c| c.type_ == "Tuned" && c.reason == "CollectingMetrics"))
     })
     .await?;
-    assert_eq!(
-        condition(&apps, "shop", "Ready").await?,
-        Some(("False".into(), "PodsNotReady".into()))
-    );
+    // The Deployment exists but has no pods (no controller-manager here).
+    wait_for(WAIT, "Ready=False PodsNotReady", || async {
+        Ok(condition(&apps, "shop", "Ready").await?
+            == Some(("False".into(), "PodsNotReady".into())))
+    })
+    .await?;
 
     // Play the Deployment controller: report both pods ready. The operator watches its
     // Deployments, so Ready turns True without any change to the PhpAppServer.
@@ -204,9 +206,11 @@ async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
             "shop",
             &PatchParams::default(),
             &Patch::Merge(json!({"status": DeploymentStatus {
+                observed_generation: deployments.get("shop").await?.metadata.generation,
                 replicas: Some(2),
                 ready_replicas: Some(2),
                 available_replicas: Some(2),
+                updated_replicas: Some(2),
                 ..DeploymentStatus::default()
             }})),
         )
@@ -220,6 +224,12 @@ async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
     .await?;
     let status = apps.get("shop").await?.status.unwrap_or_default();
     assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(2)));
+    let rollout = status.rollout.context("no rollout status")?;
+    assert_eq!(
+        (rollout.desired, rollout.updated, rollout.complete),
+        (2, 2, true)
+    );
+    assert!(status.current_since.is_some());
 
     // A spec change is picked up: the workers bounds shrink under the current value.
     apps.patch(
@@ -755,6 +765,142 @@ async fn memory_limits_are_resized_in_place_without_rolling_the_pods() -> Result
                         .as_deref()
                         .is_some_and(|n| n.contains("2Gi → 345Mi") && n.contains("in place"))
             }))
+    })
+    .await?;
+    op.stop().await
+}
+
+/// Creates a pod from the Deployment's template, as the ReplicaSet controller would.
+async fn pod_from_template(client: &Client, ns: &str, pod_name: &str) -> Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let template = deployments
+        .get("shop")
+        .await?
+        .spec
+        .context("no spec")?
+        .template;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+    let pod = k8s_openapi::api::core::v1::Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some(pod_name.into()),
+            labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
+            ..Default::default()
+        },
+        spec: template.spec,
+        status: None,
+    };
+    pods.create(&PostParams::default(), &pod).await?;
+    Ok(())
+}
+
+/// The kubelet's word reaches the Ready condition: a pod that cannot pull its image turns
+/// Ready False with reason ImagePullBackOff within two reconciles of the pod's status
+/// change (the operator watches the app's pods), and True again once the pod serves.
+#[tokio::test]
+async fn a_pod_that_cannot_pull_its_image_turns_ready_false_with_the_reason() -> Result<()> {
+    let Some((client, ns)) = setup("pod-reason").await? else {
+        return Ok(());
+    };
+    let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(
+        &PostParams::default(),
+        &app("shop", json!({"tuning": {"mode": "Off"}}))?,
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    wait_for(WAIT, "the Deployment", || async {
+        Ok(deployments.get_opt("shop").await?.is_some())
+    })
+    .await?;
+    pod_from_template(&client, &ns, "shop-abc-1").await?;
+    wait_for(WAIT, "Ready=False PodsNotReady", || async {
+        Ok(condition(&apps, "shop", "Ready").await?
+            == Some(("False".into(), "PodsNotReady".into())))
+    })
+    .await?;
+    // Let the echoes settle, then count reconciles from the kubelet's report on.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = op.reconciles("ok");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    pods.patch_status(
+        "shop-abc-1",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"phase": "Pending", "containerStatuses": [{
+                "name": "app", "image": "shop:1", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff",
+                                      "message": "Back-off pulling image \"shop:1\""}}
+            }]}}),
+        ),
+    )
+    .await?;
+    wait_for(WAIT, "Ready=False ImagePullBackOff", || async {
+        Ok(condition(&apps, "shop", "Ready").await?
+            == Some(("False".into(), "ImagePullBackOff".into())))
+    })
+    .await?;
+    let took = op.reconciles("ok") - before;
+    assert!(took <= 2, "{took} reconciles to report the pod's reason");
+    let ready = apps
+        .get("shop")
+        .await?
+        .status
+        .unwrap_or_default()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .context("no Ready")?;
+    assert!(
+        ready.message.contains("shop-abc-1") && ready.message.contains("Back-off pulling image"),
+        "{}",
+        ready.message
+    );
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    wait_for(WAIT, "a Warning event naming the reason", || async {
+        Ok(events
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("ImagePullBackOff")
+            }))
+    })
+    .await?;
+
+    // The image arrives: the pod runs and is ready, the Deployment says so.
+    pods.patch_status(
+        "shop-abc-1",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"phase": "Running", "containerStatuses": [{
+                "name": "app", "image": "shop:1", "imageID": "", "ready": true, "restartCount": 0,
+                "state": {"running": {}}
+            }]}}),
+        ),
+    )
+    .await?;
+    deployments
+        .patch_status(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": DeploymentStatus {
+                observed_generation: deployments.get("shop").await?.metadata.generation,
+                replicas: Some(1),
+                ready_replicas: Some(1),
+                available_replicas: Some(1),
+                updated_replicas: Some(1),
+                ..DeploymentStatus::default()
+            }})),
+        )
+        .await?;
+    wait_for(WAIT, "Ready=True", || async {
+        Ok(
+            condition(&apps, "shop", "Ready").await?
+                == Some(("True".into(), "AllPodsReady".into())),
+        )
     })
     .await?;
     op.stop().await

@@ -21,10 +21,15 @@ spl_autoload_register(static function (string $class): void {
     }
 });
 
-foreach (['Psr\\Http\\Message\\ServerRequestFactoryInterface', 'Nyholm\\Psr7\\Factory\\Psr17Factory'] as $required) {
+// The HttpFoundation bridge's tests: Debian's php-symfony-http-foundation.
+if (!class_exists('Symfony\\Component\\HttpFoundation\\Request') && stream_resolve_include_path('Symfony/Component/HttpFoundation/autoload.php')) {
+    require_once 'Symfony/Component/HttpFoundation/autoload.php';
+}
+
+foreach (['Psr\\Http\\Message\\ServerRequestFactoryInterface', 'Nyholm\\Psr7\\Factory\\Psr17Factory', 'Symfony\\Component\\HttpFoundation\\Request'] as $required) {
     if (!class_exists($required) && !interface_exists($required)) {
         fwrite(STDERR, "tests/bootstrap.php: $required is missing; install the Debian packages "
-            . "php-psr-http-message php-psr-http-factory php-nyholm-psr7 (or run composer install).\n");
+            . "php-psr-http-message php-psr-http-factory php-nyholm-psr7 php-symfony-http-foundation (or run composer install).\n");
         exit(1);
     }
 }

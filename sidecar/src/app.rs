@@ -51,6 +51,8 @@ pub enum AppError {
     Tls(String),
     #[error("{0}")]
     Headers(String),
+    #[error("{0}")]
+    Sendfile(std::io::Error),
 }
 
 /// The sockets pacer serves on, bound before [`run`] (tests bind port 0).
@@ -186,7 +188,17 @@ pub async fn run(
         .status
         .as_ref()
         .map_or(503, |s| s.unavailable_status_code);
-    let status = Status::new(pool.clone(), unavailable);
+    let mut status = Status::new(pool.clone(), unavailable);
+    if let config::ReadinessConfig::Saturation(settings) = &config.pacer.readiness {
+        let flag = Arc::new(crate::readiness::SaturationFlag::default());
+        status = status.with_saturation(flag.clone());
+        tracker.spawn(crate::readiness::watch(
+            pool.clone(),
+            settings.clone(),
+            flag,
+            background.clone(),
+        ));
+    }
     if let Some(listener) = listeners.status {
         tracing::info!(address = %local_addr(&listener), "status: /health and /ready");
         let status = status.clone();
@@ -357,6 +369,12 @@ fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
         access_logs: http.access_logs,
         expose_errors: http.pool.settings.debug,
         static_files,
+        sendfile: match &http.sendfile {
+            Some(s) => {
+                Some(crate::http::sendfile::Sendfile::new(&s.roots).map_err(AppError::Sendfile)?)
+            }
+            None => None,
+        },
         compression: http.middleware.contains(&config::Middleware::Gzip),
         uploads: UploadLimits {
             dir: http.uploads.dir.clone(),
@@ -370,6 +388,8 @@ fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
         },
         header_read_timeout: config.pacer.http.header_read_timeout,
         max_requests_per_connection: config.pacer.http.max_requests_per_connection,
+        max_header_count: config.pacer.http.max_header_count,
+        max_header_bytes: config.pacer.http.max_header_bytes,
         max_concurrent_streams: http.http2.max_concurrent_streams,
         h2c: http.http2.h2c,
     })

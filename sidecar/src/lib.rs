@@ -9,6 +9,7 @@ pub mod logging;
 pub mod metrics;
 pub mod pid1;
 pub mod pool;
+pub mod readiness;
 pub mod relay;
 pub mod reload;
 pub mod rpc;

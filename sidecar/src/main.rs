@@ -267,7 +267,8 @@ fn serve(loaded: Loaded, options: RunOptions) -> ExitCode {
             | app::AppError::NoHttp
             | app::AppError::Static { .. }
             | app::AppError::Tls(_)
-            | app::AppError::Headers(_)),
+            | app::AppError::Headers(_)
+            | app::AppError::Sendfile(_)),
         ) => {
             tracing::error!(%error, "cannot start");
             ExitCode::from(EXIT_CONFIG)

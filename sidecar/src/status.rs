@@ -7,7 +7,8 @@
 //!   alive, busy or not (a fully busy pod is still ready — queueing beats being taken out
 //!   of the Service). 503 while draining or while no worker is alive — except in
 //!   `pool.debug` mode, where workers only live for one request each; there it is 503
-//!   only while workers fail to start.
+//!   only while workers fail to start. With `pacer.readiness.mode: saturation` it is
+//!   also 503 while the queue stays long (see [`crate::readiness`]).
 //!
 //! The body is RoadRunner's JSON shape: `[{"plugin_name","error_message","status_code"}]`;
 //! `?plugin=http` is accepted, unknown plugins are skipped like RoadRunner does.
@@ -21,6 +22,7 @@ use http_body_util::Full;
 
 use crate::endpoint::respond;
 use crate::pool::Pool;
+use crate::readiness::SaturationFlag;
 
 /// What the status endpoints look at.
 #[derive(Clone, Debug)]
@@ -28,6 +30,8 @@ pub struct Status {
     pool: Pool,
     draining: Arc<AtomicBool>,
     unavailable_code: u16,
+    /// Set in saturation mode (`pacer.readiness.mode: saturation`).
+    saturation: Option<Arc<SaturationFlag>>,
 }
 
 #[derive(serde::Serialize)]
@@ -43,7 +47,14 @@ impl Status {
             pool,
             draining: Arc::new(AtomicBool::new(false)),
             unavailable_code,
+            saturation: None,
         }
+    }
+
+    /// `/ready` also follows this flag (saturation mode).
+    pub fn with_saturation(mut self, flag: Arc<SaturationFlag>) -> Status {
+        self.saturation = Some(flag);
+        self
     }
 
     /// From now on `/ready` answers 503.
@@ -69,6 +80,11 @@ impl Status {
                 Some(e) => format!("no workers: {e}"),
                 None => "no workers yet".into(),
             });
+        }
+        if self.saturation.as_ref().is_some_and(|f| f.is_set()) {
+            return Err(
+                "saturated: the request queue has stayed above pacer.readiness.queue_high".into(),
+            );
         }
         Ok(())
     }

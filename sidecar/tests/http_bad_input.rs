@@ -248,8 +248,9 @@ async fn malformed_multipart_is_400() {
 async fn invalid_method_uri_and_oversized_headers_never_reach_php() {
     let server = Builder::new("http.php").workers(1).start().await;
     let before = jobs(&server);
-    let huge = "a".repeat(200 * 1024);
-    let many: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();
+    // Past the defaults: pacer.http.max_header_bytes (1 MiB) and max_header_count (1000).
+    let huge = "a".repeat(2 << 20);
+    let many: String = (0..1500).map(|i| format!("X-H{i}: v\r\n")).collect();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
             "space in method",
@@ -491,6 +492,7 @@ async fn quick_timeout_server(
         access_logs: false,
         expose_errors: false,
         static_files: None,
+        sendfile: None,
         static_headers: Default::default(),
         headers: Default::default(),
         redirect_to_https: None,
@@ -498,6 +500,8 @@ async fn quick_timeout_server(
         uploads: UploadLimits::default(),
         header_read_timeout,
         max_requests_per_connection: 100,
+        max_header_count: 1000,
+        max_header_bytes: 1 << 20,
         max_concurrent_streams: 16,
         h2c,
     };

@@ -256,7 +256,7 @@ async fn status_codes_from_php_reach_the_client() {
 }
 
 #[tokio::test]
-async fn invalid_statuses_and_header_injection_from_php_become_502() {
+async fn invalid_statuses_and_header_injection_from_php_become_500() {
     let server = Builder::new("http.php").workers(1).start().await;
     let client = h1();
     // 1xx is not a final status: a single frame with one has nothing to follow it,
@@ -270,7 +270,7 @@ async fn invalid_statuses_and_header_injection_from_php_become_502() {
         "/status/103",
     ] {
         let r = send(&client, get(&server.url(path))).await;
-        assert_eq!(r.status, 502, "{path}: {}", r.text());
+        assert_eq!(r.status, 500, "{path}: {}", r.text());
     }
     // A header with CR/LF never reaches the client; checked on the raw bytes.
     let (raw, _) = raw_exchange(
@@ -279,7 +279,7 @@ async fn invalid_statuses_and_header_injection_from_php_become_502() {
         20,
     )
     .await;
-    assert_eq!(raw_status(&raw), 502, "{raw}");
+    assert_eq!(raw_status(&raw), 500, "{raw}");
     assert!(!raw.contains("Injected"), "{raw}");
     assert!(!raw.contains("evil"), "{raw}");
     assert!(!raw.contains("bad header"), "the PHP body leaked: {raw}");
@@ -1190,7 +1190,7 @@ async fn exec_ttl_is_504_and_the_worker_is_replaced() {
 }
 
 #[tokio::test]
-async fn worker_killed_mid_request_is_502_and_replaced() {
+async fn worker_killed_mid_request_is_500_and_replaced() {
     let server = Builder::new("http.php").workers(1).start().await;
     let client = h1();
     let pid = pid_via(&client, &server).await;
@@ -1203,7 +1203,7 @@ async fn worker_killed_mid_request_is_502_and_replaced() {
     )
     .unwrap();
     let r = victim.await.unwrap();
-    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.status, 500, "{}", r.text());
     let next = pid_via(&client, &server).await;
     assert_ne!(next, pid);
     assert!(server.pool().wait_ready(1, Duration::from_secs(20)).await);
@@ -1306,7 +1306,7 @@ async fn workers_that_cannot_start_make_ready_503_with_the_reason_and_requests_5
     assert_eq!(fetch(&server.status_url("/health")).await.status, 200);
     let r = fetch(&server.url("/")).await;
     assert!(
-        r.status == 503 || r.status == 502,
+        r.status == 503 || r.status == 500,
         "{} {}",
         r.status,
         r.text()

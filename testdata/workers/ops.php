@@ -20,6 +20,7 @@
  *   garbage  write the body (or a default text) straight to STDOUT, bypassing the frame
  *            layer (corrupts a pipes relay; on a socket relay STDOUT is not the relay),
  *            then echo
+ *   garbage_after  echo, then write the body (or a default text) straight to STDOUT
  *   fork     leave a child process (`sleep`, {"secs":N}, default 60) in this process group,
  *            still holding this worker's stdin/stdout; body = the child's pid
  *   stderr   write the body as a line to STDERR, then echo
@@ -148,6 +149,10 @@ while ($payload = $worker->waitPayload()) {
         case 'garbage':
             fwrite(STDOUT, $payload->body !== '' ? $payload->body : "garbage: this is not a goridge frame\n");
             $echo($payload->body);
+            break;
+        case 'garbage_after':
+            $echo($payload->body);
+            fwrite(STDOUT, $payload->body !== '' ? $payload->body : "garbage after the reply\n");
             break;
         case 'fork':
             $echo((string) $spawnChild((int) ($ctx['secs'] ?? 60)));

@@ -64,11 +64,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch"]
-# The app's pods: their IPs for metrics, OOM kills from their container statuses; memory
-# limits are delivered by in-place resize.
+# The app's pods: watched so that a pod that cannot run turns Ready False at once (with
+# the kubelet's reason); their IPs for metrics, OOM kills from their container statuses;
+# memory limits are delivered by in-place resize.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["pods/resize"]
   verbs: ["patch"]

@@ -143,6 +143,11 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
         server_memory: last.metrics.process_memory.map(|m| m as u64),
         pod_memory_peak: (pod_memory_peak > 0.0).then_some(pod_memory_peak as u64),
         worker_cpu_cores,
+        target_workers: last
+            .metrics
+            .target_workers
+            .filter(|w| w.is_finite() && *w >= 0.0)
+            .map(|w| w.round() as u32),
     })
 }
 

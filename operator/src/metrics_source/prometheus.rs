@@ -136,6 +136,8 @@ pub struct Queries {
     pub pod_peak: String,
     /// CPU cores the workers used by pod.
     pub cpu: String,
+    /// The pool size each pod's pacer is configured for, now.
+    pub target_workers: String,
 }
 
 /// Builds the queries for a target.
@@ -186,6 +188,7 @@ pub fn queries(target: &Target) -> Queries {
              + sum by (pod) (max_over_time(pacer_worker_memory_bytes{sel}[{w}]))"
         ),
         cpu: format!("sum by (pod) (rate(pacer_worker_cpu_seconds_total{sel}[{w}]))"),
+        target_workers: format!("max by (pod) (pacer_pool_target_workers{sel})"),
     }
 }
 
@@ -238,6 +241,8 @@ pub struct Answers {
     pub pod_peak: Vec<Series>,
     /// See [`Queries::cpu`].
     pub cpu: Vec<Series>,
+    /// See [`Queries::target_workers`].
+    pub target_workers: Vec<Series>,
 }
 
 /// Combines the answers into per-pod samples (pure). Pods without a live-worker series
@@ -257,6 +262,7 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
     let server = by_pod(&answers.server_memory);
     let peak = by_pod(&answers.pod_peak);
     let cpu = by_pod(&answers.cpu);
+    let target_workers = by_pod(&answers.target_workers);
     let get = |m: &BTreeMap<String, f64>, pod: &str| m.get(pod).copied().unwrap_or(0.0);
 
     let pods = target
@@ -294,6 +300,10 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                 server_memory: server.get(pod).map(|m| *m as u64),
                 pod_memory_peak: peak.get(pod).map(|m| *m as u64),
                 worker_cpu_cores: cpu.get(pod).copied(),
+                target_workers: target_workers
+                    .get(pod)
+                    .filter(|w| **w >= 0.0)
+                    .map(|w| w.round() as u32),
             })
         })
         .collect();
@@ -347,6 +357,7 @@ impl Prometheus {
             &q.server_memory,
             &q.pod_peak,
             &q.cpu,
+            &q.target_workers,
         ];
         let mut results = try_join_all(list.iter().map(|query| self.query(base, query, time)))
             .await?
@@ -366,6 +377,7 @@ impl Prometheus {
             server_memory: next(),
             pod_peak: next(),
             cpu: next(),
+            target_workers: next(),
         };
         Ok(combine(target, &answers))
     }

@@ -171,6 +171,22 @@ pub fn template_memory(
         .unwrap_or(desired)
 }
 
+/// Sets the memory request and limit of the app container in `d`'s pod template.
+pub fn set_template_memory(d: &mut Deployment, bytes: u64) {
+    let quantity = Quantity(crate::units::format_memory(bytes));
+    let container = d
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.spec.as_mut())
+        .and_then(|p| p.containers.iter_mut().find(|c| c.name == APP_CONTAINER));
+    if let Some(resources) = container.map(|c| c.resources.get_or_insert_with(Default::default)) {
+        for list in [&mut resources.requests, &mut resources.limits] {
+            list.get_or_insert_with(BTreeMap::new)
+                .insert("memory".to_owned(), quantity.clone());
+        }
+    }
+}
+
 /// The Deployment.
 ///
 /// # Errors

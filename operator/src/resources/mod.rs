@@ -12,6 +12,9 @@ pub mod simple;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use pacer_crds::PhpAppServerSpec;
 
@@ -84,6 +87,32 @@ impl Inputs<'_> {
             ..ObjectMeta::default()
         }
     }
+}
+
+/// Every object a `PhpAppServer` owns, as it should be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    /// The ConfigMap with `rr.yaml` (applied first, so new pods start with it).
+    pub config_map: ConfigMap,
+    /// The Deployment.
+    pub deployment: Deployment,
+    /// The Service.
+    pub service: Service,
+    /// The PodDisruptionBudget.
+    pub pod_disruption_budget: PodDisruptionBudget,
+}
+
+/// The one function that builds the owned objects.
+///
+/// # Errors
+/// Serialisation failure of `rr.yaml` or of the config fingerprint (not expected).
+pub fn desired(inputs: &Inputs<'_>) -> Result<Desired, serde_yaml::Error> {
+    Ok(Desired {
+        config_map: simple::config_map(inputs)?,
+        deployment: deployment::deployment(inputs)?,
+        service: simple::service(inputs),
+        pod_disruption_budget: simple::pod_disruption_budget(inputs),
+    })
 }
 
 /// Name of the ConfigMap holding `rr.yaml`.

@@ -684,6 +684,7 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
                 server_memory: Some(24 * MI),
                 pod_memory_peak: worker_mib.map(|m| 4 * m * MI + 24 * MI),
                 worker_cpu_cores: cpu,
+                target_workers: None,
             },
         )
 }

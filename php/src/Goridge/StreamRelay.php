@@ -59,6 +59,18 @@ final class StreamRelay extends Relay
         return $this->out;
     }
 
+    /**
+     * Stops taking frames: closes the input, so the server's next write fails at once
+     * (EPIPE) and it gives that job to another worker. For a worker that is about to exit
+     * right after its last response.
+     */
+    public function closeInput(): void
+    {
+        if (\is_resource($this->in)) {
+            @\fclose($this->in);
+        }
+    }
+
     public function close(): void
     {
         foreach ([$this->in, $this->out] as $stream) {

@@ -95,43 +95,7 @@ class PSR7Worker
      */
     protected function configureServer(Request $request): array
     {
-        $server = $this->originalServer;
-        $now = \microtime(true);
-        $server['REQUEST_URI'] = $request->getPathAndQuery();
-        $server['REQUEST_METHOD'] = $request->method;
-        $server['REQUEST_TIME'] = (int) $now;
-        $server['REQUEST_TIME_FLOAT'] = $now;
-        $server['REMOTE_ADDR'] = $request->getRemoteAddr();
-        $server['SERVER_PROTOCOL'] = $request->protocol;
-        $server['QUERY_STRING'] = $request->rawQuery;
-        $server['HTTP_USER_AGENT'] = '';
-
-        $parts = \parse_url($request->uri);
-        if (\is_array($parts)) {
-            if (isset($parts['host'])) {
-                $server['SERVER_NAME'] = $parts['host'];
-                $server['HTTP_HOST'] = $parts['host'] . (isset($parts['port']) ? ':' . $parts['port'] : '');
-            }
-            if (isset($parts['port'])) {
-                $server['SERVER_PORT'] = $parts['port'];
-            }
-            if (($parts['scheme'] ?? '') === 'https') {
-                $server['HTTPS'] = 'on';
-            } else {
-                unset($server['HTTPS']);
-            }
-        }
-
-        foreach ($request->headers as $name => $values) {
-            $key = \strtoupper(\str_replace('-', '_', $name));
-            if ($key === 'CONTENT_TYPE' || $key === 'CONTENT_LENGTH') {
-                $server[$key] = \implode(', ', $values);
-            } else {
-                $server['HTTP_' . $key] = \implode(', ', $values);
-            }
-        }
-
-        return $server;
+        return ServerParams::build($request, $this->originalServer);
     }
 
     /** @param array<array-key, mixed> $server */

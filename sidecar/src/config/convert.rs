@@ -288,6 +288,35 @@ fn http(raw: HttpRaw, metrics_on: bool, ctx: &mut Ctx<'_>) -> HttpConfig {
         "http.headers",
         headers,
     );
+    let sendfile = raw.sendfile.map(|raw| SendfileConfig {
+        roots: ctx
+            .strings("http.sendfile.roots", raw.roots.as_ref())
+            .unwrap_or_default()
+            .iter()
+            .map(|r| ctx.resolve(std::path::Path::new(r)))
+            .collect(),
+    });
+    let sendfile = match (sendfile, middleware.contains(&Middleware::Sendfile)) {
+        (Some(s), true) if !s.roots.is_empty() => Some(s),
+        (_, true) => {
+            // Unlike a missing `static` section, this is not ignorable: PHP would send
+            // X-Sendfile responses that nobody serves (empty downloads).
+            ctx.error(ConfigError::Missing {
+                key: "http.sendfile.roots".into(),
+                hint: "the directories X-Sendfile responses may name files under, e.g. \
+                       sendfile: {roots: [storage/exports]} (the sendfile middleware is on)"
+                    .into(),
+            });
+            None
+        }
+        (Some(_), false) => {
+            ctx.warn(
+                "http.sendfile is configured but \"sendfile\" is not in http.middleware, so it is not used",
+            );
+            None
+        }
+        (None, false) => None,
+    };
     if middleware.contains(&Middleware::HttpMetrics) && !metrics_on {
         ctx.warn("http.middleware: http_metrics has no effect without a metrics section");
     }
@@ -332,6 +361,7 @@ fn http(raw: HttpRaw, metrics_on: bool, ctx: &mut Ctx<'_>) -> HttpConfig {
         trusted_subnets,
         uploads,
         static_files,
+        sendfile,
         headers,
         ssl,
         http2,
@@ -1082,13 +1112,70 @@ fn pacer(raw: PacerRaw, endure: Option<EndureRaw>, ctx: &mut Ctx<'_>) -> PacerCo
         },
         runtime: RuntimeConfig { threads },
         http: pacer_http(raw.http.unwrap_or_default(), ctx),
+        readiness: readiness(raw.readiness.unwrap_or_default(), ctx),
     }
+}
+
+fn readiness(raw: ReadinessRaw, ctx: &mut Ctx<'_>) -> ReadinessConfig {
+    let mode = ctx.string("pacer.readiness.mode", raw.mode.as_ref());
+    let saturation = match mode.as_deref().map(str::trim) {
+        None | Some("accepting") => false,
+        Some("saturation") => true,
+        Some(_) => {
+            if let Some(v) = raw.mode.as_ref() {
+                ctx.invalid("pacer.readiness.mode", v, "\"accepting\" or \"saturation\"");
+            }
+            false
+        }
+    };
+    let high = ctx
+        .uint("pacer.readiness.queue_high", raw.queue_high.as_ref())
+        .map_or(10, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    if high == 0
+        && let Some(v) = raw.queue_high.as_ref()
+    {
+        ctx.invalid("pacer.readiness.queue_high", v, "a positive integer");
+    }
+    let low = ctx
+        .uint("pacer.readiness.queue_low", raw.queue_low.as_ref())
+        .map_or(high / 2, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    if low >= high
+        && high > 0
+        && let Some(v) = raw.queue_low.as_ref()
+    {
+        ctx.invalid(
+            "pacer.readiness.queue_low",
+            v,
+            &format!("an integer below queue_high ({high})"),
+        );
+    }
+    let high_for = ctx
+        .duration("pacer.readiness.high_for", raw.high_for.as_ref())
+        .unwrap_or(Duration::from_secs(5));
+    let low_for = ctx
+        .duration("pacer.readiness.low_for", raw.low_for.as_ref())
+        .unwrap_or(Duration::from_secs(10));
+    if !saturation {
+        return ReadinessConfig::Accepting;
+    }
+    ReadinessConfig::Saturation(SaturationConfig {
+        queue_high: high.max(1),
+        queue_low: low.min(high.max(1) - 1),
+        high_for,
+        low_for,
+    })
 }
 
 /// Default of `pacer.http.header_read_timeout`.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default of `pacer.http.max_requests_per_connection`.
 pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u64 = 10_000;
+/// Default of `pacer.http.max_header_count`.
+pub const DEFAULT_MAX_HEADER_COUNT: usize = 1000;
+/// Default of `pacer.http.max_header_bytes` (Go's `http.DefaultMaxHeaderBytes`).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 1 << 20;
+/// The smallest `pacer.http.max_header_bytes` (hyper's smallest read buffer).
+const MIN_HEADER_BYTES: u64 = 8192;
 
 fn pacer_http(raw: PacerHttpRaw, ctx: &mut Ctx<'_>) -> PacerHttpConfig {
     let key = "pacer.http.header_read_timeout";
@@ -1110,5 +1197,33 @@ fn pacer_http(raw: PacerHttpRaw, ctx: &mut Ctx<'_>) -> PacerHttpConfig {
                 raw.max_requests_per_connection.as_ref(),
             )
             .unwrap_or(DEFAULT_MAX_REQUESTS_PER_CONNECTION),
+        max_header_count: match ctx
+            .uint("pacer.http.max_header_count", raw.max_header_count.as_ref())
+        {
+            Some(0) => {
+                if let Some(v) = raw.max_header_count.as_ref() {
+                    ctx.invalid("pacer.http.max_header_count", v, "a positive integer");
+                }
+                DEFAULT_MAX_HEADER_COUNT
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => DEFAULT_MAX_HEADER_COUNT,
+        },
+        max_header_bytes: match ctx
+            .uint("pacer.http.max_header_bytes", raw.max_header_bytes.as_ref())
+        {
+            Some(n) if n < MIN_HEADER_BYTES || n > u64::from(u32::MAX) => {
+                if let Some(v) = raw.max_header_bytes.as_ref() {
+                    ctx.invalid(
+                        "pacer.http.max_header_bytes",
+                        v,
+                        &format!("an integer from {MIN_HEADER_BYTES} to {}", u32::MAX),
+                    );
+                }
+                DEFAULT_MAX_HEADER_BYTES
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => DEFAULT_MAX_HEADER_BYTES,
+        },
     }
 }

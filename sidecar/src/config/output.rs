@@ -124,10 +124,25 @@ pub(crate) fn to_tree(c: &Config) -> Value {
                         .put(
                             "max_requests_per_connection",
                             c.pacer.http.max_requests_per_connection,
-                        ),
-                ),
+                        )
+                        .put("max_header_count", c.pacer.http.max_header_count as u64)
+                        .put("max_header_bytes", c.pacer.http.max_header_bytes as u64),
+                )
+                .put("readiness", readiness(&c.pacer.readiness)),
         )
         .into()
+}
+
+fn readiness(r: &ReadinessConfig) -> M {
+    match r {
+        ReadinessConfig::Accepting => M::new().put("mode", "accepting"),
+        ReadinessConfig::Saturation(s) => M::new()
+            .put("mode", "saturation")
+            .put("queue_high", s.queue_high as u64)
+            .put("queue_low", s.queue_low as u64)
+            .put("high_for", dur(s.high_for))
+            .put("low_for", dur(s.low_for)),
+    }
 }
 
 fn server(s: &ServerConfig) -> M {
@@ -181,6 +196,12 @@ fn http(h: &HttpConfig) -> M {
             }),
         )
         .put_opt("headers", h.headers.as_ref().map(headers))
+        .put_opt(
+            "sendfile",
+            h.sendfile
+                .as_ref()
+                .map(|s| M::new().put("roots", paths(&s.roots))),
+        )
         .put_opt(
             "ssl",
             h.ssl.as_ref().map(|s| {

@@ -62,6 +62,7 @@ pub(crate) struct HttpRaw {
     #[serde(rename = "static")]
     pub static_files: Option<StaticRaw>,
     pub headers: Option<HeadersRaw>,
+    pub sendfile: Option<SendfileRaw>,
     pub ssl: Option<SslRaw>,
     pub http2: Option<Http2Raw>,
     pub pool: Option<PoolRaw>,
@@ -255,6 +256,23 @@ pub(crate) struct PacerRaw {
     pub shutdown: Option<ShutdownRaw>,
     pub runtime: Option<RuntimeRaw>,
     pub http: Option<PacerHttpRaw>,
+    pub readiness: Option<ReadinessRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct SendfileRaw {
+    pub roots: V,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct ReadinessRaw {
+    pub mode: V,
+    pub queue_high: V,
+    pub queue_low: V,
+    pub high_for: V,
+    pub low_for: V,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,6 +280,8 @@ pub(crate) struct PacerRaw {
 pub(crate) struct PacerHttpRaw {
     pub header_read_timeout: V,
     pub max_requests_per_connection: V,
+    pub max_header_count: V,
+    pub max_header_bytes: V,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -146,6 +146,8 @@ fn minimal_config_defaults() {
     assert_eq!(c.pacer.runtime.threads, 0);
     assert_eq!(c.pacer.http.header_read_timeout, Duration::from_secs(30));
     assert_eq!(c.pacer.http.max_requests_per_connection, 10_000);
+    assert_eq!(c.pacer.http.max_header_count, 1000);
+    assert_eq!(c.pacer.http.max_header_bytes, 1 << 20);
     assert!(c.dotenv.is_empty());
 }
 
@@ -284,8 +286,11 @@ fn every_key_parses() {
         ("reload: {interval: 2s, patterns: [.php, .env], services: {http: {dirs: [src, /app], recursive: true, ignore: [vendor], patterns: [.twig]}}}".into(), "/reload",
             json!({"interval": "2s", "patterns": [".php", ".env"], "services": {"http": {"dirs": [format!("{w}/src"), "/app"], "recursive": true, "ignore": [format!("{w}/vendor")], "patterns": [".twig"]}}})),
         // pacer / endure
-        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4}, "http": {"header_read_timeout": "30s", "max_requests_per_connection": 10000}})),
-        ("pacer: {http: {header_read_timeout: 5s, max_requests_per_connection: 0}}".into(), "/pacer/http", json!({"header_read_timeout": "5s", "max_requests_per_connection": 0})),
+        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4}, "http": {"header_read_timeout": "30s", "max_requests_per_connection": 10000, "max_header_count": 1000, "max_header_bytes": 1048576}, "readiness": {"mode": "accepting"}})),
+        ("pacer: {readiness: {mode: saturation}}".into(), "/pacer/readiness", json!({"mode": "saturation", "queue_high": 10, "queue_low": 5, "high_for": "5s", "low_for": "10s"})),
+        ("pacer: {readiness: {mode: saturation, queue_high: 4, queue_low: 1, high_for: 2s, low_for: 1m}}".into(), "/pacer/readiness", json!({"mode": "saturation", "queue_high": 4, "queue_low": 1, "high_for": "2s", "low_for": "1m0s"})),
+        ("pacer: {http: {header_read_timeout: 5s, max_requests_per_connection: 0}}".into(), "/pacer/http", json!({"header_read_timeout": "5s", "max_requests_per_connection": 0, "max_header_count": 1000, "max_header_bytes": 1048576})),
+        ("pacer: {http: {max_header_count: 200, max_header_bytes: 65536}}".into(), "/pacer/http", json!({"header_read_timeout": "30s", "max_requests_per_connection": 10000, "max_header_count": 200, "max_header_bytes": 65536})),
         ("endure: {grace_period: 45s}".into(), "/pacer/shutdown/grace_period", json!("45s")),
         ("endure: {grace_period: 45s}\npacer: {shutdown: {grace_period: 10s}}".into(), "/pacer/shutdown/grace_period", json!("10s")),
         ("pacer: {shutdown: {grace_period: 0s}}".into(), "/pacer/shutdown/grace_period", json!("0s")),
@@ -567,8 +572,12 @@ fn ignored_and_deprecated_settings_warn() {
             "http.pool.dynamic_allocator is accepted but not used: pacer scales the pool through the operator (num_workers can change live)",
         ),
         (
-            "http: {address: ':80', middleware: [sendfile]}",
-            "http.middleware: \"sendfile\" is not implemented by pacer (ignored); pacer has static, gzip, headers, http_metrics, proxy_ip_parser",
+            "http: {address: ':80', middleware: [etag]}",
+            "http.middleware: \"etag\" is not implemented by pacer (ignored); pacer has static, gzip, headers, http_metrics, proxy_ip_parser, sendfile",
+        ),
+        (
+            "http: {address: ':80', sendfile: {roots: [.]}}",
+            "http.sendfile is configured but \"sendfile\" is not in http.middleware, so it is not used",
         ),
         (
             "http: {address: ':80', middleware: [gzip, gzip]}",
@@ -711,6 +720,11 @@ fn bad_values_name_key_value_and_expectation() {
         ("pacer: {runtime: {threads: 5000}}", "pacer.runtime.threads: 5000 is not an integer from 0 to 1024".into()),
         ("pacer: {http: {header_read_timeout: 0s}}", "pacer.http.header_read_timeout: \"0s\" is not a positive duration (e.g. \"10s\")".into()),
         ("pacer: {http: {max_requests_per_connection: -1}}", "pacer.http.max_requests_per_connection: -1 is not a non-negative integer".into()),
+        ("http: {address: ':80', middleware: [sendfile]}", "http.sendfile.roots is required: the directories X-Sendfile responses may name files under, e.g. sendfile: {roots: [storage/exports]} (the sendfile middleware is on)".into()),
+        ("pacer: {readiness: {mode: busy}}", "pacer.readiness.mode: \"busy\" is not \"accepting\" or \"saturation\"".into()),
+        ("pacer: {readiness: {mode: saturation, queue_high: 4, queue_low: 4}}", "pacer.readiness.queue_low: 4 is not an integer below queue_high (4)".into()),
+        ("pacer: {http: {max_header_count: 0}}", "pacer.http.max_header_count: 0 is not a positive integer".into()),
+        ("pacer: {http: {max_header_bytes: 100}}", "pacer.http.max_header_bytes: 100 is not an integer from 8192 to 4294967295".into()),
         ("pacer: {shutdown: {delay: soon}}", format!("pacer.shutdown.delay: \"soon\" is not {dur}: invalid duration \"soon\"")),
     ];
     assert!(cases.len() >= 15);

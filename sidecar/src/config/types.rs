@@ -131,6 +131,10 @@ pub struct HttpConfig {
     /// `middleware` (RoadRunner's static plugin is a middleware: configured but not
     /// listed means not served; a warning says so).
     pub static_files: Option<StaticConfig>,
+    /// `http.sendfile` (pacer's; RoadRunner's `sendfile` middleware has no settings and
+    /// serves any path): the directories an `X-Sendfile` response may name a file
+    /// under. Required when `sendfile` is in `http.middleware`.
+    pub sendfile: Option<SendfileConfig>,
     /// `http.headers`, present only when configured and `headers` is in `middleware`.
     pub headers: Option<HeadersConfig>,
     /// `http.ssl`: an HTTPS listener beside (or instead of) `address`.
@@ -168,15 +172,19 @@ pub enum Middleware {
     HttpMetrics,
     /// `proxy_ip_parser`: client IP from proxy headers of `trusted_subnets` peers.
     ProxyIpParser,
+    /// `sendfile`: a response's `X-Sendfile` file, streamed by pacer from under
+    /// `http.sendfile.roots`.
+    Sendfile,
 }
 
 impl Middleware {
-    pub const ALL: [Middleware; 5] = [
+    pub const ALL: [Middleware; 6] = [
         Middleware::Static,
         Middleware::Gzip,
         Middleware::Headers,
         Middleware::HttpMetrics,
         Middleware::ProxyIpParser,
+        Middleware::Sendfile,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -186,6 +194,7 @@ impl Middleware {
             Middleware::Headers => "headers",
             Middleware::HttpMetrics => "http_metrics",
             Middleware::ProxyIpParser => "proxy_ip_parser",
+            Middleware::Sendfile => "sendfile",
         }
     }
 
@@ -553,6 +562,40 @@ pub struct PacerConfig {
     pub shutdown: ShutdownConfig,
     pub runtime: RuntimeConfig,
     pub http: PacerHttpConfig,
+    /// `pacer.readiness`: what `/ready` says about a busy pod.
+    pub readiness: ReadinessConfig,
+}
+
+/// `http.sendfile`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendfileConfig {
+    /// `http.sendfile.roots`: directories (relative ones from the working directory).
+    pub roots: Vec<std::path::PathBuf>,
+}
+
+/// `pacer.readiness.mode`: `accepting` (the default: ready while workers live, however
+/// busy) or `saturation` (also not ready while the queue stays long; see
+/// [`SaturationConfig`]).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum ReadinessConfig {
+    #[default]
+    Accepting,
+    Saturation(SaturationConfig),
+}
+
+/// `pacer.readiness` in `saturation` mode: `/ready` turns 503 once the request queue has
+/// held at least `queue_high` requests for `high_for`, and 200 again once it has held at
+/// most `queue_low` for `low_for`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SaturationConfig {
+    /// `pacer.readiness.queue_high`. Default 10.
+    pub queue_high: usize,
+    /// `pacer.readiness.queue_low`: below `queue_high`. Default `queue_high / 2`.
+    pub queue_low: usize,
+    /// `pacer.readiness.high_for`. Default 5s.
+    pub high_for: Duration,
+    /// `pacer.readiness.low_for`. Default 10s.
+    pub low_for: Duration,
 }
 
 /// `pacer.http`: connection limits of the HTTP server that RoadRunner's `http` section
@@ -567,6 +610,14 @@ pub struct PacerHttpConfig {
     /// connection is closed (`Connection: close` on the last response), so that load
     /// spreads again over the pods behind a Service. 0 = unlimited. Default 10000.
     pub max_requests_per_connection: u64,
+    /// `pacer.http.max_header_count`: most header fields one request may carry; more is
+    /// 431. Default 1000 (Go's server, and so RoadRunner, has no count limit, only the
+    /// byte limit below; 1000 is far above what browsers and proxies send).
+    pub max_header_count: usize,
+    /// `pacer.http.max_header_bytes`: largest request head (request line and headers;
+    /// for HTTP/2 the header list) in bytes; more is 431. Default 1 MiB, Go's
+    /// `DefaultMaxHeaderBytes` that RoadRunner runs with. At least 8192.
+    pub max_header_bytes: usize,
 }
 
 /// `pacer.shutdown`: what happens on SIGTERM.

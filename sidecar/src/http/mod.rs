@@ -6,6 +6,7 @@ pub mod convert;
 pub mod form;
 pub mod headers;
 pub mod response;
+pub mod sendfile;
 pub mod server;
 pub mod static_files;
 pub mod uploads;

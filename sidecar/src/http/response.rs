@@ -11,8 +11,9 @@
 //!
 //! Whatever PHP sends is checked before it can reach a client: the status must be
 //! 100..=599, names must be tokens and values must not hold CR, LF, NUL or other
-//! control bytes. Any violation is a [`ResponseError`] (the server answers 502 and
-//! logs it), never a partially applied header set.
+//! control bytes. Any violation is a [`ResponseError`] (the server answers
+//! `http.internal_error_code`, 500 by default, and logs it), never a partially
+//! applied header set.
 
 use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -23,7 +24,7 @@ use crate::relay::flags;
 use crate::worker::Payload;
 
 /// Why a worker's response context cannot be used. Every variant means "the worker
-/// answered something no client may see": 502.
+/// answered something no client may see": `http.internal_error_code` (500).
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseError {
     #[error("response context is not valid JSON: {0}")]

@@ -50,6 +50,8 @@ pub struct HttpSettings {
     /// Put the PHP error text into 500 bodies (`pool.debug`); never in production.
     pub expose_errors: bool,
     pub static_files: Option<StaticFiles>,
+    /// The `sendfile` middleware: `X-Sendfile` replies served from these roots.
+    pub sendfile: Option<super::sendfile::Sendfile>,
     /// `http.static.response`: headers added to static file responses.
     pub static_headers: FixedHeaders,
     /// The `headers` middleware: fixed request/response headers and CORS.
@@ -63,6 +65,10 @@ pub struct HttpSettings {
     pub header_read_timeout: Duration,
     /// Requests served on one HTTP/1.1 connection before it is closed.
     pub max_requests_per_connection: u64,
+    /// Most header fields in one request (`pacer.http.max_header_count`); more is 431.
+    pub max_header_count: usize,
+    /// Largest request head in bytes (`pacer.http.max_header_bytes`); more is 431.
+    pub max_header_bytes: usize,
     pub max_concurrent_streams: u32,
     /// HTTP/2 with prior knowledge on the plain listener (`http.http2.h2c`); off, it
     /// speaks HTTP/1.x only, like RoadRunner. TLS negotiates h2 by ALPN regardless.
@@ -140,6 +146,12 @@ impl HttpHandler {
         }
         if req.uri() == "*" {
             return asterisk_form(req.method());
+        }
+        if req.headers().len() > self.settings.max_header_count {
+            // HTTP/1 is held to the count by hyper's parser; HTTP/2 only to the bytes.
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+            return r;
         }
         if !conn.tls
             && let Some(port) = self.settings.redirect_to_https
@@ -248,6 +260,13 @@ impl HttpHandler {
                         "status {} is not a final response",
                         head.status.as_u16()
                     )));
+                }
+                if let Some(sendfile) = &self.settings.sendfile
+                    && let Some(file) = head.headers.remove(super::sendfile::X_SENDFILE)
+                {
+                    // PHP's body is dropped: the file is the body.
+                    let response = build(head, empty());
+                    return Ok(Box::pin(sendfile.serve(&file, response)).await);
                 }
                 let body = match head.trailers.clone() {
                     None => full(reply.body),
@@ -367,8 +386,10 @@ impl HttpHandler {
             HttpError::Pool(PoolError::Soft(_)) => {
                 (self.settings.internal_error_code, "internal server error")
             }
+            // A worker that crashed, answered garbage or could not be started: RoadRunner
+            // answers these with `http.internal_error_code` too (default 500), not 502.
             HttpError::Pool(_) | HttpError::BadResponse(_) => {
-                (StatusCode::BAD_GATEWAY, "the worker failed")
+                (self.settings.internal_error_code, "the worker failed")
             }
         };
         match &error {
@@ -405,10 +426,32 @@ impl HttpHandler {
     }
 }
 
+/// What PHP's SAPIs send when a script sets no Content-Type (`default_mimetype` and
+/// `default_charset`); RoadRunner's responses carry it too.
+const DEFAULT_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("text/html; charset=UTF-8");
+
+/// Entity headers a 304 must not carry (RFC 9110 §15.4.5); Go's server, and so
+/// RoadRunner, drops exactly these.
+const SUPPRESSED_304: [header::HeaderName; 3] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+];
+
 fn build(head: ResponseHead, body: Body) -> Response<Body> {
     let mut r = Response::new(body);
     *r.status_mut() = head.status;
     *r.headers_mut() = head.headers;
+    if head.status == StatusCode::NOT_MODIFIED {
+        for name in SUPPRESSED_304 {
+            r.headers_mut().remove(name);
+        }
+    } else if head.status != StatusCode::NO_CONTENT
+        && !r.headers().contains_key(header::CONTENT_TYPE)
+    {
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, DEFAULT_CONTENT_TYPE);
+    }
     if !single_valid_length(r.headers()) {
         // hyper would send an unparsable or repeated value as it is.
         r.headers_mut().remove(header::CONTENT_LENGTH);
@@ -524,10 +567,13 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(handler.settings.header_read_timeout)
         .keep_alive(true)
-        .max_buf_size(64 * 1024);
+        // The head must fit the read buffer: hyper answers 431 past it.
+        .max_buf_size(handler.settings.max_header_bytes.max(8192))
+        .max_headers(handler.settings.max_header_count);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(handler.settings.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(handler.settings.max_concurrent_streams)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);

@@ -15,21 +15,89 @@ const MAX_RESERVE: usize = 1 << 20;
 const DIAGNOSTIC_BYTES: usize = 512;
 
 /// Decoder and encoder of Goridge v3 frames.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct FrameCodec {
     max_frame_size: usize,
+    /// Skip bytes that are not a frame (and keep them in `stray`) instead of failing.
+    resync: bool,
+    /// Boxed: rare, and a `Worker` (and so every in-flight request future) carries a
+    /// codec.
+    stray: Option<Box<Stray>>,
+}
+
+/// Bytes a worker wrote outside any frame, skipped by a resynchronising codec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stray {
+    /// The first [`DIAGNOSTIC_BYTES`] of them, for the log.
+    pub head: Vec<u8>,
+    /// How many there were.
+    pub total: usize,
+}
+
+impl Stray {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = DIAGNOSTIC_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.total += bytes.len();
+    }
+
+    /// The skipped bytes as text for a log line (control bytes escaped).
+    pub fn printable(&self) -> String {
+        printable(&self.head, DIAGNOSTIC_BYTES)
+    }
 }
 
 impl FrameCodec {
     /// `max_frame_size` bounds the payload length a peer may announce; a larger announcement
     /// is refused before any of it is buffered.
     pub fn new(max_frame_size: usize) -> Self {
-        FrameCodec { max_frame_size }
+        FrameCodec {
+            max_frame_size,
+            resync: false,
+            stray: None,
+        }
+    }
+
+    /// A codec for a worker's relay: bytes that are not a frame (a stray `echo`,
+    /// `var_dump` or notice on STDOUT) are skipped up to the next valid frame header and
+    /// kept for [`FrameCodec::take_stray`], instead of failing the relay. The header's
+    /// CRC-32 makes a false match in text practically impossible (2^-32 per offset, and
+    /// the version and length nibbles must fit too).
+    pub fn resynchronising(mut self) -> Self {
+        self.resync = true;
+        self
     }
 
     pub fn max_frame_size(&self) -> usize {
         self.max_frame_size
     }
+
+    /// The bytes skipped since the last call, if any.
+    pub fn take_stray(&mut self) -> Option<Stray> {
+        self.stray.take().map(|s| *s)
+    }
+
+    /// Moves the bytes before the next plausible frame header into `stray`. Returns
+    /// whether a header candidate now starts the buffer.
+    fn skip_to_header(&mut self, src: &mut BytesMut) -> bool {
+        let found = (1..=src.len().saturating_sub(HEADER_LEN))
+            .find(|&at| header_is_valid(&src[at..at + HEADER_LEN]));
+        // Without a candidate, all but the last HEADER_LEN - 1 bytes are certainly not
+        // the start of one (a header may be arriving in pieces).
+        let cut = found.unwrap_or_else(|| src.len().saturating_sub(HEADER_LEN - 1));
+        if cut > 0 {
+            self.stray.get_or_insert_default().push(&src[..cut]);
+        }
+        src.advance(cut);
+        found.is_some()
+    }
+}
+
+/// Whether `head` (12 bytes) is a Goridge v1 header with a matching CRC.
+fn header_is_valid(head: &[u8]) -> bool {
+    head[0] >> 4 == VERSION
+        && (3..=13).contains(&(head[0] & 0x0f))
+        && crc32fast::hash(&head[..6]) == u32::from_le_bytes([head[6], head[7], head[8], head[9]])
 }
 
 impl Default for FrameCodec {
@@ -82,6 +150,9 @@ impl Decoder for FrameCodec {
             src.reserve(HEADER_LEN);
             return Ok(None);
         }
+        if self.resync && !header_is_valid(&src[..HEADER_LEN]) && !self.skip_to_header(src) {
+            return Ok(None);
+        }
         let total = check_header(src, self.max_frame_size)?;
         if src.len() < total {
             // Grow with what arrives rather than trusting the announced length: a worker
@@ -118,6 +189,19 @@ impl Decoder for FrameCodec {
         // the process printed just before it exited.
         if let Some(frame) = self.decode(src)? {
             return Ok(Some(frame));
+        }
+        // A resynchronising decode leaves less than a header only when no frame starts
+        // in those bytes.
+        if self.resync && src.len() < HEADER_LEN {
+            // Text after the last frame (printed on the way out): stray too, and the
+            // relay simply ends. A missing script is still an error worth its own words.
+            let stray = self.stray.get_or_insert_default();
+            stray.push(src);
+            src.clear();
+            if stray.head.starts_with(b"Could not op") {
+                return Err(RelayError::CouldNotOpen(stray.printable()));
+            }
+            return Ok(None);
         }
         let printed = printable(src, DIAGNOSTIC_BYTES);
         src.clear();
@@ -342,6 +426,39 @@ mod tests {
             })
     }
 
+    #[test]
+    fn resync_keeps_the_stray_text_for_the_log_and_a_missing_script_is_still_an_error() {
+        let frame = Frame::new(
+            flags::CODEC_JSON,
+            Options::one(2),
+            Bytes::from_static(b"{}ok"),
+        );
+        let mut wire = BytesMut::from(&b"Notice: Undefined variable $x\n"[..]);
+        frame.encode(&mut wire);
+        let mut codec = FrameCodec::default().resynchronising();
+        assert_eq!(codec.decode(&mut wire).unwrap(), Some(frame));
+        let stray = codec.take_stray().unwrap();
+        assert_eq!(stray.total, 30);
+        assert_eq!(stray.printable(), "Notice: Undefined variable $x\\n");
+        assert_eq!(codec.take_stray(), None);
+        // Only a prefix is kept, however much is printed.
+        let mut noise = BytesMut::from(&vec![b'x'; 100_000][..]);
+        assert_eq!(codec.decode_eof(&mut noise).unwrap(), None);
+        let stray = codec.take_stray().unwrap();
+        assert_eq!(stray.total, 100_000);
+        assert_eq!(stray.head.len(), DIAGNOSTIC_BYTES);
+        let mut missing = BytesMut::from(&b"Could not open input file: w.php\n"[..]);
+        let err = codec.decode_eof(&mut missing).unwrap_err();
+        assert!(
+            matches!(err, RelayError::CouldNotOpen(ref t) if t.contains("w.php")),
+            "{err}"
+        );
+        // Without resync, text is still a diagnosed error (RPC connections).
+        let mut text = BytesMut::from(&b"Notice: Undefined variable $x\n"[..]);
+        let err = FrameCodec::default().decode(&mut text).unwrap_err();
+        assert!(matches!(err, RelayError::Crc { .. }), "{err}");
+    }
+
     proptest! {
         #[test]
         fn any_frame_round_trips_through_any_split(frames in proptest::collection::vec(arb_frame(), 1..5), cut in 0usize..2000) {
@@ -361,6 +478,42 @@ mod tests {
                 decoded.push(f);
             }
             prop_assert_eq!(decoded, frames);
+            prop_assert!(buf.is_empty());
+        }
+
+        /// Text before, between and after frames, cut anywhere: a resynchronising
+        /// decoder yields exactly the frames, and exactly the text as stray bytes.
+        #[test]
+        fn resync_skips_text_before_between_and_after_frames(
+            frames in proptest::collection::vec(arb_frame(), 1..4),
+            texts in proptest::collection::vec("[ -~\n]{0,40}", 4),
+            cut in 0usize..2000,
+        ) {
+            let mut wire = BytesMut::new();
+            let mut text_total = 0;
+            for (i, f) in frames.iter().enumerate() {
+                wire.extend_from_slice(texts[i].as_bytes());
+                text_total += texts[i].len();
+                f.encode(&mut wire);
+            }
+            wire.extend_from_slice(texts[3].as_bytes());
+            text_total += texts[3].len();
+            let cut = cut.min(wire.len());
+            let mut codec = FrameCodec::default().resynchronising();
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let mut decoded = Vec::new();
+            let mut stray = 0;
+            while let Some(f) = codec.decode(&mut buf).unwrap() {
+                decoded.push(f);
+            }
+            stray += codec.take_stray().map_or(0, |s| s.total);
+            buf.extend_from_slice(&wire[cut..]);
+            while let Some(f) = codec.decode_eof(&mut buf).unwrap() {
+                decoded.push(f);
+            }
+            stray += codec.take_stray().map_or(0, |s| s.total);
+            prop_assert_eq!(decoded, frames);
+            prop_assert_eq!(stray, text_total);
             prop_assert!(buf.is_empty());
         }
 

@@ -61,6 +61,8 @@ pub struct Relay {
     reader: FramedRead<BoxRead, FrameCodec>,
     writer: BoxWrite,
     wbuf: BytesMut,
+    /// The worker's pid once known, for the stray-output log line.
+    peer_pid: Option<u32>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -81,7 +83,13 @@ impl Relay {
             reader: FramedRead::with_capacity(Box::new(reader) as BoxRead, codec, 16 * 1024),
             writer: Box::new(writer),
             wbuf: BytesMut::with_capacity(16 * 1024),
+            peer_pid: None,
         }
+    }
+
+    /// Names the process at the other end in log lines.
+    pub fn set_peer_pid(&mut self, pid: u32) {
+        self.peer_pid = Some(pid);
     }
 
     /// Sends one frame whose payload is the concatenation of `parts`, with one write.
@@ -116,7 +124,18 @@ impl Relay {
 
     /// Receives the next frame; the end of the stream is [`RelayError::Closed`].
     pub async fn recv(&mut self) -> Result<Frame> {
-        match self.reader.next().await {
+        let next = self.reader.next().await;
+        if let Some(stray) = self.reader.decoder_mut().take_stray() {
+            // The most common first-run mistake (an echo, var_dump or notice on STDOUT):
+            // said loudly, but the worker lives on (the codec resynchronised).
+            tracing::warn!(
+                pid = self.peer_pid,
+                bytes = stray.total,
+                printed = %stray.printable(),
+                "the worker wrote to STDOUT outside a frame; skipped (use STDERR or the logger for output)"
+            );
+        }
+        match next {
             Some(result) => result,
             None => Err(RelayError::Closed),
         }

@@ -115,7 +115,7 @@ impl SocketListener {
                             Ok((stream, peer)) => {
                                 let _ = stream.set_nodelay(true);
                                 let (r, w) = stream.into_split();
-                                let relay = Relay::new(r, w, codec);
+                                let relay = Relay::new(r, w, codec.clone());
                                 tokio::spawn(admit(
                                     relay,
                                     p.clone(),
@@ -146,7 +146,7 @@ impl SocketListener {
                         match conn {
                             Ok((stream, _)) => {
                                 let (r, w) = stream.into_split();
-                                let relay = Relay::new(r, w, codec);
+                                let relay = Relay::new(r, w, codec.clone());
                                 tokio::spawn(admit(
                                     relay,
                                     p.clone(),
@@ -208,6 +208,7 @@ async fn admit(
 ) {
     match handshake(&mut relay, own_pid, timeout).await {
         Ok(pid) => {
+            relay.set_peer_pid(pid);
             tracing::debug!(pid, %peer, "worker connected to the socket relay");
             // A second connection claiming the same pid replaces the first: the newest is
             // the one the process is waiting on.

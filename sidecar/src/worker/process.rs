@@ -31,7 +31,7 @@ pub struct ProcessSpec {
 
 /// What the process task is told to do.
 #[derive(Debug)]
-enum Cmd {
+pub(crate) enum Cmd {
     /// SIGKILL the process group now.
     Kill,
     /// The worker was asked to stop over its relay; SIGKILL the group if it has not
@@ -47,6 +47,16 @@ pub struct ProcessHandle {
 }
 
 impl ProcessHandle {
+    /// A handle on a fake process (the pool's unit tests): the commands arrive on the
+    /// receiver. `pid` must be above the kernel's `pid_max` (at most 2^22), so that the
+    /// fallback `kill(-pid)` could never reach a real process group.
+    #[cfg(test)]
+    pub(crate) fn fake(pid: u32) -> (ProcessHandle, mpsc::Receiver<Cmd>) {
+        assert!(pid > 1 << 22, "a fake pid must be above pid_max");
+        let (tx, rx) = mpsc::channel(16);
+        (ProcessHandle { pid, tx }, rx)
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid
     }

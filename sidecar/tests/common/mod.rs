@@ -2,6 +2,7 @@
 //! `testdata/workers/`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod apps;
 pub mod binary;
 pub mod load;
 pub mod serve;

@@ -1,0 +1,436 @@
+//! Observe: everything a reconcile reads, turned into plain data for [`crate::plan`].
+//!
+//! Reads the live Deployment and the app's pods on every reconcile (the pods carry the
+//! reasons a Ready condition must name: ImagePullBackOff, CrashLoopBackOff,
+//! Unschedulable, OOMKilled), and the window aggregates from the [`MetricsSource`] when a
+//! tuning round is due. The conversions from Kubernetes objects to plain data
+//! ([`deployment_state`], [`pod_targets`], [`pod_problem`]) are pure and tested here.
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+
+use crate::Error;
+use crate::app_config::AppConfig;
+use crate::controller::Context;
+use crate::metrics_source::{PodTarget, Target};
+use crate::plan::{self, DeploymentState, PodProblem, TuningInput};
+use crate::resources::APP_LABEL;
+use crate::resources::deployment::APP_CONTAINER;
+use crate::telemetry::SourceLabels;
+
+/// What one reconcile saw.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// The Deployment as it is, if it exists.
+    pub deployment: Option<Deployment>,
+    /// The app's pods (for in-place resizes).
+    pub pods: Vec<Pod>,
+    /// The Deployment's counts and rollout state.
+    pub deployment_state: Option<DeploymentState>,
+    /// Problems the pods report, worst first.
+    pub pod_problems: Vec<PodProblem>,
+    /// Present when a tuning round ran.
+    pub tuning: Option<TuningInput>,
+    /// Finish time of the newest OOM kill of an app container.
+    pub newest_oom: Option<Timestamp>,
+}
+
+/// Reads what the plan needs.
+///
+/// # Errors
+/// [`Error::Read`] when the API cannot be read (retried with backoff); a metrics source
+/// that fails is not an error but an observation (the plan reports it).
+pub async fn observe(
+    ctx: &Context,
+    name: &str,
+    namespace: &str,
+    config: &AppConfig,
+    previous: &pacer_crds::PhpAppServerStatus,
+    now: Timestamp,
+) -> Result<Observed, Error> {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client().clone(), namespace);
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client().clone(), namespace);
+    let deployment = deployments
+        .get_opt(name)
+        .await
+        .map_err(|source| Error::Read {
+            what: "Deployment",
+            source,
+        })?;
+    let pods = pods_api
+        .list(&ListParams::default().labels(&format!("{APP_LABEL}={name}")))
+        .await
+        .map(|list| list.items)
+        .map_err(|source| Error::Read {
+            what: "Pods",
+            source,
+        })?;
+    let (targets, newest_oom) = pod_targets(&pods);
+    let tuning = if plan::tuning_due(config, previous, now) {
+        let target = Target {
+            namespace: namespace.to_owned(),
+            app: name.to_owned(),
+            pods: targets,
+            source: config.source,
+            prometheus_url: config.prometheus_url.clone(),
+            window: config.sample_window,
+            now,
+        };
+        let sample = ctx.metrics_source().sample(&target).await.map_err(|error| {
+            tracing::warn!(%error, "reading metrics failed");
+            let source = match config.source {
+                pacer_crds::MetricsSourceKind::Direct => "Direct",
+                pacer_crds::MetricsSourceKind::Prometheus => "Prometheus",
+            };
+            ctx.metrics()
+                .metrics_errors
+                .get_or_create(&SourceLabels { source })
+                .inc();
+            error.to_string()
+        });
+        Some(TuningInput { sample, newest_oom })
+    } else {
+        None
+    };
+    let mut pod_problems: Vec<PodProblem> = pods.iter().filter_map(pod_problem).collect();
+    pod_problems.sort_by_key(|p| (p.severity(), p.pod.clone()));
+    Ok(Observed {
+        deployment_state: deployment.as_ref().map(deployment_state),
+        deployment,
+        pods,
+        pod_problems,
+        tuning,
+        newest_oom,
+    })
+}
+
+/// The Deployment's counts and whether its rollout is complete.
+#[must_use]
+pub fn deployment_state(d: &Deployment) -> DeploymentState {
+    let status = d.status.as_ref();
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let replicas = status.and_then(|s| s.replicas).unwrap_or(0);
+    let updated = status.and_then(|s| s.updated_replicas).unwrap_or(0);
+    let available = status.and_then(|s| s.available_replicas).unwrap_or(0);
+    let seen = match (
+        d.metadata.generation,
+        status.and_then(|s| s.observed_generation),
+    ) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    let stalled = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.type_ == "Progressing"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        });
+    DeploymentState {
+        desired,
+        replicas,
+        ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        updated,
+        available,
+        rolled_out: seen && updated >= desired && available >= desired && replicas <= desired,
+        stalled,
+    }
+}
+
+/// Running, addressable, not terminating pods, and the newest OOM kill of the app container.
+#[must_use]
+pub fn pod_targets(pods: &[Pod]) -> (Vec<PodTarget>, Option<Timestamp>) {
+    let mut targets = Vec::new();
+    let mut newest_oom: Option<Timestamp> = None;
+    for pod in pods {
+        let status = pod.status.as_ref();
+        for cs in status
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|cs| cs.name == APP_CONTAINER)
+        {
+            let terminated = [cs.last_state.as_ref(), cs.state.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.terminated.as_ref())
+                .filter(|t| t.reason.as_deref() == Some("OOMKilled"))
+                .filter_map(|t| t.finished_at.as_ref().map(|f| f.0));
+            for at in terminated {
+                newest_oom = Some(newest_oom.map_or(at, |n| n.max(at)));
+            }
+        }
+        let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
+        if running && pod.metadata.deletion_timestamp.is_none() {
+            targets.push(PodTarget {
+                name: pod.name_any(),
+                ip: status.and_then(|s| s.pod_ip.clone()),
+            });
+        }
+    }
+    targets.sort_by(|a, b| a.name.cmp(&b.name));
+    (targets, newest_oom)
+}
+
+/// Waiting reasons that are a normal step of starting a container, not a problem.
+const STARTING: &[&str] = &["ContainerCreating", "PodInitializing"];
+
+fn container_problem(pod: &str, cs: &ContainerStatus) -> Option<PodProblem> {
+    let state = cs.state.as_ref()?;
+    let oom_before = cs
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .is_some_and(|t| t.reason.as_deref() == Some("OOMKilled"));
+    if let Some(waiting) = &state.waiting {
+        let reason = waiting.reason.as_deref().unwrap_or_default();
+        if reason.is_empty() || STARTING.contains(&reason) {
+            return None;
+        }
+        // A container restarting after OOM kills waits in CrashLoopBackOff: the kill is
+        // the reason a user can act on.
+        if reason == "CrashLoopBackOff" && oom_before {
+            return Some(PodProblem::new(
+                pod,
+                "OOMKilled",
+                format!(
+                    "container {} was killed for exceeding its memory limit ({} restarts)",
+                    cs.name, cs.restart_count
+                ),
+            ));
+        }
+        let detail = waiting.message.as_deref().unwrap_or_default();
+        return Some(PodProblem::new(
+            pod,
+            reason,
+            format!("container {}: {reason}: {detail}", cs.name)
+                .trim_end_matches([' ', ':'])
+                .to_owned(),
+        ));
+    }
+    if let Some(terminated) = &state.terminated
+        && terminated.reason.as_deref() == Some("OOMKilled")
+    {
+        return Some(PodProblem::new(
+            pod,
+            "OOMKilled",
+            format!(
+                "container {} was killed for exceeding its memory limit",
+                cs.name
+            ),
+        ));
+    }
+    None
+}
+
+/// What, if anything, keeps this pod from serving, as the kubelet and the scheduler say it.
+#[must_use]
+pub fn pod_problem(pod: &Pod) -> Option<PodProblem> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let name = pod.name_any();
+    let status = pod.status.as_ref()?;
+    if let Some(unschedulable) = status.conditions.iter().flatten().find(|c| {
+        c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable")
+    }) {
+        return Some(PodProblem::new(
+            &name,
+            "Unschedulable",
+            unschedulable.message.clone().unwrap_or_default(),
+        ));
+    }
+    let init = status.init_container_statuses.iter().flatten();
+    let main = status.container_statuses.iter().flatten();
+    if let Some(problem) = init.chain(main).find_map(|cs| container_problem(&name, cs)) {
+        return Some(problem);
+    }
+    if status.phase.as_deref() == Some("Failed") {
+        let reason = status.reason.clone().unwrap_or_else(|| "PodFailed".into());
+        return Some(PodProblem::new(
+            &name,
+            &reason,
+            status.message.clone().unwrap_or_default(),
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStateWaiting, PodCondition, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    fn pod(name: &str, phase: &str, ip: Option<&str>, oom_at: Option<i64>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                pod_ip: ip.map(str::to_owned),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: APP_CONTAINER.into(),
+                    last_state: oom_at.map(|s| ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            reason: Some("OOMKilled".into()),
+                            finished_at: Some(Time(Timestamp::from_second(s).unwrap())),
+                            exit_code: 137,
+                            ..ContainerStateTerminated::default()
+                        }),
+                        ..ContainerState::default()
+                    }),
+                    ..ContainerStatus::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    fn waiting(name: &str, init: bool, reason: &str, message: &str) -> Pod {
+        let mut p = pod(name, "Pending", None, None);
+        let cs = ContainerStatus {
+            name: if init { "pacer-install" } else { APP_CONTAINER }.into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.into()),
+                    message: Some(message.into()),
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        };
+        let status = p.status.as_mut().unwrap();
+        if init {
+            status.init_container_statuses = Some(vec![cs]);
+            status.container_statuses = None;
+        } else {
+            status.container_statuses = Some(vec![cs]);
+        }
+        p
+    }
+
+    #[test]
+    fn running_pods_are_targets_and_oom_kills_are_found() {
+        let pods = [
+            pod("b", "Running", Some("10.0.0.2"), Some(1_700_000_100)),
+            pod("a", "Running", Some("10.0.0.1"), None),
+            pod("c", "Pending", None, Some(1_700_000_050)),
+        ];
+        let (targets, oom) = pod_targets(&pods);
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(targets[0].ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(oom, Some(Timestamp::from_second(1_700_000_100).unwrap()));
+    }
+
+    #[test]
+    fn waiting_reasons_are_problems_but_starting_is_not() {
+        let p = pod_problem(&waiting(
+            "shop-1",
+            false,
+            "ImagePullBackOff",
+            "Back-off pulling image \"shop:nope\"",
+        ))
+        .unwrap();
+        assert_eq!(p.reason, "ImagePullBackOff");
+        assert_eq!(p.pod, "shop-1");
+        assert!(p.message.contains("shop:nope"), "{}", p.message);
+        let init = pod_problem(&waiting("shop-2", true, "ErrImagePull", "not found")).unwrap();
+        assert_eq!(init.reason, "ErrImagePull");
+        assert!(init.message.contains("pacer-install"));
+        assert!(pod_problem(&waiting("shop-3", false, "ContainerCreating", "")).is_none());
+        assert!(pod_problem(&pod("ok", "Running", Some("10.0.0.1"), None)).is_none());
+    }
+
+    #[test]
+    fn a_crash_loop_after_oom_kills_is_reported_as_oom() {
+        let mut p = waiting("shop-1", false, "CrashLoopBackOff", "back-off 40s");
+        p.status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0]
+            .last_state = Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                reason: Some("OOMKilled".into()),
+                exit_code: 137,
+                ..ContainerStateTerminated::default()
+            }),
+            ..ContainerState::default()
+        });
+        assert_eq!(pod_problem(&p).unwrap().reason, "OOMKilled");
+        let crash = waiting("shop-2", false, "CrashLoopBackOff", "back-off 40s");
+        assert_eq!(pod_problem(&crash).unwrap().reason, "CrashLoopBackOff");
+    }
+
+    #[test]
+    fn unschedulable_pods_say_why() {
+        let mut p = pod("shop-1", "Pending", None, None);
+        p.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+            type_: "PodScheduled".into(),
+            status: "False".into(),
+            reason: Some("Unschedulable".into()),
+            message: Some("0/3 nodes are available: 3 Insufficient memory.".into()),
+            ..PodCondition::default()
+        }]);
+        let problem = pod_problem(&p).unwrap();
+        assert_eq!(problem.reason, "Unschedulable");
+        assert!(problem.message.contains("Insufficient memory"));
+    }
+
+    #[test]
+    fn rollout_state_follows_the_deployment_status() {
+        let d = |generation: i64, observed: i64, updated: i32, available: i32, stalled: bool| {
+            Deployment {
+                metadata: ObjectMeta {
+                    generation: Some(generation),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(DeploymentSpec {
+                    replicas: Some(3),
+                    ..DeploymentSpec::default()
+                }),
+                status: Some(DeploymentStatus {
+                    observed_generation: Some(observed),
+                    replicas: Some(3),
+                    updated_replicas: Some(updated),
+                    ready_replicas: Some(available),
+                    available_replicas: Some(available),
+                    conditions: stalled.then(|| {
+                        vec![DeploymentCondition {
+                            type_: "Progressing".into(),
+                            status: "False".into(),
+                            reason: Some("ProgressDeadlineExceeded".into()),
+                            ..DeploymentCondition::default()
+                        }]
+                    }),
+                    ..DeploymentStatus::default()
+                }),
+            }
+        };
+        assert!(deployment_state(&d(2, 2, 3, 3, false)).rolled_out);
+        assert!(
+            !deployment_state(&d(3, 2, 3, 3, false)).rolled_out,
+            "not seen"
+        );
+        let s = deployment_state(&d(2, 2, 1, 3, true));
+        assert!(!s.rolled_out && s.stalled);
+        assert_eq!((s.updated, s.available), (1, 3));
+    }
+}

@@ -1,0 +1,176 @@
+//! The pool's books, behind its one short-held mutex: the live workers and their slots,
+//! the idle list, the waiters, spawn and stop counts, and the spawn backoff. Plain data
+//! and small decisions (who is retired, who gets a released worker); no I/O, no tasks.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::PoolSettings;
+use crate::stats::PoolStats;
+use crate::worker::{RecycleReason, Worker, WorkerInfo, WorkerState};
+
+/// Consecutive spawn failures and when the next attempt may run.
+#[derive(Clone, Debug, Default)]
+pub struct SpawnBackoff {
+    pub failures: u32,
+    pub retry_at: Option<Instant>,
+    pub last_error: Option<String>,
+}
+
+impl SpawnBackoff {
+    /// 100 ms doubling per failure, at most 30 s.
+    pub(super) fn delay(failures: u32) -> Duration {
+        Duration::from_millis(100)
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(9))
+            .min(Duration::from_secs(30))
+    }
+}
+
+pub(super) struct State {
+    pub(super) settings: PoolSettings,
+    pub(super) target: usize,
+    pub(super) workers: HashMap<u64, Arc<WorkerInfo>>,
+    /// Workers in `workers` marked for recycling.
+    pub(super) doomed: usize,
+    /// LIFO: the most recently used worker is the warmest.
+    pub(super) idle: Vec<Worker>,
+    pub(super) waiters: VecDeque<oneshot::Sender<Worker>>,
+    pub(super) spawning: usize,
+    /// Retired workers whose process has not exited yet.
+    pub(super) stopping: usize,
+    /// `slots[i]`: slot `i` is taken by a live or starting worker.
+    pub(super) slots: Vec<bool>,
+    pub(super) next_id: u64,
+    pub(super) generation: u64,
+    pub(super) backoff: SpawnBackoff,
+    pub(super) closed: bool,
+}
+
+impl State {
+    pub(super) fn healthy(&self) -> usize {
+        self.workers.len() - self.doomed
+    }
+
+    /// The size the manager aims for.
+    pub(super) fn wanted(&self) -> usize {
+        if self.settings.debug {
+            // Debug mode spawns a fresh worker for each waiting request.
+            self.waiters
+                .iter()
+                .filter(|w| !w.is_closed())
+                .count()
+                .min(self.target.max(1))
+        } else {
+            self.target
+        }
+    }
+
+    pub(super) fn take_slot(&mut self) -> usize {
+        match self.slots.iter().position(|taken| !taken) {
+            Some(i) => {
+                self.slots[i] = true;
+                i
+            }
+            None => {
+                self.slots.push(true);
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    pub(super) fn free_slot(&mut self, slot: usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = false;
+        }
+        while self.slots.last() == Some(&false) {
+            self.slots.pop();
+        }
+    }
+
+    /// Marks a worker for recycling. Returns whether it was newly marked.
+    pub(super) fn doom(&mut self, info: &WorkerInfo, reason: RecycleReason) -> bool {
+        if self.workers.contains_key(&info.ident.id) && info.mark_recycle(reason) {
+            self.doomed += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Removes a worker from the pool's books (it is about to be stopped or killed).
+    pub(super) fn remove(
+        &mut self,
+        info: &WorkerInfo,
+        reason: RecycleReason,
+        stats: &PoolStats,
+    ) -> bool {
+        if self.workers.remove(&info.ident.id).is_none() {
+            return false;
+        }
+        if info.recycle_reason().is_some() {
+            self.doomed -= 1;
+        } else {
+            info.mark_recycle(reason);
+        }
+        self.free_slot(info.ident.slot);
+        self.stopping += 1;
+        stats.restart(info.recycle_reason().unwrap_or(reason));
+        true
+    }
+
+    /// Hands a worker to the first live waiter, or parks it.
+    pub(super) fn offer(&mut self, mut worker: Worker) {
+        while let Some(tx) = self.waiters.pop_front() {
+            match tx.send(worker) {
+                Ok(()) => return,
+                Err(w) => worker = w,
+            }
+        }
+        worker
+            .info()
+            .set_state(if worker.info().recycle_reason().is_some() {
+                WorkerState::Invalid
+            } else {
+                WorkerState::Ready
+            });
+        self.idle.push(worker);
+    }
+
+    /// Retires idle workers that are no longer needed: doomed ones once a healthy
+    /// replacement exists, healthy ones beyond the target. Returns them for stopping.
+    pub(super) fn trim(&mut self, stats: &PoolStats) -> Vec<Worker> {
+        let mut out = Vec::new();
+        let mut i = self.idle.len();
+        while i > 0 {
+            i -= 1;
+            let doomed = self.idle[i].info().recycle_reason().is_some();
+            let retire = if doomed {
+                self.healthy() >= self.target
+            } else {
+                self.healthy() > self.target
+            };
+            if retire || self.closed {
+                let w = self.idle.remove(i);
+                self.remove(w.info(), RecycleReason::Shrink, stats);
+                out.push(w);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_backoff_doubles_and_is_capped() {
+        assert_eq!(SpawnBackoff::delay(1), Duration::from_millis(100));
+        assert_eq!(SpawnBackoff::delay(2), Duration::from_millis(200));
+        assert_eq!(SpawnBackoff::delay(4), Duration::from_millis(800));
+        assert_eq!(SpawnBackoff::delay(30), Duration::from_secs(30));
+    }
+}
