@@ -7,7 +7,7 @@ TRIPLE := x86_64-unknown-linux-gnu
 RELEASE_DIR := $(CARGO_TARGET_DIR)/$(TRIPLE)/release
 
 .PHONY: deny
-.PHONY: all deps build release run test lint fmt controlplane rust-test php-test e2e image-check bench clean
+.PHONY: all deps build release run test lint fmt controlplane rust-test php-test e2e image-check bench clean sim
 
 all: build
 
@@ -75,6 +75,11 @@ e2e: deps release
 
 php-test:
 	cd php && phpunit --colors=never
+
+# The tuner against simulated clusters for days (sim/README.md): every trace, the score
+# table, a picture per trace in sim/out/; fails when a trace misses a goal.
+sim:
+	cargo run --locked -p pacer-sim --bin pacer-sim -- --out sim/out
 
 test: deps lint rust-test php-test fuzz-smoke image-check e2e
 

@@ -1,6 +1,7 @@
 //! `logs` → a tracing subscriber: level, per-channel levels (RoadRunner's channel names
-//! mapped to pacer's module targets), encoding (console/json), mode (`raw` prints the
-//! message only) and outputs (stderr, stdout, files — several at once).
+//! mapped to pacer's module targets), encoding (console, or json in RoadRunner's shape:
+//! `zap_json.rs`), mode (`raw` prints the message only) and outputs (stderr, stdout,
+//! files — several at once).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -35,6 +36,21 @@ pub fn directives(logs: &LogsConfig) -> (String, Vec<String>) {
         }
     }
     (out.join(","), unknown)
+}
+
+/// RoadRunner's logger name for a pacer target (`pacer::worker::output` → `server`), for
+/// the JSON encoding; `pacer` for targets no channel covers.
+pub fn channel_of(target: &str) -> &'static str {
+    CHANNELS
+        .iter()
+        .find(|(_, targets)| {
+            targets.iter().any(|t| {
+                target
+                    .strip_prefix(t)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+        })
+        .map_or("pacer", |(name, _)| name)
 }
 
 fn level_str(l: LogLevel) -> &'static str {
@@ -133,7 +149,12 @@ pub fn init(logs: &LogsConfig) -> Result<Vec<String>, String> {
             .with_level(false)
             .with_target(false)
             .try_init(),
-        (_, LogEncoding::Json) => builder.json().try_init(),
+        // RoadRunner's (zap's) line shape, which tools reading rr's log expect.
+        (_, LogEncoding::Json) => builder
+            .event_format(crate::zap_json::ZapJson {
+                channel: channel_of,
+            })
+            .try_init(),
         (_, LogEncoding::Console) => builder.try_init(),
     };
     result.map_err(|e| e.to_string())?;
@@ -157,6 +178,16 @@ mod tests {
                 .map(|(c, l)| (c.to_string(), *l))
                 .collect::<BTreeMap<_, _>>(),
         }
+    }
+
+    #[test]
+    fn targets_map_to_roadrunner_loggers() {
+        assert_eq!(channel_of("pacer::worker::output"), "server");
+        assert_eq!(channel_of("pacer::access"), "http");
+        assert_eq!(channel_of("pacer::http::server"), "http");
+        assert_eq!(channel_of("pacer::pool"), "pool");
+        assert_eq!(channel_of("pacer::poolish"), "pacer");
+        assert_eq!(channel_of("pacer"), "pacer");
     }
 
     #[test]

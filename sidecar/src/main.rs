@@ -65,8 +65,8 @@ enum Command {
     Reset {
         #[command(flatten)]
         config: ConfigArgs,
-        #[arg(default_value = "http")]
-        pool: String,
+        /// The pool to reset; every resettable pool when left out (as `rr reset`).
+        pool: Option<String>,
         #[arg(long)]
         rpc: Option<String>,
     },
@@ -96,6 +96,9 @@ struct ConfigArgs {
     /// Load environment variables from this file before reading the config.
     #[arg(long, env = "DOTENV_PATH")]
     dotenv: Option<PathBuf>,
+    /// Print nothing but errors (RoadRunner's `-s`; `reset` stays quiet).
+    #[arg(short = 's', long = "silent")]
+    silent: bool,
 }
 
 impl ConfigArgs {
@@ -110,7 +113,16 @@ impl ConfigArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // RoadRunner's command line too (`rr -c .rr.yaml -o … serve`, `rr --version`), for
+    // tools that drive `rr`, such as Laravel Octane.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(line) =
+        pacer::rr_cli::version_line(&args, pacer::worker::RR_VERSION, &|k| std::env::var(k).ok())
+    {
+        println!("{line}");
+        return ExitCode::SUCCESS;
+    }
+    let cli = Cli::parse_from(pacer::rr_cli::move_global_flags(args));
     match cli.command {
         Command::Version => {
             println!(
@@ -177,18 +189,27 @@ fn main() -> ExitCode {
         }
         Command::Reset { config, pool, rpc } => {
             let addr = rpc_address(&config, rpc);
+            let silent = config.silent;
             client_command(async move {
-                let mut out = std::io::stdout();
-                pacer::rpc::cli::cli_reset(&addr, Some(&pool), &mut out).await
+                if silent {
+                    pacer::rpc::cli::cli_reset(&addr, pool.as_deref(), &mut std::io::sink()).await
+                } else {
+                    let mut out = std::io::stdout();
+                    pacer::rpc::cli::cli_reset(&addr, pool.as_deref(), &mut out).await
+                }
             })
         }
     }
 }
 
-/// The RPC address for client commands: `--rpc`, else the config's (if it loads), else
-/// RoadRunner's default.
+/// The RPC address for client commands: `--rpc`, else `-o rpc.listen=…` (even when the
+/// config file is empty or missing, as with `rr reset -o rpc.listen=… -s`), else the
+/// config's (if it loads), else RoadRunner's default.
 fn rpc_address(config: &ConfigArgs, flag: Option<String>) -> String {
     flag.or_else(|| {
+        config::override_value(&config.overrides, "rpc.listen", &|k| std::env::var(k).ok())
+    })
+    .or_else(|| {
         config::load(&config.load_options())
             .ok()?
             .config

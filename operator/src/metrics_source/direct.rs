@@ -1,41 +1,31 @@
 //! [`Direct`]: scrape every pod's pacer metrics endpoint and aggregate over the window.
 //!
-//! Each call scrapes the target's pods concurrently (bounded), appends the scrapes to a
-//! per-pod history, drops what fell out of the window and pods that are gone, and
-//! aggregates. The history lives behind a `std::sync::Mutex` held only for map updates,
+//! Each call scrapes the target's pods concurrently (bounded) and hands the answers to
+//! [`Windows`] (pure: appends them, drops what fell out of the window and pods that are
+//! gone, aggregates). It lives behind a `std::sync::Mutex` held only for that update,
 //! never across an await. The first call for an app therefore returns no pods (one scrape
 //! is not a window); from the second on, the tuner gets real aggregates.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, stream};
-use jiff::SignedDuration;
 
-use super::aggregate::{Scrape, aggregate};
 use super::http::HttpClient;
 use super::prom_text::{self, PacerMetrics};
+use super::window::Windows;
 use super::{Error, METRICS_PORT, MetricsSource, Target};
 use crate::sample::AppSample;
 
 /// Scrapes in flight at once per call.
 const CONCURRENCY: usize = 8;
-/// Scrapes kept per pod, whatever the window (bounds memory for tiny intervals).
-const MAX_SCRAPES_PER_POD: usize = 64;
-/// An app not sampled for this long is forgotten (it was deleted, or its tuning turned
-/// off); the controller never sees deleted objects, so this is where they are dropped.
-const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
-
-type History = HashMap<(String, String), BTreeMap<String, Vec<Scrape>>>;
 
 /// Scrapes pods directly.
 #[derive(Debug)]
 pub struct Direct {
     http: HttpClient,
     port: u16,
-    history: Mutex<History>,
+    windows: Mutex<Windows>,
 }
 
 impl Direct {
@@ -51,7 +41,7 @@ impl Direct {
         Self {
             http,
             port,
-            history: Mutex::new(HashMap::new()),
+            windows: Mutex::new(Windows::new()),
         }
     }
 
@@ -106,51 +96,21 @@ impl Direct {
                 }
             }
         }
-        let oldest = target
-            .now
-            .checked_sub(
-                SignedDuration::try_from(target.window + Duration::from_secs(1))
-                    .unwrap_or_default(),
-            )
-            .unwrap_or(target.now);
+        let scraped = !fresh.is_empty();
         let pods = {
-            let mut history = self
-                .history
+            let names: Vec<&str> = target.pods.iter().map(|p| p.name.as_str()).collect();
+            self.windows
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let stale = target
-                .now
-                .checked_sub(SignedDuration::try_from(FORGET_AFTER).unwrap_or_default())
-                .unwrap_or(target.now);
-            history.retain(|_, pods| {
-                pods.values()
-                    .flat_map(|scrapes| scrapes.last())
-                    .any(|s| s.at >= stale)
-            });
-            let app = history
-                .entry((target.namespace.clone(), target.app.clone()))
-                .or_default();
-            app.retain(|pod, _| target.pods.iter().any(|p| &p.name == pod));
-            for (name, metrics) in fresh.iter().cloned() {
-                app.entry(name).or_default().push(Scrape {
-                    at: target.now,
-                    metrics,
-                });
-            }
-            let mut pods = Vec::new();
-            for (name, scrapes) in app.iter_mut() {
-                scrapes.retain(|s| s.at >= oldest && s.at <= target.now);
-                if scrapes.len() > MAX_SCRAPES_PER_POD {
-                    let excess = scrapes.len() - MAX_SCRAPES_PER_POD;
-                    scrapes.drain(..excess);
-                }
-                if let Some(sample) = aggregate(name, scrapes) {
-                    pods.push(sample);
-                }
-            }
-            pods
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .record(
+                    (&target.namespace, &target.app),
+                    &names,
+                    fresh,
+                    target.now,
+                    target.window,
+                )
         };
-        if fresh.is_empty() && !failures.is_empty() {
+        if !scraped && !failures.is_empty() {
             let failed = failures.len();
             let first = Box::new(failures.swap_remove(0));
             return Err(Error::AllPodsFailed { failed, first });
@@ -168,10 +128,10 @@ impl MetricsSource for Direct {
     }
 
     fn forget(&self, namespace: &str, app: &str) {
-        self.history
+        self.windows
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&(namespace.to_owned(), app.to_owned()));
+            .forget(namespace, app);
     }
 }
 
@@ -183,6 +143,7 @@ mod tests {
     use pacer_crds::MetricsSourceKind;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A fake pacer metrics endpoint whose job counters advance by 300 jobs (3 busy-seconds)
@@ -263,9 +224,9 @@ mod tests {
 
         // A deleted pod is forgotten; so is a deleted app.
         direct.sample(&target(vec![], 240)).await.unwrap();
-        assert!(direct.history.lock().unwrap()[&("ns".to_owned(), "app".to_owned())].is_empty());
+        assert_eq!(direct.windows.lock().unwrap().pods_of("ns", "app"), Some(0));
         direct.forget("ns", "app");
-        assert!(direct.history.lock().unwrap().is_empty());
+        assert_eq!(direct.windows.lock().unwrap().pods_of("ns", "app"), None);
 
         // An app nobody asked about for a quarter of an hour is dropped by the next call.
         direct
@@ -275,8 +236,7 @@ mod tests {
         let mut other = target(vec![], 300 + 16 * 60);
         other.app = "other".into();
         direct.sample(&other).await.unwrap();
-        let history = direct.history.lock().unwrap();
-        assert!(!history.contains_key(&("ns".to_owned(), "app".to_owned())));
+        assert_eq!(direct.windows.lock().unwrap().pods_of("ns", "app"), None);
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ pub mod fake;
 pub mod http;
 pub mod prom_text;
 pub mod prometheus;
+pub mod window;
 
 use std::time::Duration;
 

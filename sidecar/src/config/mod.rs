@@ -89,6 +89,23 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+/// What the last `-o key=…` among `overrides` sets `key` to, as text (env-expanded) — for
+/// the RPC clients, which need only `rpc.listen` and must work when the config file is
+/// empty or missing (`rr reset -o rpc.listen=… -s`, as Laravel Octane reloads workers).
+pub fn override_value(
+    overrides: &[String],
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let path: Vec<String> = key.split('.').map(str::to_lowercase).collect();
+    overrides
+        .iter()
+        .filter_map(|arg| overrides::parse_override(arg, env).ok())
+        .filter(|o| o.path == path)
+        .filter_map(|o| value::scalar(&o.value))
+        .last()
+}
+
 /// Reads and parses the config file named by `opts`.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     load_with(opts, &Host::current())
@@ -181,6 +198,9 @@ pub(crate) fn parse_with(
 
     // 2. the tree, its version and its includes.
     let mut root = parse_yaml(text, &path)?;
+    // As RoadRunner, `-o version=…` counts before the version check: Laravel Octane starts
+    // `rr` on an empty (touched) .rr.yaml with `-o version=3` and every other setting.
+    apply_version_override(&mut root, &opts.overrides, &lookup);
     let version = check_version(&root, &path, &mut warnings)?;
     include(&mut root, &version, &config_dir, &lookup)?;
 
@@ -290,6 +310,30 @@ fn lowercase_keys(v: Value) -> Value {
         }
         Value::Sequence(items) => Value::Sequence(items.into_iter().map(lowercase_keys).collect()),
         other => other,
+    }
+}
+
+/// The last `-o version=…`, as the string RoadRunner's flag parser makes of it (`3`, not
+/// the number 3), set on the tree (an empty file becomes a mapping). Overrides that do
+/// not parse are reported with the others later.
+fn apply_version_override(
+    root: &mut Value,
+    overrides: &[String],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) {
+    let version = overrides
+        .iter()
+        .filter_map(|arg| overrides::parse_override(arg, lookup).ok())
+        .filter(|o| o.path.len() == 1 && o.path[0] == "version")
+        .filter_map(|o| value::scalar(&o.value))
+        .last();
+    if let Some(version) = version {
+        if root.is_null() {
+            *root = Value::Mapping(Mapping::new());
+        }
+        if let Value::Mapping(map) = root {
+            map.insert(Value::String("version".into()), Value::String(version));
+        }
     }
 }
 

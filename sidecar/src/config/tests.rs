@@ -438,6 +438,71 @@ fn overrides_set_and_replace_values() {
     );
 }
 
+/// Laravel Octane's RoadRunner driver starts `rr` on an empty .rr.yaml it just touched,
+/// with everything in `-o` (src/Commands/StartRoadRunnerCommand.php; v1.x passes
+/// `version=2.7` and a space-separated command, v2.x `version=3` and a comma-separated
+/// one, and no host by default).
+#[test]
+fn octane_starts_on_an_empty_file_with_overrides() {
+    let f = Fixture::new();
+    for (version, command, address) in [
+        (
+            "2.7",
+            "/usr/bin/php8.2 /app/vendor/bin/roadrunner-worker",
+            "127.0.0.1:8000",
+        ),
+        (
+            "3",
+            "/usr/bin/php8.2,/app/vendor/bin/roadrunner-worker",
+            ":8000",
+        ),
+    ] {
+        let mut opts = f.opts();
+        opts.overrides = [
+            format!("version={version}"),
+            format!("http.address={address}"),
+            format!("server.command={command}"),
+            "http.pool.num_workers=0".into(),
+            "http.pool.max_jobs=500".into(),
+            "rpc.listen=tcp://127.0.0.1:6001".into(),
+            "http.pool.supervisor.exec_ttl=30s".into(),
+            "http.static.dir=/app/public".into(),
+            "http.middleware=static".into(),
+            "logs.mode=production".into(),
+            "logs.level=debug".into(),
+            "logs.output=stdout".into(),
+            "logs.encoding=json".into(),
+        ]
+        .into();
+        let loaded = f.parse_opts("", &opts).unwrap();
+        let c = loaded.config;
+        assert_eq!(
+            c.server.command,
+            ["/usr/bin/php8.2", "/app/vendor/bin/roadrunner-worker"]
+        );
+        let h = http(&c);
+        assert_eq!(h.address.unwrap().port(), 8000);
+        assert_eq!(h.pool.settings.max_jobs, 500);
+        assert_eq!(h.middleware, [Middleware::Static]);
+        assert_eq!(
+            h.static_files.as_ref().unwrap().dir,
+            Path::new("/app/public")
+        );
+        assert_eq!(c.rpc.unwrap().listen.to_string(), "tcp://127.0.0.1:6001");
+        assert_eq!(c.logs.encoding, LogEncoding::Json);
+        assert_eq!(c.logs.output, [LogOutput::Stdout]);
+        assert_eq!(
+            loaded.warnings.iter().any(|w| w.contains("2.7")),
+            version == "2.7",
+            "{:?}",
+            loaded.warnings
+        );
+    }
+    // Without a version, an empty file is still refused.
+    let err = f.parse_opts("", &f.opts()).unwrap_err().to_string();
+    assert!(err.contains("the file is empty"), "{err}");
+}
+
 #[test]
 fn dotenv_file_feeds_substitution_and_workers() {
     let f = Fixture::new();

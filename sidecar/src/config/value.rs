@@ -188,7 +188,10 @@ impl<'a> Ctx<'a> {
 
     /// A command: a string split on plain spaces (no shell quoting), or a list used
     /// verbatim, except that a one-item list is split too, like RoadRunner (which reads
-    /// both forms into one `[]string` and splits it when it has a single item).
+    /// both forms into one `[]string` and splits it when it has a single item). Reading
+    /// a string into that `[]string` splits it at commas first, so `php,/app/worker.php`
+    /// (what Laravel Octane passes with `-o server.command=`, to keep spaces in paths)
+    /// is the argument list `php`, `/app/worker.php`.
     pub fn command(&mut self, key: &str, v: Option<&Value>) -> Option<Vec<String>> {
         let v = present(v)?;
         let argv = match v {
@@ -207,6 +210,12 @@ impl<'a> Ctx<'a> {
                 }
             }
             other => match scalar(other) {
+                Some(s) if s.contains(',') => s
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect(),
                 Some(s) => split_command(&s),
                 None => {
                     self.invalid(key, v, "a command: a string or a list of strings");

@@ -1,0 +1,391 @@
+//! The score of a run, and the goals it is held to (issue 13, "Done when").
+//!
+//! | metric | what | goal |
+//! |---|---|---|
+//! | SLO minutes | minutes in which ≥ 99 % of requests waited at most the trace's SLO for a worker (a failed request counts as waiting forever) | ≥ 99.5 % |
+//! | memory | memory limits held on live nodes, pod-seconds × bytes, against a static configuration sized for the trace's peak | ≤ 60 % |
+//! | OOM kills | outside the first 30 minutes after a deploy that brings a leak | 0 |
+//! | flaps | direction changes of one setting (workers, replicas, memory limit) less than a stabilisation window after the previous change; the most in any one window | ≤ 1 |
+//! | burst reaction | from the start of a burst to the first decision that raises workers or replicas; the slowest burst | ≤ 2 intervals |
+//! | early decisions | changes decided while the previous one had not reached every running pod (ConfigMap not delivered, resize pending) | 0 |
+//! | slowdown growth | workers added (per pod × pods) during a dependency slowdown | 0 |
+//!
+//! Minutes no pool size can save are not counted for the SLO: those of a dependency
+//! slowdown and the 5 minutes after it, and those of a node failure until its pods have
+//! lost their endpoints and one more minute.
+
+use std::fmt::Write as _;
+
+use crate::app::MIB;
+use crate::cluster::NODE_GRACE;
+use crate::run::Run;
+
+/// Minutes after a leaking deploy in which OOM kills are excused.
+pub const LEAK_GRACE: f64 = 30.0 * 60.0;
+/// Minutes after a slowdown that are not counted for the SLO.
+pub const SLOWDOWN_DRAIN: f64 = 5.0 * 60.0;
+
+/// The score of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Score {
+    /// The trace.
+    pub trace: String,
+    /// Share of counted minutes within the SLO, %.
+    pub slo: f64,
+    /// Memory-hours against the static peak configuration, %.
+    pub memory: f64,
+    /// OOM kills, all.
+    pub ooms: u32,
+    /// OOM kills outside excused leak windows.
+    pub ooms_outside: u32,
+    /// Most direction changes in one stabilisation window.
+    pub flaps: u32,
+    /// Slowest reaction to a burst, seconds (`None`: no bursts; infinite: never reacted).
+    pub burst: Option<f64>,
+    /// Decisions made on top of an undelivered one.
+    pub early: u32,
+    /// Workers added during a dependency slowdown (`None`: no slowdown).
+    pub slowdown_growth: Option<f64>,
+    /// Share of requests that failed, %.
+    pub failed: f64,
+    /// Tuning interval, seconds (the burst goal is in intervals).
+    pub interval: f64,
+}
+
+/// The goals every trace is held to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Goals {
+    /// Least share of SLO minutes, %.
+    pub slo: f64,
+    /// Most memory against static, %.
+    pub memory: f64,
+    /// Most OOM kills outside leaks.
+    pub ooms_outside: u32,
+    /// Most direction changes per window.
+    pub flaps: u32,
+    /// Slowest burst reaction, in tuning intervals.
+    pub burst_intervals: f64,
+    /// Most early decisions.
+    pub early: u32,
+    /// Most workers added during a slowdown.
+    pub slowdown_growth: f64,
+}
+
+impl Default for Goals {
+    fn default() -> Self {
+        Self {
+            slo: 99.5,
+            memory: 60.0,
+            ooms_outside: 0,
+            flaps: 1,
+            burst_intervals: 2.0,
+            early: 0,
+            slowdown_growth: 0.0,
+        }
+    }
+}
+
+fn excluded_for_slo(run: &Run, t: f64) -> bool {
+    let tr = &run.trace;
+    tr.slowdowns
+        .iter()
+        .any(|s| t + 60.0 > s.at && t < s.at + s.seconds + SLOWDOWN_DRAIN)
+        || tr
+            .node_failures
+            .iter()
+            .any(|&at| t + 60.0 > at && t < at + NODE_GRACE + 60.0)
+}
+
+fn excused_oom(run: &Run, t: f64) -> bool {
+    run.trace.deploys.iter().any(|d| {
+        let leaks = d.leak.per_job > 0.0 || d.leak.step > 0.0;
+        leaks && t + 60.0 > d.at && t < d.at + LEAK_GRACE
+    })
+}
+
+/// Byte-seconds of a static configuration sized for the trace's peak: as many workers as
+/// the peak needs at the target utilisation (and, with a CPU limit, as many pods as its
+/// CPU needs at that utilisation), within the spec's bounds, each pod's limit sized for
+/// its warm workers, two transient allocations and 15 % headroom.
+#[must_use]
+pub fn static_peak(run: &Run) -> f64 {
+    let tr = &run.trace;
+    let app = &tr.app;
+    let peak = tr.peak_rate();
+    let target = run.target_utilization;
+    let workers = (peak * app.job_seconds() / target).ceil();
+    let mut pods = (workers / f64::from(run.workers_max)).ceil();
+    if let Some(cores) = run.cpu_limit {
+        pods = pods.max((peak * app.cpu / (cores * target)).ceil());
+    }
+    let pods = pods.clamp(1.0, f64::from(run.replicas_max));
+    let per_pod = (workers / pods).ceil().min(f64::from(run.workers_max));
+    let limit =
+        (app.server + app.shared + app.page_cache + per_pod * app.worker_warm + 2.0 * app.spike)
+            * 1.15;
+    let limit = (limit / MIB).ceil() * MIB;
+    pods * limit * tr.duration
+}
+
+fn direction_flaps(run: &Run) -> u32 {
+    let mut worst = 0;
+    for knob in ["workers", "replicas", "memory_limit"] {
+        let changes: Vec<(f64, bool)> = run
+            .changes
+            .iter()
+            .filter(|c| c.knob == knob)
+            .map(|c| (c.t, c.to > c.from))
+            .collect();
+        // A flap: a change that reverses the previous one within the window.
+        let flaps: Vec<f64> = changes
+            .windows(2)
+            .filter(|w| w[0].1 != w[1].1 && w[1].0 - w[0].0 < run.window)
+            .map(|w| w[1].0)
+            .collect();
+        for (i, &start) in flaps.iter().enumerate() {
+            let n = flaps[i..]
+                .iter()
+                .take_while(|&&t| t < start + run.window)
+                .count();
+            worst = worst.max(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+    }
+    worst
+}
+
+fn burst_reaction(run: &Run) -> Option<f64> {
+    if run.trace.bursts.is_empty() {
+        return None;
+    }
+    let worst = run
+        .trace
+        .bursts
+        .iter()
+        .map(|b| {
+            run.changes
+                .iter()
+                .find(|c| {
+                    c.t >= b.at && (c.knob == "workers" || c.knob == "replicas") && c.to > c.from
+                })
+                .map_or(f64::INFINITY, |c| c.t - b.at)
+        })
+        .fold(0.0, f64::max);
+    Some(worst)
+}
+
+fn slowdown_growth(run: &Run) -> Option<f64> {
+    if run.trace.slowdowns.is_empty() {
+        return None;
+    }
+    let mut worst: f64 = 0.0;
+    for s in &run.trace.slowdowns {
+        let total = |m: &crate::record::Minute| m.workers * m.pods;
+        let before = run
+            .minutes
+            .iter()
+            .rfind(|m| m.t + 60.0 <= s.at)
+            .map_or(0.0, total);
+        let during = run
+            .minutes
+            .iter()
+            .filter(|m| m.t >= s.at && m.t < s.at + s.seconds)
+            .map(total)
+            .fold(0.0, f64::max);
+        worst = worst.max(during - before);
+    }
+    Some(worst)
+}
+
+/// Scores a run.
+#[must_use]
+pub fn score(run: &Run) -> Score {
+    let counted: Vec<&crate::record::Minute> = run
+        .minutes
+        .iter()
+        .filter(|m| !excluded_for_slo(run, m.t))
+        .collect();
+    let good = counted.iter().filter(|m| m.bad <= 0.01).count();
+    let slo = if counted.is_empty() {
+        100.0
+    } else {
+        100.0 * good as f64 / counted.len() as f64
+    };
+    let reserved: f64 = run.minutes.iter().map(|m| m.reserved).sum();
+    let arrivals: f64 = run.minutes.iter().map(|m| m.arrivals).sum();
+    let failed: f64 = run.minutes.iter().map(|m| m.failed).sum();
+    Score {
+        trace: run.trace.name.to_owned(),
+        slo,
+        memory: 100.0 * reserved / static_peak(run).max(1.0),
+        ooms: run.minutes.iter().map(|m| m.oom_kills).sum(),
+        ooms_outside: run
+            .minutes
+            .iter()
+            .filter(|m| !excused_oom(run, m.t))
+            .map(|m| m.oom_kills)
+            .sum(),
+        flaps: direction_flaps(run),
+        burst: burst_reaction(run),
+        early: u32::try_from(run.changes.iter().filter(|c| c.early).count()).unwrap_or(u32::MAX),
+        slowdown_growth: slowdown_growth(run),
+        failed: if arrivals > 0.0 {
+            100.0 * failed / arrivals
+        } else {
+            0.0
+        },
+        interval: run.interval,
+    }
+}
+
+/// The goals a score misses, in words (empty: all met).
+#[must_use]
+pub fn misses(s: &Score, g: &Goals) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.slo < g.slo {
+        out.push(format!("SLO minutes {:.2} % < {} %", s.slo, g.slo));
+    }
+    if s.memory > g.memory {
+        out.push(format!("memory {:.1} % > {} %", s.memory, g.memory));
+    }
+    if s.ooms_outside > g.ooms_outside {
+        out.push(format!("{} OOM kills outside leaks", s.ooms_outside));
+    }
+    if s.flaps > g.flaps {
+        out.push(format!(
+            "{} direction changes in one stabilisation window",
+            s.flaps
+        ));
+    }
+    if let Some(b) = s.burst
+        && b > g.burst_intervals * s.interval
+    {
+        out.push(format!(
+            "a burst answered after {} (goal {} s)",
+            seconds(b),
+            g.burst_intervals * s.interval
+        ));
+    }
+    if s.early > g.early {
+        out.push(format!(
+            "{} decisions on top of an undelivered one",
+            s.early
+        ));
+    }
+    if let Some(w) = s.slowdown_growth
+        && w > g.slowdown_growth
+    {
+        out.push(format!("{w:.0} workers added during the slowdown"));
+    }
+    out
+}
+
+fn seconds(s: f64) -> String {
+    if s.is_finite() {
+        format!("{s:.0} s")
+    } else {
+        "never".to_owned()
+    }
+}
+
+/// The score table in Markdown, with a ✗ on each missed goal.
+#[must_use]
+pub fn table(scores: &[Score], goals: &Goals) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| trace | SLO minutes | memory vs static peak | OOM kills (outside leaks) | flaps / window | burst reaction | early decisions | workers added in slowdown | failed requests |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let mark = |bad: bool| if bad { " ✗" } else { "" };
+    for s in scores {
+        let burst = s.burst.map_or("–".to_owned(), |b| {
+            format!(
+                "{}{}",
+                seconds(b),
+                mark(b > goals.burst_intervals * s.interval)
+            )
+        });
+        let slow = s.slowdown_growth.map_or("–".to_owned(), |w| {
+            format!("{w:.0}{}", mark(w > goals.slowdown_growth))
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} %{} | {:.1} %{} | {} ({}){} | {}{} | {} | {}{} | {} | {:.3} % |",
+            s.trace,
+            s.slo,
+            mark(s.slo < goals.slo),
+            s.memory,
+            mark(s.memory > goals.memory),
+            s.ooms,
+            s.ooms_outside,
+            mark(s.ooms_outside > goals.ooms_outside),
+            s.flaps,
+            mark(s.flaps > goals.flaps),
+            burst,
+            s.early,
+            mark(s.early > goals.early),
+            slow,
+            s.failed,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| **goal** | ≥ {} % | ≤ {} % | 0 | ≤ {} | ≤ {} intervals | {} | {} | |",
+        goals.slo,
+        goals.memory,
+        goals.flaps,
+        goals.burst_intervals,
+        goals.early,
+        goals.slowdown_growth
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn score() -> Score {
+        Score {
+            trace: "t".into(),
+            slo: 99.9,
+            memory: 50.0,
+            ooms: 2,
+            ooms_outside: 0,
+            flaps: 1,
+            burst: Some(30.0),
+            early: 0,
+            slowdown_growth: None,
+            failed: 0.01,
+            interval: 30.0,
+        }
+    }
+
+    #[test]
+    fn a_score_within_every_goal_misses_nothing() {
+        assert!(misses(&score(), &Goals::default()).is_empty());
+    }
+
+    #[test]
+    fn each_goal_is_checked() {
+        let g = Goals::default();
+        type Case = (&'static str, fn(&mut Score));
+        let cases: [Case; 7] = [
+            ("SLO", |s| s.slo = 99.0),
+            ("memory", |s| s.memory = 61.0),
+            ("OOM", |s| s.ooms_outside = 1),
+            ("direction", |s| s.flaps = 2),
+            ("burst", |s| s.burst = Some(f64::INFINITY)),
+            ("undelivered", |s| s.early = 1),
+            ("slowdown", |s| s.slowdown_growth = Some(4.0)),
+        ];
+        for (word, change) in cases {
+            let mut s = score();
+            change(&mut s);
+            let m = misses(&s, &g);
+            assert_eq!(m.len(), 1, "{word}: {m:?}");
+            assert!(m[0].contains(word), "{word}: {m:?}");
+        }
+        assert!(table(&[score()], &g).contains("| t | 99.90 % |"));
+    }
+}
