@@ -130,6 +130,35 @@ if slim:
             )
     print()
 
+# ------------------------------------------------------------------- frameworks
+fw = [r for r in rows if r.get("scenario") in ("laravel", "symfony")]
+if fw:
+    print("## Laravel and Symfony: a page with a route, a controller, a template and one DB read\n")
+    print("`examples/laravel` (Debian's Laravel 8.83, Blade, Eloquent on SQLite) and")
+    print("`examples/symfony` (Debian's Symfony 5.4, Twig, PDO on SQLite), `GET /posts/1..20`")
+    print("(`bench/wrk/posts.lua`). pacer boots each app once per worker and resets it between")
+    print("requests (`php/bin/laravel-worker.php`; Symfony's own `public/index.php` under")
+    print("`APP_RUNTIME=Pacer\\Symfony\\Runtime`); php-fpm runs the same `public/index.php`, booting")
+    print("the app per request. Production setup on both sides: Laravel's config cache, Symfony's")
+    print("prod container, opcache. CPU per request as above (all server processes).\n")
+    print("| app | PHP procs | conns | pacer req/s | nginx+fpm req/s | ratio | pacer p50 / p99 ms | nginx+fpm p50 / p99 ms | pacer CPU µs/req | nginx+fpm CPU µs/req |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for app in ("laravel", "symfony"):
+        for conns in (8, 64):
+            p = first(app, server="pacer", conns=conns)
+            f = first(app, server="fpm", conns=conns)
+            if not p or not f:
+                continue
+            errs = ""
+            if p["non2xx"] or p["socket_errors"] or f["non2xx"] or f["socket_errors"]:
+                errs = f" (non-2xx/errors: pacer {p['non2xx']}/{p['socket_errors']}, fpm {f['non2xx']}/{f['socket_errors']})"
+            print(
+                f"| {app.capitalize()}{errs} | {p['procs']} | {conns} | {p['rps']:.0f} | {f['rps']:.0f} | **{ratio(p['rps'], f['rps'])}** "
+                f"| {p['p50_ms']:.2f} / {p['p99_ms']:.2f} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} "
+                f"| {p['cpu_us_per_req']:.1f} | {f['cpu_us_per_req']:.1f} |"
+            )
+    print()
+
 # ------------------------------------------------------------------------ relay
 relay = [r for r in rows if r.get("scenario") == "relay"]
 if relay:

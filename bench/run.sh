@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The benchmarks, side by side in one run: pacer vs nginx + php-fpm (hello world, 4 KiB
 # JSON echo, a Slim 3 app, overload), relay round trips vs a bare PHP loop, memory, and
-# the criterion micro-benchmarks. Writes bench/RESULTS.md; raw outputs go to bench/out/.
+# the criterion micro-benchmarks, and the Laravel and Symfony example apps (a page with a
+# route, a controller, a template and one DB read). Writes bench/RESULTS.md; raw outputs go
+# to bench/out/.
 #
 #   bench/run.sh            (or `make bench`)
 #
@@ -9,7 +11,7 @@
 # until the 1-minute load average is below this, default 1.0), BENCH_QUIET_WAIT (how long
 # to wait for that, s, default 300; the load is reported either way), BENCH_IDLE_WAIT (before
 # each block, wait up to this many s for no other runnable task, default 120), BENCH_ONLY (a subset of
-# "relay hello runtime slim memory overload criterion").
+# "relay hello runtime slim frameworks memory overload criterion").
 # All load goes to 127.0.0.1. nginx and php-fpm run in the foreground from configs
 # generated into a temp dir; every process started here is stopped on exit.
 set -euo pipefail
@@ -337,6 +339,41 @@ scenario_slim() {
     stop_server
 }
 
+# The framework example apps (examples/laravel, examples/symfony: Debian's Laravel 8.83 and
+# Symfony 5.4, SQLite), GET /posts/N — a route, a controller, a Blade/Twig view, one DB
+# read — at 2 PHP processes. pacer boots each app once per worker (php/bin/laravel-worker.php;
+# Symfony's own public/index.php under APP_RUNTIME=Pacer\Symfony\Runtime); php-fpm runs the
+# same public/index.php per request. Both use the production setup: Laravel's config cache,
+# Symfony's prod container cache, opcache.
+prepare_frameworks() {
+    local laravel=$ROOT/examples/laravel symfony=$ROOT/examples/symfony
+    touch "$laravel/database/database.sqlite"
+    (cd "$laravel" && php artisan migrate:fresh --seed --force && php artisan config:cache && php artisan view:cache) \
+        >>"$OUT/frameworks-setup.log" 2>&1
+    (cd "$symfony" && APP_ENV=prod php bin/console cache:clear && php bin/console app:database) \
+        >>"$OUT/frameworks-setup.log" 2>&1
+}
+
+scenario_frameworks() {
+    local procs=2 conns app
+    prepare_frameworks
+    for app in laravel symfony; do
+        wait_idle "$app"
+        if [[ $app == laravel ]]; then
+            start_pacer "$procs" "$ROOT/php/bin/laravel-worker.php" /posts/1 APP_BASE_PATH="$ROOT/examples/laravel"
+        else
+            start_pacer "$procs" "$ROOT/examples/symfony/public/index.php" /posts/1 'APP_RUNTIME=Pacer\Symfony\Runtime'
+        fi
+        for conns in 8 64; do bench_wrk "$app" "$procs" "$conns" / "$BENCH/wrk/posts.lua"; done
+        stop_server
+        start_fpm "$procs" "$ROOT/examples/$app/public" /posts/1
+        for conns in 8 64; do bench_wrk "$app" "$procs" "$conns" / "$BENCH/wrk/posts.lua"; done
+        stop_server
+    done
+    # Leave the Laravel example as the repository has it (no cached config).
+    (cd "$ROOT/examples/laravel" && php artisan config:clear && php artisan view:clear) >>"$OUT/frameworks-setup.log" 2>&1
+}
+
 # RSS: idle, then the peak while 64 and then 256 connections hammer /hello.
 scenario_memory() {
     local procs=2 kind
@@ -441,11 +478,12 @@ main() {
             "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- sidecar || echo +dirty)" \
             "$DURATION" "$WRK_THREADS"
     } >>"$OUT/results.jsonl"
-    local only=${BENCH_ONLY:-relay hello runtime slim memory overload criterion}
+    local only=${BENCH_ONLY:-relay hello runtime slim frameworks memory overload criterion}
     [[ " $only " == *" relay "* ]] && { log "relay round trips"; scenario_relay; }
     [[ " $only " == *" hello "* ]] && { log "hello world / JSON echo"; scenario_hello_echo; }
     [[ " $only " == *" runtime "* ]] && { log "runtime flavour"; scenario_runtime; }
     [[ " $only " == *" slim "* ]] && { log "Slim"; scenario_slim; }
+    [[ " $only " == *" frameworks "* ]] && { log "Laravel and Symfony"; scenario_frameworks; }
     [[ " $only " == *" memory "* ]] && { log "memory"; scenario_memory; }
     [[ " $only " == *" overload "* ]] && { log "overload"; scenario_overload; }
     echo "{\"scenario\":\"load_after\",\"loadavg\":\"$(cat /proc/loadavg)\",\"seconds\":$(($(date +%s) - started))}" >>"$OUT/results.jsonl"

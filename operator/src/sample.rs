@@ -51,6 +51,17 @@ pub struct PodSample {
     /// The pool size the pod's pacer is configured for (`pacer_pool_target_workers`) at
     /// the end of the window; `None` when not reported.
     pub target_workers: Option<u32>,
+    /// Highest working set of the pod's cgroup in the window, bytes: the memory the
+    /// kernel's OOM killer judges (pacer's `pacer_cgroup_memory_working_set_bytes`).
+    pub memory_working_set: Option<u64>,
+    /// The memory limit the pod's cgroup has now, bytes (`None`: unlimited or not
+    /// reported): whether a resize has reached the pod.
+    pub memory_limit: Option<u64>,
+    /// Processes the OOM killer killed in the pod's cgroup during the window — under
+    /// cgroup v1 a worker, which no pod status shows.
+    pub oom_kills: Option<f64>,
+    /// Share of the CPU quota periods in the window in which the pod was throttled (0–1).
+    pub cpu_throttled: Option<f64>,
 }
 
 impl AppSample {

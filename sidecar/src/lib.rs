@@ -1,5 +1,6 @@
 //! Pacer's sidecar library. See ARCHITECTURE.md for the map.
 pub mod app;
+pub mod cgroup;
 pub mod children;
 pub mod config;
 pub mod config_watch;

@@ -14,6 +14,7 @@
 //!   `/proc` (workers not sampled yet have no memory series);
 //! * [`HttpStats`] from the HTTP server;
 //! * `/proc/self` for the standard `process_*` metrics (see [`process`]);
+//! * the container's own cgroup for `pacer_cgroup_*` (see [`crate::cgroup`]);
 //! * the application metrics declared over RPC ([`app::AppMetrics`]).
 //!
 //! [`serve`] answers every path and method with the exposition, like RoadRunner's
@@ -32,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cgroup::Cgroup;
 use crate::pool::Pool;
 use crate::stats::{HttpStats, Outcome};
 use crate::worker::RecycleReason;
@@ -59,6 +61,12 @@ pub const FAMILIES: &[&str] = &[
     "pacer_job_duration_seconds",
     "pacer_queue_wait_seconds",
     "pacer_http_request_duration_seconds",
+    "pacer_cgroup_memory_working_set_bytes",
+    "pacer_cgroup_memory_limit_bytes",
+    "pacer_cgroup_oom_kills_total",
+    "pacer_cgroup_cpu_periods_total",
+    "pacer_cgroup_cpu_throttled_periods_total",
+    "pacer_cgroup_cpu_throttled_seconds_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_virtual_memory_bytes",
@@ -77,6 +85,7 @@ pub struct Metrics {
     http: Arc<HttpStats>,
     app: Arc<AppMetrics>,
     version: String,
+    cgroup: Cgroup,
 }
 
 impl Metrics {
@@ -88,6 +97,7 @@ impl Metrics {
             http,
             app,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            cgroup: Cgroup::discover(),
         }
     }
 
@@ -119,6 +129,7 @@ impl Metrics {
         self.render_pools(&mut t);
         self.render_http(&mut t);
         render_process(&mut t);
+        render_cgroup(&mut t, &self.cgroup);
         self.app.render(&mut t, now);
         t.finish()
     }
@@ -322,6 +333,62 @@ impl Metrics {
             &[],
             &self.http.duration.snapshot(),
         );
+    }
+}
+
+/// The container's cgroup (see [`crate::cgroup`]); a family is left out when its file is
+/// not there (no cgroup, an older kernel, no limit).
+fn render_cgroup(t: &mut Text, cgroup: &Cgroup) {
+    let c = cgroup.read();
+    let gauges = [
+        (
+            "pacer_cgroup_memory_working_set_bytes",
+            "Memory of the container's cgroup minus inactive file pages, as the kubelet counts it.",
+            c.memory_working_set,
+        ),
+        (
+            "pacer_cgroup_memory_limit_bytes",
+            "Memory limit of the container's cgroup (absent when unlimited).",
+            c.memory_limit,
+        ),
+    ];
+    let counters = [
+        (
+            "pacer_cgroup_oom_kills_total",
+            "Processes of the container the kernel's OOM killer killed (a worker, under cgroup v1).",
+            c.oom_kills,
+        ),
+        (
+            "pacer_cgroup_cpu_periods_total",
+            "CPU quota periods of the container's cgroup that had runnable tasks.",
+            c.cpu_periods,
+        ),
+        (
+            "pacer_cgroup_cpu_throttled_periods_total",
+            "CPU quota periods in which the container's cgroup was throttled.",
+            c.cpu_throttled_periods,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(v) = value {
+            t.family(name, help, Kind::Gauge);
+            t.sample_u64(name, &[], v);
+        }
+    }
+    for (name, help, value) in counters {
+        if let Some(v) = value {
+            t.family(name, help, Kind::Counter);
+            t.sample_u64(name, &[], v);
+        }
+    }
+    if let Some(v) = c.cpu_throttled_seconds {
+        let name = "pacer_cgroup_cpu_throttled_seconds_total";
+        t.family(
+            name,
+            "Time the container's tasks were throttled by the CPU quota.",
+            Kind::Counter,
+        );
+        t.sample(name, &[], v);
     }
 }
 

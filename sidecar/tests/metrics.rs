@@ -254,7 +254,12 @@ async fn names_and_label_sets_are_the_contract() {
         .filter_map(|l| l.split(' ').next())
         .filter(|n| n.starts_with("pacer_"))
         .collect();
-    assert_eq!(families.len(), 15, "{families:?}");
+    // The cgroup's families come and go with the machine (see the live test below).
+    let core = families
+        .iter()
+        .filter(|f| !f.starts_with("pacer_cgroup_"))
+        .count();
+    assert_eq!(core, 15, "{families:?}");
     for f in &families {
         assert!(metrics::FAMILIES.contains(f), "{f}");
     }
@@ -317,8 +322,10 @@ async fn names_and_label_sets_are_the_contract() {
     for s in &all {
         assert!(!s.labels.contains_key("pid"), "{s:?}");
         let labels: BTreeSet<&str> = s.labels.keys().map(String::as_str).collect();
+        // Every pool metric has a pool; HTTP, build and cgroup metrics are per process.
         if s.name.starts_with("pacer_")
             && !s.name.starts_with("pacer_http_")
+            && !s.name.starts_with("pacer_cgroup_")
             && s.name != "pacer_build_info"
         {
             assert!(labels.contains("pool"), "{s:?}");
@@ -547,4 +554,67 @@ async fn the_endpoint_serves_every_path() {
         .unwrap()
         .unwrap();
     pool.shutdown().await;
+}
+
+/// The container's cgroup, read live from this machine's own cgroup (v1 here; the v2
+/// parsing is tested on fixtures in `cgroup.rs`): the exposition carries the working set,
+/// the limit when there is one, the OOM-kill count and the CPU periods, and each value
+/// lies between two direct reads of the kernel's files around the scrape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgroup_metrics_are_read_live() {
+    use pacer::cgroup::{Cgroup, parse_flat_keyed, parse_limit};
+    let (_pool, _http, _app, m) = setup(1).await;
+    let cgroup = Cgroup::discover();
+    let locations = cgroup.locations().clone();
+    let (version, memory) = locations
+        .memory
+        .clone()
+        .expect("this machine's memory cgroup is found");
+    let (_, cpu) = locations
+        .cpu
+        .clone()
+        .expect("this machine's CPU cgroup is found");
+    let file = |dir: &std::path::Path, name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let (usage_file, limit_file, events_file) = match version {
+        pacer::cgroup::Version::V1 => (
+            "memory.usage_in_bytes",
+            "memory.limit_in_bytes",
+            "memory.oom_control",
+        ),
+        pacer::cgroup::Version::V2 => ("memory.current", "memory.max", "memory.events"),
+    };
+    let usage = |dir: &std::path::Path| file(dir, usage_file).trim().parse::<f64>().unwrap();
+    let ooms = || parse_flat_keyed(&file(&memory, events_file))["oom_kill"] as f64;
+    let periods = || parse_flat_keyed(&file(&cpu, "cpu.stat"))["nr_periods"] as f64;
+
+    let (oom_before, periods_before) = (ooms(), periods());
+    let text = m.render();
+    let (oom_after, periods_after, usage_after) = (ooms(), periods(), usage(&memory));
+    let all = samples(&text);
+
+    let working_set = value(&all, "pacer_cgroup_memory_working_set_bytes", &[]);
+    assert!(working_set > 0.0, "{working_set}");
+    // The working set is the usage less the inactive file pages; the test process itself
+    // allocates between the reads, so allow it some slack above the later usage.
+    assert!(
+        working_set <= usage_after + 64.0 * 1024.0 * 1024.0,
+        "working set {working_set} > usage {usage_after}"
+    );
+    let oom = value(&all, "pacer_cgroup_oom_kills_total", &[]);
+    assert!(
+        (oom_before..=oom_after).contains(&oom),
+        "{oom_before} ≤ {oom} ≤ {oom_after}"
+    );
+    let p = value(&all, "pacer_cgroup_cpu_periods_total", &[]);
+    assert!((periods_before..=periods_after).contains(&p), "{p}");
+    assert!(value(&all, "pacer_cgroup_cpu_throttled_periods_total", &[]) <= p);
+    assert!(value(&all, "pacer_cgroup_cpu_throttled_seconds_total", &[]) >= 0.0);
+    match parse_limit(&file(&memory, limit_file)) {
+        Some(limit) => assert_eq!(
+            value(&all, "pacer_cgroup_memory_limit_bytes", &[]),
+            limit as f64
+        ),
+        None => assert!(find(&all, "pacer_cgroup_memory_limit_bytes", &[]).is_empty()),
+    }
+    promtool_check(&text);
 }

@@ -5,35 +5,41 @@
 //! with Octane's own rules, read from laravel/octane's source (v1.5.6, the last release
 //! for Laravel 8, and v2.3.6):
 //!
-//! * `rr --version` (InstallsRoadRunnerDependencies::ensureRoadRunnerBinaryMeetsRequirements):
-//!   stdout must start with `rr version` (1.x: `rr version 2.`); the third space-separated
-//!   word is compared with PHP's `version_compare()` to 2023.3.0 (1.x: 2.8.2). Anything
-//!   else prints a warning or offers to download another binary.
-//! * `rr -c <base>/.rr.yaml -o version=… -o http.address=<host>:<port> -o server.command=…
-//!   -o http.pool.num_workers=… -o http.pool.max_jobs=… -o rpc.listen=tcp://<host>:<rpc>
-//!   -o http.pool.supervisor.exec_ttl=30s -o http.static.dir=<base>/public
-//!   -o http.middleware=static -o logs.mode=production -o logs.level=debug|warn
-//!   -o logs.output=stdout -o logs.encoding=json serve` (StartRoadRunnerCommand::handle),
-//!   run in the app's directory with APP_ENV, APP_BASE_PATH and LARAVEL_OCTANE=1 added to
-//!   the environment. The .rr.yaml is an empty file Octane touched when none was given.
-//!   1.x passes `version=2.7`, `127.0.0.1` as default host and the command as `php worker`;
-//!   2.x `version=3`, no host by default (`:8000`) and the command as `php,worker`.
-//! * Its output (StartRoadRunnerCommand::writeServerOutput), polled while it runs: every
-//!   stdout line that is JSON is indexed with `msg` and `logger` unconditionally (a missing
-//!   key is a PHP warning, which Laravel turns into an exception that ends
-//!   `octane:start`); `msg` is JSON-decoded — the worker's own reports (Octane's workers
-//!   print JSON to stderr) must come back as the `msg` of a `server` logger line; an
-//!   `info` line with `msg` "http log" and a `remote_address` must also carry `elapsed`,
-//!   `method`, `status` and `URI`, `elapsed` read by calculateElapsedTime(). Every stderr
-//!   line without DEBUG, INFO or WARN in it is shown as an error.
-//! * `rr reset -o rpc.listen=tcp://<host>:<rpc> -s` in the app's directory
-//!   (ServerProcessInspector::reloadServer, for `octane:reload` and `--watch`): any stderr
-//!   output throws "Cannot reload RoadRunner".
-//! * Stopping (`octane:stop`, Ctrl+C): SIGTERM to the process it started;
-//!   `octane:status`: `kill(pid, 0)`.
+//! * The binary (src/RoadRunner/Concerns/FindsRoadRunnerBinary.php, 1.x l. 17, 2.x l. 15):
+//!   `base_path('rr')` if it exists, else `rr` on the PATH.
+//! * `rr --version`, run in the app's directory (src/Commands/Concerns/
+//!   InstallsRoadRunnerDependencies.php, 1.x l. 124–136, 2.x l. 122–134): stdout must start
+//!   with `rr version` (1.x: `rr version 2.`); its third space-separated word is compared
+//!   with PHP's `version_compare()` to 2023.3.0 (1.x: 2.8.2). Otherwise Octane warns, or
+//!   offers to download another binary.
+//! * Serving (src/Commands/StartRoadRunnerCommand.php, 1.x l. 79–101, 2.x l. 81–103):
+//!   `rr -c <base>/.rr.yaml -o version=… -o http.address=<host>:<port>
+//!   -o server.command=… -o http.pool.num_workers=… -o http.pool.max_jobs=…
+//!   -o rpc.listen=tcp://<host>:<rpc> -o http.pool.supervisor.exec_ttl=30s
+//!   -o http.static.dir=<base>/public -o http.middleware=static -o logs.mode=production
+//!   -o logs.level=debug|warn -o logs.output=stdout -o logs.encoding=json serve`, in the
+//!   app's directory, with APP_ENV, APP_BASE_PATH and LARAVEL_OCTANE=1 added to the
+//!   environment. Without `--rr-config` the .rr.yaml is an empty file Octane just touched
+//!   (1.x l. 149, 2.x l. 150). 1.x passes `version=2.7`, host 127.0.0.1 by default and the
+//!   command as `php worker`; 2.x `version=3`, no host by default (`:8000`) and the
+//!   command as `php,worker`.
+//! * Its output (same file, writeServerOutput(), 1.x l. 205–245, 2.x l. 206–246), polled
+//!   while it runs: a stdout line that decodes to a JSON array is indexed with `msg` and
+//!   `logger` without a check (a missing key is a PHP warning, which Laravel turns into an
+//!   exception that ends `octane:start`); a `msg` that itself decodes to an array is the
+//!   worker's own report (Octane's workers print JSON to stderr) and is shown as such; the
+//!   `server` logger's `msg` is printed raw; an `info` line whose `msg` is "http log" and
+//!   that has a `remote_address` must carry `elapsed`, `method`, `status` and `URI`, and
+//!   `elapsed` is read by calculateElapsedTime() (1.x l. 253, 2.x l. 251). A stderr line
+//!   without DEBUG, INFO or WARN in it is shown as an error.
+//! * Reloading (src/RoadRunner/ServerProcessInspector.php reloadServer(), 1.x l. 50–61,
+//!   2.x l. 46–57; `octane:reload`, `--watch`): `rr reset -o rpc.listen=tcp://<host>:<rpc>
+//!   -s` in the app's directory; any stderr output throws "Cannot reload RoadRunner".
+//! * Stopping (same file, 1.x l. 76, 2.x l. 70; `octane:stop`, Ctrl+C): SIGTERM to the
+//!   process it started. `octane:status` (1.x l. 34, 2.x l. 32): `kill(pid, 0)`.
 //!
-//! A real `php artisan octane:start --server=roadrunner` against pacer is run by hand
-//! (Octane is not in Debian); see the closing notes of issue 16.
+//! A real `php artisan octane:start --server=roadrunner` (Octane 1.5.6 on Debian's Laravel
+//! 8.83) was run against pacer by hand: Octane is not in Debian, and CI has no network.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

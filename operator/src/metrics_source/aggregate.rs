@@ -11,6 +11,9 @@
 //!   a point whose memory is not measured yet (0 bytes, a worker just started) breaks a run.
 //! * Worker CPU: the increase of `pacer_worker_cpu_seconds_total` over the window, in
 //!   cores; only when every scrape carries the counter (an older pacer does not).
+//! * The container's cgroup: the highest working set of the window, the limit of the last
+//!   scrape, the OOM kills (increase of the counter) and the share of throttled CPU
+//!   periods, each only when pacer reports it.
 
 use jiff::Timestamp;
 
@@ -123,6 +126,22 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
                 + s.metrics.slots.values().map(|(m, _)| m).sum::<f64>()
         })
         .fold(0.0, f64::max);
+    let every =
+        |f: fn(&PacerMetrics) -> Option<f64>| scrapes.iter().all(|s| f(&s.metrics).is_some());
+    let memory_working_set = scrapes
+        .iter()
+        .filter_map(|s| s.metrics.working_set)
+        .reduce(f64::max)
+        .map(|b| b.max(0.0) as u64);
+    let oom_kills =
+        every(|m| m.oom_kills).then(|| increase(scrapes, |m| m.oom_kills.unwrap_or(0.0)));
+    let cpu_throttled = (every(|m| m.cpu_periods) && every(|m| m.cpu_throttled_periods))
+        .then(|| {
+            let periods = increase(scrapes, |m| m.cpu_periods.unwrap_or(0.0));
+            let throttled = increase(scrapes, |m| m.cpu_throttled_periods.unwrap_or(0.0));
+            (periods > 0.0).then(|| (throttled / periods).clamp(0.0, 1.0))
+        })
+        .flatten();
 
     Some(PodSample {
         pod: pod.to_owned(),
@@ -148,6 +167,14 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
             .target_workers
             .filter(|w| w.is_finite() && *w >= 0.0)
             .map(|w| w.round() as u32),
+        memory_working_set,
+        memory_limit: last
+            .metrics
+            .memory_limit
+            .filter(|b| b.is_finite() && *b > 0.0)
+            .map(|b| b as u64),
+        oom_kills,
+        cpu_throttled,
     })
 }
 
@@ -340,6 +367,38 @@ mod tests {
         assert_eq!(
             aggregate("p", &scrapes).unwrap().memory_growth_per_job,
             None
+        );
+    }
+
+    #[test]
+    fn cgroup_working_set_oom_kills_and_throttling() {
+        let cg = |m: &mut PacerMetrics, ws: f64, oom: f64, periods: f64, throttled: f64| {
+            m.working_set = Some(ws);
+            m.memory_limit = Some(512.0 * 1024.0 * 1024.0);
+            m.oom_kills = Some(oom);
+            m.cpu_periods = Some(periods);
+            m.cpu_throttled_periods = Some(throttled);
+        };
+        let scrapes = [
+            scrape(0, |m| cg(m, 100e6, 2.0, 1000.0, 100.0)),
+            scrape(30, |m| cg(m, 300e6, 3.0, 1300.0, 250.0)),
+            scrape(60, |m| cg(m, 200e6, 4.0, 1600.0, 400.0)),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        assert_eq!(p.memory_working_set, Some(300_000_000));
+        assert_eq!(p.memory_limit, Some(512 * 1024 * 1024));
+        assert_eq!(p.oom_kills, Some(2.0));
+        assert_eq!(p.cpu_throttled, Some(0.5));
+        // An older pacer reports none of it.
+        let old = aggregate("p", &[scrape(0, |_| {}), scrape(30, |_| {})]).unwrap();
+        assert_eq!(
+            (
+                old.memory_working_set,
+                old.memory_limit,
+                old.oom_kills,
+                old.cpu_throttled
+            ),
+            (None, None, None, None)
         );
     }
 

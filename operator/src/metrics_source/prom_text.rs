@@ -172,6 +172,17 @@ pub struct PacerMetrics {
     pub process_memory: Option<f64>,
     /// `pacer_worker_cpu_seconds_total` (absent from pacers that predate it).
     pub worker_cpu_seconds: Option<f64>,
+    /// `pacer_cgroup_memory_working_set_bytes`: the container's cgroup as the kernel counts
+    /// it (absent from pacers that predate it, or without a cgroup).
+    pub working_set: Option<f64>,
+    /// `pacer_cgroup_memory_limit_bytes` (absent when unlimited).
+    pub memory_limit: Option<f64>,
+    /// `pacer_cgroup_oom_kills_total`.
+    pub oom_kills: Option<f64>,
+    /// `pacer_cgroup_cpu_periods_total`.
+    pub cpu_periods: Option<f64>,
+    /// `pacer_cgroup_cpu_throttled_periods_total`.
+    pub cpu_throttled_periods: Option<f64>,
 }
 
 impl PacerMetrics {
@@ -182,8 +193,18 @@ impl PacerMetrics {
         let mut m = Self::default();
         let mut seen_workers = false;
         for s in samples {
-            if s.name == "process_resident_memory_bytes" {
-                m.process_memory = Some(s.value);
+            let cgroup = match s.name.as_str() {
+                "process_resident_memory_bytes" => Some(&mut m.process_memory),
+                "pacer_cgroup_memory_working_set_bytes" => Some(&mut m.working_set),
+                "pacer_cgroup_memory_limit_bytes" => Some(&mut m.memory_limit),
+                "pacer_cgroup_oom_kills_total" => Some(&mut m.oom_kills),
+                "pacer_cgroup_cpu_periods_total" => Some(&mut m.cpu_periods),
+                "pacer_cgroup_cpu_throttled_periods_total" => Some(&mut m.cpu_throttled_periods),
+                _ => None,
+            };
+            // pacer's own process and its container have no pool label.
+            if let Some(field) = cgroup {
+                *field = Some(s.value);
                 continue;
             }
             if s.label("pool") != Some(POOL) {
@@ -289,6 +310,21 @@ pacer_queue_wait_seconds_count{pool="http"} 370
 # HELP pacer_build_info Build information.
 # TYPE pacer_build_info gauge
 pacer_build_info{version="0.1.0",rustc="1.95.0"} 1
+# HELP pacer_cgroup_memory_working_set_bytes Memory of the container's cgroup minus inactive file pages.
+# TYPE pacer_cgroup_memory_working_set_bytes gauge
+pacer_cgroup_memory_working_set_bytes 1.5e+08
+# HELP pacer_cgroup_memory_limit_bytes Memory limit of the container's cgroup.
+# TYPE pacer_cgroup_memory_limit_bytes gauge
+pacer_cgroup_memory_limit_bytes 268435456
+# HELP pacer_cgroup_oom_kills_total Processes the OOM killer killed.
+# TYPE pacer_cgroup_oom_kills_total counter
+pacer_cgroup_oom_kills_total 1
+# HELP pacer_cgroup_cpu_periods_total CPU quota periods.
+# TYPE pacer_cgroup_cpu_periods_total counter
+pacer_cgroup_cpu_periods_total 1000
+# HELP pacer_cgroup_cpu_throttled_periods_total Throttled CPU quota periods.
+# TYPE pacer_cgroup_cpu_throttled_periods_total counter
+pacer_cgroup_cpu_throttled_periods_total 250
 # HELP process_resident_memory_bytes Resident memory size in bytes.
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 1.2345344e+07
@@ -298,7 +334,7 @@ process_start_time_seconds 1.7e9
     #[test]
     fn parses_pacer_output() {
         let samples = parse(PACER_TEXT).unwrap();
-        assert_eq!(samples.len(), 36);
+        assert_eq!(samples.len(), 41);
         let m = PacerMetrics::from_samples(&samples).unwrap();
         assert_eq!(m.ready, 3.0);
         assert_eq!(m.working, 1.0);
@@ -311,6 +347,11 @@ process_start_time_seconds 1.7e9
         assert_eq!(m.slots["0"], (24_117_248.0, 120.0));
         assert_eq!(m.process_memory, Some(12_345_344.0));
         assert_eq!(m.worker_cpu_seconds, Some(1.87));
+        assert_eq!(m.working_set, Some(1.5e8));
+        assert_eq!(m.memory_limit, Some(268_435_456.0));
+        assert_eq!(m.oom_kills, Some(1.0));
+        assert_eq!(m.cpu_periods, Some(1000.0));
+        assert_eq!(m.cpu_throttled_periods, Some(250.0));
     }
 
     #[test]

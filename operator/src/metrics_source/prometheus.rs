@@ -136,6 +136,14 @@ pub struct Queries {
     pub pod_peak: String,
     /// CPU cores the workers used by pod.
     pub cpu: String,
+    /// Highest cgroup working set by pod.
+    pub working_set: String,
+    /// cgroup memory limit by pod.
+    pub memory_limit: String,
+    /// OOM kills in the window by pod.
+    pub oom_kills: String,
+    /// Share of throttled CPU periods by pod.
+    pub cpu_throttled: String,
     /// The pool size each pod's pacer is configured for, now.
     pub target_workers: String,
 }
@@ -188,6 +196,15 @@ pub fn queries(target: &Target) -> Queries {
              + sum by (pod) (max_over_time(pacer_worker_memory_bytes{sel}[{w}]))"
         ),
         cpu: format!("sum by (pod) (rate(pacer_worker_cpu_seconds_total{sel}[{w}]))"),
+        working_set: format!(
+            "max by (pod) (max_over_time(pacer_cgroup_memory_working_set_bytes{{{base}}}[{w}]))"
+        ),
+        memory_limit: format!("max by (pod) (pacer_cgroup_memory_limit_bytes{{{base}}})"),
+        oom_kills: format!("sum by (pod) (increase(pacer_cgroup_oom_kills_total{{{base}}}[{w}]))"),
+        cpu_throttled: format!(
+            "sum by (pod) (increase(pacer_cgroup_cpu_throttled_periods_total{{{base}}}[{w}])) \
+             / (sum by (pod) (increase(pacer_cgroup_cpu_periods_total{{{base}}}[{w}])) > 0)"
+        ),
         target_workers: format!("max by (pod) (pacer_pool_target_workers{sel})"),
     }
 }
@@ -243,6 +260,14 @@ pub struct Answers {
     pub cpu: Vec<Series>,
     /// See [`Queries::target_workers`].
     pub target_workers: Vec<Series>,
+    /// See [`Queries::working_set`].
+    pub working_set: Vec<Series>,
+    /// See [`Queries::memory_limit`].
+    pub memory_limit: Vec<Series>,
+    /// See [`Queries::oom_kills`].
+    pub oom_kills: Vec<Series>,
+    /// See [`Queries::cpu_throttled`].
+    pub cpu_throttled: Vec<Series>,
 }
 
 /// Combines the answers into per-pod samples (pure). Pods without a live-worker series
@@ -263,6 +288,10 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
     let peak = by_pod(&answers.pod_peak);
     let cpu = by_pod(&answers.cpu);
     let target_workers = by_pod(&answers.target_workers);
+    let working_set = by_pod(&answers.working_set);
+    let memory_limit = by_pod(&answers.memory_limit);
+    let oom_kills = by_pod(&answers.oom_kills);
+    let cpu_throttled = by_pod(&answers.cpu_throttled);
     let get = |m: &BTreeMap<String, f64>, pod: &str| m.get(pod).copied().unwrap_or(0.0);
 
     let pods = target
@@ -304,6 +333,16 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                     .get(pod)
                     .filter(|w| **w >= 0.0)
                     .map(|w| w.round() as u32),
+                memory_working_set: working_set
+                    .get(pod)
+                    .filter(|b| **b >= 0.0)
+                    .map(|b| *b as u64),
+                memory_limit: memory_limit
+                    .get(pod)
+                    .filter(|b| **b > 0.0)
+                    .map(|b| *b as u64),
+                oom_kills: oom_kills.get(pod).map(|n| n.max(0.0)),
+                cpu_throttled: cpu_throttled.get(pod).map(|s| s.clamp(0.0, 1.0)),
             })
         })
         .collect();
@@ -358,6 +397,10 @@ impl Prometheus {
             &q.pod_peak,
             &q.cpu,
             &q.target_workers,
+            &q.working_set,
+            &q.memory_limit,
+            &q.oom_kills,
+            &q.cpu_throttled,
         ];
         let mut results = try_join_all(list.iter().map(|query| self.query(base, query, time)))
             .await?
@@ -378,6 +421,10 @@ impl Prometheus {
             pod_peak: next(),
             cpu: next(),
             target_workers: next(),
+            working_set: next(),
+            memory_limit: next(),
+            oom_kills: next(),
+            cpu_throttled: next(),
         };
         Ok(combine(target, &answers))
     }

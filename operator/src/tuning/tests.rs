@@ -668,9 +668,10 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
         prop::option::of(1u64..400),
         prop::option::of(0.0f64..200_000.0),
         prop::option::of(0.0f64..16.0),
+        prop::option::of(0.0f64..1.0),
     )
         .prop_map(
-            |(busy, live, queue, rps, dur, worker_mib, growth, cpu)| PodSample {
+            |(busy, live, queue, rps, dur, worker_mib, growth, cpu, throttled)| PodSample {
                 pod: "p".into(),
                 live_workers: live,
                 busy_workers: busy,
@@ -685,6 +686,10 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
                 pod_memory_peak: worker_mib.map(|m| 4 * m * MI + 24 * MI),
                 worker_cpu_cores: cpu,
                 target_workers: None,
+                memory_working_set: worker_mib.map(|m| 3 * m * MI + 64 * MI),
+                memory_limit: None,
+                oom_kills: None,
+                cpu_throttled: throttled,
             },
         )
 }

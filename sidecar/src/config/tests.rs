@@ -498,6 +498,14 @@ fn octane_starts_on_an_empty_file_with_overrides() {
             loaded.warnings
         );
     }
+    // A comma after a space belongs to an argument, not to RoadRunner's list syntax.
+    let mut opts = f.opts();
+    opts.overrides = vec!["server.command=php -d disable_functions=exec,system w.php".into()];
+    let c = f.parse_opts(BASE, &opts).unwrap().config;
+    assert_eq!(
+        c.server.command,
+        ["php", "-d", "disable_functions=exec,system", "w.php"]
+    );
     // Without a version, an empty file is still refused.
     let err = f.parse_opts("", &f.opts()).unwrap_err().to_string();
     assert!(err.contains("the file is empty"), "{err}");

@@ -82,8 +82,9 @@ impl Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
     /// `server.command` (required): a string split on plain spaces (no shell, no
-    /// quoting, like RoadRunner) — or at commas when it has any, like RoadRunner — or a
-    /// list used verbatim.
+    /// quoting, like RoadRunner) — or at commas when a comma comes before any space
+    /// (RoadRunner's list syntax, `php,/app/worker.php`, which Laravel Octane uses) — or
+    /// a list used verbatim.
     pub command: Vec<String>,
     /// `server.env`: added to every worker's environment. Keys upper-cased and values
     /// env-expanded, like RoadRunner.
