@@ -17,7 +17,7 @@ OUT=$ROOT/bench/out
 TOOL=${1:-callgrind}
 URL_PATH=${2:-/hello}
 LUA=${3:-}
-PROF_DIR=$ROOT/target/prof
+PROF_DIR=${PACER_PROF_DIR:-$ROOT/target/prof}
 PACER=$PROF_DIR/release/pacer
 mkdir -p "$OUT"
 

@@ -1,4 +1,4 @@
-//! `pacer-operator`: reconciles `PhpAppServer` objects (`pacer.dev/v1alpha1`) into the
+//! `pacer-operator`: reconciles `PhpAppServer` objects (`pacer.dev/v1alpha2`) into the
 //! Deployment, Service, ConfigMap and PodDisruptionBudget that run a PHP app under
 //! `pacer`, and tunes each app's worker pool from its pods' live metrics.
 //!

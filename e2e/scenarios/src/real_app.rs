@@ -112,7 +112,7 @@ impl RealApp {
         });
         merge(&mut spec, patch);
         json!({
-            "apiVersion": "pacer.dev/v1alpha1",
+            "apiVersion": "pacer.dev/v1alpha2",
             "kind": "PhpAppServer",
             "metadata": {"name": APP, "namespace": namespace},
             "spec": spec,

@@ -19,8 +19,11 @@ use pacer_e2e_scenarios::{repo_root, wait_for};
 use serde_json::json;
 use tokio::time::Instant;
 
-/// The README's app name and namespace (also every scenario's app name).
+/// Every scenario's app name (each scenario has its own namespace).
 const APP: &str = APP_NAME;
+
+/// The example's app name and namespace (`examples/kubernetes/hello.yaml`, scenario 1).
+const EXAMPLE: &str = "hello";
 
 /// Pods of app `app` in `namespace` that are Ready, with their IPs.
 async fn ready_pods(world: &RealWorld, namespace: &str, app: &str) -> Result<Vec<Pod>> {
@@ -89,30 +92,30 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
         ),
     );
 
-    // The README: create the namespace, set `image`, apply.
-    world.kubectl(&["create", "namespace", APP]).await?;
-    let example = repo_root().join("examples/kubernetes/phpappserver.yaml");
+    // The example's own steps: create the namespace, set `image`, apply.
+    world.kubectl(&["create", "namespace", EXAMPLE]).await?;
+    let example = repo_root().join("examples/kubernetes/hello.yaml");
     let text = std::fs::read_to_string(&example)?;
     ensure!(
-        text.contains("image: shop:1.4.2"),
-        "the example's image line moved"
+        text.contains("image: hello:0.1.0") && text.contains("name: hello\n"),
+        "the example's image or name line moved"
     );
     let manifest = text.replace(
-        "image: shop:1.4.2",
+        "image: hello:0.1.0",
         &format!("image: {}", world.node().images().app),
     );
-    let file = pacer_e2e_scenarios::out_dir().join("node/shop-phpappserver.yaml");
+    let file = pacer_e2e_scenarios::out_dir().join("node/hello.yaml");
     std::fs::write(&file, manifest)?;
     let applied = Instant::now();
     world
-        .kubectl(&["apply", "-n", APP, "-f", &file.display().to_string()])
+        .kubectl(&["apply", "-n", EXAMPLE, "-f", &file.display().to_string()])
         .await?;
     timeline.push(
         "",
         "",
         "",
         "",
-        "kubectl apply -n shop -f examples/kubernetes/phpappserver.yaml",
+        "kubectl apply -n hello -f examples/kubernetes/hello.yaml",
     );
 
     // The example asks for two replicas.
@@ -122,7 +125,7 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
         "2 Ready pods of the example",
         || async {
             world.node().check()?;
-            let pods = ready_pods(world, APP, APP).await?;
+            let pods = ready_pods(world, EXAMPLE, EXAMPLE).await?;
             Ok((pods.len() == 2).then_some(pods))
         },
     )
@@ -185,7 +188,7 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
     let first = pods[0].metadata.name.clone().unwrap_or_default();
     let processes = world
         .kubectl(&[
-            "exec", "-n", APP, &first, "-c", "app", "--", "sh", "-c",
+            "exec", "-n", EXAMPLE, &first, "-c", "app", "--", "sh", "-c",
             "for p in /proc/[0-9]*; do printf '%s %s ' \"${p#/proc/}\" \"$(awk '/^Uid:/ {print $2}' $p/status)\"; tr '\\0' ' ' < $p/cmdline; echo; done",
         ])
         .await?;
@@ -223,8 +226,8 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
     let load = Load::start_via(
         world.dial(),
         world.client()?,
-        APP,
-        APP,
+        EXAMPLE,
+        EXAMPLE,
         8080,
         LoadSpec {
             path: "/hello".into(),
@@ -243,7 +246,7 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
     );
 
     // kubectl get pas: the printer columns.
-    let table = world.kubectl(&["get", "pas", "-n", APP]).await?;
+    let table = world.kubectl(&["get", "pas", "-n", EXAMPLE]).await?;
     let header = table.lines().next().unwrap_or_default();
     for column in [
         "NAME", "REPLICAS", "READY", "WORKERS", "MAX JOBS", "BUSY %", "AGE",
@@ -251,7 +254,7 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
         ensure!(header.contains(column), "no {column} column in:\n{table}");
     }
     ensure!(
-        table.lines().nth(1).is_some_and(|l| l.starts_with(APP)),
+        table.lines().nth(1).is_some_and(|l| l.starts_with(EXAMPLE)),
         "{table}"
     );
     timeline.push(
@@ -274,8 +277,8 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
     let logged = Load::start_via(
         world.dial(),
         world.client()?,
-        APP,
-        APP,
+        EXAMPLE,
+        EXAMPLE,
         8080,
         LoadSpec {
             path: "/log?msg=from-scenario-1".into(),
@@ -290,7 +293,7 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
     for pod in &pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
         logs += &world
-            .kubectl(&["logs", "-n", APP, &name, "-c", "app"])
+            .kubectl(&["logs", "-n", EXAMPLE, &name, "-c", "app"])
             .await?;
     }
     ensure!(

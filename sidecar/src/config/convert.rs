@@ -712,7 +712,9 @@ fn rpc(raw: RpcRaw, ctx: &mut Ctx<'_>) -> RpcConfig {
         .string("rpc.listen", raw.listen.as_ref())
         .unwrap_or_else(|| DEFAULT_RPC.to_string());
     let parsed = match listen.split_once("://") {
-        Some(("tcp", rest)) if !rest.contains("://") => parse_listen(rest).map(RpcAddr::Tcp),
+        Some(("tcp", rest)) if !rest.contains("://") => {
+            parse_listen(rest).map(|a| RpcAddr::Tcp(a.to_string()))
+        }
         Some(("unix", rest)) if !rest.is_empty() && !rest.contains("://") => {
             Some(RpcAddr::Unix(PathBuf::from(rest)))
         }
@@ -724,11 +726,9 @@ fn rpc(raw: RpcRaw, ctx: &mut Ctx<'_>) -> RpcConfig {
             format!("{listen:?}"),
             "tcp://host:port (with an IP address) or unix:///path/to.sock",
         ));
-        RpcAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 6001))
+        RpcAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 6001).to_string())
     });
-    if let RpcAddr::Tcp(a) = &listen
-        && !a.ip().is_loopback()
-    {
+    if !listen.is_local() {
         ctx.warn(format!(
             "rpc.listen: {listen} is reachable from other hosts and RPC has no authentication"
         ));
@@ -1097,10 +1097,16 @@ fn pacer(raw: PacerRaw, endure: Option<EndureRaw>, ctx: &mut Ctx<'_>) -> PacerCo
     unsupported(ctx, "endure.log_level", &endure.log_level, "");
     unsupported(ctx, "endure.watchdog_sec", &endure.watchdog_sec, "");
     unsupported(ctx, "endure.print_graph", &endure.print_graph, "");
-    let threads = raw
-        .runtime
-        .and_then(|r| ctx.uint_max("pacer.runtime.threads", r.threads.as_ref(), 1024))
+    let runtime = raw.runtime.unwrap_or_default();
+    let threads = ctx
+        .uint_max("pacer.runtime.threads", runtime.threads.as_ref(), 1024)
         .map_or(0, |n| usize::try_from(n).unwrap_or(0));
+    let shards = ctx
+        .uint_max("pacer.runtime.shards", runtime.shards.as_ref(), 1024)
+        .map_or(1, |n| usize::try_from(n).unwrap_or(1));
+    let pin = ctx
+        .boolean("pacer.runtime.pin", runtime.pin.as_ref())
+        .unwrap_or(true);
     PacerConfig {
         shutdown: ShutdownConfig {
             delay: ctx
@@ -1110,7 +1116,11 @@ fn pacer(raw: PacerRaw, endure: Option<EndureRaw>, ctx: &mut Ctx<'_>) -> PacerCo
                 .or(endure_grace)
                 .unwrap_or(Duration::from_secs(30)),
         },
-        runtime: RuntimeConfig { threads },
+        runtime: RuntimeConfig {
+            threads,
+            shards,
+            pin,
+        },
         http: pacer_http(raw.http.unwrap_or_default(), ctx),
         readiness: readiness(raw.readiness.unwrap_or_default(), ctx),
     }

@@ -115,7 +115,10 @@ pub(crate) fn to_tree(c: &Config) -> Value {
                 )
                 .put(
                     "runtime",
-                    M::new().put("threads", c.pacer.runtime.threads as u64),
+                    M::new()
+                        .put("threads", c.pacer.runtime.threads as u64)
+                        .put("shards", c.pacer.runtime.shards as u64)
+                        .put("pin", c.pacer.runtime.pin),
                 )
                 .put(
                     "http",

@@ -295,4 +295,6 @@ pub(crate) struct ShutdownRaw {
 #[serde(default)]
 pub(crate) struct RuntimeRaw {
     pub threads: V,
+    pub shards: V,
+    pub pin: V,
 }

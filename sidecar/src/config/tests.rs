@@ -286,7 +286,8 @@ fn every_key_parses() {
         ("reload: {interval: 2s, patterns: [.php, .env], services: {http: {dirs: [src, /app], recursive: true, ignore: [vendor], patterns: [.twig]}}}".into(), "/reload",
             json!({"interval": "2s", "patterns": [".php", ".env"], "services": {"http": {"dirs": [format!("{w}/src"), "/app"], "recursive": true, "ignore": [format!("{w}/vendor")], "patterns": [".twig"]}}})),
         // pacer / endure
-        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4}, "http": {"header_read_timeout": "30s", "max_requests_per_connection": 10000, "max_header_count": 1000, "max_header_bytes": 1048576}, "readiness": {"mode": "accepting"}})),
+        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4, "shards": 1, "pin": true}, "http": {"header_read_timeout": "30s", "max_requests_per_connection": 10000, "max_header_count": 1000, "max_header_bytes": 1048576}, "readiness": {"mode": "accepting"}})),
+        ("pacer: {runtime: {shards: 0, pin: false}}".into(), "/pacer/runtime", json!({"threads": 0, "shards": 0, "pin": false})),
         ("pacer: {readiness: {mode: saturation}}".into(), "/pacer/readiness", json!({"mode": "saturation", "queue_high": 10, "queue_low": 5, "high_for": "5s", "low_for": "10s"})),
         ("pacer: {readiness: {mode: saturation, queue_high: 4, queue_low: 1, high_for: 2s, low_for: 1m}}".into(), "/pacer/readiness", json!({"mode": "saturation", "queue_high": 4, "queue_low": 1, "high_for": "2s", "low_for": "1m0s"})),
         ("pacer: {http: {header_read_timeout: 5s, max_requests_per_connection: 0}}".into(), "/pacer/http", json!({"header_read_timeout": "5s", "max_requests_per_connection": 0, "max_header_count": 1000, "max_header_bytes": 1048576})),

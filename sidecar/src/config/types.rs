@@ -343,23 +343,10 @@ pub struct RpcConfig {
     pub listen: RpcAddr,
 }
 
-/// Where the RPC server listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RpcAddr {
-    Tcp(SocketAddr),
-    /// A unix socket path (relative paths kept relative, see [`Config::workdir`]).
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for RpcAddr {
-    /// The DSN form workers get in `RR_RPC`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RpcAddr::Tcp(a) => write!(f, "tcp://{a}"),
-            RpcAddr::Unix(p) => write!(f, "unix://{}", p.display()),
-        }
-    }
-}
+/// Where the RPC server listens: the one RPC address type, shared with the RPC server
+/// and client (`tcp://host:port` or `unix://path`; the config resolves a TCP host to
+/// an IP address, relative unix paths stay relative, see [`Config::workdir`]).
+pub use crate::rpc::RpcAddr;
 
 /// `status`: health and readiness endpoints.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -644,4 +631,13 @@ pub struct RuntimeConfig {
     /// thread hand-offs and wake-ups (docs/platform-notes.md), so one thread leaves every
     /// core to the PHP workers. Raise it when TLS or compression make pacer CPU-bound.
     pub threads: usize,
+    /// `pacer.runtime.shards`: runtime shards — one current-thread runtime per shard,
+    /// each on its own thread, serving the connections it accepts (SO_REUSEPORT) with
+    /// the workers it owns, so a request never changes threads (see `shards.rs`).
+    /// 1 (the default) = no shards: HTTP runs on the main runtime; 0 = one per CPU
+    /// this process may use, at most one per worker (`num_workers` at start).
+    pub shards: usize,
+    /// `pacer.runtime.pin`: with shards, pin shard `i`'s thread and its PHP workers to
+    /// the `i`-th allowed CPU, so their wake-ups stay on one CPU. Default true.
+    pub pin: bool,
 }

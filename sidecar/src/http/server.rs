@@ -206,7 +206,6 @@ impl HttpHandler {
         {
             return Err(HttpError::TooLarge);
         }
-        convert::check_host(&parts.headers).map_err(|e| HttpError::BadRequest(e.to_string()))?;
         let remote = convert::client_ip(
             conn.peer.ip(),
             &parts.headers,
@@ -485,24 +484,17 @@ fn asterisk_form(method: &Method) -> Response<Body> {
 }
 
 fn check_host<B>(req: &Request<B>) -> Result<(), &'static str> {
-    if req.version() >= http::Version::HTTP_2 {
-        return Ok(());
-    }
+    let h1 = req.version() < http::Version::HTTP_2;
     let mut hosts = req.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (None, _) if req.version() == http::Version::HTTP_11 => Err("missing Host header"),
-        (None, _) => Ok(()),
-        (Some(_), Some(_)) => Err("more than one Host header"),
-        (Some(host), None) => {
-            // Go's httpguts.ValidHostHeader: the characters of a reg-name, an IP
-            // literal and a port.
-            let valid = |b: &u8| b.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=[]_~".contains(b);
-            if host.as_bytes().iter().all(valid) {
-                Ok(())
-            } else {
-                Err("invalid Host header")
-            }
+        (Some(_), Some(_)) if h1 => Err("more than one Host header"),
+        // The one Host check of the server (HTTP/2 too, where it is optional):
+        // `convert::valid_host`, Go's httpguts.ValidHostHeader plus a URI authority.
+        (Some(host), _) if !super::convert::valid_host(host.as_bytes()) => {
+            Err("invalid Host header")
         }
+        _ => Ok(()),
     }
 }
 
@@ -578,19 +570,7 @@ pub async fn serve(
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, peer)) = crate::accept::next(&listener, &stop, "http").await {
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo {
             peer,

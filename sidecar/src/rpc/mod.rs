@@ -328,7 +328,7 @@ impl RpcListener {
         &self.dsn
     }
 
-    async fn accept(&self) -> std::io::Result<(BoxRead, BoxWrite, String)> {
+    async fn accept_one(&self) -> std::io::Result<(BoxRead, BoxWrite, String)> {
         match &self.inner {
             Inner::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
@@ -342,6 +342,14 @@ impl RpcListener {
                 Ok((Box::new(r), Box::new(w), "unix".to_string()))
             }
         }
+    }
+}
+
+impl crate::accept::Listener for RpcListener {
+    type Conn = (BoxRead, BoxWrite, String);
+
+    fn accept_conn(&self) -> impl std::future::Future<Output = std::io::Result<Self::Conn>> + Send {
+        self.accept_one()
     }
 }
 

@@ -120,6 +120,8 @@ pub struct WorkerIdent {
     pub slot: usize,
     /// Bumped by every reset; workers of an older generation are replaced.
     pub generation: u64,
+    /// The runtime shard that drives this worker's relay (0 without shards).
+    pub shard: usize,
 }
 
 /// Facts about a worker that others read without owning it.
