@@ -40,6 +40,8 @@ pub enum AppError {
     },
     #[error("the config has no `http` section; pacer serves HTTP")]
     NoHttp,
+    #[error(transparent)]
+    Otel(#[from] crate::otel::OtelError),
     #[error("relay: {0}")]
     Relay(std::io::Error),
     #[error("static files: {dir}: {source}")]
@@ -257,7 +259,19 @@ pub async fn run(
     }
 
     let http_stats = Arc::new(HttpStats::default());
-    let handler = HttpHandler::new(pool.clone(), http_settings(&config)?, http_stats.clone());
+    let tracing_on = match &config.otel {
+        Some(otel) => {
+            tracing::info!(endpoint = %otel.url, service = %otel.resource.service_name, "otel: exporting request spans over OTLP/HTTP");
+            Some(Arc::new(crate::otel::Tracing::start(otel)?))
+        }
+        None => None,
+    };
+    let handler = HttpHandler::with_tracing(
+        pool.clone(),
+        http_settings(&config)?,
+        http_stats.clone(),
+        tracing_on.clone(),
+    );
     let http_stop = CancellationToken::new();
     let grace = config.pacer.shutdown.grace_period;
     let mut http_servers = Vec::new();
@@ -378,6 +392,13 @@ pub async fn run(
     }
     tracing::info!("HTTP drained; stopping workers");
     pool.shutdown().await;
+    drop(handler);
+    if let Some(otel) = tracing_on {
+        // Every request has ended: this is the last owner. Flushing blocks.
+        if let Ok(otel) = Arc::try_unwrap(otel) {
+            let _ = tokio::task::spawn_blocking(move || otel.shutdown()).await;
+        }
+    }
     background.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(5), tracker.wait())

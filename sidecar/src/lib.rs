@@ -49,6 +49,7 @@ pub mod endpoint;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod otel;
 pub mod pid1;
 pub mod pool;
 pub mod readiness;

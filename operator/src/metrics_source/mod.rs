@@ -1,4 +1,4 @@
-//! Where the tuner's numbers come from (design.md §3.4).
+//! Where the tuner's numbers come from (docs/design.md §3.4).
 //!
 //! One trait, [`MetricsSource`], three implementations:
 //! * [`Direct`] (default, no dependencies): scrapes `http://<podIP>:2112/metrics` of every

@@ -1,5 +1,5 @@
 //! The Deployment: the user's pod (`spec.template`, or the one the short form
-//! describes) with pacer injected into the PHP container (design.md §2.1). Only what
+//! describes) with pacer injected into the PHP container (docs/design.md §2.1). Only what
 //! pacer needs is the operator's; everything else in the template passes through.
 //!
 //! * An init container from the Pacer image copies the static `pacer` binary into an

@@ -1,4 +1,4 @@
-//! Pure builders of the objects a `PhpAppServer` owns (design.md §3.2).
+//! Pure builders of the objects a `PhpAppServer` owns (docs/design.md §3.2).
 //!
 //! Each builder takes plain data ([`Inputs`]) and returns the complete object the operator
 //! applies with server-side apply: Deployment ([`deployment`]), Service, ConfigMap and

@@ -177,6 +177,16 @@ impl Pool {
     /// Runs one job: waits for a worker, exchanges the payload, returns the reply.
     /// A worker that asks to be stopped is replaced and the same job re-run elsewhere.
     pub async fn exec(&self, job: Payload) -> Result<Response, PoolError> {
+        self.exec_observed(job, None).await
+    }
+
+    /// [`Pool::exec`], also telling `leased` when a worker was leased and its pid (for
+    /// tracing: the queue wait ends there). `None` costs nothing.
+    pub async fn exec_observed(
+        &self,
+        job: Payload,
+        mut leased: Option<&mut Option<(std::time::SystemTime, u32)>>,
+    ) -> Result<Response, PoolError> {
         let (allocate_timeout, exec_ttl) = {
             let st = self.inner.state.lock();
             (
@@ -189,6 +199,9 @@ impl Pool {
             let mut lease = self.acquire(deadline, allocate_timeout).await?;
             let started = Instant::now();
             let worker = lease.worker_mut();
+            if let Some(leased) = leased.as_deref_mut() {
+                *leased = Some((std::time::SystemTime::now(), worker.info().pid));
+            }
             let result = match exec_ttl {
                 Some(ttl) => match tokio::time::timeout(ttl, worker.exec(&job)).await {
                     Ok(r) => r,

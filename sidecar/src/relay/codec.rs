@@ -276,7 +276,7 @@ mod tests {
         let frames = doc["frames"].as_array().unwrap();
         assert!(
             frames.len() >= 10,
-            "the worked examples of wire-protocol.md 1.5 are all there"
+            "the worked examples of docs/wire-protocol.md 1.5 are all there"
         );
         for g in frames {
             let name = g["name"].as_str().unwrap();

@@ -1,4 +1,4 @@
-//! Goridge RPC (wire-protocol.md §4): the server on `rpc.listen` that PHP code and the
+//! Goridge RPC (docs/wire-protocol.md §4): the server on `rpc.listen` that PHP code and the
 //! `pacer workers` / `pacer reset` commands talk to, its client, and those commands.
 //!
 //! # Wire

@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn golden_reset_reply_bytes() {
-        // wire-protocol.md §1.5(h)
+        // docs/wire-protocol.md §1.5(h)
         let r = parse(request(0x08, &[1, 14], b"resetter.Reset\"http\"")).unwrap();
         assert_eq!(r.seq, 1);
         assert_eq!(&r.method[..], b"resetter.Reset");

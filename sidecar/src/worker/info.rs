@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::process::ProcessHandle;
 
-/// Worker states. The numbers are RoadRunner's informer `status` codes (wire-protocol.md
+/// Worker states. The numbers are RoadRunner's informer `status` codes (docs/wire-protocol.md
 /// §2.6), so `informer.Workers` answers the way RoadRunner's clients expect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
