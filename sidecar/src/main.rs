@@ -193,7 +193,8 @@ fn serve(loaded: Loaded, options: RunOptions) -> ExitCode {
             | app::AppError::Static { .. }
             | app::AppError::Tls(_)
             | app::AppError::Headers(_)
-            | app::AppError::Sendfile(_)),
+            | app::AppError::Sendfile(_)
+            | app::AppError::Plugin(pacer::plugin::PluginError::Config { .. })),
         ) => {
             tracing::error!(%error, "cannot start");
             ExitCode::from(EXIT_CONFIG)

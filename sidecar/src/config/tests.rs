@@ -608,8 +608,8 @@ fn unknown_keys_warn_with_full_paths() {
             &["unknown section htpp (ignored)"],
         ),
         (
-            "jobs: {pool: {num_workers: 2}}",
-            &["section jobs configures a RoadRunner plugin pacer does not implement (ignored)"],
+            "jobs: {pool: {num_workers: 2}, pipelines: {a: {driver: memory, config: {prefetc: 5}}}}",
+            &["unknown key jobs.pipelines.a.config.prefetc (ignored)"],
         ),
         (
             "logs: {channels: {http: {lvl: info}}}",
@@ -1188,7 +1188,6 @@ endure:
     assert_eq!(
         l.warnings,
         [
-            "section jobs configures a RoadRunner plugin pacer does not implement (ignored)",
             "section kv configures a RoadRunner plugin pacer does not implement (ignored)",
             "server.relay_timeout is obsolete since RoadRunner v2 (ignored)",
             "endure.log_level is not supported by pacer (ignored)",
@@ -1290,6 +1289,84 @@ fn json_is_shaped_like_the_input() {
     );
     assert_eq!(j["http"]["max_request_size"], json!(256));
     assert!(effective_yaml(&f.ok("").config).starts_with("# effective configuration"));
+}
+
+#[test]
+fn jobs_section_and_its_errors() {
+    let f = Fixture::new();
+    let l = f.ok(
+        "jobs: {pool: {num_workers: 3, supervisor: {exec_ttl: 10s}}, timeout: 5, consume: [a, q],\n  \
+         pipelines: {a: {driver: memory, config: {priority: 3, prefetch: 7}},\n  \
+         q: {driver: amqp, config: {queue: work, prefetch: 20, durable: true, queue_headers: {x-max-priority: 10}},\n  \
+         retry: {max_attempts: 4, delay: 2s, failed_pipeline: a}}}}\namqp: {addr: 'amqp://u:p@127.0.0.1:5673/'}",
+    );
+    let j = l.config.jobs.as_ref().unwrap();
+    let again = f.parse(&effective_yaml(&l.config)).unwrap();
+    assert_eq!(
+        again.config.jobs, l.config.jobs,
+        "config check prints what it read"
+    );
+    assert_eq!(j.num_pollers, 5);
+    assert_eq!(j.timeout, Duration::from_secs(5));
+    assert_eq!(j.consume, ["a", "q"]);
+    assert_eq!(
+        j.pool.settings.supervisor.exec_ttl,
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(j.pipelines[0].priority, 3);
+    assert_eq!(
+        j.pipelines[0].driver,
+        DriverConfig::Memory(MemoryConfig { prefetch: 7 })
+    );
+    let DriverConfig::Amqp(q) = &j.pipelines[1].driver else {
+        panic!("not amqp")
+    };
+    assert_eq!(
+        (q.addr.as_str(), q.queue.as_str(), q.prefetch, q.durable),
+        ("amqp://u:p@127.0.0.1:5673/", "work", 20, true)
+    );
+    assert_eq!(
+        (q.exchange.as_str(), q.exchange_type.as_str()),
+        ("amqp.default", "direct")
+    );
+    assert_eq!(
+        q.queue_headers,
+        [("x-max-priority".to_string(), "10".to_string())]
+    );
+    assert_eq!(
+        j.pipelines[1].retry,
+        RetryPolicy {
+            max_attempts: 4,
+            delay: Duration::from_secs(2),
+            failed_pipeline: Some("a".into())
+        }
+    );
+    for (jobs, want) in [
+        (
+            "{pipelines: {a: {driver: amqp, config: {queue: x}}}}",
+            "amqp is required",
+        ),
+        (
+            "{pipelines: {a: {driver: sqs}}}",
+            "jobs.pipelines.a.driver: \"sqs\" is not a driver pacer implements",
+        ),
+        (
+            "{pipelines: {a: {driver: memory}}, consume: [b]}",
+            "jobs.consume: \"b\" is not the name of a pipeline",
+        ),
+        (
+            "{pipelines: {a: {config: {}}}}",
+            "jobs.pipelines.a.driver is required",
+        ),
+        (
+            "{pipelines: {a: {driver: memory, retry: {failed_pipeline: z}}}}",
+            "retry.failed_pipeline: \"z\"",
+        ),
+        ("{pool: {num_workers: x}}", "jobs.pool.num_workers"),
+    ] {
+        let err = f.err(&format!("jobs: {jobs}\namqp: ~"));
+        assert!(err.contains(want), "{jobs}: {err}");
+    }
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 pub mod apps;
 pub mod binary;
+pub mod brokers;
+pub mod jobs;
 pub mod load;
 pub mod serve;
 
