@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -241,7 +241,7 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("jobs.log");
-    publish(dir.path(), 1, &rr_yaml_with_jobs(1, &log));
+    publish(dir.path(), 1, &[("rr.yaml", &rr_yaml_with_jobs(1, &log))]);
     let load = LoadOptions {
         path: dir.path().join("rr.yaml"),
         ..LoadOptions::default()
@@ -299,19 +299,22 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
         .await
         .unwrap();
     let acked = || jobs.counts("m").acked;
-    assert!(wait_for(30, || acked() >= 20).await, "one worker consumes");
+    assert!(
+        eventually(30, || acked() >= 20).await,
+        "one worker consumes"
+    );
     let (_, one) = pids_after(&log, 0);
     assert_eq!(one.len(), 1, "one jobs worker: {one:?}");
 
-    publish(dir.path(), 2, &rr_yaml_with_jobs(4, &log));
+    publish(dir.path(), 2, &[("rr.yaml", &rr_yaml_with_jobs(4, &log))]);
     assert!(
-        wait_for(30, || jobs.pool().snapshot().workers.len() == 4).await,
+        eventually(30, || jobs.pool().snapshot().workers.len() == 4).await,
         "jobs pool grew to 4: {}",
         jobs.pool().snapshot().workers.len()
     );
     let (seen, _) = pids_after(&log, 0);
     assert!(
-        wait_for(30, || pids_after(&log, seen).1.len() == 4).await,
+        eventually(30, || pids_after(&log, seen).1.len() == 4).await,
         "four workers take jobs: {:?}",
         pids_after(&log, seen).1
     );
@@ -326,9 +329,9 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
         "no job waits in the pool's queue"
     );
 
-    publish(dir.path(), 3, &rr_yaml_with_jobs(1, &log));
+    publish(dir.path(), 3, &[("rr.yaml", &rr_yaml_with_jobs(1, &log))]);
     assert!(
-        wait_for(30, || jobs.pool().snapshot().workers.len() == 1).await,
+        eventually(30, || jobs.pool().snapshot().workers.len() == 1).await,
         "jobs pool shrank to 1: {}",
         jobs.pool().snapshot().workers.len()
     );
@@ -339,7 +342,7 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
     );
     let (seen, _) = pids_after(&log, 0);
     assert!(
-        wait_for(60, || acked() >= n as u64).await,
+        eventually(60, || acked() >= n as u64).await,
         "drained: {:?}",
         jobs.counts("m")
     );
