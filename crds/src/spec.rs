@@ -630,7 +630,8 @@ pub struct TuningSpec {
     /// Auto: apply the tuner's decisions. Recommend: only write them to
     /// `status.recommendation`. Off: read no metrics and change nothing — the pods keep
     /// the settings in force (`status.current`, kept within the spec's bounds).
-    /// Default: Auto.
+    /// Default: Auto. In YAML write `"Off"` quoted: YAML 1.1 (kubectl, helm) reads a plain
+    /// Off as `false`.
     #[serde(default)]
     pub mode: TuningMode,
 
