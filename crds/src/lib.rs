@@ -33,9 +33,7 @@ pub mod spec;
 pub mod status;
 pub mod units;
 
-pub use jobs::{
-    AmqpSpec, JobsDriver, JobsSpec, JobsWorkersSpec, PipelineSpec, ScaleToZeroSpec,
-};
+pub use jobs::{AmqpSpec, JobsDriver, JobsSpec, JobsWorkersSpec, PipelineSpec, ScaleToZeroSpec};
 pub use spec::{
     CpuSpec, HttpSpec, ImagePullPolicy, MaxJobs, MemorySpec, MetricsSourceKind, MetricsSpec,
     PhpAppServer, PhpAppServerSpec, PoolSpec, ReplicasSpec, ResourcesSpec, SecretKeyRef,
