@@ -3,12 +3,16 @@
 //! pool follows — 2 → 8 → 2 workers — without a single failed request.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::configmap::publish;
+use common::eventually;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -43,34 +47,10 @@ metrics:
     )
 }
 
-/// Publishes `content` as the kubelet does: `..<stamp>/rr.yaml`, `..data` → it, and a
-/// stable `rr.yaml` → `..data/rr.yaml`.
-fn publish(dir: &Path, generation: u32, content: &str) {
-    let data = dir.join(format!("..2026_11_29_08_00_{generation:02}.000000001"));
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(data.join("rr.yaml"), content).unwrap();
-    let tmp = dir.join("..data_tmp");
-    std::os::unix::fs::symlink(data.file_name().unwrap(), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    if std::fs::symlink_metadata(dir.join("rr.yaml")).is_err() {
-        std::os::unix::fs::symlink("..data/rr.yaml", dir.join("rr.yaml")).unwrap();
-    }
-}
-
-async fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..secs * 20 {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    cond()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
     let dir = tempfile::tempdir().unwrap();
-    publish(dir.path(), 1, &rr_yaml(2, 0));
+    publish(dir.path(), 1, &[("rr.yaml", &rr_yaml(2, 0))]);
     let load = LoadOptions {
         path: dir.path().join("rr.yaml"),
         ..LoadOptions::default()
@@ -139,9 +119,9 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
 
     let workers = || running.pool.snapshot().workers.len();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    publish(dir.path(), 2, &rr_yaml(8, 0));
+    publish(dir.path(), 2, &[("rr.yaml", &rr_yaml(8, 0))]);
     assert!(
-        wait_for(30, || workers() == 8 && running.pool.target() == 8).await,
+        eventually(30, || workers() == 8 && running.pool.target() == 8).await,
         "grew to 8: {}",
         workers()
     );
@@ -165,13 +145,17 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
     );
 
     // A broken file is rejected and changes nothing.
-    publish(dir.path(), 3, "version: \"3\"\nhttp: [not, a, map]\n");
+    publish(
+        dir.path(),
+        3,
+        &[("rr.yaml", "version: \"3\"\nhttp: [not, a, map]\n")],
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(running.pool.target(), 8);
 
-    publish(dir.path(), 4, &rr_yaml(2, 500));
+    publish(dir.path(), 4, &[("rr.yaml", &rr_yaml(2, 500))]);
     assert!(
-        wait_for(30, || workers() == 2 && running.pool.target() == 2).await,
+        eventually(30, || workers() == 2 && running.pool.target() == 2).await,
         "shrank to 2: {}",
         workers()
     );
@@ -257,7 +241,7 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
 
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("jobs.log");
-    publish(dir.path(), 1, &rr_yaml_with_jobs(1, &log));
+    publish(dir.path(), 1, &[("rr.yaml", &rr_yaml_with_jobs(1, &log))]);
     let load = LoadOptions {
         path: dir.path().join("rr.yaml"),
         ..LoadOptions::default()
@@ -315,19 +299,22 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
         .await
         .unwrap();
     let acked = || jobs.counts("m").acked;
-    assert!(wait_for(30, || acked() >= 20).await, "one worker consumes");
+    assert!(
+        eventually(30, || acked() >= 20).await,
+        "one worker consumes"
+    );
     let (_, one) = pids_after(&log, 0);
     assert_eq!(one.len(), 1, "one jobs worker: {one:?}");
 
-    publish(dir.path(), 2, &rr_yaml_with_jobs(4, &log));
+    publish(dir.path(), 2, &[("rr.yaml", &rr_yaml_with_jobs(4, &log))]);
     assert!(
-        wait_for(30, || jobs.pool().snapshot().workers.len() == 4).await,
+        eventually(30, || jobs.pool().snapshot().workers.len() == 4).await,
         "jobs pool grew to 4: {}",
         jobs.pool().snapshot().workers.len()
     );
     let (seen, _) = pids_after(&log, 0);
     assert!(
-        wait_for(30, || pids_after(&log, seen).1.len() == 4).await,
+        eventually(30, || pids_after(&log, seen).1.len() == 4).await,
         "four workers take jobs: {:?}",
         pids_after(&log, seen).1
     );
@@ -342,9 +329,9 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
         "no job waits in the pool's queue"
     );
 
-    publish(dir.path(), 3, &rr_yaml_with_jobs(1, &log));
+    publish(dir.path(), 3, &[("rr.yaml", &rr_yaml_with_jobs(1, &log))]);
     assert!(
-        wait_for(30, || jobs.pool().snapshot().workers.len() == 1).await,
+        eventually(30, || jobs.pool().snapshot().workers.len() == 1).await,
         "jobs pool shrank to 1: {}",
         jobs.pool().snapshot().workers.len()
     );
@@ -355,7 +342,7 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
     );
     let (seen, _) = pids_after(&log, 0);
     assert!(
-        wait_for(60, || acked() >= n as u64).await,
+        eventually(60, || acked() >= n as u64).await,
         "drained: {:?}",
         jobs.counts("m")
     );
