@@ -20,16 +20,20 @@
 //!
 //! # Modules
 //! * [`spec`] — `PhpAppServerSpec` and its parts, every field documented for `kubectl explain`.
+//! * [`jobs`] — `spec.jobs`: the pods' pipelines and the jobs pool's tuning (drain time,
+//!   workers, scale to zero).
 //! * [`status`] — `PhpAppServerStatus`: conditions, current settings, recommendation,
 //!   observed aggregates, the tuner's state.
 //! * [`units`] — Go durations and Kubernetes quantities: patterns, parsing, formatting.
 //!
 //! Start reading at [`spec::PhpAppServerSpec`].
 
+pub mod jobs;
 pub mod spec;
 pub mod status;
 pub mod units;
 
+pub use jobs::{AmqpSpec, JobsDriver, JobsSpec, JobsWorkersSpec, PipelineSpec, ScaleToZeroSpec};
 pub use spec::{
     CpuSpec, HttpSpec, ImagePullPolicy, MaxJobs, MemorySpec, MetricsSourceKind, MetricsSpec,
     PhpAppServer, PhpAppServerSpec, PoolSpec, ReplicasSpec, ResourcesSpec, SecretKeyRef,
