@@ -325,12 +325,22 @@ impl Cluster {
                     status: Some(PodStatus {
                         phase: Some(phase.into()),
                         pod_ip: p.node.map(|n| format!("10.0.{n}.{}", p.index % 250)),
-                        conditions: Some(vec![PodCondition {
-                            type_: "Ready".into(),
-                            status: if p.ready { "True" } else { "False" }.into(),
-                            last_transition_time: Some(Time(at(p.ready_changed.min(t)))),
-                            ..PodCondition::default()
-                        }]),
+                        conditions: Some(
+                            std::iter::once(PodCondition {
+                                type_: "Ready".into(),
+                                status: if p.ready { "True" } else { "False" }.into(),
+                                last_transition_time: Some(Time(at(p.ready_changed.min(t)))),
+                                ..PodCondition::default()
+                            })
+                            .chain(p.pending_resize.map(|_| PodCondition {
+                                // 1.33+: a resize the node has no room for yet.
+                                type_: "PodResizePending".into(),
+                                status: "True".into(),
+                                reason: Some("Deferred".into()),
+                                ..PodCondition::default()
+                            }))
+                            .collect(),
+                        ),
                         container_statuses: Some(vec![ContainerStatus {
                             name: APP_CONTAINER.into(),
                             ready: p.ready,
@@ -650,6 +660,9 @@ impl Cluster {
             out.failed += out.arrivals;
         }
         let share = out.arrivals / endpoints.len().max(1) as f64;
+        // The expected rate per pod: the stationary waits (Erlang C) already account for
+        // Poisson arrivals, so they get the rate, not this second's count.
+        let expected = rate / endpoints.len().max(1) as f64;
         let mut conns = 0.0;
         for i in 0..self.pods.len() {
             let receives = endpoints.contains(&i);
@@ -664,7 +677,7 @@ impl Cluster {
                 out.failed += arrivals;
                 continue;
             }
-            conns += self.pod_second(i, t, arrivals, &mut out);
+            conns += self.pod_second(i, t, arrivals, expected, &mut out);
         }
         // Smoothed, so that the database's answer to the pods does not oscillate.
         self.conns = 0.5 * self.conns + 0.5 * conns;
@@ -672,7 +685,14 @@ impl Cluster {
     }
 
     /// One second of one running pod; returns its calls in flight to the database.
-    fn pod_second(&mut self, i: usize, t: f64, arrivals: f64, out: &mut Second) -> f64 {
+    fn pod_second(
+        &mut self,
+        i: usize,
+        t: f64,
+        arrivals: f64,
+        lambda: f64,
+        out: &mut Second,
+    ) -> f64 {
         let app = self.versions[self.pods[i].version].clone();
         let cpu_limit = self.cpu_limit;
         let oom_mode = self.trace.oom;
@@ -740,7 +760,7 @@ impl Cluster {
         } else {
             0.0
         };
-        let mut tail = queue::tail(arrivals, c as u32, arrivals, service, app.cv, ahead);
+        let mut tail = queue::tail(arrivals, c as u32, lambda, service, app.cv, ahead);
         if backlog > 0.5 {
             tail.waiting = 1.0;
         }
@@ -894,12 +914,12 @@ impl Cluster {
     }
 }
 
-/// max_jobs with pacer's jitter (up to 14 % less per worker, so recycles spread out).
+/// max_jobs with pacer's jitter (0–14 % more per worker, so recycles spread out).
 fn recycle_point(max_jobs: u64, roll: f64) -> f64 {
     if max_jobs == 0 {
         return f64::INFINITY;
     }
-    max_jobs as f64 * (1.0 - 0.14 * roll)
+    max_jobs as f64 * (1.0 + 0.14 * roll)
 }
 
 /// Keeps what can wait within the allocate timeout; the rest is refused (503).

@@ -26,6 +26,9 @@ struct Cli {
     /// Also print every tuning change with its reason.
     #[arg(long)]
     changes: bool,
+    /// Also print every minute that missed the SLO.
+    #[arg(long)]
+    bad_minutes: bool,
 }
 
 fn main() -> ExitCode {
@@ -95,6 +98,27 @@ fn run_all() -> Result<bool> {
             }
         );
         ok &= misses.is_empty();
+        if cli.bad_minutes {
+            for m in r.minutes.iter().filter(|m| m.bad > 0.01) {
+                println!(
+                    "{} {:>6.2} h  rate {:>5.0}/s  bad {:>5.1} %  p99 {:>6.3} s  failed {:>4.0}  workers {:>4.1} (delivered {:>4.1}, running {:>3.0})  pods {} (ready {})  max_jobs {:.0}  db ×{:.1}  throttled {:.2}",
+                    r.trace.name,
+                    m.t / 3600.0,
+                    m.rate,
+                    m.bad * 100.0,
+                    m.p99,
+                    m.failed,
+                    m.workers,
+                    m.delivered,
+                    m.total_workers,
+                    m.pods,
+                    m.ready,
+                    m.max_jobs,
+                    m.db_factor,
+                    m.throttled,
+                );
+            }
+        }
         if cli.changes {
             for c in &r.changes {
                 println!(

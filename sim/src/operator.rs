@@ -195,7 +195,11 @@ impl Operator {
             } else {
                 Ok(AppSample { window, pods })
             };
-            TuningInput { sample, newest_oom }
+            TuningInput {
+                sample,
+                newest_oom,
+                pods: targets.clone(),
+            }
         });
         let deployment = cluster.deployment_state();
         let planned = plan::plan(PlanInput {

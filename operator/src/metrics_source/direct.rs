@@ -193,6 +193,7 @@ mod tests {
         PodTarget {
             name: "app-abc-1".into(),
             ip: Some(ip.into()),
+            ..PodTarget::default()
         }
     }
 
@@ -261,6 +262,7 @@ mod tests {
                 vec![PodTarget {
                     name: "pending".into(),
                     ip: None,
+                    ..PodTarget::default()
                 }],
                 0,
             ))
