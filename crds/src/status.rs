@@ -192,6 +192,13 @@ pub struct TuningState {
     /// When maxJobs last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_max_jobs_change_time: Option<Time>,
+    /// When maxWorkerMemory last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_max_worker_memory_change_time: Option<Time>,
+    /// When the pool's configuration last changed without a new worker count (which the
+    /// pods would report); such a change is awaited for a kubelet sync period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreported_change_time: Option<Time>,
     /// The memory limit before the last change, in bytes (pods that still report it have
     /// not been resized yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]

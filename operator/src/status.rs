@@ -163,6 +163,8 @@ pub fn tuning_state(s: &State) -> TuningState {
         last_change_time: s.last_change.map(Time),
         last_oom_bump_time: s.last_oom_bump.map(Time),
         last_max_jobs_change_time: s.last_max_jobs_change.map(Time),
+        last_max_worker_memory_change_time: s.last_max_worker_memory_change.map(Time),
+        unreported_change_time: s.unreported_change.map(Time),
         previous_memory_limit: s.previous_memory_limit.and_then(|b| i64::try_from(b).ok()),
         cpu_per_busy_worker: s.cpu_per_busy_worker,
         jobs: (*jobs != Baseline::default()).then(|| JobBaseline {
@@ -213,6 +215,8 @@ pub fn state_from(t: &TuningState) -> State {
         last_change: time(&t.last_change_time),
         last_oom_bump: time(&t.last_oom_bump_time),
         last_max_jobs_change: time(&t.last_max_jobs_change_time),
+        last_max_worker_memory_change: time(&t.last_max_worker_memory_change_time),
+        unreported_change: time(&t.unreported_change_time),
         previous_memory_limit: t.previous_memory_limit.and_then(|b| u64::try_from(b).ok()),
         cpu_per_busy_worker: finite(&t.cpu_per_busy_worker).filter(|c| *c > 0.0),
         jobs: t
@@ -396,6 +400,8 @@ mod tests {
             last_change: Some(t(4)),
             last_oom_bump: Some(t(2)),
             last_max_jobs_change: None,
+            last_max_worker_memory_change: Some(t(3)),
+            unreported_change: Some(t(2)),
             previous_memory_limit: Some(512 << 20),
             cpu_per_busy_worker: Some(0.42),
             jobs: Baseline {

@@ -742,17 +742,18 @@ impl Cluster {
         let cf = c as f64;
 
         // Completions: as many as the workers (and the CPU limit) allow.
-        let mut service = io_job + cpu_job;
-        let mut done = work.min(cf / service);
-        let mut u = 0.0;
-        if let Some(limit) = cpu_limit {
-            for _ in 0..3 {
-                u = (done * cpu_job / limit).min(0.98);
-                service = io_job + cpu_job * queue::cpu_stretch(limit, u);
-                done = work.min(cf / service).min(0.98 * limit / cpu_job);
+        let (done, service, u) = match cpu_limit {
+            None => {
+                let service = io_job + cpu_job;
+                (work.min(cf / service), service, 0.0)
             }
-            u = (done * cpu_job / limit).min(1.0);
-        }
+            Some(limit) => {
+                let capacity = queue::cpu_capacity(cf, io_job, cpu_job, limit);
+                let done = work.min(capacity);
+                let u = (done * cpu_job / limit).min(0.98);
+                (done, io_job + cpu_job * queue::cpu_stretch(limit, u), u)
+            }
+        };
         let busy = (done * service).min(cf);
         let (backlog, rejected) = cap_backlog(work - done, done, pod.backlog);
         let ahead = if pod.backlog + backlog > 0.5 {

@@ -51,6 +51,8 @@ pub struct Load {
     pub required: f64,
     /// p95 of a worker's RSS.
     pub worker_memory_p95: Option<f64>,
+    /// Median of a worker's RSS.
+    pub worker_memory_p50: Option<f64>,
     /// p95 of a pod's summed RSS (pacer + workers).
     pub pod_memory_p95: Option<f64>,
     /// pacer's own memory.
@@ -123,16 +125,20 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
         .collect();
     // Growth from the pods whose measured workers are oldest (the older half): a pod that
     // just started has only young workers, still warming up.
-    let mut measured: Vec<(f64, f64, Option<f64>)> = samples
+    let mut measured: Vec<(f64, Option<f64>, Option<f64>)> = samples
         .iter()
-        .filter_map(|p| {
-            p.memory_growth_per_job
-                .map(|g| (p.growth_jobs.unwrap_or(0.0), g, p.warm_worker_memory))
+        .filter(|p| p.memory_growth_per_job.is_some() || p.warm_worker_memory.is_some())
+        .map(|p| {
+            (
+                p.growth_jobs.unwrap_or(0.0),
+                p.memory_growth_per_job,
+                p.warm_worker_memory,
+            )
         })
         .collect();
     measured.sort_by(|a, b| b.0.total_cmp(&a.0));
     let older = &measured[..measured.len().div_ceil(2)];
-    let growth: Vec<f64> = older.iter().map(|m| m.1).collect();
+    let growth: Vec<f64> = older.iter().filter_map(|m| m.1).collect();
     let warm_memory: Vec<f64> = older.iter().filter_map(|m| m.2).collect();
     let (cpu, cpu_busy) = samples
         .iter()
@@ -163,6 +169,7 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
         },
         required,
         worker_memory_p95: percentile(&workers, 0.95),
+        worker_memory_p50: median(&workers),
         pod_memory_p95: percentile(&peaks, 0.95),
         server_memory: samples
             .iter()

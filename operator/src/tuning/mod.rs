@@ -10,8 +10,10 @@
 //! 1. **Delivered first**: while a pod still reports the previous decision's workers
 //!    (`pacer_pool_target_workers`; the kubelet delivers a ConfigMap within about a
 //!    minute) or memory limit (its cgroup's, or a pending resize), nothing the pods read
-//!    changes — deciding again would measure pods that run the old pool. Pods may still
-//!    be added. After [`DELIVERY_TIMEOUT`] the tuner stops waiting.
+//!    changes — deciding again would measure pods that run the old pool. A change the
+//!    pods cannot report (only `max_jobs` or `max_worker_memory`) is awaited for
+//!    [`CONFIG_DELIVERY`]. Pods may still be added. After [`DELIVERY_TIMEOUT`] the tuner
+//!    stops waiting.
 //! 2. **Demand** ([`load`]): busy workers (or arrivals × mean job time, counting refused
 //!    requests as arrivals) plus the workers that drain the waiting requests, measured on
 //!    the warm pods and extrapolated to every pod that serves. With a pod's metrics
@@ -34,8 +36,8 @@
 //!    [`MEMORY_DOWN_PERIOD`]. An OOM kill (in the pod status, or a worker killed inside a
 //!    living container, counted by pacer's cgroup) raises it once per episode by
 //!    max(+100 MiB, ×1.2) and is remembered by the model.
-//! 7. **max_worker_memory** (`auto`): p95 worker memory × 1.5 (with a fixed memory limit,
-//!    within the worker's share of it).
+//! 7. **max_worker_memory** (`auto`, [`worker_memory`]): the median worker's memory × 1.5
+//!    (with a fixed memory limit, within the worker's share of it), stabilised.
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
 //!    warm-up; lowered at once, raised slowly, restored when the growth is gone.
 //!
@@ -48,6 +50,7 @@ pub mod memory;
 pub mod scale;
 pub mod slowdown;
 pub mod stats;
+pub mod worker_memory;
 
 use std::fmt;
 use std::time::Duration;
@@ -60,6 +63,9 @@ pub use cpu::CPU_OVERCOMMIT;
 pub use load::{DEFAULT_SERVER_MEMORY, Load, load_of};
 pub use max_jobs::{DEFAULT_MAX_JOBS, MAX_AUTO_MAX_JOBS, MIN_AUTO_MAX_JOBS};
 pub use scale::{SCALE_DOWN_MAX_FRACTION, SCALE_DOWN_PERIOD, TOLERANCE};
+pub use worker_memory::{
+    DEFAULT_MAX_WORKER_MEMORY, MAX_WORKER_MEMORY_FACTOR, MIN_AUTO_MAX_WORKER_MEMORY,
+};
 use scale::{elapsed, stabilize, within_tolerance};
 use stats::{ceil_u32, ceil_u64, clamp_floor_wins, floor_u64};
 
@@ -84,12 +90,10 @@ pub const OOM_BUMP_MIN: u64 = 100 * MIB;
 pub const OOM_EPISODE: Duration = Duration::from_secs(10 * 60);
 /// The tuner waits for the pods to report a decision at most this long.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// `max_worker_memory` of `auto` before anything is measured.
-pub const DEFAULT_MAX_WORKER_MEMORY: u64 = 128 * MIB;
-/// Smallest `max_worker_memory` `auto` chooses.
-pub const MIN_AUTO_MAX_WORKER_MEMORY: u64 = 32 * MIB;
-/// `max_worker_memory` relative to the p95 worker memory.
-pub const MAX_WORKER_MEMORY_FACTOR: f64 = 1.5;
+/// A ConfigMap change the pods cannot report (`max_jobs`, `max_worker_memory`: pacer
+/// exports only the pool size) is taken as delivered after this long (the kubelet's sync
+/// period and its jitter).
+pub const CONFIG_DELIVERY: Duration = Duration::from_secs(90);
 /// Most recommendations kept in the history.
 pub const MAX_HISTORY: usize = 256;
 
@@ -183,6 +187,11 @@ pub struct State {
     pub last_oom_bump: Option<Timestamp>,
     /// When `max_jobs` last changed.
     pub last_max_jobs_change: Option<Timestamp>,
+    /// When `max_worker_memory` last changed.
+    pub last_max_worker_memory_change: Option<Timestamp>,
+    /// When the ConfigMap last changed without a new pool size (which the pods would
+    /// report): such a change is awaited for [`CONFIG_DELIVERY`].
+    pub unreported_change: Option<Timestamp>,
     /// Cores a busy worker uses when not throttled (see [`cpu`]).
     pub cpu_per_busy_worker: Option<f64>,
     /// The usual job time and completions (see [`slowdown`]).
@@ -413,8 +422,9 @@ fn pending(
     let Some(load) = load.filter(|_| observation.await_delivery) else {
         return (Pending::default(), false);
     };
+    let unreported = elapsed(state.unreported_change, now).is_some_and(|e| e < CONFIG_DELIVERY);
     let found = Pending {
-        workers: load.target_workers.iter().any(|&w| w != current.workers),
+        workers: unreported || load.target_workers.iter().any(|&w| w != current.workers),
         memory: load.resize_pending
             || state.previous_memory_limit.is_some_and(|old| {
                 old != current.memory_limit
@@ -920,28 +930,18 @@ pub fn decide(
 
     // max_worker_memory: a safety net above the normal size.
     if let (Setting::Auto, Some(load), false) = (policy.max_worker_memory, &load, pending.any())
-        && let Some(p95) = load.worker_memory_p95
+        && let Some((to, why)) = worker_memory::recommend(
+            current.max_worker_memory,
+            load.worker_memory_p50,
+            share(load).map(floor_u64),
+            state.last_max_worker_memory_change,
+            now,
+        )
+        && to != current.max_worker_memory
     {
-        let share = share(load).map(floor_u64);
-        let wanted = round_up_mib(ceil_u64(p95 * MAX_WORKER_MEMORY_FACTOR));
-        let wanted = clamp_floor_wins(
-            wanted,
-            MIN_AUTO_MAX_WORKER_MEMORY,
-            share.map_or(u64::MAX, |s| s.max(MIN_AUTO_MAX_WORKER_MEMORY)),
-        );
-        if !within_tolerance(current.max_worker_memory, wanted) {
-            next.max_worker_memory = wanted;
-            let within = share.map_or(String::new(), |s| {
-                format!(", within its share {} of the pod's memory", mib(s))
-            });
-            reasons.push((
-                Knob::MaxWorkerMemory,
-                format!(
-                    "workers use {} (p95); recycle a worker above 1.5 × that{within}",
-                    mib(ceil_u64(p95)),
-                ),
-            ));
-        }
+        next.max_worker_memory = to;
+        state.last_max_worker_memory_change = Some(now);
+        reasons.push((Knob::MaxWorkerMemory, why));
     }
 
     // max_jobs: recycle before the leak matters.
@@ -964,6 +964,11 @@ pub fn decide(
     let changes = collect_changes(&current, &next, &reasons);
     if !changes.is_empty() {
         state.last_change = Some(now);
+        let config_changed = next.max_jobs != current.max_jobs
+            || next.max_worker_memory != current.max_worker_memory;
+        if config_changed && next.workers == current.workers {
+            state.unreported_change = Some(now);
+        }
         let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
         summary = format!("{summary}. Changed: {}", list.join("; "));
     }

@@ -350,7 +350,7 @@ fn the_spec_minimum_wins_over_the_memory_ceiling() {
 fn the_cpu_limit_caps_the_workers_per_pod() {
     let table = [
         // (cpu limit, cores used by 10 busy workers, workers now, expected workers)
-        // 2 cores ÷ 0.8 cores per busy worker = 2.5 → 2; down by 20 % a step: 4 → 3.
+        // 2 cores × 1.25 ÷ 0.8 cores per busy worker = 3.1 → 3; down by 20 % a step: 4 → 3.
         (Some(2000), Some(8.0), 4, 3),
         // I/O-bound: 0.05 cores per busy worker → 40 fit; the load (15) decides.
         (Some(2000), Some(0.5), 8, 15),
@@ -377,7 +377,7 @@ fn the_cpu_limit_caps_the_workers_per_pod() {
         if expected == 3 {
             let reason = &d.changes[0].reason;
             assert!(
-                reason.contains("CPU limit of 2 cores runs 2 workers"),
+                reason.contains("CPU limit of 2 cores runs 3 workers"),
                 "{reason}"
             );
         }
@@ -663,7 +663,8 @@ fn an_oom_kill_at_the_maximum_is_a_problem() {
 }
 
 #[test]
-fn max_worker_memory_follows_the_p95_worker() {
+fn max_worker_memory_follows_the_median_worker_in_steps() {
+    // Workers of 40 MiB: 1.5 × 40 = 60 MiB, but a cut is at most a quarter (128 → 96).
     let d = decide(
         &policy(),
         &settings(4),
@@ -671,7 +672,18 @@ fn max_worker_memory_follows_the_p95_worker() {
         &observe(vec![memory_pod(300 * MI, 40 * MI)]),
         t(0),
     );
-    assert_eq!(d.settings.max_worker_memory, 60 * MI);
+    assert_eq!(d.settings.max_worker_memory, 96 * MI);
+    // Within a quarter of 1.5 × the median: nothing changes.
+    let mut s = settings(4);
+    s.max_worker_memory = 64 * MI;
+    let d = decide(
+        &policy(),
+        &s,
+        &State::default(),
+        &observe(vec![memory_pod(300 * MI, 40 * MI)]),
+        t(0),
+    );
+    assert_eq!(d.settings.max_worker_memory, 64 * MI);
 }
 
 #[test]
@@ -860,7 +872,7 @@ fn a_throttled_pod_gets_more_pods_not_more_workers() {
     throttled.worker_cpu_cores = Some(2.0);
     throttled.cpu_throttled = Some(0.6);
     let d = decide(&p, &settings(10), &state, &observe(vec![throttled]), t(0));
-    // 2 cores ÷ 0.4 = 5 per pod: the pool shrinks towards it (20 % per step) …
+    // 2 cores × 1.25 ÷ 0.4 = 6 per pod: the pool shrinks towards it (20 % per step) …
     assert_eq!(d.settings.workers, 8, "{:?}", d.changes);
     // … and the pods carry the load.
     assert!(d.settings.replicas > 1, "{:?}", d.changes);
