@@ -191,6 +191,7 @@ pub struct Cluster {
     pub db_factor: f64,
     deploys_done: usize,
     failures_done: usize,
+    created: bool,
 }
 
 impl Cluster {
@@ -235,6 +236,7 @@ impl Cluster {
             db_factor: 1.0,
             deploys_done: 0,
             failures_done: 0,
+            created: false,
         }
     }
 
@@ -404,7 +406,14 @@ impl Cluster {
         })
     }
 
+    /// Whether pods were created since the last call: the Deployment's status changes, and
+    /// that wakes the controller (it watches its owned objects).
+    pub fn take_created(&mut self) -> bool {
+        std::mem::take(&mut self.created)
+    }
+
     fn new_pod(&mut self, t: f64) {
+        self.created = true;
         let index = self.next_index;
         self.next_index += 1;
         let phase = (self.rng.unit() * KUBELET_SYNC as f64) as i64;

@@ -99,9 +99,9 @@ fn run_all() -> Result<bool> {
         );
         ok &= misses.is_empty();
         if cli.bad_minutes {
-            for m in r.minutes.iter().filter(|m| m.bad > 0.01) {
+            for m in r.minutes.iter().filter(|m| m.bad > 0.01 || m.oom_kills > 0) {
                 println!(
-                    "{} {:>6.2} h  rate {:>5.0}/s  bad {:>5.1} %  p99 {:>6.3} s  failed {:>4.0}  workers {:>4.1} (delivered {:>4.1}, running {:>3.0})  pods {} (ready {})  max_jobs {:.0}  db ×{:.1}  throttled {:.2}",
+                    "{} {:>6.2} h  rate {:>5.0}/s  bad {:>5.1} %  p99 {:>6.3} s  failed {:>4.0}  workers {:>4.1} (delivered {:>4.1}, running {:>3.0})  pods {} (ready {})  max_jobs {:.0}  db ×{:.1}  throttled {:.2}  oom {}  limit {:.0}/{:.0} MiB  ws {:.0} MiB",
                     r.trace.name,
                     m.t / 3600.0,
                     m.rate,
@@ -116,6 +116,10 @@ fn run_all() -> Result<bool> {
                     m.max_jobs,
                     m.db_factor,
                     m.throttled,
+                    m.oom_kills,
+                    m.memory_limit / 1048576.0,
+                    m.memory_in_force / 1048576.0,
+                    m.working_set / 1048576.0,
                 );
             }
         }

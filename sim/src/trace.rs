@@ -330,18 +330,18 @@ pub fn node_loss() -> Trace {
     t
 }
 
-/// Two days with a CPU limit of 2 cores per pod: the pods are CPU-bound before they run
-/// out of workers.
+/// Two days with a CPU limit of 4 cores per pod: the pods are CPU-bound at ~10 busy
+/// workers, before they run out of workers (16).
 #[must_use]
 pub fn cpu_limit() -> Trace {
     let mut t = base(
         "cpu-limit",
-        "2 days with a CPU limit of 2 cores per pod",
+        "2 days with a CPU limit of 4 cores per pod",
         2.0,
         6,
     );
     t.spec = base_spec(&json!({
-        "resources": {"cpu": {"request": "1", "limit": "2"}},
+        "resources": {"cpu": {"request": "2", "limit": "4"}},
         "replicas": {"min": 1, "max": 12},
     }));
     t

@@ -79,6 +79,8 @@ pub const MEMORY_BUDGET_FRACTION: f64 = 0.9;
 pub const MEMORY_DOWN_PERIOD: Duration = Duration::from_secs(10 * 60);
 /// The memory limit is lowered only when the target is below this fraction of it.
 pub const MEMORY_DOWN_THRESHOLD: f64 = 0.9;
+/// A raised memory limit gets this much more than the model asks for.
+pub const MEMORY_UP_SLACK: f64 = 0.05;
 /// The model needs this many samples (pod-rounds) before it may lower a limit.
 pub const MEMORY_MODEL_MIN_WEIGHT: f64 = 120.0;
 /// An OOM kill raises the memory limit by this factor …
@@ -845,7 +847,14 @@ pub fn decide(
                 .map(|&(_, ws)| ws)
                 .fold(0.0, f64::max);
             if let Some(model) = by_model {
-                let wanted = model.max(peak_now * memory::HEADROOM);
+                // A raise adds [`MEMORY_UP_SLACK`] so that the limit does not follow every
+                // drift of the model one resize at a time.
+                let needed = model.max(peak_now * memory::HEADROOM);
+                let wanted = if needed > current.memory_limit as f64 {
+                    needed * (1.0 + MEMORY_UP_SLACK)
+                } else {
+                    needed
+                };
                 let wanted = round_up_mib(ceil_u64(wanted));
                 let wanted = clamp_floor_wins(wanted, policy.memory.min, policy.memory.max);
                 let line = state.memory.line(assumed);
