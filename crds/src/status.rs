@@ -199,6 +199,9 @@ pub struct TuningState {
     /// pods would report); such a change is awaited for a kubelet sync period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreported_change_time: Option<Time>,
+    /// When requests first queued without busier workers (the next round decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_spike_time: Option<Time>,
     /// The memory limit before the last change, in bytes (pods that still report it have
     /// not been resized yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -165,6 +165,7 @@ pub fn tuning_state(s: &State) -> TuningState {
         last_max_jobs_change_time: s.last_max_jobs_change.map(Time),
         last_max_worker_memory_change_time: s.last_max_worker_memory_change.map(Time),
         unreported_change_time: s.unreported_change.map(Time),
+        queue_spike_time: s.queue_spike.map(Time),
         previous_memory_limit: s.previous_memory_limit.and_then(|b| i64::try_from(b).ok()),
         cpu_per_busy_worker: s.cpu_per_busy_worker,
         jobs: (*jobs != Baseline::default()).then(|| JobBaseline {
@@ -217,6 +218,7 @@ pub fn state_from(t: &TuningState) -> State {
         last_max_jobs_change: time(&t.last_max_jobs_change_time),
         last_max_worker_memory_change: time(&t.last_max_worker_memory_change_time),
         unreported_change: time(&t.unreported_change_time),
+        queue_spike: time(&t.queue_spike_time),
         previous_memory_limit: t.previous_memory_limit.and_then(|b| u64::try_from(b).ok()),
         cpu_per_busy_worker: finite(&t.cpu_per_busy_worker).filter(|c| *c > 0.0),
         jobs: t
@@ -402,6 +404,7 @@ mod tests {
             last_max_jobs_change: None,
             last_max_worker_memory_change: Some(t(3)),
             unreported_change: Some(t(2)),
+            queue_spike: Some(t(1)),
             previous_memory_limit: Some(512 << 20),
             cpu_per_busy_worker: Some(0.42),
             jobs: Baseline {

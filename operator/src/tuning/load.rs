@@ -49,6 +49,8 @@ pub struct Load {
     /// Workers the load keeps busy over all serving pods (before the target
     /// utilisation), extrapolated from the warm pods.
     pub required: f64,
+    /// The same without the workers for the waiting requests.
+    pub required_busy: f64,
     /// p95 of a worker's RSS.
     pub worker_memory_p95: Option<f64>,
     /// Median of a worker's RSS.
@@ -77,10 +79,12 @@ pub struct Load {
     pub resize_pending: bool,
 }
 
-fn demand(p: &PodSample) -> f64 {
+/// Workers a pod's load keeps busy: without, and with the waiting requests.
+fn demand(p: &PodSample) -> (f64, f64) {
     let arrivals = p.jobs_per_second.max(0.0) + p.rejected_per_second.max(0.0);
     let job = p.mean_job_seconds.unwrap_or(0.0).max(0.0);
-    p.busy_workers.max(0.0).max(arrivals * job) + p.queue_depth.max(0.0) * job / QUEUE_DRAIN
+    let busy = p.busy_workers.max(0.0).max(arrivals * job);
+    (busy, busy + p.queue_depth.max(0.0) * job / QUEUE_DRAIN)
 }
 
 /// The load of a sample; `pods` are the pods the API lists as running (empty: unknown),
@@ -107,12 +111,16 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
         .iter()
         .filter(|p| warm_at(p) && !samples.iter().any(|s| s.pod == p.name))
         .count();
-    let required = if warm.is_empty() {
-        samples.iter().map(demand).sum::<f64>()
-    } else {
-        let per_pod = warm.iter().map(|p| demand(p)).sum::<f64>() / warm.len() as f64;
-        per_pod * serving.max(warm.len()) as f64
+    let extrapolate = |f: fn((f64, f64)) -> f64| {
+        if warm.is_empty() {
+            samples.iter().map(|p| f(demand(p))).sum::<f64>()
+        } else {
+            let per_pod = warm.iter().map(|p| f(demand(p))).sum::<f64>() / warm.len() as f64;
+            per_pod * serving.max(warm.len()) as f64
+        }
     };
+    let required = extrapolate(|d| d.1);
+    let required_busy = extrapolate(|d| d.0);
 
     let busy: f64 = samples.iter().map(|p| p.busy_workers.max(0.0)).sum();
     let workers: Vec<f64> = samples
@@ -168,6 +176,7 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
             (weight > 0.0).then(|| weighted / weight).or(sample.mean_job_seconds())
         },
         required,
+        required_busy,
         worker_memory_p95: percentile(&workers, 0.95),
         worker_memory_p50: median(&workers),
         pod_memory_p95: percentile(&peaks, 0.95),

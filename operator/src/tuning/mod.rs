@@ -90,6 +90,9 @@ pub const OOM_BUMP_MIN: u64 = 100 * MIB;
 /// OOM kills within this time after a bump (or before it reached the pods) are the same
 /// episode: one bump per episode.
 pub const OOM_EPISODE: Duration = Duration::from_secs(10 * 60);
+/// A queue the busy workers do not explain is looked at again within this long before
+/// anything is added for it.
+pub const QUEUE_SECOND_LOOK: Duration = Duration::from_secs(90);
 /// The tuner waits for the pods to report a decision at most this long.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// A ConfigMap change the pods cannot report (`max_jobs`, `max_worker_memory`: pacer
@@ -194,6 +197,9 @@ pub struct State {
     /// When the ConfigMap last changed without a new pool size (which the pods would
     /// report): such a change is awaited for [`CONFIG_DELIVERY`].
     pub unreported_change: Option<Timestamp>,
+    /// When requests first queued without the busy workers asking for more (a burst, or
+    /// the first seconds of a slow dependency): the next round decides.
+    pub queue_spike: Option<Timestamp>,
     /// Cores a busy worker uses when not throttled (see [`cpu`]).
     pub cpu_per_busy_worker: Option<f64>,
     /// The usual job time and completions (see [`slowdown`]).
@@ -520,6 +526,20 @@ pub fn decide(
         let suspect = verdict == slowdown::Verdict::Suspect;
         let target = policy.target_utilization.clamp(0.05, 1.0);
         let wanted_total = ceil_u32(load.required / target - 1e-9).max(1);
+        // A queue the busy workers do not explain waits one round: a burst is still there
+        // 30 s later, while the first seconds of a slow dependency then show as longer jobs.
+        let capacity_now = current.workers.saturating_mul(current.replicas);
+        let queue_driven = wanted_total > capacity_now
+            && ceil_u32(load.required_busy / target - 1e-9) <= capacity_now;
+        let first_look = queue_driven
+            && state
+                .queue_spike
+                .is_none_or(|s| elapsed(Some(s), now).is_some_and(|e| e > QUEUE_SECOND_LOOK));
+        state.queue_spike = if queue_driven {
+            if first_look { Some(now) } else { state.queue_spike }
+        } else {
+            None
+        };
         let memory_cap = workers_fit(&state.memory, limit_max, load, assumed);
         let memory_cap_now = workers_fit(&state.memory, limit_now, load, assumed);
         let cpu = policy.cpu_limit_millis.and_then(|limit| {
@@ -597,7 +617,7 @@ pub fn decide(
         let holds_down = load.missing > 0 || pending.any();
         if slow.is_some()
             || (holds_down && replicas < current.replicas)
-            || (suspect && replicas > current.replicas)
+            || ((suspect || first_look) && replicas > current.replicas)
         {
             replicas = current.replicas;
         }
@@ -631,6 +651,9 @@ pub fn decide(
         } else if suspect && workers > current.workers {
             held_by = Some("jobs take longer at flat completions: waiting a round to tell a slow dependency from demand");
             workers = current.workers;
+        } else if first_look && workers > current.workers {
+            held_by = Some("requests queue but the workers are not busier: a second look first");
+            workers = current.workers;
         } else if pending.any() && workers != current.workers {
             held_by = Some("the pods have not all received the last decision yet");
             workers = current.workers;
@@ -653,6 +676,33 @@ pub fn decide(
         if next.replicas < current.replicas {
             let needed = wanted_total.div_ceil(next.workers.max(1));
             next.replicas = next.replicas.max(needed.min(current.replicas));
+        }
+        // A bridge: while the pods run fewer workers than decided (the ConfigMap is on its
+        // way, or the memory for them is), more pods carry the load — a new pod starts with
+        // the ConfigMap as it is now.
+        let mut bridge = 0;
+        if !replicas_fixed && slow.is_none() && !suspect && !first_look {
+            let running = if pending.workers {
+                load.target_workers.iter().copied().min().unwrap_or(next.workers)
+            } else {
+                next.workers
+            };
+            if running.saturating_mul(next.replicas) < wanted_total {
+                bridge = wanted_total
+                    .div_ceil(running.max(1))
+                    .min(scale::step_up_limit(current.replicas))
+                    .min(policy.replicas.max);
+                if bridge > next.replicas {
+                    reasons.push((
+                        Knob::Replicas,
+                        format!(
+                            "the pods run {running} workers until they receive the {} decided",
+                            next.workers
+                        ),
+                    ));
+                    next.replicas = bridge;
+                }
+            }
         }
 
         if wanted_total > per_pod_ceiling.saturating_mul(policy.replicas.max)
@@ -767,7 +817,8 @@ pub fn decide(
         state.history.push(Entry {
             at: now,
             workers: raw_workers,
-            replicas: raw_replicas,
+            // A bridge is held for the window like any recommendation.
+            replicas: raw_replicas.max(bridge),
         });
         if state.history.len() > MAX_HISTORY {
             let excess = state.history.len() - MAX_HISTORY;

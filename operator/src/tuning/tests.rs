@@ -97,12 +97,23 @@ fn waiting_requests_are_drained_not_counted_one_worker_each() {
     // (4 busy + 300 waiting × 0.1 s ÷ 10 s) / 0.7 = 10.
     assert_eq!(d.settings.workers, 8, "at most doubled in one step");
     assert!(d.changes[0].reason.contains("at most 8 in one step"), "{}", d.changes[0].reason);
-    let d = decide(
+    // With 6 workers the busy ones (4 / 0.7 = 6) do not ask for more: the queue alone
+    // waits for a second look, 30 s later.
+    let first = decide(
         &policy(),
         &settings(6),
         &State::default(),
         &observe(vec![pod(4.0, 4.0, 300.0)]),
         t(0),
+    );
+    assert_eq!(first.settings.workers, 6);
+    assert_eq!(first.state.queue_spike, Some(t(0)));
+    let d = decide(
+        &policy(),
+        &settings(6),
+        &first.state,
+        &observe(vec![pod(4.0, 4.0, 300.0)]),
+        t(30),
     );
     assert_eq!(d.settings.workers, 10);
 }
