@@ -34,6 +34,7 @@ fmt:
 	cargo fmt --all
 
 lint:
+	scripts/check-docs.sh
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	$(MAKE) deny

@@ -10,6 +10,9 @@
 # writes the reports to bench/out/profile-*. On this VM perf has no hardware counters
 # (`perf stat -e instructions true` says <not supported>), so perf samples cpu-clock;
 # callgrind counts instructions exactly, but only pacer's own (not the kernel's).
+#
+# PROFILE_OTEL=1 profiles with tracing on (bench/conf/pacer-otel.yaml): every request is
+# traced and exported to the test collector of e2e/otelcol, started here.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -17,7 +20,7 @@ OUT=$ROOT/bench/out
 TOOL=${1:-callgrind}
 URL_PATH=${2:-/hello}
 LUA=${3:-}
-PROF_DIR=$ROOT/target/prof
+PROF_DIR=${PACER_PROF_DIR:-$ROOT/target/prof}
 PACER=$PROF_DIR/release/pacer
 mkdir -p "$OUT"
 
@@ -27,10 +30,25 @@ mkdir -p "$OUT"
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 PID=""
-cleanup() { [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; true; }
+cleanup() {
+    [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    [[ -n ${COLLECTOR:-} ]] && kill -TERM "$COLLECTOR" 2>/dev/null && wait "$COLLECTOR" 2>/dev/null
+    true
+}
 trap cleanup EXIT
 
 export BENCH_PORT=$PORT BENCH_WORKERS=2 BENCH_WORKER=$ROOT/bench/workers/hello.php
+CONFIG=$ROOT/bench/conf/pacer.yaml
+COLLECTOR=""
+if [[ ${PROFILE_OTEL:-0} == 1 ]]; then
+    CONFIG=$ROOT/bench/conf/pacer-otel.yaml
+    collector_bin=$("$ROOT/e2e/otelcol/build.sh" | tail -1)
+    "$collector_bin" -out /dev/null >"$OUT/profile-otelcol.addr" &
+    COLLECTOR=$!
+    for _ in $(seq 1 100); do [[ -s $OUT/profile-otelcol.addr ]] && break; sleep 0.1; done
+    BENCH_OTEL_ENDPOINT=$(awk '{ sub("http=", "", $1); print $1 }' "$OUT/profile-otelcol.addr")
+    export BENCH_OTEL_ENDPOINT
+fi
 wrk_args=(-t 1 -c 8)
 [[ -n $LUA ]] && wrk_args+=(-s "$ROOT/$LUA")
 url="http://127.0.0.1:$PORT$URL_PATH"
@@ -46,7 +64,7 @@ wait_up() {
 case $TOOL in
 callgrind)
     valgrind --tool=callgrind --callgrind-out-file="$OUT/profile-callgrind.out" \
-        "$PACER" serve -c "$ROOT/bench/conf/pacer.yaml" -w "$ROOT" 2>"$OUT/profile-valgrind.log" &
+        "$PACER" serve -c "$CONFIG" -w "$ROOT" 2>"$OUT/profile-valgrind.log" &
     PID=$!
     wait_up
     wrk "${wrk_args[@]}" -d 3s "$url" >/dev/null
@@ -61,7 +79,7 @@ callgrind)
     echo "requests: $requests; instructions: $total; per request: $((total / requests))" | tee -a "$OUT/profile-callgrind.txt"
     ;;
 perf)
-    "$PACER" serve -c "$ROOT/bench/conf/pacer.yaml" -w "$ROOT" 2>/dev/null &
+    "$PACER" serve -c "$CONFIG" -w "$ROOT" 2>/dev/null &
     PID=$!
     wait_up
     wrk "${wrk_args[@]}" -c 64 -d 2s "$url" >/dev/null

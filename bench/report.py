@@ -64,47 +64,67 @@ if m:
         print()
 
 # ------------------------------------------------------------------ hello / echo
+def cell(r, key, fmt="{:.0f}"):
+    return fmt.format(r[key]) if r else "–"
+
+
+def lat(r):
+    return f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" if r else "–"
+
+
 hello = [r for r in rows if r.get("scenario") in ("hello", "echo")]
 if hello:
-    print("## Hello world and 4 KiB JSON echo: pacer vs nginx + php-fpm\n")
-    print("Same number of PHP processes on both sides (php-fpm `pm = static`). pacer runs")
-    print("`bench/workers/hello.php` (our `HttpWorker`, no PSR-7), php-fpm runs")
-    print("`bench/apps/plain/index.php` (the same routes as a plain script). CPU per request is the")
-    print("utime+stime of ALL server processes (pacer + its PHP workers; nginx master/workers +")
-    print("php-fpm master/children) over the run ÷ requests; in brackets the front server's")
-    print("share (pacer alone; nginx alone). RSS is the peak (VmHWM) of pacer alone / of nginx")
-    print("master+workers.\n")
-    print("| test | PHP procs | conns | pacer req/s | nginx+fpm req/s | ratio | pacer p50 / p99 ms | nginx+fpm p50 / p99 ms | pacer CPU µs/req | nginx+fpm CPU µs/req | pacer RSS MiB | nginx RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("## Hello world and 4 KiB JSON echo: pacer before / after vs nginx + php-fpm\n")
+    print(f"*before* is pacer at commit `{m.get('base', '?') if m else '?'}` (main before issue 15: one")
+    print("current-thread runtime); *after* is this commit with `pacer.runtime.shards: 0` (one")
+    print("runtime shard per CPU, workers pinned with their shard). Same number of PHP processes")
+    print("on every side (php-fpm `pm = static`). pacer runs `bench/workers/hello.php` (our")
+    print("`HttpWorker`, no PSR-7), php-fpm runs `bench/apps/plain/index.php` (the same routes as")
+    print("a plain script). *pacer µs/req* is pacer's own process (utime+stime ÷ requests);")
+    print("*all µs/req* adds its PHP workers (for php-fpm: nginx + php-fpm, all processes). RSS")
+    print("is the peak (VmHWM) of pacer alone / of nginx master+workers.\n")
+    print("| test | PHP procs | conns | req/s before | req/s after | nginx+fpm req/s | ratio before | ratio after | p50 / p99 ms before | after | nginx+fpm | pacer µs/req before → after | all µs/req before / after / nginx+fpm | pacer RSS MiB before / after | nginx RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for test in ("hello", "echo"):
         for procs in (1, 2, 4):
             for conns in (8, 64):
+                b0 = first(test, server="pacer-before", procs=procs, conns=conns)
                 p = first(test, server="pacer", procs=procs, conns=conns)
                 f = first(test, server="fpm", procs=procs, conns=conns)
                 if not p or not f:
                     continue
                 name = "GET /hello" if test == "hello" else "POST /echo 4 KiB"
-                errs = ""
-                if p["non2xx"] or p["socket_errors"] or f["non2xx"] or f["socket_errors"]:
-                    errs = f" (non-2xx/errors: pacer {p['non2xx']}/{p['socket_errors']}, fpm {f['non2xx']}/{f['socket_errors']})"
+                errs = [
+                    f"{lbl} {r['non2xx']}/{r['socket_errors']}"
+                    for lbl, r in (("before", b0), ("after", p), ("fpm", f))
+                    if r and (r["non2xx"] or r["socket_errors"])
+                ]
+                if errs:
+                    name += " (non-2xx/errors: " + ", ".join(errs) + ")"
                 print(
-                    f"| {name}{errs} | {procs} | {conns} | {p['rps']:.0f} | {f['rps']:.0f} | **{ratio(p['rps'], f['rps'])}** "
-                    f"| {p['p50_ms']:.2f} / {p['p99_ms']:.2f} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} "
-                    f"| {p['cpu_us_per_req']:.1f} ({p['front_cpu_us_per_req']:.1f}) | {f['cpu_us_per_req']:.1f} ({f['front_cpu_us_per_req']:.1f}) "
-                    f"| {mib(p['front_hwm_kb'])} | {mib(f['front_hwm_kb'])} |"
+                    f"| {name} | {procs} | {conns} | {cell(b0, 'rps')} | {p['rps']:.0f} | {f['rps']:.0f} "
+                    f"| {ratio(b0['rps'], f['rps']) if b0 else '–'} | **{ratio(p['rps'], f['rps'])}** "
+                    f"| {lat(b0)} | {lat(p)} | {lat(f)} "
+                    f"| {cell(b0, 'front_cpu_us_per_req', '{:.1f}')} → **{p['front_cpu_us_per_req']:.1f}** "
+                    f"| {cell(b0, 'cpu_us_per_req', '{:.1f}')} / {p['cpu_us_per_req']:.1f} / {f['cpu_us_per_req']:.1f} "
+                    f"| {mib(b0['front_hwm_kb']) if b0 else '–'} / {mib(p['front_hwm_kb'])} | {mib(f['front_hwm_kb'])} |"
                 )
     print()
 
 # ---------------------------------------------------------------- runtime flavour
-flav = [first("hello", server="pacer", procs=2, conns=64)] + [
-    first(f"hello-threads{t}", server="pacer", procs=2, conns=64) for t in (1, 2)
+flav = [
+    ("runtime shards, one per CPU (`shards: 0`, the *after* rows)", first("hello", server="pacer", procs=2, conns=64)),
+    ("one current-thread runtime (`shards: 1`, `threads: 0`)", first("hello-shards1", server="pacer", procs=2, conns=64)),
+    ("multi-thread, 1 worker thread (`shards: 1`, `threads: 1`)", first("hello-threads1", server="pacer", procs=2, conns=64)),
+    ("multi-thread, 2 worker threads (`shards: 1`, `threads: 2`)", first("hello-threads2", server="pacer", procs=2, conns=64)),
 ]
-if all(flav):
-    print("## Runtime flavour (`pacer.runtime.threads`)\n")
-    print("GET /hello, 2 PHP processes, 64 connections; pacer CPU is pacer's own process.\n")
+if all(r for _, r in flav):
+    print("## Runtime flavour (`pacer.runtime.shards`, `pacer.runtime.threads`)\n")
+    print("GET /hello, 2 PHP processes, 64 connections, this commit; pacer CPU is pacer's own")
+    print("process.\n")
     print("| runtime | req/s | p50 / p99 ms | pacer CPU µs/req | all server CPU µs/req |")
     print("|---|---|---|---|---|")
-    for name, r in zip(("current-thread (0, the default)", "multi-thread, 1 worker thread", "multi-thread, 2 worker threads"), flav):
+    for name, r in flav:
         print(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} | {r['front_cpu_us_per_req']:.1f} | {r['cpu_us_per_req']:.1f} |")
     print()
 
@@ -117,16 +137,19 @@ if slim:
     print("`/api/users/7`, `/no/such/page`, so a quarter of the answers are the intended 404s).")
     print("pacer: `apps/slim/worker.php` boots Slim once and loops over requests with our")
     print("`PSR7Worker` (Nyholm PSR-7). php-fpm: `apps/slim/index.php` boots Slim per request.\n")
-    print("| PHP procs | conns | pacer req/s | nginx+fpm req/s | ratio | pacer p50 / p99 ms | nginx+fpm p50 / p99 ms | pacer CPU µs/req | nginx+fpm CPU µs/req |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| PHP procs | conns | req/s before | req/s after | nginx+fpm req/s | ratio before | ratio after | p50 / p99 ms before | after | nginx+fpm | pacer µs/req before → after | all µs/req before / after / nginx+fpm |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for conns in (8, 64):
+        b0 = first("slim", server="pacer-before", conns=conns)
         p = first("slim", server="pacer", conns=conns)
         f = first("slim", server="fpm", conns=conns)
         if p and f:
             print(
-                f"| {p['procs']} | {conns} | {p['rps']:.0f} | {f['rps']:.0f} | **{ratio(p['rps'], f['rps'])}** "
-                f"| {p['p50_ms']:.2f} / {p['p99_ms']:.2f} | {f['p50_ms']:.2f} / {f['p99_ms']:.2f} "
-                f"| {p['cpu_us_per_req']:.1f} | {f['cpu_us_per_req']:.1f} |"
+                f"| {p['procs']} | {conns} | {cell(b0, 'rps')} | {p['rps']:.0f} | {f['rps']:.0f} "
+                f"| {ratio(b0['rps'], f['rps']) if b0 else '–'} | **{ratio(p['rps'], f['rps'])}** "
+                f"| {lat(b0)} | {lat(p)} | {lat(f)} "
+                f"| {cell(b0, 'front_cpu_us_per_req', '{:.1f}')} → {p['front_cpu_us_per_req']:.1f} "
+                f"| {cell(b0, 'cpu_us_per_req', '{:.1f}')} / {p['cpu_us_per_req']:.1f} / {f['cpu_us_per_req']:.1f} |"
             )
     print()
 
@@ -166,13 +189,19 @@ if relay:
     print("`sidecar/examples/relay_bench.rs`: 12-byte body + 13-byte context echoed by")
     print("`bench/workers/echo.php`. `bare` is a blocking driver (one thread per worker, std")
     print("pipes, one write per frame): the physical limit of the PHP side. `pacer` drives the")
-    print("same workers through `Pool::exec` on a current-thread or a 2-thread tokio runtime.\n")
+    print("same workers through `Pool::exec` on a current-thread runtime (*before*'s design), a")
+    print("2-thread tokio runtime, or runtime shards (one pinned runtime per worker, the worker")
+    print("pinned with it: *after*'s design).\n")
     print("| workers | concurrency | driver | msgs/s | % of bare | p50 µs | p99 µs |")
     print("|---|---|---|---|---|---|---|")
     for r in relay:
         bare = next((b for b in relay if b["mode"] == "bare" and b["workers"] == r["workers"]), None)
         share = f"{100 * r['msgs_per_s'] / bare['msgs_per_s']:.0f} %" if bare else "–"
-        driver = "bare (threads)" if r["mode"] == "bare" else f"pacer ({r['flavor']}-thread runtime)"
+        driver = (
+            "bare (threads)" if r["mode"] == "bare"
+            else "pacer (runtime shards)" if r["flavor"] == "sharded"
+            else f"pacer ({r['flavor']}-thread runtime)"
+        )
         print(f"| {r['workers']} | {r['conc']} | {driver} | {r['msgs_per_s']:.0f} | {share} | {r['p50_us']} | {r['p99_us']} |")
     print()
 
@@ -187,7 +216,10 @@ if mem:
     print("|---|---|---|---|---|---|")
     for r in mem:
         n = r["procs"] + (1 if r["server"] == "fpm" else 0)  # fpm: + its master
-        label = "pacer" if r["server"] == "pacer" else "nginx + php-fpm (per-process figures include the fpm master)"
+        label = {
+            "pacer": "pacer after",
+            "pacer-before": "pacer before",
+        }.get(r["server"], "nginx + php-fpm (per-process figures include the fpm master)")
         print(
             f"| {label} | {mib(r['idle_kb'])} | {mib(r['peak64_kb'])} | {mib(r['peak256_kb'])} "
             f"| {mib(r['php_idle_kb'] / n)} / {mib(r['php_idle_pss_kb'] / n)} | {mib(r['php_busy_kb'] / n)} / {mib(r['php_busy_pss_kb'] / n)} |"
@@ -245,6 +277,70 @@ if crit:
     print("|---|---|---|---|")
     for b, case, t, thr in crit:
         print(f"| {b} | {case} | {t} | {thr or '–'} |")
+    print()
+
+# ------------------------------------------------------------------------ goals
+def goal_rows():
+    out = []
+    own = {}
+    for procs in (1, 2, 4):
+        vals = [r["front_cpu_us_per_req"] for r in rows if r.get("scenario") == "hello" and r.get("server") == "pacer" and r.get("procs") == procs]
+        if vals:
+            own[procs] = max(vals)
+    if own:
+        ok = all(v <= 6.0 for v in own.values())
+        txt = ", ".join(f"{p} procs: {v:.1f} µs" for p, v in own.items())
+        before = {
+            p: max(r["front_cpu_us_per_req"] for r in rows if r.get("scenario") == "hello" and r.get("server") == "pacer-before" and r.get("procs") == p)
+            for p in own if any(r.get("scenario") == "hello" and r.get("server") == "pacer-before" and r.get("procs") == p for r in rows)
+        }
+        btxt = ", ".join(f"{v:.1f}" for v in before.values())
+        out.append(("pacer's own CPU per hello request ≤ 6 µs at 1, 2, 4 workers (worst of 8 and 64 conns)", ok, f"{txt} (before: {btxt} µs)"))
+    relay_rows = [r for r in rows if r.get("scenario") == "relay"]
+    for n, need in ((1, 95), (max([r["workers"] for r in relay_rows] or [2]), 80)):
+        bare = next((r for r in relay_rows if r["mode"] == "bare" and r["workers"] == n), None)
+        sh = next((r for r in relay_rows if r["mode"] == "pacer" and r["flavor"] == "sharded" and r["workers"] == n), None)
+        cur = next((r for r in relay_rows if r["mode"] == "pacer" and r["flavor"] == "current" and r["workers"] == n), None)
+        if bare and sh:
+            pct = 100 * sh["msgs_per_s"] / bare["msgs_per_s"]
+            cpct = f"{100 * cur['msgs_per_s'] / bare['msgs_per_s']:.0f} %" if cur else "–"
+            out.append((f"relay, {n} worker{'s' if n > 1 else ''} busy at once ≥ {need} % of the bare loop", pct >= need, f"{pct:.0f} % (before's single runtime: {cpct})"))
+    for procs in (2, 4):
+        p = first("hello", server="pacer", procs=procs, conns=64)
+        f = first("hello", server="fpm", procs=procs, conns=64)
+        if p and f:
+            r = p["rps"] / f["rps"]
+            out.append((f"hello ≥ 3× nginx + php-fpm at {procs} PHP processes, 64 conns", r >= 3, f"{r:.2f}×"))
+    sl = [(first("slim", server="pacer", conns=c), first("slim", server="fpm", conns=c)) for c in (8, 64)]
+    sl = [(p, f) for p, f in sl if p and f]
+    if sl:
+        rs = [p["rps"] / f["rps"] for p, f in sl]
+        out.append(("Slim ≥ 5× nginx + php-fpm", min(rs) >= 5, " / ".join(f"{r:.2f}×" for r in rs) + " (8 / 64 conns)"))
+    worse = []
+    compared = 0
+    for r in rows:
+        if r.get("server") != "pacer" or r.get("scenario") not in ("hello", "echo", "slim"):
+            continue
+        b0 = first(r["scenario"], server="pacer-before", procs=r["procs"], conns=r["conns"])
+        if b0:
+            compared += 1
+            if r["p99_ms"] > b0["p99_ms"]:
+                worse.append(f"{r['scenario']} p{r['procs']} c{r['conns']}: {b0['p99_ms']:.2f} → {r['p99_ms']:.2f} ms")
+    if compared:
+        out.append(("p99 never worse than before's row", not worse, "; ".join(worse) if worse else f"better or equal in all {compared} rows"))
+    memr = next((r for r in rows if r.get("scenario") == "memory" and r.get("server") == "pacer"), None)
+    if memr:
+        out.append(("pacer's RSS < 20 MiB at 256 connections", memr["peak256_kb"] < 20 * 1024, f"{mib(memr['peak256_kb'])} MiB peak"))
+    return out
+
+
+goals = goal_rows()
+if goals:
+    print("## Goals (issue 15) in this run\n")
+    print("| goal | met? | result |")
+    print("|---|---|---|")
+    for name, ok, txt in goals:
+        print(f"| {name} | {'**met**' if ok else '**not met**'} | {txt} |")
     print()
 
 # --------------------------------------------------------------------- commands

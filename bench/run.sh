@@ -11,7 +11,9 @@
 # until the 1-minute load average is below this, default 1.0), BENCH_QUIET_WAIT (how long
 # to wait for that, s, default 300; the load is reported either way), BENCH_IDLE_WAIT (before
 # each block, wait up to this many s for no other runnable task, default 120), BENCH_ONLY (a subset of
-# "relay hello runtime slim frameworks memory overload criterion").
+# "relay hello runtime slim frameworks memory overload criterion"), BENCH_BASE (the commit
+# whose pacer is measured as "before" beside the current one; default: main before issue
+# 15, built once into $PACER_CACHE/bench and reused).
 # All load goes to 127.0.0.1. nginx and php-fpm run in the foreground from configs
 # generated into a temp dir; every process started here is stopped on exit.
 set -euo pipefail
@@ -31,6 +33,10 @@ NGINX_PORT=$(free_port)
 WRK_THREADS=1
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PACER=$CARGO_TARGET_DIR/release/pacer
+# The "before" pacer: main as it was before the request path was rebuilt (issue 15).
+BASE=${BENCH_BASE:-0f719f1}
+BASE_DIR=${PACER_CACHE:-/var/cache/pacer}/bench
+PACER_BEFORE=$BASE_DIR/pacer-$BASE
 RELAY_BENCH=$CARGO_TARGET_DIR/release/examples/relay_bench
 HZ=$(getconf CLK_TCK)
 
@@ -46,6 +52,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$TMP"
+    git -C "$ROOT" worktree prune 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -166,8 +173,10 @@ pss_kb() {
 
 # ------------------------------------------------------------------------- servers
 
-SERVER_KIND="" # pacer | fpm
-SERVER_PIDS=() # the top-level pids: pacer; or nginx master + fpm master
+SERVER_KIND=""  # pacer | fpm
+SERVER_LABEL="" # pacer | pacer-before | fpm: the "server" of the results
+SERVER_PIDS=()  # the top-level pids: pacer; or nginx master + fpm master
+PACER_BIN=""    # set per start: $PACER or $PACER_BEFORE
 
 wait_http() { # url expected-status-prefix
     local i code
@@ -189,12 +198,25 @@ wait_children() { # pid count
     return 1
 }
 
-# start_pacer WORKERS WORKER_SCRIPT READY_PATH [VAR=VALUE...]
+# start_pacer WORKERS WORKER_SCRIPT READY_PATH [VAR=VALUE...]: the current pacer.
 start_pacer() {
+    PACER_BIN=$PACER
+    SERVER_LABEL=pacer
+    start_pacer_bin "$@"
+}
+
+# start_pacer_before: the same with the "before" binary.
+start_pacer_before() {
+    PACER_BIN=$PACER_BEFORE
+    SERVER_LABEL=pacer-before
+    start_pacer_bin "$@"
+}
+
+start_pacer_bin() {
     local workers=$1 script=$2 ready=$3
     shift 3
     env BENCH_PORT=$PACER_PORT BENCH_WORKERS="$workers" BENCH_WORKER="$script" "$@" \
-        "$PACER" serve -c "$BENCH/conf/pacer.yaml" -w "$ROOT" >>"$OUT/pacer.log" 2>&1 &
+        "$PACER_BIN" serve -c "$BENCH/conf/pacer.yaml" -w "$ROOT" >>"$OUT/pacer.log" 2>&1 &
     local pid=$!
     STARTED+=("$pid")
     SERVER_KIND=pacer
@@ -218,6 +240,7 @@ start_fpm() {
     local ngx=$!
     STARTED+=("$ngx")
     SERVER_KIND=fpm
+    SERVER_LABEL=fpm
     SERVER_PIDS=("$ngx" "$fpm")
     wait_http "http://127.0.0.1:$NGINX_PORT$ready" || { tail -5 "$OUT/nginx.log" "$OUT/php-fpm.log" "$dir"/*.log >&2; exit 1; }
     wait_children "$fpm" "$workers" || { echo "php-fpm did not start $workers workers" >&2; exit 1; }
@@ -263,7 +286,7 @@ bench_wrk() {
     local scenario=$1 procs=$2 conns=$3 path=$4 lua=${5:-}
     local url="http://127.0.0.1:$(server_port)$path" args=(-t "$WRK_THREADS" -c "$conns" --latency)
     [[ -n $lua ]] && args+=(-s "$lua")
-    local name="$scenario-$SERVER_KIND-p$procs-c$conns"
+    local name="$scenario-$SERVER_LABEL-p$procs-c$conns"
     wrk "${args[@]}" -d "${WARMUP}s" "$url" >/dev/null
     local pids
     mapfile -t pids < <(all_pids)
@@ -291,7 +314,7 @@ bench_wrk() {
     mapfile -t phps < <(php_pids)
     php_rss=$(status_kb VmHWM "${phps[@]}")
     printf '{"scenario":"%s","server":"%s","procs":%s,"conns":%s,"rps":%s,"requests":%s,"p50_ms":%s,"p99_ms":%s,"non2xx":%s,"socket_errors":%s,"cpu_us_per_req":%s,"front_cpu_us_per_req":%s,"front_hwm_kb":%s,"front_rss_kb":%s,"php_hwm_kb":%s,"cmd":"%s"}\n' \
-        "$scenario" "$SERVER_KIND" "$procs" "$conns" "$rps" "$requests" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" \
+        "$scenario" "$SERVER_LABEL" "$procs" "$conns" "$rps" "$requests" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" \
         "$(awk -v a="$after" -v b="$before" -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", (a - b) / hz / n * 1e6 }')" \
         "$(awk -v a="$fronts_after" -v b="$fronts_before" -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", (a - b) / hz / n * 1e6 }')" \
         "$front_hwm" "$front_rss" "$php_rss" "wrk ${args[*]} -d ${DURATION}s $url" >>"$OUT/results.jsonl"
@@ -305,6 +328,10 @@ scenario_hello_echo() {
     local procs conns
     for procs in 1 2 4; do
         wait_idle "hello/echo, $procs PHP processes"
+        start_pacer_before "$procs" "$ROOT"/bench/workers/hello.php /hello
+        for conns in 8 64; do bench_wrk hello "$procs" "$conns" /hello; done
+        for conns in 8 64; do bench_wrk echo "$procs" "$conns" /echo "$BENCH/wrk/echo.lua"; done
+        stop_server
         start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello
         for conns in 8 64; do bench_wrk hello "$procs" "$conns" /hello; done
         for conns in 8 64; do bench_wrk echo "$procs" "$conns" /echo "$BENCH/wrk/echo.lua"; done
@@ -322,15 +349,22 @@ scenario_runtime() {
     local threads
     wait_idle "runtime flavour"
     for threads in 1 2; do
-        start_pacer 2 "$ROOT"/bench/workers/hello.php /hello BENCH_THREADS=$threads
+        start_pacer 2 "$ROOT"/bench/workers/hello.php /hello BENCH_THREADS=$threads BENCH_SHARDS=1
         bench_wrk "hello-threads$threads" 2 64 /hello
         stop_server
     done
+    # One runtime, no shards (the current-thread runtime of before, on today's code).
+    start_pacer 2 "$ROOT"/bench/workers/hello.php /hello BENCH_SHARDS=1
+    bench_wrk "hello-shards1" 2 64 /hello
+    stop_server
 }
 
 scenario_slim() {
     local procs=2 conns
     wait_idle "Slim"
+    start_pacer_before "$procs" "$ROOT"/bench/apps/slim/worker.php /api/status
+    for conns in 8 64; do bench_wrk slim "$procs" "$conns" / "$BENCH/wrk/slim.lua"; done
+    stop_server
     start_pacer "$procs" "$ROOT"/bench/apps/slim/worker.php /api/status
     for conns in 8 64; do bench_wrk slim "$procs" "$conns" / "$BENCH/wrk/slim.lua"; done
     stop_server
@@ -378,12 +412,12 @@ scenario_frameworks() {
 scenario_memory() {
     local procs=2 kind
     wait_idle "memory"
-    for kind in pacer fpm; do
-        if [[ $kind == pacer ]]; then
-            start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello
-        else
-            start_fpm "$procs" "$BENCH/apps/plain" /hello
-        fi
+    for kind in pacer-before pacer fpm; do
+        case $kind in
+        pacer) start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello ;;
+        pacer-before) start_pacer_before "$procs" "$ROOT"/bench/workers/hello.php /hello ;;
+        fpm) start_fpm "$procs" "$BENCH/apps/plain" /hello ;;
+        esac
         local fronts phps
         mapfile -t fronts < <(front_pids)
         mapfile -t phps < <(php_pids)
@@ -414,7 +448,9 @@ scenario_overload() {
     wait_idle "overload"
     for kind in pacer fpm; do
         if [[ $kind == pacer ]]; then
-            start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_QUEUE=2 BENCH_ALLOCATE=100ms
+            # One runtime: allocate_timeout (100 ms here) also bounds a worker's boot, and
+            # a PHP process pinned to a busy CPU can take longer than that to start.
+            start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_QUEUE=2 BENCH_ALLOCATE=100ms BENCH_SHARDS=1
         else
             start_fpm "$procs" "$BENCH/apps/plain" /hello
         fi
@@ -434,8 +470,8 @@ scenario_relay() {
     local n line
     n=$(nproc)
     wait_idle "relay"
-    for args in "bare 1 1 20000" "pacer 1 1 20000 current" "pacer 1 1 20000 multi" \
-        "bare $n $n 40000" "pacer $n $n 40000 current" "pacer $n $n 40000 multi"; do
+    for args in "bare 1 1 20000" "pacer 1 1 20000 current" "pacer 1 1 20000 multi" "pacer 1 1 20000 sharded" \
+        "bare $n $n 40000" "pacer $n $n 40000 current" "pacer $n $n 40000 multi" "pacer $n $n 40000 sharded"; do
         # shellcheck disable=SC2086
         line=$(cd "$ROOT" && "$RELAY_BENCH" $args)
         echo "relay_bench $args -> $line" >>"$OUT/relay.txt"
@@ -457,12 +493,28 @@ scenario_criterion() {
 
 # ----------------------------------------------------------------------------- main
 
+# The "before" pacer, built once per commit from a detached worktree of $BASE into
+# $PACER_CACHE/bench (about as long as a release build the first time, then free).
+build_before() {
+    if [[ -x $PACER_BEFORE ]]; then
+        return 0
+    fi
+    log "building the 'before' pacer ($BASE, once; cached in $BASE_DIR)"
+    mkdir -p "$BASE_DIR"
+    local wt=$TMP/before
+    git -C "$ROOT" worktree add -q --detach "$wt" "$BASE"
+    (cd "$wt" && CARGO_TARGET_DIR=$BASE_DIR/target cargo build -q --release --locked -p pacer --bin pacer)
+    cp "$BASE_DIR/target/release/pacer" "$PACER_BEFORE.tmp" && mv "$PACER_BEFORE.tmp" "$PACER_BEFORE"
+    git -C "$ROOT" worktree remove --force "$wt"
+}
+
 main() {
     mkdir -p "$OUT"
     rm -f "$OUT"/*.txt "$OUT"/*.json "$OUT"/results.jsonl "$OUT"/*.log
     install_deps
     log "building pacer (release)"
     (cd "$ROOT" && cargo build -q --release -p pacer --bin pacer --example relay_bench)
+    build_before
     if [[ " ${BENCH_ONLY:-criterion} " == *" criterion "* ]]; then
         log "building the criterion benches"
         (cd "$ROOT" && cargo bench -q -p pacer --bench frame_codec --bench convert --no-run 2>/dev/null)
@@ -471,12 +523,12 @@ main() {
     load_before=$(wait_for_quiet)
     started=$(date +%s)
     {
-        printf '{"scenario":"machine","nproc":%s,"cpu":"%s","kernel":"%s","pacer":"%s","php":"%s","nginx":"%s","wrk":"%s","load_before":"%s","date":"%s","commit":"%s","duration":%s,"wrk_threads":%s}\n' \
+        printf '{"scenario":"machine","nproc":%s,"cpu":"%s","kernel":"%s","pacer":"%s","php":"%s","nginx":"%s","wrk":"%s","load_before":"%s","date":"%s","commit":"%s","base":"%s","duration":%s,"wrk_threads":%s}\n' \
             "$(nproc)" "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" "$(uname -r)" \
             "$("$PACER" version)" "$(php -r 'echo PHP_VERSION;')" "$(nginx -v 2>&1 | sed 's|.*/||')" \
             "$(wrk -v 2>&1 | head -1 | awk '{ print $2 }')" "$(cat /proc/loadavg)" "$(date -u +%FT%TZ)" \
             "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- sidecar || echo +dirty)" \
-            "$DURATION" "$WRK_THREADS"
+            "$BASE" "$DURATION" "$WRK_THREADS"
     } >>"$OUT/results.jsonl"
     local only=${BENCH_ONLY:-relay hello runtime slim frameworks memory overload criterion}
     [[ " $only " == *" relay "* ]] && { log "relay round trips"; scenario_relay; }

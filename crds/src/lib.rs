@@ -1,10 +1,11 @@
-//! `pacer-crds`: the `PhpAppServer` custom resource (`pacer.dev/v1alpha1`, short name `pas`).
+//! `pacer-crds`: the `PhpAppServer` custom resource (`pacer.dev/v1alpha2`, short name `pas`;
+//! `v1alpha1` is served too, deprecated, with the same schema — see [`crd`]).
 //!
 //! Pure data and schema, no I/O: the operator depends on it for its types, and the `crdgen`
-//! binary (and `pacer-operator crd`) prints the CustomResourceDefinition that the Helm chart
-//! ships (`charts/pacer-operator/crds/phpappservers.pacer.dev.yaml`, checked for drift by a
-//! test; regenerate with
-//! `cargo run -q -p pacer-crds --bin crdgen > charts/pacer-operator/crds/phpappservers.pacer.dev.yaml`).
+//! binary (and `pacer-operator crd`) prints the CustomResourceDefinition; `crdgen --chart`
+//! prints it as the Helm chart's template (`charts/pacer-operator/templates/crd-phpappservers.yaml`,
+//! checked for drift by a test; regenerate with
+//! `cargo run -q -p pacer-crds --bin crdgen -- --chart > charts/pacer-operator/templates/crd-phpappservers.yaml`).
 //!
 //! Built on kube 5 (`derive` only: `CustomResource` generates the `PhpAppServer` type and its
 //! CRD), k8s-openapi 0.29 (API level 1.33, the oldest cluster the CEL rules below need:
@@ -31,8 +32,8 @@ pub mod units;
 
 pub use spec::{
     CpuSpec, HttpSpec, ImagePullPolicy, MaxJobs, MemorySpec, MetricsSourceKind, MetricsSpec,
-    PhpAppServer, PhpAppServerSpec, PoolSpec, ReplicasSpec, ResourcesSpec, ShutdownSpec,
-    SidecarSpec, TuningMode, TuningSpec, WorkersSpec,
+    PhpAppServer, PhpAppServerSpec, PoolSpec, ReplicasSpec, ResourcesSpec, SecretKeyRef,
+    ShutdownSpec, SidecarSpec, TuningMode, TuningSpec, WorkersSpec,
 };
 pub use status::{
     HistoryEntry, JobBaseline, MemoryModel, ObservedMetrics, PhpAppServerStatus, PoolSettings,
@@ -43,10 +44,12 @@ use kube::CustomResourceExt;
 
 /// API group of the custom resource.
 pub const GROUP: &str = "pacer.dev";
-/// API version of the custom resource.
-pub const VERSION: &str = "v1alpha1";
+/// API version of the custom resource (the storage version).
+pub const VERSION: &str = "v1alpha2";
+/// The previous API version, still served (deprecated): same schema, see [`crd`].
+pub const PREVIOUS_VERSION: &str = "v1alpha1";
 /// `apiVersion` of the objects this crate's types serialise as.
-pub const API_VERSION: &str = "pacer.dev/v1alpha1";
+pub const API_VERSION: &str = "pacer.dev/v1alpha2";
 /// Name of the CustomResourceDefinition.
 pub const CRD_NAME: &str = "phpappservers.pacer.dev";
 
@@ -64,22 +67,98 @@ pub enum Error {
     RenderCrd(#[from] serde_yaml::Error),
 }
 
-/// The CustomResourceDefinition of `PhpAppServer`.
+/// The CustomResourceDefinition of `PhpAppServer`: `v1alpha2` (served, stored) and
+/// `v1alpha1` (served, deprecated).
+///
+/// # Versions and conversion
+/// `v1alpha2` only *added* to `v1alpha1` — the full pod template (`template`,
+/// `container`), `paused`, `replicas.count` for the `/scale` subresource, status fields —
+/// and changed what `tuning.mode: Off` does (it keeps the settings in force). No field was
+/// renamed, moved or removed, so every `v1alpha1` object is a valid `v1alpha2` object with
+/// the same meaning. Both versions therefore share one schema, and the API server
+/// converts between them by relabelling (`conversion.strategy: None`): nothing is lost in
+/// either direction, and no conversion webhook (with the TLS it needs) is worth running.
+/// Existing `v1alpha1` objects are read and written as `v1alpha2` from the moment the
+/// CRD is upgraded. A later version that renames or removes a field will add a
+/// conversion webhook served by the operator.
 #[must_use]
 pub fn crd()
 -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
-    PhpAppServer::crd()
+    let mut crd = PhpAppServer::crd();
+    if let Some(current) = crd.spec.versions.first().cloned() {
+        let mut previous = current;
+        previous.name = PREVIOUS_VERSION.to_owned();
+        previous.storage = false;
+        previous.deprecated = Some(true);
+        previous.deprecation_warning = Some(format!(
+            "{GROUP}/{PREVIOUS_VERSION} PhpAppServer is deprecated; use {GROUP}/{VERSION} (same fields)"
+        ));
+        // Kubernetes' own documentation of the pod template once is enough: the deprecated
+        // version's copy goes (half the CRD's size); its structure stays identical.
+        if let Some(template) = previous
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("spec"))
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("template"))
+        {
+            strip_descriptions(template);
+        }
+        crd.spec.versions.push(previous);
+    }
+    crd
 }
 
-/// The CustomResourceDefinition as the YAML document the chart ships.
+fn strip_descriptions(
+    schema: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+) {
+    schema.description = None;
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        strip_descriptions(child);
+    }
+    if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        strip_descriptions(items);
+    }
+    if let Some(k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool::Schema(more)) = schema.additional_properties.as_mut() {
+        strip_descriptions(more);
+    }
+}
+
+/// The CustomResourceDefinition as a YAML document (`pacer-operator crd`, for
+/// `kubectl apply --server-side`).
 ///
 /// # Errors
 /// [`Error::RenderCrd`] if serialisation fails (it does not for this type).
 pub fn crd_yaml() -> Result<String, Error> {
     let body = serde_yaml::to_string(&crd())?;
     Ok(format!(
-        "# Generated by `cargo run -q -p pacer-crds --bin crdgen` (or `pacer-operator crd`).\n\
-         # Do not edit: change crds/src and regenerate; a test fails when this file drifts.\n{body}"
+        "# Generated by `pacer-operator crd` (crds/src). Apply with kubectl apply --server-side.\n{body}"
+    ))
+}
+
+/// Where the chart's CRD template lives, relative to the repository root.
+pub const CHART_TEMPLATE: &str = "charts/pacer-operator/templates/crd-phpappservers.yaml";
+
+/// The CustomResourceDefinition as the chart's template: rendered only with
+/// `crds.install`, kept on uninstall with `crds.keep` (as cert-manager's chart does), and
+/// labelled like the chart's other objects — so `helm upgrade` upgrades the CRD.
+///
+/// # Errors
+/// [`Error::RenderCrd`] if serialisation fails (it does not for this type).
+pub fn crd_chart_template() -> Result<String, Error> {
+    let body = serde_yaml::to_string(&crd())?;
+    let anchor = format!("  name: {CRD_NAME}\n");
+    let metadata = format!(
+        "{anchor}  labels:\n    {{{{- include \"pacer-operator.labels\" . | nindent 4 }}}}\n  \
+         {{{{- if .Values.crds.keep }}}}\n  annotations:\n    helm.sh/resource-policy: keep\n  {{{{- end }}}}\n"
+    );
+    Ok(format!(
+        "# Generated by `cargo run -q -p pacer-crds --bin crdgen -- --chart > {CHART_TEMPLATE}`.\n\
+         # Do not edit: change crds/src and regenerate; a test fails when this file drifts.\n\
+         {{{{- if .Values.crds.install }}}}\n{}{{{{- end }}}}\n",
+        body.replacen(&anchor, &metadata, 1)
     ))
 }
 
@@ -101,9 +180,41 @@ mod tests {
         assert_eq!(crd["spec"]["scope"], "Namespaced");
         assert_eq!(crd["spec"]["names"]["shortNames"], json!(["pas"]));
         assert_eq!(crd["spec"]["versions"][0]["name"], VERSION);
+        assert_eq!(crd["spec"]["versions"][0]["storage"], true);
         assert_eq!(
             crd["spec"]["versions"][0]["subresources"]["status"],
             json!({})
+        );
+        assert_eq!(
+            crd["spec"]["versions"][0]["subresources"]["scale"],
+            json!({"specReplicasPath": ".spec.replicas.count",
+                   "statusReplicasPath": ".status.replicas",
+                   "labelSelectorPath": ".status.selector"})
+        );
+        // The previous version: served, deprecated, the same schema.
+        let previous = &crd["spec"]["versions"][1];
+        assert_eq!(previous["name"], PREVIOUS_VERSION);
+        assert_eq!(
+            (previous["served"].clone(), previous["storage"].clone()),
+            (json!(true), json!(false))
+        );
+        assert_eq!(previous["deprecated"], true);
+        // The same structure (only the pod template's descriptions are left out).
+        fn structure(v: &Value) -> Value {
+            match v {
+                Value::Object(o) => Value::Object(
+                    o.iter()
+                        .filter(|(k, _)| k.as_str() != "description")
+                        .map(|(k, v)| (k.clone(), structure(v)))
+                        .collect(),
+                ),
+                Value::Array(a) => Value::Array(a.iter().map(structure).collect()),
+                other => other.clone(),
+            }
+        }
+        assert_eq!(
+            structure(&previous["schema"]),
+            structure(&crd["spec"]["versions"][0]["schema"])
         );
     }
 
@@ -129,7 +240,9 @@ mod tests {
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
                 for (name, prop) in props {
                     let here = format!("{path}.{name}");
-                    let is_k8s_type = path.contains(".env") || path.contains(".conditions");
+                    let is_k8s_type = path.contains(".env")
+                        || path.contains(".conditions")
+                        || path.contains(".template");
                     if !is_k8s_type && prop.get("description").is_none() {
                         missing.push(here.clone());
                     }
@@ -216,19 +329,20 @@ mod tests {
         assert_eq!(spec.max_unavailable, 1);
     }
 
-    /// The committed chart file is exactly what the code generates. Regenerate after
+    /// The committed chart template is exactly what the code generates. Regenerate after
     /// changing the types with
-    /// `cargo run -q -p pacer-crds --bin crdgen > charts/pacer-operator/crds/phpappservers.pacer.dev.yaml`.
+    /// `cargo run -q -p pacer-crds --bin crdgen -- --chart > charts/pacer-operator/templates/crd-phpappservers.yaml`.
     #[test]
     fn committed_crd_matches_the_code() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../charts/pacer-operator/crds/phpappservers.pacer.dev.yaml");
+            .join("..")
+            .join(CHART_TEMPLATE);
         let committed = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         assert!(
-            committed == crd_yaml().unwrap(),
-            "{} is out of date: run `cargo run -q -p pacer-crds --bin crdgen > \
-             charts/pacer-operator/crds/phpappservers.pacer.dev.yaml` and commit the result",
+            committed == crd_chart_template().unwrap(),
+            "{} is out of date: run `cargo run -q -p pacer-crds --bin crdgen -- --chart > \
+             {CHART_TEMPLATE}` and commit the result",
             path.display()
         );
     }

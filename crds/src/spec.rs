@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -21,10 +21,14 @@ use crate::units;
 /// The operator turns it into a Deployment whose pods run `pacer serve` (RoadRunner's
 /// configuration format), a Service, a ConfigMap holding the generated `rr.yaml` and a
 /// PodDisruptionBudget, and then tunes the worker pool from the pods' live metrics.
+///
+/// The pod is either written in full (`template`, a Deployment's pod template, with
+/// `container` naming the PHP container) or, for the simple case, in the short form
+/// (`image`, `env`, … — the operator writes the pod).
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "pacer.dev",
-    version = "v1alpha1",
+    version = "v1alpha2",
     kind = "PhpAppServer",
     plural = "phpappservers",
     singular = "phpappserver",
@@ -33,6 +37,11 @@ use crate::units;
     category = "all",
     namespaced,
     status = "PhpAppServerStatus",
+    scale(
+        spec_replicas_path = ".spec.replicas.count",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
     printcolumn = r#"{"name":"Replicas","type":"integer","description":"Pods the Deployment has","jsonPath":".status.replicas"}"#,
     printcolumn = r#"{"name":"Ready","type":"integer","description":"Pods that are ready","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Workers","type":"integer","description":"PHP workers per pod now configured","jsonPath":".status.current.workers"}"#,
@@ -43,17 +52,55 @@ use crate::units;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.image) != has(self.template)", "message": "set either image (the short form) or template (a full pod template), not both"},
+    {"rule": "!has(self.template) || (has(self.template.spec) && self.template.spec.containers.exists(c, c.name == self.container))", "message": "template.spec.containers must have a container named as spec.container (default: app), the PHP container pacer is injected into"},
+    {"rule": "!has(self.template) || !(has(self.imagePullPolicy) || has(self.imagePullSecrets) || has(self.workingDir) || has(self.env) || has(self.serviceAccountName) || has(self.runAsUser) || has(self.runAsGroup) || has(self.podLabels) || has(self.podAnnotations) || has(self.nodeSelector))", "message": "with template, say the pod's settings in the template: imagePullPolicy, imagePullSecrets, workingDir, env, serviceAccountName, runAsUser, runAsGroup, podLabels, podAnnotations and nodeSelector are the short form's"}
+]))]
 pub struct PhpAppServerSpec {
-    /// Container image of the PHP application (PHP CLI and the application code).
+    /// Short form: container image of the PHP application (PHP CLI and the application
+    /// code). Set either `image` or `template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
-    pub image: String,
+    pub image: Option<String>,
 
-    /// Pull policy for `image`: Always, IfNotPresent or Never. Default: the Kubernetes
-    /// default for the image's tag.
+    /// Full form: the pod, as a Deployment's pod template. The operator injects pacer
+    /// into the container named `container` and owns only what it must there: that
+    /// container's command and args (`pacer serve`), its memory and CPU (from
+    /// `resources`), the ports it adds (http, metrics, status), the probes it adds where
+    /// the container has none, and the config and pacer volumes and mounts; the pod's
+    /// pacer init container (first), termination grace period (at least pacer's
+    /// shutdown), and the labels and annotations it needs. Security settings the template
+    /// leaves unset get restricted defaults (non-root, read-only root file system, no
+    /// privilege escalation, all capabilities dropped, RuntimeDefault seccomp); a
+    /// writable `/tmp` is mounted unless the container mounts one. Everything else the
+    /// template says (volumes, envFrom, other containers and init containers, affinity,
+    /// tolerations, topology spread, security context, service account, priority
+    /// class, …) passes through untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "pod_template_schema")]
+    pub template: Option<PodTemplateSpec>,
+
+    /// Name of the PHP container: in `template`, the container pacer is injected into (it
+    /// must be there); in the short form, the name of the container the operator
+    /// writes. Default: `app`.
+    #[serde(default = "default_container")]
+    #[schemars(length(min = 1, max = 63))]
+    pub container: String,
+
+    /// Stop reconciling: the operator writes nothing to the owned objects and does not
+    /// tune, so the pods keep the settings in force; it still reports status. The
+    /// annotation `pacer.dev/paused: "true"` does the same. Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+
+    /// Short form: pull policy for `image`: Always, IfNotPresent or Never. Default: the
+    /// Kubernetes default for the image's tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<ImagePullPolicy>,
 
-    /// Names of Secrets in this namespace used to pull `image` and the sidecar image.
+    /// Short form: names of Secrets in this namespace used to pull `image` and the
+    /// sidecar image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub image_pull_secrets: Vec<String>,
@@ -63,13 +110,14 @@ pub struct PhpAppServerSpec {
     #[schemars(length(min = 1, max = 64))]
     pub command: Vec<String>,
 
-    /// Working directory of the app container and of the PHP workers. Default: the image's.
+    /// Short form: working directory of the app container and of the PHP workers.
+    /// Default: the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub working_dir: Option<String>,
 
-    /// Environment of the app container; PHP workers inherit it. Same syntax as a
-    /// container's `env` (values, or `valueFrom` a Secret, ConfigMap or field).
+    /// Short form: environment of the app container; PHP workers inherit it. Same syntax
+    /// as a container's `env` (values, or `valueFrom` a Secret, ConfigMap or field).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub env: Vec<EnvVar>,
@@ -110,37 +158,66 @@ pub struct PhpAppServerSpec {
     #[schemars(range(min = 1, max = 1000))]
     pub max_unavailable: i32,
 
-    /// Service account the pods run as. Default: the namespace's `default`.
+    /// Short form: service account the pods run as. Default: the namespace's `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub service_account_name: Option<String>,
 
-    /// User id the containers run as. Pods always run as non-root; set this when the image's
-    /// own user is root or not numeric.
+    /// Short form: user id the containers run as. Pods always run as non-root; set this
+    /// when the image's own user is root or not numeric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub run_as_user: Option<i64>,
 
-    /// Group id the containers run as.
+    /// Short form: group id the containers run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub run_as_group: Option<i64>,
 
-    /// Extra labels for the pods (the operator's own labels win on conflict).
+    /// Short form: extra labels for the pods (the operator's own labels win on
+    /// conflict).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_labels: BTreeMap<String, String>,
 
-    /// Extra annotations for the pods.
+    /// Short form: extra annotations for the pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_annotations: BTreeMap<String, String>,
 
-    /// Node labels the pods must match.
+    /// Short form: node labels the pods must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
 }
 
 fn default_max_unavailable() -> i32 {
     1
+}
+
+fn default_container() -> String {
+    "app".to_owned()
+}
+
+/// Kubernetes' own schema of a pod template, with `metadata` as the API server expects an
+/// embedded object's metadata (only labels and annotations are kept).
+fn pod_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<PodTemplateSpec>();
+    if let Some(props) = schema
+        .as_object_mut()
+        .and_then(|o| o.get_mut("properties"))
+        .and_then(|p| p.as_object_mut())
+    {
+        props.insert(
+            "metadata".to_owned(),
+            serde_json::json!({
+                "description": "Labels and annotations of the pods (the operator's own labels and annotations win on conflict).",
+                "type": "object",
+                "properties": {
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}}
+                }
+            }),
+        );
+    }
+    schema
 }
 
 /// Image pull policy.
@@ -181,8 +258,18 @@ pub struct ReplicasSpec {
     #[serde(default = "default_one")]
     #[schemars(range(min = 1, max = 1000))]
     pub max: i32,
-    /// Leave the Deployment's replica count to someone else (e.g. a
-    /// HorizontalPodAutoscaler): the operator then never writes it. Default: false.
+    /// Pods, as set through the `/scale` subresource (an HPA or a KEDA ScaledObject
+    /// that targets this PhpAppServer, or `kubectl scale`). While set, the pods are this
+    /// many and the tuner leaves their number alone (it still tunes workers per pod);
+    /// unset, the tuner picks pods within `min`..`max`. An autoscaler needs a starting
+    /// value here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub count: Option<i32>,
+    /// Leave the Deployment's replica count to someone else: the operator then never
+    /// writes it. Not needed for an HPA or KEDA ScaledObject in the same namespace that
+    /// targets the PhpAppServer or its Deployment: the operator sees them itself and
+    /// reports the `ExternalReplicas` condition. Default: false.
     #[serde(default)]
     pub external: bool,
 }
@@ -192,6 +279,7 @@ impl Default for ReplicasSpec {
         Self {
             min: 1,
             max: 1,
+            count: None,
             external: false,
         }
     }
@@ -613,10 +701,29 @@ pub struct MetricsSpec {
     /// `namespace` and `pod` labels, as Kubernetes service discovery adds them.
     #[serde(default)]
     pub source: MetricsSourceKind,
-    /// Base URL of the Prometheus HTTP API, e.g. `http://prometheus.monitoring:9090`.
+    /// Base URL of the Prometheus HTTP API, e.g. `http://prometheus.monitoring:9090`. It
+    /// must be among the URLs the operator allows (its `--prometheus-allowed-urls`, the
+    /// chart's `prometheus.allowedUrls`): the operator never queries anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://[^\s]+$"), length(max = 2048))]
     pub prometheus_url: Option<String>,
+    /// A bearer token for `prometheusUrl` (sent as `Authorization: Bearer`), from a key of
+    /// a Secret in this namespace. The operator must be allowed to read Secrets there (the
+    /// chart's `prometheus.readSecrets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret: Option<SecretKeyRef>,
+}
+
+/// A key of a Secret in the PhpAppServer's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key whose value is used.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// Metrics source kind.

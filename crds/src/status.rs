@@ -32,6 +32,11 @@ pub struct PhpAppServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
 
+    /// Label selector of the pods, for the `/scale` subresource (what an HPA reads to
+    /// find the pods' resource metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+
     /// Progress of the Deployment's rollout of the current pod template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,

@@ -10,7 +10,7 @@
 //!
 //! Properties:
 //! * nothing panics, and encoding never fails;
-//! * the output is JSON that `serde_json` parses, with every key of wire-protocol.md §3.3;
+//! * the output is JSON that `serde_json` parses, with every key of docs/wire-protocol.md §3.3;
 //! * `uri` is an absolute URL (scheme and authority) without CR or LF that `http::Uri`
 //!   parses; unless the request line was in absolute form, its scheme is the
 //!   connection's and its path and query are the request's (a `Host` header cannot

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
-use crate::resources::{self, Desired, deployment::APP_CONTAINER};
+use crate::resources::{self, Desired};
 
 /// How a memory-limit change reached the pods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +63,8 @@ pub struct Target<'a> {
     pub manager: &'a str,
     /// Deliver memory-limit changes by in-place resize where the cluster allows it.
     pub in_place_resize: bool,
+    /// The PHP container (whose memory is tuned).
+    pub container: &'a str,
 }
 
 impl std::fmt::Debug for Target<'_> {
@@ -115,6 +117,7 @@ pub async fn apply(
         namespace,
         manager,
         in_place_resize,
+        container,
     } = target;
     let _: ConfigMap = server_side_apply(
         &Api::namespaced(client.clone(), namespace),
@@ -123,10 +126,16 @@ pub async fn apply(
     )
     .await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    if let Some(live) = live
+        && hands_over_replicas(live, &desired.deployment, manager)
+    {
+        hand_over_replicas(&deployments, live, manager).await?;
+    }
     let template_memory = resources::deployment::template_memory(
         memory_limit,
         live,
         &desired.deployment,
+        container,
         in_place_resize,
     );
     let (deployment, memory) = if template_memory == memory_limit {
@@ -134,10 +143,10 @@ pub async fn apply(
         (applied, MemoryDelivery::Rollout)
     } else {
         let mut held = desired.deployment.clone();
-        resources::deployment::set_template_memory(&mut held, template_memory);
+        resources::deployment::set_template_memory(&mut held, container, template_memory);
         let applied = server_side_apply(&deployments, &held, manager).await?;
         let pods_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        match resize_pods(&pods_api, pods, memory_limit).await? {
+        match resize_pods(&pods_api, pods, container, memory_limit).await? {
             Ok(()) => (applied, MemoryDelivery::InPlace),
             Err(refusal) => {
                 tracing::warn!(reason = %refusal, "in-place resize refused; rolling the pods instead");
@@ -161,14 +170,68 @@ pub async fn apply(
     Ok(Applied { deployment, memory })
 }
 
-/// The memory limit of a pod's app container, bytes.
-fn pod_memory_limit(pod: &Pod) -> Option<u64> {
+/// Field manager that keeps the pods' count when the operator lets go of it.
+fn handoff_manager(manager: &str) -> String {
+    format!("{manager}-handoff")
+}
+
+/// Whether the operator is about to stop owning the Deployment's replicas (someone else
+/// counts the pods now) while it still owns them.
+fn hands_over_replicas(live: &Deployment, desired: &Deployment, manager: &str) -> bool {
+    let letting_go = desired.spec.as_ref().is_some_and(|s| s.replicas.is_none());
+    let owned = live.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(manager)
+            && m.operation.as_deref() == Some("Apply")
+            && m.fields_v1.as_ref().is_some_and(|f| {
+                f.0.get("f:spec")
+                    .and_then(|s| s.get("f:replicas"))
+                    .is_some()
+            })
+    });
+    letting_go && owned
+}
+
+/// With server-side apply, a field its only manager stops applying is removed — the
+/// Deployment would fall to 1 pod the moment an autoscaler takes over. So the current
+/// count is first applied under a second manager, which keeps it until the autoscaler
+/// writes its own.
+async fn hand_over_replicas(
+    deployments: &Api<Deployment>,
+    live: &Deployment,
+    manager: &str,
+) -> Result<(), Error> {
+    let name = live.metadata.name.clone().unwrap_or_default();
+    let replicas = live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let body = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    });
+    deployments
+        .patch(
+            &name,
+            &PatchParams::apply(&handoff_manager(manager)).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|source| Error::Apply {
+            kind: "Deployment".into(),
+            name: name.clone(),
+            source,
+        })?;
+    tracing::info!(replicas, "handed the pods' count over to the autoscaler");
+    Ok(())
+}
+
+/// The memory limit of a pod's PHP container, bytes.
+fn pod_memory_limit(pod: &Pod, name: &str) -> Option<u64> {
     let container = pod
         .spec
         .as_ref()?
         .containers
         .iter()
-        .find(|c| c.name == APP_CONTAINER)?;
+        .find(|c| c.name == name)?;
     let quantity = container
         .resources
         .as_ref()?
@@ -185,16 +248,17 @@ fn pod_memory_limit(pod: &Pod) -> Option<u64> {
 async fn resize_pods(
     api: &Api<Pod>,
     pods: &[Pod],
+    container: &str,
     memory: u64,
 ) -> Result<Result<(), String>, Error> {
     let quantity = crate::units::format_memory(memory);
     let patch = serde_json::json!({"spec": {"containers": [{
-        "name": APP_CONTAINER,
+        "name": container,
         "resources": {"requests": {"memory": quantity}, "limits": {"memory": quantity}},
     }]}});
     for pod in pods {
         if pod.metadata.deletion_timestamp.is_some()
-            || pod_memory_limit(pod).is_none_or(|m| m == memory)
+            || pod_memory_limit(pod, container).is_none_or(|m| m == memory)
         {
             continue;
         }

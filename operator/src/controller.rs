@@ -26,6 +26,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -55,8 +56,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 pub struct ControllerSettings {
     /// Field manager of every write (one for all owned objects and the status).
     pub field_manager: String,
-    /// Namespace to watch; `None` for all.
-    pub namespace: Option<String>,
+    /// Namespaces to watch (one watch each, so that RBAC can be a Role in each); empty
+    /// for all.
+    pub namespaces: Vec<String>,
+    /// With all namespaces watched: reconcile only apps in namespaces whose labels match
+    /// this label selector (the API server evaluates it).
+    pub namespace_selector: Option<String>,
     /// Reconciles at once.
     pub concurrency: u16,
     /// Sidecar defaults for the generated pods.
@@ -66,6 +71,10 @@ pub struct ControllerSettings {
     /// Deliver memory-limit changes to running pods by in-place resize (`pods/resize`)
     /// instead of a rolling update, where the cluster allows it.
     pub in_place_resize: bool,
+    /// The Prometheus URLs an app's `tuning.metrics.prometheusUrl` may name (prefixes,
+    /// see [`crate::metrics_source::url_allowed`]); empty: none, the Prometheus source is
+    /// refused. A tenant's URL must not turn the operator into a request forwarder.
+    pub prometheus_allowed_urls: Vec<String>,
 }
 
 /// What every reconcile shares.
@@ -160,6 +169,12 @@ impl Context {
         &self.reporter
     }
 
+    /// The operator-wide settings.
+    #[must_use]
+    pub fn settings(&self) -> &ControllerSettings {
+        &self.config
+    }
+
     /// The field manager of every write.
     #[must_use]
     pub fn field_manager(&self) -> &str {
@@ -209,6 +224,12 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
             .remove(&uid);
         return Ok(Action::await_change());
     }
+    if let Some(selector) = &ctx.config.namespace_selector
+        && !namespace_selected(ctx, &namespace, selector).await?
+    {
+        tracing::debug!(%selector, "namespace not selected");
+        return Ok(Action::requeue(plan::IDLE_RESYNC));
+    }
     let now = (ctx.clock)();
     let previous = ctx
         .written
@@ -239,7 +260,8 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
         }
     };
 
-    let observed = observe::observe(ctx, &name, &namespace, &config, &previous, now).await?;
+    let observed = observe::observe(ctx, app, &config, &previous, now).await?;
+    let paused = plan::paused(app);
 
     let mut reference = app
         .controller_owner_ref(&())
@@ -261,9 +283,16 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
         tuning: observed.tuning.clone(),
         deployment: observed.deployment_state,
         pod_problems: &observed.pod_problems,
+        autoscaler: observed.autoscaler.as_ref(),
+        paused,
         now,
     })?;
 
+    if paused {
+        // Nothing is written to the owned objects; the status still tells the truth.
+        report::write_status(ctx, app, &previous, &planned.status).await?;
+        return Ok(Action::requeue(planned.requeue_after));
+    }
     let written = report::record(ctx, app, &previous, &planned).await?;
     let applied = apply::apply(
         apply::Target {
@@ -271,6 +300,7 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
             namespace: &namespace,
             manager: &ctx.config.field_manager,
             in_place_resize: ctx.config.in_place_resize,
+            container: &app.spec.container,
         },
         &planned.desired,
         planned.settings.memory_limit,
@@ -285,6 +315,23 @@ async fn reconcile_inner(app: &PhpAppServer, ctx: &Context) -> Result<Action, Er
         &report::app_view(&planned.status, &config, observed.newest_oom),
     );
     Ok(Action::requeue(planned.requeue_after))
+}
+
+/// Whether the namespace's labels match `selector` (a `kubectl -l` label selector,
+/// evaluated by the API server).
+async fn namespace_selected(ctx: &Context, namespace: &str, selector: &str) -> Result<bool, Error> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+    let params = kube::api::ListParams::default()
+        .labels(selector)
+        .fields(&format!("metadata.name={namespace}"));
+    namespaces
+        .list(&params)
+        .await
+        .map(|list| !list.items.is_empty())
+        .map_err(|source| Error::Read {
+            what: "Namespaces",
+            source,
+        })
 }
 
 fn error_policy(app: Arc<PhpAppServer>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -310,34 +357,67 @@ pub fn backoff(failures: u32) -> Duration {
     BACKOFF_MIN.saturating_mul(factor).min(BACKOFF_MAX)
 }
 
+/// Status writes change neither the generation nor the pause annotation: filtering on
+/// both keeps the operator's own status updates from waking it, while a spec change or
+/// `pacer.dev/paused` (metadata only) still does.
+fn generation_and_pause(app: &PhpAppServer) -> Option<u64> {
+    let generation = predicates::generation(app)?;
+    Some(
+        generation
+            .wrapping_mul(2)
+            .wrapping_add(u64::from(plan::paused(app))),
+    )
+}
+
 fn owned_watch() -> watcher::Config {
     watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"))
 }
 
-/// Runs the controller until `stop` completes; in-flight reconciles finish first.
+/// Runs the controller until `stop` completes; in-flight reconciles finish first. With a
+/// list of namespaces, one controller per namespace (each watches only its own).
 pub async fn run(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    let (apps, deployments, config_maps, services, pdbs, pods) = match &ctx.config.namespace {
-        Some(ns) => (
-            Api::<PhpAppServer>::namespaced(client.clone(), ns),
-            Api::<Deployment>::namespaced(client.clone(), ns),
-            Api::<ConfigMap>::namespaced(client.clone(), ns),
-            Api::<Service>::namespaced(client.clone(), ns),
-            Api::<PodDisruptionBudget>::namespaced(client.clone(), ns),
-            Api::<Pod>::namespaced(client.clone(), ns),
-        ),
-        None => (
-            Api::<PhpAppServer>::all(client.clone()),
-            Api::<Deployment>::all(client.clone()),
-            Api::<ConfigMap>::all(client.clone()),
-            Api::<Service>::all(client.clone()),
-            Api::<PodDisruptionBudget>::all(client.clone()),
-            Api::<Pod>::all(client.clone()),
-        ),
+    let token = tokio_util::sync::CancellationToken::new();
+    let trigger = token.clone();
+    let relay = tokio::spawn(async move {
+        stop.await;
+        trigger.cancel();
+    });
+    let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
+    futures_util::future::join_all(
+        scopes
+            .into_iter()
+            .map(|scope| run_scope(ctx.clone(), scope, token.clone().cancelled_owned())),
+    )
+    .await;
+    relay.abort();
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn run_scope(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let ns = namespace.as_deref();
+    let apps: Api<PhpAppServer> = api(&client, ns);
     let (reader, writer) = reflector::store();
     // Status writes do not change the generation: filtering on it keeps the operator's
     // own status updates from waking it.
@@ -345,17 +425,28 @@ pub async fn run(
         .default_backoff()
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+        .predicate_filter(generation_and_pause, Default::default());
     Controller::for_stream(trigger, reader)
-        .owns(deployments, owned_watch())
-        .owns(config_maps, owned_watch())
-        .owns(services, owned_watch())
-        .owns(pdbs, owned_watch())
+        .owns(api::<Deployment>(&client, ns), owned_watch())
+        .owns(api::<ConfigMap>(&client, ns), owned_watch())
+        .owns(api::<Service>(&client, ns), owned_watch())
+        .owns(api::<PodDisruptionBudget>(&client, ns), owned_watch())
         // Pods belong to ReplicaSets, not to us: mapped back by their app label.
-        .watches(pods, owned_watch(), |pod: Pod| {
+        .watches(api::<Pod>(&client, ns), owned_watch(), |pod: Pod| {
             let app = pod.labels().get(APP_LABEL)?.clone();
             Some(ObjectRef::new(&app).within(&pod.namespace()?))
         })
+        // An HPA appearing (or KEDA's, for a ScaledObject) hands the pods' count over.
+        .watches(
+            api::<HorizontalPodAutoscaler>(&client, ns),
+            watcher::Config::default(),
+            |hpa: HorizontalPodAutoscaler| {
+                let target = &hpa.spec.as_ref()?.scale_target_ref;
+                let namespace = hpa.namespace()?;
+                matches!(target.kind.as_str(), "PhpAppServer" | "Deployment")
+                    .then(|| ObjectRef::new(&target.name).within(&namespace))
+            },
+        )
         .with_config(ControllerConfig::default().concurrency(ctx.config.concurrency.max(1)))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)

@@ -1,4 +1,4 @@
-//! `pacer-operator`: reconciles `PhpAppServer` objects (`pacer.dev/v1alpha1`) into the
+//! `pacer-operator`: reconciles `PhpAppServer` objects (`pacer.dev/v1alpha2`) into the
 //! Deployment, Service, ConfigMap and PodDisruptionBudget that run a PHP app under
 //! `pacer`, and tunes each app's worker pool from its pods' live metrics.
 //!
@@ -34,7 +34,7 @@
 //! * [`plan`] — pure: settings, desired objects, status and events of one reconcile.
 //! * [`apply`] — server-side apply; in-place resize versus rollout for memory limits.
 //! * [`report`] — Events, the status (write-ahead for decisions), per-app gauges.
-//! * [`tuning`] — pure: the tuner (design.md §3.3).
+//! * [`tuning`] — pure: the tuner (docs/design.md §3.3).
 //! * [`sample`] — the tuner's input: window aggregates per pod.
 //! * [`metrics_source`] — Direct, Prometheus and Fake sources; the exposition parser.
 //! * [`resources`] — pure builders of the owned objects and of `rr.yaml`.

@@ -54,9 +54,13 @@ enum Command {
 
 #[derive(clap::Args, Debug, Clone)]
 struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE", value_delimiter = ',')]
+    namespace: Vec<String>,
+    /// With all namespaces watched: reconcile only apps in namespaces whose labels match
+    /// this label selector (e.g. `pacer.dev/enabled=true`).
+    #[arg(long, env = "WATCH_NAMESPACE_SELECTOR")]
+    namespace_selector: Option<String>,
     /// Pacer image the init container copies pacer from, for apps that do not name one.
     #[arg(long, env = "PACER_SIDECAR_IMAGE", default_value = concat!("pacer:", env!("CARGO_PKG_VERSION")))]
     sidecar_image: String,
@@ -86,6 +90,10 @@ struct RunArgs {
     /// Deliver memory-limit changes by rolling the pods, never by in-place resize.
     #[arg(long, env = "PACER_NO_IN_PLACE_RESIZE")]
     no_in_place_resize: bool,
+    /// Prometheus URLs (prefixes: scheme, host, optional port and path) that apps may name
+    /// in tuning.metrics.prometheusUrl, comma-separated; none by default.
+    #[arg(long, env = "PACER_PROMETHEUS_ALLOWED_URLS", value_delimiter = ',')]
+    prometheus_allowed_urls: Vec<String>,
     /// Timeout of one metrics scrape or PromQL query, seconds.
     #[arg(long, default_value_t = 5)]
     scrape_timeout: u64,
@@ -126,7 +134,13 @@ async fn run(args: RunArgs) -> Result<()> {
     let config = OperatorConfig {
         controller: ControllerSettings {
             field_manager: MANAGER.to_owned(),
-            namespace: args.namespace.clone(),
+            namespaces: args
+                .namespace
+                .iter()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
+            namespace_selector: args.namespace_selector.clone().filter(|s| !s.is_empty()),
             concurrency: args.concurrency,
             sidecar: SidecarDefaults {
                 image: args.sidecar_image.clone(),
@@ -134,6 +148,12 @@ async fn run(args: RunArgs) -> Result<()> {
             },
             instance: identity.clone(),
             in_place_resize: !args.no_in_place_resize,
+            prometheus_allowed_urls: args
+                .prometheus_allowed_urls
+                .iter()
+                .map(|u| u.trim().to_owned())
+                .filter(|u| !u.is_empty())
+                .collect(),
         },
         lease: LeaseConfig::new(&args.lease_namespace, &args.lease_name, &identity),
     };

@@ -8,17 +8,18 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use kube::api::ListParams;
+use kube::api::{DynamicObject, ListParams};
+use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, ResourceExt};
 
 use crate::Error;
 use crate::app_config::AppConfig;
 use crate::controller::Context;
 use crate::metrics_source::{PodTarget, Target};
-use crate::plan::{self, DeploymentState, PodProblem, TuningInput};
+use crate::plan::{self, Autoscaler, AutoscalerKind, DeploymentState, PodProblem, TuningInput};
 use crate::resources::APP_LABEL;
-use crate::resources::deployment::APP_CONTAINER;
 use crate::telemetry::SourceLabels;
 
 /// What one reconcile saw.
@@ -36,6 +37,91 @@ pub struct Observed {
     pub tuning: Option<TuningInput>,
     /// Finish time of the newest OOM kill of an app container.
     pub newest_oom: Option<Timestamp>,
+    /// An HPA or KEDA ScaledObject that targets the app or its Deployment.
+    pub autoscaler: Option<Autoscaler>,
+}
+
+/// KEDA's ScaledObject (`keda.sh/v1alpha1`); read as a dynamic object, so the operator
+/// works where KEDA is not installed.
+fn scaled_objects(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("keda.sh", "v1alpha1", "ScaledObject");
+    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
+}
+
+/// Which scale target an autoscaler names: the PhpAppServer (`true`) or its Deployment
+/// (`false`), or neither.
+#[must_use]
+pub fn targets(app: &str, api_version: &str, kind: &str, name: &str) -> Option<bool> {
+    if name != app {
+        return None;
+    }
+    let group = api_version.split_once('/').map_or("", |(g, _)| g);
+    match (group, kind) {
+        (pacer_crds::GROUP, "PhpAppServer") => Some(true),
+        ("apps", "Deployment") => Some(false),
+        _ => None,
+    }
+}
+
+async fn autoscaler(
+    ctx: &Context,
+    name: &str,
+    namespace: &str,
+) -> Result<Option<Autoscaler>, Error> {
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client().clone(), namespace);
+    let mut found = None;
+    for hpa in hpas
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::Read {
+            what: "HorizontalPodAutoscalers",
+            source,
+        })?
+        .items
+    {
+        let Some(target) = hpa.spec.as_ref().map(|s| &s.scale_target_ref) else {
+            continue;
+        };
+        let api_version = target.api_version.as_deref().unwrap_or_default();
+        if let Some(app) = targets(name, api_version, &target.kind, &target.name) {
+            found = Some(Autoscaler {
+                kind: AutoscalerKind::HorizontalPodAutoscaler,
+                name: hpa.name_any(),
+                targets_app: app,
+            });
+            break;
+        }
+    }
+    // A ScaledObject says more than the HPA KEDA makes for it.
+    match scaled_objects(ctx.client(), namespace)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => {
+            for object in list.items {
+                let target = &object.data["spec"]["scaleTargetRef"];
+                let api_version = target["apiVersion"].as_str().unwrap_or("apps/v1");
+                let kind = target["kind"].as_str().unwrap_or("Deployment");
+                let target_name = target["name"].as_str().unwrap_or_default();
+                if let Some(app) = targets(name, api_version, kind, target_name) {
+                    return Ok(Some(Autoscaler {
+                        kind: AutoscalerKind::ScaledObject,
+                        name: object.name_any(),
+                        targets_app: app,
+                    }));
+                }
+            }
+        }
+        // KEDA is not installed, or we may not read its objects: nothing to see.
+        Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {}
+        Err(source) => {
+            return Err(Error::Read {
+                what: "ScaledObjects",
+                source,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// Reads what the plan needs.
@@ -45,12 +131,16 @@ pub struct Observed {
 /// that fails is not an error but an observation (the plan reports it).
 pub async fn observe(
     ctx: &Context,
-    name: &str,
-    namespace: &str,
+    app: &pacer_crds::PhpAppServer,
     config: &AppConfig,
     previous: &pacer_crds::PhpAppServerStatus,
     now: Timestamp,
 ) -> Result<Observed, Error> {
+    let name = app.name_any();
+    let name = name.as_str();
+    let namespace = app.namespace().ok_or(Error::MissingNamespace)?;
+    let namespace = namespace.as_str();
+    let container = app.spec.container.as_str();
     let deployments: Api<Deployment> = Api::namespaced(ctx.client().clone(), namespace);
     let pods_api: Api<Pod> = Api::namespaced(ctx.client().clone(), namespace);
     let deployment = deployments
@@ -68,18 +158,25 @@ pub async fn observe(
             what: "Pods",
             source,
         })?;
-    let (targets, newest_oom) = pod_targets(&pods);
-    let tuning = if plan::tuning_due(config, previous, now) {
-        let target = Target {
-            namespace: namespace.to_owned(),
-            app: name.to_owned(),
-            pods: targets.clone(),
-            source: config.source,
-            prometheus_url: config.prometheus_url.clone(),
-            window: config.sample_window,
-            now,
+    let (targets, newest_oom) = pod_targets(&pods, container);
+    let tuning = if !plan::paused(app) && plan::tuning_due(config, previous, now) {
+        let sample = match prometheus_access(ctx, app, namespace, config).await {
+            Ok(bearer_token) => {
+                let target = Target {
+                    namespace: namespace.to_owned(),
+                    app: name.to_owned(),
+                    pods: targets.clone(),
+                    source: config.source,
+                    prometheus_url: config.prometheus_url.clone(),
+                    bearer_token,
+                    window: config.sample_window,
+                    now,
+                };
+                ctx.metrics_source().sample(&target).await
+            }
+            Err(refusal) => Err(refusal),
         };
-        let sample = ctx.metrics_source().sample(&target).await.map_err(|error| {
+        let sample = sample.map_err(|error| {
             tracing::warn!(%error, "reading metrics failed");
             let source = match config.source {
                 pacer_crds::MetricsSourceKind::Direct => "Direct",
@@ -101,7 +198,9 @@ pub async fn observe(
     };
     let mut pod_problems: Vec<PodProblem> = pods.iter().filter_map(pod_problem).collect();
     pod_problems.sort_by_key(|p| (p.severity(), p.pod.clone()));
+    let autoscaler = autoscaler(ctx, name, namespace).await?;
     Ok(Observed {
+        autoscaler,
         deployment_state: deployment.as_ref().map(deployment_state),
         deployment,
         pods,
@@ -109,6 +208,54 @@ pub async fn observe(
         tuning,
         newest_oom,
     })
+}
+
+/// For the Prometheus source: whether the app's URL is allowed, and its bearer token.
+async fn prometheus_access(
+    ctx: &Context,
+    app: &pacer_crds::PhpAppServer,
+    namespace: &str,
+    config: &AppConfig,
+) -> Result<Option<String>, crate::metrics_source::Error> {
+    if config.source != pacer_crds::MetricsSourceKind::Prometheus {
+        return Ok(None);
+    }
+    let url = config.prometheus_url.as_deref().unwrap_or_default();
+    if !crate::metrics_source::url_allowed(url, &ctx.settings().prometheus_allowed_urls) {
+        return Err(crate::metrics_source::Error::Config(format!(
+            "tuning.metrics.prometheusUrl {url} is not among the Prometheus URLs this operator \
+             may query (--prometheus-allowed-urls, the chart's prometheus.allowedUrls); \
+             ask the platform team to allow it"
+        )));
+    }
+    let Some(reference) = &app.spec.tuning.metrics.bearer_token_secret else {
+        return Ok(None);
+    };
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(ctx.client().clone(), namespace);
+    let unreadable = |why: String| {
+        crate::metrics_source::Error::Config(format!(
+            "cannot read key {} of Secret {} for tuning.metrics.bearerTokenSecret: {why}",
+            reference.key, reference.name
+        ))
+    };
+    let secret = match secrets.get_opt(&reference.name).await {
+        Ok(Some(secret)) => secret,
+        Ok(None) => return Err(unreadable("no such Secret".into())),
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            return Err(unreadable(
+                "the operator may not read Secrets here (the chart's prometheus.readSecrets)"
+                    .into(),
+            ));
+        }
+        Err(error) => return Err(unreadable(error.to_string())),
+    };
+    let token = secret
+        .data
+        .and_then(|d| d.get(&reference.key).cloned())
+        .ok_or_else(|| unreadable("no such key".into()))?;
+    let token = String::from_utf8(token.0).map_err(|_| unreadable("not UTF-8".into()))?;
+    Ok(Some(token.trim().to_owned()))
 }
 
 /// The Deployment's counts and whether its rollout is complete.
@@ -147,10 +294,11 @@ pub fn deployment_state(d: &Deployment) -> DeploymentState {
     }
 }
 
-/// Running, not terminating pods (with their IP, since when they are ready, and whether
-/// a resize of theirs is pending), and the newest OOM kill of the app container.
+/// Running, addressable, not terminating pods (with since when they are ready and whether
+/// a resize of theirs is pending), and the newest OOM kill of the PHP container (named
+/// `container`).
 #[must_use]
-pub fn pod_targets(pods: &[Pod]) -> (Vec<PodTarget>, Option<Timestamp>) {
+pub fn pod_targets(pods: &[Pod], container: &str) -> (Vec<PodTarget>, Option<Timestamp>) {
     let mut targets = Vec::new();
     let mut newest_oom: Option<Timestamp> = None;
     for pod in pods {
@@ -159,7 +307,7 @@ pub fn pod_targets(pods: &[Pod]) -> (Vec<PodTarget>, Option<Timestamp>) {
             .and_then(|s| s.container_statuses.as_ref())
             .into_iter()
             .flatten()
-            .filter(|cs| cs.name == APP_CONTAINER)
+            .filter(|cs| cs.name == container)
         {
             let terminated = [cs.last_state.as_ref(), cs.state.as_ref()]
                 .into_iter()
@@ -296,6 +444,30 @@ mod tests {
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
+    const APP_CONTAINER: &str = "app";
+
+    #[test]
+    fn autoscalers_target_the_app_or_its_deployment() {
+        assert_eq!(
+            targets("shop", "pacer.dev/v1alpha2", "PhpAppServer", "shop"),
+            Some(true)
+        );
+        assert_eq!(
+            targets("shop", "pacer.dev/v1alpha1", "PhpAppServer", "shop"),
+            Some(true)
+        );
+        assert_eq!(
+            targets("shop", "apps/v1", "Deployment", "shop"),
+            Some(false)
+        );
+        assert_eq!(targets("shop", "apps/v1", "Deployment", "other"), None);
+        assert_eq!(targets("shop", "apps/v1", "StatefulSet", "shop"), None);
+        assert_eq!(
+            targets("shop", "example.com/v1", "PhpAppServer", "shop"),
+            None
+        );
+    }
+
     fn pod(name: &str, phase: &str, ip: Option<&str>, oom_at: Option<i64>) -> Pod {
         Pod {
             metadata: ObjectMeta {
@@ -354,7 +526,7 @@ mod tests {
             pod("a", "Running", Some("10.0.0.1"), None),
             pod("c", "Pending", None, Some(1_700_000_050)),
         ];
-        let (targets, oom) = pod_targets(&pods);
+        let (targets, oom) = pod_targets(&pods, APP_CONTAINER);
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(targets[0].ip.as_deref(), Some("10.0.0.1"));
@@ -386,7 +558,7 @@ mod tests {
                 ..PodCondition::default()
             },
         ]);
-        let (targets, _) = pod_targets(&[ready, resizing]);
+        let (targets, _) = pod_targets(&[ready, resizing], APP_CONTAINER);
         assert_eq!(targets[0].ready_since, Some(since));
         assert!(!targets[0].resize_pending);
         assert_eq!(targets[1].ready_since, None, "not ready");

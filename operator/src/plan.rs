@@ -84,6 +84,81 @@ impl PodProblem {
     }
 }
 
+/// Kinds of autoscaler that count an app's pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoscalerKind {
+    /// `autoscaling/v2` HorizontalPodAutoscaler.
+    HorizontalPodAutoscaler,
+    /// KEDA's `keda.sh/v1alpha1` ScaledObject.
+    ScaledObject,
+}
+
+impl AutoscalerKind {
+    /// The kind's name, as a condition reason.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+            Self::ScaledObject => "ScaledObject",
+        }
+    }
+}
+
+/// An autoscaler that targets the app (through `/scale`) or its Deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Autoscaler {
+    /// Its kind.
+    pub kind: AutoscalerKind,
+    /// Its name.
+    pub name: String,
+    /// True when it targets the PhpAppServer, false when its Deployment.
+    pub targets_app: bool,
+}
+
+/// Annotation that pauses reconciling, like `spec.paused`.
+pub const PAUSED_ANNOTATION: &str = "pacer.dev/paused";
+
+/// Whether reconciling is paused (`spec.paused` or the annotation).
+#[must_use]
+pub fn paused(app: &pacer_crds::PhpAppServer) -> bool {
+    app.spec.paused
+        || app
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PAUSED_ANNOTATION))
+            .is_some_and(|v| v == "true")
+}
+
+/// Who counts the pods, and so whether the operator writes the Deployment's replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaOwner {
+    /// The tuner, within `replicas.min`..`max`.
+    Tuner,
+    /// `spec.replicas.count`, set through `/scale` (by an autoscaler on the app, or by
+    /// hand): the operator copies it to the Deployment.
+    Count(u32),
+    /// Someone else writes the Deployment's replicas (an autoscaler on the Deployment,
+    /// `replicas.external`, or an autoscaler on the app before it set a count).
+    Deployment,
+}
+
+/// Decides who counts the pods.
+#[must_use]
+pub fn replica_owner(spec: &PhpAppServerSpec, autoscaler: Option<&Autoscaler>) -> ReplicaOwner {
+    if spec.replicas.external || autoscaler.is_some_and(|a| !a.targets_app) {
+        return ReplicaOwner::Deployment;
+    }
+    match spec.replicas.count.and_then(|c| u32::try_from(c).ok()) {
+        Some(count) => ReplicaOwner::Count(count),
+        None if autoscaler.is_some() => ReplicaOwner::Deployment,
+        None => ReplicaOwner::Tuner,
+    }
+}
+
+/// Condition type: someone other than the tuner counts the pods.
+pub const EXTERNAL_REPLICAS: &str = "ExternalReplicas";
+
 /// Who the owned objects belong to, and the operator-wide defaults they are built with.
 #[derive(Clone, Debug)]
 pub struct Owner<'a> {
@@ -127,6 +202,10 @@ pub struct PlanInput<'a> {
     pub deployment: Option<DeploymentState>,
     /// Problems the pods report, worst first.
     pub pod_problems: &'a [PodProblem],
+    /// An autoscaler targeting the app or its Deployment.
+    pub autoscaler: Option<&'a Autoscaler>,
+    /// Reconciling is paused: nothing is tuned (and the controller applies nothing).
+    pub paused: bool,
     /// The time.
     pub now: Timestamp,
 }
@@ -325,9 +404,14 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
         tuning,
         deployment,
         pod_problems,
+        autoscaler,
+        paused,
         now,
     } = input;
-    let policy = &config.policy;
+    let owner_of_replicas = replica_owner(owner.spec, autoscaler);
+    let mut policy = config.policy.clone();
+    policy.replicas_external = owner_of_replicas != ReplicaOwner::Tuner;
+    let policy = &policy;
     let initial = tuning::initial(policy);
     let applied = previous
         .current
@@ -337,6 +421,15 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
     // Every mode starts from what the pods have: Off and Recommend freeze the settings in
     // force (switching to them is never a capacity cliff), within the spec's bounds.
     let mut settings = applied.unwrap_or(initial);
+    match owner_of_replicas {
+        ReplicaOwner::Tuner => {}
+        ReplicaOwner::Count(count) => settings.replicas = count,
+        ReplicaOwner::Deployment => {
+            if let Some(wanted) = deployment.and_then(|d| u32::try_from(d.desired).ok()) {
+                settings.replicas = wanted;
+            }
+        }
+    }
     let mut next = previous.clone();
     next.observed_generation = generation;
     let mut changes = Vec::new();
@@ -345,6 +438,17 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
         status::condition(&previous.conditions, DEGRADED).is_some_and(|c| c.status == "True");
 
     match (config.mode, tuning) {
+        _ if paused => {
+            set_condition(
+                &mut next.conditions,
+                TUNED,
+                Truth::False,
+                "Paused",
+                "reconciling is paused (spec.paused or the pacer.dev/paused annotation): the owned objects are not written and the pods keep the settings in force",
+                generation,
+                now,
+            );
+        }
         (TuningMode::Off, _) => {
             next.recommendation = None;
             next.observed = None;
@@ -506,6 +610,52 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
         next.current_since = Some(Time(now));
     }
     next.current = Some(current);
+    next.selector = Some(format!("{}={}", resources::APP_LABEL, owner.name));
+    let (truth, reason, message) = match (&owner_of_replicas, autoscaler) {
+        (ReplicaOwner::Tuner, _) => (
+            Truth::False,
+            "Tuner".to_owned(),
+            "the tuner picks the pods within replicas.min..max".to_owned(),
+        ),
+        (_, Some(a)) => (
+            Truth::True,
+            a.kind.as_str().to_owned(),
+            format!(
+                "{} {} targets the {}: the operator never writes the pods' count{}; it still tunes workers per pod",
+                a.kind.as_str(),
+                a.name,
+                if a.targets_app {
+                    "PhpAppServer (through /scale)"
+                } else {
+                    "Deployment"
+                },
+                if a.targets_app && owner.spec.replicas.count.is_none() {
+                    " (the autoscaler needs spec.replicas.count set to start from)"
+                } else {
+                    ""
+                },
+            ),
+        ),
+        (ReplicaOwner::Count(count), None) => (
+            Truth::True,
+            "ScaleSubresource".to_owned(),
+            format!("spec.replicas.count ({count}) sets the pods; the tuner tunes workers per pod"),
+        ),
+        (ReplicaOwner::Deployment, None) => (
+            Truth::True,
+            "ReplicasExternal".to_owned(),
+            "replicas.external: the operator never writes the Deployment's replicas".to_owned(),
+        ),
+    };
+    set_condition(
+        &mut next.conditions,
+        EXTERNAL_REPLICAS,
+        truth,
+        &reason,
+        &message,
+        generation,
+        now,
+    );
     readiness(&mut next, deployment, pod_problems, generation, now);
     let ready_reason = |s: &PhpAppServerStatus| {
         status::condition(&s.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()))
@@ -517,13 +667,21 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
     {
         warnings.push((ready.reason.clone(), ready.message.clone()));
     }
-    let requeue_after = next_tune_in(config, next.last_tune_time.as_ref(), now);
+    let requeue_after = if paused {
+        IDLE_RESYNC
+    } else {
+        next_tune_in(config, next.last_tune_time.as_ref(), now)
+    };
     let desired = resources::desired(&Inputs {
         name: owner.name,
         namespace: owner.namespace,
         owner: owner.reference,
         spec: owner.spec,
         settings: &settings,
+        replicas: match owner_of_replicas {
+            ReplicaOwner::Tuner | ReplicaOwner::Count(_) => Some(settings.replicas),
+            ReplicaOwner::Deployment => None,
+        },
         termination_grace_seconds: config.termination_grace_seconds,
         sidecar: owner.sidecar,
     })?;
@@ -606,6 +764,8 @@ mod tests {
             tuning,
             deployment: None,
             pod_problems: &[],
+            autoscaler: None,
+            paused: false,
             now,
         }
     }

@@ -154,7 +154,10 @@ async fn helm_lint_and_template_pass_and_the_schema_guards_values() -> Result<()
         ],
     )?);
     assert!(monitored.iter().any(|k| k == "ServiceMonitor"));
-    assert!(monitored.iter().any(|k| k == "Role") && !monitored.iter().any(|k| k == "ClusterRole"));
+    assert!(
+        monitored.iter().any(|k| k == "Role")
+            && !monitored.iter().any(|k| k == "ClusterRoleBinding")
+    );
     Ok(())
 }
 
@@ -252,7 +255,7 @@ async fn the_operator_works_with_exactly_the_chart_rbac() -> Result<()> {
 
     let apps: Api<PhpAppServer> = Api::namespaced(admin.clone(), &ns);
     let app: PhpAppServer = serde_json::from_value(serde_json::json!({
-        "apiVersion": "pacer.dev/v1alpha1", "kind": "PhpAppServer",
+        "apiVersion": "pacer.dev/v1alpha2", "kind": "PhpAppServer",
         "metadata": {"name": "shop"},
         "spec": {"image": "shop:1", "command": ["php", "worker.php"], "pool": {"workers": {"initial": 4}}}
     }))?;
@@ -289,6 +292,11 @@ async fn the_operator_works_with_exactly_the_chart_rbac() -> Result<()> {
     // A memory-limit change reaches a running pod by in-place resize (pods/resize).
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(admin.clone(), &ns);
+    // The decision is recorded before it is applied: wait for the Deployment too.
+    common::wait_for(Duration::from_secs(30), "the Deployment", || async {
+        Ok(deployments.get_opt("shop").await?.is_some())
+    })
+    .await?;
     let template = deployments
         .get("shop")
         .await?
@@ -417,5 +425,286 @@ async fn alert_rules_and_dashboard_render_from_their_files() -> Result<()> {
             .iter()
             .any(|o| o.types.as_ref().is_some_and(|t| t.kind == "PrometheusRule"))
     );
+    Ok(())
+}
+
+/// Namespace scope: with a list of namespaces the chart grants a Role in each and nothing
+/// cluster-wide, and the operator — impersonating its ServiceAccount against the real
+/// RBAC — reconciles apps in those namespaces and may write nothing elsewhere.
+#[tokio::test]
+async fn a_namespace_list_needs_no_cluster_wide_write() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    common::init_logging();
+    let admin = cp.client()?;
+    common::install_crd(&admin).await?;
+    let release_ns = cp.new_namespace("chart-scope").await?;
+    let team_a = cp.new_namespace("team-a").await?;
+    let team_b = cp.new_namespace("team-b").await?;
+    let other = cp.new_namespace("team-other").await?;
+    let release = "scoped";
+    let list = format!("watchNamespaces={{{team_a},{team_b}}}");
+    let objects = render(cp, release, &release_ns, &["--set", &list])?;
+    let kinds: Vec<(String, Option<String>)> = objects
+        .iter()
+        .filter_map(|o| o.types.as_ref().map(|t| (t.kind.clone(), o.namespace())))
+        .collect();
+    // Cluster-wide: only the aggregated roles for app teams (bound to nobody) and the CRD.
+    for object in &objects {
+        let kind = object
+            .types
+            .as_ref()
+            .map(|t| t.kind.as_str())
+            .unwrap_or_default();
+        if kind == "ClusterRoleBinding" {
+            bail!(
+                "a ClusterRoleBinding with a namespace list: {}",
+                object.name_any()
+            );
+        }
+        if kind == "ClusterRole" {
+            ensure!(
+                object.name_any().ends_with("-edit") || object.name_any().ends_with("-view"),
+                "an operator ClusterRole with a namespace list: {}",
+                object.name_any()
+            );
+        }
+    }
+    for ns in [&team_a, &team_b] {
+        ensure!(
+            kinds.contains(&("Role".into(), Some(ns.clone())))
+                && kinds.contains(&("RoleBinding".into(), Some(ns.clone()))),
+            "no Role/RoleBinding in {ns}: {kinds:?}"
+        );
+    }
+    let wanted = ["ServiceAccount", "ClusterRole", "Role", "RoleBinding"];
+    let rbac: Vec<DynamicObject> = objects
+        .into_iter()
+        .filter(|o| {
+            o.types
+                .as_ref()
+                .is_some_and(|t| wanted.contains(&t.kind.as_str()))
+        })
+        .collect();
+    apply_all(&admin, &rbac, &PatchParams::apply("chart-test").force()).await?;
+
+    let mut config = cp.config().clone();
+    config.auth_info.impersonate = Some(format!(
+        "system:serviceaccount:{release_ns}:{release}-pacer-operator"
+    ));
+    let as_operator = Client::try_from(config)?;
+    // No write outside the watched namespaces, and no cluster-wide list.
+    let deployment: k8s_openapi::api::apps::v1::Deployment =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "probe"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}},
+                     "template": {"metadata": {"labels": {"a": "b"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i"}]}}}
+        }))?;
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let outside: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(as_operator.clone(), &other);
+    match outside.create(&dry, &deployment).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => bail!("the operator may write Deployments in an unwatched namespace: {other:?}"),
+    }
+    let everywhere: Api<PhpAppServer> = Api::all(as_operator.clone());
+    match everywhere.list(&Default::default()).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => bail!("the operator may list PhpAppServers cluster-wide: {other:?}"),
+    }
+    let inside: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(as_operator.clone(), &team_a);
+    inside
+        .create(&dry, &deployment)
+        .await
+        .context("a write in a watched namespace")?;
+
+    // The operator itself, with exactly these rights, reconciles in both namespaces.
+    let mut lease = common::lease(&release_ns, "op-scoped");
+    lease.name = format!("{release}-pacer-operator");
+    let running = common::start_operator_in(
+        as_operator,
+        &[&team_a, &team_b],
+        lease,
+        Arc::new(Fake::new()),
+    );
+    for ns in [&team_a, &team_b] {
+        let apps: Api<PhpAppServer> = Api::namespaced(admin.clone(), ns);
+        let app: PhpAppServer = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pacer.dev/v1alpha2", "kind": "PhpAppServer",
+            "metadata": {"name": "shop"},
+            "spec": {"image": "shop:1", "command": ["php", "worker.php"]}
+        }))?;
+        apps.create(&PostParams::default(), &app).await?;
+    }
+    for ns in [&team_a, &team_b] {
+        let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), ns);
+        common::wait_for(Duration::from_secs(30), "the ConfigMap", || async {
+            Ok(config_maps.get_opt("shop-pacer").await?.is_some())
+        })
+        .await?;
+    }
+    assert_eq!(
+        running.reconciles("error"),
+        0,
+        "a reconcile failed under the Roles"
+    );
+    running.stop().await
+}
+
+/// The aggregated roles give app teams what the built-in `edit` and `view` should: `edit`
+/// manages and scales PhpAppServers, `view` reads them only. (The aggregation into the
+/// built-in roles is done by kube-controller-manager, which this control plane does not
+/// run; the labels it follows are checked, and each role is bound directly.)
+#[tokio::test]
+async fn the_aggregated_roles_let_app_teams_edit_and_view() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    let admin = cp.client()?;
+    common::install_crd(&admin).await?;
+    let ns = cp.new_namespace("chart-teams").await?;
+    let objects = render(cp, "teams", &ns, &[])?;
+    let roles: Vec<DynamicObject> = objects
+        .into_iter()
+        .filter(|o| {
+            o.types.as_ref().is_some_and(|t| t.kind == "ClusterRole")
+                && (o.name_any().ends_with("-edit") || o.name_any().ends_with("-view"))
+        })
+        .collect();
+    ensure!(roles.len() == 2, "{} aggregated roles", roles.len());
+    let labels = |suffix: &str| -> Result<std::collections::BTreeMap<String, String>> {
+        Ok(roles
+            .iter()
+            .find(|r| r.name_any().ends_with(suffix))
+            .context("role")?
+            .labels()
+            .clone())
+    };
+    ensure!(
+        labels("-edit")?
+            .get("rbac.authorization.k8s.io/aggregate-to-edit")
+            .map(String::as_str)
+            == Some("true")
+    );
+    ensure!(
+        labels("-edit")?
+            .get("rbac.authorization.k8s.io/aggregate-to-admin")
+            .map(String::as_str)
+            == Some("true")
+    );
+    ensure!(
+        labels("-view")?
+            .get("rbac.authorization.k8s.io/aggregate-to-view")
+            .map(String::as_str)
+            == Some("true")
+    );
+    apply_all(&admin, &roles, &PatchParams::apply("chart-test").force()).await?;
+    for (user, role) in [
+        ("dev", "teams-pacer-operator-edit"),
+        ("auditor", "teams-pacer-operator-view"),
+    ] {
+        let binding: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": user, "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+        }))?;
+        apply_all(
+            &admin,
+            &[binding],
+            &PatchParams::apply("chart-test").force(),
+        )
+        .await?;
+    }
+    let as_user = |user: &str| -> Result<Client> {
+        let mut config = cp.config().clone();
+        config.auth_info.impersonate = Some(user.to_owned());
+        Ok(Client::try_from(config)?)
+    };
+    let app: PhpAppServer = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pacer.dev/v1alpha2", "kind": "PhpAppServer",
+        "metadata": {"name": "shop"},
+        "spec": {"image": "shop:1", "command": ["php", "worker.php"], "replicas": {"count": 2}}
+    }))?;
+    let dev: Api<PhpAppServer> = Api::namespaced(as_user("dev")?, &ns);
+    dev.create(&PostParams::default(), &app)
+        .await
+        .context("edit may create")?;
+    dev.patch_scale(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .context("edit may scale")?;
+    let auditor: Api<PhpAppServer> = Api::namespaced(as_user("auditor")?, &ns);
+    ensure!(
+        auditor.get("shop").await?.spec.replicas.count == Some(4),
+        "view may read"
+    );
+    match auditor.delete("shop", &Default::default()).await {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => bail!("view may delete: {other:?}"),
+    }
+    Ok(())
+}
+
+/// The CRD is a template (so `helm upgrade` upgrades it): rendered with `crds.install`
+/// (default), kept on uninstall with `crds.keep` (default), left out with
+/// `crds.install=false`; the injected pacer image is the chart's appVersion whatever tag
+/// the operator image runs.
+#[tokio::test]
+async fn the_crd_is_a_template_and_pacer_follows_the_app_version() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    let find = |objects: &[DynamicObject], kind: &str| {
+        objects
+            .iter()
+            .find(|o| o.types.as_ref().is_some_and(|t| t.kind == kind))
+            .cloned()
+    };
+    let plain = render(cp, "c", "ops", &[])?;
+    let crd = find(&plain, "CustomResourceDefinition").context("no CRD")?;
+    assert_eq!(
+        crd.annotations()
+            .get("helm.sh/resource-policy")
+            .map(String::as_str),
+        Some("keep")
+    );
+    let versions = crd.data["spec"]["versions"]
+        .as_array()
+        .context("versions")?;
+    assert_eq!(versions.len(), 2);
+    let unkept = render(cp, "c", "ops", &["--set", "crds.keep=false"])?;
+    assert!(
+        find(&unkept, "CustomResourceDefinition")
+            .context("no CRD")?
+            .annotations()
+            .get("helm.sh/resource-policy")
+            .is_none()
+    );
+    let without = render(cp, "c", "ops", &["--set", "crds.install=false"])?;
+    assert!(find(&without, "CustomResourceDefinition").is_none());
+
+    let chart: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("Chart.yaml"))?)?;
+    let app_version = chart["appVersion"].as_str().context("appVersion")?;
+    let operator = render(cp, "c", "ops", &["--set", "image.tag=nightly-1234"])?;
+    let deployment = find(&operator, "Deployment").context("no Deployment")?;
+    let container = &deployment.data["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "pacer:nightly-1234");
+    let env = container["env"].as_array().context("env")?;
+    let sidecar = env
+        .iter()
+        .find(|e| e["name"] == "PACER_SIDECAR_IMAGE")
+        .context("no PACER_SIDECAR_IMAGE")?;
+    assert_eq!(sidecar["value"], format!("pacer:{app_version}"));
     Ok(())
 }

@@ -29,7 +29,7 @@ fn app(name: &str, spec: serde_json::Value) -> Result<PhpAppServer> {
         b.extend(s.clone());
     }
     Ok(serde_json::from_value(json!({
-        "apiVersion": "pacer.dev/v1alpha1",
+        "apiVersion": "pacer.dev/v1alpha2",
         "kind": "PhpAppServer",
         "metadata": {"name": name},
         "spec": base,
@@ -903,5 +903,50 @@ async fn a_pod_that_cannot_pull_its_image_turns_ready_false_with_the_reason() ->
         )
     })
     .await?;
+    op.stop().await
+}
+
+/// A namespace selector: with every namespace watched, only apps in namespaces whose
+/// labels match are reconciled.
+#[tokio::test]
+async fn only_namespaces_the_selector_matches_are_reconciled() -> Result<()> {
+    let Some((client, chosen)) = setup("selected").await? else {
+        return Ok(());
+    };
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    let ignored = cp.new_namespace("not-selected").await?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .patch(
+            &chosen,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"pacer-test/selected": chosen}}})),
+        )
+        .await?;
+    let op = common::start_operator_selecting(
+        client.clone(),
+        &format!("pacer-test/selected={chosen}"),
+        common::lease(&chosen, "op-sel"),
+        Arc::new(Fake::new()),
+    );
+    for ns in [&chosen, &ignored] {
+        Api::<PhpAppServer>::namespaced(client.clone(), ns)
+            .create(&PostParams::default(), &app("shop", json!({}))?)
+            .await?;
+    }
+    let chosen_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &chosen);
+    wait_for(WAIT, "the selected namespace's ConfigMap", || async {
+        Ok(chosen_maps.get_opt("shop-pacer").await?.is_some())
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ignored_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ignored);
+    assert!(
+        ignored_maps.get_opt("shop-pacer").await?.is_none(),
+        "an app outside the selector was reconciled"
+    );
+    assert_eq!(op.reconciles("error"), 0);
     op.stop().await
 }

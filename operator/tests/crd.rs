@@ -3,7 +3,7 @@
 
 mod common;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use kube::api::{DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, CustomResourceExt};
@@ -210,6 +210,34 @@ async fn invalid_objects_are_refused_with_the_schema_message() -> Result<()> {
             Err(other) => failures.push(format!("{name}: {other}")),
         }
     }
+    // The two forms of the pod: one at a time, and the template names its PHP container.
+    for (name, spec, message) in [
+        (
+            "both-forms",
+            json!({"image": "app:1", "command": ["php", "w.php"],
+                   "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}),
+            "set either image (the short form) or template",
+        ),
+        (
+            "no-php-container",
+            json!({"command": ["php", "w.php"], "container": "php",
+                   "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}),
+            "template.spec.containers must have a container named as spec.container",
+        ),
+        (
+            "short-form-fields-with-template",
+            json!({"command": ["php", "w.php"], "nodeSelector": {"a": "b"},
+                   "template": {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}}),
+            "with template, say the pod's settings in the template",
+        ),
+    ] {
+        let obj: DynamicObject = serde_json::from_value(object(name, spec))?;
+        match api.create(&PostParams::default(), &obj).await {
+            Err(kube::Error::Api(status))
+                if status.code == 422 && status.message.contains(message) => {}
+            other => failures.push(format!("{name}: {other:?}")),
+        }
+    }
     // A spec without a command is refused too.
     let obj: DynamicObject =
         serde_json::from_value(object("no-command", json!({"image": "app:1"})))?;
@@ -224,6 +252,185 @@ async fn invalid_objects_are_refused_with_the_schema_message() -> Result<()> {
             failures.len(),
             failures.join("\n")
         );
+    }
+    Ok(())
+}
+
+/// `kubectl explain` reads the OpenAPI v3 the API server publishes for the CRD: every
+/// field of spec and status there has a description (Kubernetes' own types inside the pod
+/// template and the conditions carry theirs).
+#[tokio::test]
+async fn the_published_openapi_documents_every_field() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    let client = cp.client()?;
+    common::install_crd(&client).await?;
+    let fetch = || async {
+        let request = http::Request::get("/openapi/v3/apis/pacer.dev/v1alpha2").body(Vec::new())?;
+        let text = client.request_text(request).await?;
+        let doc: Value = serde_json::from_str(&text)?;
+        Ok::<Option<Value>, anyhow::Error>(doc["components"]["schemas"].as_object().and_then(|s| {
+            s.iter()
+                .find(|(k, _)| k.ends_with("pacer.v1alpha2.PhpAppServer"))
+                .map(|(_, v)| v.clone())
+        }))
+    };
+    common::wait_for(
+        std::time::Duration::from_secs(30),
+        "the CRD's OpenAPI v3 document",
+        || async {
+            Ok(fetch()
+                .await?
+                .is_some_and(|s| s["properties"]["spec"]["properties"]["template"].is_object()))
+        },
+    )
+    .await?;
+    let schema = fetch().await?.context("no PhpAppServer schema")?;
+    fn walk(path: &str, schema: &Value, missing: &mut Vec<String>) {
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            for (name, prop) in props {
+                let here = format!("{path}.{name}");
+                if prop.get("description").is_none() && !path.contains("metadata") {
+                    missing.push(here.clone());
+                }
+                walk(&here, prop, missing);
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            walk(path, items, missing);
+        }
+        if let Some(more) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+            walk(path, more, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk("spec", &schema["properties"]["spec"], &mut missing);
+    walk("status", &schema["properties"]["status"], &mut missing);
+    assert!(
+        missing.is_empty(),
+        "undocumented in kubectl explain: {missing:?}"
+    );
+    // The new fields say what they do.
+    let spec = &schema["properties"]["spec"]["properties"];
+    for (field, words) in [
+        ("template", "pod template"),
+        ("container", "PHP container"),
+        ("paused", "pacer.dev/paused"),
+    ] {
+        let text = spec[field]["description"].as_str().unwrap_or_default();
+        assert!(text.contains(words), "spec.{field}: {text}");
+    }
+    let count = spec["replicas"]["properties"]["count"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(count.contains("/scale"), "{count}");
+    Ok(())
+}
+
+/// v1alpha1 objects are valid v1alpha2 objects: one written as v1alpha1 reads back as
+/// v1alpha2 with every field, and the old version warns that it is deprecated.
+#[tokio::test]
+async fn v1alpha1_objects_read_as_v1alpha2_unchanged() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    let client = cp.client()?;
+    common::install_crd(&client).await?;
+    let ns = cp.new_namespace("crd-versions").await?;
+    let old = dynamic_api(client.clone(), &ns);
+    let spec = json!({
+        "image": "app:1", "command": ["php", "worker.php"], "workingDir": "/app",
+        "env": [{"name": "A", "value": "b"}], "nodeSelector": {"pool": "php"},
+        "runAsUser": 1000, "replicas": {"min": 2, "max": 5},
+        "tuning": {"mode": "Recommend"}
+    });
+    let obj: DynamicObject = serde_json::from_value(object("legacy", spec.clone()))?;
+    old.create(&PostParams::default(), &obj).await?;
+    let current: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    let read = serde_json::to_value(current.get("legacy").await?)?;
+    assert_eq!(read["apiVersion"], "pacer.dev/v1alpha2");
+    for (key, value) in spec.as_object().context("spec")? {
+        if key == "replicas" || key == "tuning" {
+            for (k, v) in value.as_object().context("nested")? {
+                assert_eq!(&read["spec"][key][k], v, "spec.{key}.{k}");
+            }
+        } else {
+            assert_eq!(&read["spec"][key], value, "spec.{key}");
+        }
+    }
+    let crd = Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client)
+        .get(pacer_crds::CRD_NAME)
+        .await?;
+    let v1 = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.name == "v1alpha1")
+        .context("v1alpha1 is not served")?;
+    assert!(v1.served && !v1.storage && v1.deprecated == Some(true));
+    let v2 = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.name == "v1alpha2")
+        .context("no v1alpha2")?;
+    assert!(v2.served && v2.storage);
+    let scale = v2
+        .subresources
+        .as_ref()
+        .and_then(|s| s.scale.as_ref())
+        .context("no /scale")?;
+    assert_eq!(scale.spec_replicas_path, ".spec.replicas.count");
+    assert_eq!(
+        scale.label_selector_path.as_deref(),
+        Some(".status.selector")
+    );
+    Ok(())
+}
+
+/// Every manifest in examples/kubernetes/ is accepted by the API server (server-side dry
+/// run, every document of every file).
+#[tokio::test]
+async fn the_kubernetes_examples_pass_a_server_side_dry_run() -> Result<()> {
+    let Some(cp) = common::cluster().await? else {
+        return Ok(());
+    };
+    let client = cp.client()?;
+    common::install_crd(&client).await?;
+    let ns = cp.new_namespace("examples").await?;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert!(
+        names.contains(&"hello.yaml".to_owned()) && names.contains(&"laravel.yaml".to_owned()),
+        "{names:?}"
+    );
+    let params = kube::api::PatchParams::apply("examples-test").dry_run();
+    for file in &files {
+        let text = std::fs::read_to_string(file)?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = <serde_json::Value as serde::Deserialize>::deserialize(doc)?;
+            if value.is_null() {
+                continue;
+            }
+            let obj: DynamicObject = serde_json::from_value(value)?;
+            let types = obj.types.clone().context("no apiVersion/kind")?;
+            let gvk = GroupVersionKind::try_from(&types)?;
+            let (resource, _) = kube::discovery::pinned_kind(&client, &gvk).await?;
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource);
+            let name = obj.metadata.name.clone().context("no name")?;
+            api.patch(&name, &params, &kube::api::Patch::Apply(&obj))
+                .await
+                .with_context(|| format!("{}: {} {name}", file.display(), gvk.kind))?;
+        }
     }
     Ok(())
 }

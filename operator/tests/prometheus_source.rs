@@ -182,6 +182,7 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
         }],
         source: MetricsSourceKind::Prometheus,
         prometheus_url: Some(format!("http://127.0.0.1:{port}/")),
+        bearer_token: None,
         window: Duration::from_secs(window),
         now: Timestamp::now(),
     };

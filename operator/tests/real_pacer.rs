@@ -156,6 +156,7 @@ async fn a_real_pacer_runs_the_generated_config_and_feeds_the_direct_source() ->
         }],
         source: MetricsSourceKind::Direct,
         prometheus_url: None,
+        bearer_token: None,
         window: Duration::from_secs(60),
         now,
     };

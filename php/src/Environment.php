@@ -5,7 +5,7 @@ declare(strict_types=1);
 namespace Pacer;
 
 /**
- * What the server tells a worker through environment variables (wire-protocol.md §2.9):
+ * What the server tells a worker through environment variables (docs/wire-protocol.md §2.9):
  * `RR_RELAY` (default `pipes`), `RR_MODE` (`http`, `jobs`, ...; default empty),
  * `RR_RPC` (default `tcp://127.0.0.1:6001`) and `RR_VERSION`.
  */

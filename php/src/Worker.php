@@ -13,7 +13,7 @@ use Pacer\Goridge\RelayInterface;
 use Pacer\Internal\StdoutHandler;
 
 /**
- * The worker side of the Goridge worker protocol (wire-protocol.md §2, §10).
+ * The worker side of the Goridge worker protocol (docs/wire-protocol.md §2, §10).
  *
  * ```php
  * $worker = Worker::create();

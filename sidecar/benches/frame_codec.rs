@@ -1,5 +1,6 @@
 //! Frame codec micro-benchmarks: encoding a worker request (context + body, the hot
-//! path) and decoding a reply, for a small and a 64 KiB payload.
+//! path) and decoding a reply, for a small and a 64 KiB payload; decoding as a worker
+//! relay does (resynchronising past stray STDOUT text), with and without such text.
 #![allow(clippy::unwrap_used)]
 
 use bytes::BytesMut;
@@ -43,6 +44,25 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut src = BytesMut::from(&wire[..]);
                 black_box(codec.decode(&mut src).unwrap().unwrap().payload.len())
+            })
+        });
+        // Worker relays resynchronise: the valid-frame path must cost the same.
+        let mut resync = FrameCodec::default().resynchronising();
+        group.bench_function("decode (worker relay, resync on)", |b| {
+            b.iter(|| {
+                let mut src = BytesMut::from(&wire[..]);
+                black_box(resync.decode(&mut src).unwrap().unwrap().payload.len())
+            })
+        });
+        let mut noisy =
+            BytesMut::from(&b"Notice: Undefined variable $x in /app/index.php on line 3\n"[..]);
+        noisy.extend_from_slice(&wire);
+        let noisy = noisy.freeze();
+        group.bench_function("decode after 58 bytes of stray text", |b| {
+            b.iter(|| {
+                let mut src = BytesMut::from(&noisy[..]);
+                let frame = resync.decode(&mut src).unwrap().unwrap();
+                black_box((frame.payload.len(), resync.take_stray()))
             })
         });
         group.finish();

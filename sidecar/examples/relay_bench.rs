@@ -3,8 +3,11 @@
 //! std pipes, one write per frame — the physical limit of the PHP side).
 //!
 //! ```text
-//! relay_bench <pacer|bare> <workers> <concurrency> <messages> [current|multi]
+//! relay_bench <pacer|bare> <workers> <concurrency> <messages> [current|multi|sharded]
 //! ```
+//! `sharded`: one runtime shard per worker (pinned to the allowed CPUs in turn), each
+//! driving its share of the concurrency with the worker on its CPU — the server's
+//! `pacer.runtime.shards` design.
 //! Prints one line: `mode flavor workers concurrency msgs/s p50_us p99_us`.
 #![allow(
     clippy::unwrap_used,
@@ -106,7 +109,12 @@ fn bare_worker(warmup: usize, messages: usize, go: &std::sync::Barrier) -> Vec<D
     lat
 }
 
-async fn pacer_run(workers: usize, conc: usize, messages: usize) -> (Duration, Vec<Duration>) {
+async fn pacer_run(
+    workers: usize,
+    conc: usize,
+    messages: usize,
+    shards: Option<std::sync::Arc<pacer::shards::Shards>>,
+) -> (Duration, Vec<Duration>) {
     let spec = ProcessSpec {
         command: vec!["php".into(), script()],
         env: vec![],
@@ -124,13 +132,18 @@ async fn pacer_run(workers: usize, conc: usize, messages: usize) -> (Duration, V
     )
     .await
     .unwrap();
-    let pool = Pool::start(
+    let spawner = match &shards {
+        Some(s) => spawner.with_cpus((0..s.len()).map(|i| s.cpu(i)).collect()),
+        None => spawner,
+    };
+    let pool = Pool::start_sharded(
         "bench",
         spawner,
         PoolSettings {
             num_workers: workers,
             ..PoolSettings::default()
         },
+        shards.clone(),
     );
     assert!(pool.wait_ready(workers, Duration::from_secs(20)).await);
     // Warm up every worker.
@@ -139,9 +152,9 @@ async fn pacer_run(workers: usize, conc: usize, messages: usize) -> (Duration, V
     }
     let started = Instant::now();
     let tasks: Vec<_> = (0..conc)
-        .map(|_| {
+        .map(|i| {
             let pool = pool.clone();
-            tokio::spawn(async move {
+            let drive = async move {
                 let mut lat = Vec::with_capacity(messages / conc);
                 for _ in 0..messages / conc {
                     let t = Instant::now();
@@ -152,7 +165,11 @@ async fn pacer_run(workers: usize, conc: usize, messages: usize) -> (Duration, V
                     lat.push(t.elapsed());
                 }
                 lat
-            })
+            };
+            match &shards {
+                Some(s) => s.spawn(i, drive),
+                None => tokio::spawn(drive),
+            }
         })
         .collect();
     let mut lat = Vec::new();
@@ -202,7 +219,9 @@ fn main() {
                     .build()
             }
             .unwrap();
-            let (elapsed, lat) = rt.block_on(pacer_run(workers, conc, messages));
+            let shards =
+                (flavor == "sharded").then(|| pacer::shards::Shards::start(workers, true).unwrap());
+            let (elapsed, lat) = rt.block_on(pacer_run(workers, conc, messages, shards));
             report("pacer", flavor, workers, conc, elapsed, lat);
         }
     }

@@ -40,6 +40,8 @@ pub enum AppError {
     },
     #[error("the config has no `http` section; pacer serves HTTP")]
     NoHttp,
+    #[error(transparent)]
+    Otel(#[from] crate::otel::OtelError),
     #[error("relay: {0}")]
     Relay(std::io::Error),
     #[error("static files: {dir}: {source}")]
@@ -53,6 +55,8 @@ pub enum AppError {
     Headers(String),
     #[error("{0}")]
     Sendfile(std::io::Error),
+    #[error("runtime shards: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// The sockets pacer serves on, bound before [`run`] (tests bind port 0).
@@ -91,7 +95,17 @@ impl Listeners {
         let http = config.http.as_ref().ok_or(AppError::NoHttp)?;
         let mut l = Listeners::default();
         if let Some(addr) = http.address {
-            l.http = Some(tcp("http", addr).await?);
+            l.http = Some(if config.pacer.runtime.shards == 1 {
+                tcp("http", addr).await?
+            } else {
+                // Each runtime shard accepts on its own socket bound to this address;
+                // the kernel spreads connections over them.
+                reuseport_listener(addr).map_err(|source| AppError::Bind {
+                    what: "http",
+                    addr: addr.to_string(),
+                    source,
+                })?
+            });
         }
         if let Some(ssl) = &http.ssl {
             l.https = Some(tcp("https", ssl.address).await?);
@@ -103,15 +117,7 @@ impl Listeners {
             l.metrics = Some(tcp("metrics", metrics.address).await?);
         }
         if let Some(rpc) = &config.rpc {
-            let addr: crate::rpc::RpcAddr =
-                rpc.listen
-                    .to_string()
-                    .parse()
-                    .map_err(|e: crate::rpc::RpcError| AppError::Bind {
-                        what: "rpc",
-                        addr: rpc.listen.to_string(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?;
+            let addr = rpc.listen.clone();
             let listener =
                 crate::rpc::RpcListener::bind(&addr)
                     .await
@@ -124,6 +130,20 @@ impl Listeners {
         }
         Ok(l)
     }
+}
+
+/// A listener on `addr` with SO_REUSEPORT, so that more sockets can bind the same
+/// address (one per runtime shard).
+fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// How `run` was asked to behave beyond the config itself.
@@ -178,7 +198,33 @@ pub async fn run(
     )
     .await
     .map_err(AppError::Relay)?;
-    let pool = Pool::start("http", spawner, settings);
+    // `shards: 0` is one per allowed CPU, but no more than there are workers to own:
+    // a shard without workers would only borrow other shards' ones.
+    let shards = match config.pacer.runtime.shards {
+        0 => crate::shards::allowed_cpus()
+            .len()
+            .min(settings.num_workers)
+            .max(1),
+        n => n,
+    };
+    let shards = match shards {
+        1 => None,
+        n => Some(
+            crate::shards::Shards::start(n, config.pacer.runtime.pin).map_err(AppError::Runtime)?,
+        ),
+    };
+    let spawner = match &shards {
+        Some(shards) => spawner.with_cpus((0..shards.len()).map(|i| shards.cpu(i)).collect()),
+        None => spawner,
+    };
+    if let Some(shards) = &shards {
+        tracing::info!(
+            shards = shards.len(),
+            cpus = ?(0..shards.len()).map(|i| shards.cpu(i)).collect::<Vec<_>>(),
+            "runtime shards"
+        );
+    }
+    let pool = Pool::start_sharded("http", spawner, settings, shards.clone());
     tracker.spawn(crate::supervisor::run(pool.clone(), background.clone()));
     if crate::pid1::is_pid1() {
         tracker.spawn(crate::pid1::reap_orphans(background.clone()));
@@ -213,19 +259,57 @@ pub async fn run(
     }
 
     let http_stats = Arc::new(HttpStats::default());
-    let handler = HttpHandler::new(pool.clone(), http_settings(&config)?, http_stats.clone());
+    let tracing_on = match &config.otel {
+        Some(otel) => {
+            tracing::info!(endpoint = %otel.url, service = %otel.resource.service_name, "otel: exporting request spans over OTLP/HTTP");
+            Some(Arc::new(crate::otel::Tracing::start(otel)?))
+        }
+        None => None,
+    };
+    let handler = HttpHandler::with_tracing(
+        pool.clone(),
+        http_settings(&config)?,
+        http_stats.clone(),
+        tracing_on.clone(),
+    );
     let http_stop = CancellationToken::new();
     let grace = config.pacer.shutdown.grace_period;
     let mut http_servers = Vec::new();
     if let Some(listener) = listeners.http {
         tracing::info!(address = %local_addr(&listener), "serving HTTP");
-        http_servers.push(tokio::spawn(server::serve(
-            listener,
-            None,
-            handler.clone(),
-            http_stop.clone(),
-            grace,
-        )));
+        match &shards {
+            None => http_servers.push(tokio::spawn(server::serve(
+                listener,
+                None,
+                handler.clone(),
+                http_stop.clone(),
+                grace,
+            ))),
+            Some(shards) => {
+                let addr = listener.local_addr().map_err(AppError::Runtime)?;
+                let mut sockets = vec![listener.into_std().map_err(AppError::Runtime)?];
+                for _ in 1..shards.len() {
+                    // A listener bound elsewhere without SO_REUSEPORT (tests, a handed-in
+                    // socket) cannot get siblings: the shards then share its one socket.
+                    let extra = match reuseport_listener(addr) {
+                        Ok(l) => l.into_std(),
+                        Err(_) => sockets[0].try_clone(),
+                    };
+                    sockets.push(extra.map_err(AppError::Runtime)?);
+                }
+                for (i, socket) in sockets.into_iter().enumerate() {
+                    let (handler, stop) = (handler.clone(), http_stop.clone());
+                    http_servers.push(shards.spawn(i, async move {
+                        match TcpListener::from_std(socket) {
+                            Ok(listener) => {
+                                server::serve(listener, None, handler, stop, grace).await
+                            }
+                            Err(error) => tracing::error!(%error, shard = i, "cannot listen"),
+                        }
+                    }));
+                }
+            }
+        }
     }
     if let (Some(listener), Some(ssl)) = (listeners.https, &http.ssl) {
         let acceptor = server::tls_acceptor(&ssl.cert, &ssl.key).map_err(AppError::Tls)?;
@@ -308,6 +392,13 @@ pub async fn run(
     }
     tracing::info!("HTTP drained; stopping workers");
     pool.shutdown().await;
+    drop(handler);
+    if let Some(otel) = tracing_on {
+        // Every request has ended: this is the last owner. Flushing blocks.
+        if let Ok(otel) = Arc::try_unwrap(otel) {
+            let _ = tokio::task::spawn_blocking(move || otel.shutdown()).await;
+        }
+    }
     background.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(5), tracker.wait())

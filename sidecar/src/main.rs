@@ -1,13 +1,13 @@
-//! `pacer` — parse the command line, set up logging and the runtime, run, and map errors
+//! `pacer` — parse the command line (`cli.rs`), set up logging and the runtime, run, and map errors
 //! to exit codes (64 = bad configuration or usage). Everything else lives in the library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use pacer::app::{self, Listeners, RunOptions};
-use pacer::config::{self, LoadOptions, Loaded};
+use pacer::cli::{Cli, Command, ConfigArgs, ConfigCommand};
+use pacer::config::{self, Loaded};
 
 /// Exit code for bad configuration or usage (EX_USAGE from sysexits.h).
 const EXIT_CONFIG: u8 = 64;
@@ -15,102 +15,6 @@ const EXIT_CONFIG: u8 = 64;
 const EXIT_UNAVAILABLE: u8 = 69;
 /// Exit code for a failure while running (EX_SOFTWARE).
 const EXIT_SOFTWARE: u8 = 70;
-
-#[derive(Parser)]
-#[command(
-    name = "pacer",
-    version,
-    about = "Kubernetes-native PHP application server (RoadRunner-compatible)"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the PHP workers and serve HTTP, RPC, metrics and status.
-    Serve {
-        #[command(flatten)]
-        config: ConfigArgs,
-        /// Re-read the config file when it changes and apply pool changes live.
-        #[arg(long)]
-        watch_config: bool,
-    },
-    /// Inspect the configuration.
-    Config {
-        #[command(subcommand)]
-        command: ConfigCommand,
-    },
-    /// Print the version.
-    Version,
-    /// Show the workers of a running pacer (through its RPC endpoint), like `rr workers`.
-    Workers {
-        #[command(flatten)]
-        config: ConfigArgs,
-        /// The pool to show.
-        #[arg(default_value = "http")]
-        pool: String,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// Refresh every SECS seconds until interrupted.
-        #[arg(long, value_name = "SECS")]
-        interval: Option<u64>,
-        /// RPC address (default: the config's `rpc.listen`, else tcp://127.0.0.1:6001).
-        #[arg(long)]
-        rpc: Option<String>,
-    },
-    /// Replace the workers of a running pacer a few at a time (rolling reset).
-    Reset {
-        #[command(flatten)]
-        config: ConfigArgs,
-        /// The pool to reset; every resettable pool when left out (as `rr reset`).
-        pool: Option<String>,
-        #[arg(long)]
-        rpc: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum ConfigCommand {
-    /// Print the effective configuration (every default filled in), or the errors.
-    Check {
-        #[command(flatten)]
-        config: ConfigArgs,
-    },
-}
-
-#[derive(Args, Clone)]
-struct ConfigArgs {
-    /// Config file (RoadRunner's `.rr.yaml` format).
-    #[arg(short = 'c', long = "config", default_value = ".rr.yaml")]
-    config: PathBuf,
-    /// Working directory of pacer and its workers (relative to the current directory, which
-    /// is the default), as RoadRunner's `-w`.
-    #[arg(short = 'w', long = "workdir")]
-    workdir: Option<PathBuf>,
-    /// Override a config value: `-o http.pool.num_workers=4` (repeatable).
-    #[arg(short = 'o', long = "override", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
-    /// Load environment variables from this file before reading the config.
-    #[arg(long, env = "DOTENV_PATH")]
-    dotenv: Option<PathBuf>,
-    /// Print nothing but errors (RoadRunner's `-s`; `reset` stays quiet).
-    #[arg(short = 's', long = "silent")]
-    silent: bool,
-}
-
-impl ConfigArgs {
-    fn load_options(&self) -> LoadOptions {
-        LoadOptions {
-            path: self.config.clone(),
-            workdir: self.workdir.clone(),
-            overrides: self.overrides.clone(),
-            dotenv: self.dotenv.clone(),
-        }
-    }
-}
 
 fn main() -> ExitCode {
     // RoadRunner's command line too (`rr -c .rr.yaml -o … serve`, `rr --version`), for

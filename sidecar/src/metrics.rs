@@ -1,4 +1,4 @@
-//! Pacer's Prometheus metrics (design.md §2.6) in the text exposition format 0.0.4.
+//! Pacer's Prometheus metrics (docs/design.md §2.6) in the text exposition format 0.0.4.
 //!
 //! The metric names are a contract with the operator: they are listed once, in
 //! [`FAMILIES`], and nothing else with the `pacer_` prefix is exported. Label sets are

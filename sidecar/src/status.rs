@@ -1,4 +1,4 @@
-//! `/health` and `/ready` on `status.address` (design.md §2.5).
+//! `/health` and `/ready` on `status.address` (docs/design.md §2.5).
 //!
 //! * `/health` — liveness: 200 while the process and its pool manager run, including
 //!   while draining (a liveness failure during a graceful shutdown would get the pod

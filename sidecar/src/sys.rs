@@ -1,8 +1,8 @@
 //! The one module allowed to use `unsafe`: a pre-exec hook for worker processes.
 //!
-//! Reviewed invariants: the closure runs in the forked child before `exec`, so it may only
-//! call async-signal-safe functions. `prctl(2)`, `getppid(2)` and `_exit(2)` are; it
-//! allocates nothing and takes no locks.
+//! Reviewed invariants: the closures run in the forked child before `exec`, so they may
+//! only call async-signal-safe functions. `prctl(2)`, `getppid(2)`, `_exit(2)` and
+//! `sched_setaffinity(2)` are; they allocate nothing and take no locks.
 #![allow(unsafe_code)]
 
 use std::os::unix::process::CommandExt;
@@ -33,6 +33,21 @@ pub fn kill_child_when_parent_dies(cmd: &mut std::process::Command) {
             // deliver the signal, so give up now.
             if libc::getppid() != parent {
                 libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Pins the child to `cpu` (runtime shards keep a worker on its shard's CPU). A failure
+/// is ignored: an unpinned worker still works, only slower.
+pub fn pin_child_to_cpu(cmd: &mut std::process::Command, cpu: usize) {
+    // SAFETY: only sched_setaffinity (a plain syscall on a stack CpuSet) in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set = nix::sched::CpuSet::new();
+            if set.set(cpu).is_ok() {
+                let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
             }
             Ok(())
         });

@@ -4,7 +4,7 @@
 //!
 //! Covers the request context PHP sees, bodies and uploads, response headers and status
 //! codes, streaming and client disconnects, TLS, static files, compression, trusted
-//! proxies, access logs, the error mapping of design.md §2.2, `/health` and `/ready`,
+//! proxies, access logs, the error mapping of docs/design.md §2.2, `/health` and `/ready`,
 //! draining, and the rolling reset of hot reload under load.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -1118,7 +1118,7 @@ async fn access_log_lines_name_method_path_status() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Error mapping (design.md §2.2)
+// Error mapping (docs/design.md §2.2)
 
 #[tokio::test]
 async fn no_free_worker_within_allocate_timeout_is_503_with_retry_after() {

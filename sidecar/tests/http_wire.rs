@@ -1,8 +1,8 @@
 //! The wire contract, pinned independently of our PHP library: `raw-http.php` is written
-//! only against wire-protocol.md (its own frames, CRC and JSON) and echoes the request
+//! only against docs/wire-protocol.md (its own frames, CRC and JSON) and echoes the request
 //! context and body it received. The same requests go through it over pipes, a TCP
 //! relay and a unix socket relay, and the context is checked key by key against
-//! wire-protocol.md §3.3–3.5 and §10.
+//! docs/wire-protocol.md §3.3–3.5 and §10.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -23,13 +23,17 @@ const NO_RESET: &str = "testdata/workers/laravel-no-reset.php";
 
 /// A fresh copy of the example app, migrated and seeded, served by `workers` workers.
 async fn laravel(workers: usize, script: &str) -> PacerBin {
+    laravel_with(workers, script, &[]).await
+}
+
+async fn laravel_with(workers: usize, script: &str, extra: &[String]) -> PacerBin {
     require_php_file("Illuminate/autoload.php", "php-laravel-framework");
     let dir = tempfile::tempdir().unwrap();
     let app = copy_app("laravel", dir.path());
     std::fs::write(app.join("database/database.sqlite"), "").unwrap();
     php_in(&app, &["artisan", "migrate", "--seed", "--force"]);
     let command = format!("php {}", repo_root().join(script).display());
-    serve_app(dir, &app, &command, workers, &[]).await
+    serve_app(dir, &app, &command, workers, extra).await
 }
 
 /// Logs `email` in through the login form (CSRF token and session cookie included).
@@ -384,7 +388,19 @@ async fn without_the_resets_every_probe_sees_its_leak() {
 
 #[tokio::test]
 async fn a_fatal_error_answers_500_and_replaces_the_worker() {
-    let pacer = laravel(1, BRIDGE).await;
+    fatal_error_answers_500_and_replaces_the_worker(&[]).await;
+}
+
+/// Over a socket relay the dying worker cannot refuse the next request by closing its
+/// input: it takes it and hands it back (Worker::stop), and pacer runs it elsewhere.
+#[tokio::test]
+async fn a_fatal_error_over_a_tcp_relay() {
+    fatal_error_answers_500_and_replaces_the_worker(&["server.relay=tcp://127.0.0.1:0".into()])
+        .await;
+}
+
+async fn fatal_error_answers_500_and_replaces_the_worker(extra: &[String]) {
+    let pacer = laravel_with(1, BRIDGE, extra).await;
     let mut b = Browser::new(&pacer);
     let first = served_by(&b.get("/posts/1").await);
 

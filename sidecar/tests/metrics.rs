@@ -216,7 +216,7 @@ async fn names_and_label_sets_are_the_contract() {
     let text = m.render();
     let all = samples(&text);
 
-    // Every family of design.md §2.6 (plus worker CPU time and spawn failures), with its
+    // Every family of docs/design.md §2.6 (plus worker CPU time and spawn failures), with its
     // type.
     for (family, kind) in [
         ("pacer_build_info", "gauge"),

@@ -129,7 +129,7 @@ echo json_encode($out, JSON_PRESERVE_ZERO_FRACTION), "\n";
 
 // ---------- a raw Goridge client: frames built by hand ----------
 
-/// Encodes a frame byte by byte (wire-protocol.md §1.1), independent of pacer's encoder.
+/// Encodes a frame byte by byte (docs/wire-protocol.md §1.1), independent of pacer's encoder.
 fn frame(flags: u8, options: &[u32], payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0x10 | (3 + options.len() as u8), flags];
     f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -500,7 +500,7 @@ async fn golden_reset_bytes() {
     let server = Server::start(1).await;
     let before = server.pids();
     let mut s = connect(&server.addr).await;
-    // wire-protocol.md §1.5(h), byte for byte.
+    // docs/wire-protocol.md §1.5(h), byte for byte.
     let mut req = vec![
         0x15, 0x08, 0x14, 0x00, 0x00, 0x00, 0x82, 0xB9, 0xD2, 0x0D, 0x00, 0x00, 0x01, 0x00, 0x00,
         0x00, 0x0E, 0x00, 0x00, 0x00,

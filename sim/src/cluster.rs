@@ -24,7 +24,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use pacer_operator::metrics_source::prom_text::PacerMetrics;
-use pacer_operator::resources::deployment::APP_CONTAINER;
+/// The PHP container's name (the short form's default, `spec.container`).
+const APP_CONTAINER: &str = "app";
 
 use crate::app::AppProfile;
 use crate::queue::{self, Tail};

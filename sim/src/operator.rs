@@ -175,7 +175,7 @@ impl Operator {
         }
         let now = at(t);
         let pods = cluster.k8s_pods(t);
-        let (targets, newest_oom) = pod_targets(&pods);
+        let (targets, newest_oom) = pod_targets(&pods, &self.spec.container);
         let mut pod_problems: Vec<PodProblem> = pods.iter().filter_map(pod_problem).collect();
         pod_problems.sort_by_key(|p| (p.severity(), p.pod.clone()));
         let tuning = plan::tuning_due(&self.config, &self.status, now).then(|| {
@@ -212,7 +212,7 @@ impl Operator {
                 name: "shop",
                 namespace: "sim",
                 reference: OwnerReference {
-                    api_version: "pacer.dev/v1alpha1".into(),
+                    api_version: pacer_crds::API_VERSION.into(),
                     kind: "PhpAppServer".into(),
                     name: "shop".into(),
                     uid: "sim".into(),
@@ -228,6 +228,8 @@ impl Operator {
             tuning,
             deployment: Some(deployment),
             pod_problems: &pod_problems,
+            autoscaler: None,
+            paused: false,
             now,
         })
         .map_err(|e| Error::Plan(e.to_string()))?;

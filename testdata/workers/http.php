@@ -18,6 +18,9 @@
  *                            tmp_gid (its owner), sha256
  *   /bad-header              a header value containing "\r\n" (sent as is)
  *   /pid                     getmypid()
+ *   /trace                   JSON: the trace context pacer sent as Pacer\Trace\TraceContext
+ *                            reads it (traceId, spanId, sampled, traceState) and the
+ *                            traceparent of a child span (or null without a context)
  *   /fork?secs=N&sleep_ms=M  starts `sh -c 'sleep N & exec sleep N'` (a child and a
  *                            grandchild in this worker's process group, holding its
  *                            stdin/stdout), then sleeps M ms; JSON {parent, child}
@@ -155,6 +158,17 @@ while (true) {
         } elseif ($path === '/bad-header') {
             // Bypasses PSR-7's header validation on purpose: the server must not let it through.
             $psr7->getHttpWorker()->respond(200, 'bad header', ['X-Bad' => ["evil\r\nInjected: yes"]]);
+        } elseif ($path === '/trace') {
+            $ctx = \Pacer\Trace\TraceContext::fromHeaders($request->getHeaders());
+            $psr7->respond($factory->createResponse(200)
+                ->withHeader('Content-Type', 'application/json')
+                ->withBody($factory->createStream(json_encode($ctx === null ? null : [
+                    'traceId' => $ctx->traceId,
+                    'spanId' => $ctx->spanId,
+                    'sampled' => $ctx->sampled,
+                    'traceState' => $ctx->traceState,
+                    'child' => $ctx->child()->traceparent(),
+                ], JSON_THROW_ON_ERROR))));
         } elseif ($path === '/pid') {
             $psr7->respond($text(200, (string) getmypid()));
         } elseif ($path === '/fork') {

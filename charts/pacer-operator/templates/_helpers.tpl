@@ -73,8 +73,33 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: ["pods/resize"]
   verbs: ["patch"]
+# Autoscalers that count an app's pods (HPA, KEDA's ScaledObject): seen, never written.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["list", "watch"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["list"]
+{{- if .Values.prometheus.readSecrets }}
+# tuning.metrics.bearerTokenSecret: the token for the app's Prometheus.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
 # Events for every tuning change.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/* The namespaces watched: watchNamespace and watchNamespaces together; empty: all. */}}
+{{- define "pacer-operator.watchedNamespaces" -}}
+{{- $all := .Values.watchNamespaces | default list -}}
+{{- if .Values.watchNamespace }}{{ $all = append $all .Values.watchNamespace }}{{ end -}}
+{{- $all | uniq | join "," -}}
+{{- end }}
+
+{{/* The pacer image injected into the apps' pods: the chart's own release of pacer. */}}
+{{- define "pacer-operator.sidecarImage" -}}
+{{- default (printf "%s:%s" .Values.image.repository .Chart.AppVersion) .Values.sidecar.image }}
 {{- end }}

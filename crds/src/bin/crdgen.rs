@@ -1,9 +1,16 @@
-//! Prints the `PhpAppServer` CustomResourceDefinition as YAML (what the chart ships).
+//! Prints the `PhpAppServer` CustomResourceDefinition as YAML; with `--chart`, as the Helm
+//! chart's template (what the chart ships).
 
 use std::io::Write;
 
 fn main() -> std::process::ExitCode {
-    match pacer_crds::crd_yaml() {
+    let chart = std::env::args().any(|a| a == "--chart");
+    let rendered = if chart {
+        pacer_crds::crd_chart_template()
+    } else {
+        pacer_crds::crd_yaml()
+    };
+    match rendered {
         Ok(yaml) => {
             let mut out = std::io::stdout().lock();
             if out

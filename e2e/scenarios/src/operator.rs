@@ -56,6 +56,8 @@ impl OperatorProcess {
                 "text",
                 "--sidecar-image",
                 "pacer:e2e",
+                "--prometheus-allowed-urls",
+                "http://127.0.0.1",
             ])
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kube=warn")

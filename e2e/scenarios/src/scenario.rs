@@ -212,7 +212,7 @@ impl Scenario {
         });
         merge(&mut spec, patch);
         json!({
-            "apiVersion": "pacer.dev/v1alpha1",
+            "apiVersion": "pacer.dev/v1alpha2",
             "kind": "PhpAppServer",
             "metadata": {"name": APP, "namespace": namespace},
             "spec": spec,

@@ -707,25 +707,36 @@ async fn example_manifest_passes_a_server_side_dry_run() -> Result<()> {
     let world = World::shared().await?;
     let client = world.client()?;
     let namespace = world.control_plane().new_namespace("example").await?;
-    let path = pacer_e2e_scenarios::repo_root().join("examples/kubernetes/phpappserver.yaml");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let object: serde_json::Value = serde_yaml::from_str(&text)?;
-    ensure!(object["kind"] == "PhpAppServer", "{}", object["kind"]);
-    let name = object["metadata"]["name"]
-        .as_str()
-        .context("no name")?
-        .to_owned();
     let api: Api<PhpAppServer> = Api::namespaced(client, &namespace);
     let params = PatchParams {
         dry_run: true,
         ..PatchParams::apply("kubectl").force()
     };
-    let answer = api.patch(&name, &params, &Patch::Apply(&object)).await?;
-    ensure!(answer.spec.tuning.mode == pacer_crds::TuningMode::Auto);
-    ensure!(
-        api.get_opt(&name).await?.is_none(),
-        "a dry run stored the object"
-    );
+    let mut checked = 0;
+    for file in ["hello.yaml", "laravel.yaml"] {
+        let path = pacer_e2e_scenarios::repo_root()
+            .join("examples/kubernetes")
+            .join(file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let object = <serde_json::Value as serde::Deserialize>::deserialize(doc)?;
+            if object["kind"] != "PhpAppServer" {
+                continue;
+            }
+            let name = object["metadata"]["name"]
+                .as_str()
+                .context("no name")?
+                .to_owned();
+            let answer = api.patch(&name, &params, &Patch::Apply(&object)).await?;
+            ensure!(answer.spec.tuning.mode == pacer_crds::TuningMode::Auto);
+            ensure!(
+                api.get_opt(&name).await?.is_none(),
+                "a dry run stored the object"
+            );
+            checked += 1;
+        }
+    }
+    ensure!(checked == 2, "{checked} PhpAppServers in the examples");
     Ok(())
 }

@@ -184,6 +184,7 @@ mod tests {
             pods,
             source: MetricsSourceKind::Direct,
             prometheus_url: None,
+            bearer_token: None,
             window: Duration::from_secs(60),
             now: Timestamp::from_second(1_700_000_000 + secs).unwrap(),
         }

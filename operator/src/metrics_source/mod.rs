@@ -1,4 +1,4 @@
-//! Where the tuner's numbers come from (design.md §3.4).
+//! Where the tuner's numbers come from (docs/design.md §3.4).
 //!
 //! One trait, [`MetricsSource`], three implementations:
 //! * [`Direct`] (default, no dependencies): scrapes `http://<podIP>:2112/metrics` of every
@@ -62,6 +62,8 @@ pub struct Target {
     pub source: MetricsSourceKind,
     /// Prometheus base URL (source Prometheus).
     pub prometheus_url: Option<String>,
+    /// Bearer token for Prometheus, read from the app's Secret.
+    pub bearer_token: Option<String>,
     /// Length of the aggregation window.
     pub window: Duration,
     /// The time of this sample.
@@ -79,15 +81,15 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
-    /// An HTTP request got a non-success status.
-    #[error("{url} answered {status}: {body}")]
+    /// An HTTP request got a non-success status. (The body is not kept: what a server
+    /// answers must never reach the status of an object, or the operator would forward
+    /// responses of whatever a tenant points it at.)
+    #[error("{url} answered HTTP {status}")]
     Status {
         /// The URL.
         url: String,
         /// The status code.
         status: u16,
-        /// The start of the body.
-        body: String,
     },
     /// The response could not be understood.
     #[error("cannot understand the answer of {url}: {reason}")]
@@ -108,6 +110,46 @@ pub enum Error {
     /// The source is misconfigured (e.g. no Prometheus URL).
     #[error("metrics source misconfigured: {0}")]
     Config(String),
+}
+
+/// Whether `url` is within one of the operator's allowed Prometheus URLs: same scheme and
+/// host, the same port when the allowed entry names one, and a path under the entry's.
+/// Userinfo (`user@host`) is never allowed: it could smuggle a different host past a
+/// reader.
+#[must_use]
+pub fn url_allowed(url: &str, allowed: &[String]) -> bool {
+    let Ok(uri) = url.parse::<::http::Uri>() else {
+        return false;
+    };
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return false;
+    };
+    if authority.as_str().contains('@') {
+        return false;
+    }
+    let port = authority.port_u16().or(match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    });
+    allowed.iter().any(|entry| {
+        let Ok(e) = entry.parse::<::http::Uri>() else {
+            return false;
+        };
+        let (Some(e_scheme), Some(e_authority)) = (e.scheme_str(), e.authority()) else {
+            return false;
+        };
+        let base = e.path().trim_end_matches('/');
+        let path = uri.path();
+        e_scheme.eq_ignore_ascii_case(scheme)
+            && e_authority.host().eq_ignore_ascii_case(authority.host())
+            && e_authority.port_u16().is_none_or(|p| Some(p) == port)
+            && (base.is_empty()
+                || path == base
+                || path
+                    .strip_prefix(base)
+                    .is_some_and(|rest| rest.starts_with('/')))
+    })
 }
 
 /// A source of window aggregates.
@@ -146,5 +188,42 @@ impl MetricsSource for Router {
     fn forget(&self, namespace: &str, app: &str) {
         self.direct.forget(namespace, app);
         self.prometheus.forget(namespace, app);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_allowed;
+
+    #[test]
+    fn only_allowed_prometheus_urls_pass() {
+        let allowed = vec![
+            "http://prometheus.monitoring:9090".to_owned(),
+            "https://thanos.example/api/prom/".to_owned(),
+            "http://127.0.0.1".to_owned(),
+        ];
+        for (url, ok) in [
+            ("http://prometheus.monitoring:9090", true),
+            ("http://prometheus.monitoring:9090/", true),
+            ("http://PROMETHEUS.monitoring:9090/sub", true),
+            ("http://prometheus.monitoring:9091", false),
+            ("https://prometheus.monitoring:9090", false),
+            ("http://prometheus.monitoring.evil:9090", false),
+            ("http://evil@prometheus.monitoring:9090", false),
+            ("http://kubernetes.default.svc/api", false),
+            ("https://thanos.example/api/prom", true),
+            ("https://thanos.example/api/prom/tenant", true),
+            ("https://thanos.example/api/prometheus", false),
+            ("https://thanos.example/", false),
+            ("http://127.0.0.1:41234/", true),
+            ("http://127.0.0.2:41234/", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(url_allowed(url, &allowed), ok, "{url}");
+        }
+        assert!(
+            !url_allowed("http://prometheus.monitoring:9090", &[]),
+            "none by default"
+        );
     }
 }

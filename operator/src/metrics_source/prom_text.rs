@@ -1,5 +1,5 @@
 //! A parser for the Prometheus text exposition format (version 0.0.4), and the extraction
-//! of pacer's own series (design.md §2.6) from it.
+//! of pacer's own series (docs/design.md §2.6) from it.
 //!
 //! Written by hand because the operator needs only the sample lines (name, labels, value)
 //! and the crates that parse the format drag in their own metric models; this is ~150

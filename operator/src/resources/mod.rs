@@ -1,4 +1,4 @@
-//! Pure builders of the objects a `PhpAppServer` owns (design.md §3.2).
+//! Pure builders of the objects a `PhpAppServer` owns (docs/design.md §3.2).
 //!
 //! Each builder takes plain data ([`Inputs`]) and returns the complete object the operator
 //! applies with server-side apply: Deployment ([`deployment`]), Service, ConfigMap and
@@ -50,6 +50,9 @@ pub struct Inputs<'a> {
     pub spec: &'a PhpAppServerSpec,
     /// The pool settings to write.
     pub settings: &'a Settings,
+    /// The Deployment's replicas; `None` when someone else counts the pods (the field is
+    /// then left to them).
+    pub replicas: Option<u32>,
     /// Pod termination grace period, seconds (pacer's delay + grace period + margin).
     pub termination_grace_seconds: i64,
     /// Operator-wide sidecar defaults.
@@ -191,6 +194,7 @@ pub(crate) mod test_support {
             owner: owner(),
             spec,
             settings,
+            replicas: Some(settings.replicas),
             termination_grace_seconds: 40,
             sidecar,
         }

@@ -1,4 +1,4 @@
-//! The tuner: pure functions from window aggregates to pool settings (design.md §3.3).
+//! The tuner: pure functions from window aggregates to pool settings (docs/design.md §3.3).
 //!
 //! [`decide`] takes the policy (from the spec), the settings now in force, the tuner's
 //! memory ([`State`], kept in the status), what was observed and the time, and returns the

@@ -123,7 +123,14 @@ pub fn start_operator(
     identity: &str,
     source: Arc<dyn MetricsSource>,
 ) -> Running {
-    start_operator_with(client, Some(namespace), lease(namespace, identity), source)
+    start(
+        client,
+        vec![namespace],
+        lease(namespace, identity),
+        source,
+        None,
+        None,
+    )
 }
 
 /// Starts an operator watching `namespace` only, deciding with `clock`'s time.
@@ -136,10 +143,11 @@ pub fn start_operator_with_clock(
 ) -> Running {
     start(
         client,
-        Some(namespace),
+        vec![namespace],
         lease(namespace, identity),
         source,
         Some(clock),
+        None,
     )
 }
 
@@ -150,23 +158,95 @@ pub fn start_operator_with(
     lease: LeaseConfig,
     source: Arc<dyn MetricsSource>,
 ) -> Running {
-    start(client, watch, lease, source, None)
+    start(
+        client,
+        watch.into_iter().collect(),
+        lease,
+        source,
+        None,
+        None,
+    )
+}
+
+/// Starts an operator watching these namespaces (all when empty) with this Lease.
+pub fn start_operator_in(
+    client: Client,
+    namespaces: &[&str],
+    lease: LeaseConfig,
+    source: Arc<dyn MetricsSource>,
+) -> Running {
+    start(client, namespaces.to_vec(), lease, source, None, None)
+}
+
+/// Starts an operator watching all namespaces but reconciling only those whose labels
+/// match `selector`.
+pub fn start_operator_selecting(
+    client: Client,
+    selector: &str,
+    lease: LeaseConfig,
+    source: Arc<dyn MetricsSource>,
+) -> Running {
+    let selector = selector.to_owned();
+    start_configured(
+        client,
+        Vec::new(),
+        lease,
+        source,
+        None,
+        None,
+        move |settings| {
+            settings.namespace_selector = Some(selector);
+        },
+    )
+}
+
+/// Starts an operator watching `namespace` with these sidecar defaults (as a chart
+/// configures them).
+pub fn start_operator_with_sidecar(
+    client: Client,
+    namespace: &str,
+    identity: &str,
+    source: Arc<dyn MetricsSource>,
+    sidecar: SidecarDefaults,
+) -> Running {
+    start(
+        client,
+        vec![namespace],
+        lease(namespace, identity),
+        source,
+        None,
+        Some(sidecar),
+    )
 }
 
 fn start(
     client: Client,
-    watch: Option<&str>,
+    watch: Vec<&str>,
     lease: LeaseConfig,
     source: Arc<dyn MetricsSource>,
     clock: Option<pacer_operator::controller::Clock>,
+    sidecar: Option<SidecarDefaults>,
+) -> Running {
+    start_configured(client, watch, lease, source, clock, sidecar, |_| {})
+}
+
+fn start_configured(
+    client: Client,
+    watch: Vec<&str>,
+    lease: LeaseConfig,
+    source: Arc<dyn MetricsSource>,
+    clock: Option<pacer_operator::controller::Clock>,
+    sidecar: Option<SidecarDefaults>,
+    adjust: impl FnOnce(&mut ControllerSettings),
 ) -> Running {
     let identity = lease.identity.clone();
-    let config = OperatorConfig {
+    let mut config = OperatorConfig {
         controller: ControllerSettings {
             field_manager: MANAGER.to_owned(),
-            namespace: watch.map(str::to_owned),
+            namespaces: watch.into_iter().map(str::to_owned).collect(),
+            namespace_selector: None,
             concurrency: 2,
-            sidecar: SidecarDefaults {
+            sidecar: sidecar.unwrap_or_else(|| SidecarDefaults {
                 image: "pacer:test".to_owned(),
                 install_command: vec![
                     "/pacer-operator".into(),
@@ -174,12 +254,14 @@ fn start(
                     "--to".into(),
                     "/pacer-install/pacer".into(),
                 ],
-            },
+            }),
             instance: identity,
             in_place_resize: true,
+            prometheus_allowed_urls: vec!["http://127.0.0.1".into()],
         },
         lease,
     };
+    adjust(&mut config.controller);
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
     let mut operator = Operator::new(client, config, source, metrics.clone());

@@ -7,7 +7,7 @@ namespace Pacer\Goridge;
 use Pacer\Goridge\Exception\FrameException;
 
 /**
- * One Goridge v3 frame (wire-protocol.md §1).
+ * One Goridge v3 frame (docs/wire-protocol.md §1).
  *
  * Layout, little-endian:
  *

@@ -12,7 +12,7 @@ use Pacer\Worker;
 /**
  * HTTP on top of {@see Worker}: decodes the JSON request context into a {@see Request}
  * and writes the JSON response context `{"status":N,"headers":{name:[values]}}`
- * (wire-protocol.md §3.3, §3.6).
+ * (docs/wire-protocol.md §3.3, §3.6).
  *
  * ```php
  * $http = new HttpWorker(Worker::create());

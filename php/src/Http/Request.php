@@ -6,7 +6,7 @@ namespace Pacer\Http;
 
 /**
  * An HTTP request as the server describes it in the JSON request context
- * (wire-protocol.md §3.3), plus the body that follows the context in the frame.
+ * (docs/wire-protocol.md §3.3), plus the body that follows the context in the frame.
  */
 final class Request
 {

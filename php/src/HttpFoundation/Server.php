@@ -19,12 +19,16 @@ use Pacer\Worker;
  *   stays.
  * * A fatal error or `exit()` (e.g. `dd()`) during a request is answered by
  *   {@see FatalErrorGuard}. `dump()`/`dd()` print HTML into the response, as under php-fpm.
- * * When the reset fails, or the response broke off half-way, the worker retires (hands
- *   every further request back, see {@see Retire}) and exits with status 1 when pacer
- *   stops it; pacer starts a fresh one: its state is no longer known.
+ * * When the reset fails, the worker retires (hands every further request back, see
+ *   {@see Retire}) and exits with status 1 when pacer stops it; when a response broke off
+ *   half-way it exits at once. pacer starts a fresh one: the old one's state is unknown.
  */
 final class Server
 {
+    private const CONTINUE = 0;
+    private const RETIRE = 1;
+    private const EXIT = 2;
+
     private readonly HttpWorker $http;
     private readonly ResponseSender $sender;
     private readonly FatalErrorGuard $guard;
@@ -67,20 +71,25 @@ final class Server
             if ($request === null) {
                 return 0;
             }
-            if (!$this->serveOne($request)) {
+            $next = $this->serveOne($request);
+            if ($next === self::RETIRE) {
                 try {
                     Retire::worker($this->worker);
                 } catch (\Throwable) {
                     // The relay itself broke: just exit, pacer notices.
                 }
-
+            }
+            if ($next !== self::CONTINUE) {
                 return 1;
             }
         }
     }
 
-    /** One request; false when the worker must be replaced. */
-    private function serveOne(\Pacer\Http\Request $pacerRequest): bool
+    /**
+     * One request; then {@see CONTINUE}, {@see RETIRE} (state unknown, the relay fine) or
+     * {@see EXIT} (the relay is mid-response: only an exit ends it cleanly).
+     */
+    private function serveOne(\Pacer\Http\Request $pacerRequest): int
     {
         $this->guard->begin();
         try {
@@ -102,7 +111,7 @@ final class Server
             // Part of the response may be on its way: the relay is in an unknown state.
             self::log('sending the response failed, the worker exits: ' . self::describe($e));
 
-            return false;
+            return self::EXIT;
         }
 
         try {
@@ -133,17 +142,17 @@ final class Server
         return [$response, $output];
     }
 
-    private function reset(): bool
+    private function reset(): int
     {
         try {
             $this->app->reset();
         } catch (\Throwable $e) {
-            self::log('reset failed, the worker exits: ' . self::describe($e));
+            self::log('reset failed, the worker retires: ' . self::describe($e));
 
-            return false;
+            return self::RETIRE;
         }
 
-        return true;
+        return self::CONTINUE;
     }
 
     private static function describe(\Throwable $e): string

@@ -6,7 +6,7 @@ namespace Pacer\Metrics;
 
 /**
  * A metric definition for {@see Metrics::declare()}, serialised as the `collector` object
- * of `metrics.Declare` (wire-protocol.md §4.2).
+ * of `metrics.Declare` (docs/wire-protocol.md §4.2).
  */
 final class Collector implements \JsonSerializable
 {

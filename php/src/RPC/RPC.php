@@ -14,7 +14,7 @@ use Pacer\RPC\Exception\RPCException;
 use Pacer\RPC\Exception\ServiceException;
 
 /**
- * Synchronous Goridge RPC client (wire-protocol.md §4): each call is one frame with the
+ * Synchronous Goridge RPC client (docs/wire-protocol.md §4): each call is one frame with the
  * options `[seq, strlen(method)]`, flags = codec, payload = method . encoded argument, and
  * waits for the reply with the same seq.
  *

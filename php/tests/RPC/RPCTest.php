@@ -75,7 +75,7 @@ final class RPCTest extends TestCase
         self::assertTrue((new RPC($relay))->call('resetter.Reset', 'http'));
 
         $sent = $relay->sent[0];
-        // Sequence numbers are process-wide; put 1 in to compare with wire-protocol.md 1.5 h.
+        // Sequence numbers are process-wide; put 1 in to compare with docs/wire-protocol.md 1.5 h.
         $asFirstCall = new Frame($sent->payload, [1, $sent->options[1]], $sent->flags, $sent->byte10);
         self::assertSame(
             '15081400000082b9d20d0000010000000e00000072657365747465722e5265736574226874747022',

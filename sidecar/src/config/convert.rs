@@ -39,6 +39,23 @@ pub(crate) fn convert(
     let status = raw.status.map(|s| status(s, ctx));
     let logs = logs(raw.logs.unwrap_or_default(), ctx);
     let reload = raw.reload.map(|r| reload(r, ctx));
+    let otel_listed = http
+        .as_ref()
+        .is_some_and(|h| h.middleware.contains(&Middleware::Otel));
+    let otel = match raw.otel.map(|o| otel(o, ctx)) {
+        Some(o) if otel_listed => Some(o),
+        Some(_) => {
+            ctx.warn(
+                "otel is configured but \"otel\" is not in http.middleware, so nothing is traced",
+            );
+            None
+        }
+        None if otel_listed => {
+            ctx.warn("http.middleware lists \"otel\" but the otel section is missing (ignored)");
+            None
+        }
+        None => None,
+    };
     let pacer = pacer(raw.pacer.unwrap_or_default(), raw.endure, ctx);
     Config {
         version,
@@ -50,6 +67,7 @@ pub(crate) fn convert(
         metrics,
         logs,
         reload,
+        otel,
         pacer,
         dotenv,
     }
@@ -712,7 +730,9 @@ fn rpc(raw: RpcRaw, ctx: &mut Ctx<'_>) -> RpcConfig {
         .string("rpc.listen", raw.listen.as_ref())
         .unwrap_or_else(|| DEFAULT_RPC.to_string());
     let parsed = match listen.split_once("://") {
-        Some(("tcp", rest)) if !rest.contains("://") => parse_listen(rest).map(RpcAddr::Tcp),
+        Some(("tcp", rest)) if !rest.contains("://") => {
+            parse_listen(rest).map(|a| RpcAddr::Tcp(a.to_string()))
+        }
         Some(("unix", rest)) if !rest.is_empty() && !rest.contains("://") => {
             Some(RpcAddr::Unix(PathBuf::from(rest)))
         }
@@ -724,11 +744,9 @@ fn rpc(raw: RpcRaw, ctx: &mut Ctx<'_>) -> RpcConfig {
             format!("{listen:?}"),
             "tcp://host:port (with an IP address) or unix:///path/to.sock",
         ));
-        RpcAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 6001))
+        RpcAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 6001).to_string())
     });
-    if let RpcAddr::Tcp(a) = &listen
-        && !a.ip().is_loopback()
-    {
+    if !listen.is_local() {
         ctx.warn(format!(
             "rpc.listen: {listen} is reachable from other hosts and RPC has no authentication"
         ));
@@ -1097,10 +1115,16 @@ fn pacer(raw: PacerRaw, endure: Option<EndureRaw>, ctx: &mut Ctx<'_>) -> PacerCo
     unsupported(ctx, "endure.log_level", &endure.log_level, "");
     unsupported(ctx, "endure.watchdog_sec", &endure.watchdog_sec, "");
     unsupported(ctx, "endure.print_graph", &endure.print_graph, "");
-    let threads = raw
-        .runtime
-        .and_then(|r| ctx.uint_max("pacer.runtime.threads", r.threads.as_ref(), 1024))
+    let runtime = raw.runtime.unwrap_or_default();
+    let threads = ctx
+        .uint_max("pacer.runtime.threads", runtime.threads.as_ref(), 1024)
         .map_or(0, |n| usize::try_from(n).unwrap_or(0));
+    let shards = ctx
+        .uint_max("pacer.runtime.shards", runtime.shards.as_ref(), 1024)
+        .map_or(1, |n| usize::try_from(n).unwrap_or(1));
+    let pin = ctx
+        .boolean("pacer.runtime.pin", runtime.pin.as_ref())
+        .unwrap_or(true);
     PacerConfig {
         shutdown: ShutdownConfig {
             delay: ctx
@@ -1110,7 +1134,11 @@ fn pacer(raw: PacerRaw, endure: Option<EndureRaw>, ctx: &mut Ctx<'_>) -> PacerCo
                 .or(endure_grace)
                 .unwrap_or(Duration::from_secs(30)),
         },
-        runtime: RuntimeConfig { threads },
+        runtime: RuntimeConfig {
+            threads,
+            shards,
+            pin,
+        },
         http: pacer_http(raw.http.unwrap_or_default(), ctx),
         readiness: readiness(raw.readiness.unwrap_or_default(), ctx),
     }
@@ -1226,4 +1254,200 @@ fn pacer_http(raw: PacerHttpRaw, ctx: &mut Ctx<'_>) -> PacerHttpConfig {
             None => DEFAULT_MAX_HEADER_BYTES,
         },
     }
+}
+
+// ------------------------------------------------------------------ otel
+
+/// Where an OTLP/HTTP collector listens when nothing says otherwise (the OTLP default
+/// port, on loopback: a pod's collector sidecar).
+const OTLP_DEFAULT_ENDPOINT: &str = "127.0.0.1:4318";
+
+fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
+    let env = |k: &str| {
+        ctx.host
+            .env
+            .get(k)
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
+    };
+    match ctx
+        .string("otel.exporter", raw.exporter.as_ref())
+        .as_deref()
+    {
+        None | Some("otlp") => {}
+        Some(other) => ctx.error(ConfigError::invalid(
+            "otel.exporter",
+            format!("{other:?}"),
+            "otlp (pacer exports OTLP only; RoadRunner itself refuses zipkin and jaeger, \
+             and its stdout/stderr exporters are for debugging)",
+        )),
+    }
+    // RoadRunner reads the protocol from the environment only when `client` is unset.
+    let client = ctx.string("otel.client", raw.client.as_ref());
+    let (client_key, client) = match client {
+        Some(c) => ("otel.client", Some(c)),
+        None => match env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
+            Some(p) => ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", Some(p)),
+            None => (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                env("OTEL_EXPORTER_OTLP_PROTOCOL"),
+            ),
+        },
+    };
+    match client.as_deref() {
+        None | Some("http" | "http/protobuf") => {}
+        Some(other) => ctx.error(ConfigError::invalid(
+            client_key,
+            format!("{other:?}"),
+            "http (pacer exports OTLP over HTTP with protobuf bodies: point it at the \
+             collector's OTLP/HTTP port, 4318 by default; gRPC is not implemented)",
+        )),
+    }
+    let insecure = ctx
+        .boolean("otel.insecure", raw.insecure.as_ref())
+        .unwrap_or(false);
+    let compress = ctx
+        .boolean("otel.compress", raw.compress.as_ref())
+        .unwrap_or(false);
+    let path = ctx
+        .string("otel.custom_url", raw.custom_url.as_ref())
+        .unwrap_or_else(|| "/v1/traces".to_string());
+    if !path.starts_with('/') || path.contains(char::is_whitespace) {
+        ctx.error(ConfigError::invalid(
+            "otel.custom_url",
+            format!("{path:?}"),
+            "a URL path starting with / (e.g. /v1/traces)",
+        ));
+    }
+    let (key, endpoint) = match ctx.string("otel.endpoint", raw.endpoint.as_ref()) {
+        Some(e) => ("otel.endpoint", e),
+        None => match env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .map(|e| ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", e))
+            .or_else(|| {
+                env("OTEL_EXPORTER_OTLP_ENDPOINT").map(|e| ("OTEL_EXPORTER_OTLP_ENDPOINT", e))
+            }) {
+            Some(found) => found,
+            None => ("otel.endpoint", OTLP_DEFAULT_ENDPOINT.to_string()),
+        },
+    };
+    let url = match otlp_url(&endpoint, insecure, &path) {
+        Ok(url) => url,
+        Err(expected) => {
+            ctx.error(ConfigError::invalid(key, format!("{endpoint:?}"), expected));
+            String::new()
+        }
+    };
+    let mut headers = Vec::new();
+    for (name, value) in ctx.string_map("otel.headers", raw.headers.as_ref()) {
+        let valid = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && http::HeaderValue::from_str(&value).is_ok();
+        if valid {
+            headers.push((name, value));
+        } else {
+            ctx.error(ConfigError::invalid(
+                &format!("otel.headers.{name}"),
+                format!("{value:?}"),
+                "an HTTP header name with a visible-ASCII value",
+            ));
+        }
+    }
+
+    let res = raw.resource.unwrap_or_default();
+    let deprecated_name = ctx.string("otel.service_name", raw.service_name.as_ref());
+    if deprecated_name.is_some() {
+        ctx.warn("otel.service_name is deprecated, use otel.resource.service_name instead");
+    }
+    let deprecated_version = ctx.string("otel.service_version", raw.service_version.as_ref());
+    if deprecated_version.is_some() {
+        ctx.warn("otel.service_version is deprecated, use otel.resource.service_version instead");
+    }
+    let env_attrs = resource_attributes(env("OTEL_RESOURCE_ATTRIBUTES").as_deref());
+    let from_env = |attr: &str| {
+        env_attrs
+            .iter()
+            .find(|(k, _)| k == attr)
+            .map(|(_, v)| v.clone())
+    };
+    let service_name = ctx
+        .string("otel.resource.service_name", res.service_name.as_ref())
+        .or(deprecated_name)
+        .or_else(|| env("OTEL_SERVICE_NAME"))
+        .or_else(|| from_env("service.name"))
+        .unwrap_or_else(|| "pacer".to_string());
+    let service_version = ctx
+        .string(
+            "otel.resource.service_version",
+            res.service_version.as_ref(),
+        )
+        .or(deprecated_version)
+        .or_else(|| from_env("service.version"))
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string());
+    let service_instance_id = ctx
+        .string(
+            "otel.resource.service_instance_id",
+            res.service_instance_id.as_ref(),
+        )
+        .or_else(|| from_env("service.instance.id"))
+        .or_else(|| env("HOSTNAME"));
+    let service_namespace = ctx
+        .string(
+            "otel.resource.service_namespace",
+            res.service_namespace.as_ref(),
+        )
+        .or_else(|| from_env("service.namespace"));
+    OtelConfig {
+        url,
+        insecure,
+        compress,
+        headers,
+        resource: OtelResource {
+            service_name,
+            service_version,
+            service_instance_id,
+            service_namespace,
+        },
+    }
+}
+
+/// RoadRunner's `endpoint` is `host:port` (the Go SDK's `WithEndpoint`), the scheme
+/// coming from `insecure`; the environment variables are URLs. Both are accepted.
+fn otlp_url(endpoint: &str, insecure: bool, path: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "host:port (e.g. 127.0.0.1:4318), or an http:// or https:// URL";
+    let (scheme, rest) = match endpoint.split_once("://") {
+        Some(("http", rest)) => ("http", rest),
+        Some(("https", rest)) => ("https", rest),
+        Some(_) => return Err(EXPECTED),
+        None => (if insecure { "http" } else { "https" }, endpoint),
+    };
+    // A URL may carry its own path (the env variables' form: base URL + /v1/traces).
+    let (authority, own_path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    let uri: http::uri::Authority = authority.parse().map_err(|_| EXPECTED)?;
+    if uri.host().is_empty() || authority.contains('@') {
+        return Err(EXPECTED);
+    }
+    let path = match own_path {
+        Some(p) if p != "/" && endpoint.contains("://") => p.to_string(),
+        _ => path.to_string(),
+    };
+    Ok(format!("{scheme}://{authority}{path}"))
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES`: `key=value,key=value` (values percent-encoded).
+fn resource_attributes(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            let v =
+                form_urlencoded::parse(format!("v={}", v.trim().replace('+', "%2B")).as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+            (k.trim().to_string(), v)
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
 }

@@ -38,6 +38,8 @@ mod types;
 mod value;
 
 #[cfg(test)]
+mod doc_keys;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
@@ -455,7 +457,7 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
 }
 
 /// RoadRunner plugins pacer does not implement: their sections get a precise warning.
-const RR_PLUGINS: [&str; 24] = [
+const RR_PLUGINS: [&str; 23] = [
     "jobs",
     "kv",
     "grpc",
@@ -463,7 +465,6 @@ const RR_PLUGINS: [&str; 24] = [
     "tcp",
     "centrifuge",
     "service",
-    "otel",
     "lock",
     "fileserver",
     "amqp",

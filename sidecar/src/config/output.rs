@@ -104,6 +104,7 @@ pub(crate) fn to_tree(c: &Config) -> Value {
         .put_opt("metrics", c.metrics.as_ref().map(metrics))
         .put("logs", logs(&c.logs))
         .put_opt("reload", c.reload.as_ref().map(reload))
+        .put_opt("otel", c.otel.as_ref().map(otel))
         .put(
             "pacer",
             M::new()
@@ -115,7 +116,10 @@ pub(crate) fn to_tree(c: &Config) -> Value {
                 )
                 .put(
                     "runtime",
-                    M::new().put("threads", c.pacer.runtime.threads as u64),
+                    M::new()
+                        .put("threads", c.pacer.runtime.threads as u64)
+                        .put("shards", c.pacer.runtime.shards as u64)
+                        .put("pin", c.pacer.runtime.pin),
                 )
                 .put(
                     "http",
@@ -327,6 +331,26 @@ fn logs(l: &LogsConfig) -> M {
         .put("output", outputs(&l.output))
         .put("err_output", outputs(&l.err_output))
         .put("channels", channels)
+}
+
+fn otel(o: &OtelConfig) -> M {
+    let r = &o.resource;
+    M::new()
+        .put("exporter", "otlp")
+        .put("client", "http")
+        // The whole URL: it carries the scheme (`insecure`) and path (`custom_url`).
+        .put("endpoint", o.url.as_str())
+        .put("insecure", o.insecure)
+        .put("compress", o.compress)
+        .put("headers", pairs(o.headers.iter().map(|(k, v)| (k, v))))
+        .put(
+            "resource",
+            M::new()
+                .put("service_name", r.service_name.as_str())
+                .put("service_version", r.service_version.as_str())
+                .put_opt("service_instance_id", r.service_instance_id.as_deref())
+                .put_opt("service_namespace", r.service_namespace.as_deref()),
+        )
 }
 
 fn reload(r: &ReloadConfig) -> M {

@@ -25,6 +25,7 @@ pub(crate) struct RootRaw {
     pub logs: Option<LogsRaw>,
     pub reload: Option<ReloadRaw>,
     pub endure: Option<EndureRaw>,
+    pub otel: Option<OtelRaw>,
     pub pacer: Option<PacerRaw>,
 }
 
@@ -295,4 +296,33 @@ pub(crate) struct ShutdownRaw {
 #[serde(default)]
 pub(crate) struct RuntimeRaw {
     pub threads: V,
+    pub shards: V,
+    pub pin: V,
+}
+
+/// RoadRunner's `otel` plugin section (its `config.go`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct OtelRaw {
+    pub resource: Option<OtelResourceRaw>,
+    pub insecure: V,
+    pub compress: V,
+    pub exporter: V,
+    pub custom_url: V,
+    pub client: V,
+    pub endpoint: V,
+    /// Deprecated in RoadRunner for `resource.service_name`.
+    pub service_name: V,
+    /// Deprecated in RoadRunner for `resource.service_version`.
+    pub service_version: V,
+    pub headers: V,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct OtelResourceRaw {
+    pub service_name: V,
+    pub service_namespace: V,
+    pub service_instance_id: V,
+    pub service_version: V,
 }

@@ -286,7 +286,8 @@ fn every_key_parses() {
         ("reload: {interval: 2s, patterns: [.php, .env], services: {http: {dirs: [src, /app], recursive: true, ignore: [vendor], patterns: [.twig]}}}".into(), "/reload",
             json!({"interval": "2s", "patterns": [".php", ".env"], "services": {"http": {"dirs": [format!("{w}/src"), "/app"], "recursive": true, "ignore": [format!("{w}/vendor")], "patterns": [".twig"]}}})),
         // pacer / endure
-        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4}, "http": {"header_read_timeout": "30s", "max_requests_per_connection": 10000, "max_header_count": 1000, "max_header_bytes": 1048576}, "readiness": {"mode": "accepting"}})),
+        ("pacer: {shutdown: {delay: 5s, grace_period: 1m}, runtime: {threads: 4}}".into(), "/pacer", json!({"shutdown": {"delay": "5s", "grace_period": "1m0s"}, "runtime": {"threads": 4, "shards": 1, "pin": true}, "http": {"header_read_timeout": "30s", "max_requests_per_connection": 10000, "max_header_count": 1000, "max_header_bytes": 1048576}, "readiness": {"mode": "accepting"}})),
+        ("pacer: {runtime: {shards: 0, pin: false}}".into(), "/pacer/runtime", json!({"threads": 0, "shards": 0, "pin": false})),
         ("pacer: {readiness: {mode: saturation}}".into(), "/pacer/readiness", json!({"mode": "saturation", "queue_high": 10, "queue_low": 5, "high_for": "5s", "low_for": "10s"})),
         ("pacer: {readiness: {mode: saturation, queue_high: 4, queue_low: 1, high_for: 2s, low_for: 1m}}".into(), "/pacer/readiness", json!({"mode": "saturation", "queue_high": 4, "queue_low": 1, "high_for": "2s", "low_for": "1m0s"})),
         ("pacer: {http: {header_read_timeout: 5s, max_requests_per_connection: 0}}".into(), "/pacer/http", json!({"header_read_timeout": "5s", "max_requests_per_connection": 0, "max_header_count": 1000, "max_header_bytes": 1048576})),
@@ -498,6 +499,14 @@ fn octane_starts_on_an_empty_file_with_overrides() {
             loaded.warnings
         );
     }
+    // A comma after a space belongs to an argument, not to RoadRunner's list syntax.
+    let mut opts = f.opts();
+    opts.overrides = vec!["server.command=php -d disable_functions=exec,system w.php".into()];
+    let c = f.parse_opts(BASE, &opts).unwrap().config;
+    assert_eq!(
+        c.server.command,
+        ["php", "-d", "disable_functions=exec,system", "w.php"]
+    );
     // Without a version, an empty file is still refused.
     let err = f.parse_opts("", &f.opts()).unwrap_err().to_string();
     assert!(err.contains("the file is empty"), "{err}");
@@ -638,7 +647,7 @@ fn ignored_and_deprecated_settings_warn() {
         ),
         (
             "http: {address: ':80', middleware: [etag]}",
-            "http.middleware: \"etag\" is not implemented by pacer (ignored); pacer has static, gzip, headers, http_metrics, proxy_ip_parser, sendfile",
+            "http.middleware: \"etag\" is not implemented by pacer (ignored); pacer has static, gzip, headers, http_metrics, proxy_ip_parser, sendfile, otel",
         ),
         (
             "http: {address: ':80', sendfile: {roots: [.]}}",
@@ -1064,7 +1073,7 @@ fn live_changes() {
     );
 }
 
-/// Sections of a realistic RoadRunner v3 config, as in wire-protocol.md §5.2 and the
+/// Sections of a realistic RoadRunner v3 config, as in docs/configuration.md and the
 /// `.rr.yaml` samples RoadRunner ships.
 const SAMPLE_SECTIONS: &str = r#"
 rpc:
@@ -1281,4 +1290,148 @@ fn json_is_shaped_like_the_input() {
     );
     assert_eq!(j["http"]["max_request_size"], json!(256));
     assert!(effective_yaml(&f.ok("").config).starts_with("# effective configuration"));
+}
+
+#[test]
+fn otel_section_with_roadrunner_keys() {
+    let f = Fixture::new();
+    let l = f.ok("http:\n  address: ':80'\n  middleware: [otel]\notel:\n  exporter: otlp\n  client: http\n  endpoint: collector:4318\n  insecure: true\n  compress: true\n  custom_url: /otlp/v1/traces\n  headers: {x-api-key: secret}\n  resource:\n    service_name: shop\n    service_version: 2.1.0\n    service_instance_id: pod-1\n    service_namespace: prod\n");
+    let o = l.config.otel.clone().unwrap();
+    assert_eq!(o.url, "http://collector:4318/otlp/v1/traces");
+    assert!(o.insecure && o.compress);
+    assert_eq!(
+        o.headers,
+        vec![("x-api-key".to_string(), "secret".to_string())]
+    );
+    assert_eq!(
+        o.resource,
+        OtelResource {
+            service_name: "shop".into(),
+            service_version: "2.1.0".into(),
+            service_instance_id: Some("pod-1".into()),
+            service_namespace: Some("prod".into()),
+        }
+    );
+    assert_eq!(l.warnings, Vec::<String>::new());
+    // The effective config parses back to the same section.
+    let again = f.parse(&effective_yaml(&l.config)).unwrap();
+    assert_eq!(again.config.otel, l.config.otel);
+
+    // Defaults: HTTPS to the OTLP port on loopback, service "pacer".
+    let l = f.ok("http: {address: ':80', middleware: [otel]}\notel: {}");
+    let o = l.config.otel.unwrap();
+    assert_eq!(o.url, "https://127.0.0.1:4318/v1/traces");
+    assert_eq!(o.resource.service_name, "pacer");
+    assert_eq!(o.resource.service_version, env!("CARGO_PKG_VERSION"));
+
+    // Deprecated keys still work, with RoadRunner's warning.
+    let l = f.ok(
+        "http: {address: ':80', middleware: [otel]}\notel: {service_name: old, insecure: true}",
+    );
+    assert_eq!(l.config.otel.unwrap().resource.service_name, "old");
+    assert_eq!(
+        l.warnings,
+        vec!["otel.service_name is deprecated, use otel.resource.service_name instead"]
+    );
+
+    // As in RoadRunner, the section traces nothing unless the middleware is listed.
+    let l = f.ok("http: {address: ':80'}\notel: {insecure: true}");
+    assert!(l.config.otel.is_none());
+    assert_eq!(
+        l.warnings,
+        vec!["otel is configured but \"otel\" is not in http.middleware, so nothing is traced"]
+    );
+}
+
+#[test]
+fn otel_reads_the_standard_environment() {
+    let mut f = Fixture::new();
+    for (k, v) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel.monitoring:4318"),
+        ("OTEL_SERVICE_NAME", "from-env"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.namespace=team%20a,service.version=9",
+        ),
+        ("HOSTNAME", "web-7d4b9"),
+    ] {
+        f.host.env.insert(k.into(), v.into());
+    }
+    let o = f
+        .ok("http: {address: ':80', middleware: [otel]}\notel: {}")
+        .config
+        .otel
+        .unwrap();
+    assert_eq!(o.url, "http://otel.monitoring:4318/v1/traces");
+    assert_eq!(
+        o.resource,
+        OtelResource {
+            service_name: "from-env".into(),
+            service_version: "9".into(),
+            service_instance_id: Some("web-7d4b9".into()),
+            service_namespace: Some("team a".into()),
+        }
+    );
+    // The file wins over the environment.
+    let o = f
+        .ok("http: {address: ':80', middleware: [otel]}\notel: {endpoint: 'a:1', insecure: true}")
+        .config
+        .otel
+        .unwrap();
+    assert_eq!(o.url, "http://a:1/v1/traces");
+    f.host
+        .env
+        .insert("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into());
+    let e = f.err("http: {address: ':80', middleware: [otel]}\notel: {}");
+    assert!(
+        e.starts_with("OTEL_EXPORTER_OTLP_PROTOCOL: \"grpc\" is not http"),
+        "{e}"
+    );
+}
+
+#[test]
+fn otel_bad_values_name_the_key() {
+    let f = Fixture::new();
+    let base = "http: {address: ':80', middleware: [otel]}\notel: ";
+    for (otel, starts) in [
+        (
+            "{exporter: zipkin}",
+            "otel.exporter: \"zipkin\" is not otlp",
+        ),
+        ("{client: grpc}", "otel.client: \"grpc\" is not http"),
+        (
+            "{endpoint: 'ftp://x:1'}",
+            "otel.endpoint: \"ftp://x:1\" is not host:port",
+        ),
+        (
+            "{endpoint: 'a b:1'}",
+            "otel.endpoint: \"a b:1\" is not host:port",
+        ),
+        (
+            "{endpoint: 'user@host:1'}",
+            "otel.endpoint: \"user@host:1\" is not host:port",
+        ),
+        (
+            "{insecure: maybe}",
+            "otel.insecure: \"maybe\" is not true or false",
+        ),
+        ("{compress: [1]}", "otel.compress: [1] is not true or false"),
+        (
+            "{custom_url: v1/traces}",
+            "otel.custom_url: \"v1/traces\" is not a URL path",
+        ),
+        (
+            "{headers: {'bad header': x}}",
+            "otel.headers.bad header: \"x\" is not an HTTP header",
+        ),
+        ("{headers: [a]}", "otel.headers: [\"a\"] is not"),
+        (
+            "{resource: {service_name: [a]}}",
+            "otel.resource.service_name: [\"a\"] is not a string",
+        ),
+        ("5", "otel"),
+    ] {
+        let e = f.err(&format!("{base}{otel}"));
+        assert!(e.starts_with(starts), "{otel}: {e}");
+    }
 }

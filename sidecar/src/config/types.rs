@@ -37,6 +37,9 @@ pub struct Config {
     pub logs: LogsConfig,
     /// `reload`; `None` when absent: no file watching.
     pub reload: Option<ReloadConfig>,
+    /// `otel`; `None` when absent or when `otel` is not in `http.middleware` (as in
+    /// RoadRunner, the section alone traces nothing): no tracing, no exporter.
+    pub otel: Option<OtelConfig>,
     /// `pacer`: settings RoadRunner does not have.
     pub pacer: PacerConfig,
     /// Variables read from the dotenv file that were not already in pacer's environment.
@@ -82,8 +85,9 @@ impl Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
     /// `server.command` (required): a string split on plain spaces (no shell, no
-    /// quoting, like RoadRunner) — or at commas when it has any, like RoadRunner — or a
-    /// list used verbatim.
+    /// quoting, like RoadRunner) — or at commas when a comma comes before any space
+    /// (RoadRunner's list syntax, `php,/app/worker.php`, which Laravel Octane uses) — or
+    /// a list used verbatim.
     pub command: Vec<String>,
     /// `server.env`: added to every worker's environment. Keys upper-cased and values
     /// env-expanded, like RoadRunner.
@@ -176,16 +180,19 @@ pub enum Middleware {
     /// `sendfile`: a response's `X-Sendfile` file, streamed by pacer from under
     /// `http.sendfile.roots`.
     Sendfile,
+    /// `otel`: OpenTelemetry spans of each request, exported as the `otel` section says.
+    Otel,
 }
 
 impl Middleware {
-    pub const ALL: [Middleware; 6] = [
+    pub const ALL: [Middleware; 7] = [
         Middleware::Static,
         Middleware::Gzip,
         Middleware::Headers,
         Middleware::HttpMetrics,
         Middleware::ProxyIpParser,
         Middleware::Sendfile,
+        Middleware::Otel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -196,6 +203,7 @@ impl Middleware {
             Middleware::HttpMetrics => "http_metrics",
             Middleware::ProxyIpParser => "proxy_ip_parser",
             Middleware::Sendfile => "sendfile",
+            Middleware::Otel => "otel",
         }
     }
 
@@ -326,7 +334,7 @@ pub struct Http2Config {
 /// `http.pool`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Every key of wire-protocol.md §5.1. Defaults are RoadRunner's, except
+    /// Every key of docs/configuration.md (`http.pool`). Defaults are RoadRunner's, except
     /// `num_workers`, which is the CPU count the cgroup quota allows, rounded up (RR uses
     /// the host's CPU count, far too many in a pod limited to a fraction of the node),
     /// capped at [`crate::pool::MAX_WORKERS`].
@@ -342,23 +350,10 @@ pub struct RpcConfig {
     pub listen: RpcAddr,
 }
 
-/// Where the RPC server listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RpcAddr {
-    Tcp(SocketAddr),
-    /// A unix socket path (relative paths kept relative, see [`Config::workdir`]).
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for RpcAddr {
-    /// The DSN form workers get in `RR_RPC`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RpcAddr::Tcp(a) => write!(f, "tcp://{a}"),
-            RpcAddr::Unix(p) => write!(f, "unix://{}", p.display()),
-        }
-    }
-}
+/// Where the RPC server listens: the one RPC address type, shared with the RPC server
+/// and client (`tcp://host:port` or `unix://path`; the config resolves a TCP host to
+/// an IP address, relative unix paths stay relative, see [`Config::workdir`]).
+pub use crate::rpc::RpcAddr;
 
 /// `status`: health and readiness endpoints.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -640,7 +635,47 @@ pub struct ShutdownConfig {
 pub struct RuntimeConfig {
     /// `pacer.runtime.threads`: tokio worker threads; 0 = a current-thread runtime.
     /// Default 0: pacer's own work per request is small next to PHP's, and what costs is
-    /// thread hand-offs and wake-ups (docs/platform-notes.md), so one thread leaves every
+    /// thread hand-offs and wake-ups (bench/RESULTS.md), so one thread leaves every
     /// core to the PHP workers. Raise it when TLS or compression make pacer CPU-bound.
     pub threads: usize,
+    /// `pacer.runtime.shards`: runtime shards — one current-thread runtime per shard,
+    /// each on its own thread, serving the connections it accepts (SO_REUSEPORT) with
+    /// the workers it owns, so a request never changes threads (see `shards.rs`).
+    /// 1 (the default) = no shards: HTTP runs on the main runtime; 0 = one per CPU
+    /// this process may use, at most one per worker (`num_workers` at start).
+    pub shards: usize,
+    /// `pacer.runtime.pin`: with shards, pin shard `i`'s thread and its PHP workers to
+    /// the `i`-th allowed CPU, so their wake-ups stay on one CPU. Default true.
+    pub pin: bool,
+}
+
+/// `otel`: where and how pacer exports its request spans (RoadRunner's otel plugin keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtelConfig {
+    /// `endpoint` (`host:port`, RoadRunner's form; a scheme is accepted too), else
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`, else
+    /// `127.0.0.1:4318`. Resolved with `insecure` and `custom_url` into [`Self::url`].
+    pub url: String,
+    /// `insecure`: plain HTTP instead of HTTPS (default false, as in RoadRunner).
+    pub insecure: bool,
+    /// `compress`: gzip request bodies.
+    pub compress: bool,
+    /// `headers`: sent with every export (e.g. an API key).
+    pub headers: Vec<(String, String)>,
+    /// `resource` (and the deprecated top-level `service_name`/`service_version`).
+    pub resource: OtelResource,
+}
+
+/// The `resource` attributes every span carries. Unset ones come from
+/// `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`, else the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtelResource {
+    /// `service.name`; default `pacer`.
+    pub service_name: String,
+    /// `service.version`; default pacer's version.
+    pub service_version: String,
+    /// `service.instance.id`; default the pod's host name, else a random id.
+    pub service_instance_id: Option<String>,
+    /// `service.namespace`; none by default.
+    pub service_namespace: Option<String>,
 }

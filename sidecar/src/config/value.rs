@@ -191,7 +191,8 @@ impl<'a> Ctx<'a> {
     /// both forms into one `[]string` and splits it when it has a single item). Reading
     /// a string into that `[]string` splits it at commas first, so `php,/app/worker.php`
     /// (what Laravel Octane passes with `-o server.command=`, to keep spaces in paths)
-    /// is the argument list `php`, `/app/worker.php`.
+    /// is the argument list `php`, `/app/worker.php`. Unlike RoadRunner, a comma after a
+    /// space is part of an argument (`php -d disable_functions=exec,system worker.php`).
     pub fn command(&mut self, key: &str, v: Option<&Value>) -> Option<Vec<String>> {
         let v = present(v)?;
         let argv = match v {
@@ -210,7 +211,7 @@ impl<'a> Ctx<'a> {
                 }
             }
             other => match scalar(other) {
-                Some(s) if s.contains(',') => s
+                Some(s) if comma_list(&s) => s
                     .split(',')
                     .map(str::trim)
                     .filter(|a| !a.is_empty())
@@ -321,6 +322,13 @@ fn untag(v: &Value) -> &Value {
 }
 
 /// A scalar as text; `None` for lists, mappings and null.
+/// `php,/app/worker.php`: a comma before any whitespace makes a command string a list.
+fn comma_list(command: &str) -> bool {
+    command
+        .find(',')
+        .is_some_and(|comma| !command[..comma].contains(char::is_whitespace))
+}
+
 pub(crate) fn scalar(v: &Value) -> Option<String> {
     match untag(v) {
         Value::String(s) => Some(s.clone()),

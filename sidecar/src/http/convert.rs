@@ -1,4 +1,4 @@
-//! HTTP request → Goridge payload: the JSON request context of wire-protocol.md §3.3
+//! HTTP request → Goridge payload: the JSON request context of docs/wire-protocol.md §3.3
 //! and §10, and the body classification of §3.4. Pure: the server reads the body and
 //! hands the results in.
 //!
@@ -53,7 +53,7 @@ pub enum ConvertError {
 
 /// The JSON request context PHP's `HttpWorker::waitRequest()` reads.
 ///
-/// Serializes (see [`encode_context`]) to exactly the keys of wire-protocol.md §3.3.
+/// Serializes (see [`encode_context`]) to exactly the keys of docs/wire-protocol.md §3.3.
 #[derive(Debug, Clone)]
 pub struct RequestContext<'a> {
     /// Client IP, without port; IPv4-mapped IPv6 addresses are shown as IPv4 (as Go
@@ -402,7 +402,7 @@ pub fn query_unescape(s: &str) -> Option<Cow<'_, str>> {
     })
 }
 
-/// How the request body travels to PHP (wire-protocol.md §3.4).
+/// How the request body travels to PHP (docs/wire-protocol.md §3.4).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodyKind {
     /// `HEAD` and `OPTIONS`: the body is not read; PHP gets an empty body.

@@ -1,4 +1,4 @@
-//! The form data tree RoadRunner hands to PHP (wire-protocol.md §3.4, Go's
+//! The form data tree RoadRunner hands to PHP (docs/wire-protocol.md §3.4, Go's
 //! `handler/parse.go`): field names are split on brackets, `a[b][c]` nests objects,
 //! `list[]` collects every value into an array, a plain key with several values keeps
 //! the last one (data) or the first one (files), spaces in names are ignored and names

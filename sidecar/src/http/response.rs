@@ -1,4 +1,4 @@
-//! Worker reply → HTTP response head (wire-protocol.md §3.6, §10). Pure.
+//! Worker reply → HTTP response head (docs/wire-protocol.md §3.6, §10). Pure.
 //!
 //! The reply's context is either JSON, `{"status":N,"headers":{name:[values]}}` (frame
 //! flags 0x00 or 0x08; PHP writes `headers` as `{}`, or `[]` for an empty PHP array,

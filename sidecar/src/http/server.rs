@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -31,6 +31,7 @@ use super::headers::{FixedHeaders, HeaderRules};
 use super::response::{self as reply_head, ResponseHead};
 use super::static_files::StaticFiles;
 use super::uploads::{self, TempFiles, UploadLimits};
+use crate::otel::{Exchange, RequestFacts, RequestTrace, Tracing};
 use crate::pool::{Pool, PoolError, Response as PoolResponse, StreamReply};
 use crate::relay::flags;
 use crate::stats::HttpStats;
@@ -88,19 +89,64 @@ pub struct HttpHandler {
     pool: Pool,
     settings: HttpSettings,
     stats: Arc<HttpStats>,
+    /// `otel`: `None` when tracing is off (the request path's one check).
+    tracing: Option<Arc<Tracing>>,
 }
 
 impl HttpHandler {
     pub fn new(pool: Pool, settings: HttpSettings, stats: Arc<HttpStats>) -> Arc<Self> {
+        Self::with_tracing(pool, settings, stats, None)
+    }
+
+    pub fn with_tracing(
+        pool: Pool,
+        settings: HttpSettings,
+        stats: Arc<HttpStats>,
+        tracing: Option<Arc<Tracing>>,
+    ) -> Arc<Self> {
         Arc::new(HttpHandler {
             pool,
             settings,
             stats,
+            tracing,
         })
     }
 
     /// Handles one request; never fails (errors become responses).
     pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        if let Some(tracing) = &self.tracing {
+            return Box::pin(self.handle_traced(tracing, req, conn)).await;
+        }
+        self.handle_with(req, conn, None).await
+    }
+
+    /// [`HttpHandler::handle`] inside a SERVER span (kept out of the untraced path's
+    /// future, which stays as small as it was).
+    async fn handle_traced(
+        &self,
+        tracing: &Tracing,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Response<Body> {
+        let mut trace = tracing.request(&RequestFacts {
+            method: req.method(),
+            uri: req.uri(),
+            version: req.version(),
+            headers: req.headers(),
+            peer: conn.peer,
+            tls: conn.tls,
+        });
+        let response = self.handle_with(req, conn, Some(&mut trace)).await;
+        trace.finish(response.status());
+        response
+    }
+
+    async fn handle_with(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+        trace: Option<&mut RequestTrace>,
+    ) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = if self.settings.access_logs {
@@ -108,7 +154,7 @@ impl HttpHandler {
         } else {
             None
         };
-        let mut response = self.route(req, conn).await;
+        let mut response = self.route(req, conn, trace).await;
         if method == Method::HEAD {
             // No body, but the length a GET would have had, as Go's server reports it.
             if let Some(len) = http_body::Body::size_hint(response.body()).exact()
@@ -136,7 +182,12 @@ impl HttpHandler {
         response
     }
 
-    async fn route(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+        trace: Option<&mut RequestTrace>,
+    ) -> Response<Body> {
         if let Err(reason) = check_host(&req) {
             // As Go does: answer, then close; what follows on the connection is suspect.
             let mut r = self.error_response(HttpError::BadRequest(reason.into()));
@@ -174,11 +225,15 @@ impl HttpHandler {
             // Boxed, like the other rare branches (multipart, streams): an async fn's
             // future is as big as its largest state, and every request's future is
             // moved (memcpy) a few times on its way into hyper.
+            let static_started = trace.as_ref().map(|_| SystemTime::now());
             let mut r = Box::pin(files.serve(&req, path)).await;
             self.settings.static_headers.apply(r.headers_mut());
+            if let (Some(trace), Some(started)) = (trace, static_started) {
+                trace.static_file(started);
+            }
             r
         } else {
-            let mut r = match self.to_php(req, conn).await {
+            let mut r = match self.to_php(req, conn, trace).await {
                 Ok(r) => r,
                 Err(e) => self.error_response(e),
             };
@@ -195,9 +250,13 @@ impl HttpHandler {
         &self,
         req: Request<Incoming>,
         conn: ConnInfo,
+        mut trace: Option<&mut RequestTrace>,
     ) -> Result<Response<Body>, HttpError> {
         let (mut parts, body) = req.into_parts();
         self.settings.headers.request.apply(&mut parts.headers);
+        if let Some(trace) = trace.as_deref_mut() {
+            trace.inject_for_php(&mut parts.headers);
+        }
         if let Some(len) = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -206,7 +265,6 @@ impl HttpHandler {
         {
             return Err(HttpError::TooLarge);
         }
-        convert::check_host(&parts.headers).map_err(|e| HttpError::BadRequest(e.to_string()))?;
         let remote = convert::client_ip(
             conn.peer.ip(),
             &parts.headers,
@@ -245,7 +303,23 @@ impl HttpHandler {
         let context =
             convert::encode_context(&context).map_err(|e| HttpError::BadRequest(e.to_string()))?;
         let job = Payload::new(flags::CODEC_JSON, context, body);
-        match self.pool.exec(job).await.map_err(HttpError::Pool)? {
+        let reply = match trace {
+            None => self.pool.exec(job).await,
+            Some(trace) => {
+                let queued = SystemTime::now();
+                let mut leased = None;
+                let reply = self.pool.exec_observed(job, Some(&mut leased)).await;
+                trace.exchange(Exchange {
+                    queued,
+                    leased: leased.map(|(at, _)| at),
+                    done: SystemTime::now(),
+                    pid: leased.map(|(_, pid)| pid),
+                    failed: reply.is_err(),
+                });
+                reply
+            }
+        };
+        match reply.map_err(HttpError::Pool)? {
             PoolResponse::Single(reply) => {
                 let mut head =
                     reply_head::parse(&reply).map_err(|e| HttpError::BadResponse(e.to_string()))?;
@@ -485,24 +559,17 @@ fn asterisk_form(method: &Method) -> Response<Body> {
 }
 
 fn check_host<B>(req: &Request<B>) -> Result<(), &'static str> {
-    if req.version() >= http::Version::HTTP_2 {
-        return Ok(());
-    }
+    let h1 = req.version() < http::Version::HTTP_2;
     let mut hosts = req.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (None, _) if req.version() == http::Version::HTTP_11 => Err("missing Host header"),
-        (None, _) => Ok(()),
-        (Some(_), Some(_)) => Err("more than one Host header"),
-        (Some(host), None) => {
-            // Go's httpguts.ValidHostHeader: the characters of a reg-name, an IP
-            // literal and a port.
-            let valid = |b: &u8| b.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=[]_~".contains(b);
-            if host.as_bytes().iter().all(valid) {
-                Ok(())
-            } else {
-                Err("invalid Host header")
-            }
+        (Some(_), Some(_)) if h1 => Err("more than one Host header"),
+        // The one Host check of the server (HTTP/2 too, where it is optional):
+        // `convert::valid_host`, Go's httpguts.ValidHostHeader plus a URI authority.
+        (Some(host), _) if !super::convert::valid_host(host.as_bytes()) => {
+            Err("invalid Host header")
         }
+        _ => Ok(()),
     }
 }
 
@@ -578,19 +645,7 @@ pub async fn serve(
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((stream, peer)) = crate::accept::next(&listener, &stop, "http").await {
         let _ = stream.set_nodelay(true);
         let conn = ConnInfo {
             peer,

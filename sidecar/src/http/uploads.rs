@@ -1,4 +1,4 @@
-//! `multipart/form-data` bodies (wire-protocol.md §3.4–3.5): non-file fields become
+//! `multipart/form-data` bodies (docs/wire-protocol.md §3.4–3.5): non-file fields become
 //! the JSON data tree sent as the body, every file part is streamed into its own temp
 //! file in `http.uploads.dir` (never held in memory) and described in the `uploads`
 //! tree by `{"name","mime","size","error","tmpName"}` with PHP's `UPLOAD_ERR_*` codes.

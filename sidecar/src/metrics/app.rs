@@ -1,5 +1,5 @@
 //! Application metrics: the collectors PHP code declares over RPC (`metrics.Declare`,
-//! wire-protocol.md §4.2) or the config's `metrics.collect` lists, with RoadRunner's
+//! docs/wire-protocol.md §4.2) or the config's `metrics.collect` lists, with RoadRunner's
 //! semantics:
 //!
 //! * a collector is known by its declared `name`; it is exported as

@@ -19,6 +19,8 @@ use crate::worker::{Exit, RecycleReason, SpawnError, SpawnWorker, Worker, Worker
 pub(super) struct Inner {
     pub(super) name: String,
     pub(super) spawner: Box<dyn SpawnWorker>,
+    /// Runtime shards the workers are spread over, if any.
+    pub(super) shards: Option<Arc<crate::shards::Shards>>,
     pub(super) state: Mutex<State>,
     /// Wakes the manager: something changed that may need spawning.
     pub(super) kick: Notify,
@@ -52,9 +54,17 @@ impl Inner {
     }
 
     /// A spawn attempt finished.
-    pub(super) fn spawned(self: &Arc<Self>, slot: usize, result: Result<Worker, SpawnError>) {
+    pub(super) fn spawned(
+        self: &Arc<Self>,
+        ident: WorkerIdent,
+        result: Result<Worker, SpawnError>,
+    ) {
+        let slot = ident.slot;
         let mut st = self.state.lock();
         st.spawning -= 1;
+        if let Some(n) = st.spawning_on.get_mut(ident.shard) {
+            *n = n.saturating_sub(1);
+        }
         match result {
             Ok(worker) => {
                 st.backoff = SpawnBackoff::default();
@@ -112,15 +122,26 @@ pub(super) async fn manage(inner: Arc<Inner>) {
                         .min(MAX_PARALLEL_SPAWNS.saturating_sub(st.spawning));
                     for _ in 0..need {
                         let slot = st.take_slot();
+                        let shards = inner.shards.as_ref().map_or(1, |s| s.len());
                         let ident = WorkerIdent {
                             id: st.next_id,
                             slot,
                             generation: st.generation,
+                            shard: st.pick_shard(shards),
                         };
                         st.next_id += 1;
                         st.spawning += 1;
+                        if st.spawning_on.len() <= ident.shard {
+                            st.spawning_on.resize(ident.shard + 1, 0);
+                        }
+                        st.spawning_on[ident.shard] += 1;
                         let timeout = st.settings.allocate_timeout;
-                        tokio::spawn(spawn_one(inner.clone(), ident, timeout));
+                        let spawn = spawn_one(inner.clone(), ident, timeout);
+                        // On its shard, so that its relay is driven there.
+                        match &inner.shards {
+                            Some(shards) => drop(shards.spawn(ident.shard, spawn)),
+                            None => drop(tokio::spawn(spawn)),
+                        }
                     }
                     None
                 }
@@ -146,7 +167,7 @@ async fn spawn_one(inner: Arc<Inner>, ident: WorkerIdent, timeout: Duration) {
         .spawner
         .spawn_worker(ident, jitter_percent(), timeout, Box::new(on_exit))
         .await;
-    inner.spawned(ident.slot, result);
+    inner.spawned(ident, result);
 }
 
 /// Per-worker jitter of `max_jobs` in percent (RoadRunner adds 0–14 %), so workers

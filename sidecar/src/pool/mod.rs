@@ -115,6 +115,18 @@ impl Pool {
     /// Starts a pool: the manager task begins spawning `settings.num_workers` workers at
     /// once. Returns without waiting for them (see [`Pool::wait_ready`]).
     pub fn start(name: &str, spawner: impl SpawnWorker, settings: PoolSettings) -> Pool {
+        Pool::start_sharded(name, spawner, settings, None)
+    }
+
+    /// [`Pool::start`] with workers spread evenly over runtime shards: each worker is
+    /// started (and its relay driven) on one shard, and a request takes an idle
+    /// worker of its own shard first (see [`crate::shards`]).
+    pub fn start_sharded(
+        name: &str,
+        spawner: impl SpawnWorker,
+        settings: PoolSettings,
+        shards: Option<Arc<crate::shards::Shards>>,
+    ) -> Pool {
         let target = if settings.debug {
             settings.num_workers.max(1)
         } else {
@@ -123,6 +135,7 @@ impl Pool {
         let inner = Arc::new(Inner {
             name: name.to_string(),
             spawner: Box::new(spawner),
+            shards,
             state: Mutex::new(State {
                 target: target.min(MAX_WORKERS),
                 settings,
@@ -131,6 +144,7 @@ impl Pool {
                 idle: Vec::new(),
                 waiters: VecDeque::new(),
                 spawning: 0,
+                spawning_on: Vec::new(),
                 stopping: 0,
                 slots: Vec::new(),
                 next_id: 1,
@@ -163,6 +177,16 @@ impl Pool {
     /// Runs one job: waits for a worker, exchanges the payload, returns the reply.
     /// A worker that asks to be stopped is replaced and the same job re-run elsewhere.
     pub async fn exec(&self, job: Payload) -> Result<Response, PoolError> {
+        self.exec_observed(job, None).await
+    }
+
+    /// [`Pool::exec`], also telling `leased` when a worker was leased and its pid (for
+    /// tracing: the queue wait ends there). `None` costs nothing.
+    pub async fn exec_observed(
+        &self,
+        job: Payload,
+        mut leased: Option<&mut Option<(std::time::SystemTime, u32)>>,
+    ) -> Result<Response, PoolError> {
         let (allocate_timeout, exec_ttl) = {
             let st = self.inner.state.lock();
             (
@@ -175,6 +199,9 @@ impl Pool {
             let mut lease = self.acquire(deadline, allocate_timeout).await?;
             let started = Instant::now();
             let worker = lease.worker_mut();
+            if let Some(leased) = leased.as_deref_mut() {
+                *leased = Some((std::time::SystemTime::now(), worker.info().pid));
+            }
             let result = match exec_ttl {
                 Some(ttl) => match tokio::time::timeout(ttl, worker.exec(&job)).await {
                     Ok(r) => r,
@@ -248,7 +275,8 @@ impl Pool {
             if st.closed {
                 return Err(PoolError::Closed);
             }
-            if let Some(worker) = st.idle.pop() {
+            let shard = crate::shards::current();
+            if let Some(worker) = st.take_idle(shard) {
                 drop(st);
                 self.inner.stats.queue_wait.observe(Duration::ZERO);
                 return Ok(self.lease(worker));
@@ -262,7 +290,7 @@ impl Pool {
                 return Err(PoolError::QueueFull(limit));
             }
             let (tx, rx) = oneshot::channel();
-            st.waiters.push_back(tx);
+            st.waiters.push_back(state::Waiter { shard, tx });
             if st.settings.debug {
                 self.inner.kick.notify_one();
             }

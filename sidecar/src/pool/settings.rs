@@ -60,7 +60,7 @@ impl PoolSettings {
 }
 
 impl Default for PoolSettings {
-    /// RoadRunner's defaults (wire-protocol.md §5.1), except `num_workers`, which the
+    /// RoadRunner's defaults (docs/configuration.md (`http.pool`)), except `num_workers`, which the
     /// config layer derives from the CPU quota.
     fn default() -> Self {
         PoolSettings {

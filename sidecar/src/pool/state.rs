@@ -30,6 +30,19 @@ impl SpawnBackoff {
     }
 }
 
+/// A request waiting for a worker, from a task on `shard`.
+#[derive(Debug)]
+pub(super) struct Waiter {
+    pub(super) shard: usize,
+    pub(super) tx: oneshot::Sender<Worker>,
+}
+
+impl Waiter {
+    pub(super) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
 pub(super) struct State {
     pub(super) settings: PoolSettings,
     pub(super) target: usize,
@@ -38,8 +51,10 @@ pub(super) struct State {
     pub(super) doomed: usize,
     /// LIFO: the most recently used worker is the warmest.
     pub(super) idle: Vec<Worker>,
-    pub(super) waiters: VecDeque<oneshot::Sender<Worker>>,
+    pub(super) waiters: VecDeque<Waiter>,
     pub(super) spawning: usize,
+    /// `spawning_on[shard]`: spawns under way per runtime shard.
+    pub(super) spawning_on: Vec<usize>,
     /// Retired workers whose process has not exited yet.
     pub(super) stopping: usize,
     /// `slots[i]`: slot `i` is taken by a live or starting worker.
@@ -121,10 +136,20 @@ impl State {
         true
     }
 
-    /// Hands a worker to the first live waiter, or parks it.
+    /// Hands a worker to the first live waiter of its shard, else to the first live
+    /// waiter, or parks it.
     pub(super) fn offer(&mut self, mut worker: Worker) {
-        while let Some(tx) = self.waiters.pop_front() {
-            match tx.send(worker) {
+        let shard = worker.info().ident.shard;
+        loop {
+            let at = self
+                .waiters
+                .iter()
+                .position(|w| w.shard == shard && !w.is_closed())
+                .unwrap_or(0);
+            let Some(waiter) = self.waiters.remove(at) else {
+                break;
+            };
+            match waiter.tx.send(worker) {
                 Ok(()) => return,
                 Err(w) => worker = w,
             }
@@ -137,6 +162,37 @@ impl State {
                 WorkerState::Ready
             });
         self.idle.push(worker);
+    }
+
+    /// The runtime shard for a new worker: the one with the fewest healthy or starting
+    /// workers, so that replacements (resets, recycling) keep the shards even.
+    pub(super) fn pick_shard(&self, shards: usize) -> usize {
+        let mut counts = vec![0usize; shards.max(1)];
+        for info in self.workers.values() {
+            if info.recycle_reason().is_none()
+                && let Some(c) = counts.get_mut(info.ident.shard)
+            {
+                *c += 1;
+            }
+        }
+        for (shard, n) in self.spawning_on.iter().enumerate() {
+            if let Some(c) = counts.get_mut(shard) {
+                *c += n;
+            }
+        }
+        (0..counts.len()).min_by_key(|&i| counts[i]).unwrap_or(0)
+    }
+
+    /// The warmest idle worker of `shard`, else the warmest of any shard.
+    pub(super) fn take_idle(&mut self, shard: usize) -> Option<Worker> {
+        match self
+            .idle
+            .iter()
+            .rposition(|w| w.info().ident.shard == shard)
+        {
+            Some(i) => Some(self.idle.remove(i)),
+            None => self.idle.pop(),
+        }
     }
 
     /// Retires idle workers that are no longer needed: doomed ones once a healthy

@@ -146,14 +146,28 @@ impl Decoder for FrameCodec {
     type Error = RelayError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>> {
-        if src.len() < HEADER_LEN {
-            src.reserve(HEADER_LEN);
-            return Ok(None);
-        }
-        if self.resync && !header_is_valid(&src[..HEADER_LEN]) && !self.skip_to_header(src) {
-            return Ok(None);
-        }
-        let total = check_header(src, self.max_frame_size)?;
+        let total = loop {
+            if src.len() < HEADER_LEN {
+                src.reserve(HEADER_LEN);
+                return Ok(None);
+            }
+            match check_header(src, self.max_frame_size) {
+                Ok(total) => break total,
+                // Not a header: on a worker relay, text PHP printed. Skipped only after
+                // the normal check failed, so a valid frame costs no second CRC.
+                Err(
+                    RelayError::Crc { .. }
+                    | RelayError::CouldNotOpen(_)
+                    | RelayError::Version(_)
+                    | RelayError::HeaderLength(_),
+                ) if self.resync => {
+                    if !self.skip_to_header(src) {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         if src.len() < total {
             // Grow with what arrives rather than trusting the announced length: a worker
             // announcing a 1 GiB frame must not make pacer reserve 1 GiB up front.
@@ -262,7 +276,7 @@ mod tests {
         let frames = doc["frames"].as_array().unwrap();
         assert!(
             frames.len() >= 10,
-            "the worked examples of wire-protocol.md 1.5 are all there"
+            "the worked examples of docs/wire-protocol.md 1.5 are all there"
         );
         for g in frames {
             let name = g["name"].as_str().unwrap();

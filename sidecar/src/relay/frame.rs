@@ -1,6 +1,6 @@
 //! The Goridge v3 frame: a 12-byte header, up to ten `u32` options and an opaque payload.
 //!
-//! Layout (all integers little-endian, see wire-protocol.md §1.1):
+//! Layout (all integers little-endian, see docs/wire-protocol.md §1.1):
 //!
 //! | bytes | field |
 //! |---|---|
@@ -36,7 +36,7 @@ pub mod flags {
     pub const CODEC_PROTO: u8 = 0x80;
 }
 
-/// Bits of header byte 10, the stream byte (wire-protocol.md §1.3).
+/// Bits of header byte 10, the stream byte (docs/wire-protocol.md §1.3).
 pub mod stream {
     /// Worker → server: more frames of this response follow.
     pub const STREAM: u8 = 0x01;
@@ -160,7 +160,7 @@ impl Frame {
 
 /// Appends a frame whose payload is the concatenation of `parts` (e.g. context and body)
 /// to `dst`, without first joining the parts. The caller writes `dst` with ONE write
-/// (wire-protocol.md §10: PHP reads the header with a single `fread`).
+/// (docs/wire-protocol.md §10: PHP reads the header with a single `fread`).
 ///
 /// The payload length is a `u32` on the wire: callers enforce their maximum frame size
 /// (far below 4 GiB) before building a frame; a larger payload is truncated in the

@@ -5,7 +5,7 @@
 //! * [`codec`] — the verifying tokio-util decoder;
 //! * [`Relay`] — a duplex frame channel over any byte stream (a child's stdin/stdout, a
 //!   TCP or unix socket), writing every frame with ONE write;
-//! * [`handshake`] — the PID exchange that makes a fresh relay usable (wire-protocol.md §2.2);
+//! * [`handshake`] — the PID exchange that makes a fresh relay usable (docs/wire-protocol.md §2.2);
 //! * [`socket`] — the listener PHP workers dial into when `server.relay` is a socket.
 
 pub mod codec;
@@ -153,7 +153,7 @@ struct PidMessage {
     pid: serde_json::Value,
 }
 
-/// Runs the server side of the PID handshake (wire-protocol.md §2.2): sends
+/// Runs the server side of the PID handshake (docs/wire-protocol.md §2.2): sends
 /// CONTROL|JSON `{"pid":<own pid>}` and returns the PID the worker reports. The worker must
 /// answer with a CONTROL frame whose `pid` is a positive integer.
 pub async fn handshake(relay: &mut Relay, own_pid: u32, timeout: Duration) -> Result<u32> {

@@ -1,4 +1,4 @@
-//! The RPC methods (wire-protocol.md §4.2) and the codec rules. [`call`] turns a method
+//! The RPC methods (docs/wire-protocol.md §4.2) and the codec rules. [`call`] turns a method
 //! name, a codec and an encoded argument into an encoded result or an error text; it
 //! knows nothing of frames or sockets.
 

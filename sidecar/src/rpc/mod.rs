@@ -1,4 +1,4 @@
-//! Goridge RPC (wire-protocol.md §4): the server on `rpc.listen` that PHP code and the
+//! Goridge RPC (docs/wire-protocol.md §4): the server on `rpc.listen` that PHP code and the
 //! `pacer workers` / `pacer reset` commands talk to, its client, and those commands.
 //!
 //! # Wire
@@ -328,7 +328,7 @@ impl RpcListener {
         &self.dsn
     }
 
-    async fn accept(&self) -> std::io::Result<(BoxRead, BoxWrite, String)> {
+    async fn accept_one(&self) -> std::io::Result<(BoxRead, BoxWrite, String)> {
         match &self.inner {
             Inner::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
@@ -342,6 +342,14 @@ impl RpcListener {
                 Ok((Box::new(r), Box::new(w), "unix".to_string()))
             }
         }
+    }
+}
+
+impl crate::accept::Listener for RpcListener {
+    type Conn = (BoxRead, BoxWrite, String);
+
+    fn accept_conn(&self) -> impl std::future::Future<Output = std::io::Result<Self::Conn>> + Send {
+        self.accept_one()
     }
 }
 

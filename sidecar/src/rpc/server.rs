@@ -23,21 +23,7 @@ pub async fn serve(listener: RpcListener, ctx: Arc<RpcContext>, stop: Cancellati
     let limits = ctx.limits();
     tracing::info!(address = %listener.dsn(), "RPC listening");
     let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => accepted,
-        };
-        let (reader, writer, peer) = match accepted {
-            Ok(a) => a,
-            Err(error) => {
-                // Out of file descriptors, typically: back off a little instead of spinning.
-                tracing::warn!(%error, "RPC accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    while let Some((reader, writer, peer)) = crate::accept::next(&listener, &stop, "rpc").await {
         while connections.try_join_next().is_some() {}
         if connections.len() >= limits.max_connections {
             tracing::warn!(
@@ -277,7 +263,7 @@ mod tests {
 
     #[test]
     fn golden_reset_reply_bytes() {
-        // wire-protocol.md §1.5(h)
+        // docs/wire-protocol.md §1.5(h)
         let r = parse(request(0x08, &[1, 14], b"resetter.Reset\"http\"")).unwrap();
         assert_eq!(r.seq, 1);
         assert_eq!(&r.method[..], b"resetter.Reset");

@@ -287,7 +287,7 @@ impl Worker {
 }
 
 /// `{"stop":true}` as the context of a data frame with an empty body: the worker asks to
-/// be replaced (wire-protocol.md §2.3).
+/// be replaced (docs/wire-protocol.md §2.3).
 fn is_stop_request(context: &[u8]) -> bool {
     if context.is_empty() || context.len() > 64 {
         return false;

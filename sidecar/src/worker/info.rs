@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::process::ProcessHandle;
 
-/// Worker states. The numbers are RoadRunner's informer `status` codes (wire-protocol.md
+/// Worker states. The numbers are RoadRunner's informer `status` codes (docs/wire-protocol.md
 /// §2.6), so `informer.Workers` answers the way RoadRunner's clients expect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -120,6 +120,8 @@ pub struct WorkerIdent {
     pub slot: usize,
     /// Bumped by every reset; workers of an older generation are replaced.
     pub generation: u64,
+    /// The runtime shard that drives this worker's relay (0 without shards).
+    pub shard: usize,
 }
 
 /// Facts about a worker that others read without owning it.

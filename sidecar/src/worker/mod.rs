@@ -23,5 +23,5 @@ pub use process::{Exit, ProcessHandle, ProcessSpec};
 pub use spawner::{SpawnError, SpawnWorker, Spawner};
 
 /// The version PHP code sees in `RR_VERSION`; some apps check it, so it looks like a
-/// RoadRunner release (wire-protocol.md §9.6).
+/// RoadRunner release (docs/wire-protocol.md §2.9).
 pub const RR_VERSION: &str = "2025.1.15";

@@ -101,6 +101,7 @@ pub fn start(
     spec: &ProcessSpec,
     extra_env: &[(&str, String)],
     pipes: bool,
+    cpu: Option<usize>,
     on_exit: impl FnOnce(Exit) + Send + 'static,
 ) -> std::io::Result<Started> {
     let (program, args) = spec
@@ -128,6 +129,9 @@ pub fn start(
         cmd.uid(uid);
     }
     crate::sys::kill_child_when_parent_dies(cmd.as_std_mut());
+    if let Some(cpu) = cpu {
+        crate::sys::pin_child_to_cpu(cmd.as_std_mut(), cpu);
+    }
 
     let mut child = children::spawn(&mut cmd)?;
     let pid = child.id().unwrap_or_default();

@@ -69,6 +69,8 @@ pub struct Spawner {
     listener: Option<SocketListener>,
     env: Vec<(&'static str, String)>,
     codec: FrameCodec,
+    /// `cpus[shard]`: the CPU a worker of that shard is pinned to (runtime shards).
+    cpus: Vec<Option<usize>>,
 }
 
 impl Spawner {
@@ -119,11 +121,18 @@ impl Spawner {
             listener,
             env,
             codec: codec.resynchronising(),
+            cpus: Vec::new(),
         })
     }
 
     pub fn command_line(&self) -> String {
         self.spec.command.join(" ")
+    }
+
+    /// Pins the workers of shard `i` to `cpus[i]` (runtime shards).
+    pub fn with_cpus(mut self, cpus: Vec<Option<usize>>) -> Spawner {
+        self.cpus = cpus;
+        self
     }
 
     /// Starts one worker and completes its handshake within `timeout`. `on_exit` is called
@@ -136,12 +145,14 @@ impl Spawner {
         on_exit: impl FnOnce(Exit) + Send + 'static,
     ) -> Result<Worker, SpawnError> {
         let pipes = self.relay == RelayAddr::Pipes;
-        let started = process::start(&self.spec, &self.env, pipes, on_exit).map_err(|source| {
-            SpawnError::Start {
-                command: self.command_line(),
-                source,
-            }
-        })?;
+        let cpu = self.cpus.get(ident.shard).copied().flatten();
+        let started =
+            process::start(&self.spec, &self.env, pipes, cpu, on_exit).map_err(|source| {
+                SpawnError::Start {
+                    command: self.command_line(),
+                    source,
+                }
+            })?;
         let handle = started.handle;
         let pid = handle.pid();
         let connected = async {

@@ -194,7 +194,7 @@ pacer:
             listeners.status = Some(local().await);
         }
         if let Some(rpc) = &config.rpc {
-            let addr: pacer::rpc::RpcAddr = rpc.listen.to_string().parse().unwrap();
+            let addr = rpc.listen.clone();
             listeners.rpc = Some(pacer::rpc::RpcListener::bind(&addr).await.unwrap());
         }
         let rpc = listeners.rpc.as_ref().map(|l| l.dsn().to_string());

@@ -262,7 +262,7 @@ fn full_context_of_a_browser_get() {
     .map(|k| text.find(&format!("\"{k}\":")).unwrap())
     .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
-    // PHP's minimal required keys are present (wire-protocol.md §10)
+    // PHP's minimal required keys are present (docs/wire-protocol.md §10)
     for k in [
         "remoteAddr",
         "protocol",
