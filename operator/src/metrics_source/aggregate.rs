@@ -410,13 +410,37 @@ mod tests {
     fn warm_up_is_not_a_leak() {
         let slots = vec![
             // Young workers: warm-up and leak.
-            SlotGrowth { jobs: 10.0, slope: 120_000.0, warm: 22.0 * 1048576.0 },
-            SlotGrowth { jobs: 60.0, slope: 110_000.0, warm: 23.0 * 1048576.0 },
-            SlotGrowth { jobs: 120.0, slope: 95_000.0, warm: 24.0 * 1048576.0 },
+            SlotGrowth {
+                jobs: 10.0,
+                slope: 120_000.0,
+                warm: 22.0 * 1048576.0,
+            },
+            SlotGrowth {
+                jobs: 60.0,
+                slope: 110_000.0,
+                warm: 23.0 * 1048576.0,
+            },
+            SlotGrowth {
+                jobs: 120.0,
+                slope: 95_000.0,
+                warm: 24.0 * 1048576.0,
+            },
             // Old ones: the leak.
-            SlotGrowth { jobs: 900.0, slope: 66_000.0, warm: 40.0 * 1048576.0 },
-            SlotGrowth { jobs: 1500.0, slope: 65_000.0, warm: 43.0 * 1048576.0 },
-            SlotGrowth { jobs: 2000.0, slope: 65_536.0, warm: 44.0 * 1048576.0 },
+            SlotGrowth {
+                jobs: 900.0,
+                slope: 66_000.0,
+                warm: 40.0 * 1048576.0,
+            },
+            SlotGrowth {
+                jobs: 1500.0,
+                slope: 65_000.0,
+                warm: 43.0 * 1048576.0,
+            },
+            SlotGrowth {
+                jobs: 2000.0,
+                slope: 65_536.0,
+                warm: 44.0 * 1048576.0,
+            },
         ];
         let p = past_warm_up(slots);
         assert_eq!(p.growth, Some(65_536.0));

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use futures_util::future::{BoxFuture, try_join_all};
 use serde::Deserialize;
 
+use super::aggregate::{SlotGrowth, past_warm_up};
 use super::http::HttpClient;
 use super::prom_text::POOL;
 use super::{Error, MetricsSource, Target};
 use crate::sample::{AppSample, PodSample};
-use super::aggregate::{SlotGrowth, past_warm_up};
 
 /// Queries PromQL.
 #[derive(Debug, Clone)]

@@ -63,7 +63,9 @@ pub fn clamp(
         }
     };
     let cores = limit_millis as f64 / 1000.0;
-    let by_cpu = (cores * CPU_OVERCOMMIT / per_worker.max(0.01)).floor().max(1.0);
+    let by_cpu = (cores * CPU_OVERCOMMIT / per_worker.max(0.01))
+        .floor()
+        .max(1.0);
     let by_cpu = if by_cpu >= f64::from(u32::MAX) {
         u32::MAX
     } else {

@@ -171,9 +171,14 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
         warm_job_seconds: {
             let (weighted, weight) = warm
                 .iter()
-                .filter_map(|p| p.mean_job_seconds.map(|d| (d * p.jobs_per_second, p.jobs_per_second)))
+                .filter_map(|p| {
+                    p.mean_job_seconds
+                        .map(|d| (d * p.jobs_per_second, p.jobs_per_second))
+                })
                 .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-            (weight > 0.0).then(|| weighted / weight).or(sample.mean_job_seconds())
+            (weight > 0.0)
+                .then(|| weighted / weight)
+                .or(sample.mean_job_seconds())
         },
         required,
         required_busy,

@@ -23,7 +23,7 @@ pub const MIN_AUTO_MAX_JOBS: u64 = 10;
 /// Largest `max_jobs` `auto` chooses.
 pub const MAX_AUTO_MAX_JOBS: u64 = 100_000;
 /// A worker may grow this fraction past its warm size before it is recycled.
-pub const WARM_GROWTH_ALLOWANCE: f64 = 0.5;
+pub const WARM_GROWTH_ALLOWANCE: f64 = 1.0;
 /// Memory growth per job below this many bytes counts as no growth (RSS moves in pages).
 pub const MEMORY_GROWTH_NOISE: f64 = 256.0;
 /// A new value within this fraction of the current one changes nothing.
@@ -144,31 +144,37 @@ mod tests {
 
     #[test]
     fn a_leak_lowers_max_jobs_in_quarters() {
-        // headroom = min(128 − 30, 15) MiB = 15 MiB; 15 MiB ÷ 50 KiB = 307.
-        let (to, why) = recommend(400, leak(50.0), Some(t(-120)), t(0)).unwrap();
+        // headroom = min(128 − 30, 30) MiB = 30 MiB; 30 MiB ÷ 100 KiB = 307.
+        let (to, why) = recommend(400, leak(100.0), Some(t(-120)), t(0)).unwrap();
         assert_eq!(to, 307);
         // From 500 a quarter at most, and not again within two minutes.
-        assert_eq!(recommend(500, leak(50.0), None, t(0)).unwrap().0, 375);
-        assert_eq!(recommend(375, leak(50.0), Some(t(-60)), t(0)), None);
-        assert_eq!(recommend(375, leak(50.0), Some(t(-120)), t(0)).unwrap().0, 307);
-        assert!(why.contains("50.0 KiB per job"), "{why}");
-        // A tight cap: min(40 − 30, 15) = 10 MiB ÷ 100 KiB = 102.
+        assert_eq!(recommend(500, leak(100.0), None, t(0)).unwrap().0, 375);
+        assert_eq!(recommend(375, leak(100.0), Some(t(-60)), t(0)), None);
+        assert_eq!(
+            recommend(375, leak(100.0), Some(t(-120)), t(0)).unwrap().0,
+            307
+        );
+        assert!(why.contains("100.0 KiB per job"), "{why}");
+        // A tight cap: min(40 − 30, 30) = 10 MiB ÷ 100 KiB = 102.
         let tight = Inputs {
             cap: 40.0 * MI,
             ..leak(100.0)
         };
         assert_eq!(recommend(130, tight, None, t(0)).unwrap().0, 102);
         // Unlimited becomes limited.
-        assert_eq!(recommend(0, leak(50.0), None, t(0)).unwrap().0, 307);
+        assert_eq!(recommend(0, leak(100.0), None, t(0)).unwrap().0, 307);
     }
 
     #[test]
     fn small_moves_are_ignored_and_raises_are_slow() {
         // 307 wanted, 350 in force: within 15 %.
-        assert_eq!(recommend(350, leak(50.0), None, t(0)), None);
-        // A smaller leak wants 3 × more: doubled, and only after the period.
-        assert_eq!(recommend(100, leak(50.0), Some(t(-60)), t(0)), None);
-        assert_eq!(recommend(100, leak(50.0), Some(t(-600)), t(0)).unwrap().0, 200);
+        assert_eq!(recommend(350, leak(100.0), None, t(0)), None);
+        // Half the leak wants 2 × more: doubled, and only after the period.
+        assert_eq!(recommend(100, leak(100.0), Some(t(-60)), t(0)), None);
+        assert_eq!(
+            recommend(100, leak(100.0), Some(t(-600)), t(0)).unwrap().0,
+            200
+        );
     }
 
     #[test]

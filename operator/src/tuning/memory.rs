@@ -10,7 +10,8 @@
 //!   margin for what a scrape sees only now and then (a job's transient allocation, the
 //!   page cache).
 //!
-//! The limit is `(line(workers) + residual p99) × [`HEADROOM`]`. The model lives in the
+//! The limit is `(line(workers) + residual p99) × [`HEADROOM`]`, at least
+//! [`HEADROOM_MIN_MIB`] above it. The model lives in the
 //! status, so an operator restart keeps it. An OOM kill adds the limit it hit as a heavy
 //! sample, so the model remembers it for days.
 
@@ -23,6 +24,9 @@ use jiff::Timestamp;
 pub const HALF_LIFE: Duration = Duration::from_secs(24 * 3600);
 /// Headroom on the modelled peak.
 pub const HEADROOM: f64 = 1.1;
+/// … and at least this many MiB (a small pod's 10 % is less than one job's transient
+/// allocation plus the page cache the kernel has not reclaimed yet).
+pub const HEADROOM_MIN_MIB: f64 = 48.0;
 /// Quantile of the residuals added to the line.
 pub const RESIDUAL_QUANTILE: f64 = 0.99;
 /// Width of a residual bucket, MiB.
@@ -97,9 +101,7 @@ impl Model {
     pub fn weight(&self, now: Timestamp) -> f64 {
         match self.reference {
             None => 0.0,
-            Some(reference) => {
-                self.sums[0] / 2f64.powf(exponent(now.duration_since(reference)))
-            }
+            Some(reference) => self.sums[0] / 2f64.powf(exponent(now.duration_since(reference))),
         }
     }
 
@@ -144,11 +146,7 @@ impl Model {
         *self.residuals.entry(bucket).or_insert(0.0) += w;
         if self.residuals.len() > MAX_BUCKETS {
             // Drop the lightest bucket (its weight is negligible against the rest).
-            if let Some((&lightest, _)) = self
-                .residuals
-                .iter()
-                .min_by(|a, b| a.1.total_cmp(b.1))
-            {
+            if let Some((&lightest, _)) = self.residuals.iter().min_by(|a, b| a.1.total_cmp(b.1)) {
                 self.residuals.remove(&lightest);
             }
         }
@@ -179,7 +177,8 @@ impl Model {
     pub fn limit_for(&self, workers: f64, assumed_per_worker: Option<f64>) -> Option<f64> {
         let line = self.line(assumed_per_worker)?;
         let margin = self.residual(RESIDUAL_QUANTILE).unwrap_or(0.0).max(0.0);
-        Some((line.at(workers) + margin).max(0.0) * HEADROOM * MIB)
+        let peak = (line.at(workers) + margin).max(0.0);
+        Some((peak * HEADROOM).max(peak + HEADROOM_MIN_MIB) * MIB)
     }
 
     /// The most workers a limit of `limit` bytes holds; `None` without a model.
@@ -190,7 +189,8 @@ impl Model {
             return None;
         }
         let margin = self.residual(RESIDUAL_QUANTILE).unwrap_or(0.0).max(0.0);
-        Some(((limit / MIB / HEADROOM) - margin - line.fixed) / line.per_worker)
+        let peak = (limit / MIB / HEADROOM).min(limit / MIB - HEADROOM_MIN_MIB);
+        Some((peak - margin - line.fixed) / line.per_worker)
     }
 }
 
@@ -280,7 +280,12 @@ mod tests {
     fn the_histogram_stays_small() {
         let mut m = Model::default();
         for i in 0..1000 {
-            m.add(t(f64::from(i) * 0.01), 4.0, f64::from(i % 300) * 7.0 * MIB, 1.0);
+            m.add(
+                t(f64::from(i) * 0.01),
+                4.0,
+                f64::from(i % 300) * 7.0 * MIB,
+                1.0,
+            );
         }
         assert!(m.residuals.len() <= MAX_BUCKETS);
     }

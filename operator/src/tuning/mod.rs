@@ -63,11 +63,11 @@ pub use cpu::CPU_OVERCOMMIT;
 pub use load::{DEFAULT_SERVER_MEMORY, Load, load_of};
 pub use max_jobs::{DEFAULT_MAX_JOBS, MAX_AUTO_MAX_JOBS, MIN_AUTO_MAX_JOBS};
 pub use scale::{SCALE_DOWN_MAX_FRACTION, SCALE_DOWN_PERIOD, TOLERANCE};
+use scale::{elapsed, stabilize, within_tolerance};
+use stats::{ceil_u32, ceil_u64, clamp_floor_wins, floor_u64};
 pub use worker_memory::{
     DEFAULT_MAX_WORKER_MEMORY, MAX_WORKER_MEMORY_FACTOR, MIN_AUTO_MAX_WORKER_MEMORY,
 };
-use scale::{elapsed, stabilize, within_tolerance};
-use stats::{ceil_u32, ceil_u64, clamp_floor_wins, floor_u64};
 
 /// Headroom on the p95 worker memory when fitting workers into a pod without a model.
 pub const WORKER_MEMORY_HEADROOM: f64 = 1.2;
@@ -99,6 +99,9 @@ pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// exports only the pool size) is taken as delivered after this long (the kubelet's sync
 /// period and its jitter).
 pub const CONFIG_DELIVERY: Duration = Duration::from_secs(90);
+/// A bridge pod is added while the pods run fewer workers than decided only when the
+/// workers they run would be busier than this share.
+pub const BRIDGE_UTILIZATION: f64 = 0.9;
 /// Most recommendations kept in the history.
 pub const MAX_HISTORY: usize = 256;
 
@@ -519,9 +522,10 @@ pub fn decide(
     let mut workers_wanted = current.workers;
     if let Some(load) = &load {
         let throttled = load.throttled.is_some_and(|s| s > cpu::THROTTLE_HIGH);
-        let verdict = state
-            .jobs
-            .observe(load.warm_job_seconds, load.jobs_per_second, throttled, now);
+        let verdict =
+            state
+                .jobs
+                .observe(load.warm_job_seconds, load.jobs_per_second, throttled, now);
         let slow = verdict.slow();
         let suspect = verdict == slowdown::Verdict::Suspect;
         let target = policy.target_utilization.clamp(0.05, 1.0);
@@ -536,7 +540,11 @@ pub fn decide(
                 .queue_spike
                 .is_none_or(|s| elapsed(Some(s), now).is_some_and(|e| e > QUEUE_SECOND_LOOK));
         state.queue_spike = if queue_driven {
-            if first_look { Some(now) } else { state.queue_spike }
+            if first_look {
+                Some(now)
+            } else {
+                state.queue_spike
+            }
         } else {
             None
         };
@@ -649,7 +657,9 @@ pub fn decide(
         if slow.is_some() {
             workers = current.workers;
         } else if suspect && workers > current.workers {
-            held_by = Some("jobs take longer at flat completions: waiting a round to tell a slow dependency from demand");
+            held_by = Some(
+                "jobs take longer at flat completions: waiting a round to tell a slow dependency from demand",
+            );
             workers = current.workers;
         } else if first_look && workers > current.workers {
             held_by = Some("requests queue but the workers are not busier: a second look first");
@@ -671,10 +681,11 @@ pub fn decide(
             held_by = Some("the memory limit they need is raised first");
         }
         next.workers = workers;
-        // Fewer pods only if the workers per pod carry the load now (they may have to wait
-        // for memory or for the last delivery).
+        // Fewer pods only if the workers the pods run now carry the load: more workers per
+        // pod decided in this round reach the pods only with the next kubelet sync, and
+        // removing pods before that queues their requests on the rest.
         if next.replicas < current.replicas {
-            let needed = wanted_total.div_ceil(next.workers.max(1));
+            let needed = wanted_total.div_ceil(next.workers.min(current.workers).max(1));
             next.replicas = next.replicas.max(needed.min(current.replicas));
         }
         // A bridge: while the pods run fewer workers than decided (the ConfigMap is on its
@@ -683,11 +694,18 @@ pub fn decide(
         let mut bridge = 0;
         if !replicas_fixed && slow.is_none() && !suspect && !first_look {
             let running = if pending.workers {
-                load.target_workers.iter().copied().min().unwrap_or(next.workers)
+                load.target_workers
+                    .iter()
+                    .copied()
+                    .min()
+                    .unwrap_or(next.workers)
             } else {
                 next.workers
             };
-            if running.saturating_mul(next.replicas) < wanted_total {
+            // Only for a real shortfall: a worker or two short of the target utilisation
+            // for the minute of a delivery is not worth a pod that starts and goes again.
+            if f64::from(running.saturating_mul(next.replicas)) * BRIDGE_UTILIZATION < load.required
+            {
                 bridge = wanted_total
                     .div_ceil(running.max(1))
                     .min(scale::step_up_limit(current.replicas))
@@ -850,8 +868,8 @@ pub fn decide(
         let started = *state.last_memory_change.get_or_insert(now);
         let mut target = current.memory_limit;
         let mut why = String::new();
-        let episode = pending.memory
-            || elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
+        let episode =
+            pending.memory || elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
         if oom && !episode {
             // Remember where it hit, for days; then raise once for this episode.
             let workers_then = load
@@ -869,12 +887,11 @@ pub fn decide(
                 .memory_limit
                 .saturating_add(OOM_BUMP_MIN)
                 .max(ceil_u64(current.memory_limit as f64 * OOM_BUMP_FACTOR));
-            let bumped = clamp_floor_wins(round_up_mib(bumped), policy.memory.min, policy.memory.max);
+            let bumped =
+                clamp_floor_wins(round_up_mib(bumped), policy.memory.min, policy.memory.max);
             if bumped > target {
                 target = bumped;
-                why = format!(
-                    "{oom_words}; raised once for this episode by max(+100Mi, ×1.2)"
-                );
+                why = format!("{oom_words}; raised once for this episode by max(+100Mi, ×1.2)");
             }
             if current.memory_limit >= policy.memory.max {
                 problems.push(Problem {
@@ -888,7 +905,9 @@ pub fn decide(
         } else if !pending.memory
             && let Some(load) = &load
         {
-            let for_workers = f64::from(next.workers.max(workers_wanted));
+            // Fewer workers reach the pods with the next kubelet sync, a resize at once:
+            // the limit comes down only for workers the pods no longer run.
+            let for_workers = f64::from(next.workers.max(workers_wanted).max(current.workers));
             let by_model = (state.memory.sums[0] > 0.0)
                 .then(|| state.memory.limit_for(for_workers, assumed))
                 .flatten();
@@ -1011,9 +1030,25 @@ pub fn decide(
             warm: load.warm_memory,
             cap: (next.max_worker_memory as f64).min(share(load).unwrap_or(f64::INFINITY)),
         };
+        // A higher max_jobs lets every worker grow further before it is recycled: only
+        // when the memory limit in force holds the pods' peak plus that growth.
+        let peak = load
+            .working_sets
+            .iter()
+            .map(|&(_, ws)| ws)
+            .fold(0.0, f64::max);
+        let room_for = |to: u64| {
+            let (Some(growth), true) = (load.growth_per_job, current.max_jobs > 0) else {
+                return true;
+            };
+            let extra = growth * to.saturating_sub(current.max_jobs) as f64;
+            peak + f64::from(next.workers) * extra
+                <= next.memory_limit.min(current.memory_limit) as f64 * MEMORY_BUDGET_FRACTION
+        };
         if let Some((to, why)) =
             max_jobs::recommend(current.max_jobs, inputs, state.last_max_jobs_change, now)
             && to != current.max_jobs
+            && (to < current.max_jobs || to == 0 || room_for(to))
         {
             next.max_jobs = to;
             state.last_max_jobs_change = Some(now);

@@ -124,7 +124,11 @@ mod tests {
         ];
         for (current, recommended, value, stepped) in table {
             let s = stabilize(current, recommended, 0, None, t(0));
-            assert_eq!((s.value, s.stepped), (value, stepped), "{current} → {recommended}");
+            assert_eq!(
+                (s.value, s.stepped),
+                (value, stepped),
+                "{current} → {recommended}"
+            );
         }
     }
 

@@ -195,15 +195,25 @@ mod tests {
         let mut b = Baseline::default();
         healthy(&mut b, 0, 1800, 250.0);
         // The first round sees the slowdown for part of its window only: suspect.
-        assert_eq!(b.observe(Some(0.1), 245.0, false, t(1800)), Verdict::Suspect);
+        assert_eq!(
+            b.observe(Some(0.1), 245.0, false, t(1800)),
+            Verdict::Suspect
+        );
         let slow = b.observe(Some(0.3), 240.0, false, t(1830)).slow().unwrap();
         assert!((slow.factor - 5.0).abs() < 0.01, "{slow:?}");
         assert_eq!(b.slow_since, Some(t(1830)));
         // The usual job time is not learned from slow rounds.
         assert_eq!(b.job_seconds, Some(0.06));
         // Still slow at 1.6×, over once below 1.5×.
-        assert!(b.observe(Some(0.096), 200.0, false, t(1860)).slow().is_some());
-        assert_eq!(b.observe(Some(0.085), 200.0, false, t(1890)), Verdict::Usual);
+        assert!(
+            b.observe(Some(0.096), 200.0, false, t(1860))
+                .slow()
+                .is_some()
+        );
+        assert_eq!(
+            b.observe(Some(0.085), 200.0, false, t(1890)),
+            Verdict::Usual
+        );
         assert_eq!(b.slow_since, None);
     }
 
@@ -222,7 +232,10 @@ mod tests {
         assert_eq!(b.observe(Some(0.3), 100.0, true, t(1800)), Verdict::Usual);
         let mut young = Baseline::default();
         healthy(&mut young, 0, 300, 100.0);
-        assert_eq!(young.observe(Some(0.3), 100.0, false, t(300)), Verdict::Usual);
+        assert_eq!(
+            young.observe(Some(0.3), 100.0, false, t(300)),
+            Verdict::Usual
+        );
     }
 
     #[test]

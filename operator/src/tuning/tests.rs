@@ -96,7 +96,11 @@ fn waiting_requests_are_drained_not_counted_one_worker_each() {
     );
     // (4 busy + 300 waiting × 0.1 s ÷ 10 s) / 0.7 = 10.
     assert_eq!(d.settings.workers, 8, "at most doubled in one step");
-    assert!(d.changes[0].reason.contains("at most 8 in one step"), "{}", d.changes[0].reason);
+    assert!(
+        d.changes[0].reason.contains("at most 8 in one step"),
+        "{}",
+        d.changes[0].reason
+    );
     // With 6 workers the busy ones (4 / 0.7 = 6) do not ask for more: the queue alone
     // waits for a second look, 30 s later.
     let first = decide(
@@ -413,15 +417,15 @@ fn max_jobs_follows_memory_growth_per_job() {
         &p,
         &s,
         &State::default(),
-        &observe(vec![leaky(50.0 * 1024.0, 30.0 * MI as f64)]),
+        &observe(vec![leaky(100.0 * 1024.0, 30.0 * MI as f64)]),
         t(0),
     );
-    // headroom = min(128 − 30, 30 × 0.5) = 15 MiB; 15 MiB / 50 KiB = 307 jobs; from 500
+    // headroom = min(128 − 30, 30 × 1) = 30 MiB; 30 MiB / 100 KiB = 307 jobs; from 500
     // a quarter at most per step.
     assert_eq!(d.settings.max_jobs, 375);
     let change = d.changes.iter().find(|c| c.knob == Knob::MaxJobs).unwrap();
     assert!(
-        change.reason.contains("50.0 KiB per job"),
+        change.reason.contains("100.0 KiB per job"),
         "{}",
         change.reason
     );
@@ -567,7 +571,10 @@ fn memory_limit_comes_down_only_with_days_of_model_and_slowly() {
         "{limit} MiB, expected {for_eight}–{for_nine}"
     );
     let change = d.state.last_memory_change.unwrap();
-    assert!(change > t(3600), "lowered after an hour of samples: {change}");
+    assert!(
+        change > t(3600),
+        "lowered after an hour of samples: {change}"
+    );
 }
 
 #[test]
@@ -592,7 +599,11 @@ fn memory_limit_goes_up_at_once_and_workers_wait_for_it() {
     assert!(fit < 8, "{fit}");
     assert_eq!(d.settings.workers, fit, "{:?}", d.changes);
     let workers = d.changes.iter().find(|c| c.knob == Knob::Workers).unwrap();
-    assert!(workers.reason.contains("raised first"), "{}", workers.reason);
+    assert!(
+        workers.reason.contains("raised first"),
+        "{}",
+        workers.reason
+    );
     let change = d
         .changes
         .iter()
@@ -618,7 +629,11 @@ fn an_oom_kill_bumps_the_memory_limit_once_per_episode() {
     let d = decide(&p, &s, &State::default(), &oom_at(-10), t(0));
     // max(512 + 100, 512 × 1.2 = 614.4) → 615 Mi.
     assert_eq!(d.settings.memory_limit, 615 * MI);
-    assert!(d.changes[0].reason.contains("OOM"), "{}", d.changes[0].reason);
+    assert!(
+        d.changes[0].reason.contains("OOM"),
+        "{}",
+        d.changes[0].reason
+    );
     assert_eq!(d.state.last_oom, Some(t(-10)));
     // The same kill is not acted on twice; another one in the same episode is not either.
     let d2 = decide(&p, &d.settings, &d.state, &oom_at(-10), t(30));
@@ -629,7 +644,13 @@ fn an_oom_kill_bumps_the_memory_limit_once_per_episode() {
     let d4 = decide(&p, &d3.settings, &d3.state, &oom_at(700), t(720));
     assert_eq!(d4.settings.memory_limit, 738 * MI);
     // Small limits get at least +100 Mi.
-    let d5 = decide(&p, &with_memory(4, 256 * MI), &State::default(), &oom_at(0), t(0));
+    let d5 = decide(
+        &p,
+        &with_memory(4, 256 * MI),
+        &State::default(),
+        &oom_at(0),
+        t(0),
+    );
     assert_eq!(d5.settings.memory_limit, 356 * MI);
 }
 
@@ -737,17 +758,26 @@ fn no_decision_until_the_pods_report_the_last_one() {
         ..State::default()
     };
     // Decided 8; one pod still runs 4 and is swamped.
-    let obs = delivering(observe(vec![reporting(4.0, 4.0, 4), reporting(7.9, 8.0, 8)]));
+    let obs = delivering(observe(vec![
+        reporting(4.0, 4.0, 4),
+        reporting(7.9, 8.0, 8),
+    ]));
     let d = decide(&policy(), &settings(8), &state, &obs, t(0));
     assert_eq!(d.settings.workers, 8);
     assert!(d.changes.is_empty(), "{:?}", d.changes);
     // Every pod reports 8: the tuner decides again.
-    let obs = delivering(observe(vec![reporting(7.9, 8.0, 8), reporting(7.9, 8.0, 8)]));
+    let obs = delivering(observe(vec![
+        reporting(7.9, 8.0, 8),
+        reporting(7.9, 8.0, 8),
+    ]));
     let d = decide(&policy(), &settings(8), &state, &obs, t(0));
     assert!(d.settings.workers > 8);
     assert_eq!(d.state.last_change, Some(t(0)));
     // A pod that never reports the decision does not block the tuner for ever.
-    let obs = delivering(observe(vec![reporting(4.0, 4.0, 4), reporting(7.9, 8.0, 8)]));
+    let obs = delivering(observe(vec![
+        reporting(4.0, 4.0, 4),
+        reporting(7.9, 8.0, 8),
+    ]));
     let late = State {
         last_change: Some(t(-400)),
         ..State::default()
@@ -757,7 +787,12 @@ fn no_decision_until_the_pods_report_the_last_one() {
     assert!(d.summary.contains("deciding anyway"), "{}", d.summary);
     // In Recommend mode nothing is delivered, so nothing is awaited.
     let obs = observe(vec![reporting(4.0, 4.0, 4), reporting(7.9, 8.0, 8)]);
-    assert!(decide(&policy(), &settings(8), &state, &obs, t(0)).settings.workers > 8);
+    assert!(
+        decide(&policy(), &settings(8), &state, &obs, t(0))
+            .settings
+            .workers
+            > 8
+    );
 }
 
 /// A pending in-place resize holds the pool too (the workers it is for must not come
@@ -777,7 +812,13 @@ fn no_worker_increase_while_a_resize_is_pending() {
         resize_pending: true,
         ..PodTarget::default()
     }];
-    let d = decide(&p, &with_memory(8, 1024 * MI), &State::default(), &obs, t(0));
+    let d = decide(
+        &p,
+        &with_memory(8, 1024 * MI),
+        &State::default(),
+        &obs,
+        t(0),
+    );
     assert_eq!(d.settings.workers, 8);
     assert!(d.changes.is_empty(), "{:?}", d.changes);
     // The cgroup still has the limit before the last change.
@@ -833,9 +874,16 @@ fn a_slow_dependency_is_a_condition_not_more_workers() {
     slow.mean_job_seconds = Some(0.3);
     for i in 60..70 {
         let d = decide(&p, &s, &state, &observe(vec![slow.clone()]), t(i * 30));
-        assert_eq!((d.settings.workers, d.settings.replicas), (before.workers, before.replicas));
+        assert_eq!(
+            (d.settings.workers, d.settings.replicas),
+            (before.workers, before.replicas)
+        );
         assert_eq!(d.problems[0].kind, ProblemKind::DependencySlow);
-        assert!(d.problems[0].message.contains("5.0×"), "{}", d.problems[0].message);
+        assert!(
+            d.problems[0].message.contains("5.0×"),
+            "{}",
+            d.problems[0].message
+        );
         s = d.settings;
         state = d.state;
     }
@@ -887,7 +935,11 @@ fn a_throttled_pod_gets_more_pods_not_more_workers() {
     assert_eq!(d.settings.workers, 8, "{:?}", d.changes);
     // … and the pods carry the load.
     assert!(d.settings.replicas > 1, "{:?}", d.changes);
-    assert_eq!(d.state.cpu_per_busy_worker, Some(0.4), "throttled rounds teach nothing");
+    assert_eq!(
+        d.state.cpu_per_busy_worker,
+        Some(0.4),
+        "throttled rounds teach nothing"
+    );
 }
 
 // ---- properties -------------------------------------------------------------------------

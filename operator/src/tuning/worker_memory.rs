@@ -60,7 +60,10 @@ pub fn recommend(
         return None;
     };
     let within = share.map_or(String::new(), |s| {
-        format!(", within its share {} of the pod's memory", crate::units::format_memory(s))
+        format!(
+            ", within its share {} of the pod's memory",
+            crate::units::format_memory(s)
+        )
     });
     Some((
         to,
@@ -96,18 +99,27 @@ mod tests {
         // Within 25 %: nothing.
         assert_eq!(recommend(64 * MIB, Some(40.0 * M), None, None, t(0)), None);
         // A raise waits ten minutes after the last change.
-        assert_eq!(recommend(40 * MIB, Some(40.0 * M), None, Some(t(-300)), t(0)), None);
         assert_eq!(
-            recommend(40 * MIB, Some(40.0 * M), None, Some(t(-600)), t(0)).unwrap().0,
+            recommend(40 * MIB, Some(40.0 * M), None, Some(t(-300)), t(0)),
+            None
+        );
+        assert_eq!(
+            recommend(40 * MIB, Some(40.0 * M), None, Some(t(-600)), t(0))
+                .unwrap()
+                .0,
             60 * MIB
         );
         // A fixed limit's share caps it.
         assert_eq!(
-            recommend(128 * MIB, Some(40.0 * M), Some(50 * MIB), None, t(0)).unwrap().0,
+            recommend(128 * MIB, Some(40.0 * M), Some(50 * MIB), None, t(0))
+                .unwrap()
+                .0,
             96 * MIB
         );
         assert_eq!(
-            recommend(60 * MIB, Some(40.0 * M), Some(30 * MIB), None, t(0)).unwrap().0,
+            recommend(60 * MIB, Some(40.0 * M), Some(30 * MIB), None, t(0))
+                .unwrap()
+                .0,
             45 * MIB
         );
     }
