@@ -5,6 +5,7 @@
 pub mod apps;
 pub mod binary;
 pub mod brokers;
+pub mod driver_suite;
 pub mod jobs;
 pub mod load;
 pub mod serve;
