@@ -353,10 +353,15 @@ scenario_runtime() {
         bench_wrk "hello-threads$threads" 2 64 /hello
         stop_server
     done
-    # One runtime, no shards (the current-thread runtime of before, on today's code).
-    start_pacer 2 "$ROOT"/bench/workers/hello.php /hello BENCH_SHARDS=1
-    bench_wrk "hello-shards1" 2 64 /hello
-    stop_server
+    # One runtime, no shards (the current-thread runtime of before, on today's code), at
+    # each worker count of the hello block: beside its *after* rows (`shards: 0`) this
+    # is the data behind the `pacer.runtime.shards` default.
+    local procs
+    for procs in 1 2 4; do
+        start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_SHARDS=1
+        bench_wrk "hello-shards1" "$procs" 64 /hello
+        stop_server
+    done
 }
 
 scenario_slim() {

@@ -12,6 +12,7 @@
  *   GET  /leak?kb=N      keeps N KiB more alive in this worker (a leaky endpoint)
  *   GET  /stream?n=N     N lines, one every 100 ms (a streamed response)
  *   POST /upload         multipart uploads: name, size, type and SHA-256 of each file
+ *   GET  /log?msg=TEXT   writes "hello log: TEXT" to PHP's error log (stderr: pacer logs it)
  *   POST /enqueue?n=N    pushes N jobs to the `emails` pipeline (needs the `jobs` and
  *                        `rpc` sections: see examples/jobs/.rr.yaml); answers their ids
  *
@@ -113,6 +114,10 @@ while (true) {
             case '/leak':
                 $leak[] = str_repeat('x', max(0, (int) ($query['kb'] ?? 64)) * 1024);
                 $psr7->respond($respond(200, 'text/plain', (string) memory_get_usage(true)));
+                break;
+            case '/log':
+                error_log('hello log: ' . substr((string) ($query['msg'] ?? ''), 0, 200));
+                $psr7->respond($respond(200, 'text/plain', 'logged'));
                 break;
             case '/upload':
                 $psr7->respond($respond(200, 'application/json', json_encode([

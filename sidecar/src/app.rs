@@ -419,6 +419,7 @@ pub async fn run_with_plugins(
             options.load.clone(),
             config.clone(),
             pool.clone(),
+            jobs.clone(),
             rpc_ctx.clone(),
             background.clone(),
         ));
@@ -562,11 +563,13 @@ fn reload_settings(config: &Config) -> Option<crate::reload::ReloadSettings> {
     })
 }
 
-/// `--watch-config`: re-reads the config file and applies pool changes live.
+/// `--watch-config`: re-reads the config file and applies pool changes live (the HTTP
+/// pool and, when jobs run, the jobs pool).
 async fn watch_config(
     load: LoadOptions,
     mut current: Config,
     pool: Pool,
+    jobs: Option<crate::jobs::Jobs>,
     rpc: Arc<crate::rpc::RpcContext>,
     cancel: CancellationToken,
 ) {
@@ -587,6 +590,14 @@ async fn watch_config(
                         "config changed; applying pool settings live"
                     );
                     pool.update_settings(settings);
+                }
+                if let (Some(settings), Some(jobs)) = (change.jobs_pool, &jobs) {
+                    tracing::info!(
+                        workers = settings.num_workers,
+                        max_jobs = settings.max_jobs,
+                        "config changed; applying jobs pool settings live"
+                    );
+                    jobs.resize(settings);
                 }
                 if !change.restart_required.is_empty() {
                     tracing::warn!(keys = ?change.restart_required, "config changes that take effect at the next start");

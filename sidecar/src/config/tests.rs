@@ -1073,6 +1073,38 @@ fn live_changes() {
     );
 }
 
+#[test]
+fn jobs_pool_changes_are_live_and_apart_from_http() {
+    let f = Fixture::new();
+    let base = "http:\n  address: ':80'\n  pool: {num_workers: 2}\n\
+                jobs:\n  pool: {num_workers: 3, max_jobs: 0}\n  consume: [m]\n  \
+                pipelines: {m: {driver: memory, config: {prefetch: 10}}}\n";
+    let old = f.ok(base).config;
+    assert!(diff_live(&old, &f.ok(base).config).is_empty());
+
+    let new = f
+        .ok(&base.replace(
+            "num_workers: 3, max_jobs: 0",
+            "num_workers: 7, max_jobs: 50",
+        ))
+        .config;
+    let d = diff_live(&old, &new);
+    assert_eq!(d.restart_required, Vec::<String>::new());
+    assert_eq!(d.pool, None, "the HTTP pool did not change");
+    let jobs = d.jobs_pool.unwrap();
+    assert_eq!((jobs.num_workers, jobs.max_jobs), (7, 50));
+
+    // A pipeline change is not live; the jobs pool still is.
+    let new = f
+        .ok(&base
+            .replace("num_workers: 3", "num_workers: 1")
+            .replace("prefetch: 10", "prefetch: 20"))
+        .config;
+    let d = diff_live(&old, &new);
+    assert_eq!(d.restart_required, ["jobs.pipelines.m.config.prefetch"]);
+    assert_eq!(d.jobs_pool.map(|p| p.num_workers), Some(1));
+}
+
 /// Sections of a realistic RoadRunner v3 config, as in docs/configuration.md and the
 /// `.rr.yaml` samples RoadRunner ships.
 const SAMPLE_SECTIONS: &str = r#"

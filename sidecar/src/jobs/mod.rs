@@ -166,6 +166,47 @@ struct Inner {
     stop_dispatch: CancellationToken,
     in_flight: TaskTracker,
     dispatcher: Mutex<Option<tokio::task::JoinHandle<mpsc::Receiver<Delivery>>>>,
+    /// The dispatcher's slots: one per jobs worker, resized with the pool.
+    slots: Slots,
+}
+
+/// A semaphore whose size follows the jobs pool's `num_workers`. Growing adds permits at
+/// once; shrinking forgets the free ones and, for permits held by jobs in flight, takes
+/// them back as those jobs finish (a task that owns the debt).
+struct Slots {
+    semaphore: Arc<Semaphore>,
+    size: Mutex<usize>,
+}
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        let n = n.max(1);
+        Slots {
+            semaphore: Arc::new(Semaphore::new(n)),
+            size: Mutex::new(n),
+        }
+    }
+
+    fn resize(&self, n: usize) {
+        let n = n.max(1);
+        let mut size = self.size.lock();
+        if n > *size {
+            self.semaphore.add_permits(n - *size);
+        } else if n < *size {
+            let debt = *size - n;
+            let forgotten = self.semaphore.forget_permits(debt);
+            if forgotten < debt {
+                let semaphore = self.semaphore.clone();
+                let rest = u32::try_from(debt - forgotten).unwrap_or(u32::MAX);
+                tokio::spawn(async move {
+                    if let Ok(permits) = semaphore.acquire_many_owned(rest).await {
+                        permits.forget();
+                    }
+                });
+            }
+        }
+        *size = n;
+    }
 }
 
 /// A cheap handle on the jobs service.
@@ -217,6 +258,7 @@ impl Jobs {
             stop_dispatch: CancellationToken::new(),
             in_flight: TaskTracker::new(),
             dispatcher: Mutex::new(None),
+            slots: Slots::new(config.pool.settings.num_workers),
         });
         let jobs = Jobs { inner };
         for p in &config.pipelines {
@@ -227,12 +269,12 @@ impl Jobs {
                 tracing::error!(%error, pipeline = %name, "cannot start consuming");
             }
         }
+        // One job per worker at a time: a job waiting in the pool's queue could not be
+        // given back to its broker on shutdown. Deliveries wait in the channel instead.
         let handle = tokio::spawn(dispatch(
             jobs.clone(),
             rx,
-            // One job per worker at a time: a job waiting in the pool's queue could not be
-            // given back to its broker on shutdown. Deliveries wait in the channel instead.
-            Arc::new(Semaphore::new(config.pool.settings.num_workers.max(1))),
+            jobs.inner.slots.semaphore.clone(),
         ));
         *jobs.inner.dispatcher.lock() = Some(handle);
         tokio::spawn(sample_depth(jobs.clone()));
@@ -241,6 +283,13 @@ impl Jobs {
 
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// Applies new `jobs.pool` settings live (`--watch-config`, the operator's tuning):
+    /// the pool's size and limits, and with them how many jobs are handed out at once.
+    pub fn resize(&self, settings: crate::pool::PoolSettings) {
+        self.inner.slots.resize(settings.num_workers);
+        self.inner.pool.update_settings(settings);
     }
 
     fn add(&self, config: PipelineConfig) -> Arc<Pipeline> {
