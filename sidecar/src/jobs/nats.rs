@@ -3,8 +3,8 @@
 //! # Theory of operation
 //! * The pipeline's `stream` (created when missing, with the pipeline's `subject`, as
 //!   RoadRunner does) keeps the jobs; a durable pull consumer named after the pipeline
-//!   (`pacer-<pipeline>`, explicit acks, `max_ack_pending = prefetch`) hands them out,
-//!   so every pacer pod on the same stream shares the work.
+//!   (`pacer-<pipeline>`, explicit acks, the server's default `max_ack_pending`) hands
+//!   them out, so every pacer pod on the same stream shares the work.
 //! * One task per pipeline ([`maintain`]) connects (the client reconnects by itself),
 //!   creates the stream and the consumer, and while the pipeline is consumed pulls
 //!   batches of at most `prefetch - held` messages (each pull waits up to a second).
@@ -288,7 +288,9 @@ async fn connect(shared: &Shared) -> Result<Link, DriverError> {
                 } else {
                     DeliverPolicy::All
                 },
-                max_ack_pending: i64::try_from(cfg.prefetch).unwrap_or(i64::MAX),
+                // Not `prefetch`: the limit is the consumer's, shared by every pod, and a
+                // delayed message given back with a delay stays pending until it is due.
+                // Each pacer bounds its own share by pulling at most `prefetch - held`.
                 ..Default::default()
             },
         )
