@@ -14,6 +14,7 @@
 
 pub mod context;
 mod export;
+mod grpc;
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
