@@ -56,15 +56,22 @@ rust-test:
 	bin="$$(e2e/controlplane/build.sh | tail -n1)"; \
 	PACER_CONTROLPLANE_BIN="$$bin" cargo test --workspace --locked --exclude pacer-e2e-scenarios
 
-# End-to-end scenarios (e2e/scenarios): etcd, kube-apiserver, kube-controller-manager and
-# kube-scheduler (built once into $(PACER_CACHE); a few minutes more than `controlplane`
-# on a cold cache), the pacer-operator binary as a process, pacer + the example PHP app on
-# a node stand-in, Debian's Prometheus. All scenarios run at once (each in its namespace,
-# with both metric sources); about 6 minutes. Timelines and logs: e2e/out/.
-e2e: deps
-	bin="$$(e2e/controlplane/build.sh --cluster | tail -n1)"; \
+# End-to-end scenarios (e2e/scenarios), two test binaries run one after the other:
+# * tests/node.rs — the real node: kubelet (built once into $(PACER_CACHE) with kubectl
+#   and pause by `build.sh --node`), Debian's containerd + runc + CNI plugins, the images
+#   built with buildah (the Pacer image from the Dockerfile and `make release`, the example
+#   app on a Debian root fs made once by mmdebstrap), the chart installed with helm;
+# * tests/scenarios.rs — the operator as a process tuning pacer + the example PHP app on
+#   the node stand-in (many pods at once, both metric sources), Debian's Prometheus.
+# Timelines and logs: e2e/out/. Real-node runs of several users on one machine take turns
+# (a lock in /var/lock).
+E2E_DEPS := containerd runc containernetworking-plugins buildah mmdebstrap ca-certificates
+e2e: deps release
+	PACER_DEPS_EXTRA="$(E2E_DEPS)" scripts/deps.sh
+	bin="$$(e2e/controlplane/build.sh --node | tail -n1)"; \
 	cargo build --workspace --locked --bins; \
 	PACER_CONTROLPLANE_BIN="$$bin" PACER_E2E_BIN_DIR="$(CARGO_TARGET_DIR)/debug" \
+	  PACER_E2E_RELEASE_DIR="$(RELEASE_DIR)" \
 	  cargo test --locked -p pacer-e2e-scenarios -- --test-threads=8 --nocapture
 
 php-test:

@@ -128,6 +128,18 @@ if all(r for _, r in flav):
         print(f"| {name} | {r['rps']:.0f} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} | {r['front_cpu_us_per_req']:.1f} | {r['cpu_us_per_req']:.1f} |")
     print()
 
+# -------------------------------------------------------------- shards default
+sh = [(n, first("hello", server="pacer", procs=n, conns=64), first("hello-shards1", server="pacer", procs=n, conns=64)) for n in (1, 2, 4)]
+if any(a and b for _, a, b in sh):
+    print("## `pacer.runtime.shards`: one per CPU (`0`) vs one runtime (`1`)\n")
+    print("GET /hello, 64 connections, this commit, side by side in one run.\n")
+    print("| PHP procs | req/s shards 0 / 1 | p99 ms shards 0 / 1 | pacer CPU µs/req shards 0 / 1 |")
+    print("|---|---|---|---|")
+    for n, a, b in sh:
+        if a and b:
+            print(f"| {n} | {a['rps']:.0f} / {b['rps']:.0f} | {a['p99_ms']:.2f} / {b['p99_ms']:.2f} | {a['front_cpu_us_per_req']:.1f} / {b['front_cpu_us_per_req']:.1f} |")
+    print()
+
 # ------------------------------------------------------------------------- Slim
 slim = [r for r in rows if r.get("scenario") == "slim"]
 if slim:

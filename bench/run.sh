@@ -11,12 +11,13 @@
 # until the 1-minute load average is below this, default 1.0), BENCH_QUIET_WAIT (how long
 # to wait for that, s, default 300; the load is reported either way), BENCH_IDLE_WAIT (before
 # each block, wait up to this many s for no other runnable task, default 120), BENCH_ONLY (a subset of
-# "relay hello runtime slim frameworks tracing memory overload criterion"), BENCH_BASE (the
-# commit whose pacer is measured as "before" beside the current one; default: main before
-# issue 15, built once into $PACER_CACHE/bench and reused), BENCH_OTEL_BASE (the commit
-# before OpenTelemetry landed, measured beside tracing off and on; built the same way, or
-# BENCH_PRE_OTEL_BIN: that commit's binary built elsewhere, e.g. with the same flags as
-# bench/profile.sh when this run builds that way too).
+# "relay hello runtime slim frameworks tracing memory overload jobs criterion"; jobs is
+# bench/jobs.sh), BENCH_BASE (the commit whose pacer is measured as "before" beside the
+# current one; default: main before issue 15, built once into $PACER_CACHE/bench and
+# reused), BENCH_OTEL_BASE (the commit before OpenTelemetry landed, measured beside
+# tracing off and on; built the same way, or BENCH_PRE_OTEL_BIN: that commit's binary
+# built elsewhere, e.g. with the same flags as bench/profile.sh when this run builds that
+# way too).
 # All load goes to 127.0.0.1. nginx and php-fpm run in the foreground from configs
 # generated into a temp dir; every process started here is stopped on exit.
 set -euo pipefail
@@ -361,10 +362,15 @@ scenario_runtime() {
         bench_wrk "hello-threads$threads" 2 64 /hello
         stop_server
     done
-    # One runtime, no shards (the current-thread runtime of before, on today's code).
-    start_pacer 2 "$ROOT"/bench/workers/hello.php /hello BENCH_SHARDS=1
-    bench_wrk "hello-shards1" 2 64 /hello
-    stop_server
+    # One runtime, no shards (the current-thread runtime of before, on today's code), at
+    # each worker count of the hello block: beside its *after* rows (`shards: 0`) this
+    # is the data behind the `pacer.runtime.shards` default.
+    local procs
+    for procs in 1 2 4; do
+        start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_SHARDS=1
+        bench_wrk "hello-shards1" "$procs" 64 /hello
+        stop_server
+    done
 }
 
 scenario_slim() {
@@ -569,7 +575,7 @@ main() {
     install_deps
     log "building pacer (release)"
     (cd "$ROOT" && cargo build -q --release -p pacer --bin pacer --example relay_bench)
-    local only=${BENCH_ONLY:-relay hello runtime slim frameworks tracing memory overload criterion}
+    local only=${BENCH_ONLY:-relay hello runtime slim frameworks tracing memory overload jobs criterion}
     build_at "$BASE" "$PACER_BEFORE"
     [[ " $only " == *" tracing "* ]] && build_at "$OTEL_BASE" "$PACER_PRE_OTEL"
     if [[ " ${BENCH_ONLY:-criterion} " == *" criterion "* ]]; then
@@ -587,6 +593,13 @@ main() {
             "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- sidecar || echo +dirty)" \
             "$BASE" "$OTEL_BASE" "$DURATION" "$WRK_THREADS"
     } >>"$OUT/results.jsonl"
+# "relay hello runtime slim frameworks tracing memory overload jobs criterion"; jobs is
+# bench/jobs.sh), BENCH_BASE (the commit whose pacer is measured as "before" beside the
+# current one; default: main before issue 15, built once into $PACER_CACHE/bench and
+# reused), BENCH_OTEL_BASE (the commit before OpenTelemetry landed, measured beside
+# tracing off and on; built the same way, or BENCH_PRE_OTEL_BIN: that commit's binary
+# built elsewhere, e.g. with the same flags as bench/profile.sh when this run builds that
+# way too).
     [[ " $only " == *" relay "* ]] && { log "relay round trips"; scenario_relay; }
     [[ " $only " == *" hello "* ]] && { log "hello world / JSON echo"; scenario_hello_echo; }
     [[ " $only " == *" runtime "* ]] && { log "runtime flavour"; scenario_runtime; }
@@ -595,6 +608,7 @@ main() {
     [[ " $only " == *" tracing "* ]] && { log "tracing (OpenTelemetry)"; scenario_tracing; }
     [[ " $only " == *" memory "* ]] && { log "memory"; scenario_memory; }
     [[ " $only " == *" overload "* ]] && { log "overload"; scenario_overload; }
+    [[ " $only " == *" jobs "* ]] && { log "jobs (RabbitMQ, memory, php-amqp)"; PACER=$PACER "$BENCH/jobs.sh"; }
     echo "{\"scenario\":\"load_after\",\"loadavg\":\"$(cat /proc/loadavg)\",\"seconds\":$(($(date +%s) - started))}" >>"$OUT/results.jsonl"
     [[ " $only " == *" criterion "* ]] && { log "criterion"; scenario_criterion; }
     python3 "$BENCH/report.py" "$OUT" "$BENCH/notes.md" >"$BENCH/RESULTS.md"

@@ -13,6 +13,8 @@ packages=(
   php-symfony-framework-bundle php-symfony-runtime php-symfony-security-bundle
   php-symfony-twig-bundle php-twig php-symfony-dotenv php-symfony-yaml
   prometheus                  # promtool (metrics format check) and the e2e Prometheus server
+  rabbitmq-server beanstalkd nats-server   # the jobs brokers, started by the jobs tests on loopback
+  php-amqp php-google-protobuf             # the plain php-amqp consumer (bench) and the PHP producer's protobuf
 )
 if [[ "${PACER_DEPS_EXTRA:-}" != "" ]]; then
   # shellcheck disable=SC2206

@@ -55,6 +55,8 @@ use crate::units;
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.image) != has(self.template)", "message": "set either image (the short form) or template (a full pod template), not both"},
     {"rule": "!has(self.template) || (has(self.template.spec) && self.template.spec.containers.exists(c, c.name == self.container))", "message": "template.spec.containers must have a container named as spec.container (default: app), the PHP container pacer is injected into"},
+    {"rule": "!has(self.jobs) || !has(self.jobs.scaleToZero) || has(self.tuning.metrics.prometheusUrl)", "message": "jobs.scaleToZero needs tuning.metrics.prometheusUrl: the queue depth is read from Prometheus while no pod runs"},
+    {"rule": "!has(self.jobs) || !has(self.jobs.scaleToZero) || !(has(self.replicas.count) || self.replicas.external)", "message": "jobs.scaleToZero and an external replica count (replicas.count, replicas.external) exclude each other"},
     {"rule": "!has(self.template) || !(has(self.imagePullPolicy) || has(self.imagePullSecrets) || has(self.workingDir) || has(self.env) || has(self.serviceAccountName) || has(self.runAsUser) || has(self.runAsGroup) || has(self.podLabels) || has(self.podAnnotations) || has(self.nodeSelector))", "message": "with template, say the pod's settings in the template: imagePullPolicy, imagePullSecrets, workingDir, env, serviceAccountName, runAsUser, runAsGroup, podLabels, podAnnotations and nodeSelector are the short form's"}
 ]))]
 pub struct PhpAppServerSpec {
@@ -134,6 +136,11 @@ pub struct PhpAppServerSpec {
     /// The PHP worker pool of each pod (RoadRunner's `http.pool`).
     #[serde(default)]
     pub pool: PoolSpec,
+
+    /// The task pipeline: queues the pods consume with a jobs pool the operator sizes
+    /// from the backlog. Unset: no jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<crate::jobs::JobsSpec>,
 
     /// CPU and memory of the app container.
     #[serde(default)]
@@ -623,7 +630,8 @@ pub struct TuningSpec {
     /// Auto: apply the tuner's decisions. Recommend: only write them to
     /// `status.recommendation`. Off: read no metrics and change nothing — the pods keep
     /// the settings in force (`status.current`, kept within the spec's bounds).
-    /// Default: Auto.
+    /// Default: Auto. In YAML write `"Off"` quoted: YAML 1.1 (kubectl, helm) reads a plain
+    /// Off as `false`.
     #[serde(default)]
     pub mode: TuningMode,
 

@@ -10,6 +10,11 @@
 # Deployments really become ReplicaSets and Pods bound to a node). They are separate
 # from the default set so the operator's tests never wait for them.
 #
+# `build.sh --node` builds those two and the real node of the end-to-end scenarios:
+# kubelet and kubectl (same module and version again; most of their packages come from
+# the Go build cache) and `pause`, the pod sandbox's process (pause/, a static Go program;
+# there is no registry to pull the usual pause image from).
+#
 # The Go build and module caches live under ${PACER_CACHE} too, so a rerun takes
 # seconds. Idempotent: when the three binaries exist nothing is built. The last line
 # printed on stdout is always the bin directory (the Rust harness reads it); progress
@@ -39,12 +44,21 @@ helm="$(modver helm helm.sh/helm/v3)"
 bin="$cache/controlplane/$k8s-$etcd-$helm/bin"
 
 cluster=false
-[[ "${1:-}" == "--cluster" ]] && cluster=true
+node=false
+case "${1:-}" in
+  --cluster) cluster=true ;;
+  --node) cluster=true; node=true ;;
+  "") ;;
+  *) echo "build.sh: unknown argument $1 (want --cluster or --node)" >&2; exit 64 ;;
+esac
 
 have_all() { [[ -x "$bin/kube-apiserver" && -x "$bin/etcd" && -x "$bin/helm" ]]; }
 have_cluster() { ! $cluster || [[ -x "$bin/kube-controller-manager" && -x "$bin/kube-scheduler" ]]; }
+# pause is this repository's own code, not a pinned version: key it by its source.
+pause_key="$(cat "$here/pause/go.mod" "$here/pause/main.go" | sha256sum | cut -c1-16)"
+have_node() { ! $node || [[ -x "$bin/kubelet" && -x "$bin/kubectl" && -x "$bin/pause-$pause_key" ]]; }
 
-if ! have_all || ! have_cluster; then
+if ! have_all || ! have_cluster || ! have_node; then
   mkdir -p "$bin"
   # Tests running in parallel processes may all call this script; one builds.
   exec 9>"$bin/../.lock"
@@ -100,6 +114,29 @@ if ! have_cluster; then
   done
   mv "$tmp/kube-controller-manager" "$tmp/kube-scheduler" "$bin/"
   echo "build.sh: built the controller-manager and scheduler in $((SECONDS - start)) s" >&2
+fi
+
+if ! have_node; then
+  start=$SECONDS
+  tmp="$(mktemp -d "$bin/../.build.XXXXXX")"
+  trap 'rm -rf "$tmp"' EXIT
+  minor="${k8s#v1.}"; minor="${minor%%.*}"
+  kv=""
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    kv+=" -X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  for cmd in kubelet kubectl; do
+    [[ -x "$bin/$cmd" ]] && continue
+    echo "build.sh: building $cmd $k8s" >&2
+    (cd "$here/kube-apiserver" &&
+      go build -ldflags "-s -w$kv" -o "$tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+  done
+  echo "build.sh: building pause" >&2
+  (cd "$here/pause" && go build -ldflags "-s -w" -o "$tmp/pause-$pause_key" .)
+  for cmd in kubelet kubectl; do [[ -f "$tmp/$cmd" ]] && mv "$tmp/$cmd" "$bin/"; done
+  mv "$tmp/pause-$pause_key" "$bin/"
+  ln -sfn "pause-$pause_key" "$bin/pause"
+  echo "build.sh: built kubelet, kubectl and pause in $((SECONDS - start)) s" >&2
 fi
 
 echo "$bin"

@@ -12,6 +12,9 @@
  *   GET  /leak?kb=N      keeps N KiB more alive in this worker (a leaky endpoint)
  *   GET  /stream?n=N     N lines, one every 100 ms (a streamed response)
  *   POST /upload         multipart uploads: name, size, type and SHA-256 of each file
+ *   GET  /log?msg=TEXT   writes "hello log: TEXT" to PHP's error log (stderr: pacer logs it)
+ *   POST /enqueue?n=N    pushes N jobs to the `emails` pipeline (needs the `jobs` and
+ *                        `rpc` sections: see examples/jobs/.rr.yaml); answers their ids
  *
  *   curl -F file=@README.md http://127.0.0.1:8080/upload
  */
@@ -30,6 +33,7 @@ $psr7 = new PSR7Worker($worker, $factory, $factory, $factory);
 
 $jobs = 0;
 $leak = [];
+$queue = null;
 
 /**
  * One entry per uploaded file, nested fields (`files[]`, `a[b]`) flattened to their names.
@@ -111,6 +115,10 @@ while (true) {
                 $leak[] = str_repeat('x', max(0, (int) ($query['kb'] ?? 64)) * 1024);
                 $psr7->respond($respond(200, 'text/plain', (string) memory_get_usage(true)));
                 break;
+            case '/log':
+                error_log('hello log: ' . substr((string) ($query['msg'] ?? ''), 0, 200));
+                $psr7->respond($respond(200, 'text/plain', 'logged'));
+                break;
             case '/upload':
                 $psr7->respond($respond(200, 'application/json', json_encode([
                     'files' => $describeUploads($request->getUploadedFiles()),
@@ -125,6 +133,19 @@ while (true) {
                         usleep(100_000);
                     }
                 })(), ['Content-Type' => ['text/plain']]);
+                break;
+            case '/enqueue':
+                // The producer side of examples/jobs: jobs.Push over RPC (RR_RPC).
+                if (getenv('RR_RPC') === false) {
+                    $psr7->respond($respond(503, 'text/plain', "no rpc section: jobs cannot be pushed\n"));
+                    break;
+                }
+                $queue ??= \Pacer\Jobs\Jobs::fromEnvironment();
+                $ids = [];
+                for ($i = 0, $n = max(1, min(1000, (int) ($query['n'] ?? 1))); $i < $n; $i++) {
+                    $ids[] = $queue->push('emails', 'App\\SendWelcome', json_encode(['to' => "user$i@example.com"], JSON_THROW_ON_ERROR));
+                }
+                $psr7->respond($respond(202, 'application/json', json_encode(['queued' => $ids], JSON_THROW_ON_ERROR)));
                 break;
             default:
                 $psr7->respond($respond(404, 'text/plain', 'Not found'));

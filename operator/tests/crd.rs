@@ -180,6 +180,66 @@ const INVALID: &[(&str, &str, &str)] = &[
         r#"{"pool":{"maxWorkerMemory":"lots"}}"#,
         "spec.pool.maxWorkerMemory in body should match",
     ),
+    (
+        "jobs-consume-unknown",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"consume":["b"]}}"#,
+        "jobs.consume must name pipelines of jobs.pipelines",
+    ),
+    (
+        "jobs-amqp-without-addr",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Amqp","queue":"q"}}}}"#,
+        "jobs.amqp.addr is required",
+    ),
+    (
+        "jobs-amqp-without-queue",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Amqp"}},"amqp":{"addr":"amqp://r:5672/"}}}"#,
+        "jobs.pipelines.*.queue is required with the Amqp driver",
+    ),
+    (
+        "jobs-bad-driver",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Kafka"}}}}"#,
+        "Unsupported value: \"Kafka\"",
+    ),
+    (
+        "jobs-no-pipelines",
+        r#"{"jobs":{"pipelines":{}}}"#,
+        "spec.jobs.pipelines in body should have at least 1 properties",
+    ),
+    (
+        "jobs-bad-pipeline-name",
+        r#"{"jobs":{"pipelines":{"Bad Name":{"driver":"Memory"}}}}"#,
+        "jobs.pipelines names must be lowercase",
+    ),
+    (
+        "jobs-workers-min-gt-max",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"workers":{"min":5,"max":2}}}"#,
+        "jobs.workers.min must be less than or equal to jobs.workers.max",
+    ),
+    (
+        "jobs-drain-too-short",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"targetDrainTime":"1s"}}"#,
+        "jobs.targetDrainTime must be between 10s and 24h",
+    ),
+    (
+        "jobs-utilization-high",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"targetUtilization":1.2}}"#,
+        "should be less than or equal to 0.95",
+    ),
+    (
+        "jobs-zero-without-prometheus",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)"}}}"#,
+        "jobs.scaleToZero needs tuning.metrics.prometheusUrl",
+    ),
+    (
+        "jobs-zero-idle-too-short",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)","idleFor":"5s"}},"tuning":{"metrics":{"prometheusUrl":"http://p:9090"}}}"#,
+        "jobs.scaleToZero.idleFor must be between 30s and 24h",
+    ),
+    (
+        "jobs-zero-with-external-replicas",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)"}},"tuning":{"metrics":{"prometheusUrl":"http://p:9090"}},"replicas":{"external":true}}"#,
+        "jobs.scaleToZero and an external replica count",
+    ),
 ];
 
 #[tokio::test]
@@ -195,6 +255,26 @@ async fn invalid_objects_are_refused_with_the_schema_message() -> Result<()> {
 
     let valid: DynamicObject = serde_json::from_value(object("valid", base.clone()))?;
     api.create(&PostParams::default(), &valid).await?;
+    // Every jobs field at once, valid: accepted, with the defaults filled in.
+    let jobs = merged(
+        &base,
+        &json!({"jobs": {"pipelines": {"emails": {"driver": "Amqp", "queue": "emails", "durable": true},
+                                       "local": {"driver": "Memory"}},
+                         "consume": ["emails"], "amqp": {"addr": "amqp://app:${AMQP_PASSWORD}@rabbitmq:5672/"},
+                         "workers": {"min": 1, "max": 8, "initial": 2}, "targetDrainTime": "90s",
+                         "targetUtilization": 0.8,
+                         "scaleToZero": {"depthQuery": "sum(rabbitmq_queue_messages_ready{queue=\"emails\"})"}},
+                "tuning": {"metrics": {"prometheusUrl": "http://prometheus:9090"}}}),
+    );
+    let created = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(object("valid-jobs", jobs))?,
+        )
+        .await?;
+    let got = &created.data["spec"]["jobs"];
+    assert_eq!(got["pipelines"]["local"]["prefetch"], 10, "{got}");
+    assert_eq!(got["scaleToZero"]["idleFor"], "5m", "{got}");
 
     let mut failures = Vec::new();
     for (name, patch, message) in INVALID {

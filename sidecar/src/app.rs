@@ -23,6 +23,7 @@ use crate::http::headers::{FixedHeaders, HeaderRules};
 use crate::http::server::{self, HttpHandler, HttpSettings};
 use crate::http::static_files::StaticFiles;
 use crate::http::uploads::UploadLimits;
+use crate::plugin::{Plugin, PluginContext};
 use crate::pool::Pool;
 use crate::relay::FrameCodec;
 use crate::stats::HttpStats;
@@ -53,6 +54,8 @@ pub enum AppError {
     Tls(String),
     #[error("{0}")]
     Headers(String),
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
     #[error("{0}")]
     Sendfile(std::io::Error),
     #[error("runtime shards: {0}")]
@@ -159,6 +162,8 @@ pub struct RunOptions {
 #[derive(Clone, Debug)]
 pub struct Running {
     pub pool: Pool,
+    /// The jobs service, when the config has a `jobs` section.
+    pub jobs: Option<crate::jobs::Jobs>,
     pub status: Status,
 }
 
@@ -168,6 +173,19 @@ pub async fn run(
     config: Config,
     listeners: Listeners,
     options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+    ready: Option<tokio::sync::oneshot::Sender<Running>>,
+) -> Result<(), AppError> {
+    run_with_plugins(config, listeners, options, Vec::new(), shutdown, ready).await
+}
+
+/// [`run`] with extra plugins (a custom binary's services, see [`crate::plugin`]),
+/// started after pacer's own (jobs, `service`).
+pub async fn run_with_plugins(
+    config: Config,
+    listeners: Listeners,
+    options: RunOptions,
+    extra_plugins: Vec<Arc<dyn Plugin>>,
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<Running>>,
 ) -> Result<(), AppError> {
@@ -192,7 +210,7 @@ pub async fn run(
         config.process_spec(),
         config.server.relay.clone(),
         "http",
-        rpc_env,
+        rpc_env.clone(),
         FrameCodec::default(),
         settings.allocate_timeout,
     )
@@ -226,6 +244,35 @@ pub async fn run(
     }
     let pool = Pool::start_sharded("http", spawner, settings, shards.clone());
     tracker.spawn(crate::supervisor::run(pool.clone(), background.clone()));
+    // Plugins: jobs, the `service` process manager, then the caller's own.
+    let jobs_plugin = config
+        .jobs
+        .clone()
+        .map(|j| Arc::new(crate::jobs::JobsPlugin::new(j)));
+    let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+    if let Some(j) = &jobs_plugin {
+        plugins.push(j.clone());
+    }
+    if !config.services.is_empty() {
+        plugins.push(Arc::new(crate::service::Services::new(
+            config.services.clone(),
+        )));
+    }
+    plugins.extend(extra_plugins);
+    let shared_config = Arc::new(config.clone());
+    for plugin in &plugins {
+        let ctx = PluginContext {
+            config: shared_config.clone(),
+            section: config.sections.get(plugin.name()).cloned(),
+            rpc: rpc_env.clone(),
+        };
+        plugin.start(&ctx).await.map_err(AppError::Plugin)?;
+        tracing::info!(plugin = plugin.name(), "started");
+    }
+    let jobs = jobs_plugin.as_ref().and_then(|j| j.jobs());
+    let pools: Vec<Pool> = std::iter::once(pool.clone())
+        .chain(plugins.iter().flat_map(|p| p.pools()))
+        .collect();
     if crate::pid1::is_pid1() {
         tracker.spawn(crate::pid1::reap_orphans(background.clone()));
     }
@@ -345,19 +392,24 @@ pub async fn run(
     }
     if let Some(listener) = listeners.metrics {
         tracing::info!(address = %local_addr(&listener), "metrics: /metrics");
-        let metrics = Arc::new(crate::metrics::Metrics::new(
-            vec![pool.clone()],
-            http_stats.clone(),
-            app_metrics.clone(),
-        ));
+        let metrics = Arc::new(
+            crate::metrics::Metrics::new(pools.clone(), http_stats.clone(), app_metrics.clone())
+                .with_jobs(jobs.clone()),
+        );
         tracker.spawn(crate::metrics::serve(listener, metrics, background.clone()));
     }
-    let rpc_ctx = Arc::new(crate::rpc::RpcContext::new(
-        vec![pool.clone()],
+    let mut rpc_ctx = crate::rpc::RpcContext::new(
+        pools.clone(),
         config::to_json(&config),
         env!("CARGO_PKG_VERSION"),
         app_metrics.clone(),
-    ));
+    );
+    for plugin in &plugins {
+        if let Some(service) = plugin.rpc() {
+            rpc_ctx = rpc_ctx.with_service(service);
+        }
+    }
+    let rpc_ctx = Arc::new(rpc_ctx);
     if let Some(listener) = listeners.rpc {
         tracker.spawn(crate::rpc::serve(
             listener,
@@ -379,6 +431,7 @@ pub async fn run(
             options.load.clone(),
             config.clone(),
             pool.clone(),
+            jobs.clone(),
             rpc_ctx.clone(),
             background.clone(),
         ));
@@ -387,13 +440,20 @@ pub async fn run(
     if let Some(ready) = ready {
         let _ = ready.send(Running {
             pool: pool.clone(),
+            jobs: jobs.clone(),
             status: status.clone(),
         });
     }
     shutdown.await;
 
-    // The shutdown order, once.
+    // The shutdown order, once. Jobs stop consuming at once and drain alongside HTTP.
     status.start_draining();
+    let plugins_stop = {
+        let plugins = plugins.clone();
+        tokio::spawn(async move {
+            futures_util::future::join_all(plugins.iter().map(|p| p.stop(grace))).await;
+        })
+    };
     if !config.pacer.shutdown.delay.is_zero() {
         tracing::info!(delay = ?config.pacer.shutdown.delay, "draining: still serving while endpoints update");
         tokio::time::sleep(config.pacer.shutdown.delay).await;
@@ -411,6 +471,7 @@ pub async fn run(
             let _ = tokio::task::spawn_blocking(move || otel.shutdown()).await;
         }
     }
+    let _ = plugins_stop.await;
     background.cancel();
     tracker.close();
     if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
@@ -514,11 +575,13 @@ fn reload_settings(config: &Config) -> Option<crate::reload::ReloadSettings> {
     })
 }
 
-/// `--watch-config`: re-reads the config file and applies pool changes live.
+/// `--watch-config`: re-reads the config file and applies pool changes live (the HTTP
+/// pool and, when jobs run, the jobs pool).
 async fn watch_config(
     load: LoadOptions,
     mut current: Config,
     pool: Pool,
+    jobs: Option<crate::jobs::Jobs>,
     rpc: Arc<crate::rpc::RpcContext>,
     cancel: CancellationToken,
 ) {
@@ -539,6 +602,14 @@ async fn watch_config(
                         "config changed; applying pool settings live"
                     );
                     pool.update_settings(settings);
+                }
+                if let (Some(settings), Some(jobs)) = (change.jobs_pool, &jobs) {
+                    tracing::info!(
+                        workers = settings.num_workers,
+                        max_jobs = settings.max_jobs,
+                        "config changed; applying jobs pool settings live"
+                    );
+                    jobs.resize(settings);
                 }
                 if !change.restart_required.is_empty() {
                     tracing::warn!(keys = ?change.restart_required, "config changes that take effect at the next start");

@@ -16,6 +16,13 @@ const EXIT_UNAVAILABLE: u8 = 69;
 /// Exit code for a failure while running (EX_SOFTWARE).
 const EXIT_SOFTWARE: u8 = 70;
 
+/// mimalloc instead of glibc's malloc: allocation was 11 % of pacer's own instructions
+/// per request (callgrind, `bench/profile.sh`), most of it glibc's slow path for the
+/// blocks above its thread cache (hyper's header arrays with `max_header_count` above
+/// 100, read buffers, response heads). Numbers in `bench/notes.md`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // RoadRunner's command line too (`rr -c .rr.yaml -o … serve`, `rr --version`), for
     // tools that drive `rr`, such as Laravel Octane.
@@ -193,7 +200,8 @@ fn serve(loaded: Loaded, options: RunOptions) -> ExitCode {
             | app::AppError::Static { .. }
             | app::AppError::Tls(_)
             | app::AppError::Headers(_)
-            | app::AppError::Sendfile(_)),
+            | app::AppError::Sendfile(_)
+            | app::AppError::Plugin(pacer::plugin::PluginError::Config { .. })),
         ) => {
             tracing::error!(%error, "cannot start");
             ExitCode::from(EXIT_CONFIG)

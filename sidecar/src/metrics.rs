@@ -61,6 +61,10 @@ pub const FAMILIES: &[&str] = &[
     "pacer_job_duration_seconds",
     "pacer_queue_wait_seconds",
     "pacer_http_request_duration_seconds",
+    "pacer_pipeline_jobs_total",
+    "pacer_pipeline_depth",
+    "pacer_pipeline_job_duration_seconds",
+    "pacer_pipeline_queue_wait_seconds",
     "pacer_cgroup_memory_working_set_bytes",
     "pacer_cgroup_memory_limit_bytes",
     "pacer_cgroup_oom_kills_total",
@@ -82,6 +86,7 @@ pub const WORKER_STATES: [&str; 4] = ["ready", "working", "spawning", "stopping"
 #[derive(Debug)]
 pub struct Metrics {
     pools: Vec<Pool>,
+    jobs: Option<crate::jobs::Jobs>,
     http: Arc<HttpStats>,
     app: Arc<AppMetrics>,
     version: String,
@@ -94,11 +99,18 @@ impl Metrics {
     pub fn new(pools: Vec<Pool>, http: Arc<HttpStats>, app: Arc<AppMetrics>) -> Metrics {
         Metrics {
             pools,
+            jobs: None,
             http,
             app,
             version: env!("CARGO_PKG_VERSION").to_string(),
             cgroup: Cgroup::discover(),
         }
+    }
+
+    /// Exports the jobs pipelines' counters (`pacer_pipeline_*`) too.
+    pub fn with_jobs(mut self, jobs: Option<crate::jobs::Jobs>) -> Metrics {
+        self.jobs = jobs;
+        self
     }
 
     /// Overrides the `version` label of `pacer_build_info` (e.g. with a git describe).
@@ -128,6 +140,9 @@ impl Metrics {
 
         self.render_pools(&mut t);
         self.render_http(&mut t);
+        if let Some(jobs) = &self.jobs {
+            crate::jobs::stats::render(&mut t, &jobs.stats());
+        }
         render_process(&mut t);
         render_cgroup(&mut t, &self.cgroup);
         self.app.render(&mut t, now);

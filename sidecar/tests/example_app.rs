@@ -127,6 +127,9 @@ async fn every_documented_route_of_the_example_app() {
     assert_eq!(files[1]["sha256"], hex(&file_b));
     assert_eq!(got["fields"]["note"], "hi");
 
+    let logged = send(&client, get(&pacer.url("/log?msg=from-the-test"))).await;
+    assert_eq!(logged.text(), "logged");
+
     let missing = send(&client, get(&pacer.url("/no/such/page"))).await;
     assert_eq!(missing.status, 404);
 
@@ -143,5 +146,12 @@ async fn every_documented_route_of_the_example_app() {
             "no log line with {address} and {what:?}: {log}"
         );
     }
+    // PHP's error log (its stderr) shows up in pacer's log, as `kubectl logs` shows it.
+    let wanted = "hello log: from-the-test";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !pacer.stderr().contains(wanted) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(pacer.stderr().contains(wanted), "{}", pacer.stderr());
     pacer.stop().await;
 }

@@ -3,12 +3,16 @@
 //! pool follows — 2 → 8 → 2 workers — without a single failed request.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::configmap::publish;
+use common::eventually;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -43,34 +47,10 @@ metrics:
     )
 }
 
-/// Publishes `content` as the kubelet does: `..<stamp>/rr.yaml`, `..data` → it, and a
-/// stable `rr.yaml` → `..data/rr.yaml`.
-fn publish(dir: &Path, generation: u32, content: &str) {
-    let data = dir.join(format!("..2026_11_29_08_00_{generation:02}.000000001"));
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(data.join("rr.yaml"), content).unwrap();
-    let tmp = dir.join("..data_tmp");
-    std::os::unix::fs::symlink(data.file_name().unwrap(), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    if std::fs::symlink_metadata(dir.join("rr.yaml")).is_err() {
-        std::os::unix::fs::symlink("..data/rr.yaml", dir.join("rr.yaml")).unwrap();
-    }
-}
-
-async fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    for _ in 0..secs * 20 {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    cond()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
     let dir = tempfile::tempdir().unwrap();
-    publish(dir.path(), 1, &rr_yaml(2, 0));
+    publish(dir.path(), 1, &[("rr.yaml", &rr_yaml(2, 0))]);
     let load = LoadOptions {
         path: dir.path().join("rr.yaml"),
         ..LoadOptions::default()
@@ -139,9 +119,9 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
 
     let workers = || running.pool.snapshot().workers.len();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    publish(dir.path(), 2, &rr_yaml(8, 0));
+    publish(dir.path(), 2, &[("rr.yaml", &rr_yaml(8, 0))]);
     assert!(
-        wait_for(30, || workers() == 8 && running.pool.target() == 8).await,
+        eventually(30, || workers() == 8 && running.pool.target() == 8).await,
         "grew to 8: {}",
         workers()
     );
@@ -165,13 +145,17 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
     );
 
     // A broken file is rejected and changes nothing.
-    publish(dir.path(), 3, "version: \"3\"\nhttp: [not, a, map]\n");
+    publish(
+        dir.path(),
+        3,
+        &[("rr.yaml", "version: \"3\"\nhttp: [not, a, map]\n")],
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(running.pool.target(), 8);
 
-    publish(dir.path(), 4, &rr_yaml(2, 500));
+    publish(dir.path(), 4, &[("rr.yaml", &rr_yaml(2, 500))]);
     assert!(
-        wait_for(30, || workers() == 2 && running.pool.target() == 2).await,
+        eventually(30, || workers() == 2 && running.pool.target() == 2).await,
         "shrank to 2: {}",
         workers()
     );
@@ -204,6 +188,180 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+fn rr_yaml_with_jobs(jobs_workers: usize, log: &Path) -> String {
+    let jobs = repo().join("testdata/workers/jobs.php");
+    format!(
+        r#"{http}rpc:
+  listen: tcp://127.0.0.1:0
+jobs:
+  pool:
+    num_workers: {jobs_workers}
+    command: "php {jobs}"
+    allocate_timeout: 20s
+    destroy_timeout: 5s
+  consume: [m]
+  pipelines:
+    m: {{driver: memory, config: {{prefetch: 1000}}}}
+"#,
+        http = rr_yaml(1, 0).replace(
+            "server:\n",
+            &format!("server:\n  env: {{JOBS_LOG: {}}}\n", log.display())
+        ),
+        jobs = jobs.display(),
+    )
+}
+
+/// How many distinct jobs workers took jobs after the `from`-th log line.
+fn pids_after(log: &Path, from: usize) -> (usize, std::collections::BTreeSet<u64>) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pids = lines
+        .iter()
+        .skip(from)
+        .map(|l| l["pid"].as_u64().unwrap())
+        .collect();
+    (lines.len(), pids)
+}
+
+/// The operator sizes the jobs pool through the same ConfigMap: a backlog drained by one
+/// jobs worker, then four (four take jobs at once), then one again; the HTTP pool is left
+/// alone, every job is taken exactly once and acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_swaps_resize_the_jobs_pool_live() {
+    use pacer::jobs::proto;
+    use prost::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("jobs.log");
+    publish(dir.path(), 1, &[("rr.yaml", &rr_yaml_with_jobs(1, &log))]);
+    let load = LoadOptions {
+        path: dir.path().join("rr.yaml"),
+        ..LoadOptions::default()
+    };
+    let config = config::load(&load).unwrap().config;
+    let rpc = pacer::rpc::RpcListener::bind(&"tcp://127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let rpc_dsn = rpc.dsn().to_string();
+    let listeners = Listeners {
+        http: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        rpc: Some(rpc),
+        ..Listeners::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(app::run(
+        config,
+        listeners,
+        RunOptions {
+            watch_config: true,
+            load,
+        },
+        async move {
+            let _ = stop_rx.await;
+        },
+        Some(ready_tx),
+    ));
+    let running = ready_rx.await.unwrap();
+    let jobs = running.jobs.clone().unwrap();
+    assert!(jobs.pool().wait_ready(1, Duration::from_secs(20)).await);
+
+    // A backlog: 600 jobs of 20 ms each (12 s for one worker).
+    let n = 600;
+    let mut client = pacer::rpc::RpcClient::connect(&rpc_dsn, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let batch = (0..n)
+        .map(|i| proto::Job {
+            job: "Tests\\Job".into(),
+            id: format!("b{i}"),
+            payload: br#"{"do":"ack","ms":20}"#.to_vec().into(),
+            headers: Default::default(),
+            options: Some(proto::Options {
+                pipeline: "m".into(),
+                ..Default::default()
+            }),
+        })
+        .collect();
+    client
+        .call_proto(
+            "jobs.PushBatch",
+            &proto::PushBatchRequest { jobs: batch }.encode_to_vec(),
+        )
+        .await
+        .unwrap();
+    let acked = || jobs.counts("m").acked;
+    assert!(
+        eventually(30, || acked() >= 20).await,
+        "one worker consumes"
+    );
+    let (_, one) = pids_after(&log, 0);
+    assert_eq!(one.len(), 1, "one jobs worker: {one:?}");
+
+    publish(dir.path(), 2, &[("rr.yaml", &rr_yaml_with_jobs(4, &log))]);
+    assert!(
+        eventually(30, || jobs.pool().snapshot().workers.len() == 4).await,
+        "jobs pool grew to 4: {}",
+        jobs.pool().snapshot().workers.len()
+    );
+    let (seen, _) = pids_after(&log, 0);
+    assert!(
+        eventually(30, || pids_after(&log, seen).1.len() == 4).await,
+        "four workers take jobs: {:?}",
+        pids_after(&log, seen).1
+    );
+    assert_eq!(
+        running.pool.target(),
+        1,
+        "the HTTP pool is not the jobs pool"
+    );
+    assert_eq!(
+        jobs.pool().snapshot().queue_depth,
+        0,
+        "no job waits in the pool's queue"
+    );
+
+    publish(dir.path(), 3, &[("rr.yaml", &rr_yaml_with_jobs(1, &log))]);
+    assert!(
+        eventually(30, || jobs.pool().snapshot().workers.len() == 1).await,
+        "jobs pool shrank to 1: {}",
+        jobs.pool().snapshot().workers.len()
+    );
+    assert!(
+        acked() < n as u64,
+        "the backlog outlasts the shrink: {}",
+        acked()
+    );
+    let (seen, _) = pids_after(&log, 0);
+    assert!(
+        eventually(60, || acked() >= n as u64).await,
+        "drained: {:?}",
+        jobs.counts("m")
+    );
+    assert_eq!(pids_after(&log, seen).1.len(), 1, "one worker again");
+
+    let c = jobs.counts("m");
+    assert_eq!(
+        (c.pushed, c.acked, c.failed, c.requeued),
+        (n as u64, n as u64, 0, 0)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut ids = std::collections::BTreeMap::<String, usize>::new();
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        *ids.entry(v["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(ids.len(), n, "every job taken");
+    assert!(ids.values().all(|&k| k == 1), "none taken twice");
 
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();

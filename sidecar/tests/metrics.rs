@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::prom::{find, samples, value};
 use common::*;
 use pacer::metrics::{self, AppMetrics, CollectorSpec, Metrics};
 use pacer::pool::Pool;
@@ -19,87 +20,6 @@ use pacer::supervisor;
 use pacer::worker::RecycleReason;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-
-/// One sample line: name, labels, value.
-#[derive(Debug, Clone, PartialEq)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses the sample lines of an exposition (label values unescaped).
-fn samples(text: &str) -> Vec<Sample> {
-    let mut out = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        let i = line
-            .find(['{', ' '])
-            .unwrap_or_else(|| panic!("bad line {line:?}"));
-        let mut labels = BTreeMap::new();
-        let mut rest = &line[i..];
-        if let Some(r) = rest.strip_prefix('{') {
-            rest = &r[parse_labels(r, &mut labels)..];
-        }
-        let value = match rest.trim() {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("value in {line:?}")),
-        };
-        out.push(Sample {
-            name: line[..i].to_string(),
-            labels,
-            value,
-        });
-    }
-    out
-}
-
-/// Parses `k="v",k2="v2"}` into `labels`; returns the index just past `}`.
-fn parse_labels(s: &str, labels: &mut BTreeMap<String, String>) -> usize {
-    let mut i = 0;
-    loop {
-        let eq = s[i..].find('=').unwrap() + i;
-        assert_eq!(&s[eq + 1..eq + 2], "\"", "{s}");
-        let mut value = String::new();
-        let mut it = s[eq + 2..].char_indices();
-        let close = loop {
-            match it.next().unwrap() {
-                (j, '"') => break eq + 2 + j,
-                (_, '\\') => match it.next().unwrap().1 {
-                    'n' => value.push('\n'),
-                    c => value.push(c),
-                },
-                (_, c) => value.push(c),
-            }
-        };
-        labels.insert(s[i..eq].to_string(), value);
-        match &s[close + 1..close + 2] {
-            "}" => return close + 2,
-            "," => i = close + 2,
-            other => panic!("unexpected {other:?} in {s}"),
-        }
-    }
-}
-
-fn find<'a>(all: &'a [Sample], name: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
-    all.iter()
-        .filter(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .collect()
-}
-
-fn value(all: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found = find(all, name, labels);
-    assert_eq!(found.len(), 1, "{name} {labels:?}: {found:?}");
-    found[0].value
-}
 
 async fn setup(workers: usize) -> (Pool, Arc<HttpStats>, Arc<AppMetrics>, Metrics) {
     let pool = ops_pool(settings(workers), RelayAddr::Pipes, &[]).await;

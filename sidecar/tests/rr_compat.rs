@@ -9,9 +9,8 @@
 mod common;
 
 use bytes::Bytes;
-use common::binary::{PacerBin, Ports, children_of};
+use common::binary::{PacerBin, Ports, RrYaml, children_of};
 use common::serve::*;
-use common::{php, worker_script};
 use http::Request;
 use http_body_util::Full;
 use serde_json::json;
@@ -227,29 +226,9 @@ async fn requests_with_many_headers_reach_php_up_to_the_configured_limits() {
 #[tokio::test]
 async fn stray_stdout_is_logged_with_the_worker_pid_and_the_worker_keeps_serving() {
     let ports = Ports::pick();
-    let yaml = format!(
-        r#"version: "3"
-server:
-  command: ["{php}", "{worker}"]
-  env:
-    RR_COMPAT_BOOT_ECHO: "hello from boot\n"
-http:
-  address: {http}
-  pool:
-    num_workers: 1
-status:
-  address: {status}
-metrics:
-  address: {metrics}
-logs:
-  level: info
-"#,
-        php = php(),
-        worker = worker_script("rr-compat.php"),
-        http = ports.http,
-        status = ports.status,
-        metrics = ports.metrics,
-    );
+    let yaml = RrYaml::worker("rr-compat.php")
+        .env("RR_COMPAT_BOOT_ECHO", "hello from boot\n")
+        .render(&ports);
     let pacer = PacerBin::spawn(tempfile::tempdir().unwrap(), ports, &yaml);
     pacer.wait_ready(1).await;
     let pid = children_of(pacer.pid())[0];
@@ -301,31 +280,13 @@ async fn x_sendfile_streams_files_under_the_roots_only() {
     let big: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
     std::fs::write(root.join("big.bin"), &big).unwrap();
     std::fs::write(root.join("small.csv"), "a,b\n1,2\n").unwrap();
-    let yaml = format!(
-        r#"version: "3"
-server:
-  command: ["{php}", "{worker}"]
-http:
-  address: {http}
-  middleware: [sendfile]
-  sendfile:
-    roots: ["{root}"]
-  pool:
-    num_workers: 1
-status:
-  address: {status}
-metrics:
-  address: {metrics}
-logs:
-  level: warn
-"#,
-        php = php(),
-        worker = worker_script("rr-compat.php"),
-        root = root.display(),
-        http = ports.http,
-        status = ports.status,
-        metrics = ports.metrics,
-    );
+    let yaml = RrYaml::worker("rr-compat.php")
+        .http(&format!(
+            "middleware: [sendfile]\nsendfile:\n  roots: [\"{}\"]",
+            root.display()
+        ))
+        .level("warn")
+        .render(&ports);
     let pacer = PacerBin::spawn(dir, ports, &yaml);
     pacer.wait_ready(1).await;
     let client = h1();

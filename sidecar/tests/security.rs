@@ -62,28 +62,10 @@ fn listening_v4(pid: u32) -> Vec<String> {
 }
 
 fn rpc_yaml(ports: &Ports, rpc: &str) -> String {
-    format!(
-        r#"version: "3"
-{rpc}
-server:
-  command: {command}
-http:
-  address: {http}
-  pool:
-    num_workers: 1
-status:
-  address: {status}
-metrics:
-  address: {metrics}
-logs:
-  level: info
-  encoding: console
-"#,
-        command = serde_json::to_string(&[php(), worker_script("http.php")]).unwrap(),
-        http = ports.http,
-        status = ports.status,
-        metrics = ports.metrics,
-    )
+    RrYaml::worker("http.php")
+        .console()
+        .section(rpc)
+        .render(ports)
 }
 
 #[tokio::test]
@@ -172,31 +154,11 @@ fn multipart_body(boundary: &str, parts: &[&[u8]]) -> Vec<u8> {
 async fn no_body_cookie_authorization_or_query_reaches_the_logs_at_debug_level() {
     let ports = Ports::pick();
     let dir = tempfile::tempdir().unwrap();
-    let yaml = format!(
-        r#"version: "3"
-server:
-  command: {command}
-http:
-  address: {http}
-  access_logs: true
-  max_request_size: 1
-  http2:
-    h2c: true
-  pool:
-    num_workers: 1
-status:
-  address: {status}
-metrics:
-  address: {metrics}
-logs:
-  level: debug
-  encoding: console
-"#,
-        command = serde_json::to_string(&[php(), worker_script("http.php")]).unwrap(),
-        http = ports.http,
-        status = ports.status,
-        metrics = ports.metrics,
-    );
+    let yaml = RrYaml::worker("http.php")
+        .http("access_logs: true\nmax_request_size: 1\nhttp2:\n  h2c: true")
+        .level("debug")
+        .console()
+        .render(&ports);
     let pacer = PacerBin::spawn(dir, ports, &yaml);
     pacer.wait_ready(1).await;
 

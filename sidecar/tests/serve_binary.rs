@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::binary::{PACER, PacerBin, Ports, children_of, free_port};
+use common::binary::{PACER, PacerBin, Ports, RrYaml, children_of, free_port};
 use common::serve::*;
 use common::{alive, eventually, php, worker_script};
 use nix::sys::signal::Signal;
@@ -20,32 +20,13 @@ use tokio::time::Instant;
 /// `pacer:` section, and waits until it is ready with `workers` PHP processes.
 async fn start(workers: usize, pacer_section: &str) -> PacerBin {
     let ports = Ports::pick();
-    let yaml = format!(
-        r#"version: "3"
-server:
-  command: ["{php}", "{worker}"]
-http:
-  address: {http}
-  pool:
-    num_workers: {workers}
-    allocate_timeout: 30s
-    destroy_timeout: 5s
-status:
-  address: {status}
-metrics:
-  address: {metrics}
-logs:
-  level: info
-  encoding: console
-pacer:
-{pacer_section}
-"#,
-        php = php(),
-        worker = worker_script("http.php"),
-        http = ports.http,
-        status = ports.status,
-        metrics = ports.metrics,
-    );
+    let yaml = RrYaml::worker("http.php")
+        .workers(workers)
+        .pool("allocate_timeout: 30s")
+        .pool("destroy_timeout: 5s")
+        .console()
+        .section(&format!("pacer:\n{pacer_section}"))
+        .render(&ports);
     let pacer = PacerBin::spawn(tempfile::tempdir().unwrap(), ports, &yaml);
     pacer.wait_ready(workers).await;
     pacer

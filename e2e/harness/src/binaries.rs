@@ -17,6 +17,37 @@ const BINARIES: [&str; 3] = ["kube-apiserver", "etcd", "helm"];
 /// What `build.sh --cluster` adds: the end-to-end scenarios run them so that Deployments
 /// become ReplicaSets and Pods bound to a node.
 const CLUSTER_BINARIES: [&str; 2] = ["kube-controller-manager", "kube-scheduler"];
+/// What `build.sh --node` adds: the real node of the end-to-end scenarios.
+const NODE_BINARIES: [&str; 3] = ["kubelet", "kubectl", "pause"];
+
+/// Which set of binaries `build.sh` is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Set {
+    ControlPlane,
+    Cluster,
+    Node,
+}
+
+impl Set {
+    fn names(self) -> Vec<&'static str> {
+        let mut names = BINARIES.to_vec();
+        if self != Self::ControlPlane {
+            names.extend(CLUSTER_BINARIES);
+        }
+        if self == Self::Node {
+            names.extend(NODE_BINARIES);
+        }
+        names
+    }
+
+    fn flag(self) -> Option<&'static str> {
+        match self {
+            Self::ControlPlane => None,
+            Self::Cluster => Some("--cluster"),
+            Self::Node => Some("--node"),
+        }
+    }
+}
 
 /// The binaries are not built and cannot be: `go` is not on `PATH`.
 ///
@@ -43,21 +74,25 @@ impl std::error::Error for GoMissing {}
 pub fn bin_dir() -> Result<PathBuf> {
     // Err(None) stands for GoMissing, so that it stays a typed error after caching.
     static DIR: OnceLock<Result<PathBuf, Option<String>>> = OnceLock::new();
-    cached(&DIR, false)
+    cached(&DIR, Set::ControlPlane)
 }
 
 /// The directory holding the [`bin_dir`] binaries plus `kube-controller-manager` and
 /// `kube-scheduler` (`build.sh --cluster`; a few minutes more on a cold build cache).
 pub fn cluster_bin_dir() -> Result<PathBuf> {
     static DIR: OnceLock<Result<PathBuf, Option<String>>> = OnceLock::new();
-    cached(&DIR, true)
+    cached(&DIR, Set::Cluster)
 }
 
-fn cached(
-    cell: &'static OnceLock<Result<PathBuf, Option<String>>>,
-    cluster: bool,
-) -> Result<PathBuf> {
-    let cached = cell.get_or_init(|| match locate(cluster) {
+/// The directory holding the [`cluster_bin_dir`] binaries plus `kubelet`, `kubectl` and
+/// `pause` (`build.sh --node`).
+pub fn node_bin_dir() -> Result<PathBuf> {
+    static DIR: OnceLock<Result<PathBuf, Option<String>>> = OnceLock::new();
+    cached(&DIR, Set::Node)
+}
+
+fn cached(cell: &'static OnceLock<Result<PathBuf, Option<String>>>, set: Set) -> Result<PathBuf> {
+    let cached = cell.get_or_init(|| match locate(set) {
         Ok(dir) => Ok(dir),
         Err(e) if e.is::<GoMissing>() => Err(None),
         Err(e) => Err(Some(format!("{e:#}"))),
@@ -69,15 +104,15 @@ fn cached(
     }
 }
 
-fn locate(cluster: bool) -> Result<PathBuf> {
+fn locate(set: Set) -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(BIN_ENV) {
         let dir = PathBuf::from(dir);
-        // A directory without the cluster binaries is still good for the rest: build.sh
+        // A directory without the extra binaries is still good for the rest: build.sh
         // writes them beside the others, so fall through to it.
-        if !cluster || check_cluster(&dir).is_ok() {
-            check(&dir).with_context(|| format!("{BIN_ENV}={}", dir.display()))?;
+        if check(&dir, &set.names()).is_ok() {
             return Ok(dir);
         }
+        check(&dir, &BINARIES).with_context(|| format!("{BIN_ENV}={}", dir.display()))?;
     }
     if let Err(e) = Command::new("go").arg("version").output()
         && e.kind() == std::io::ErrorKind::NotFound
@@ -88,8 +123,8 @@ fn locate(cluster: bool) -> Result<PathBuf> {
     // progress is worth seeing even when the test harness captures output.
     let mut command = Command::new("bash");
     command.arg(BUILD_SH);
-    if cluster {
-        command.arg("--cluster");
+    if let Some(flag) = set.flag() {
+        command.arg(flag);
     }
     let out = command
         .stdin(Stdio::null())
@@ -105,25 +140,12 @@ fn locate(cluster: bool) -> Result<PathBuf> {
         .last()
         .map(|line| PathBuf::from(line.trim()))
         .with_context(|| format!("{BUILD_SH} printed nothing"))?;
-    check(&dir)?;
-    if cluster {
-        check_cluster(&dir)?;
-    }
+    check(&dir, &set.names())?;
     Ok(dir)
 }
 
-fn check_cluster(dir: &Path) -> Result<()> {
-    for name in CLUSTER_BINARIES {
-        let path = dir.join(name);
-        if !path.is_file() {
-            bail!("{} does not exist", path.display());
-        }
-    }
-    Ok(())
-}
-
-fn check(dir: &Path) -> Result<()> {
-    for name in BINARIES {
+fn check(dir: &Path, names: &[&str]) -> Result<()> {
+    for name in names {
         let path = dir.join(name);
         if !path.is_file() {
             bail!("{} does not exist", path.display());

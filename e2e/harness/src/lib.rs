@@ -27,6 +27,8 @@
 //! Start reading at [`ControlPlane::start`].
 
 mod binaries;
+pub mod netns;
+pub mod node;
 mod pki;
 mod process;
 
@@ -42,7 +44,9 @@ use tempfile::TempDir;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-pub use binaries::{BIN_ENV, GoMissing, bin_dir, cluster_bin_dir};
+pub use binaries::{BIN_ENV, GoMissing, bin_dir, cluster_bin_dir, node_bin_dir};
+pub use netns::NetNs;
+pub use node::{Node, NodeOptions};
 pub use process::{Server, Watchdog};
 
 /// How long kube-apiserver may take to report ready. It takes 2–3 s here; the
@@ -50,7 +54,7 @@ pub use process::{Server, Watchdog};
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The service CIDR; its first address (10.0.0.1) is in the serving certificate.
-const SERVICE_CIDR: &str = "10.0.0.0/24";
+pub(crate) const SERVICE_CIDR: &str = "10.0.0.0/24";
 
 /// A running etcd + kube-apiserver pair.
 #[derive(Debug)]
@@ -349,19 +353,36 @@ fn apiserver_args(files: &pki::Files, etcd_url: &str, port: u16) -> Vec<String> 
 }
 
 fn write_kubeconfig(path: &Path, server_url: &str, files: &pki::Files) -> Result<()> {
+    write_kubeconfig_for(
+        path,
+        server_url,
+        &files.ca_cert,
+        &files.admin_cert,
+        &files.admin_key,
+    )
+}
+
+/// A kubeconfig for the user of client certificate `cert` (and `key`) at `server_url`.
+pub(crate) fn write_kubeconfig_for(
+    path: &Path,
+    server_url: &str,
+    ca_cert: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<()> {
     // JSON is YAML, so every kubeconfig reader takes it.
     let kubeconfig = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{
             "name": "pacer-e2e",
-            "cluster": { "server": server_url, "certificate-authority": files.ca_cert },
+            "cluster": { "server": server_url, "certificate-authority": ca_cert },
         }],
         "users": [{
             "name": "pacer-e2e-admin",
             "user": {
-                "client-certificate": files.admin_cert,
-                "client-key": files.admin_key,
+                "client-certificate": cert,
+                "client-key": key,
             },
         }],
         "contexts": [{

@@ -28,6 +28,8 @@ const SERVING_NAMES: &[&str] = &[
 /// Paths of the PEM files written by [`write`].
 #[derive(Debug, Clone)]
 pub struct Files {
+    /// The CA's key, for certificates issued later ([`Files::issue_client`]).
+    pub ca_key: PathBuf,
     pub ca_cert: PathBuf,
     pub serving_cert: PathBuf,
     pub serving_key: PathBuf,
@@ -39,7 +41,13 @@ pub struct Files {
 
 /// Generates everything and writes it as PEM files into `dir`.
 pub fn write(dir: &Path) -> Result<Files> {
+    write_with(dir, &[])
+}
+
+/// [`write`], with more names (e.g. a node's address) in the API server's certificate.
+pub fn write_with(dir: &Path, extra_names: &[String]) -> Result<Files> {
     let files = Files {
+        ca_key: dir.join("ca.key"),
         ca_cert: dir.join("ca.crt"),
         serving_cert: dir.join("apiserver.crt"),
         serving_key: dir.join("apiserver.key"),
@@ -50,20 +58,14 @@ pub fn write(dir: &Path) -> Result<Files> {
     };
 
     let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::new())?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "pacer-e2e-ca");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    let ca = ca_params()?;
     let ca_cert = ca.self_signed(&ca_key)?;
+    let ca_key_pem = ca_key.serialize_pem();
     let issuer = Issuer::new(ca, ca_key);
 
     let serving_key = KeyPair::generate()?;
-    let names: Vec<String> = SERVING_NAMES.iter().map(|n| n.to_string()).collect();
+    let mut names: Vec<String> = SERVING_NAMES.iter().map(|n| n.to_string()).collect();
+    names.extend(extra_names.iter().cloned());
     let mut serving = CertificateParams::new(names)?;
     serving
         .distinguished_name
@@ -90,6 +92,7 @@ pub fn write(dir: &Path) -> Result<Files> {
 
     for (path, pem) in [
         (&files.ca_cert, ca_cert.pem()),
+        (&files.ca_key, ca_key_pem),
         (&files.serving_cert, serving_cert.pem()),
         (&files.serving_key, serving_key.serialize_pem()),
         (&files.admin_cert, admin_cert.pem()),
@@ -100,4 +103,56 @@ pub fn write(dir: &Path) -> Result<Files> {
         std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(files)
+}
+
+impl Files {
+    /// Issues a client certificate for user `cn` in groups `orgs`, signed by the CA, and
+    /// writes `<stem>.crt` and `<stem>.key` into `dir`. The API server maps CN to the user
+    /// and O to groups, so e.g. `system:node:NAME` in `system:nodes` is a kubelet.
+    pub fn issue_client(
+        &self,
+        dir: &Path,
+        stem: &str,
+        cn: &str,
+        orgs: &[&str],
+    ) -> Result<(PathBuf, PathBuf)> {
+        // The CA's parameters are fixed (ca_params), so its key is all that is needed to
+        // sign as it: subject and key identifier come out the same.
+        let ca_key = KeyPair::from_pem(&std::fs::read_to_string(&self.ca_key)?)?;
+        let issuer = Issuer::new(ca_params()?, ca_key);
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::new())?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        for org in orgs {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, *org);
+        }
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &issuer)?;
+        let (cert_path, key_path) = (
+            dir.join(format!("{stem}.crt")),
+            dir.join(format!("{stem}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem())
+            .with_context(|| format!("writing {}", cert_path.display()))?;
+        std::fs::write(&key_path, key.serialize_pem())
+            .with_context(|| format!("writing {}", key_path.display()))?;
+        Ok((cert_path, key_path))
+    }
+}
+
+/// The CA's certificate parameters (everything but the key).
+fn ca_params() -> Result<CertificateParams> {
+    let mut ca = CertificateParams::new(Vec::new())?;
+    ca.distinguished_name
+        .push(DnType::CommonName, "pacer-e2e-ca");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(ca)
 }

@@ -15,12 +15,13 @@
 //! one test's thread would be killed under the other tests when that test finished.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
@@ -43,6 +44,23 @@ for g in $groups; do
   while kill -0 -- "-$g" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done
 done
 rm -rf -- "$dir"
+"#;
+
+/// [`WATCHDOG_SCRIPT`]'s loop, then a cleanup command (its arguments) instead of removing
+/// a directory. Run under `flock`, so the lock is held until the cleanup is done; "locked"
+/// on stdout says the lock is taken.
+const LOCKED_WATCHDOG_SCRIPT: &str = r#"
+trap '' INT HUP
+echo locked
+groups=
+while read -r g; do
+  case $g in
+    -*) kept=; for x in $groups; do [ "$x" = "${g#-}" ] || kept="$kept $x"; done; groups=$kept ;;
+    *) groups="$groups $g" ;;
+  esac
+done
+for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+"$@"
 "#;
 
 /// Kills the registered process groups and removes a directory when the test process
@@ -74,6 +92,64 @@ impl Watchdog {
             .take()
             .context("the watchdog's stdin is not piped")?;
         Ok(Self { child, pipe })
+    }
+
+    /// Takes the machine-wide lock file `lock` (waiting while another process holds it, up
+    /// to `wait`), then watches like [`Watchdog::spawn`]; when it fires it runs `cleanup`
+    /// (a command and its arguments) and only then releases the lock, so that the next
+    /// holder never meets a half-removed predecessor. Blocks while waiting.
+    pub fn spawn_locked(lock: &Path, cleanup: &[String], wait: Duration) -> Result<Self> {
+        let mut child = Command::new("flock")
+            .arg(lock)
+            .arg("sh")
+            .arg("-c")
+            .arg(LOCKED_WATCHDOG_SCRIPT)
+            .arg("pacer-e2e-watchdog")
+            .args(cleanup)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .context("spawning the locked watchdog (flock, sh)")?;
+        let pipe = child
+            .stdin
+            .take()
+            .context("the watchdog's stdin is not piped")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the watchdog's stdout is not piped")?;
+        let mut watchdog = Self { child, pipe };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let deadline = Instant::now() + wait;
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.trim() == "locked" => return Ok(watchdog),
+                Ok(line) => {
+                    let _ = watchdog.child.kill();
+                    bail!("the watchdog did not take {}: {line:?}", lock.display());
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = watchdog.child.wait();
+                    bail!("the watchdog (flock {}) ended: {status:?}", lock.display());
+                }
+                Err(_) if Instant::now() < deadline => eprintln!(
+                    "waiting for {} (another end-to-end run on this machine holds it)",
+                    lock.display()
+                ),
+                Err(_) => {
+                    let _ = watchdog.child.kill();
+                    let _ = watchdog.child.wait();
+                    bail!("{} was not free within {wait:?}", lock.display());
+                }
+            }
+        }
     }
 
     /// Puts process group `pgid` under the watchdog.
@@ -125,6 +201,28 @@ impl Server {
             .with_context(|| format!("spawning {}", program.display()))?;
         // Built before registering, so that the process is killed (on drop) even if
         // registering fails.
+        let server = Self { name, child, log };
+        watchdog.guard(server.pid())?;
+        Ok(server)
+    }
+
+    /// Like [`Server::spawn`], for a command the caller prepared (a wrapper such as
+    /// `e2e/node/run-in.sh` in front of the program, environment variables).
+    pub fn spawn_command(
+        name: &'static str,
+        mut command: Command,
+        log: PathBuf,
+        watchdog: &mut Watchdog,
+    ) -> Result<Self> {
+        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("spawning {name}"))?;
         let server = Self { name, child, log };
         watchdog.guard(server.pid())?;
         Ok(server)

@@ -34,11 +34,14 @@
 //!
 //! Start reading at `tests/scenarios.rs`, then [`scenario::Scenario`].
 
+pub mod dial;
 pub mod load;
 pub mod metrics;
 pub mod node;
 pub mod operator;
 pub mod prometheus;
+pub mod real;
+pub mod real_app;
 pub mod scenario;
 pub mod timeline;
 pub mod world;

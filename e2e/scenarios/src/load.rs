@@ -15,13 +15,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
+
+use crate::dial::Dial;
 
 /// What to send.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,6 +123,20 @@ impl Load {
         spec: LoadSpec,
         deadline: Duration,
     ) -> Self {
+        Self::start_via(Dial::Host, client, namespace, app, port, spec, deadline)
+    }
+
+    /// [`Load::start`], reaching the pods through `dial`.
+    #[must_use]
+    pub fn start_via(
+        dial: Dial,
+        client: Client,
+        namespace: &str,
+        app: &str,
+        port: u16,
+        spec: LoadSpec,
+        deadline: Duration,
+    ) -> Self {
         let (spec_tx, spec_rx) = watch::channel(spec);
         let stats = Arc::new(Stats::default());
         let endpoints = Arc::new(RwLock::new(Vec::new()));
@@ -189,12 +204,9 @@ impl Load {
             });
         }
 
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let http: HttpClient<HttpConnector, Empty<Bytes>> =
-            HttpClient::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(MAX_CONCURRENCY)
-                .build(connector);
+        let http: HttpClient<Dial, Empty<Bytes>> = HttpClient::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(MAX_CONCURRENCY)
+            .build(dial);
         let next = Arc::new(AtomicUsize::new(0));
         for index in 0..MAX_CONCURRENCY {
             let mut spec = spec_rx.clone();
@@ -296,7 +308,7 @@ impl Load {
 }
 
 async fn request(
-    http: &HttpClient<HttpConnector, Empty<Bytes>>,
+    http: &HttpClient<Dial, Empty<Bytes>>,
     target: SocketAddr,
     path: &str,
     stats: &Stats,

@@ -10,6 +10,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::dial::Dial;
+
 /// One sample.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
@@ -121,14 +123,22 @@ impl Scrape {
     }
 }
 
-/// Scrapes `http://addr/metrics`.
+/// Scrapes `http://addr/metrics` from the host.
 ///
 /// # Errors
 /// When the request fails or does not answer 200 within 5 s.
 pub async fn scrape(addr: SocketAddr) -> Result<Scrape> {
+    scrape_via(&Dial::Host, addr).await
+}
+
+/// Scrapes `http://addr/metrics` through `dial`.
+///
+/// # Errors
+/// When the request fails or does not answer 200 within 5 s.
+pub async fn scrape_via(dial: &Dial, addr: SocketAddr) -> Result<Scrape> {
     let attempt = async {
         let client: Client<_, Empty<bytes::Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
+            Client::builder(TokioExecutor::new()).build(dial.clone());
         let uri: http::Uri = format!("http://{addr}/metrics").parse()?;
         let response = client
             .get(uri)

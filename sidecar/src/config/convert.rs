@@ -57,6 +57,9 @@ pub(crate) fn convert(
         None => None,
     };
     let pacer = pacer(raw.pacer.unwrap_or_default(), raw.endure, ctx);
+    let brokers = super::jobs::Brokers { amqp: raw.amqp };
+    let jobs = raw.jobs.map(|j| super::jobs::jobs(j, &brokers, ctx));
+    let services = super::service::services(raw.service.unwrap_or_default(), ctx);
     Config {
         version,
         workdir: ctx.workdir.clone(),
@@ -69,6 +72,9 @@ pub(crate) fn convert(
         reload,
         otel,
         pacer,
+        jobs,
+        services,
+        sections: BTreeMap::new(),
         dotenv,
     }
 }
@@ -358,7 +364,7 @@ fn http(raw: HttpRaw, metrics_on: bool, ctx: &mut Ctx<'_>) -> HttpConfig {
             },
         },
     };
-    let pool = pool(raw.pool.unwrap_or_default(), ctx);
+    let pool = pool(raw.pool.unwrap_or_default(), "http.pool", ctx);
 
     unsupported(ctx, "http.fcgi", &raw.fcgi, "");
     unsupported(ctx, "http.http3", &raw.http3, "");
@@ -634,8 +640,7 @@ fn ssl(raw: SslRaw, ctx: &mut Ctx<'_>) -> SslConfig {
     }
 }
 
-fn pool(raw: PoolRaw, ctx: &mut Ctx<'_>) -> PoolConfig {
-    let p = "http.pool";
+pub(crate) fn pool(raw: PoolRaw, p: &str, ctx: &mut Ctx<'_>) -> PoolConfig {
     let timeout = |ctx: &mut Ctx<'_>, k: &str, v: &Option<Value>| match ctx
         .duration(&format!("{p}.{k}"), v.as_ref())
     {
@@ -659,7 +664,7 @@ fn pool(raw: PoolRaw, ctx: &mut Ctx<'_>) -> PoolConfig {
             watch_tick: RR_WATCH_TICK,
             ..Default::default()
         },
-        Some(s) => supervisor(s, ctx),
+        Some(s) => supervisor(s, p, ctx),
     };
     let settings = PoolSettings {
         num_workers,
@@ -677,10 +682,10 @@ fn pool(raw: PoolRaw, ctx: &mut Ctx<'_>) -> PoolConfig {
         supervisor,
     };
     if raw.dynamic_allocator.as_ref().is_some_and(|v| !v.is_null()) {
-        ctx.warn(
-            "http.pool.dynamic_allocator is accepted but not used: pacer scales the pool \
-             through the operator (num_workers can change live)",
-        );
+        ctx.warn(format!(
+            "{p}.dynamic_allocator is accepted but not used: pacer scales the pool \
+             through the operator (num_workers can change live)"
+        ));
     }
     PoolConfig {
         settings,
@@ -688,8 +693,8 @@ fn pool(raw: PoolRaw, ctx: &mut Ctx<'_>) -> PoolConfig {
     }
 }
 
-fn supervisor(raw: SupervisorRaw, ctx: &mut Ctx<'_>) -> SupervisorLimits {
-    let p = "http.pool.supervisor";
+fn supervisor(raw: SupervisorRaw, pool: &str, ctx: &mut Ctx<'_>) -> SupervisorLimits {
+    let p = format!("{pool}.supervisor");
     // 0 means "off" for every limit, as in RoadRunner.
     let limit = |ctx: &mut Ctx<'_>, k: &str, v: &Option<Value>| {
         ctx.duration(&format!("{p}.{k}"), v.as_ref())

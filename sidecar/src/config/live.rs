@@ -1,5 +1,6 @@
 //! What a changed config file means for a running pacer (`pacer serve --watch-config`):
-//! pool settings that apply live, and every other changed key, which waits for a restart.
+//! pool settings that apply live (`http.pool` and `jobs.pool`), and every other changed key,
+//! which waits for a restart.
 
 use serde_json::Value;
 
@@ -7,8 +8,8 @@ use super::output::to_json;
 use super::types::Config;
 use crate::pool::PoolSettings;
 
-/// The keys under `http.pool` that [`crate::pool::Pool::update_settings`] and
-/// `set_target` apply to a running pool; `http.pool.supervisor.*` is live too.
+/// The keys under `http.pool` (and `jobs.pool`) that [`crate::pool::Pool::update_settings`]
+/// and `set_target` apply to a running pool; `supervisor.*` is live too.
 const LIVE_POOL_KEYS: [&str; 7] = [
     "num_workers",
     "max_jobs",
@@ -26,6 +27,9 @@ pub struct LiveChange {
     /// keep their running values here (e.g. `debug`), so applying this never half-applies
     /// a restart-only change.
     pub pool: Option<PoolSettings>,
+    /// New `jobs.pool` settings to apply now (the operator sizes the jobs pool through
+    /// them), on the same terms as `pool`.
+    pub jobs_pool: Option<PoolSettings>,
     /// Dotted keys that changed but take effect only at the next start, e.g.
     /// `http.address`, `server.command`, `http.pool.debug`. Lists count as one key.
     pub restart_required: Vec<String>,
@@ -33,7 +37,7 @@ pub struct LiveChange {
 
 impl LiveChange {
     pub fn is_empty(&self) -> bool {
-        self.pool.is_none() && self.restart_required.is_empty()
+        self.pool.is_none() && self.jobs_pool.is_none() && self.restart_required.is_empty()
     }
 }
 
@@ -48,8 +52,16 @@ pub fn diff_live(old: &Config, new: &Config) -> LiveChange {
 
     let (live, restart_required): (Vec<String>, Vec<String>) =
         changed.into_iter().partition(|k| is_live(k));
+    let touches = |section: &str| live.iter().any(|k| k.starts_with(section));
     let pool = match (&old.http, &new.http) {
-        (Some(o), Some(n)) if !live.is_empty() => Some(PoolSettings {
+        (Some(o), Some(n)) if touches("http.") => Some(PoolSettings {
+            debug: o.pool.settings.debug,
+            ..n.pool.settings.clone()
+        }),
+        _ => None,
+    };
+    let jobs_pool = match (&old.jobs, &new.jobs) {
+        (Some(o), Some(n)) if touches("jobs.") => Some(PoolSettings {
             debug: o.pool.settings.debug,
             ..n.pool.settings.clone()
         }),
@@ -57,12 +69,16 @@ pub fn diff_live(old: &Config, new: &Config) -> LiveChange {
     };
     LiveChange {
         pool,
+        jobs_pool,
         restart_required,
     }
 }
 
 fn is_live(key: &str) -> bool {
-    match key.strip_prefix("http.pool.") {
+    match key
+        .strip_prefix("http.pool.")
+        .or_else(|| key.strip_prefix("jobs.pool."))
+    {
         Some(k) => LIVE_POOL_KEYS.contains(&k) || k.starts_with("supervisor."),
         None => false,
     }

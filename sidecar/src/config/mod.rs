@@ -30,10 +30,12 @@ mod duration;
 mod error;
 mod expand;
 mod host;
+mod jobs;
 mod live;
 mod output;
 mod overrides;
 mod raw;
+mod service;
 mod types;
 mod value;
 
@@ -48,8 +50,13 @@ use serde_yaml::{Mapping, Value};
 
 pub use duration::{format_go_duration, parse_go_duration};
 pub use error::ConfigError;
+pub use jobs::{
+    AmqpConfig, DriverConfig, JobsConfig, MemoryConfig, PipelineConfig, RetryPolicy,
+    pipeline_from_map,
+};
 pub use live::{LiveChange, diff_live};
 pub use output::{effective_yaml, to_json};
+pub use service::ServiceConfig;
 pub use types::*;
 
 use host::Host;
@@ -236,7 +243,14 @@ pub(crate) fn parse_with(
     warnings.extend(unknown.iter().map(|p| unknown_warning(p)));
 
     let mut ctx = Ctx::new(host, workdir);
-    let config = convert::convert(raw, version, dotenv.clone(), &mut ctx);
+    let mut config = convert::convert(raw, version, dotenv.clone(), &mut ctx);
+    if let Value::Mapping(m) = &shape {
+        for p in unknown.iter().filter(|p| !p.contains(['.', '['])) {
+            if let Some(v) = m.get(p.as_str()) {
+                config.sections.insert(p.clone(), v.clone());
+            }
+        }
+    }
     errors.append(&mut ctx.errors);
     warnings.append(&mut ctx.warnings);
     ConfigError::check(errors)?;
@@ -457,14 +471,12 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
 }
 
 /// RoadRunner plugins pacer does not implement: their sections get a precise warning.
-const RR_PLUGINS: [&str; 23] = [
-    "jobs",
+const RR_PLUGINS: [&str; 21] = [
     "kv",
     "grpc",
     "temporal",
     "tcp",
     "centrifuge",
-    "service",
     "lock",
     "fileserver",
     "amqp",
@@ -482,6 +494,12 @@ const RR_PLUGINS: [&str; 23] = [
     "sdnotify",
     "informer",
 ];
+
+/// The warning for a top-level section pacer does not know: a custom binary whose plugin
+/// claims the section removes it (see [`crate::plugin`]).
+pub fn section_warning(name: &str) -> String {
+    unknown_warning(name)
+}
 
 fn unknown_warning(path: &str) -> String {
     if path.contains(['.', '[']) {

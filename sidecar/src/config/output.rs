@@ -104,6 +104,12 @@ pub(crate) fn to_tree(c: &Config) -> Value {
         .put_opt("metrics", c.metrics.as_ref().map(metrics))
         .put("logs", logs(&c.logs))
         .put_opt("reload", c.reload.as_ref().map(reload))
+        .put_opt("jobs", c.jobs.as_ref().map(jobs))
+        .put_opt("amqp", c.jobs.as_ref().and_then(amqp_section))
+        .put_opt(
+            "service",
+            (!c.services.is_empty()).then(|| services(&c.services)),
+        )
         .put_opt("otel", c.otel.as_ref().map(otel))
         .put(
             "pacer",
@@ -368,4 +374,82 @@ fn reload(r: &ReloadConfig) -> M {
         .put("interval", dur(r.interval))
         .put("patterns", strings(&r.patterns))
         .put("services", services)
+}
+
+fn jobs(j: &super::JobsConfig) -> M {
+    use super::DriverConfig;
+    let mut pipelines = M::new();
+    for p in &j.pipelines {
+        let config = match &p.driver {
+            DriverConfig::Memory(m) => M::new()
+                .put("priority", p.priority)
+                .put("prefetch", m.prefetch as u64),
+            DriverConfig::Amqp(a) => M::new()
+                .put("priority", p.priority)
+                .put("prefetch", u64::from(a.prefetch))
+                .put("queue", a.queue.as_str())
+                .put("exchange", a.exchange.as_str())
+                .put("exchange_type", a.exchange_type.as_str())
+                .put("routing_key", a.routing_key.as_str())
+                .put("exclusive", a.exclusive)
+                .put("multiple_ack", a.multiple_ack)
+                .put("requeue_on_fail", a.requeue_on_fail)
+                .put("durable", a.durable)
+                .put("exchange_durable", a.exchange_durable)
+                .put("exchange_auto_delete", a.exchange_auto_delete)
+                .put("queue_auto_delete", a.queue_auto_delete)
+                .put("delete_queue_on_stop", a.delete_queue_on_stop)
+                .put_opt("consumer_id", a.consumer_id.as_deref())
+                .put(
+                    "queue_headers",
+                    pairs(a.queue_headers.iter().map(|(k, v)| (k, v))),
+                )
+                .put("redial_timeout", dur(a.redial_timeout)),
+        };
+        let mut pipe = M::new()
+            .put("driver", p.driver_name())
+            .put("config", config);
+        if p.retry.max_attempts > 0 {
+            pipe = pipe.put(
+                "retry",
+                M::new()
+                    .put("max_attempts", u64::from(p.retry.max_attempts))
+                    .put("delay", dur(p.retry.delay))
+                    .put_opt("failed_pipeline", p.retry.failed_pipeline.as_deref()),
+            );
+        }
+        pipelines = pipelines.put(&p.name, pipe);
+    }
+    M::new()
+        .put("pipeline_size", j.pipeline_size as u64)
+        .put("timeout", dur(j.timeout))
+        .put("pool", pool(&j.pool))
+        .put("consume", strings(&j.consume))
+        .put("pipelines", pipelines)
+}
+
+fn amqp_section(j: &super::JobsConfig) -> Option<M> {
+    j.pipelines.iter().find_map(|p| match &p.driver {
+        super::DriverConfig::Amqp(a) => Some(M::new().put("addr", a.addr.as_str())),
+        _ => None,
+    })
+}
+
+fn services(list: &[super::ServiceConfig]) -> M {
+    let mut m = M::new();
+    for s in list {
+        m = m.put(
+            &s.name,
+            M::new()
+                .put("command", strings(&s.command))
+                .put("process_num", s.process_num as u64)
+                .put_opt("exec_timeout", s.exec_timeout.map(dur))
+                .put("remain_after_exit", s.remain_after_exit)
+                .put("restart_sec", s.restart_sec.as_secs())
+                .put("timeout_stop_sec", s.timeout_stop_sec.as_secs())
+                .put("env", pairs(s.env.iter().map(|(k, v)| (k, v))))
+                .put("service_name_in_log", s.service_name_in_log),
+        );
+    }
+    m
 }

@@ -27,6 +27,9 @@ pub(crate) struct RootRaw {
     pub endure: Option<EndureRaw>,
     pub otel: Option<OtelRaw>,
     pub pacer: Option<PacerRaw>,
+    pub jobs: Option<super::jobs::JobsRaw>,
+    pub amqp: Option<super::jobs::BrokerRaw>,
+    pub service: Option<BTreeMap<String, super::service::ServiceRaw>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

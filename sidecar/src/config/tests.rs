@@ -608,8 +608,8 @@ fn unknown_keys_warn_with_full_paths() {
             &["unknown section htpp (ignored)"],
         ),
         (
-            "jobs: {pool: {num_workers: 2}}",
-            &["section jobs configures a RoadRunner plugin pacer does not implement (ignored)"],
+            "jobs: {pool: {num_workers: 2}, pipelines: {a: {driver: memory, config: {prefetc: 5}}}}",
+            &["unknown key jobs.pipelines.a.config.prefetc (ignored)"],
         ),
         (
             "logs: {channels: {http: {lvl: info}}}",
@@ -1073,6 +1073,38 @@ fn live_changes() {
     );
 }
 
+#[test]
+fn jobs_pool_changes_are_live_and_apart_from_http() {
+    let f = Fixture::new();
+    let base = "http:\n  address: ':80'\n  pool: {num_workers: 2}\n\
+                jobs:\n  pool: {num_workers: 3, max_jobs: 0}\n  consume: [m]\n  \
+                pipelines: {m: {driver: memory, config: {prefetch: 10}}}\n";
+    let old = f.ok(base).config;
+    assert!(diff_live(&old, &f.ok(base).config).is_empty());
+
+    let new = f
+        .ok(&base.replace(
+            "num_workers: 3, max_jobs: 0",
+            "num_workers: 7, max_jobs: 50",
+        ))
+        .config;
+    let d = diff_live(&old, &new);
+    assert_eq!(d.restart_required, Vec::<String>::new());
+    assert_eq!(d.pool, None, "the HTTP pool did not change");
+    let jobs = d.jobs_pool.unwrap();
+    assert_eq!((jobs.num_workers, jobs.max_jobs), (7, 50));
+
+    // A pipeline change is not live; the jobs pool still is.
+    let new = f
+        .ok(&base
+            .replace("num_workers: 3", "num_workers: 1")
+            .replace("prefetch: 10", "prefetch: 20"))
+        .config;
+    let d = diff_live(&old, &new);
+    assert_eq!(d.restart_required, ["jobs.pipelines.m.config.prefetch"]);
+    assert_eq!(d.jobs_pool.map(|p| p.num_workers), Some(1));
+}
+
 /// Sections of a realistic RoadRunner v3 config, as in docs/configuration.md and the
 /// `.rr.yaml` samples RoadRunner ships.
 const SAMPLE_SECTIONS: &str = r#"
@@ -1188,7 +1220,6 @@ endure:
     assert_eq!(
         l.warnings,
         [
-            "section jobs configures a RoadRunner plugin pacer does not implement (ignored)",
             "section kv configures a RoadRunner plugin pacer does not implement (ignored)",
             "server.relay_timeout is obsolete since RoadRunner v2 (ignored)",
             "endure.log_level is not supported by pacer (ignored)",
@@ -1290,6 +1321,84 @@ fn json_is_shaped_like_the_input() {
     );
     assert_eq!(j["http"]["max_request_size"], json!(256));
     assert!(effective_yaml(&f.ok("").config).starts_with("# effective configuration"));
+}
+
+#[test]
+fn jobs_section_and_its_errors() {
+    let f = Fixture::new();
+    let l = f.ok(
+        "jobs: {pool: {num_workers: 3, supervisor: {exec_ttl: 10s}}, timeout: 5, consume: [a, q],\n  \
+         pipelines: {a: {driver: memory, config: {priority: 3, prefetch: 7}},\n  \
+         q: {driver: amqp, config: {queue: work, prefetch: 20, durable: true, queue_headers: {x-max-priority: 10}},\n  \
+         retry: {max_attempts: 4, delay: 2s, failed_pipeline: a}}}}\namqp: {addr: 'amqp://u:p@127.0.0.1:5673/'}",
+    );
+    let j = l.config.jobs.as_ref().unwrap();
+    let again = f.parse(&effective_yaml(&l.config)).unwrap();
+    assert_eq!(
+        again.config.jobs, l.config.jobs,
+        "config check prints what it read"
+    );
+    assert_eq!(j.num_pollers, 5);
+    assert_eq!(j.timeout, Duration::from_secs(5));
+    assert_eq!(j.consume, ["a", "q"]);
+    assert_eq!(
+        j.pool.settings.supervisor.exec_ttl,
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(j.pipelines[0].priority, 3);
+    assert_eq!(
+        j.pipelines[0].driver,
+        DriverConfig::Memory(MemoryConfig { prefetch: 7 })
+    );
+    let DriverConfig::Amqp(q) = &j.pipelines[1].driver else {
+        panic!("not amqp")
+    };
+    assert_eq!(
+        (q.addr.as_str(), q.queue.as_str(), q.prefetch, q.durable),
+        ("amqp://u:p@127.0.0.1:5673/", "work", 20, true)
+    );
+    assert_eq!(
+        (q.exchange.as_str(), q.exchange_type.as_str()),
+        ("amqp.default", "direct")
+    );
+    assert_eq!(
+        q.queue_headers,
+        [("x-max-priority".to_string(), "10".to_string())]
+    );
+    assert_eq!(
+        j.pipelines[1].retry,
+        RetryPolicy {
+            max_attempts: 4,
+            delay: Duration::from_secs(2),
+            failed_pipeline: Some("a".into())
+        }
+    );
+    for (jobs, want) in [
+        (
+            "{pipelines: {a: {driver: amqp, config: {queue: x}}}}",
+            "amqp is required",
+        ),
+        (
+            "{pipelines: {a: {driver: sqs}}}",
+            "jobs.pipelines.a.driver: \"sqs\" is not a driver pacer implements",
+        ),
+        (
+            "{pipelines: {a: {driver: memory}}, consume: [b]}",
+            "jobs.consume: \"b\" is not the name of a pipeline",
+        ),
+        (
+            "{pipelines: {a: {config: {}}}}",
+            "jobs.pipelines.a.driver is required",
+        ),
+        (
+            "{pipelines: {a: {driver: memory, retry: {failed_pipeline: z}}}}",
+            "retry.failed_pipeline: \"z\"",
+        ),
+        ("{pool: {num_workers: x}}", "jobs.pool.num_workers"),
+    ] {
+        let err = f.err(&format!("jobs: {jobs}\namqp: ~"));
+        assert!(err.contains(want), "{jobs}: {err}");
+    }
 }
 
 #[test]

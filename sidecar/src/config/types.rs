@@ -42,6 +42,13 @@ pub struct Config {
     pub otel: Option<OtelConfig>,
     /// `pacer`: settings RoadRunner does not have.
     pub pacer: PacerConfig,
+    /// `jobs` (with the broker sections its pipelines use); `None` when absent.
+    pub jobs: Option<super::jobs::JobsConfig>,
+    /// `service`: supervised side processes, by name.
+    pub services: Vec<super::service::ServiceConfig>,
+    /// Top-level sections pacer does not know (warned about), kept as written (after
+    /// substitution and overrides) for plugins that claim them ([`crate::plugin`]).
+    pub sections: BTreeMap<String, serde_yaml::Value>,
     /// Variables read from the dotenv file that were not already in pacer's environment.
     /// RoadRunner puts them into its own environment, so its workers inherit them; pacer
     /// adds them to the workers' environment instead (see [`Config::process_spec`]).
@@ -54,10 +61,18 @@ impl Config {
     /// `server.command`, the dotenv variables then `server.env`, the working directory
     /// and the user/group.
     pub fn process_spec(&self) -> ProcessSpec {
-        let command = self
-            .http
-            .as_ref()
-            .and_then(|h| h.pool.command.clone())
+        self.process_spec_with(self.http.as_ref().and_then(|h| h.pool.command.as_ref()))
+    }
+
+    /// How to start a worker of the `jobs` pool: `jobs.pool.command` or `server.command`,
+    /// otherwise as [`Config::process_spec`].
+    pub fn jobs_process_spec(&self) -> ProcessSpec {
+        self.process_spec_with(self.jobs.as_ref().and_then(|j| j.pool.command.as_ref()))
+    }
+
+    fn process_spec_with(&self, pool_command: Option<&Vec<String>>) -> ProcessSpec {
+        let command = pool_command
+            .cloned()
             .unwrap_or_else(|| self.server.command.clone());
         let env = self
             .dotenv

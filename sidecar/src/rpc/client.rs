@@ -149,6 +149,12 @@ impl RpcClient {
         self.call(method, flags::CODEC_RAW, arg).await
     }
 
+    /// Calls `method` with the protobuf codec (encoded message in, encoded message out),
+    /// e.g. `jobs.Push`.
+    pub async fn call_proto(&mut self, method: &str, arg: &[u8]) -> Result<Bytes, ClientError> {
+        self.call(method, flags::CODEC_PROTO, arg).await
+    }
+
     /// Sends one request and waits for the reply with its seq.
     async fn call(&mut self, method: &str, codec: u8, body: &[u8]) -> Result<Bytes, ClientError> {
         let seq = self.seq;

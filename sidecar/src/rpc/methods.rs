@@ -79,6 +79,8 @@ pub enum Method {
     MetricsSet,
     MetricsObserve,
     MetricsUnregister,
+    /// A method of a registered [`super::RpcService`] (its index).
+    Service(usize),
 }
 
 impl Method {
@@ -123,7 +125,10 @@ impl Method {
     pub fn is_slow(self) -> bool {
         matches!(
             self,
-            Method::InformerAddWorker | Method::InformerRemoveWorker | Method::ResetterReset
+            Method::InformerAddWorker
+                | Method::InformerRemoveWorker
+                | Method::ResetterReset
+                | Method::Service(_)
         )
     }
 }
@@ -153,6 +158,13 @@ pub async fn call(
     codec: Codec,
     arg: &[u8],
 ) -> Result<Vec<u8>, String> {
+    if let Method::Service(i) = method {
+        let service = ctx
+            .service(i)
+            .ok_or_else(|| format!("rpc: can't find service {name}"))?;
+        let m = name.rsplit_once('.').map_or(name, |(_, m)| m);
+        return service.call(m, codec, arg).await;
+    }
     match codec {
         Codec::Json => {}
         Codec::Raw if method == Method::RpcConfig => return Ok(ctx.config().to_vec()),
@@ -232,6 +244,7 @@ pub async fn call(
                 .map_err(|e| e.to_string())?;
             json(&true)
         }
+        Method::Service(_) => Err(format!("rpc: can't find service {name}")),
     }
 }
 

@@ -88,9 +88,29 @@ impl Default for RpcLimits {
     }
 }
 
+/// A boxed future (the object-safe shape of an async trait method).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A service's RPC methods, served under its name (`name.Method`), as a RoadRunner
+/// plugin registers its RPC receiver. Register with [`RpcContext::with_service`].
+pub trait RpcService: Send + Sync + std::fmt::Debug {
+    /// The service part of the method names (`jobs` serves `jobs.Push`, …).
+    fn name(&self) -> &str;
+    /// Runs `method` (the part after the dot). `Ok` is the encoded result (in `codec`),
+    /// `Err` the error text of the reply. An unknown method should answer
+    /// `rpc: can't find method <service>.<method>`, as Go's net/rpc does.
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        codec: methods::Codec,
+        arg: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, String>>;
+}
+
 /// What the RPC methods work on.
 #[derive(Debug)]
 pub struct RpcContext {
+    services: Vec<Arc<dyn RpcService>>,
     pools: Vec<Pool>,
     config: RwLock<Bytes>,
     version: String,
@@ -114,6 +134,7 @@ impl RpcContext {
         app_metrics: Arc<AppMetrics>,
     ) -> RpcContext {
         RpcContext {
+            services: Vec::new(),
             pools,
             config: RwLock::new(config_bytes(&config)),
             version: version.into(),
@@ -121,6 +142,35 @@ impl RpcContext {
             limits: RpcLimits::default(),
             resize: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Serves `service`'s methods too. A name pacer already serves is refused.
+    pub fn with_service(mut self, service: Arc<dyn RpcService>) -> RpcContext {
+        let taken = ["informer", "resetter", "rpc", "metrics"].contains(&service.name())
+            || self.services.iter().any(|s| s.name() == service.name());
+        if taken {
+            tracing::error!(
+                service = service.name(),
+                "RPC service name already taken; not registered"
+            );
+        } else {
+            self.services.push(service);
+        }
+        self
+    }
+
+    /// Finds a method: a registered service's, else one of pacer's own.
+    pub fn resolve(&self, name: &str) -> Result<methods::Method, String> {
+        if let Some((service, _)) = name.rsplit_once('.')
+            && let Some(i) = self.services.iter().position(|s| s.name() == service)
+        {
+            return Ok(methods::Method::Service(i));
+        }
+        methods::Method::resolve(name)
+    }
+
+    pub(crate) fn service(&self, i: usize) -> Option<&Arc<dyn RpcService>> {
+        self.services.get(i)
     }
 
     pub fn with_limits(mut self, limits: RpcLimits) -> RpcContext {

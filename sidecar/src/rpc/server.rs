@@ -138,7 +138,7 @@ async fn connection(
             },
         };
         let name = String::from_utf8_lossy(&request.method).into_owned();
-        let method = match Method::resolve(&name) {
+        let method = match ctx.resolve(&name) {
             Ok(m) => m,
             Err(text) => {
                 drop(permit);

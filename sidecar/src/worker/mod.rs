@@ -13,6 +13,8 @@
 //! * [`process`] — the task that owns the OS process.
 
 pub mod exchange;
+#[cfg(any(test, feature = "fake-workers"))]
+pub mod fake;
 pub mod info;
 pub mod process;
 pub mod spawner;

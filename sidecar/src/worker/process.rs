@@ -50,7 +50,7 @@ impl ProcessHandle {
     /// A handle on a fake process (the pool's unit tests): the commands arrive on the
     /// receiver. `pid` must be above the kernel's `pid_max` (at most 2^22), so that the
     /// fallback `kill(-pid)` could never reach a real process group.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fake-workers"))]
     pub(crate) fn fake(pid: u32) -> (ProcessHandle, mpsc::Receiver<Cmd>) {
         assert!(pid > 1 << 22, "a fake pid must be above pid_max");
         let (tx, rx) = mpsc::channel(16);

@@ -156,8 +156,7 @@ impl PacerBin {
         let text = fetch(&format!("http://{}/metrics", self.ports.metrics))
             .await
             .text();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        super::prom::sample(&text, name_and_labels)
             .unwrap_or_else(|| panic!("no {name_and_labels} in {text}"))
     }
 
@@ -309,4 +308,111 @@ pub fn script(name: &str) -> String {
 /// `p` quoted for a YAML config (JSON strings are YAML).
 pub fn yaml_path(p: &Path) -> String {
     serde_json::to_string(p).unwrap()
+}
+
+/// A config file for `pacer serve` on [`Ports`]: a PHP worker from `testdata/workers/`,
+/// its pool, and whatever a test adds, instead of a hand-written YAML per test.
+#[derive(Clone, Debug)]
+pub struct RrYaml {
+    command: Vec<String>,
+    env: Vec<(String, String)>,
+    workers: usize,
+    pool: Vec<String>,
+    http: Vec<String>,
+    level: String,
+    console: bool,
+    sections: Vec<String>,
+}
+
+impl RrYaml {
+    /// `php testdata/workers/<script>`, one worker, logs at `info` in JSON.
+    pub fn worker(script: &str) -> RrYaml {
+        RrYaml {
+            command: vec![super::php(), super::worker_script(script)],
+            env: Vec::new(),
+            workers: 1,
+            pool: Vec::new(),
+            http: Vec::new(),
+            level: "info".into(),
+            console: false,
+            sections: Vec::new(),
+        }
+    }
+
+    pub fn workers(mut self, n: usize) -> RrYaml {
+        self.workers = n;
+        self
+    }
+
+    /// An environment variable of the workers.
+    pub fn env(mut self, key: &str, value: &str) -> RrYaml {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// A line under `http.pool`, e.g. `allocate_timeout: 30s`.
+    pub fn pool(mut self, line: &str) -> RrYaml {
+        self.pool.push(line.into());
+        self
+    }
+
+    /// Lines under `http` (YAML indented as if `http` were the top level).
+    pub fn http(mut self, yaml: &str) -> RrYaml {
+        self.http.push(yaml.into());
+        self
+    }
+
+    pub fn level(mut self, level: &str) -> RrYaml {
+        self.level = level.into();
+        self
+    }
+
+    /// Logs in the console encoding instead of JSON.
+    pub fn console(mut self) -> RrYaml {
+        self.console = true;
+        self
+    }
+
+    /// A top-level section as YAML, e.g. `"rpc:\n  listen: tcp://…"`.
+    pub fn section(mut self, yaml: &str) -> RrYaml {
+        self.sections.push(yaml.into());
+        self
+    }
+
+    pub fn render(&self, ports: &Ports) -> String {
+        let indent = |yaml: &str, by: &str| -> String {
+            yaml.lines().map(|l| format!("{by}{l}\n")).collect()
+        };
+        let mut y = String::from("version: \"3\"\nserver:\n");
+        y += &format!(
+            "  command: {}\n",
+            serde_json::to_string(&self.command).unwrap()
+        );
+        if !self.env.is_empty() {
+            y += "  env:\n";
+            for (k, v) in &self.env {
+                y += &format!("    {k}: {}\n", serde_json::to_string(v).unwrap());
+            }
+        }
+        y += &format!("http:\n  address: {}\n", ports.http);
+        for h in &self.http {
+            y += &indent(h, "  ");
+        }
+        y += &format!("  pool:\n    num_workers: {}\n", self.workers);
+        for p in &self.pool {
+            y += &format!("    {p}\n");
+        }
+        y += &format!(
+            "status:\n  address: {}\nmetrics:\n  address: {}\nlogs:\n  level: {}\n",
+            ports.status, ports.metrics, self.level
+        );
+        if self.console {
+            y += "  encoding: console\n";
+        }
+        for s in &self.sections {
+            y += s.trim_end();
+            y += "\n";
+        }
+        y
+    }
 }

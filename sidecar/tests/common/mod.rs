@@ -4,8 +4,15 @@
 
 pub mod apps;
 pub mod binary;
+pub mod brokers;
+pub mod configmap;
+pub mod jobs;
 pub mod load;
+pub mod poll;
+pub mod prom;
 pub mod serve;
+
+pub use poll::eventually;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -120,16 +127,4 @@ pub fn alive(pid: u32) -> bool {
             .starts_with('Z'),
         Err(_) => false,
     }
-}
-
-/// Polls `cond` every 20 ms for up to `secs` seconds.
-pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
 }

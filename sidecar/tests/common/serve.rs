@@ -379,23 +379,7 @@ pub fn raw_status(text: &str) -> u16 {
         .unwrap_or_else(|| panic!("not an HTTP/1.1 response: {text:?}"))
 }
 
-/// Polls an async condition every 50 ms for up to `secs` seconds.
-pub async fn eventually_async<F, Fut>(secs: u64, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if cond().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use super::poll::eventually_async;
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, written as PEM files into
 /// `dir`; returns (cert path, key path, DER cert for the client's trust store).

@@ -546,3 +546,77 @@ proptest! {
         }
     }
 }
+
+/// The hand-written encoder gives exactly serde_json's bytes (the `Serialize` impl).
+fn same_as_serde(p: &http::request::Parts, cookies_joined: bool) -> Result<(), TestCaseError> {
+    let empty = Attributes::new();
+    let mut attrs = Attributes::new();
+    attrs.insert("k\"ey".into(), json!({"a": [1, "\u{1}"]}));
+    let mut ctx = request_context(
+        p,
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        false,
+        true,
+        None,
+        &empty,
+    );
+    ctx.join_cookie_header = cookies_joined;
+    let mut buf = bytes::BytesMut::new();
+    prop_assert_eq!(
+        encode_context(&ctx).unwrap(),
+        encode_context_into(&ctx, &mut buf).unwrap()
+    );
+    let ctx = RequestContext {
+        uploads: Some(json!({"f": {"name": "a\nb.txt"}})),
+        attributes: &attrs,
+        ..ctx
+    };
+    prop_assert_eq!(
+        encode_context(&ctx).unwrap(),
+        encode_context_into(&ctx, &mut buf).unwrap()
+    );
+    Ok(())
+}
+
+#[test]
+fn needs_escape_finds_every_escaped_byte_at_every_offset() {
+    for len in 0..20 {
+        for at in 0..len {
+            for bad in (0u8..0x20).chain([b'"', b'\\']) {
+                let mut b = vec![b'a'; len];
+                b[at] = bad;
+                assert!(needs_escape(&b), "{b:?}");
+            }
+            let mut b = vec![b'a'; len];
+            for ok in [0x20u8, b'!', b'#', b'[', b']', 0x7f, 0x80, 0xff] {
+                b[at] = ok;
+                assert!(!needs_escape(&b), "{b:?}");
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn the_hand_written_context_encoder_matches_serde_json(
+        entries in prop::collection::vec((header_name(), header_value()), 0..12),
+        cookie in "[ -~]{0,30}",
+        query in "[a-z0-9=&%+]{0,20}",
+        join in any::<bool>(),
+    ) {
+        let mut p = parts("POST", &format!("http://example.com/p?{query}"), Version::HTTP_11, &[]);
+        for (name, value) in &entries {
+            p.headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+            p.headers.append(header::COOKIE, v.clone());
+            p.headers.append(header::COOKIE, v);
+        }
+        same_as_serde(&p, join)?;
+        p.headers.clear();
+        same_as_serde(&p, join)?;
+    }
+}

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# The jobs benchmark, side by side in one run on one RabbitMQ (Debian's, started here on
+# loopback with its own data dir and epmd), with equal PHP processes (BENCH_JOBS_WORKERS,
+# default 2):
+#
+#   pacer amqp    pacer's jobs pool consuming the queue (Pacer\Jobs\Consumer)
+#   pacer memory  pacer's jobs pool on the in-process memory driver
+#   php-amqp      plain PHP processes on php-amqp's AMQPQueue::consume() (a Laravel-style
+#                 queue worker loop), acking each message
+#
+# Two measures each: jobs/s draining a preloaded backlog (BENCH_JOBS_N, default 20000),
+# and the p99 queue wait (push to delivery) at a steady rate below capacity
+# (BENCH_JOBS_RATE per s for BENCH_JOBS_SECONDS). Writes bench/out/jobs.json and prints
+# a table. Called by bench/run.sh (BENCH_ONLY contains "jobs"), or alone:
+#
+#   CARGO_TARGET_DIR=... bench/jobs.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+OUT=$BENCH/out
+N=${BENCH_JOBS_N:-20000}
+P=${BENCH_JOBS_WORKERS:-2}
+RATE=${BENCH_JOBS_RATE:-400}
+SECONDS_STEADY=${BENCH_JOBS_SECONDS:-10}
+PREFETCH=${BENCH_JOBS_PREFETCH:-50}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PACER=${PACER:-$CARGO_TARGET_DIR/release/pacer}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+TMP=$(mktemp -d /tmp/pacer-bench-jobs.XXXXXX)
+GROUPS_STARTED=()
+cleanup() {
+    local g
+    for g in "${GROUPS_STARTED[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
+    sleep 1
+    for g in "${GROUPS_STARTED[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+# Runs a command in its own process group (so cleanup reaches its children); echoes the pid.
+spawn() { setsid "$@" </dev/null >>"$TMP/spawned.log" 2>&1 & GROUPS_STARTED+=($!); echo $!; }
+
+for p in rabbitmq-server php-amqp; do
+    dpkg -s "$p" >/dev/null 2>&1 || PACER_DEPS_EXTRA="rabbitmq-server php-amqp" "$ROOT/scripts/deps.sh"
+done
+[[ -x $PACER ]] || (cd "$ROOT" && cargo build -q --release -p pacer --bin pacer)
+
+# --------------------------------------------------------------------------- RabbitMQ
+AMQP_PORT=$(free_port); EPMD_PORT=$(free_port); DIST_PORT=$(free_port)
+URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
+RMQ=$TMP/rabbit
+mkdir -p "$RMQ"
+echo "[]." >"$RMQ/enabled_plugins"
+printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\nlog.console = true\nlog.console.level = warning\nlog.file = false\n' "$AMQP_PORT" >"$RMQ/rabbitmq.conf"
+spawn /usr/bin/epmd -port "$EPMD_PORT" -address 127.0.0.1 >/dev/null
+log "starting RabbitMQ on 127.0.0.1:$AMQP_PORT"
+spawn env HOME="$RMQ" RABBITMQ_BASE="$RMQ" RABBITMQ_MNESIA_BASE="$RMQ/mnesia" RABBITMQ_LOG_BASE="$RMQ/log" \
+    RABBITMQ_NODENAME="pacer-bench-$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$AMQP_PORT" \
+    RABBITMQ_DIST_PORT="$DIST_PORT" ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT" \
+    RABBITMQ_CONFIG_FILE="$RMQ/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ/enabled_plugins" \
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+    /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null
+for _ in $(seq 1 900); do
+    php -r '$p=parse_url($argv[1]); try { (new AMQPConnection(["host"=>$p["host"],"port"=>$p["port"]]))->connect(); exit(0); } catch (Throwable) { exit(1); }' "$URL" 2>/dev/null && break
+    sleep 0.2
+done
+
+# Declares (and empties) a durable queue bound nowhere: publishers use the default exchange.
+declare_queue() {
+    php -r '$p=parse_url($argv[1]); $c=new AMQPConnection(["host"=>$p["host"],"port"=>$p["port"]]); $c->connect(); $ch=new AMQPChannel($c);
+        $q=new AMQPQueue($ch); $q->setName($argv[2]); $q->setFlags(AMQP_DURABLE); $q->declareQueue(); $q->purge();' "$URL" "$1"
+}
+publish() { php "$BENCH/workers/amqp-publish.php" "$URL" "$@"; }
+# p99 (and p50) of every wait in files $1.*, in ms.
+percentiles() {
+    cat "$1".* 2>/dev/null | python3 -c 'import sys
+w = sorted(float(x) for x in sys.stdin if x.strip())
+if not w: print("null null 0"); sys.exit()
+q = lambda p: w[min(len(w) - 1, int(p * len(w)))] * 1000
+print(f"{q(0.5):.2f} {q(0.99):.2f} {len(w)}")'
+}
+now() { date +%s.%N; }
+
+# --------------------------------------------------------------------------- pacer
+pacer_yaml() { # $1 driver, $2 queue, $3 waits file, $4 consume (true/false)
+    local pipe
+    if [[ $1 == amqp ]]; then
+        pipe="{driver: amqp, config: {queue: $2, exchange: '', routing_key: $2, durable: true, prefetch: $PREFETCH}}"
+    else
+        pipe="{driver: memory, config: {prefetch: $PREFETCH}}"
+    fi
+    cat <<EOF
+version: "3"
+server:
+  command: "php $BENCH/workers/hello.php"
+  env: {BENCH_WAITS: "$3"}
+http: {address: 127.0.0.1:$(free_port), pool: {num_workers: 1}}
+rpc: {listen: "tcp://127.0.0.1:$RPC_PORT"}
+metrics: {address: "127.0.0.1:$METRICS_PORT"}
+logs: {level: warn}
+amqp: {addr: "$URL"}
+jobs:
+  pool: {num_workers: $P, command: "php $BENCH/workers/jobs-consumer.php"}
+  consume: [$([[ $4 == true ]] && echo "$2")]
+  pipelines:
+    $2: $pipe
+pacer: {shutdown: {delay: 0s, grace_period: 10s}}
+EOF
+}
+acked() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v p="pacer_pipeline_jobs_total{pipeline=\"$1\",event=\"acked\"}" '$1 == p { print $2 }'; }
+wait_acked() { # $1 pipeline, $2 count
+    local a
+    for _ in $(seq 1 6000); do
+        a=$(acked "$1"); [[ -n $a && ${a%.*} -ge $2 ]] && return 0
+        sleep 0.05
+    done
+    echo "pacer: $1 did not reach $2 acked jobs" >&2; return 1
+}
+start_pacer() { # $1 yaml file; echoes the pid
+    local pid
+    pid=$(spawn "$PACER" serve -c "$1")
+    for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null && break; sleep 0.1; done
+    sleep 1 # the workers boot
+    echo "$pid"
+}
+stop_pacer() { kill -TERM -- "-$1" 2>/dev/null || true; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
+push_memory() { # $1 pipeline $2 n $3 rate
+    php -r 'require $argv[1] . "/php/autoload.php"; $j = Pacer\Jobs\Jobs::fromEnvironment($argv[2]);
+        $n = (int) $argv[4]; $rate = (float) $argv[5]; $start = microtime(true); $batch = [];
+        for ($i = 0; $i < $n; $i++) {
+            if ($rate > 0) { $due = $start + $i / $rate; if (($s = $due - microtime(true)) > 0) usleep((int) ($s * 1e6)); $j->push($argv[3], "Bench\\Job", json_encode(["t" => microtime(true)])); continue; }
+            $batch[] = ["pipeline" => $argv[3], "name" => "Bench\\Job", "payload" => json_encode(["t" => microtime(true)])];
+            if (count($batch) === 500) { $j->pushBatch($batch); $batch = []; }
+        }
+        if ($batch) $j->pushBatch($batch);' "$ROOT" "tcp://127.0.0.1:$RPC_PORT" "$1" "$2" "$3"
+}
+
+results=()
+record() { # name, throughput jobs/s, p50, p99, samples
+    results+=("{\"consumer\":\"$1\",\"workers\":$P,\"jobs_per_s\":$2,\"wait_p50_ms\":$3,\"wait_p99_ms\":$4,\"wait_samples\":$5}")
+    printf '%-14s %10s jobs/s   queue wait p50 %8s ms  p99 %8s ms  (%s jobs)\n' "$1" "$2" "$3" "$4" "$5" >&2
+}
+
+# --- pacer, amqp
+bench_pacer() { # $1 driver
+    local q="bench_$1" y="$TMP/pacer-$1.yaml" pid t0 t1 rate stats
+    RPC_PORT=$(free_port); METRICS_PORT=$(free_port)
+    [[ $1 == amqp ]] && declare_queue "$q"
+    # Throughput: the backlog is in place before consuming starts.
+    pacer_yaml "$1" "$q" "$TMP/pacer-$1-backlog" false >"$y"
+    pid=$(start_pacer "$y")
+    if [[ $1 == amqp ]]; then publish "$q" "$N" 0 0; else push_memory "$q" "$N" 0; fi
+    t0=$(now)
+    php -r 'require $argv[1] . "/php/autoload.php"; Pacer\Jobs\Jobs::fromEnvironment($argv[2])->resume($argv[3]);' "$ROOT" "tcp://127.0.0.1:$RPC_PORT" "$q"
+    wait_acked "$q" "$N"
+    t1=$(now)
+    rate=$(python3 -c "print(round($N / ($t1 - $t0)))")
+    stop_pacer "$pid"
+    # Queue wait at a steady rate.
+    pacer_yaml "$1" "$q" "$TMP/pacer-$1-steady" true >"$y"
+    pid=$(start_pacer "$y")
+    local steady=$((RATE * SECONDS_STEADY))
+    if [[ $1 == amqp ]]; then publish "$q" "$steady" "$RATE" 0; else push_memory "$q" "$steady" "$RATE"; fi
+    wait_acked "$q" "$steady"
+    stop_pacer "$pid"
+    stats=$(percentiles "$TMP/pacer-$1-steady")
+    record "pacer $1" "$rate" $stats
+}
+
+bench_plain() {
+    local q=bench_plain t0 t1 rate pids=() stats i
+    declare_queue "$q"
+    publish "$q" "$N" 0 "$P"
+    t0=$(now)
+    for i in $(seq 1 "$P"); do php "$BENCH/workers/amqp-consume.php" "$URL" "$q" "$PREFETCH" "$TMP/plain-backlog" & pids+=($!); done
+    wait "${pids[@]}"
+    t1=$(now)
+    rate=$(python3 -c "print(round($N / ($t1 - $t0)))")
+    pids=()
+    for i in $(seq 1 "$P"); do php "$BENCH/workers/amqp-consume.php" "$URL" "$q" "$PREFETCH" "$TMP/plain-steady" & pids+=($!); done
+    sleep 1
+    publish "$q" "$((RATE * SECONDS_STEADY))" "$RATE" "$P"
+    wait "${pids[@]}"
+    stats=$(percentiles "$TMP/plain-steady")
+    record "php-amqp" "$rate" $stats
+}
+
+log "jobs: $N jobs backlog, $P PHP processes each, steady $RATE/s for ${SECONDS_STEADY}s, prefetch $PREFETCH"
+bench_plain
+bench_pacer amqp
+bench_pacer memory
+mkdir -p "$OUT"
+printf '[%s]\n' "$(IFS=,; echo "${results[*]}")" >"$OUT/jobs.json"
+log "wrote bench/out/jobs.json"

@@ -1,0 +1,915 @@
+//! The scenarios of issue 11 on the real node: kubelet + containerd run the operator's
+//! pods from the Pacer image built from the Dockerfile, the chart is installed with
+//! `helm install` and the example applied with `kubectl apply`, as the README's
+//! Kubernetes quick start says. Each prints its timeline and keeps it under `e2e/out/`.
+//! Run them with `make e2e`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+use pacer_crds::PhpAppServer;
+use pacer_e2e_scenarios::load::{Load, LoadSpec};
+use pacer_e2e_scenarios::real::{RealWorld, available};
+use pacer_e2e_scenarios::real_app::{APP as APP_NAME, RealApp, ensure_clean};
+use pacer_e2e_scenarios::timeline::Timeline;
+use pacer_e2e_scenarios::{repo_root, wait_for};
+use serde_json::json;
+use tokio::time::Instant;
+
+/// Every scenario's app name (each scenario has its own namespace).
+const APP: &str = APP_NAME;
+
+/// The example's app name and namespace (`examples/kubernetes/hello.yaml`, scenario 1).
+const EXAMPLE: &str = "hello";
+
+/// Pods of app `app` in `namespace` that are Ready, with their IPs.
+async fn ready_pods(world: &RealWorld, namespace: &str, app: &str) -> Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(world.client()?, namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("pacer.dev/app={app}")))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .collect())
+}
+
+/// Ends a load phase: stops it, notes its counts in the timeline, and fails on any failure.
+async fn end_phase(timeline: &Timeline, phase: &str, load: &Load) -> Result<(u64, u64)> {
+    load.stop().await;
+    let stats = load.stats();
+    let (ok, failed) = (stats.ok(), stats.failed());
+    timeline.push(
+        "",
+        "",
+        "",
+        "",
+        &format!("{phase}: {ok} requests answered 2xx, {failed} failed"),
+    );
+    ensure!(
+        failed == 0,
+        "{phase}: {failed} of {} requests failed, e.g. {:?}",
+        ok + failed,
+        stats.errors()
+    );
+    ensure!(ok > 0, "{phase}: no request succeeded");
+    Ok((ok, failed))
+}
+
+/// Scenario 1: the README's quick start on the real node. `helm install` (done once for
+/// the world, timed), `kubectl create namespace`, `kubectl apply` of the example with its
+/// image set → pods Running and Ready with pacer injected by the init container, pacer as
+/// PID 1 of the app container with PHP under it, `/hello` served under load, `kubectl get
+/// pas` showing its columns, `kubectl logs` showing pacer's and PHP's lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n1_quick_start_on_a_real_node() -> Result<()> {
+    if !available()? {
+        return Ok(());
+    }
+    let world = RealWorld::shared().await?;
+    let timeline =
+        Timeline::new("Scenario 1 (real node): helm install + kubectl apply → Ready pods");
+    let (helm_took, operator_ready) = world.helm_times();
+    timeline.push(
+        "",
+        "",
+        "",
+        "",
+        &format!(
+            "helm install took {:.1}s; operator's 2 pods Ready {:.1}s after it began",
+            helm_took.as_secs_f64(),
+            operator_ready.as_secs_f64()
+        ),
+    );
+
+    // The example's own steps: create the namespace, set `image`, apply.
+    world.kubectl(&["create", "namespace", EXAMPLE]).await?;
+    let example = repo_root().join("examples/kubernetes/hello.yaml");
+    let text = std::fs::read_to_string(&example)?;
+    ensure!(
+        text.contains("image: hello:0.1.0") && text.contains("name: hello\n"),
+        "the example's image or name line moved"
+    );
+    let manifest = text.replace(
+        "image: hello:0.1.0",
+        &format!("image: {}", world.node().images().app),
+    );
+    let file = pacer_e2e_scenarios::out_dir().join("node/hello.yaml");
+    std::fs::write(&file, manifest)?;
+    let applied = Instant::now();
+    world
+        .kubectl(&["apply", "-n", EXAMPLE, "-f", &file.display().to_string()])
+        .await?;
+    timeline.push(
+        "",
+        "",
+        "",
+        "",
+        "kubectl apply -n hello -f examples/kubernetes/hello.yaml",
+    );
+
+    // The example asks for two replicas.
+    let pods = wait_for(
+        Duration::from_secs(240),
+        Duration::from_millis(250),
+        "2 Ready pods of the example",
+        || async {
+            world.node().check()?;
+            let pods = ready_pods(world, EXAMPLE, EXAMPLE).await?;
+            Ok((pods.len() == 2).then_some(pods))
+        },
+    )
+    .await?;
+    let since_helm = world.helm_started().elapsed();
+    timeline.push(
+        "",
+        "",
+        "",
+        "",
+        &format!(
+            "2 app pods Ready {:.1}s after kubectl apply, {:.1}s after helm install began",
+            applied.elapsed().as_secs_f64(),
+            since_helm.as_secs_f64()
+        ),
+    );
+
+    // Each pod: the init container copied pacer and completed; the app container runs
+    // from the app image with no restart.
+    for pod in &pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let status = pod.status.as_ref().context("no status")?;
+        let inits = status.init_container_statuses.clone().unwrap_or_default();
+        ensure!(!inits.is_empty(), "pod {name}: no init container ran");
+        for init in &inits {
+            let done = init
+                .state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .context("init container not terminated")?;
+            ensure!(
+                done.exit_code == 0 && done.reason.as_deref() == Some("Completed"),
+                "pod {name}: init container {} ended {:?}",
+                init.name,
+                done
+            );
+            ensure!(
+                init.image.contains("localhost/pacer"),
+                "pod {name}: init container image {}",
+                init.image
+            );
+        }
+        let app = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|c| c.name == "app")
+            .context("no app container status")?;
+        ensure!(app.ready && app.restart_count == 0, "pod {name}: {app:?}");
+        ensure!(
+            app.container_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("containerd://")),
+            "pod {name}: container id {:?}",
+            app.container_id
+        );
+    }
+
+    // Inside the app container: pacer is PID 1, PHP workers are its children, nobody is root.
+    let first = pods[0].metadata.name.clone().unwrap_or_default();
+    let processes = world
+        .kubectl(&[
+            "exec", "-n", EXAMPLE, &first, "-c", "app", "--", "sh", "-c",
+            "for p in /proc/[0-9]*; do printf '%s %s ' \"${p#/proc/}\" \"$(awk '/^Uid:/ {print $2}' $p/status)\"; tr '\\0' ' ' < $p/cmdline; echo; done",
+        ])
+        .await?;
+    let pid1 = processes
+        .lines()
+        .find(|l| l.starts_with("1 "))
+        .context("no PID 1 in the container")?;
+    ensure!(
+        pid1.contains("pacer serve"),
+        "PID 1 is not pacer: {pid1}\n{processes}"
+    );
+    let php = processes
+        .lines()
+        .filter(|l| l.contains("php worker.php"))
+        .count();
+    ensure!(
+        php >= 2,
+        "fewer than 2 PHP workers under pacer:\n{processes}"
+    );
+    ensure!(
+        processes
+            .lines()
+            .all(|l| l.split_whitespace().nth(1) != Some("0")),
+        "a process runs as root:\n{processes}"
+    );
+    timeline.push(
+        "",
+        "",
+        "",
+        "",
+        &format!("pod {first}: PID 1 = pacer, {php} PHP workers, uid ≠ 0"),
+    );
+
+    // /hello under load, from this machine into the node's network namespace.
+    let load = Load::start_via(
+        world.dial(),
+        world.client()?,
+        EXAMPLE,
+        EXAMPLE,
+        8080,
+        LoadSpec {
+            path: "/hello".into(),
+            concurrency: 4,
+            rate: None,
+        },
+        Duration::from_secs(60),
+    );
+    timeline.push("/hello ×4", "", "", "", "load starts");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    end_phase(&timeline, "/hello ×4 for 10 s", &load).await?;
+    ensure!(
+        load.endpoints().len() == 2,
+        "load reached {:?}",
+        load.endpoints()
+    );
+
+    // kubectl get pas: the printer columns.
+    let table = world.kubectl(&["get", "pas", "-n", EXAMPLE]).await?;
+    let header = table.lines().next().unwrap_or_default();
+    for column in [
+        "NAME", "REPLICAS", "READY", "WORKERS", "MAX JOBS", "BUSY %", "AGE",
+    ] {
+        ensure!(header.contains(column), "no {column} column in:\n{table}");
+    }
+    ensure!(
+        table.lines().nth(1).is_some_and(|l| l.starts_with(EXAMPLE)),
+        "{table}"
+    );
+    timeline.push(
+        "",
+        "",
+        "",
+        "",
+        &format!(
+            "kubectl get pas: {}",
+            table.lines().nth(1).unwrap_or_default()
+        ),
+    );
+
+    // kubectl logs: pacer's own lines and PHP's (its error log goes to stderr, which pacer logs).
+    let ip = pods[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.clone())
+        .context("no pod IP")?;
+    let logged = Load::start_via(
+        world.dial(),
+        world.client()?,
+        EXAMPLE,
+        EXAMPLE,
+        8080,
+        LoadSpec {
+            path: "/log?msg=from-scenario-1".into(),
+            concurrency: 1,
+            rate: Some(5.0),
+        },
+        Duration::from_secs(30),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    end_phase(&timeline, "/log ×1 for 2 s", &logged).await?;
+    let mut logs = String::new();
+    for pod in &pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        logs += &world
+            .kubectl(&["logs", "-n", EXAMPLE, &name, "-c", "app"])
+            .await?;
+    }
+    ensure!(
+        logs.contains("serving HTTP"),
+        "no pacer line in kubectl logs:\n{logs}"
+    );
+    ensure!(
+        logs.contains("hello log: from-scenario-1"),
+        "no PHP line in kubectl logs:\n{logs}"
+    );
+    timeline.push(
+        "",
+        "",
+        "",
+        "",
+        &format!("kubectl logs: pacer's and PHP's lines (pod IP {ip})"),
+    );
+
+    let path = timeline.save("node-1-quick-start")?;
+    println!("{}(kept in {})\n", timeline.render(), path.display());
+    Ok(())
+}
+
+/// Runs `body` on a started app and always finishes it (timeline printed and kept,
+/// namespace deleted), whatever `body` returned.
+async fn run<F>(app: RealApp, body: F) -> Result<()>
+where
+    F: AsyncFnOnce(&RealApp) -> Result<()>,
+{
+    let result = body(&app).await;
+    let finished = app.finish().await;
+    result.with_context(|| format!("logs: {}", app.world.node().logs().display()))?;
+    finished
+}
+
+/// Scenario 2: load rises → the operator raises the workers; the new ConfigMap reaches the
+/// pod through the kubelet's own volume sync, and pacer (`--watch-config`) resizes its
+/// pool live. Measured: the delay from each decision (the ConfigMap written) to the pod's
+/// pool change, and whether the tuner decided again on a change that had not arrived yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n2_workers_tuned_through_the_kubelets_configmap_delivery() -> Result<()> {
+    if !available()? {
+        return Ok(());
+    }
+    let app = RealApp::start(
+        "n2-tuning",
+        "Scenario 2: load rises → workers tuned live through the kubelet's ConfigMap delivery",
+        json!({}),
+        1,
+    )
+    .await?;
+    run(app, tuning).await
+}
+
+async fn tuning(a: &RealApp) -> Result<()> {
+    let before = a.wait_ready(1, Duration::from_secs(30)).await?;
+    let pod = before[0].clone();
+    a.start_load(work(6), Duration::from_secs(600));
+    // A decision, then its delivery (the kubelet syncs a pod's volumes every minute or so).
+    let first = wait_for(
+        Duration::from_secs(180),
+        Duration::from_millis(200),
+        "the operator to raise the workers (ConfigMap)",
+        || async { Ok(a.config_history().get(1).cloned()) },
+    )
+    .await?;
+    ensure!(first.workers > 2, "first change: {first:?}");
+    let delivered = wait_for(
+        Duration::from_secs(240),
+        Duration::from_millis(200),
+        "the kubelet to deliver the ConfigMap to the pod",
+        || async {
+            Ok(a.pool_history()
+                .into_iter()
+                .find(|p| p.at >= first.at && p.workers > 2))
+        },
+    )
+    .await?;
+    // Let the pools settle on what the ConfigMap says, under the same load.
+    wait_for(
+        Duration::from_secs(240),
+        Duration::from_millis(500),
+        "the pool to match the ConfigMap",
+        || async {
+            let (workers, _) = a.config().await?;
+            let now = a
+                .pool_history()
+                .into_iter()
+                .rev()
+                .find(|p| p.pod == pod.name);
+            Ok(now.filter(|p| p.workers == workers).map(|_| ()))
+        },
+    )
+    .await?;
+    let phase = a.end_phase("/work?ms=100 ×6").await;
+
+    // Every decision and when (if) the pod's pool took it.
+    let history = a.config_history();
+    let pools = a.pool_history();
+    let mut delays = Vec::new();
+    let mut undelivered_decisions = Vec::new();
+    for (i, change) in history.iter().enumerate().skip(1) {
+        let arrived = pools
+            .iter()
+            .find(|p| p.pod == pod.name && p.at >= change.at && p.workers == change.workers);
+        let next = history.get(i + 1).map(|n| n.at);
+        match arrived {
+            Some(p) if next.is_none_or(|n| p.at <= n) => {
+                delays.push(p.at - change.at);
+                a.note(&format!(
+                    "decision workers → {} at {:.1}s reached the pod's pool at {:.1}s: {:.1}s",
+                    change.workers,
+                    change.at,
+                    p.at,
+                    p.at - change.at
+                ));
+            }
+            _ => {
+                undelivered_decisions.push(change.clone());
+                a.note(&format!(
+                    "decision workers → {} at {:.1}s was followed by another decision at {:.1}s before the pod's pool had taken it",
+                    change.workers,
+                    change.at,
+                    next.unwrap_or(f64::NAN)
+                ));
+            }
+        }
+    }
+    a.note(&format!(
+        "first decision {:.1}s, pool changed {:.1}s: kubelet delivery delay {:.1}s",
+        first.at,
+        delivered.at,
+        delivered.at - first.at
+    ));
+    println!(
+        "ConfigMap delivery delays (decision → pool change): {:?}; decisions taken before the previous one arrived: {}",
+        delays
+            .iter()
+            .map(|d| format!("{d:.1}s"))
+            .collect::<Vec<_>>(),
+        undelivered_decisions.len()
+    );
+    ensure_clean("/work?ms=100 ×6", phase)?;
+    let after = a.ready_pods().await?;
+    ensure!(
+        after.len() == 1 && after[0].container_id == pod.container_id && after[0].restarts == 0,
+        "the pod restarted: {pod:?} → {after:?}"
+    );
+    ensure!(
+        !delays.is_empty(),
+        "no decision reached the pod: {history:?} {pools:?}"
+    );
+    // FINDING (issue 13, branch `tuner`): the tuner decides again while its last change is
+    // still on its way through the kubelet (delivery takes about a minute), e.g. 2 → 7 and
+    // 7 → 8 five seconds later, before the pool had taken the first. Reported here, in the
+    // timeline and on stdout; it becomes an assertion when the tuner waits for the pods to
+    // report its last decision:
+    //   ensure!(undelivered_decisions.is_empty(), …);
+    if !undelivered_decisions.is_empty() {
+        println!(
+            "FINDING: the tuner decided again before its last change had reached the pods: {undelivered_decisions:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Scenario 7: a wrong image name → the pod cannot start, and the app's status says why:
+/// Ready=False with the pod's reason (ErrImagePull / ImagePullBackOff: there is no
+/// registry) within two reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n7_wrong_image_is_reported_in_the_status() -> Result<()> {
+    if !available()? {
+        return Ok(());
+    }
+    let world = RealWorld::shared().await?;
+    let client = world.client()?;
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns = "n7-wrong-image";
+    namespaces
+        .create(
+            &kube::api::PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+        )
+        .await?;
+    let timeline = Timeline::new("Scenario 7: a wrong image name (real node)");
+    let mut object = RealApp::object(
+        world,
+        ns,
+        &json!({"image": "localhost/pacer-hello:no-such-tag"}),
+    );
+    object["spec"]["tuning"]["interval"] = json!("5s");
+    let api: Api<PhpAppServer> = Api::namespaced(client.clone(), ns);
+    api.patch(
+        APP,
+        &kube::api::PatchParams::apply("e2e-user").force(),
+        &kube::api::Patch::Apply(&object),
+    )
+    .await?;
+    timeline.push(
+        "",
+        "",
+        "",
+        "",
+        "applied with image localhost/pacer-hello:no-such-tag",
+    );
+    let applied = Instant::now();
+    let result = async {
+        // The kubelet's reason first, then the status (two reconciles: 5 s interval).
+        let seen = wait_for(
+            Duration::from_secs(120),
+            Duration::from_millis(250),
+            "the pod's image pull to fail",
+            || async {
+                let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+                let list = pods.list(&ListParams::default()).await?;
+                Ok(list.items.iter().find_map(|p| {
+                    p.status
+                        .as_ref()?
+                        .container_statuses
+                        .iter()
+                        .flatten()
+                        .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+                        .filter(|r| r.contains("Image"))
+                }))
+            },
+        )
+        .await?;
+        let pod_failed = applied.elapsed();
+        timeline.push(
+            "",
+            "",
+            "",
+            "",
+            &format!("{:.1}s: the pod waits: {seen}", pod_failed.as_secs_f64()),
+        );
+        let status = wait_for(
+            Duration::from_secs(60),
+            Duration::from_millis(250),
+            "Ready=False with the pod's reason in the status",
+            || async {
+                let app = api.get(APP).await?;
+                Ok(
+                    pacer_e2e_scenarios::scenario::condition(&app, "Ready").filter(|(s, r, _)| {
+                        s == "False" && (r.contains("ImagePull") || r == "ErrImageNeverPull")
+                    }),
+                )
+            },
+        )
+        .await?;
+        let reported = applied.elapsed();
+        timeline.push(
+            "",
+            "",
+            "",
+            "",
+            &format!(
+                "{:.1}s: Ready={} reason {}: {}",
+                reported.as_secs_f64(),
+                status.0,
+                status.1,
+                status.2
+            ),
+        );
+        ensure!(
+            reported.saturating_sub(pod_failed) <= Duration::from_secs(12),
+            "the status took {:.1}s after the pod's failure (two reconciles are 10 s)",
+            reported.saturating_sub(pod_failed).as_secs_f64()
+        );
+        ensure!(
+            status.2.contains("no-such-tag") || status.2.contains("container app"),
+            "{status:?}"
+        );
+        Ok(())
+    }
+    .await;
+    let path = timeline.save("node-7-wrong-image")?;
+    println!("{}(kept in {})\n", timeline.render(), path.display());
+    let _ = namespaces
+        .delete(ns, &kube::api::DeleteParams::default())
+        .await;
+    result
+}
+
+fn work(concurrency: usize) -> LoadSpec {
+    LoadSpec {
+        path: "/work?ms=100".into(),
+        concurrency,
+        rate: None,
+    }
+}
+
+/// The app container's cgroup memory limit (v1 `memory.limit_in_bytes`), read on the node.
+fn cgroup_memory_limit(world: &RealWorld, container_id: &str) -> Result<u64> {
+    let dir = world.node().container_cgroup("memory", container_id)?;
+    let text = std::fs::read_to_string(dir.join("memory.limit_in_bytes"))?;
+    Ok(text.trim().parse()?)
+}
+
+/// Scenario 3: `memory.limit: auto` → the operator changes the memory limit and delivers it
+/// by an in-place resize (`pods/resize`): the container's cgroup limit changes, the
+/// container does not restart. The app starts with a fixed 128Mi; the user switches the
+/// limit to `auto` under load, the workers grow, and with them the memory they need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n3_memory_limit_resized_in_place() -> Result<()> {
+    if !available()? {
+        return Ok(());
+    }
+    let app = RealApp::start(
+        "n3-resize",
+        "Scenario 3: memory.limit auto → in-place resize of the container's cgroup",
+        json!({"resources": {"memory": {"limit": "128Mi", "min": "64Mi", "max": "1Gi"}}}),
+        1,
+    )
+    .await?;
+    run(app, resize).await
+}
+
+async fn resize(a: &RealApp) -> Result<()> {
+    let pod = a.wait_ready(1, Duration::from_secs(30)).await?[0].clone();
+    let before = cgroup_memory_limit(a.world, &pod.container_id)?;
+    a.note(&format!(
+        "cgroup memory.limit_in_bytes = {before} ({} MiB)",
+        before >> 20
+    ));
+    ensure!(
+        before == 128 << 20,
+        "the limit starts at {before}, not 128Mi"
+    );
+    a.start_load(work(8), Duration::from_secs(600));
+    let object = RealApp::object(
+        a.world,
+        &a.namespace,
+        &json!({"resources": {"memory": {"limit": "auto", "min": "64Mi", "max": "1Gi"}}}),
+    );
+    a.apply(&object).await?;
+    a.note("memory.limit: auto applied");
+    let changed = a
+        .wait_status("a new memory limit", Duration::from_secs(240), |app| {
+            app.status
+                .as_ref()
+                .and_then(|s| s.current.as_ref())
+                .is_some_and(|c| !c.memory_limit.is_empty() && c.memory_limit != "128Mi")
+        })
+        .await?;
+    let wanted = changed
+        .status
+        .as_ref()
+        .and_then(|s| s.current.as_ref())
+        .map(|c| c.memory_limit.clone())
+        .unwrap_or_default();
+    a.note(&format!("status: memory limit {wanted}"));
+    let decided = a.timeline.elapsed();
+    let after = wait_for(
+        Duration::from_secs(120),
+        Duration::from_millis(250),
+        "the container's cgroup limit to change",
+        || async {
+            let now = cgroup_memory_limit(a.world, &pod.container_id)?;
+            Ok((now != before).then_some(now))
+        },
+    )
+    .await?;
+    a.note(&format!(
+        "cgroup memory.limit_in_bytes {before} → {after} ({} → {} MiB), {:.1}s after the status",
+        before >> 20,
+        after >> 20,
+        (a.timeline.elapsed() - decided).as_secs_f64()
+    ));
+    let phase = a.end_phase("/work?ms=100 ×8").await;
+    let pods = a.ready_pods().await?;
+    ensure!(
+        pods.len() == 1 && pods[0].container_id == pod.container_id && pods[0].restarts == 0,
+        "the container was replaced or restarted: {pod:?} → {pods:?}"
+    );
+    // The pod's spec and the kubelet's status agree with the cgroup.
+    let live: Pod = Api::namespaced(a.client.clone(), &a.namespace)
+        .get(&pod.name)
+        .await?;
+    let status_limit = live
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name == "app"))
+        .and_then(|c| c.resources.as_ref())
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.get("memory"))
+        .map(|q| q.0.clone());
+    a.note(&format!(
+        "pod status resources.limits.memory = {status_limit:?}, restarts 0"
+    ));
+    ensure!(after > before, "the limit went down: {before} → {after}");
+    ensure_clean("/work?ms=100 ×8", phase)?;
+    Ok(())
+}
+
+/// Scenario 5: a rolling update under load — the app's image tag changes (`:1` → `:2`, the
+/// same image under another tag, as a release would): the Deployment starts a new pod,
+/// the old one gets SIGTERM, pacer turns `/ready` to 503, keeps serving for the shutdown
+/// delay, drains and exits inside the grace period. No request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n5_rolling_update_under_load_fails_nothing() -> Result<()> {
+    if !available()? {
+        return Ok(());
+    }
+    let app = RealApp::start(
+        "n5-rollout",
+        "Scenario 5: a rolling update (image tag) under load",
+        json!({"tuning": {"mode": "Off"}, "shutdown": {"delay": "3s", "gracePeriod": "20s"}}),
+        1,
+    )
+    .await?;
+    run(app, rollout).await
+}
+
+async fn rollout(a: &RealApp) -> Result<()> {
+    let old = a.wait_ready(1, Duration::from_secs(30)).await?[0].clone();
+    a.start_load(
+        LoadSpec {
+            path: "/work?ms=20".into(),
+            concurrency: 4,
+            rate: None,
+        },
+        Duration::from_secs(600),
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let image = a.world.node().images().app.replace(":1", ":2");
+    a.apply(&RealApp::object(
+        a.world,
+        &a.namespace,
+        &json!({"image": image, "tuning": {"mode": "Off"}, "shutdown": {"delay": "3s", "gracePeriod": "20s"}}),
+    ))
+    .await?;
+    a.note(&format!("image → {image}"));
+    let pods: Api<Pod> = Api::namespaced(a.client.clone(), &a.namespace);
+    // The old pod is asked to stop, then gone: how long did its drain take?
+    let deleting = wait_for(
+        Duration::from_secs(180),
+        Duration::from_millis(100),
+        "the old pod to be asked to stop",
+        || async {
+            Ok(pods
+                .get_opt(&old.name)
+                .await?
+                .filter(|p| p.metadata.deletion_timestamp.is_some())
+                .map(|_| ()))
+        },
+    )
+    .await;
+    deleting?;
+    let asked = a.timeline.elapsed();
+    a.note(&format!("old pod {} terminating (SIGTERM)", old.name));
+    wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        "the old pod to be gone",
+        || async { Ok(pods.get_opt(&old.name).await?.is_none().then_some(())) },
+    )
+    .await?;
+    let drained = a.timeline.elapsed() - asked;
+    a.note(&format!(
+        "old pod gone {:.1}s after its SIGTERM (delay 3s, grace period 20s)",
+        drained.as_secs_f64()
+    ));
+    let new = a.wait_ready(1, Duration::from_secs(60)).await?;
+    ensure!(new[0].name != old.name, "no new pod: {new:?}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let phase = a.end_phase("/work?ms=20 ×4 across the rollout").await;
+    ensure_clean("rolling update", phase)?;
+    ensure!(
+        drained < Duration::from_secs(20),
+        "the old pod took {drained:?}, past its grace period (it was killed)"
+    );
+    Ok(())
+}
+
+/// Scenario 6: the leading operator pod is deleted while an app is being tuned → the other
+/// replica takes the Lease, and no change is applied or announced twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n6_leader_pod_deleted_the_other_takes_over() -> Result<()> {
+    if !available()? {
+        return Ok(());
+    }
+    let app = RealApp::start(
+        "n6-leader",
+        "Scenario 6: the leading operator pod is deleted under rising load",
+        json!({"pool": {"workers": {"min": 2, "max": 12, "initial": 2}}}),
+        1,
+    )
+    .await?;
+    run(app, failover).await
+}
+
+async fn failover(a: &RealApp) -> Result<()> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::events::v1::Event;
+    let leases: Api<Lease> = Api::namespaced(
+        a.client.clone(),
+        pacer_e2e_scenarios::real::OPERATOR_NAMESPACE,
+    );
+    let holder = |lease: Lease| {
+        lease
+            .spec
+            .and_then(|s| s.holder_identity)
+            .unwrap_or_default()
+    };
+    let leader = holder(leases.get(pacer_e2e_scenarios::real::RELEASE).await?);
+    ensure!(!leader.is_empty(), "nobody holds the Lease");
+    a.note(&format!("leader: {leader}"));
+    a.start_load(work(4), Duration::from_secs(600));
+    wait_for(
+        Duration::from_secs(180),
+        Duration::from_millis(100),
+        "a first change",
+        || async { Ok((a.config_history().len() >= 2).then_some(())) },
+    )
+    .await?;
+    a.world
+        .kubectl(&[
+            "delete",
+            "pod",
+            "-n",
+            pacer_e2e_scenarios::real::OPERATOR_NAMESPACE,
+            &leader,
+            "--wait=false",
+        ])
+        .await?;
+    let deleted = a.timeline.elapsed();
+    a.note(&format!("kubectl delete pod {leader} (the leader)"));
+    let successor = wait_for(
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+        "another operator pod to take the Lease",
+        || async {
+            let now = holder(leases.get(pacer_e2e_scenarios::real::RELEASE).await?);
+            Ok((!now.is_empty() && now != leader).then_some(now))
+        },
+    )
+    .await?;
+    a.note(&format!(
+        "{successor} holds the Lease {:.1}s after the delete",
+        (a.timeline.elapsed() - deleted).as_secs_f64()
+    ));
+    a.start_load(work(8), Duration::from_secs(600));
+    let before = a.config_history().len();
+    wait_for(
+        Duration::from_secs(180),
+        Duration::from_millis(200),
+        "the new leader to change the workers again",
+        || async { Ok((a.config_history().len() > before).then_some(())) },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let phase = a.end_phase("/work?ms=100 ×4, then ×8").await;
+
+    // Every version of the ConfigMap is a change announced once, with the same from → to.
+    let history = a.config_history();
+    let events: Vec<Event> = Api::<Event>::namespaced(a.client.clone(), &a.namespace)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .is_some_and(|r| r.kind.as_deref() == Some("PhpAppServer"))
+        })
+        .collect();
+    let mut announced = std::collections::BTreeMap::new();
+    for e in events.iter().filter(|e| {
+        e.reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("Workers"))
+    }) {
+        let head = e
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let count = e.series.as_ref().map_or(1, |s| s.count.max(1));
+        *announced.entry(head).or_insert(0) += count;
+    }
+    let applied: Vec<String> = history
+        .windows(2)
+        .map(|w| format!("workers {} → {}", w[0].workers, w[1].workers))
+        .collect();
+    a.note(&format!("applied: {applied:?}; announced: {announced:?}"));
+    for change in &applied {
+        let n = applied.iter().filter(|c| *c == change).count();
+        ensure!(n == 1, "{change} applied {n} times: {history:?}");
+        let said = announced.get(change).copied().unwrap_or(0);
+        ensure!(said == 1, "{change} announced {said} times: {announced:?}");
+    }
+    for change in announced.keys() {
+        ensure!(
+            applied.contains(change),
+            "{change} announced but never applied: {history:?}"
+        );
+    }
+    ensure_clean("failover", phase)?;
+    // The deleted replica comes back (its Deployment): two Ready operator pods again.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(
+        a.client.clone(),
+        pacer_e2e_scenarios::real::OPERATOR_NAMESPACE,
+    );
+    wait_for(
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        "two Ready operator pods again",
+        || async {
+            let d = deployments.get(pacer_e2e_scenarios::real::RELEASE).await?;
+            Ok((d.status.and_then(|s| s.ready_replicas) == Some(2)).then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}

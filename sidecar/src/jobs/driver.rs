@@ -1,0 +1,77 @@
+//! The one trait every broker implements, and what it hands to the consumer.
+//!
+//! A driver owns its connection and whatever tasks it needs; the jobs service holds it as
+//! `Arc<dyn Driver>`. Deliveries go into one bounded channel shared by every pipeline
+//! (`jobs.pipeline_size`), each with an [`Acker`] that settles it on the broker exactly
+//! once. A new driver (SQS, Kafka, …) implements [`Driver`] and is matched by name in
+//! `jobs::pipeline::open`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::job::Job;
+
+/// A boxed future, so the traits stay object-safe.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a broker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("{0}")]
+    Broker(String),
+    #[error("the broker did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the pipeline is stopped")]
+    Stopped,
+}
+
+/// One job taken from a broker, not yet settled.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The pipeline that consumed it (its policies and counters apply).
+    pub pipeline: String,
+    pub job: Job,
+    /// How long it waited in the broker, when the driver can tell.
+    pub waited: Option<Duration>,
+    pub acker: Box<dyn Acker>,
+}
+
+/// Settles one delivery on its broker.
+pub trait Acker: Send + fmt::Debug {
+    fn ack(self: Box<Self>) -> BoxFut<'static, Result<(), DriverError>>;
+    /// `requeue`: give it back to the queue; otherwise drop it (or dead-letter it, where
+    /// the broker is set up to).
+    fn nack(self: Box<Self>, requeue: bool) -> BoxFut<'static, Result<(), DriverError>>;
+}
+
+/// What `jobs.Stat` reports for a pipeline.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DriverStat {
+    /// Jobs waiting in the queue, ready to run (`None`: the broker cannot say).
+    pub active: Option<i64>,
+    /// Jobs waiting for their delay.
+    pub delayed: i64,
+    /// Jobs handed out and not yet settled.
+    pub reserved: i64,
+}
+
+/// A broker behind one pipeline.
+pub trait Driver: Send + Sync + fmt::Debug {
+    /// The driver's name in the config (`memory`, `amqp`).
+    fn name(&self) -> &'static str;
+    /// The broker-side queue (tube, stream) name the worker's context reports.
+    fn queue(&self) -> &str;
+    /// Stores a job (after `job.delay` seconds it may run).
+    fn push(&self, job: Job) -> BoxFut<'_, Result<(), DriverError>>;
+    /// Starts delivering into `out` (no-op when already consuming).
+    fn consume(&self, out: mpsc::Sender<Delivery>) -> BoxFut<'_, Result<(), DriverError>>;
+    /// Stops delivering; jobs in flight can still be settled.
+    fn pause(&self) -> BoxFut<'_, Result<(), DriverError>>;
+    /// Stops for good and releases the connection (`jobs.Destroy`, shutdown).
+    fn stop(&self) -> BoxFut<'_, ()>;
+    fn stat(&self) -> BoxFut<'_, DriverStat>;
+}

@@ -1,0 +1,453 @@
+//! The jobs pipeline on a real RabbitMQ (Debian's rabbitmq-server, started once for this
+//! binary on loopback; tests isolate themselves by queue names): every guarantee counted,
+//! and RoadRunner's message format on the broker.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use amqprs::channel::{BasicGetArguments, BasicPublishArguments, QueueDeclareArguments};
+use amqprs::connection::{Connection, OpenConnectionArguments};
+use amqprs::{BasicProperties, FieldTable, FieldValue, ShortStr};
+use common::brokers::rabbitmq;
+use common::jobs::{self, builder, client, counts, job, push, taken, wait_counts};
+use prost::Message;
+
+/// A jobs section with one amqp pipeline `name` on queue `name`, consumed. Every test's
+/// queue is bound to RoadRunner's default exchange with its own routing key (the default
+/// key, empty, would bind them all to each other's messages).
+fn amqp(name: &str, extra: &str) -> String {
+    format!(
+        "pipelines: {{{name}: {{driver: amqp, config: {{queue: {name}, routing_key: {name}, prefetch: 10, durable: true{extra}}}}}}}, consume: [{name}]"
+    )
+}
+
+fn with_broker(b: common::serve::Builder) -> common::serve::Builder {
+    b.set("amqp", format!("{{addr: '{}'}}", rabbitmq().url()))
+}
+
+async fn raw_channel() -> (Connection, amqprs::channel::Channel) {
+    let args = OpenConnectionArguments::try_from(rabbitmq().url().as_str()).unwrap();
+    let conn = Connection::open(&args).await.unwrap();
+    let ch = conn.open_channel(None).await.unwrap();
+    (conn, ch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_job_pushed_is_acked_once() {
+    let server = with_broker(builder(&amqp("a_all", ""), 2)).start().await;
+    let mut c = client(&server).await;
+    let n = 500u64;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let j = job("a_all", &format!("a{i}"), r#"{"do":"ack"}"#);
+        if i % 2 == 0 {
+            push(&mut c, j).await.unwrap();
+        } else {
+            batch.push(j);
+        }
+    }
+    jobs::push_batch(&mut c, batch).await;
+    let got = wait_counts(&server, "a_all", 120, |c| c.acked >= n).await;
+    assert_eq!(
+        (
+            got.pushed,
+            got.consumed,
+            got.acked,
+            got.failed,
+            got.requeued
+        ),
+        (n, n, n, 0, 0),
+        "{got:?}"
+    );
+    let counts = counts(&server);
+    assert_eq!(counts.len() as u64, n);
+    assert!(
+        counts.values().all(|&k| k == 1),
+        "duplicates without a failure"
+    );
+    let t = taken(&server).into_iter().find(|t| t.id == "a0").unwrap();
+    assert_eq!(
+        (t.driver.as_deref(), t.queue.as_deref(), t.pipeline.as_str()),
+        (Some("amqp"), Some("a_all"), "a_all")
+    );
+    // The queue is empty on the broker, as pacer reports it.
+    let stat = jobs::stats(&mut c)
+        .await
+        .into_iter()
+        .find(|s| s.pipeline == "a_all")
+        .unwrap();
+    assert_eq!(
+        (stat.active, stat.ready, stat.queue.as_str()),
+        (0, true, "a_all")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_worker_is_killed_is_delivered_again() {
+    let server = with_broker(builder(&amqp("a_kill", ""), 2)).start().await;
+    let mut c = client(&server).await;
+    let n = 20u64;
+    for i in 0..n {
+        push(
+            &mut c,
+            job("a_kill", &format!("k{i}"), r#"{"do":"ack","ms":300}"#),
+        )
+        .await
+        .unwrap();
+    }
+    let jobs_pool = server.running.jobs.as_ref().unwrap().pool().clone();
+    let mut kills = 0;
+    for _ in 0..3 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let busy = loop {
+            if let Some(w) = jobs_pool
+                .snapshot()
+                .workers
+                .iter()
+                .find(|w| w.state() == pacer::worker::WorkerState::Working)
+            {
+                break w.process().pid();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no busy worker");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(busy as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        kills += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let got = wait_counts(&server, "a_kill", 90, |c| c.acked >= n).await;
+    assert_eq!(got.acked, n, "{got:?}");
+    let counts = counts(&server);
+    assert_eq!(counts.len() as u64, n, "none lost");
+    let duplicates: usize = counts.values().map(|k| k - 1).sum();
+    assert!(
+        (1..=kills).contains(&duplicates),
+        "{duplicates} duplicates for {kills} killed workers: {counts:?}"
+    );
+    assert_eq!(got.failed as usize, duplicates, "{got:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_ttl_and_failures_retry_with_delay_then_go_to_the_failed_pipeline() {
+    let yaml = "pipelines: {a_retry: {driver: amqp, config: {queue: a_retry, routing_key: a_retry, durable: true}, retry: {max_attempts: 3, delay: 1s, failed_pipeline: a_dead}}, \
+                a_dead: {driver: amqp, config: {queue: a_dead, routing_key: a_dead, durable: true}}}, consume: [a_retry]";
+    let server = with_broker(builder(yaml, 2))
+        .set("jobs.pool.supervisor", "{exec_ttl: 1s}")
+        .start()
+        .await;
+    let mut c = client(&server).await;
+    push(&mut c, job("a_retry", "slow", r#"{"do":"ack","ms":5000}"#))
+        .await
+        .unwrap();
+    push(&mut c, job("a_retry", "bad", r#"{"do":"fail"}"#))
+        .await
+        .unwrap();
+    push(
+        &mut c,
+        job("a_retry", "flaky", r#"{"do":"fail_until","attempts":3}"#),
+    )
+    .await
+    .unwrap();
+    push(&mut c, job("a_retry", "nacked", r#"{"do":"nack"}"#))
+        .await
+        .unwrap();
+    let got = wait_counts(&server, "a_retry", 120, |c| c.acked + c.failed >= 12).await;
+    assert_eq!((got.acked, got.failed), (1, 11), "{got:?}");
+    let counts = counts(&server);
+    for id in ["slow", "bad", "flaky", "nacked"] {
+        assert_eq!(counts[id], 3, "{id}");
+    }
+    let bad: Vec<_> = taken(&server)
+        .into_iter()
+        .filter(|t| t.id == "bad")
+        .collect();
+    let attempts: Vec<_> = bad.iter().map(|t| t.headers["attempts"].clone()).collect();
+    assert_eq!(
+        attempts,
+        [
+            serde_json::Value::Null,
+            serde_json::json!(["1"]),
+            serde_json::json!(["2"])
+        ]
+    );
+    // The exhausted ones wait in RabbitMQ's a_dead queue.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let dead = jobs::stats(&mut c)
+            .await
+            .into_iter()
+            .find(|s| s.pipeline == "a_dead")
+            .unwrap();
+        if dead.active == 3 || tokio::time::Instant::now() > deadline {
+            assert_eq!((dead.active, dead.ready), (3, false));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delays_and_requeues_go_through_rabbitmq() {
+    let server = with_broker(builder(&amqp("a_delay", ""), 2)).start().await;
+    let mut c = client(&server).await;
+    let mut delayed = job("a_delay", "later", r#"{"do":"ack"}"#);
+    delayed.options.as_mut().unwrap().delay = 2;
+    let pushed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    push(&mut c, delayed).await.unwrap();
+    push(
+        &mut c,
+        job("a_delay", "rq", r#"{"do":"requeue","delay":1,"times":2}"#),
+    )
+    .await
+    .unwrap();
+    let got = wait_counts(&server, "a_delay", 60, |c| c.acked >= 2).await;
+    assert_eq!((got.acked, got.requeued), (2, 2), "{got:?}");
+    let log: Vec<serde_json::Value> = std::fs::read_to_string(jobs::log_path(&server))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |id: &str| -> Vec<f64> {
+        log.iter()
+            .filter(|v| v["id"] == id)
+            .map(|v| v["t"].as_f64().unwrap())
+            .collect()
+    };
+    assert!(
+        at("later")[0] - pushed_at >= 1.9,
+        "a 2 s delay: {:?}",
+        at("later")
+    );
+    let rq = at("rq");
+    assert_eq!(rq.len(), 3);
+    assert!(rq[1] - rq[0] >= 0.9 && rq[2] - rq[1] >= 0.9, "{rq:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_jobs_in_flight_and_returns_prefetched_ones() {
+    let n = 40u64;
+    let logs = tempfile::tempdir().unwrap();
+    let first_log = logs.path().join("first.log");
+    let server = with_broker(jobs::builder_with_log(&amqp("a_term", ""), 2, &first_log))
+        .set("pacer.shutdown.grace_period", "20s")
+        .start()
+        .await;
+    let mut c = client(&server).await;
+    for i in 0..n {
+        push(
+            &mut c,
+            job("a_term", &format!("t{i}"), r#"{"do":"ack","ms":400}"#),
+        )
+        .await
+        .unwrap();
+    }
+    // Jobs are running and the prefetch (10) is full when the stop comes.
+    wait_counts(&server, "a_term", 30, |c| c.acked >= 2).await;
+    let first_jobs = server.running.jobs.clone().unwrap();
+    drop(c);
+    server.stop().await;
+    let first = first_jobs.counts("a_term");
+    let taken_first = jobs::taken_from(&first_log).len() as u64;
+    // Every job the first server gave a worker was finished (acked): nothing half-done.
+    assert_eq!(
+        taken_first, first.acked,
+        "jobs in flight finished within the grace period: {first:?}"
+    );
+    assert!(first.acked < n, "stopped before the end: {first:?}");
+    assert!(first.consumed >= first.acked);
+
+    // A second pacer on the same queue gets exactly the rest: the prefetched deliveries
+    // went back to RabbitMQ; none lost, none twice.
+    let second = with_broker(builder(&amqp("a_term", ""), 2)).start().await;
+    wait_counts(&second, "a_term", 60, |c| c.acked >= n - first.acked).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = jobs::counter(&second, "a_term");
+    assert_eq!(
+        first.acked + got.acked,
+        n,
+        "pushed = acked: {first:?} then {got:?}"
+    );
+    let mut ids: Vec<String> = jobs::taken_from(&first_log)
+        .into_iter()
+        .chain(taken(&second))
+        .map(|t| t.id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, n, "every job ran exactly once");
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_are_paused_resumed_declared_and_destroyed_at_run_time() {
+    let server = with_broker(builder(&amqp("a_ctl", ""), 1)).start().await;
+    let mut c = client(&server).await;
+    jobs::pipelines_call(&mut c, "jobs.Pause", &["a_ctl"])
+        .await
+        .unwrap();
+    for i in 0..5 {
+        push(&mut c, job("a_ctl", &format!("p{i}"), r#"{"do":"ack"}"#))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(taken(&server).is_empty(), "paused: nothing consumed");
+    let s = jobs::stats(&mut c)
+        .await
+        .into_iter()
+        .find(|s| s.pipeline == "a_ctl")
+        .unwrap();
+    assert_eq!(
+        (s.active, s.ready),
+        (5, false),
+        "the depth comes from RabbitMQ"
+    );
+    jobs::pipelines_call(&mut c, "jobs.Resume", &["a_ctl"])
+        .await
+        .unwrap();
+    wait_counts(&server, "a_ctl", 30, |c| c.acked == 5).await;
+
+    // As `$jobs->create(new AMQPCreateInfo(name: 'a_decl', queue: 'a_decl', ...))` sends it.
+    let declare = pacer::jobs::proto::DeclareRequest {
+        pipeline: [
+            ("name", "a_decl"),
+            ("driver", "amqp"),
+            ("priority", "10"),
+            ("prefetch", "100"),
+            ("queue", "a_decl"),
+            ("exchange", "amqp.default"),
+            ("exchange_type", "direct"),
+            ("routing_key", "a_decl"),
+            ("exclusive", "false"),
+            ("multiple_ack", "false"),
+            ("requeue_on_fail", "false"),
+            ("durable", "false"),
+            ("exchange_durable", "false"),
+            ("consumer_id", "pacer-test"),
+            ("queue_auto_delete", "false"),
+            ("exchange_auto_delete", "false"),
+            ("delete_queue_on_stop", "true"),
+            ("queue_headers", "{}"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    };
+    c.call_proto("jobs.Declare", &declare.encode_to_vec())
+        .await
+        .unwrap();
+    push(&mut c, job("a_decl", "d1", r#"{"do":"ack"}"#))
+        .await
+        .unwrap();
+    wait_counts(&server, "a_decl", 30, |c| c.acked == 1).await;
+    jobs::pipelines_call(&mut c, "jobs.Destroy", &["a_decl"])
+        .await
+        .unwrap();
+    // delete_queue_on_stop: the queue is gone from RabbitMQ.
+    let (_conn, ch) = raw_channel().await;
+    let mut gone = false;
+    for _ in 0..50 {
+        let passive = QueueDeclareArguments::new("a_decl").passive(true).finish();
+        if ch.queue_declare(passive).await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "a_decl still exists");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_roadrunners_format_on_the_broker() {
+    // A message as RoadRunner's amqp driver publishes it is consumed by pacer...
+    let server = with_broker(builder(&amqp("a_rr", ""), 1)).start().await;
+    let mut c = client(&server).await;
+    // A first job through pacer: the exchange, queue and binding exist once it has run.
+    push(&mut c, job("a_rr", "warm-up", r#"{"do":"ack"}"#))
+        .await
+        .unwrap();
+    wait_counts(&server, "a_rr", 30, |c| c.acked == 1).await;
+    let (_conn, ch) = raw_channel().await;
+    let name = |s: &str| ShortStr::try_from(s).unwrap();
+    let mut t = FieldTable::new();
+    t.insert(name("rr_id"), FieldValue::from("from-rr"));
+    t.insert(name("rr_job"), FieldValue::from("App\\RRJob"));
+    t.insert(name("rr_pipeline"), FieldValue::from("a_rr"));
+    t.insert(
+        name("rr_headers"),
+        FieldValue::x(amqprs::ByteArray::try_from(br#"{"h":["v"]}"#.to_vec()).unwrap()),
+    );
+    t.insert(name("rr_delay"), FieldValue::I(0));
+    t.insert(name("rr_priority"), FieldValue::I(10));
+    t.insert(name("rr_auto_ack"), FieldValue::t(false));
+    let mut props = BasicProperties::default();
+    props.with_headers(t);
+    ch.basic_publish(
+        props.finish(),
+        br#"{"do":"ack"}"#.to_vec(),
+        BasicPublishArguments::new("amqp.default", "a_rr"),
+    )
+    .await
+    .unwrap();
+    wait_counts(&server, "a_rr", 30, |c| c.acked == 2).await;
+    let got = taken(&server)
+        .into_iter()
+        .find(|t| t.id == "from-rr")
+        .unwrap();
+    assert_eq!(
+        (got.id.as_str(), got.job.as_str()),
+        ("from-rr", "App\\RRJob")
+    );
+    assert_eq!(got.headers["h"], serde_json::json!(["v"]));
+    // ...and what pacer publishes carries RoadRunner's headers.
+    jobs::pipelines_call(&mut c, "jobs.Pause", &["a_rr"])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut j = job("a_rr", "to-rr", "payload");
+    j.headers.insert(
+        "k".into(),
+        pacer::jobs::proto::HeaderValue {
+            value: vec!["1".into()],
+        },
+    );
+    j.options.as_mut().unwrap().priority = 7;
+    push(&mut c, j).await.unwrap();
+    let (_, props, body) = ch
+        .basic_get(BasicGetArguments::new("a_rr").no_ack(true).finish())
+        .await
+        .unwrap()
+        .expect("the message is in the queue");
+    assert_eq!(body, b"payload");
+    let h = props.headers().unwrap();
+    let get = |k: &str| h.get(&name(k)).map(|v| v.to_string());
+    assert_eq!(get("rr_id").as_deref(), Some("to-rr"));
+    assert_eq!(get("rr_job").as_deref(), Some("Tests\\Job"));
+    assert_eq!(get("rr_pipeline").as_deref(), Some("a_rr"));
+    assert!(matches!(
+        h.get(&name("rr_priority")),
+        Some(FieldValue::l(7))
+    ));
+    match h.get(&name("rr_headers")) {
+        Some(FieldValue::x(b)) => {
+            assert_eq!(Vec::<u8>::from(b.clone()), br#"{"k":["1"]}"#.to_vec())
+        }
+        other => panic!("rr_headers: {other:?}"),
+    }
+    server.stop().await;
+}
