@@ -3,7 +3,7 @@
 # JSON echo, a Slim 3 app, overload), relay round trips vs a bare PHP loop, memory, and
 # the criterion micro-benchmarks, and the Laravel and Symfony example apps (a page with a
 # route, a controller, a template and one DB read). Writes bench/RESULTS.md; raw outputs go
-# to bench/out/.
+# to bench/out/ (a partial run, BENCH_ONLY, writes its RESULTS.md there too).
 #
 #   bench/run.sh            (or `make bench`)
 #
@@ -611,8 +611,11 @@ main() {
     [[ " $only " == *" jobs "* ]] && { log "jobs (RabbitMQ, memory, php-amqp)"; PACER=$PACER "$BENCH/jobs.sh"; }
     echo "{\"scenario\":\"load_after\",\"loadavg\":\"$(cat /proc/loadavg)\",\"seconds\":$(($(date +%s) - started))}" >>"$OUT/results.jsonl"
     [[ " $only " == *" criterion "* ]] && { log "criterion"; scenario_criterion; }
-    python3 "$BENCH/report.py" "$OUT" "$BENCH/notes.md" >"$BENCH/RESULTS.md"
-    log "wrote bench/RESULTS.md"
+    # A partial run (BENCH_ONLY) must not replace the full run's tables.
+    local results=$BENCH/RESULTS.md
+    [[ -n ${BENCH_ONLY:-} ]] && results=$OUT/RESULTS.md
+    python3 "$BENCH/report.py" "$OUT" "$BENCH/notes.md" >"$results"
+    log "wrote ${results#"$ROOT"/}"
 }
 
 main "$@"
