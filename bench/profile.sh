@@ -102,9 +102,10 @@ callgrind)
     callgrind_control -d "$PID" >/dev/null
     sleep 1
     requests=$(awk '/requests in/ { print $1 }' "$OUT/profile-wrk.txt")
-    dump=$(ls -t "$OUT"/profile-callgrind.out.* | head -1)
+    dump=$(ls -t "$OUT"/profile-callgrind.out.* | head -1 || true)
     callgrind_annotate --inclusive=no "$dump" 2>/dev/null | head -60 >"$OUT/profile-callgrind.txt"
-    total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
+    # (awk reads to the end: an early exit would SIGPIPE callgrind_annotate under pipefail)
+    total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t { gsub(",", "", $1); t = $1 } END { print t }')
     echo "requests: $requests; instructions: $total; per request: $((total / requests))" | tee -a "$OUT/profile-callgrind.txt"
     ;;
 perf)
