@@ -10,8 +10,10 @@
 #
 # Two measures each: jobs/s draining a preloaded backlog (BENCH_JOBS_N, default 20000),
 # and the p99 queue wait (push to delivery) at a steady rate below capacity
-# (BENCH_JOBS_RATE per s for BENCH_JOBS_SECONDS). Writes bench/out/jobs.json and prints
-# a table. Called by bench/run.sh (BENCH_ONLY contains "jobs"), or alone:
+# (BENCH_JOBS_RATE per s for BENCH_JOBS_SECONDS). Writes bench/out/jobs.json, appends one
+# `{"scenario":"jobs",...}` line per consumer to bench/out/results.jsonl (report.py's
+# "Jobs" table) and prints a table. Called by bench/run.sh (BENCH_ONLY contains "jobs"),
+# or alone:
 #
 #   CARGO_TARGET_DIR=... bench/jobs.sh
 set -euo pipefail
@@ -141,6 +143,9 @@ push_memory() { # $1 pipeline $2 n $3 rate
 results=()
 record() { # name, throughput jobs/s, p50, p99, samples
     results+=("{\"consumer\":\"$1\",\"workers\":$P,\"jobs_per_s\":$2,\"wait_p50_ms\":$3,\"wait_p99_ms\":$4,\"wait_samples\":$5}")
+    mkdir -p "$OUT"
+    printf '{"scenario":"jobs","consumer":"%s","workers":%s,"jobs":%s,"rate":%s,"steady_s":%s,"prefetch":%s,"jobs_per_s":%s,"wait_p50_ms":%s,"wait_p99_ms":%s,"wait_samples":%s,"loadavg":"%s"}\n' \
+        "$1" "$P" "$N" "$RATE" "$SECONDS_STEADY" "$PREFETCH" "$2" "$3" "$4" "$5" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/results.jsonl"
     printf '%-14s %10s jobs/s   queue wait p50 %8s ms  p99 %8s ms  (%s jobs)\n' "$1" "$2" "$3" "$4" "$5" >&2
 }
 

@@ -291,6 +291,28 @@ if crit:
         print(f"| {b} | {case} | {t} | {thr or '–'} |")
     print()
 
+# ------------------------------------------------------------------------- jobs
+jobs = [r for r in rows if r.get("scenario") == "jobs"]
+if jobs:
+    j0 = jobs[0]
+    plain = next((r for r in jobs if r["consumer"] == "php-amqp"), None)
+    print("## Jobs: pacer's jobs pool vs a plain php-amqp consumer loop\n")
+    print(f"`bench/jobs.sh`: one RabbitMQ (Debian's, on loopback), {j0['workers']} PHP processes each,")
+    print(f"prefetch {j0['prefetch']}. jobs/s: draining a backlog of {j0['jobs']} jobs; queue wait (push")
+    print(f"to delivery): at a steady {j0['rate']} jobs/s for {j0['steady_s']} s. `php-amqp` is")
+    print("`AMQPQueue::consume()` in plain PHP processes, acking each message (a Laravel-style queue")
+    print("worker); `pacer amqp` consumes the same kind of queue through pacer's jobs pool")
+    print("(`Pacer\\Jobs\\Consumer`); `pacer memory` is pacer's in-process driver (pushed over RPC).\n")
+    print("| consumer | jobs/s | vs php-amqp | queue wait p50 ms | p99 ms | load average at the end |")
+    print("|---|---|---|---|---|---|")
+    for r in jobs:
+        vs = ratio(r["jobs_per_s"], plain["jobs_per_s"]) if plain else "–"
+        p50 = "–" if r["wait_p50_ms"] is None else f"{r['wait_p50_ms']:.2f}"
+        p99 = "–" if r["wait_p99_ms"] is None else f"{r['wait_p99_ms']:.2f}"
+        print(f"| {r['consumer']} | {r['jobs_per_s']} | {vs} | {p50} | {p99} | {r['loadavg']} |")
+    print()
+
+
 # ------------------------------------------------------------------------ goals
 def goal_rows():
     out = []
@@ -340,6 +362,11 @@ def goal_rows():
                 worse.append(f"{r['scenario']} p{r['procs']} c{r['conns']}: {b0['p99_ms']:.2f} → {r['p99_ms']:.2f} ms")
     if compared:
         out.append(("p99 never worse than before's row", not worse, "; ".join(worse) if worse else f"better or equal in all {compared} rows"))
+    pj = first("jobs", consumer="pacer amqp")
+    plain = first("jobs", consumer="php-amqp")
+    if pj and plain and plain["jobs_per_s"]:
+        r = pj["jobs_per_s"] / plain["jobs_per_s"]
+        out.append((f"jobs/s ≥ 2× a plain php-amqp consumer on the same RabbitMQ at {pj['workers']} PHP processes (issue 14)", r >= 2, f"{r:.2f}× ({pj['jobs_per_s']} vs {plain['jobs_per_s']} jobs/s)"))
     memr = next((r for r in rows if r.get("scenario") == "memory" and r.get("server") == "pacer"), None)
     if memr:
         out.append(("pacer's RSS < 20 MiB at 256 connections", memr["peak256_kb"] < 20 * 1024, f"{mib(memr['peak256_kb'])} MiB peak"))
@@ -348,7 +375,7 @@ def goal_rows():
 
 goals = goal_rows()
 if goals:
-    print("## Goals (issue 15) in this run\n")
+    print("## Goals (issues 15 and 14) in this run\n")
     print("| goal | met? | result |")
     print("|---|---|---|")
     for name, ok, txt in goals:

@@ -172,7 +172,7 @@ pub struct ObservedMetrics {
 }
 
 /// The tuner's memory across runs.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TuningState {
     /// Recommendations of the stabilisation window, oldest first.
@@ -188,6 +188,91 @@ pub struct TuningState {
     /// Finish time of the newest OOM kill already acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_oom_time: Option<Time>,
+    /// When the settings last changed; the tuner waits for the pods to report them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_time: Option<Time>,
+    /// When an OOM kill last raised the memory limit (one raise per episode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_oom_bump_time: Option<Time>,
+    /// When maxJobs last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_max_jobs_change_time: Option<Time>,
+    /// When maxWorkerMemory last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_max_worker_memory_change_time: Option<Time>,
+    /// When the pool's configuration last changed without a new worker count (which the
+    /// pods would report); such a change is awaited for a kubelet sync period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreported_change_time: Option<Time>,
+    /// When requests first queued without busier workers (the next round decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_spike_time: Option<Time>,
+    /// The memory limit before the last change, in bytes (pods that still report it have
+    /// not been resized yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_memory_limit: Option<i64>,
+    /// CPU cores one busy worker uses when the pod is not throttled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_per_busy_worker: Option<f64>,
+    /// The usual job time and completion rate (a slow dependency is told from demand by
+    /// them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobBaseline>,
+    /// The model of the pods' peak memory, learned over days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_model: Option<MemoryModel>,
+}
+
+/// The usual job time and completion rate of healthy rounds.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobBaseline {
+    /// Usual seconds per job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// Usual completions per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<f64>,
+    /// First round that fed the averages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// Last round that fed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<Time>,
+    /// Since when the jobs have been slow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_since: Option<Time>,
+    /// Since when the jobs have been longer than usual, not yet slow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect_since: Option<Time>,
+}
+
+/// The pods' peak working set against their workers: decayed least-squares sums and a
+/// decayed histogram of the residuals (weights relative to `referenceTime`, halving daily).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryModel {
+    /// The time the weights are relative to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_time: Option<Time>,
+    /// Σw, Σw·workers, Σw·MiB, Σw·workers², Σw·workers·MiB.
+    #[serde(default)]
+    #[schemars(length(max = 5))]
+    pub sums: Vec<f64>,
+    /// Residual histogram.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    pub residuals: Vec<ResidualBucket>,
+}
+
+/// One bucket of the residual histogram.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResidualBucket {
+    /// Bucket index (2 MiB each, from −2 GiB).
+    pub bucket: i32,
+    /// Its weight.
+    pub weight: f64,
 }
 
 /// One past recommendation.

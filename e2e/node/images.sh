@@ -13,6 +13,7 @@
 # Nyholm PSR-7 and the PSR interfaces the example needs) and cached under
 # $PACER_CACHE/node/rootfs/, keyed by the packages' candidate versions; its archive is
 # cached keyed by that and the app's files. Only pause and pacer are rebuilt every run.
+# (laravel-images.sh builds the Laravel example's images the same way.)
 #
 # Usage: images.sh OUT_DIR RELEASE_DIR PAUSE_BINARY VERSION
 # Prints one line per archive: FILE IMAGE…
@@ -22,15 +23,10 @@ out="$1"
 release="$2"
 pause="$3"
 version="$4"
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cache="${PACER_CACHE:-/var/cache/pacer}/node"
-mkdir -p "$out" "$cache/rootfs" "$cache/images"
-
-# Private buildah storage (vfs: no mounts), never the machine's /var/lib/containers.
-storage="$(mktemp -d "$out/.buildah.XXXXXX")"
-trap 'buildah --root "$storage/root" --runroot "$storage/run" --storage-driver vfs rm --all >/dev/null 2>&1; rm -rf "$storage"' EXIT
-bah() { buildah --root "$storage/root" --runroot "$storage/run" --storage-driver vfs "$@"; }
-ctx() { mktemp -d "$storage/ctx.XXXXXX"; }
+mkdir -p "$out"
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+buildah_storage "$out"
 
 # pause
 c="$(ctx)"
@@ -51,28 +47,9 @@ bah push --quiet "localhost/pacer:$version" "docker-archive:$out/pacer.tar:local
 echo "$out/pacer.tar localhost/pacer:$version"
 
 # app: Debian's PHP, cached.
-packages=(php8.2-cli php-nyholm-psr7 php-psr-http-message php-psr-http-factory)
-versions="$(apt-cache policy "${packages[@]}" | awk '/^[^ ]/ {p=$1} /Candidate:/ {print p, $2}')"
-[[ "$versions" != *"(none)"* && -n "$versions" ]] || {
-  echo "images.sh: apt knows no candidate for ${packages[*]} (run apt-get update): $versions" >&2
-  exit 1
-}
-rootfs_key="$(printf 'bookworm essential\n%s\n' "$versions" | sha256sum | cut -c1-16)"
-rootfs="$cache/rootfs/$rootfs_key.tar"
-if [[ ! -s "$rootfs" ]]; then
-  echo "images.sh: making the app's root file system (mmdebstrap, ${packages[*]})" >&2
-  start=$SECONDS
-  tmp="$(mktemp "$cache/rootfs/.tmp.XXXXXX")"
-  mmdebstrap --quiet --variant=essential --include="$(IFS=,; echo "${packages[*]}")" \
-    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-    --dpkgopt='path-exclude=/usr/share/locale/*' \
-    bookworm "$tmp" >&2
-  mv "$tmp" "$rootfs"
-  printf '%s\n' "$versions" > "$cache/rootfs/$rootfs_key.versions"
-  echo "images.sh: root file system made in $((SECONDS - start)) s" >&2
-fi
+rootfs="$(rootfs essential php8.2-cli php-nyholm-psr7 php-psr-http-message php-psr-http-factory)"
 app_key="$(
-  { echo "$rootfs_key"; cd "$repo" && find examples/hello php/autoload.php php/src -type f | sort | xargs sha256sum; } |
+  { basename "$rootfs" .tar; cd "$repo" && find examples/hello php/autoload.php php/src -type f | sort | xargs sha256sum; } |
     sha256sum | cut -c1-16
 )"
 app="$cache/images/app-$app_key.tar"

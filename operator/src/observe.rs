@@ -165,7 +165,7 @@ pub async fn observe(
                 let target = Target {
                     namespace: namespace.to_owned(),
                     app: name.to_owned(),
-                    pods: targets,
+                    pods: targets.clone(),
                     source: config.source,
                     prometheus_url: config.prometheus_url.clone(),
                     bearer_token,
@@ -188,7 +188,11 @@ pub async fn observe(
                 .inc();
             error.to_string()
         });
-        Some(TuningInput { sample, newest_oom })
+        Some(TuningInput {
+            sample,
+            newest_oom,
+            pods: targets,
+        })
     } else {
         None
     };
@@ -290,8 +294,9 @@ pub fn deployment_state(d: &Deployment) -> DeploymentState {
     }
 }
 
-/// Running, addressable, not terminating pods, and the newest OOM kill of the PHP
-/// container (named `container`).
+/// Running, addressable, not terminating pods (with since when they are ready and whether
+/// a resize of theirs is pending), and the newest OOM kill of the PHP container (named
+/// `container`).
 #[must_use]
 pub fn pod_targets(pods: &[Pod], container: &str) -> (Vec<PodTarget>, Option<Timestamp>) {
     let mut targets = Vec::new();
@@ -316,9 +321,27 @@ pub fn pod_targets(pods: &[Pod], container: &str) -> (Vec<PodTarget>, Option<Tim
         }
         let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
         if running && pod.metadata.deletion_timestamp.is_none() {
+            let condition = |type_: &str| {
+                status
+                    .and_then(|s| s.conditions.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c.type_ == type_ && c.status == "True")
+            };
+            // Kubernetes 1.33+ reports a resize that has not happened as conditions; older
+            // servers in `status.resize`.
+            let resize_pending = condition("PodResizePending").is_some()
+                || condition("PodResizeInProgress").is_some()
+                || status
+                    .and_then(|s| s.resize.as_deref())
+                    .is_some_and(|r| !r.is_empty());
             targets.push(PodTarget {
                 name: pod.name_any(),
                 ip: status.and_then(|s| s.pod_ip.clone()),
+                ready_since: condition("Ready")
+                    .and_then(|c| c.last_transition_time.as_ref())
+                    .map(|t| t.0),
+                resize_pending,
             });
         }
     }
@@ -508,6 +531,38 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert_eq!(targets[0].ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(oom, Some(Timestamp::from_second(1_700_000_100).unwrap()));
+    }
+
+    #[test]
+    fn targets_carry_readiness_and_pending_resizes() {
+        let mut ready = pod("a", "Running", Some("10.0.0.1"), None);
+        let mut resizing = pod("b", "Running", Some("10.0.0.2"), None);
+        let since = Timestamp::from_second(1_700_000_000).unwrap();
+        ready.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            last_transition_time: Some(Time(since)),
+            ..PodCondition::default()
+        }]);
+        resizing.status.as_mut().unwrap().conditions = Some(vec![
+            PodCondition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                last_transition_time: Some(Time(since)),
+                ..PodCondition::default()
+            },
+            PodCondition {
+                type_: "PodResizePending".into(),
+                status: "True".into(),
+                reason: Some("Deferred".into()),
+                ..PodCondition::default()
+            },
+        ]);
+        let (targets, _) = pod_targets(&[ready, resizing], APP_CONTAINER);
+        assert_eq!(targets[0].ready_since, Some(since));
+        assert!(!targets[0].resize_pending);
+        assert_eq!(targets[1].ready_since, None, "not ready");
+        assert!(targets[1].resize_pending);
     }
 
     #[test]

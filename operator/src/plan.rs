@@ -17,6 +17,7 @@ use pacer_crds::{
 
 use crate::Error;
 use crate::app_config::AppConfig;
+use crate::metrics_source::PodTarget;
 use crate::resources::{self, Desired, Inputs, SidecarDefaults};
 use crate::sample::AppSample;
 use crate::status::{self, DEGRADED, READY, TUNED, Truth, set_condition};
@@ -180,6 +181,8 @@ pub struct TuningInput {
     pub sample: Result<AppSample, String>,
     /// Finish time of the newest OOM kill of an app container.
     pub newest_oom: Option<Timestamp>,
+    /// The pods the API lists as running (readiness, pending resizes).
+    pub pods: Vec<PodTarget>,
 }
 
 /// Everything [`plan`] needs.
@@ -502,6 +505,9 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
             let observation = Observation {
                 sample: round.sample.as_ref().ok().cloned(),
                 newest_oom: round.newest_oom,
+                pods: round.pods.clone(),
+                // Recommend leaves the pods alone: nothing of it is ever delivered.
+                await_delivery: mode == TuningMode::Auto,
             };
             let decision = tuning::decide(policy, &base, &state, &observation, now);
             next.tuning_state = Some(status::tuning_state(&decision.state));
@@ -725,6 +731,7 @@ mod tests {
                 }],
             }),
             newest_oom: None,
+            pods: Vec::new(),
         }
     }
 
@@ -858,6 +865,7 @@ mod tests {
         let failing = TuningInput {
             sample: Err("connection refused".into()),
             newest_oom: None,
+            pods: Vec::new(),
         };
         let p = pl(input(&c, &first.status, Some(failing.clone()), t(1)));
         assert_eq!(p.settings, first.settings);
@@ -883,6 +891,7 @@ mod tests {
         let empty = TuningInput {
             sample: Ok(AppSample::default()),
             newest_oom: None,
+            pods: Vec::new(),
         };
         let p = pl(input(&c, &PhpAppServerStatus::default(), Some(empty), t(0)));
         assert_eq!(

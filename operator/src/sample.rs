@@ -41,6 +41,9 @@ pub struct PodSample {
     pub memory_growth_per_job: Option<f64>,
     /// Memory of a freshly warmed worker (median intercept of memory over jobs), bytes.
     pub warm_worker_memory: Option<f64>,
+    /// Jobs the workers behind `memory_growth_per_job` had done (their median): how far
+    /// past their warm-up the estimate is.
+    pub growth_jobs: Option<f64>,
     /// Memory of pacer itself (`process_resident_memory_bytes`), bytes.
     pub server_memory: Option<u64>,
     /// Highest memory of the whole pod (pacer plus workers) seen in the window, bytes.

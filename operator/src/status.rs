@@ -4,9 +4,14 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use pacer_crds::units::{format_memory, parse_memory};
-use pacer_crds::{HistoryEntry, ObservedMetrics, PoolSettings, Recommendation, TuningState};
+use pacer_crds::{
+    HistoryEntry, JobBaseline, MemoryModel, ObservedMetrics, PoolSettings, Recommendation,
+    ResidualBucket, TuningState,
+};
 
 use crate::sample::AppSample;
+use crate::tuning::memory::Model;
+use crate::tuning::slowdown::Baseline;
 use crate::tuning::{Entry, Settings, State};
 
 /// Condition type: every pod of the Deployment is ready.
@@ -140,6 +145,8 @@ pub fn settings_from_recommendation(r: &Recommendation) -> Option<Settings> {
 /// The tuner's memory as the status writes it.
 #[must_use]
 pub fn tuning_state(s: &State) -> TuningState {
+    let jobs = &s.jobs;
+    let model = &s.memory;
     TuningState {
         history: s
             .history
@@ -153,12 +160,44 @@ pub fn tuning_state(s: &State) -> TuningState {
         last_scale_down_time: s.last_scale_down.map(Time),
         last_memory_change_time: s.last_memory_change.map(Time),
         last_oom_time: s.last_oom.map(Time),
+        last_change_time: s.last_change.map(Time),
+        last_oom_bump_time: s.last_oom_bump.map(Time),
+        last_max_jobs_change_time: s.last_max_jobs_change.map(Time),
+        last_max_worker_memory_change_time: s.last_max_worker_memory_change.map(Time),
+        unreported_change_time: s.unreported_change.map(Time),
+        queue_spike_time: s.queue_spike.map(Time),
+        previous_memory_limit: s.previous_memory_limit.and_then(|b| i64::try_from(b).ok()),
+        cpu_per_busy_worker: s.cpu_per_busy_worker,
+        jobs: (*jobs != Baseline::default()).then(|| JobBaseline {
+            seconds: jobs.job_seconds,
+            per_second: jobs.per_second,
+            since: jobs.since.map(Time),
+            updated: jobs.updated.map(Time),
+            slow_since: jobs.slow_since.map(Time),
+            suspect_since: jobs.suspect_since.map(Time),
+        }),
+        memory_model: model.reference.map(|reference| MemoryModel {
+            reference_time: Some(Time(reference)),
+            sums: model.sums.to_vec(),
+            residuals: model
+                .residuals
+                .iter()
+                .filter_map(|(&bucket, &weight)| {
+                    Some(ResidualBucket {
+                        bucket: i32::try_from(bucket).ok()?,
+                        weight,
+                    })
+                })
+                .collect(),
+        }),
     }
 }
 
 /// The tuner's memory back from the status (entries that do not convert are dropped).
 #[must_use]
 pub fn state_from(t: &TuningState) -> State {
+    let time = |t: &Option<Time>| t.as_ref().map(|t| t.0);
+    let finite = |v: &Option<f64>| v.filter(|x| x.is_finite());
     State {
         history: t
             .history
@@ -171,9 +210,50 @@ pub fn state_from(t: &TuningState) -> State {
                 })
             })
             .collect(),
-        last_scale_down: t.last_scale_down_time.as_ref().map(|t| t.0),
-        last_memory_change: t.last_memory_change_time.as_ref().map(|t| t.0),
-        last_oom: t.last_oom_time.as_ref().map(|t| t.0),
+        last_scale_down: time(&t.last_scale_down_time),
+        last_memory_change: time(&t.last_memory_change_time),
+        last_oom: time(&t.last_oom_time),
+        last_change: time(&t.last_change_time),
+        last_oom_bump: time(&t.last_oom_bump_time),
+        last_max_jobs_change: time(&t.last_max_jobs_change_time),
+        last_max_worker_memory_change: time(&t.last_max_worker_memory_change_time),
+        unreported_change: time(&t.unreported_change_time),
+        queue_spike: time(&t.queue_spike_time),
+        previous_memory_limit: t.previous_memory_limit.and_then(|b| u64::try_from(b).ok()),
+        cpu_per_busy_worker: finite(&t.cpu_per_busy_worker).filter(|c| *c > 0.0),
+        jobs: t
+            .jobs
+            .as_ref()
+            .map(|j| Baseline {
+                job_seconds: finite(&j.seconds).filter(|s| *s > 0.0),
+                per_second: finite(&j.per_second).filter(|s| *s >= 0.0),
+                since: time(&j.since),
+                updated: time(&j.updated),
+                slow_since: time(&j.slow_since),
+                suspect_since: time(&j.suspect_since),
+            })
+            .unwrap_or_default(),
+        memory: t
+            .memory_model
+            .as_ref()
+            .and_then(|m| {
+                // A model that does not read back whole is dropped, not half-used.
+                let sums: [f64; 5] = m.sums.clone().try_into().ok()?;
+                if sums.iter().any(|x| !x.is_finite()) {
+                    return None;
+                }
+                Some(Model {
+                    reference: time(&m.reference_time),
+                    sums,
+                    residuals: m
+                        .residuals
+                        .iter()
+                        .filter(|r| r.weight.is_finite() && r.weight > 0.0)
+                        .filter_map(|r| Some((u32::try_from(r.bucket).ok()?, r.weight)))
+                        .collect(),
+                })
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -319,8 +399,44 @@ mod tests {
             last_scale_down: Some(t(1)),
             last_memory_change: None,
             last_oom: Some(t(3)),
+            last_change: Some(t(4)),
+            last_oom_bump: Some(t(2)),
+            last_max_jobs_change: None,
+            last_max_worker_memory_change: Some(t(3)),
+            unreported_change: Some(t(2)),
+            queue_spike: Some(t(1)),
+            previous_memory_limit: Some(512 << 20),
+            cpu_per_busy_worker: Some(0.42),
+            jobs: Baseline {
+                job_seconds: Some(0.06),
+                per_second: Some(250.5),
+                since: Some(t(0)),
+                updated: Some(t(5)),
+                slow_since: None,
+                suspect_since: Some(t(4)),
+            },
+            memory: {
+                let mut m = Model::default();
+                m.add(t(0), 4.0, 300.0 * 1048576.0, 1.0);
+                m.add(t(5), 8.0, 500.0 * 1048576.0, 1.0);
+                m
+            },
         };
-        assert_eq!(state_from(&tuning_state(&s)), s);
+        let written = tuning_state(&s);
+        assert_eq!(state_from(&written), s);
+        // Through JSON, as the API server stores it (serde_json may round the last bit of
+        // a float on the way back).
+        let json = serde_json::to_string(&written).unwrap();
+        let back = state_from(&serde_json::from_str::<TuningState>(&json).unwrap());
+        assert_eq!(back.history, s.history);
+        assert_eq!(back.jobs, s.jobs);
+        for (a, b) in back.memory.sums.iter().zip(s.memory.sums) {
+            assert!((a - b).abs() <= b.abs() * 1e-12, "{a} {b}");
+        }
+        // A model that does not read back whole is dropped.
+        let mut broken = written;
+        broken.memory_model.as_mut().unwrap().sums.pop();
+        assert_eq!(state_from(&broken).memory, Model::default());
     }
 
     #[test]

@@ -622,15 +622,17 @@ async fn a_second_instance_waits_while_the_first_holds_the_lease() -> Result<()>
     b.stop().await
 }
 
+/// The memory model of the pods' peaks lives in the status: an operator that starts on an
+/// app finds what an earlier process learned (here: written there as that process would
+/// have), lowers the limit from it, resizes the pod in place without rolling it, and keeps
+/// learning on top of it.
 #[tokio::test]
-async fn memory_limits_are_resized_in_place_without_rolling_the_pods() -> Result<()> {
-    use std::sync::atomic::{AtomicI64, Ordering};
+async fn memory_limits_come_from_the_persisted_model_and_resize_in_place() -> Result<()> {
     let Some((client, ns)) = setup("resize").await? else {
         return Ok(());
     };
     const MI: u64 = 1024 * 1024;
     let fake = Arc::new(Fake::new());
-    // Pods peak at 300 Mi (p95): the limit should come down to 300 × 1.15 = 345 Mi.
     fake.set(
         &ns,
         "shop",
@@ -645,11 +647,63 @@ async fn memory_limits_are_resized_in_place_without_rolling_the_pods() -> Result
                 worker_memory: vec![40 * MI, 40 * MI],
                 server_memory: Some(20 * MI),
                 pod_memory_peak: Some(300 * MI),
+                memory_working_set: Some(300 * MI),
                 ..PodSample::default()
             }],
         },
     );
-    // The tuner lowers a memory limit at most every 30 minutes: a clock that can jump.
+    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
+    apps.create(
+        &PostParams::default(),
+        &app(
+            "shop",
+            json!({"resources": {"memory": {"min": "128Mi", "max": "2Gi"}}, "tuning": {"interval": "5s"}}),
+        )?,
+    )
+    .await?;
+    // What an earlier operator process learned over the last hours: pods peak at 300 Mi
+    // with 2 workers and 380 Mi with 4 (200 rounds); its last memory change an hour ago.
+    let now = jiff::Timestamp::now();
+    let ago = |s: i64| now.checked_sub(jiff::SignedDuration::from_secs(s)).unwrap();
+    let mut learned = pacer_operator::tuning::State::default();
+    for i in 0..200_i64 {
+        let (workers, peak) = if i % 2 == 0 { (2.0, 300) } else { (4.0, 380) };
+        learned
+            .memory
+            .add(ago(7200 - i * 18), workers, (peak * MI) as f64, 1.0);
+    }
+    // Its last memory change just now: the limit may come down in 10 minutes (the clock
+    // below jumps them once the pod runs).
+    learned.last_memory_change = Some(now);
+    let weight_before = learned.memory.sums[0];
+    let persisted = pacer_operator::status::tuning_state(&learned);
+    assert!(persisted.memory_model.is_some());
+    apps.patch_status(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"tuningState": persisted}})),
+    )
+    .await?;
+    // The API server keeps it as written (the CRD's schema has every field of it; times
+    // to the second).
+    let stored = apps
+        .get("shop")
+        .await?
+        .status
+        .and_then(|s| s.tuning_state)
+        .and_then(|s| s.memory_model)
+        .context("no tuningState.memoryModel")?;
+    let written = persisted.memory_model.clone().context("no model written")?;
+    assert_eq!(
+        (&stored.sums, &stored.residuals),
+        (&written.sums, &written.residuals)
+    );
+    assert_eq!(
+        stored.reference_time.map(|t| t.0.as_second()),
+        written.reference_time.map(|t| t.0.as_second())
+    );
+
+    use std::sync::atomic::{AtomicI64, Ordering};
     let offset = Arc::new(AtomicI64::new(0));
     let clock_offset = offset.clone();
     let clock: pacer_operator::controller::Clock = Arc::new(move || {
@@ -660,22 +714,14 @@ async fn memory_limits_are_resized_in_place_without_rolling_the_pods() -> Result
         .unwrap_or(now)
     });
     let op = common::start_operator_with_clock(client.clone(), &ns, "op-a", fake, clock);
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app(
-            "shop",
-            json!({"resources": {"memory": {"min": "128Mi", "max": "2Gi"}}, "tuning": {"interval": "5s"}}),
-        )?,
-    )
-    .await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     wait_for(WAIT, "the Deployment", || async {
         Ok(deployments.get_opt("shop").await?.is_some())
     })
     .await?;
 
-    // Play the ReplicaSet controller and the kubelet: one running pod from the template.
+    // Play the ReplicaSet controller and the kubelet: one running, ready pod from the
+    // template.
     let template = deployments
         .get("shop")
         .await?
@@ -696,49 +742,56 @@ async fn memory_limits_are_resized_in_place_without_rolling_the_pods() -> Result
     pods.patch_status(
         "shop-abc-1",
         &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"phase": "Running", "podIP": "10.0.0.9", "podIPs": [{"ip": "10.0.0.9"}]}})),
+        &Patch::Merge(json!({"status": {
+            "phase": "Running", "podIP": "10.0.0.9", "podIPs": [{"ip": "10.0.0.9"}],
+            "conditions": [{"type": "Ready", "status": "True",
+                            "lastTransitionTime": ago(3600).to_string()}],
+        }})),
     )
     .await?;
-    let pod_memory = |pod: &k8s_openapi::api::core::v1::Pod| -> Option<String> {
+    let pod_memory = |pod: &k8s_openapi::api::core::v1::Pod| -> Option<u64> {
         let c = pod
             .spec
             .as_ref()?
             .containers
             .iter()
             .find(|c| c.name == "app")?;
-        Some(
-            c.resources
-                .as_ref()?
-                .limits
-                .as_ref()?
-                .get("memory")?
-                .0
-                .clone(),
-        )
+        let q = c.resources.as_ref()?.limits.as_ref()?.get("memory")?;
+        pacer_crds::units::parse_memory(&q.0).ok()
     };
     assert_eq!(
-        pod_memory(&pods.get("shop-abc-1").await?).as_deref(),
-        Some("2Gi")
+        pod_memory(&pods.get("shop-abc-1").await?),
+        Some(2048 * MI),
+        "the limit came down before its time"
     );
-
-    // The first tuning round starts the memory clock; half an hour later the limit drops.
-    wait_for(WAIT, "the first tuning round", || async {
-        let s = apps.get("shop").await?.status.unwrap_or_default();
-        Ok(s.tuning_state
-            .and_then(|t| t.last_memory_change_time)
-            .is_some())
-    })
+    offset.store(11 * 60, Ordering::SeqCst);
+    // The model asks for 2 workers' peak and its margin: far below the 2 Gi the pod
+    // started with, and not below the peak (the limit is never under what was seen).
+    wait_for(
+        WAIT,
+        "the pod resized from the model, and the status",
+        || async {
+            let status = apps.get("shop").await?.status.unwrap_or_default();
+            let in_status = status
+                .current
+                .and_then(|c| pacer_crds::units::parse_memory(&c.memory_limit).ok());
+            let on_pod = pod_memory(&pods.get("shop-abc-1").await?);
+            Ok(on_pod.is_some_and(|m| (300 * MI..=420 * MI).contains(&m)) && in_status == on_pod)
+        },
+    )
     .await?;
-    offset.store(31 * 60, Ordering::SeqCst);
-    // The pod is resized first, the status written last in the same reconcile.
-    wait_for(WAIT, "the pod resized to 345Mi, and the status", || async {
-        let status = apps.get("shop").await?.status.unwrap_or_default();
-        Ok(
-            pod_memory(&pods.get("shop-abc-1").await?).as_deref() == Some("345Mi")
-                && status.current.map(|c| c.memory_limit).as_deref() == Some("345Mi"),
-        )
-    })
-    .await?;
+    // The model was kept and learned on: more weight than the earlier process left.
+    let state = apps
+        .get("shop")
+        .await?
+        .status
+        .and_then(|s| s.tuning_state)
+        .context("no tuningState")?;
+    let kept = pacer_operator::status::state_from(&state).memory;
+    assert!(
+        kept.weight(jiff::Timestamp::now()) > learned.memory.weight(jiff::Timestamp::now()),
+        "the model was not kept: {kept:?} (before: {weight_before})"
+    );
     // The template was left alone: no rollout.
     let template = deployments
         .get("shop")
@@ -761,9 +814,9 @@ async fn memory_limits_are_resized_in_place_without_rolling_the_pods() -> Result
             .iter()
             .any(|e| {
                 e.reason.as_deref() == Some("MemoryLimitDecreased")
-                    && e.note
-                        .as_deref()
-                        .is_some_and(|n| n.contains("2Gi → 345Mi") && n.contains("in place"))
+                    && e.note.as_deref().is_some_and(|n| {
+                        n.contains("2Gi → ") && n.contains("in place") && n.contains("learned")
+                    })
             }))
     })
     .await?;

@@ -178,6 +178,7 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
         pods: vec![PodTarget {
             name: "web-5d8f-a1".into(),
             ip: None,
+            ..PodTarget::default()
         }],
         source: MetricsSourceKind::Prometheus,
         prometheus_url: Some(format!("http://127.0.0.1:{port}/")),

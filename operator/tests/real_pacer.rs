@@ -152,6 +152,7 @@ async fn a_real_pacer_runs_the_generated_config_and_feeds_the_direct_source() ->
         pods: vec![PodTarget {
             name: "web-1".into(),
             ip: Some("127.0.0.1".into()),
+            ..PodTarget::default()
         }],
         source: MetricsSourceKind::Direct,
         prometheus_url: None,

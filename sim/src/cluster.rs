@@ -192,6 +192,7 @@ pub struct Cluster {
     pub db_factor: f64,
     deploys_done: usize,
     failures_done: usize,
+    created: bool,
 }
 
 impl Cluster {
@@ -236,6 +237,7 @@ impl Cluster {
             db_factor: 1.0,
             deploys_done: 0,
             failures_done: 0,
+            created: false,
         }
     }
 
@@ -326,12 +328,22 @@ impl Cluster {
                     status: Some(PodStatus {
                         phase: Some(phase.into()),
                         pod_ip: p.node.map(|n| format!("10.0.{n}.{}", p.index % 250)),
-                        conditions: Some(vec![PodCondition {
-                            type_: "Ready".into(),
-                            status: if p.ready { "True" } else { "False" }.into(),
-                            last_transition_time: Some(Time(at(p.ready_changed.min(t)))),
-                            ..PodCondition::default()
-                        }]),
+                        conditions: Some(
+                            std::iter::once(PodCondition {
+                                type_: "Ready".into(),
+                                status: if p.ready { "True" } else { "False" }.into(),
+                                last_transition_time: Some(Time(at(p.ready_changed.min(t)))),
+                                ..PodCondition::default()
+                            })
+                            .chain(p.pending_resize.map(|_| PodCondition {
+                                // 1.33+: a resize the node has no room for yet.
+                                type_: "PodResizePending".into(),
+                                status: "True".into(),
+                                reason: Some("Deferred".into()),
+                                ..PodCondition::default()
+                            }))
+                            .collect(),
+                        ),
                         container_statuses: Some(vec![ContainerStatus {
                             name: APP_CONTAINER.into(),
                             ready: p.ready,
@@ -395,7 +407,14 @@ impl Cluster {
         })
     }
 
+    /// Whether pods were created since the last call: the Deployment's status changes, and
+    /// that wakes the controller (it watches its owned objects).
+    pub fn take_created(&mut self) -> bool {
+        std::mem::take(&mut self.created)
+    }
+
     fn new_pod(&mut self, t: f64) {
+        self.created = true;
         let index = self.next_index;
         self.next_index += 1;
         let phase = (self.rng.unit() * KUBELET_SYNC as f64) as i64;
@@ -651,6 +670,9 @@ impl Cluster {
             out.failed += out.arrivals;
         }
         let share = out.arrivals / endpoints.len().max(1) as f64;
+        // The expected rate per pod: the stationary waits (Erlang C) already account for
+        // Poisson arrivals, so they get the rate, not this second's count.
+        let expected = rate / endpoints.len().max(1) as f64;
         let mut conns = 0.0;
         for i in 0..self.pods.len() {
             let receives = endpoints.contains(&i);
@@ -665,7 +687,7 @@ impl Cluster {
                 out.failed += arrivals;
                 continue;
             }
-            conns += self.pod_second(i, t, arrivals, &mut out);
+            conns += self.pod_second(i, t, arrivals, expected, &mut out);
         }
         // Smoothed, so that the database's answer to the pods does not oscillate.
         self.conns = 0.5 * self.conns + 0.5 * conns;
@@ -673,7 +695,14 @@ impl Cluster {
     }
 
     /// One second of one running pod; returns its calls in flight to the database.
-    fn pod_second(&mut self, i: usize, t: f64, arrivals: f64, out: &mut Second) -> f64 {
+    fn pod_second(
+        &mut self,
+        i: usize,
+        t: f64,
+        arrivals: f64,
+        lambda: f64,
+        out: &mut Second,
+    ) -> f64 {
         let app = self.versions[self.pods[i].version].clone();
         let cpu_limit = self.cpu_limit;
         let oom_mode = self.trace.oom;
@@ -723,17 +752,18 @@ impl Cluster {
         let cf = c as f64;
 
         // Completions: as many as the workers (and the CPU limit) allow.
-        let mut service = io_job + cpu_job;
-        let mut done = work.min(cf / service);
-        let mut u = 0.0;
-        if let Some(limit) = cpu_limit {
-            for _ in 0..3 {
-                u = (done * cpu_job / limit).min(0.98);
-                service = io_job + cpu_job * queue::cpu_stretch(limit, u);
-                done = work.min(cf / service).min(0.98 * limit / cpu_job);
+        let (done, service, u) = match cpu_limit {
+            None => {
+                let service = io_job + cpu_job;
+                (work.min(cf / service), service, 0.0)
             }
-            u = (done * cpu_job / limit).min(1.0);
-        }
+            Some(limit) => {
+                let capacity = queue::cpu_capacity(cf, io_job, cpu_job, limit);
+                let done = work.min(capacity);
+                let u = (done * cpu_job / limit).min(0.98);
+                (done, io_job + cpu_job * queue::cpu_stretch(limit, u), u)
+            }
+        };
         let busy = (done * service).min(cf);
         let (backlog, rejected) = cap_backlog(work - done, done, pod.backlog);
         let ahead = if pod.backlog + backlog > 0.5 {
@@ -741,7 +771,7 @@ impl Cluster {
         } else {
             0.0
         };
-        let mut tail = queue::tail(arrivals, c as u32, arrivals, service, app.cv, ahead);
+        let mut tail = queue::tail(arrivals, c as u32, lambda, service, app.cv, ahead);
         if backlog > 0.5 {
             tail.waiting = 1.0;
         }
@@ -895,12 +925,12 @@ impl Cluster {
     }
 }
 
-/// max_jobs with pacer's jitter (up to 14 % less per worker, so recycles spread out).
+/// max_jobs with pacer's jitter (0–14 % more per worker, so recycles spread out).
 fn recycle_point(max_jobs: u64, roll: f64) -> f64 {
     if max_jobs == 0 {
         return f64::INFINITY;
     }
-    max_jobs as f64 * (1.0 - 0.14 * roll)
+    max_jobs as f64 * (1.0 + 0.14 * roll)
 }
 
 /// Keeps what can wait within the allocate timeout; the rest is refused (503).

@@ -155,6 +155,11 @@ impl Operator {
         }
     }
 
+    /// A watch event (an owned object changed): reconcile at `t` unless sooner anyway.
+    pub fn wake(&mut self, t: f64) {
+        self.next = self.next.min(t);
+    }
+
     /// The operator process restarts: its scrape windows are gone, the status is not.
     pub fn restart(&mut self) {
         self.windows = Windows::new();
@@ -195,7 +200,11 @@ impl Operator {
             } else {
                 Ok(AppSample { window, pods })
             };
-            TuningInput { sample, newest_oom }
+            TuningInput {
+                sample,
+                newest_oom,
+                pods: targets.clone(),
+            }
         });
         let deployment = cluster.deployment_state();
         let planned = plan::plan(PlanInput {

@@ -152,6 +152,34 @@ pub fn cpu_stretch(limit_cores: f64, u: f64) -> f64 {
     1.0 + waiting / (cores * (1.0 - u))
 }
 
+/// Completions per second `workers` workers reach when each job waits `io` seconds and
+/// needs `cpu` CPU seconds under a limit of `limit_cores`: the largest rate `x` at which
+/// the busy workers `x × (io + cpu × stretch(x))` still fit the workers (the stretch grows
+/// with the CPU utilisation, so this is the one point where they just fit; bisection).
+#[must_use]
+pub fn cpu_capacity(workers: f64, io: f64, cpu: f64, limit_cores: f64) -> f64 {
+    if workers <= 0.0 || cpu <= 0.0 {
+        return 0.0;
+    }
+    let busy = |x: f64| {
+        let u = (x * cpu / limit_cores).min(0.98);
+        x * (io + cpu * cpu_stretch(limit_cores, u))
+    };
+    let (mut lo, mut hi) = (0.0, (workers / (io + cpu)).min(0.98 * limit_cores / cpu));
+    if busy(hi) <= workers {
+        return hi;
+    }
+    for _ in 0..40 {
+        let mid = (lo + hi) / 2.0;
+        if busy(mid) <= workers {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// Share of CFS periods in which a pod at utilisation `u` of its CPU limit is throttled
 /// (the chance that more jobs are on the CPU than the limit has cores).
 #[must_use]
@@ -196,6 +224,21 @@ mod tests {
         let mut mix = vec![calm; 99];
         mix.push(behind);
         assert!(share_over(&mix, 1.0) > 0.0099);
+    }
+
+    #[test]
+    fn cpu_capacity_is_bounded_by_workers_and_cores_and_monotone() {
+        // Plenty of cores: the workers bound it (4 ÷ 60 ms).
+        let x = cpu_capacity(4.0, 0.035, 0.025, 64.0);
+        assert!((x - 4.0 / 0.06).abs() < 0.5, "{x}");
+        // Two cores: never more than 2 ÷ 25 ms, and more workers never give less.
+        let mut last = 0.0;
+        for w in 1..40 {
+            let x = cpu_capacity(f64::from(w), 0.035, 0.025, 2.0);
+            assert!(x <= 80.0 && x + 1e-9 >= last, "{w}: {x} after {last}");
+            last = x;
+        }
+        assert!(last > 60.0, "{last}");
     }
 
     #[test]

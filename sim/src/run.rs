@@ -59,6 +59,11 @@ pub fn run(trace: &Trace) -> Result<Run, Error> {
         }
         operator.tick(&mut cluster, t)?;
         let second = cluster.step(t);
+        if cluster.take_created() {
+            // The Deployment's status changed: the controller reconciles (and resizes the
+            // new pods) within a couple of seconds.
+            operator.wake(t + 2.0);
+        }
         if t >= 0.0 {
             recorder.second(t, &second, &cluster, operator.decided());
         }

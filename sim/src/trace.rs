@@ -36,9 +36,29 @@ impl Load {
         // 0 at 04:00, 1 at 16:00, smooth.
         let phase = (1.0 - (std::f64::consts::TAU * (hour - 4.0) / 24.0).cos()) / 2.0;
         let shape = self.trough + (1.0 - self.trough) * phase.powf(1.5);
-        let weekday = day.rem_euclid(7.0);
-        let week = if weekday >= 5.0 { self.weekend } else { 1.0 };
-        self.peak * shape * week
+        self.peak * shape * self.week(t)
+    }
+
+    /// The weekday factor (1, or `weekend` on Saturdays and Sundays), averaged over four
+    /// hours around `t`, so that traffic does not jump at midnight.
+    fn week(&self, t: f64) -> f64 {
+        const HALF: f64 = 2.0 * HOUR;
+        let of_day = |day: f64| {
+            if day.rem_euclid(7.0) >= 5.0 {
+                self.weekend
+            } else {
+                1.0
+            }
+        };
+        let (from, to) = (t - HALF, t + HALF);
+        let mut day = (from / DAY).floor();
+        let mut sum = 0.0;
+        while day * DAY < to {
+            let overlap = (to.min((day + 1.0) * DAY) - from.max(day * DAY)).max(0.0);
+            sum += overlap * of_day(day);
+            day += 1.0;
+        }
+        sum / (2.0 * HALF)
     }
 }
 
@@ -330,18 +350,18 @@ pub fn node_loss() -> Trace {
     t
 }
 
-/// Two days with a CPU limit of 2 cores per pod: the pods are CPU-bound before they run
-/// out of workers.
+/// Two days with a CPU limit of 4 cores per pod: the pods are CPU-bound at ~10 busy
+/// workers, before they run out of workers (16).
 #[must_use]
 pub fn cpu_limit() -> Trace {
     let mut t = base(
         "cpu-limit",
-        "2 days with a CPU limit of 2 cores per pod",
+        "2 days with a CPU limit of 4 cores per pod",
         2.0,
         6,
     );
     t.spec = base_spec(&json!({
-        "resources": {"cpu": {"request": "1", "limit": "2"}},
+        "resources": {"cpu": {"request": "2", "limit": "4"}},
         "replicas": {"min": 1, "max": 12},
     }));
     t
@@ -357,6 +377,9 @@ mod tests {
         assert!((l.rate(16.0 * HOUR) - l.peak).abs() < 1e-9);
         assert!((l.rate(4.0 * HOUR) - l.peak * l.trough).abs() < 1e-9);
         assert!((l.rate(5.0 * DAY + 16.0 * HOUR) - l.peak * l.weekend).abs() < 1e-9);
+        // No jump at midnight: halfway between Sunday and Monday.
+        let monday = l.week(7.0 * DAY);
+        assert!((monday - (1.0 + l.weekend) / 2.0).abs() < 1e-9, "{monday}");
     }
 
     #[test]

@@ -62,3 +62,55 @@ impl tower::Service<http::Uri> for Dial {
         })
     }
 }
+
+/// One answer to [`Dial::send`].
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The status code.
+    pub status: http::StatusCode,
+    /// The response's head fields.
+    pub headers: http::HeaderMap,
+    /// The body, whole.
+    pub body: bytes::Bytes,
+}
+
+impl Answer {
+    /// The body as text (lossy).
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Dial {
+    /// Sends one request on a new connection to `addr` and reads the whole answer (bounded:
+    /// 30 s).
+    ///
+    /// # Errors
+    /// When the connection, the exchange or the body fails, or it takes too long.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> anyhow::Result<Answer> {
+        use anyhow::Context as _;
+        use http_body_util::BodyExt as _;
+        let exchange = async {
+            let io = TokioIo::new(self.connect(addr).await?);
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+            let driver = tokio::spawn(connection);
+            let response = sender.send_request(request).await?;
+            let (head, body) = response.into_parts();
+            let body = body.collect().await?.to_bytes();
+            driver.abort();
+            anyhow::Ok(Answer {
+                status: head.status,
+                headers: head.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), exchange)
+            .await
+            .with_context(|| format!("{addr}: no answer within 30 s"))?
+    }
+}

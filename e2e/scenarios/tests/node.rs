@@ -77,6 +77,7 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
         return Ok(());
     }
     let world = RealWorld::shared().await?;
+    let _cpu = EXAMPLE_CPU.lock().await;
     let timeline =
         Timeline::new("Scenario 1 (real node): helm install + kubectl apply → Ready pods");
     let (helm_took, operator_ready) = world.helm_times();
@@ -314,7 +315,8 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
 
     let path = timeline.save("node-1-quick-start")?;
     println!("{}(kept in {})\n", timeline.render(), path.display());
-    Ok(())
+    // Its two pods' CPU requests go with it (see EXAMPLE_CPU).
+    delete_namespace(world, EXAMPLE).await
 }
 
 /// Runs `body` on a started app and always finishes it (timeline printed and kept,
@@ -911,5 +913,415 @@ async fn failover(a: &RealApp) -> Result<()> {
         },
     )
     .await?;
+    Ok(())
+}
+
+/// The node's two CPUs hold one of the examples that ask for whole CPUs at a time:
+/// `hello.yaml` (2 × 500m) and `laravel.yaml` (3 × 250m) next to the other scenarios' small
+/// pods would not fit, and a Pending pod is not what those scenarios measure. Each holds
+/// this while its namespace exists.
+static EXAMPLE_CPU: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Deletes `namespace` and waits until its pods are gone (their CPU requests freed).
+async fn delete_namespace(world: &RealWorld, namespace: &str) -> Result<()> {
+    world
+        .kubectl(&["delete", "namespace", namespace, "--wait=false"])
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(world.client()?, namespace);
+    wait_for(
+        Duration::from_secs(180),
+        Duration::from_millis(500),
+        &format!("the pods of namespace {namespace} to be gone"),
+        || async {
+            Ok(pods
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        },
+    )
+    .await
+}
+
+/// The Laravel example's app name and namespace (`examples/kubernetes/laravel.yaml`).
+const SHOP: &str = "shop";
+
+/// Scenario 8: `examples/kubernetes/laravel.yaml` as written on the real node, with
+/// `examples/laravel` (Debian's Laravel 8.83) as its image: the Secret via `envFrom`
+/// (APP_KEY and the SQLite database's path), the storage/ and bootstrap/cache volumes on a
+/// read-only root, the init container that prepares storage/ and migrates, the log-shipper
+/// sidecar, the zone spread on a one-zone node; Laravel's routes answered through pacer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n8_laravel_example_on_a_real_node() -> Result<()> {
+    if !available()? {
+        return Ok(());
+    }
+    let world = RealWorld::shared().await?;
+    let timeline =
+        Timeline::new("Scenario 8 (real node): examples/kubernetes/laravel.yaml as written");
+    let began = Instant::now();
+    let images = world.node().import_images("laravel-images.sh").await?;
+    let (laravel, busybox) = (
+        images
+            .iter()
+            .find(|i| i.contains("pacer-laravel"))
+            .context("no Laravel image")?,
+        images
+            .iter()
+            .find(|i| i.contains("busybox"))
+            .context("no busybox image")?,
+    );
+    timeline.push(
+        "",
+        "",
+        "",
+        "",
+        &format!(
+            "images {laravel} and {busybox} built (cached) and imported in {:.1}s",
+            began.elapsed().as_secs_f64()
+        ),
+    );
+
+    let _cpu = EXAMPLE_CPU.lock().await;
+    // The example's own steps, with its two images set to the ones built here.
+    let text = std::fs::read_to_string(repo_root().join("examples/kubernetes/laravel.yaml"))?;
+    ensure!(
+        text.matches("image: shop:1.4.2").count() == 2 && text.contains("image: busybox:1.36"),
+        "the example's image lines moved"
+    );
+    let manifest = text
+        .replace("image: shop:1.4.2", &format!("image: {laravel}"))
+        .replace("image: busybox:1.36", &format!("image: {busybox}"));
+    let file = pacer_e2e_scenarios::out_dir().join("node/laravel.yaml");
+    std::fs::write(&file, manifest)?;
+    world.kubectl(&["create", "namespace", SHOP]).await?;
+    let result = laravel_example(world, &timeline, &file).await;
+    let deleted = delete_namespace(world, SHOP).await;
+    let path = timeline.save("node-8-laravel")?;
+    println!("{}(kept in {})\n", timeline.render(), path.display());
+    result.with_context(|| format!("logs: {}", world.node().logs().display()))?;
+    deleted
+}
+
+async fn laravel_example(
+    world: &RealWorld,
+    timeline: &Timeline,
+    file: &std::path::Path,
+) -> Result<()> {
+    let note = |text: &str| timeline.push("", "", "", "", text);
+    let applied = Instant::now();
+    world
+        .kubectl(&["apply", "-n", SHOP, "-f", &file.display().to_string()])
+        .await?;
+    note("kubectl apply -n shop -f examples/kubernetes/laravel.yaml");
+
+    // replicas.min is 3.
+    let pods = wait_for(
+        Duration::from_secs(420),
+        Duration::from_millis(500),
+        "3 Ready pods of the Laravel example",
+        || async {
+            world.node().check()?;
+            let pods = ready_pods(world, SHOP, SHOP).await?;
+            Ok((pods.len() == 3).then_some(pods))
+        },
+    )
+    .await;
+    let pods = match pods {
+        Ok(pods) => pods,
+        Err(e) => {
+            let seen = world
+                .kubectl(&["get", "pods", "-n", SHOP, "-o", "wide"])
+                .await
+                .unwrap_or_default();
+            let described = world
+                .kubectl(&["describe", "pas", "-n", SHOP, SHOP])
+                .await
+                .unwrap_or_default();
+            // Every container's last lines, the init containers' too.
+            let logs = world
+                .kubectl(&[
+                    "logs",
+                    "-n",
+                    SHOP,
+                    "-l",
+                    "pacer.dev/app=shop",
+                    "--all-containers",
+                    "--prefix",
+                    "--tail=15",
+                ])
+                .await
+                .unwrap_or_else(|e| format!("(no logs: {e:#})"));
+            return Err(e.context(format!("{seen}\n{logs}\n{described}")));
+        }
+    };
+    note(&format!(
+        "3 pods Ready {:.1}s after kubectl apply",
+        applied.elapsed().as_secs_f64()
+    ));
+
+    // Each pod: the example's init container (storage/ prepared, migrated) and pacer's
+    // completed; PHP and the log shipper running, no restart; what the spec asked passes
+    // through: the Secret via envFrom, the volumes, the security context, the spread.
+    let zone = world
+        .kubectl(&[
+            "get",
+            "node",
+            "-o",
+            "jsonpath={.items[0].metadata.labels.topology\\.kubernetes\\.io/zone}",
+        ])
+        .await?;
+    let mut nodes = std::collections::BTreeSet::new();
+    for pod in &pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let spec = pod.spec.as_ref().context("no spec")?;
+        let status = pod.status.as_ref().context("no status")?;
+        nodes.insert(spec.node_name.clone().unwrap_or_default());
+        let inits = status.init_container_statuses.clone().unwrap_or_default();
+        let migrate = inits
+            .iter()
+            .find(|i| i.name == "migrate")
+            .with_context(|| format!("pod {name}: no init container migrate: {inits:?}"))?;
+        let done = migrate.state.as_ref().and_then(|s| s.terminated.as_ref());
+        ensure!(
+            done.is_some_and(|d| d.exit_code == 0),
+            "pod {name}: init container migrate: {done:?}"
+        );
+        ensure!(
+            inits.iter().any(|i| i.image.contains("localhost/pacer:")),
+            "pod {name}: pacer's init container did not run: {inits:?}"
+        );
+        for wanted in ["php", "log-shipper"] {
+            let c = status
+                .container_statuses
+                .iter()
+                .flatten()
+                .find(|c| c.name == wanted)
+                .with_context(|| format!("pod {name}: no container {wanted}"))?;
+            ensure!(c.ready && c.restart_count == 0, "pod {name}: {c:?}");
+        }
+        let php = spec
+            .containers
+            .iter()
+            .find(|c| c.name == "php")
+            .context("no php container")?;
+        ensure!(
+            php.env_from
+                .iter()
+                .flatten()
+                .any(|e| e.secret_ref.as_ref().is_some_and(|s| s.name == "shop-env")),
+            "pod {name}: the Secret is not in envFrom: {:?}",
+            php.env_from
+        );
+        ensure!(
+            php.security_context
+                .as_ref()
+                .and_then(|s| s.read_only_root_filesystem)
+                == Some(true),
+            "pod {name}: the root file system is writable: {:?}",
+            php.security_context
+        );
+        ensure!(
+            spec.topology_spread_constraints
+                .iter()
+                .flatten()
+                .any(|t| t.topology_key == "topology.kubernetes.io/zone"),
+            "pod {name}: the zone spread did not pass through"
+        );
+    }
+    note(&format!(
+        "each pod: init migrate exit 0, pacer injected, php + log-shipper Ready with 0 restarts, \
+         Secret via envFrom, read-only root; all {} on node(s) {nodes:?} in zone {zone:?} \
+         (one zone: skew 0, maxSkew 1 holds; ScheduleAnyway never holds a pod back)",
+        pods.len()
+    ));
+    ensure!(!zone.is_empty(), "the node has no zone label");
+
+    // Inside the PHP container: pacer PID 1 with Laravel workers under it, nothing as root,
+    // the root file system read-only and storage/ writable.
+    let first = pods[0].metadata.name.clone().unwrap_or_default();
+    let inside = world
+        .kubectl(&[
+            "exec", "-n", SHOP, &first, "-c", "php", "--", "sh", "-c",
+            "for p in /proc/[0-9]*; do printf '%s %s ' \"${p#/proc/}\" \"$(awk '/^Uid:/ {print $2}' $p/status)\"; tr '\\0' ' ' < $p/cmdline; echo; done; \
+             touch /app/probe 2>&1; touch /app/storage/probe && echo storage writable",
+        ])
+        .await?;
+    ensure!(
+        inside
+            .lines()
+            .any(|l| l.starts_with("1 ") && l.contains("pacer serve")),
+        "PID 1 is not pacer:\n{inside}"
+    );
+    let workers = inside
+        .lines()
+        .filter(|l| l.contains("laravel-worker.php"))
+        .count();
+    ensure!(workers >= 2, "fewer than 2 Laravel workers:\n{inside}");
+    ensure!(
+        inside
+            .lines()
+            .filter(|l| l
+                .split_whitespace()
+                .next()
+                .is_some_and(|p| p.parse::<u32>().is_ok()))
+            .all(|l| l.split_whitespace().nth(1) == Some("33")),
+        "a process does not run as uid 33:\n{inside}"
+    );
+    ensure!(
+        inside.contains("Read-only file system") && inside.contains("storage writable"),
+        "{inside}"
+    );
+    note(&format!(
+        "pod {first}: PID 1 = pacer, {workers} Laravel workers (uid 33); /app read-only, /app/storage writable"
+    ));
+
+    // Laravel's routes through pacer, from this machine to the pods.
+    let load = Load::start_via(
+        world.dial(),
+        world.client()?,
+        SHOP,
+        SHOP,
+        8080,
+        LoadSpec {
+            path: "/".into(),
+            concurrency: 4,
+            rate: None,
+        },
+        Duration::from_secs(120),
+    );
+    timeline.push("GET / ×4", "", "", "", "load starts");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    end_phase(timeline, "GET / ×4 for 15 s (Blade view, session)", &load).await?;
+    ensure!(
+        load.endpoints().len() == 3,
+        "load reached {:?}",
+        load.endpoints()
+    );
+
+    let ip: std::net::IpAddr = pods[0]
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .context("no pod IP")?
+        .parse()?;
+    let addr = std::net::SocketAddr::new(ip, 8080);
+    let dial = world.dial();
+    let call = async |method: &str, path: &str, body: &str| {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "shop.example")
+            .header("accept", "application/json");
+        if !body.is_empty() {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+        }
+        let request = request.body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_owned(),
+        )))?;
+        dial.send(addr, request).await
+    };
+    let home = call("GET", "/", "").await?;
+    let cookies: Vec<String> = home
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split('=').next())
+        .map(str::to_owned)
+        .collect();
+    ensure!(
+        home.status == 200 && cookies.iter().any(|c| c == "pacer_session"),
+        "GET /: {} cookies {cookies:?}: {}",
+        home.status,
+        home.text()
+    );
+    let note_text = "from-scenario-8";
+    let created = call("POST", "/api/notes", &format!("text={note_text}")).await?;
+    ensure!(
+        created.status == 201,
+        "POST /api/notes: {} {}",
+        created.status,
+        created.text()
+    );
+    let listed = call("GET", "/api/notes", "").await?;
+    ensure!(
+        listed.status == 200 && listed.text().contains(note_text),
+        "GET /api/notes: {} {}",
+        listed.status,
+        listed.text()
+    );
+    let robots = call("GET", "/robots.txt", "").await?;
+    ensure!(robots.status == 200, "GET /robots.txt: {}", robots.status);
+    let boom = call("GET", "/boom", "").await?;
+    ensure!(
+        boom.status == 500,
+        "GET /boom: {} {}",
+        boom.status,
+        boom.text()
+    );
+    note(&format!(
+        "pod {first}: GET / 200 (cookies {cookies:?}: APP_KEY from the Secret), POST /api/notes 201 and \
+         GET /api/notes reads it back (SQLite at the Secret's DB_DATABASE in storage/), \
+         GET /robots.txt 200 (pacer's static), GET /boom 500"
+    ));
+
+    // The exception went to storage/logs/laravel.log (LOG_CHANNEL=single), which the
+    // sidecar streams: `kubectl logs -c log-shipper`.
+    let shipped = wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        "the log shipper to print Laravel's log line",
+        || async {
+            let logs = world
+                .kubectl(&["logs", "-n", SHOP, &first, "-c", "log-shipper"])
+                .await?;
+            Ok(logs
+                .lines()
+                .find(|l| l.contains("boom: a bug in a controller"))
+                .map(|l| l.chars().take(160).collect::<String>()))
+        },
+    )
+    .await?;
+    note(&format!("kubectl logs -c log-shipper: {shipped}"));
+    let pacer_logs = world
+        .kubectl(&["logs", "-n", SHOP, &first, "-c", "php"])
+        .await?;
+    ensure!(
+        pacer_logs.contains("serving HTTP"),
+        "no pacer line in kubectl logs -c php:\n{pacer_logs}"
+    );
+
+    // A second load phase on a route with a database read.
+    let load = Load::start_via(
+        world.dial(),
+        world.client()?,
+        SHOP,
+        SHOP,
+        8080,
+        LoadSpec {
+            path: "/api/notes".into(),
+            concurrency: 4,
+            rate: None,
+        },
+        Duration::from_secs(120),
+    );
+    timeline.push("GET /api/notes ×4", "", "", "", "load starts");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    end_phase(timeline, "GET /api/notes ×4 for 10 s (SQLite read)", &load).await?;
+
+    let table = world.kubectl(&["get", "pas", "-n", SHOP]).await?;
+    note(&format!(
+        "kubectl get pas: {}",
+        table.lines().nth(1).unwrap_or_default()
+    ));
+    let api: Api<PhpAppServer> = Api::namespaced(world.client()?, SHOP);
+    let ready = pacer_e2e_scenarios::scenario::condition(&api.get(SHOP).await?, "Ready");
+    ensure!(
+        ready.as_ref().is_some_and(|(s, _, _)| s == "True"),
+        "Ready condition: {ready:?}"
+    );
+    note(&format!("Ready condition: {ready:?}"));
     Ok(())
 }

@@ -12,6 +12,13 @@ return [
             'handler' => StreamHandler::class,
             'with' => ['stream' => 'php://stderr'],
         ],
+        // A file in storage/logs, as Laravel's own `single` channel (examples/kubernetes/laravel.yaml
+        // ships it to stdout from a sidecar).
+        'single' => [
+            'driver' => 'single',
+            'level' => env('LOG_LEVEL', 'debug'),
+            'path' => storage_path('logs/laravel.log'),
+        ],
         'emergency' => ['path' => storage_path('logs/laravel.log')],
     ],
 ];

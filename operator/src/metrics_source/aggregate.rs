@@ -9,6 +9,8 @@
 //!   slot's job count only grew (the same worker), slope = Δmemory ÷ Δjobs, intercept =
 //!   the worker's warm size. A slot needs [`MIN_JOBS_FOR_GROWTH`] jobs in its run to count;
 //!   a point whose memory is not measured yet (0 bytes, a worker just started) breaks a run.
+//!   The pod's growth is the median of the older half of its workers ([`past_warm_up`]):
+//!   young workers still warm up, which is growth but not a leak.
 //! * Worker CPU: the increase of `pacer_worker_cpu_seconds_total` over the window, in
 //!   cores; only when every scrape carries the counter (an older pacer does not).
 //! * The container's cgroup: the highest working set of the window, the limit of the last
@@ -50,8 +52,47 @@ fn mean(scrapes: &[Scrape], value: impl Fn(&PacerMetrics) -> f64) -> f64 {
     scrapes.iter().map(|s| value(&s.metrics)).sum::<f64>() / scrapes.len() as f64
 }
 
+/// One worker's measured growth: the jobs it had done when its run started, its slope
+/// (bytes per job) and intercept (warm bytes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlotGrowth {
+    /// Jobs done at the start of the measured run.
+    pub jobs: f64,
+    /// Bytes per job.
+    pub slope: f64,
+    /// Warm size, bytes.
+    pub warm: f64,
+}
+
+/// Growth per job, warm size and jobs done of a pod, from the older half of its workers
+/// (by jobs done): a fresh worker grows while it warms up (code, autoloaders, framework
+/// caches), which is not a leak; the workers furthest past their warm-up show the leak
+/// alone.
+#[must_use]
+pub fn past_warm_up(mut slots: Vec<SlotGrowth>) -> PastWarmUp {
+    slots.sort_by(|a, b| b.jobs.total_cmp(&a.jobs));
+    let older = &slots[..slots.len().div_ceil(2)];
+    let of = |f: fn(&SlotGrowth) -> f64| median(&older.iter().map(f).collect::<Vec<_>>());
+    PastWarmUp {
+        growth: of(|s| s.slope),
+        warm: of(|s| s.warm),
+        jobs: of(|s| s.jobs),
+    }
+}
+
+/// See [`past_warm_up`].
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct PastWarmUp {
+    /// Bytes per job.
+    pub growth: Option<f64>,
+    /// Warm size, bytes.
+    pub warm: Option<f64>,
+    /// Jobs the measured workers had done.
+    pub jobs: Option<f64>,
+}
+
 /// Slope (bytes per job) and intercept (warm bytes) of one slot over its longest run.
-fn slot_growth(scrapes: &[Scrape], slot: &str) -> Option<(f64, f64)> {
+fn slot_growth(scrapes: &[Scrape], slot: &str) -> Option<SlotGrowth> {
     // A worker whose memory pacer has not sampled yet reports 0 bytes: such a point is a
     // gap, not the start of a run (from 0 bytes every later point looks like huge growth).
     let points: Vec<Option<(f64, f64)>> = scrapes
@@ -88,7 +129,11 @@ fn slot_growth(scrapes: &[Scrape], slot: &str) -> Option<(f64, f64)> {
     }
     let slope = (mem1 - mem0) / jobs;
     let warm = (mem0 - slope * jobs0).clamp(mem0.min(mem1) * 0.5, mem0.max(mem1));
-    Some((slope, warm))
+    Some(SlotGrowth {
+        jobs: jobs0,
+        slope,
+        warm,
+    })
 }
 
 /// Aggregates the scrapes of one pod (oldest first). `None` without two scrapes that
@@ -107,14 +152,13 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
     let queue_from_sum = increase(scrapes, |m| m.queue_wait_sum) / seconds;
     let queue_gauge = mean(scrapes, |m| m.queue_depth);
 
-    let mut slopes = Vec::new();
-    let mut warm = Vec::new();
-    for slot in last.metrics.slots.keys() {
-        if let Some((s, w)) = slot_growth(scrapes, slot) {
-            slopes.push(s);
-            warm.push(w);
-        }
-    }
+    let growth = past_warm_up(
+        last.metrics
+            .slots
+            .keys()
+            .filter_map(|slot| slot_growth(scrapes, slot))
+            .collect(),
+    );
     let worker_cpu_cores = scrapes
         .iter()
         .all(|s| s.metrics.worker_cpu_seconds.is_some())
@@ -157,8 +201,9 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
             .values()
             .map(|(m, _)| *m as u64)
             .collect(),
-        memory_growth_per_job: median(&slopes),
-        warm_worker_memory: median(&warm),
+        memory_growth_per_job: growth.growth,
+        warm_worker_memory: growth.warm,
+        growth_jobs: growth.jobs,
         server_memory: last.metrics.process_memory.map(|m| m as u64),
         pod_memory_peak: (pod_memory_peak > 0.0).then_some(pod_memory_peak as u64),
         worker_cpu_cores,
@@ -356,6 +401,52 @@ mod tests {
         let p = aggregate("p", &scrapes).unwrap();
         let growth = p.memory_growth_per_job.unwrap();
         assert!((growth - MI / 100.0).abs() < 1.0, "{growth}");
+    }
+
+    /// Found by the simulator: workers that warm up over ~1000 jobs (22 → 44 MiB) with a
+    /// 64 KiB leak measured 115–126 KiB per job (the median slot is still warming), which
+    /// recycled them before they were ever warm.
+    #[test]
+    fn warm_up_is_not_a_leak() {
+        let slots = vec![
+            // Young workers: warm-up and leak.
+            SlotGrowth {
+                jobs: 10.0,
+                slope: 120_000.0,
+                warm: 22.0 * 1048576.0,
+            },
+            SlotGrowth {
+                jobs: 60.0,
+                slope: 110_000.0,
+                warm: 23.0 * 1048576.0,
+            },
+            SlotGrowth {
+                jobs: 120.0,
+                slope: 95_000.0,
+                warm: 24.0 * 1048576.0,
+            },
+            // Old ones: the leak.
+            SlotGrowth {
+                jobs: 900.0,
+                slope: 66_000.0,
+                warm: 40.0 * 1048576.0,
+            },
+            SlotGrowth {
+                jobs: 1500.0,
+                slope: 65_000.0,
+                warm: 43.0 * 1048576.0,
+            },
+            SlotGrowth {
+                jobs: 2000.0,
+                slope: 65_536.0,
+                warm: 44.0 * 1048576.0,
+            },
+        ];
+        let p = past_warm_up(slots);
+        assert_eq!(p.growth, Some(65_536.0));
+        assert_eq!(p.warm, Some(43.0 * 1048576.0));
+        assert_eq!(p.jobs, Some(1500.0));
+        assert_eq!(past_warm_up(Vec::new()), PastWarmUp::default());
     }
 
     #[test]

@@ -194,6 +194,7 @@ mod tests {
         PodTarget {
             name: "app-abc-1".into(),
             ip: Some(ip.into()),
+            ..PodTarget::default()
         }
     }
 
@@ -262,6 +263,7 @@ mod tests {
                 vec![PodTarget {
                     name: "pending".into(),
                     ip: None,
+                    ..PodTarget::default()
                 }],
                 0,
             ))

@@ -37,12 +37,17 @@ use crate::sample::AppSample;
 pub const METRICS_PORT: u16 = 2112;
 
 /// One pod of the app.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct PodTarget {
     /// Pod name.
     pub name: String,
     /// Pod IP, once it has one.
     pub ip: Option<String>,
+    /// Since when the pod is ready (its Ready condition's last transition); `None` while
+    /// it is not ready. The tuner tells warm pods from cold ones by it.
+    pub ready_since: Option<jiff::Timestamp>,
+    /// An in-place resize of the pod is pending (deferred, infeasible or in progress).
+    pub resize_pending: bool,
 }
 
 /// The app whose metrics are wanted, and how.

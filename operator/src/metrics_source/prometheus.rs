@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use futures_util::future::{BoxFuture, try_join_all};
 use serde::Deserialize;
 
+use super::aggregate::{SlotGrowth, past_warm_up};
 use super::http::HttpClient;
 use super::prom_text::POOL;
 use super::{Error, MetricsSource, Target};
 use crate::sample::{AppSample, PodSample};
-use crate::tuning::stats::median;
 
 /// Queries PromQL.
 #[derive(Debug, Clone)]
@@ -302,18 +302,21 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
             let busy_sum = get(&busy, pod);
             let jobs_per_second = get(&jobs, pod);
             let slots = memory.get(pod).cloned().unwrap_or_default();
-            let mut slopes = Vec::new();
-            let mut warm = Vec::new();
+            let mut measured = Vec::new();
             if let Some(slot_growth) = growth.get(pod) {
                 for (slot, slope) in slot_growth {
-                    slopes.push(*slope);
                     let mem = slots.get(slot).copied();
                     let done = worker_jobs.get(pod).and_then(|j| j.get(slot)).copied();
                     if let (Some(mem), Some(done)) = (mem, done) {
-                        warm.push((mem - slope * done).clamp(mem * 0.5, mem));
+                        measured.push(SlotGrowth {
+                            jobs: done,
+                            slope: *slope,
+                            warm: (mem - slope * done).clamp(mem * 0.5, mem),
+                        });
                     }
                 }
             }
+            let past = past_warm_up(measured);
             Some(PodSample {
                 pod: pod.to_owned(),
                 live_workers,
@@ -323,8 +326,9 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                 rejected_per_second: get(&rejected, pod),
                 mean_job_seconds: (jobs_per_second > 0.0).then(|| busy_sum / jobs_per_second),
                 worker_memory: slots.values().map(|m| *m as u64).collect(),
-                memory_growth_per_job: median(&slopes),
-                warm_worker_memory: median(&warm),
+                memory_growth_per_job: past.growth,
+                warm_worker_memory: past.warm,
+                growth_jobs: past.jobs,
                 server_memory: server.get(pod).map(|m| *m as u64),
                 pod_memory_peak: peak.get(pod).map(|m| *m as u64),
                 worker_cpu_cores: cpu.get(pod).copied(),
@@ -461,10 +465,12 @@ mod tests {
                 PodTarget {
                     name: "web-5d8f-a1".into(),
                     ip: None,
+                    ..PodTarget::default()
                 },
                 PodTarget {
                     name: "web-5d8f-b2".into(),
                     ip: None,
+                    ..PodTarget::default()
                 },
             ],
             source: MetricsSourceKind::Prometheus,

@@ -1,93 +1,107 @@
 //! The tuner: pure functions from window aggregates to pool settings (docs/design.md §3.3).
 //!
 //! [`decide`] takes the policy (from the spec), the settings now in force, the tuner's
-//! memory ([`State`]), what was observed and the time, and returns the new settings, each
-//! change with its reason in words, and the updated memory. No clock, no I/O: the
-//! controller reads the time and the metrics and applies the result.
+//! memory ([`State`], kept in the status), what was observed and the time, and returns the
+//! new settings, each change with its reason in words, and the updated memory. No clock,
+//! no I/O: the controller reads the time and the metrics and applies the result. The
+//! simulator (`sim/`) scores it over simulated days (`make sim`).
 //!
 //! The rules, in the order they are applied:
-//! 1. **Workers needed** across all pods = busy workers (or arrivals × mean job time, if
-//!    larger, counting refused requests as arrivals) + requests waiting, divided by the
-//!    target utilisation.
-//! 2. **Replicas** (when `min < max` and not external): as few pods as hold that many
-//!    workers at the per-pod ceiling — pods are added only once workers per pod are at
-//!    their ceiling.
-//! 3. **Workers per pod** = needed ÷ replicas, clamped to the spec bounds, to what the
-//!    memory allows (usable memory ÷ (p95 worker memory × 1.2)) and, with a CPU limit, to
-//!    what the CPU allows (limit ÷ the CPU a busy worker uses, × [`CPU_OVERCOMMIT`]); the
-//!    spec minimum wins over both ceilings.
-//! 4. **Tolerance**: a recommendation within ±10 % of the current value changes nothing.
-//! 5. **Up fast, down slowly**: increases apply at once; a decrease goes no lower than the
-//!    largest recommendation of the stabilisation window, happens at most once per
-//!    [`SCALE_DOWN_PERIOD`] and removes at most [`SCALE_DOWN_MAX_FRACTION`] of the pool
-//!    (at least one).
-//! 6. **Memory limit** (`auto`): p95 of the pods' peak memory × 1.15, and enough for the
-//!    workers, within the spec bounds; raised by half after a new OOM kill; lowered only
-//!    by ≥ 20 % and at most once per [`MEMORY_DOWN_PERIOD`] (each change resizes the
-//!    running pods, or rolls them where in-place resize is refused).
-//! 7. **max_worker_memory** (`auto`): p95 worker memory × 1.5, within the worker's share of
-//!    the memory budget.
-//! 8. **max_jobs** (`auto`): with measurable memory growth per job, recycle before a worker
-//!    outgrows its share or +50 % of its warm size; otherwise keep the current value.
+//! 1. **Delivered first**: while a pod still reports the previous decision's workers
+//!    (`pacer_pool_target_workers`; the kubelet delivers a ConfigMap within about a
+//!    minute) or memory limit (its cgroup's, or a pending resize), nothing the pods read
+//!    changes — deciding again would measure pods that run the old pool. A change the
+//!    pods cannot report (only `max_jobs` or `max_worker_memory`) is awaited for
+//!    [`CONFIG_DELIVERY`]. Pods may still be added. After [`DELIVERY_TIMEOUT`] the tuner
+//!    stops waiting.
+//! 2. **Demand** ([`load`]): busy workers (or arrivals × mean job time, counting refused
+//!    requests as arrivals) plus the workers that drain the waiting requests, measured on
+//!    the warm pods and extrapolated to every pod that serves. With a pod's metrics
+//!    missing nothing is lowered.
+//! 3. **A slow dependency** ([`slowdown`]): jobs twice as long at flat completions is a
+//!    slow database, not demand: workers and pods are held and the app is Degraded
+//!    (`DependencySlow`) — more workers would be more connections to it.
+//! 4. **Ceilings** per pod: the spec, the memory (what the limit holds, from the memory
+//!    model; a worker increase waits until a raised limit is in force), the CPU limit
+//!    ([`cpu`], from the CPU of a busy worker learned while not throttled); the spec
+//!    minimum wins.
+//! 5. **Replicas** (when `min < max` and not external): as few pods as hold the workers
+//!    needed at the per-pod ceiling. **Workers per pod**: the workers needed ÷ the pods
+//!    that serve. Both move as [`scale`] says: ±10 % tolerance, up at once but at most
+//!    doubling (or +4) per decision, down no lower than the window's largest
+//!    recommendation, once per minute, by at most 20 %.
+//! 6. **Memory limit** (`auto`, [`memory`]): a model of the pods' peak working set (their
+//!    cgroups, as the OOM killer sees them) against their workers, learned over days; the
+//!    limit for the workers decided, raised at once, lowered by ≥ 10 % at most once per
+//!    [`MEMORY_DOWN_PERIOD`]. An OOM kill (in the pod status, or a worker killed inside a
+//!    living container, counted by pacer's cgroup) raises it once per episode by
+//!    max(+100 MiB, ×1.2) and is remembered by the model.
+//! 7. **max_worker_memory** (`auto`, [`worker_memory`]): the median worker's memory × 1.5
+//!    (with a fixed memory limit, within the worker's share of it), stabilised.
+//! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
+//!    warm-up; lowered at once, raised slowly, restored when the growth is gone.
 //!
 //! Missing metrics never lower anything; only spec bounds and OOM kills act without them.
 
+pub mod cpu;
+pub mod load;
+pub mod max_jobs;
+pub mod memory;
+pub mod scale;
+pub mod slowdown;
 pub mod stats;
+pub mod worker_memory;
 
 use std::fmt;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::metrics_source::PodTarget;
 use crate::sample::AppSample;
-use stats::{ceil_u32, ceil_u64, clamp_floor_wins, floor_u64, median, percentile};
+pub use cpu::CPU_OVERCOMMIT;
+pub use load::{DEFAULT_SERVER_MEMORY, Load, load_of};
+pub use max_jobs::{DEFAULT_MAX_JOBS, MAX_AUTO_MAX_JOBS, MIN_AUTO_MAX_JOBS};
+pub use scale::{SCALE_DOWN_MAX_FRACTION, SCALE_DOWN_PERIOD, TOLERANCE};
+use scale::{elapsed, stabilize, within_tolerance};
+use stats::{ceil_u32, ceil_u64, clamp_floor_wins, floor_u64};
+pub use worker_memory::{
+    DEFAULT_MAX_WORKER_MEMORY, MAX_WORKER_MEMORY_FACTOR, MIN_AUTO_MAX_WORKER_MEMORY,
+};
 
-/// A recommendation within this fraction of the current value changes nothing.
-pub const TOLERANCE: f64 = 0.10;
-/// At most one decrease of workers or replicas per this period.
-pub const SCALE_DOWN_PERIOD: Duration = Duration::from_secs(60);
-/// At most this fraction of the pool (and at least one) is removed per decrease.
-pub const SCALE_DOWN_MAX_FRACTION: f64 = 0.2;
-/// Headroom on the p95 worker memory when fitting workers into a pod.
+/// Headroom on the p95 worker memory when fitting workers into a pod without a model.
 pub const WORKER_MEMORY_HEADROOM: f64 = 1.2;
-/// Headroom on the p95 pod memory for the memory limit.
-pub const MEMORY_LIMIT_HEADROOM: f64 = 1.15;
 /// Share of the memory limit pacer and the workers may plan to use (the rest is slack for
-/// page cache, spikes and measurement lag).
+/// page cache, spikes and measurement lag), when fitting workers without a model.
 pub const MEMORY_BUDGET_FRACTION: f64 = 0.9;
-/// Assumed memory of pacer itself until it is measured.
-pub const DEFAULT_SERVER_MEMORY: u64 = 32 * MIB;
-/// At most one decrease of the memory limit per this period (each change resizes or rolls
-/// the pods).
-pub const MEMORY_DOWN_PERIOD: Duration = Duration::from_secs(30 * 60);
+/// At most one decrease of the memory limit per this period (each change resizes the
+/// pods).
+pub const MEMORY_DOWN_PERIOD: Duration = Duration::from_secs(10 * 60);
 /// The memory limit is lowered only when the target is below this fraction of it.
-pub const MEMORY_DOWN_THRESHOLD: f64 = 0.8;
-/// The memory limit is raised (without an OOM kill) only when the target exceeds it by
-/// this factor, so that small drifts do not roll the pods.
-pub const MEMORY_UP_THRESHOLD: f64 = 1.1;
-/// Factor applied to the memory limit after an OOM kill.
-pub const OOM_BUMP: f64 = 1.5;
-/// `max_jobs` of `auto` before anything is measured.
-pub const DEFAULT_MAX_JOBS: u64 = 500;
-/// Smallest `max_jobs` `auto` chooses.
-pub const MIN_AUTO_MAX_JOBS: u64 = 10;
-/// Largest `max_jobs` `auto` chooses.
-pub const MAX_AUTO_MAX_JOBS: u64 = 100_000;
-/// `max_worker_memory` of `auto` before anything is measured.
-pub const DEFAULT_MAX_WORKER_MEMORY: u64 = 128 * MIB;
-/// Smallest `max_worker_memory` `auto` chooses.
-pub const MIN_AUTO_MAX_WORKER_MEMORY: u64 = 32 * MIB;
-/// `max_worker_memory` relative to the p95 worker memory.
-pub const MAX_WORKER_MEMORY_FACTOR: f64 = 1.5;
-/// A worker may grow this fraction past its warm size before it is recycled.
-pub const WARM_GROWTH_ALLOWANCE: f64 = 0.5;
-/// Memory growth per job below this many bytes counts as no growth (RSS moves in pages).
-pub const MEMORY_GROWTH_NOISE: f64 = 256.0;
-/// Workers beyond what the CPU limit runs at full speed, as a factor: a little headroom,
-/// because a worker is counted busy while its request waits on I/O it did not measure.
-pub const CPU_OVERCOMMIT: f64 = 1.25;
-/// Busy workers (summed over pods) below which the CPU a busy worker uses is not estimated.
-pub const MIN_BUSY_FOR_CPU: f64 = 0.2;
+pub const MEMORY_DOWN_THRESHOLD: f64 = 0.9;
+/// A raised memory limit gets this much more than the model asks for.
+pub const MEMORY_UP_SLACK: f64 = 0.05;
+/// The model needs this many samples (pod-rounds) before it may lower a limit.
+pub const MEMORY_MODEL_MIN_WEIGHT: f64 = 120.0;
+/// An OOM kill raises the memory limit by this factor …
+pub const OOM_BUMP_FACTOR: f64 = 1.2;
+/// … or by this many bytes, whichever is more (VPA's rule).
+pub const OOM_BUMP_MIN: u64 = 100 * MIB;
+/// OOM kills within this time after a bump (or before it reached the pods) are the same
+/// episode: one bump per episode.
+pub const OOM_EPISODE: Duration = Duration::from_secs(10 * 60);
+/// A queue the busy workers do not explain is looked at again within this long before
+/// anything is added for it.
+pub const QUEUE_SECOND_LOOK: Duration = Duration::from_secs(90);
+/// The tuner waits for the pods to report a decision at most this long.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// A ConfigMap change the pods cannot report (`max_jobs`, `max_worker_memory`: pacer
+/// exports only the pool size) is taken as delivered after this long (the kubelet's sync
+/// period and its jitter).
+pub const CONFIG_DELIVERY: Duration = Duration::from_secs(90);
+/// A bridge pod is added while the pods run fewer workers than decided only when the
+/// workers they run would be busier than this share.
+pub const BRIDGE_UTILIZATION: f64 = 0.9;
 /// Most recommendations kept in the history.
 pub const MAX_HISTORY: usize = 256;
 
@@ -165,7 +179,7 @@ pub struct Entry {
 }
 
 /// The tuner's memory across runs (persisted in the status by the controller).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct State {
     /// Recommendations of the stabilisation window, oldest first.
     pub history: Vec<Entry>,
@@ -173,8 +187,31 @@ pub struct State {
     pub last_scale_down: Option<Timestamp>,
     /// When the memory limit last changed (or the tuner first saw it).
     pub last_memory_change: Option<Timestamp>,
-    /// Finish time of the newest OOM kill already acted on.
+    /// Finish time of the newest OOM kill (of a container) already acted on.
     pub last_oom: Option<Timestamp>,
+    /// When the settings last changed (the pods are waited for from then on).
+    pub last_change: Option<Timestamp>,
+    /// When an OOM kill last raised the memory limit (the start of an episode).
+    pub last_oom_bump: Option<Timestamp>,
+    /// When `max_jobs` last changed.
+    pub last_max_jobs_change: Option<Timestamp>,
+    /// When `max_worker_memory` last changed.
+    pub last_max_worker_memory_change: Option<Timestamp>,
+    /// When the ConfigMap last changed without a new pool size (which the pods would
+    /// report): such a change is awaited for [`CONFIG_DELIVERY`].
+    pub unreported_change: Option<Timestamp>,
+    /// When requests first queued without the busy workers asking for more (a burst, or
+    /// the first seconds of a slow dependency): the next round decides.
+    pub queue_spike: Option<Timestamp>,
+    /// Cores a busy worker uses when not throttled (see [`cpu`]).
+    pub cpu_per_busy_worker: Option<f64>,
+    /// The usual job time and completions (see [`slowdown`]).
+    pub jobs: slowdown::Baseline,
+    /// The memory model (see [`memory`]).
+    pub memory: memory::Model,
+    /// The memory limit before the last change (pods still reporting it have not been
+    /// resized yet).
+    pub previous_memory_limit: Option<u64>,
 }
 
 /// What the controller observed.
@@ -184,6 +221,10 @@ pub struct Observation {
     pub sample: Option<AppSample>,
     /// Finish time of the newest OOM kill of an app container.
     pub newest_oom: Option<Timestamp>,
+    /// The pods the API lists as running (readiness, pending resizes); empty: unknown.
+    pub pods: Vec<PodTarget>,
+    /// The settings are applied to the pods (mode Auto), so their delivery is awaited.
+    pub await_delivery: bool,
 }
 
 /// Which setting changed.
@@ -302,6 +343,8 @@ pub enum ProblemKind {
     AtCapacity,
     /// OOM kills with the memory limit at its maximum or fixed.
     OutOfMemory,
+    /// Jobs take much longer at flat completions: a dependency is slow.
+    DependencySlow,
 }
 
 impl ProblemKind {
@@ -311,6 +354,7 @@ impl ProblemKind {
         match self {
             Self::AtCapacity => "AtCapacity",
             Self::OutOfMemory => "OOMKilled",
+            Self::DependencySlow => "DependencySlow",
         }
     }
 }
@@ -364,152 +408,64 @@ pub fn conform(policy: &Policy, settings: Settings) -> Settings {
     }
 }
 
-/// Aggregates the tuner derives from a sample.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Load {
-    pods: usize,
-    busy: f64,
-    live: f64,
-    queue: f64,
-    jobs_per_second: f64,
-    required: f64,
-    worker_memory_p95: Option<f64>,
-    pod_memory_p95: Option<f64>,
-    server_memory: f64,
-    growth_per_job: Option<f64>,
-    warm_memory: Option<f64>,
-    /// Cores one busy worker uses (CPU time ÷ busy time), from the pods that report CPU.
-    cpu_per_busy_worker: Option<f64>,
+/// What the pods still report of an earlier decision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Pending {
+    /// A pod's pacer runs another pool size than decided (ConfigMap not delivered).
+    workers: bool,
+    /// A pod still has the memory limit before the last change (resize not applied).
+    memory: bool,
 }
 
-fn load_of(sample: &AppSample) -> Load {
-    let pods = &sample.pods;
-    let busy: f64 = pods.iter().map(|p| p.busy_workers.max(0.0)).sum();
-    let live: f64 = pods.iter().map(|p| p.live_workers.max(0.0)).sum();
-    let queue: f64 = pods.iter().map(|p| p.queue_depth.max(0.0)).sum();
-    let jobs_per_second = sample.total_jobs_per_second().max(0.0);
-    let rejected: f64 = pods.iter().map(|p| p.rejected_per_second.max(0.0)).sum();
-    let arrival_load = sample
-        .mean_job_seconds()
-        .map_or(0.0, |d| (jobs_per_second + rejected) * d.max(0.0));
-    let workers: Vec<f64> = pods
-        .iter()
-        .flat_map(|p| p.worker_memory.iter().map(|&b| b as f64))
-        .collect();
-    let peaks: Vec<f64> = pods
-        .iter()
-        .filter_map(|p| p.pod_memory_peak.map(|b| b as f64))
-        .collect();
-    let growth: Vec<f64> = pods
-        .iter()
-        .filter_map(|p| p.memory_growth_per_job)
-        .collect();
-    let warm: Vec<f64> = pods.iter().filter_map(|p| p.warm_worker_memory).collect();
-    let server_memory = pods
-        .iter()
-        .filter_map(|p| p.server_memory)
-        .max()
-        .unwrap_or(DEFAULT_SERVER_MEMORY) as f64;
-    let (cpu, cpu_busy) = pods
-        .iter()
-        .filter_map(|p| {
-            p.worker_cpu_cores
-                .map(|c| (c.max(0.0), p.busy_workers.max(0.0)))
-        })
-        .fold((0.0, 0.0), |(a, b), (c, w)| (a + c, b + w));
-    let cpu_per_busy_worker =
-        (cpu_busy >= MIN_BUSY_FOR_CPU).then(|| (cpu / cpu_busy).clamp(0.01, 1.0));
-    Load {
-        pods: pods.len(),
-        busy,
-        live,
-        queue,
-        jobs_per_second,
-        required: busy.max(arrival_load) + queue,
-        worker_memory_p95: percentile(&workers, 0.95),
-        pod_memory_p95: percentile(&peaks, 0.95),
-        server_memory,
-        growth_per_job: median(&growth),
-        warm_memory: median(&warm),
-        cpu_per_busy_worker,
+impl Pending {
+    fn any(self) -> bool {
+        self.workers || self.memory
     }
 }
 
-/// How many workers, each using `cpu_per_busy_worker` cores while busy, the CPU limit
-/// runs (with [`CPU_OVERCOMMIT`]).
-fn workers_for_cpu(limit_millis: u64, cpu_per_busy_worker: f64) -> u32 {
-    let cores = limit_millis as f64 / 1000.0;
-    floor_u64(cores * CPU_OVERCOMMIT / cpu_per_busy_worker.max(0.01)).clamp(1, u64::from(u32::MAX))
-        as u32
-}
-
-/// How many workers of `worker_memory` bytes fit beside pacer into `limit`.
-fn workers_that_fit(limit: u64, server_memory: f64, worker_memory: f64) -> u32 {
-    let usable = limit as f64 * MEMORY_BUDGET_FRACTION - server_memory;
-    let per_worker = worker_memory * WORKER_MEMORY_HEADROOM;
-    if per_worker <= 0.0 {
-        return u32::MAX;
-    }
-    floor_u64(usable / per_worker).min(u64::from(u32::MAX)) as u32
-}
-
-fn within_tolerance(current: u64, wanted: u64) -> bool {
-    let current_f = current as f64;
-    (wanted as f64 - current_f).abs() <= current_f * TOLERANCE
-}
-
-fn elapsed(since: Option<Timestamp>, now: Timestamp) -> Option<Duration> {
-    since.map(|t| {
-        let d = now.duration_since(t);
-        if d.is_negative() {
-            Duration::ZERO
-        } else {
-            d.unsigned_abs()
-        }
-    })
-}
-
-/// Outcome of stabilising one count (workers or replicas).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stabilized {
-    value: u32,
-    /// The recommendation was lower but the window or the rate limit held it.
-    held: bool,
-}
-
-/// Up at once; down no lower than the window's largest recommendation, at most one step
-/// per [`SCALE_DOWN_PERIOD`].
-fn stabilize(
-    current: u32,
-    recommended: u32,
-    window_max: u32,
-    last_scale_down: Option<Timestamp>,
+fn pending(
+    current: &Settings,
+    load: Option<&Load>,
+    state: &State,
+    observation: &Observation,
     now: Timestamp,
-) -> Stabilized {
-    if recommended >= current {
-        return Stabilized {
-            value: recommended,
-            held: false,
-        };
+) -> (Pending, bool) {
+    let Some(load) = load.filter(|_| observation.await_delivery) else {
+        return (Pending::default(), false);
+    };
+    let unreported = elapsed(state.unreported_change, now).is_some_and(|e| e < CONFIG_DELIVERY);
+    let found = Pending {
+        workers: unreported || load.target_workers.iter().any(|&w| w != current.workers),
+        memory: load.resize_pending
+            || state.previous_memory_limit.is_some_and(|old| {
+                old != current.memory_limit
+                    && load
+                        .memory_limits
+                        .iter()
+                        .any(|&m| m.abs_diff(old) < MIB && m.abs_diff(current.memory_limit) >= MIB)
+            }),
+    };
+    let timed_out =
+        found.any() && elapsed(state.last_change, now).is_some_and(|e| e >= DELIVERY_TIMEOUT);
+    if timed_out {
+        (Pending::default(), true)
+    } else {
+        (found, false)
     }
-    let floor = window_max.max(recommended);
-    if floor >= current {
-        return Stabilized {
-            value: current,
-            held: true,
-        };
-    }
-    if elapsed(last_scale_down, now).is_some_and(|e| e < SCALE_DOWN_PERIOD) {
-        return Stabilized {
-            value: current,
-            held: true,
-        };
-    }
-    let step = (floor_u64(f64::from(current) * SCALE_DOWN_MAX_FRACTION) as u32).max(1);
-    let value = floor.max(current.saturating_sub(step));
-    Stabilized {
-        value,
-        held: value > recommended,
+}
+
+/// Workers per pod a memory limit of `limit` bytes holds: from the memory model when it has
+/// data, else from the p95 worker memory; `u32::MAX` when nothing is known.
+fn workers_fit(model: &memory::Model, limit: u64, load: &Load, assumed: Option<f64>) -> u32 {
+    let by_model = (model.sums[0] > 0.0)
+        .then(|| model.workers_for(limit as f64, assumed))
+        .flatten();
+    let by_workers = load
+        .worker_memory_p95
+        .map(|w| workers_that_fit(limit, load.server_memory, w));
+    match by_model.or_else(|| by_workers.map(f64::from)) {
+        Some(w) => floor_u64(w).min(u64::from(u32::MAX)) as u32,
+        None => u32::MAX,
     }
 }
 
@@ -538,38 +494,95 @@ pub fn decide(
         .sample
         .as_ref()
         .filter(|s| !s.pods.is_empty())
-        .map(load_of);
+        .map(|s| load_of(s, &observation.pods, now));
+    let (pending, timed_out) = pending(&current, load.as_ref(), &state, observation, now);
 
-    // Memory ceiling the workers must fit under: the fixed limit, or the most `auto` may use.
-    let memory_ceiling = match policy.memory_limit {
+    // The memory model learns from every round's peaks.
+    if let Some(load) = &load {
+        for &(workers, peak) in &load.working_sets {
+            state.memory.add(now, workers, peak, 1.0);
+        }
+    }
+    // Without a spread of workers the model assumes a worker's RSS (an upper bound).
+    let assumed = load
+        .as_ref()
+        .and_then(|l| l.worker_memory_p95)
+        .map(|b| b / MIB as f64);
+    let limit_now = match policy.memory_limit {
+        Setting::Fixed(b) => b,
+        Setting::Auto => current.memory_limit,
+    };
+    let limit_max = match policy.memory_limit {
         Setting::Fixed(b) => b,
         Setting::Auto => policy.memory.max,
     };
 
     let mut summary = String::new();
-    if let Some(load) = load {
+    // Workers per pod the load asks for (after stabilisation, before waiting for memory).
+    let mut workers_wanted = current.workers;
+    if let Some(load) = &load {
+        let throttled = load.throttled.is_some_and(|s| s > cpu::THROTTLE_HIGH);
+        let verdict =
+            state
+                .jobs
+                .observe(load.warm_job_seconds, load.jobs_per_second, throttled, now);
+        let slow = verdict.slow();
+        let suspect = verdict == slowdown::Verdict::Suspect;
         let target = policy.target_utilization.clamp(0.05, 1.0);
         let wanted_total = ceil_u32(load.required / target - 1e-9).max(1);
-        let memory_cap = load.worker_memory_p95.map_or(u32::MAX, |w| {
-            workers_that_fit(memory_ceiling, load.server_memory, w)
-        });
-        let cpu_cap = match (policy.cpu_limit_millis, load.cpu_per_busy_worker) {
-            (Some(limit), Some(per_worker)) => workers_for_cpu(limit, per_worker),
-            _ => u32::MAX,
+        // A queue the busy workers do not explain waits one round: a burst is still there
+        // 30 s later, while the first seconds of a slow dependency then show as longer jobs.
+        let capacity_now = current.workers.saturating_mul(current.replicas);
+        let queue_driven = wanted_total > capacity_now
+            && ceil_u32(load.required_busy / target - 1e-9) <= capacity_now;
+        let first_look = queue_driven
+            && state
+                .queue_spike
+                .is_none_or(|s| elapsed(Some(s), now).is_some_and(|e| e > QUEUE_SECOND_LOOK));
+        state.queue_spike = if queue_driven {
+            if first_look {
+                Some(now)
+            } else {
+                state.queue_spike
+            }
+        } else {
+            None
         };
+        let memory_cap = workers_fit(&state.memory, limit_max, load, assumed);
+        let memory_cap_now = workers_fit(&state.memory, limit_now, load, assumed);
+        let cpu = policy.cpu_limit_millis.and_then(|limit| {
+            cpu::clamp(
+                limit,
+                load.cpu_per_busy_worker,
+                load.throttled,
+                &mut state.cpu_per_busy_worker,
+                current.workers,
+            )
+        });
+        let cpu_cap = cpu.map_or(u32::MAX, |c| c.workers);
         let per_pod_ceiling = policy
             .workers
             .max
             .min(memory_cap)
             .min(cpu_cap)
             .max(policy.workers.min);
-        if cpu_cap < policy.workers.max.min(memory_cap) {
+        if let Some(c) = cpu
+            && cpu_cap < policy.workers.max.min(memory_cap)
+        {
+            let how = if c.held {
+                format!(
+                    "; throttled in {:.0} % of its CPU periods, the pod gets more pods, not more workers",
+                    c.throttled.unwrap_or(0.0) * 100.0
+                )
+            } else {
+                String::new()
+            };
             reasons.push((
                 Knob::Workers,
                 format!(
-                    "the CPU limit of {} cores runs {cpu_cap} workers that each use {:.2}                      cores while busy",
+                    "the CPU limit of {} cores runs {cpu_cap} workers that each use {:.2} cores while busy{how}",
                     policy.cpu_limit_millis.unwrap_or(0) as f64 / 1000.0,
-                    load.cpu_per_busy_worker.unwrap_or(0.0)
+                    c.per_worker,
                 ),
             ));
         }
@@ -577,8 +590,8 @@ pub fn decide(
             reasons.push((
                 Knob::Workers,
                 format!(
-                    "memory allows {memory_cap} workers of {} per pod",
-                    mib(load.worker_memory_p95.map_or(0, ceil_u64))
+                    "memory allows {memory_cap} workers per pod within {}",
+                    mib(limit_max)
                 ),
             ));
         }
@@ -597,11 +610,8 @@ pub fn decide(
             }
         };
         let replicas_window_max = state.history.iter().map(|e| e.replicas).max().unwrap_or(0);
-        let replicas = if replicas_fixed {
-            Stabilized {
-                value: current.replicas,
-                held: false,
-            }
+        let mut replicas = if replicas_fixed {
+            current.replicas
         } else {
             stabilize(
                 current.replicas,
@@ -610,29 +620,108 @@ pub fn decide(
                 state.last_scale_down,
                 now,
             )
+            .value
         };
-        next.replicas = replicas.value;
+        let holds_down = load.missing > 0 || pending.any();
+        if slow.is_some()
+            || (holds_down && replicas < current.replicas)
+            || ((suspect || first_look) && replicas > current.replicas)
+        {
+            replicas = current.replicas;
+        }
+        next.replicas = clamp_floor_wins(replicas, policy.replicas.min, policy.replicas.max);
 
-        // With an HPA counting the pods, the pods that reported are the best count.
+        // Workers per pod: the workers needed over the pods that serve (never more pods
+        // than will exist; with an HPA, the pods it runs).
+        let serving = u32::try_from(load.serving).unwrap_or(u32::MAX).max(1);
         let pods_now = if policy.replicas_external {
-            u32::try_from(load.pods).unwrap_or(u32::MAX)
+            serving
         } else {
-            next.replicas
+            next.replicas.min(serving).max(1)
         };
-        let per_pod = wanted_total.div_ceil(pods_now.max(1));
+        let per_pod = wanted_total.div_ceil(pods_now);
         let mut raw_workers = clamp_floor_wins(per_pod, policy.workers.min, per_pod_ceiling);
         if within_tolerance(u64::from(current.workers), u64::from(raw_workers)) {
             raw_workers = current.workers;
         }
         let workers_window_max = state.history.iter().map(|e| e.workers).max().unwrap_or(0);
-        let workers = stabilize(
+        let stabilized = stabilize(
             current.workers,
             raw_workers,
             workers_window_max,
             state.last_scale_down,
             now,
         );
-        next.workers = workers.value;
+        let mut workers = stabilized.value;
+        let mut held_by = None;
+        if slow.is_some() {
+            workers = current.workers;
+        } else if suspect && workers > current.workers {
+            held_by = Some(
+                "jobs take longer at flat completions: waiting a round to tell a slow dependency from demand",
+            );
+            workers = current.workers;
+        } else if first_look && workers > current.workers {
+            held_by = Some("requests queue but the workers are not busier: a second look first");
+            workers = current.workers;
+        } else if pending.any() && workers != current.workers {
+            held_by = Some("the pods have not all received the last decision yet");
+            workers = current.workers;
+        } else if load.missing > 0 && workers < current.workers {
+            held_by = Some("a pod's metrics are missing");
+            workers = current.workers;
+        }
+        workers_wanted = workers;
+        if workers > current.workers
+            && policy.memory_limit == Setting::Auto
+            && workers > memory_cap_now
+        {
+            // Memory first: the workers grow once the raised limit is in force.
+            workers = memory_cap_now.max(current.workers);
+            held_by = Some("the memory limit they need is raised first");
+        }
+        next.workers = workers;
+        // Fewer pods only if the workers the pods run now carry the load: more workers per
+        // pod decided in this round reach the pods only with the next kubelet sync, and
+        // removing pods before that queues their requests on the rest.
+        if next.replicas < current.replicas {
+            let needed = wanted_total.div_ceil(next.workers.min(current.workers).max(1));
+            next.replicas = next.replicas.max(needed.min(current.replicas));
+        }
+        // A bridge: while the pods run fewer workers than decided (the ConfigMap is on its
+        // way, or the memory for them is), more pods carry the load — a new pod starts with
+        // the ConfigMap as it is now.
+        let mut bridge = 0;
+        if !replicas_fixed && slow.is_none() && !suspect && !first_look {
+            let running = if pending.workers {
+                load.target_workers
+                    .iter()
+                    .copied()
+                    .min()
+                    .unwrap_or(next.workers)
+            } else {
+                next.workers
+            };
+            // Only for a real shortfall: a worker or two short of the target utilisation
+            // for the minute of a delivery is not worth a pod that starts and goes again.
+            if f64::from(running.saturating_mul(next.replicas)) * BRIDGE_UTILIZATION < load.required
+            {
+                bridge = wanted_total
+                    .div_ceil(running.max(1))
+                    .min(scale::step_up_limit(current.replicas))
+                    .min(policy.replicas.max);
+                if bridge > next.replicas {
+                    reasons.push((
+                        Knob::Replicas,
+                        format!(
+                            "the pods run {running} workers until they receive the {} decided",
+                            next.workers
+                        ),
+                    ));
+                    next.replicas = bridge;
+                }
+            }
+        }
 
         if wanted_total > per_pod_ceiling.saturating_mul(policy.replicas.max)
             && !policy.replicas_external
@@ -648,12 +737,27 @@ pub fn decide(
                 ),
             });
         }
+        if let Some(s) = slow {
+            problems.push(Problem {
+                kind: ProblemKind::DependencySlow,
+                message: format!(
+                    "jobs take {:.1}× their usual {:.0} ms while completions stay at {:.0}/s \
+                     (usually {:.0}/s): a dependency (database, API) is slow; workers and \
+                     pods are held, since more of them would add load to it",
+                    s.factor,
+                    s.usual * 1000.0,
+                    s.per_second,
+                    s.usual_per_second
+                ),
+            });
+        }
 
         let utilisation = if load.live > 0.0 {
             load.busy / load.live
         } else {
             0.0
         };
+        let pods = load.pods.max(1) as f64;
         summary = format!(
             "{} pod(s): {:.1} of {:.1} workers busy ({:.0} %, target {:.0} %), {:.1} requests \
              waiting, {:.1} requests/s; {} workers needed in all",
@@ -666,27 +770,49 @@ pub fn decide(
             load.jobs_per_second,
             wanted_total,
         );
+        if load.missing > 0 {
+            summary.push_str(&format!(
+                "; {} ready pod(s) without metrics: nothing is lowered",
+                load.missing
+            ));
+        }
+        if timed_out {
+            summary.push_str(&format!(
+                "; the pods did not report the last decision within {}, deciding anyway",
+                crate::units::format_duration(DELIVERY_TIMEOUT)
+            ));
+        }
 
         let workers_reason = if next.workers > current.workers {
-            format!(
+            let mut r = format!(
                 "{:.1} busy workers and {:.1} waiting requests per pod need {} workers to stay \
                  at {:.0} % utilisation",
-                load.busy / load.pods as f64,
-                load.queue / load.pods as f64,
+                load.busy / pods,
+                load.queue / pods,
                 raw_workers,
                 target * 100.0
-            )
+            );
+            if stabilized.stepped {
+                r.push_str(&format!(
+                    "; at most {} in one step",
+                    scale::step_up_limit(current.workers)
+                ));
+            }
+            if let Some(h) = held_by {
+                r.push_str(&format!("; {h}"));
+            }
+            r
         } else if next.workers < current.workers {
             format!(
                 "load fell to {:.1} busy workers per pod; the largest recommendation of the \
                  last {} is {}, and the pool shrinks by at most {:.0} % per {}",
-                load.busy / load.pods as f64,
+                load.busy / pods,
                 crate::units::format_duration(policy.stabilization_window),
                 workers_window_max.max(raw_workers),
                 SCALE_DOWN_MAX_FRACTION * 100.0,
                 crate::units::format_duration(SCALE_DOWN_PERIOD),
             )
-        } else if workers.held {
+        } else if stabilized.held {
             format!(
                 "held at {} by the stabilisation window (recommended {raw_workers})",
                 current.workers
@@ -709,7 +835,8 @@ pub fn decide(
         state.history.push(Entry {
             at: now,
             workers: raw_workers,
-            replicas: raw_replicas,
+            // A bridge is held for the window like any recommendation.
+            replicas: raw_replicas.max(bridge),
         });
         if state.history.len() > MAX_HISTORY {
             let excess = state.history.len() - MAX_HISTORY;
@@ -722,143 +849,221 @@ pub fn decide(
         summary.push_str("no metrics for this window: nothing is lowered");
     }
 
+    // OOM kills: of a whole container (its status), or of a worker inside a living one
+    // (pacer's cgroup counter; the container's status never shows those).
+    let container_oom = observation
+        .newest_oom
+        .filter(|o| state.last_oom.is_none_or(|seen| *o > seen));
+    if let Some(o) = container_oom {
+        state.last_oom = Some(o);
+    }
+    let oom = container_oom.is_some() || load.as_ref().is_some_and(|l| l.oom_kills >= 0.5);
+    let oom_words = container_oom.map_or_else(
+        || "a worker was OOM-killed".to_owned(),
+        |o| format!("a pod was OOM-killed at {o}"),
+    );
+
     // Memory limit.
     if let Setting::Auto = policy.memory_limit {
         let started = *state.last_memory_change.get_or_insert(now);
         let mut target = current.memory_limit;
         let mut why = String::new();
-        if let Some(load) = load {
-            let for_workers = load.worker_memory_p95.map(|w| {
-                (load.server_memory + f64::from(next.workers) * w * WORKER_MEMORY_HEADROOM)
-                    / MEMORY_BUDGET_FRACTION
-            });
-            let for_peaks = load.pod_memory_p95.map(|p| p * MEMORY_LIMIT_HEADROOM);
-            let wanted = match (for_peaks, for_workers) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            if let Some(wanted) = wanted {
-                let wanted = round_up_mib(ceil_u64(wanted));
-                let wanted = clamp_floor_wins(wanted, policy.memory.min, policy.memory.max);
-                let cur = current.memory_limit as f64;
-                if wanted as f64 >= cur * MEMORY_UP_THRESHOLD {
-                    target = wanted;
-                    why = format!(
-                        "pods peak at {} (p95) and {} workers need {}; limit = that + 15 %",
-                        load.pod_memory_p95.map_or("?".into(), |p| mib(ceil_u64(p))),
-                        next.workers,
-                        for_workers.map_or("?".into(), |w| mib(ceil_u64(w))),
-                    );
-                } else if (wanted as f64) <= cur * MEMORY_DOWN_THRESHOLD
-                    && elapsed(Some(started), now).is_some_and(|e| e >= MEMORY_DOWN_PERIOD)
-                {
-                    target = wanted;
-                    why = format!(
-                        "pods peak at {} (p95), well below the limit for {}; limit = p95 + 15 %",
-                        load.pod_memory_p95.map_or("?".into(), |p| mib(ceil_u64(p))),
-                        crate::units::format_duration(MEMORY_DOWN_PERIOD),
-                    );
-                }
-            }
-        }
-        if let Some(oom) = observation.newest_oom
-            && state.last_oom.is_none_or(|seen| oom > seen)
-        {
-            state.last_oom = Some(oom);
-            let bumped = round_up_mib(ceil_u64(current.memory_limit as f64 * OOM_BUMP));
-            let bumped = clamp_floor_wins(bumped, policy.memory.min, policy.memory.max);
+        let episode =
+            pending.memory || elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
+        if oom && !episode {
+            // Remember where it hit, for days; then raise once for this episode.
+            let workers_then = load
+                .as_ref()
+                .filter(|l| l.pods > 0)
+                .map_or(f64::from(current.workers), |l| l.live / l.pods as f64);
+            state.memory.add(
+                now,
+                workers_then,
+                current.memory_limit as f64,
+                memory::OOM_WEIGHT,
+            );
+            state.last_oom_bump = Some(now);
+            let bumped = current
+                .memory_limit
+                .saturating_add(OOM_BUMP_MIN)
+                .max(ceil_u64(current.memory_limit as f64 * OOM_BUMP_FACTOR));
+            let bumped =
+                clamp_floor_wins(round_up_mib(bumped), policy.memory.min, policy.memory.max);
             if bumped > target {
                 target = bumped;
-                why = format!("a pod was OOM-killed at {oom}; raising the limit by half");
+                why = format!("{oom_words}; raised once for this episode by max(+100Mi, ×1.2)");
             }
             if current.memory_limit >= policy.memory.max {
                 problems.push(Problem {
                     kind: ProblemKind::OutOfMemory,
                     message: format!(
-                        "a pod was OOM-killed at {oom} with the memory limit already at \
-                         resources.memory.max ({})",
+                        "{oom_words} with the memory limit already at resources.memory.max ({})",
                         mib(policy.memory.max)
                     ),
                 });
             }
+        } else if !pending.memory
+            && let Some(load) = &load
+        {
+            // Fewer workers reach the pods with the next kubelet sync, a resize at once:
+            // the limit comes down only for workers the pods no longer run.
+            let for_workers = f64::from(next.workers.max(workers_wanted).max(current.workers));
+            let by_model = (state.memory.sums[0] > 0.0)
+                .then(|| state.memory.limit_for(for_workers, assumed))
+                .flatten();
+            let peak_now = load
+                .working_sets
+                .iter()
+                .map(|&(_, ws)| ws)
+                .fold(0.0, f64::max);
+            if let Some(model) = by_model {
+                // A raise adds [`MEMORY_UP_SLACK`] so that the limit does not follow every
+                // drift of the model one resize at a time.
+                let needed = model.max(peak_now * memory::HEADROOM);
+                let wanted = if needed > current.memory_limit as f64 {
+                    needed * (1.0 + MEMORY_UP_SLACK)
+                } else {
+                    needed
+                };
+                let wanted = round_up_mib(ceil_u64(wanted));
+                let wanted = clamp_floor_wins(wanted, policy.memory.min, policy.memory.max);
+                let line = state.memory.line(assumed);
+                let explain = |verb: &str| {
+                    format!(
+                        "{verb}: pods peak at {} + {} per worker (their cgroups, learned over \
+                         days) and {} more in 1 % of the windows; {} workers need that + 10 %",
+                        line.map_or("?".into(), |l| mib(ceil_u64(l.fixed.max(0.0) * MIB as f64))),
+                        line.map_or("?".into(), |l| mib(ceil_u64(l.per_worker * MIB as f64))),
+                        mib(ceil_u64(
+                            state
+                                .memory
+                                .residual(memory::RESIDUAL_QUANTILE)
+                                .unwrap_or(0.0)
+                                .max(0.0)
+                                * MIB as f64
+                        )),
+                        for_workers,
+                    )
+                };
+                if wanted > current.memory_limit {
+                    target = wanted;
+                    why = explain("raised");
+                } else if (wanted as f64) <= current.memory_limit as f64 * MEMORY_DOWN_THRESHOLD
+                    && state.memory.weight(now) >= MEMORY_MODEL_MIN_WEIGHT
+                    && elapsed(Some(started), now).is_some_and(|e| e >= MEMORY_DOWN_PERIOD)
+                {
+                    target = wanted;
+                    why = explain("lowered");
+                }
+            } else if let Some(w) = load.worker_memory_p95 {
+                // No cgroup figures (an older pacer): only raise, for the workers.
+                let need = (load.server_memory + for_workers * w * WORKER_MEMORY_HEADROOM)
+                    / MEMORY_BUDGET_FRACTION;
+                let need = clamp_floor_wins(
+                    round_up_mib(ceil_u64(need)),
+                    policy.memory.min,
+                    policy.memory.max,
+                );
+                if need > current.memory_limit {
+                    target = need;
+                    why = format!(
+                        "{for_workers} workers of {} need {}",
+                        mib(ceil_u64(w)),
+                        mib(need)
+                    );
+                }
+            }
         }
         if target != current.memory_limit {
             next.memory_limit = target;
+            state.previous_memory_limit = Some(current.memory_limit);
             state.last_memory_change = Some(now);
             reasons.push((Knob::MemoryLimit, why));
         }
-    } else if let Some(oom) = observation.newest_oom
-        && state.last_oom.is_none_or(|seen| oom > seen)
-    {
-        state.last_oom = Some(oom);
-        problems.push(Problem {
-            kind: ProblemKind::OutOfMemory,
-            message: format!(
-                "a pod was OOM-killed at {oom}; resources.memory.limit is fixed at {}",
-                mib(current.memory_limit)
-            ),
-        });
-    }
-
-    // max_worker_memory: a safety net above the normal size, within the worker's share.
-    let usable = |limit: u64, server: f64| limit as f64 * MEMORY_BUDGET_FRACTION - server;
-    if let (Setting::Auto, Some(load)) = (policy.max_worker_memory, load)
-        && let Some(p95) = load.worker_memory_p95
-    {
-        let share = floor_u64(
-            usable(next.memory_limit, load.server_memory) / f64::from(next.workers.max(1)),
-        );
-        let wanted = round_up_mib(ceil_u64(p95 * MAX_WORKER_MEMORY_FACTOR));
-        let wanted = clamp_floor_wins(
-            wanted,
-            MIN_AUTO_MAX_WORKER_MEMORY,
-            share.max(MIN_AUTO_MAX_WORKER_MEMORY),
-        );
-        if !within_tolerance(current.max_worker_memory, wanted) {
-            next.max_worker_memory = wanted;
-            reasons.push((
-                Knob::MaxWorkerMemory,
-                format!(
-                    "workers use {} (p95); recycle a worker above 1.5 × that, within its share \
-                     {} of the pod's memory",
-                    mib(ceil_u64(p95)),
-                    mib(share)
+    } else if oom {
+        let episode = elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
+        if !episode {
+            state.last_oom_bump = Some(now);
+            problems.push(Problem {
+                kind: ProblemKind::OutOfMemory,
+                message: format!(
+                    "{oom_words}; resources.memory.limit is fixed at {}",
+                    mib(current.memory_limit)
                 ),
-            ));
+            });
         }
     }
 
-    // max_jobs: recycle before the leak matters.
-    if let (Setting::Auto, Some(load)) = (policy.max_jobs, load)
-        && let (Some(growth), Some(warm)) = (load.growth_per_job, load.warm_memory)
-        && growth >= MEMORY_GROWTH_NOISE
+    // A worker's share of the memory (RSS terms): with a fixed limit, the usable memory
+    // over the workers. With `auto` there is none to respect: the limit follows what the
+    // workers use (the model learns their growth too), an OOM kill is the backstop — and
+    // the cgroup-sized limit is far below the sum of RSS, which counts opcache's shared
+    // pages in every worker, so a share of it would recycle healthy workers.
+    let share = |load: &Load| match policy.memory_limit {
+        Setting::Fixed(limit) => Some(
+            (limit as f64 * MEMORY_BUDGET_FRACTION - load.server_memory)
+                / f64::from(next.workers.max(1)),
+        ),
+        Setting::Auto => None,
+    };
+
+    // max_worker_memory: a safety net above the normal size.
+    if let (Setting::Auto, Some(load), false) = (policy.max_worker_memory, &load, pending.any())
+        && let Some((to, why)) = worker_memory::recommend(
+            current.max_worker_memory,
+            load.worker_memory_p50,
+            share(load).map(floor_u64),
+            state.last_max_worker_memory_change,
+            now,
+        )
+        && to != current.max_worker_memory
     {
-        let share = usable(next.memory_limit, load.server_memory) / f64::from(next.workers.max(1));
-        let cap = (next.max_worker_memory as f64).min(share);
-        let headroom = (cap - warm).min(warm * WARM_GROWTH_ALLOWANCE);
-        let wanted = if headroom <= 0.0 {
-            MIN_AUTO_MAX_JOBS
-        } else {
-            floor_u64(headroom / growth).clamp(MIN_AUTO_MAX_JOBS, MAX_AUTO_MAX_JOBS)
+        next.max_worker_memory = to;
+        state.last_max_worker_memory_change = Some(now);
+        reasons.push((Knob::MaxWorkerMemory, why));
+    }
+
+    // max_jobs: recycle before the leak matters.
+    if let (Setting::Auto, Some(load), false) = (policy.max_jobs, &load, pending.any()) {
+        let inputs = max_jobs::Inputs {
+            growth: load.growth_per_job,
+            warm: load.warm_memory,
+            cap: (next.max_worker_memory as f64).min(share(load).unwrap_or(f64::INFINITY)),
         };
-        let unlimited = current.max_jobs == 0;
-        if unlimited || !within_tolerance(current.max_jobs, wanted) {
-            next.max_jobs = wanted;
-            reasons.push((
-                Knob::MaxJobs,
-                format!(
-                    "workers grow {} per job from {} warm; recycling after {wanted} jobs keeps \
-                     them under {}",
-                    kib(growth),
-                    mib(ceil_u64(warm)),
-                    mib(ceil_u64(warm + growth * wanted as f64)),
-                ),
-            ));
+        // A higher max_jobs lets every worker grow further before it is recycled: only
+        // when the memory limit in force holds the pods' peak plus that growth.
+        let peak = load
+            .working_sets
+            .iter()
+            .map(|&(_, ws)| ws)
+            .fold(0.0, f64::max);
+        let room_for = |to: u64| {
+            let (Some(growth), true) = (load.growth_per_job, current.max_jobs > 0) else {
+                return true;
+            };
+            let extra = growth * to.saturating_sub(current.max_jobs) as f64;
+            peak + f64::from(next.workers) * extra
+                <= next.memory_limit.min(current.memory_limit) as f64 * MEMORY_BUDGET_FRACTION
+        };
+        if let Some((to, why)) =
+            max_jobs::recommend(current.max_jobs, inputs, state.last_max_jobs_change, now)
+            && to != current.max_jobs
+            && (to < current.max_jobs || to == 0 || room_for(to))
+        {
+            next.max_jobs = to;
+            state.last_max_jobs_change = Some(now);
+            reasons.push((Knob::MaxJobs, why));
         }
     }
 
     let changes = collect_changes(&current, &next, &reasons);
     if !changes.is_empty() {
+        state.last_change = Some(now);
+        let config_changed = next.max_jobs != current.max_jobs
+            || next.max_worker_memory != current.max_worker_memory;
+        if config_changed && next.workers == current.workers {
+            state.unreported_change = Some(now);
+        }
         let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
         summary = format!("{summary}. Changed: {}", list.join("; "));
     }
@@ -869,6 +1074,16 @@ pub fn decide(
         summary,
         problems,
     }
+}
+
+/// How many workers of `worker_memory` bytes fit beside pacer into `limit`.
+fn workers_that_fit(limit: u64, server_memory: f64, worker_memory: f64) -> u32 {
+    let usable = limit as f64 * MEMORY_BUDGET_FRACTION - server_memory;
+    let per_worker = worker_memory * WORKER_MEMORY_HEADROOM;
+    if per_worker <= 0.0 {
+        return u32::MAX;
+    }
+    floor_u64(usable / per_worker).min(u64::from(u32::MAX)) as u32
 }
 
 fn collect_changes(current: &Settings, next: &Settings, reasons: &[(Knob, String)]) -> Vec<Change> {
@@ -914,16 +1129,6 @@ fn round_up_mib(bytes: u64) -> u64 {
 
 fn mib(bytes: u64) -> String {
     crate::units::format_memory(bytes)
-}
-
-fn kib(bytes: f64) -> String {
-    if bytes >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
-    } else if bytes >= 1024.0 {
-        format!("{:.1} KiB", bytes / 1024.0)
-    } else {
-        format!("{bytes:.0} B")
-    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,11 @@ pub(crate) fn convert(
         None => None,
     };
     let pacer = pacer(raw.pacer.unwrap_or_default(), raw.endure, ctx);
-    let brokers = super::jobs::Brokers { amqp: raw.amqp };
+    let brokers = super::jobs::Brokers {
+        amqp: raw.amqp,
+        beanstalk: raw.beanstalk,
+        nats: raw.nats,
+    };
     let jobs = raw.jobs.map(|j| super::jobs::jobs(j, &brokers, ctx));
     let services = super::service::services(raw.service.unwrap_or_default(), ctx);
     Config {

@@ -53,7 +53,7 @@ pub(crate) struct RetryRaw {
     pub failed_pipeline: V,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub(crate) struct BrokerRaw {
     pub addr: V,
@@ -102,6 +102,8 @@ struct BeanstalkRaw {
     tube: V,
     reserve_timeout: V,
     prefetch: V,
+    /// Accepted: pacer always runs bodies it cannot read as `deduced_by_rr` jobs.
+    consume_all: V,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,6 +117,9 @@ struct NatsRaw {
     rate_limit: V,
     delete_stream_on_stop: V,
     delete_after_ack: V,
+    ack_wait: V,
+    /// Accepted: pacer always runs bodies it cannot read as `deduced_by_rr` jobs.
+    consume_all: V,
 }
 
 // ---------------------------------------------------------------------------- typed
@@ -139,6 +144,8 @@ pub struct JobsConfig {
     pub consume: Vec<String>,
     /// `jobs.pipelines`, by name.
     pub pipelines: Vec<PipelineConfig>,
+    /// The `amqp`, `beanstalk` and `nats` sections.
+    pub brokers: Brokers,
 }
 
 /// One pipeline: a name, a driver and its settings.
@@ -180,6 +187,8 @@ pub struct RetryPolicy {
 pub enum DriverConfig {
     Memory(MemoryConfig),
     Amqp(AmqpConfig),
+    Beanstalk(BeanstalkConfig),
+    Nats(NatsConfig),
 }
 
 impl DriverConfig {
@@ -187,8 +196,53 @@ impl DriverConfig {
         match self {
             DriverConfig::Memory(_) => "memory",
             DriverConfig::Amqp(_) => "amqp",
+            DriverConfig::Beanstalk(_) => "beanstalk",
+            DriverConfig::Nats(_) => "nats",
         }
     }
+}
+
+/// `driver: beanstalk`, with the `beanstalk` section's connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BeanstalkConfig {
+    /// `beanstalk.addr`: `tcp://host:port` (RR's form; default `tcp://127.0.0.1:11300`),
+    /// kept as `host:port`.
+    pub addr: String,
+    /// `beanstalk.timeout`: connecting and each reply (default 30 s).
+    pub timeout: Duration,
+    /// `tube` (default `default`).
+    pub tube: String,
+    /// `tube_priority`: the beanstalkd priority jobs are put with (RR default 1; lower
+    /// runs first).
+    pub tube_priority: u32,
+    /// `reserve_timeout`: how long one reserve waits (RR default 5 s).
+    pub reserve_timeout: Duration,
+    /// `prefetch`: jobs reserved and not yet settled, at most (default 10).
+    pub prefetch: usize,
+}
+
+/// `driver: nats` (JetStream), with the `nats` section's connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsConfig {
+    /// `nats.addr` (default `nats://127.0.0.1:4222`).
+    pub addr: String,
+    /// `nats.timeout`: connecting (default 10 s).
+    pub timeout: Duration,
+    /// `subject` (RR default `default`).
+    pub subject: String,
+    /// `stream` (RR default `default-stream`): created when missing.
+    pub stream: String,
+    /// `prefetch`: messages handed out and not yet settled (RR default 100).
+    pub prefetch: usize,
+    /// `deliver_new`: a new consumer starts at new messages, not the stream's first.
+    pub deliver_new: bool,
+    /// `delete_stream_on_stop`.
+    pub delete_stream_on_stop: bool,
+    /// `delete_after_ack`: remove a message from the stream once acknowledged.
+    pub delete_after_ack: bool,
+    /// `ack_wait` (seconds in RR, default 30): redelivery of a message whose pacer
+    /// vanished; pacer keeps running jobs alive meanwhile.
+    pub ack_wait: Duration,
 }
 
 /// `driver: memory`: an in-process queue (lost on restart, as in RR).
@@ -233,22 +287,34 @@ pub struct AmqpConfig {
 }
 
 pub(crate) const DEFAULT_AMQP_ADDR: &str = "amqp://guest:guest@127.0.0.1:5672/";
+pub(crate) const DEFAULT_BEANSTALK_ADDR: &str = "tcp://127.0.0.1:11300";
+pub(crate) const DEFAULT_NATS_ADDR: &str = "nats://127.0.0.1:4222";
 const RR_PRIORITY: i64 = 10;
 
 // ------------------------------------------------------------------------- convert
 
-/// The broker sections, as read once for every pipeline.
-#[derive(Debug, Default)]
-pub(crate) struct Brokers {
-    pub amqp: Option<BrokerRaw>,
+/// The broker sections, as read once for every pipeline (and kept for the pipelines
+/// `jobs.Declare` adds at run time).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Brokers {
+    pub(crate) amqp: Option<BrokerRaw>,
+    pub(crate) beanstalk: Option<BrokerRaw>,
+    pub(crate) nats: Option<BrokerRaw>,
 }
 
 pub(crate) fn jobs(raw: JobsRaw, brokers: &Brokers, ctx: &mut Ctx<'_>) -> JobsConfig {
-    if let Some(amqp) = &brokers.amqp {
-        for (key, v) in [("amqp.tls", &amqp.tls), ("amqp.timeout", &amqp.timeout)] {
-            if v.as_ref().is_some_and(|v| !v.is_null()) {
-                ctx.warn(format!("{key} is not implemented by pacer (ignored)"));
-            }
+    let unused = [
+        brokers.amqp.as_ref().map(|b| ("amqp.tls", &b.tls)),
+        brokers.amqp.as_ref().map(|b| ("amqp.timeout", &b.timeout)),
+        brokers
+            .beanstalk
+            .as_ref()
+            .map(|b| ("beanstalk.tls", &b.tls)),
+        brokers.nats.as_ref().map(|b| ("nats.tls", &b.tls)),
+    ];
+    for (key, v) in unused.into_iter().flatten() {
+        if v.as_ref().is_some_and(|v| !v.is_null()) {
+            ctx.warn(format!("{key} is not implemented by pacer (ignored)"));
         }
     }
     let pool = pool(raw.pool.unwrap_or_default(), "jobs.pool", ctx);
@@ -284,7 +350,7 @@ pub(crate) fn jobs(raw: JobsRaw, brokers: &Brokers, ctx: &mut Ctx<'_>) -> JobsCo
         let Some(driver) = driver else {
             ctx.error(ConfigError::Missing {
                 key: format!("{prefix}.driver"),
-                hint: "memory or amqp".to_string(),
+                hint: "memory, amqp, beanstalk or nats".to_string(),
             });
             continue;
         };
@@ -328,6 +394,7 @@ pub(crate) fn jobs(raw: JobsRaw, brokers: &Brokers, ctx: &mut Ctx<'_>) -> JobsCo
         pool,
         consume,
         pipelines,
+        brokers: brokers.clone(),
     }
 }
 
@@ -494,21 +561,45 @@ fn pipeline(
                 DriverConfig::Amqp(amqp),
             )
         }
-        "beanstalk" | "nats" | "sqs" | "kafka" | "boltdb" | "gcp-pubsub" | "google-pub-sub" => {
-            // Read the keys anyway so typos are reported with the error.
-            match driver {
-                "beanstalk" => {
-                    let _: BeanstalkRaw = typed(config, &cp, ctx);
-                }
-                "nats" => {
-                    let _: NatsRaw = typed(config, &cp, ctx);
-                }
-                _ => {}
-            }
+        "beanstalk" => {
+            let raw: BeanstalkRaw = typed(config, &cp, ctx);
+            let Some(broker) = brokers.beanstalk.as_ref() else {
+                ctx.error(ConfigError::Missing {
+                    key: "beanstalk".to_string(),
+                    hint: format!(
+                        "pipeline {name} uses driver beanstalk; add beanstalk: {{ addr: {DEFAULT_BEANSTALK_ADDR} }}"
+                    ),
+                });
+                return None;
+            };
+            let beanstalk = beanstalk(&raw, broker, &cp, ctx)?;
+            (
+                priority(ctx, &format!("{cp}.priority"), &raw.priority),
+                DriverConfig::Beanstalk(beanstalk),
+            )
+        }
+        "nats" => {
+            let raw: NatsRaw = typed(config, &cp, ctx);
+            let Some(broker) = brokers.nats.as_ref() else {
+                ctx.error(ConfigError::Missing {
+                    key: "nats".to_string(),
+                    hint: format!(
+                        "pipeline {name} uses driver nats; add nats: {{ addr: {DEFAULT_NATS_ADDR} }}"
+                    ),
+                });
+                return None;
+            };
+            let nats = nats(&raw, broker, &cp, ctx)?;
+            (
+                priority(ctx, &format!("{cp}.priority"), &raw.priority),
+                DriverConfig::Nats(nats),
+            )
+        }
+        "sqs" | "kafka" | "boltdb" | "gcp-pubsub" | "google-pub-sub" => {
             ctx.error(ConfigError::invalid(
                 &format!("{prefix}.driver"),
                 format!("{driver:?}"),
-                "a driver pacer implements: memory or amqp",
+                "a driver pacer implements: memory, amqp, beanstalk or nats",
             ));
             return None;
         }
@@ -516,7 +607,7 @@ fn pipeline(
             ctx.error(ConfigError::invalid(
                 &format!("{prefix}.driver"),
                 format!("{other:?}"),
-                "memory or amqp",
+                "memory, amqp, beanstalk or nats",
             ));
             return None;
         }
@@ -526,6 +617,134 @@ fn pipeline(
         priority,
         driver,
         retry,
+    })
+}
+
+/// RR reads these as whole seconds; a Go duration string is accepted too. `None` when
+/// absent or zero.
+fn seconds(ctx: &mut Ctx<'_>, key: &str, v: &V) -> Option<Duration> {
+    match v {
+        Some(Value::String(s)) if s.trim().parse::<u64>().is_err() => ctx.duration(key, v.as_ref()),
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok().map(Duration::from_secs),
+        other => ctx.uint(key, other.as_ref()).map(Duration::from_secs),
+    }
+    .filter(|d| !d.is_zero())
+}
+
+fn beanstalk(
+    raw: &BeanstalkRaw,
+    broker: &BrokerRaw,
+    cp: &str,
+    ctx: &mut Ctx<'_>,
+) -> Option<BeanstalkConfig> {
+    let addr = ctx
+        .string("beanstalk.addr", broker.addr.as_ref())
+        .unwrap_or_else(|| DEFAULT_BEANSTALK_ADDR.to_string());
+    let Some(host_port) = addr.strip_prefix("tcp://").filter(|hp| {
+        hp.rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+    }) else {
+        ctx.error(ConfigError::invalid(
+            "beanstalk.addr",
+            format!("{addr:?}"),
+            "tcp://host:port (unix:// is not implemented by pacer)",
+        ));
+        return None;
+    };
+    let tube = ctx
+        .string(&format!("{cp}.tube"), raw.tube.as_ref())
+        .unwrap_or_else(|| "default".to_string());
+    if !crate::jobs::beanstalk::wire::valid_tube(&tube) {
+        ctx.error(ConfigError::invalid(
+            &format!("{cp}.tube"),
+            format!("{tube:?}"),
+            "1–200 letters, digits or -+/;.$_(), not starting with -",
+        ));
+        return None;
+    }
+    let prefetch = match ctx.uint_max(&format!("{cp}.prefetch"), raw.prefetch.as_ref(), 65_536) {
+        None | Some(0) => 10,
+        Some(n) => usize::try_from(n).unwrap_or(10),
+    };
+    let tube_priority = ctx
+        .uint_max(
+            &format!("{cp}.tube_priority"),
+            raw.tube_priority.as_ref(),
+            u64::from(u32::MAX),
+        )
+        .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    let _ = ctx.boolean(&format!("{cp}.consume_all"), raw.consume_all.as_ref());
+    Some(BeanstalkConfig {
+        addr: host_port.to_string(),
+        timeout: seconds(ctx, "beanstalk.timeout", &broker.timeout)
+            .unwrap_or(Duration::from_secs(30)),
+        tube,
+        tube_priority,
+        reserve_timeout: seconds(ctx, &format!("{cp}.reserve_timeout"), &raw.reserve_timeout)
+            .unwrap_or(Duration::from_secs(5)),
+        prefetch,
+    })
+}
+
+fn nats(raw: &NatsRaw, broker: &BrokerRaw, cp: &str, ctx: &mut Ctx<'_>) -> Option<NatsConfig> {
+    let addr = ctx
+        .string("nats.addr", broker.addr.as_ref())
+        .unwrap_or_else(|| DEFAULT_NATS_ADDR.to_string());
+    if !addr.starts_with("nats://") {
+        ctx.error(ConfigError::invalid(
+            "nats.addr",
+            format!("{addr:?}"),
+            "nats://host:port (tls:// and websockets are not implemented by pacer)",
+        ));
+        return None;
+    }
+    let subject = ctx
+        .string(&format!("{cp}.subject"), raw.subject.as_ref())
+        .unwrap_or_else(|| "default".to_string());
+    let stream = ctx
+        .string(&format!("{cp}.stream"), raw.stream.as_ref())
+        .unwrap_or_else(|| "default-stream".to_string());
+    if subject.is_empty() || subject.contains(char::is_whitespace) {
+        ctx.error(ConfigError::invalid(
+            &format!("{cp}.subject"),
+            format!("{subject:?}"),
+            "a NATS subject (no spaces)",
+        ));
+        return None;
+    }
+    if stream.is_empty() || stream.contains(|c: char| c.is_whitespace() || ".*>/\\".contains(c)) {
+        ctx.error(ConfigError::invalid(
+            &format!("{cp}.stream"),
+            format!("{stream:?}"),
+            "a JetStream stream name (no spaces, dots, *, >, slashes)",
+        ));
+        return None;
+    }
+    let prefetch = match ctx.uint_max(&format!("{cp}.prefetch"), raw.prefetch.as_ref(), 65_536) {
+        None | Some(0) => 100,
+        Some(n) => usize::try_from(n).unwrap_or(100),
+    };
+    if raw.rate_limit.as_ref().is_some_and(|v| !v.is_null()) {
+        ctx.warn(format!(
+            "{cp}.rate_limit is not used by pacer (ignored): prefetch bounds a pull consumer"
+        ));
+    }
+    let flag = |ctx: &mut Ctx<'_>, k: &str, v: &V| {
+        ctx.boolean(&format!("{cp}.{k}"), v.as_ref())
+            .unwrap_or(false)
+    };
+    let _ = flag(ctx, "consume_all", &raw.consume_all);
+    Some(NatsConfig {
+        addr,
+        timeout: seconds(ctx, "nats.timeout", &broker.timeout).unwrap_or(Duration::from_secs(10)),
+        subject,
+        stream,
+        prefetch,
+        deliver_new: flag(ctx, "deliver_new", &raw.deliver_new),
+        delete_stream_on_stop: flag(ctx, "delete_stream_on_stop", &raw.delete_stream_on_stop),
+        delete_after_ack: flag(ctx, "delete_after_ack", &raw.delete_after_ack),
+        ack_wait: seconds(ctx, &format!("{cp}.ack_wait"), &raw.ack_wait)
+            .unwrap_or(Duration::from_secs(30)),
     })
 }
 
@@ -559,7 +778,7 @@ fn queue_headers(ctx: &mut Ctx<'_>, key: &str, v: &V) -> Vec<(String, String)> {
 /// `priority` and the driver's keys). Broker sections come from the running config.
 pub fn pipeline_from_map(
     map: &BTreeMap<String, String>,
-    amqp_addr: Option<&str>,
+    brokers: &Brokers,
 ) -> Result<PipelineConfig, ConfigError> {
     let host = Host::current();
     let mut ctx = Ctx::new(&host, std::path::PathBuf::from("."));
@@ -577,19 +796,13 @@ pub fn pipeline_from_map(
             config.insert(Value::String(k.clone()), Value::String(v.clone()));
         }
     }
-    let brokers = Brokers {
-        amqp: amqp_addr.map(|a| BrokerRaw {
-            addr: Some(Value::String(a.to_string())),
-            ..Default::default()
-        }),
-    };
     let prefix = format!("pipeline {name}");
     let pipe = pipeline(
         &name,
         &driver,
         config,
         RetryPolicy::default(),
-        &brokers,
+        brokers,
         &prefix,
         &mut ctx,
     );

@@ -51,8 +51,8 @@ use serde_yaml::{Mapping, Value};
 pub use duration::{format_go_duration, parse_go_duration};
 pub use error::ConfigError;
 pub use jobs::{
-    AmqpConfig, DriverConfig, JobsConfig, MemoryConfig, PipelineConfig, RetryPolicy,
-    pipeline_from_map,
+    AmqpConfig, BeanstalkConfig, Brokers, DriverConfig, JobsConfig, MemoryConfig, NatsConfig,
+    PipelineConfig, RetryPolicy, pipeline_from_map,
 };
 pub use live::{LiveChange, diff_live};
 pub use output::{effective_yaml, to_json};
@@ -471,7 +471,7 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> String {
 }
 
 /// RoadRunner plugins pacer does not implement: their sections get a precise warning.
-const RR_PLUGINS: [&str; 21] = [
+const RR_PLUGINS: [&str; 18] = [
     "kv",
     "grpc",
     "temporal",
@@ -479,11 +479,8 @@ const RR_PLUGINS: [&str; 21] = [
     "centrifuge",
     "lock",
     "fileserver",
-    "amqp",
     "kafka",
     "sqs",
-    "beanstalk",
-    "nats",
     "google_pub_sub",
     "boltdb",
     "memory",

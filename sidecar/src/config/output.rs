@@ -105,7 +105,24 @@ pub(crate) fn to_tree(c: &Config) -> Value {
         .put("logs", logs(&c.logs))
         .put_opt("reload", c.reload.as_ref().map(reload))
         .put_opt("jobs", c.jobs.as_ref().map(jobs))
-        .put_opt("amqp", c.jobs.as_ref().and_then(amqp_section))
+        .put_opt(
+            "amqp",
+            c.jobs
+                .as_ref()
+                .and_then(|j| broker(j.brokers.amqp.as_ref())),
+        )
+        .put_opt(
+            "beanstalk",
+            c.jobs
+                .as_ref()
+                .and_then(|j| broker(j.brokers.beanstalk.as_ref())),
+        )
+        .put_opt(
+            "nats",
+            c.jobs
+                .as_ref()
+                .and_then(|j| broker(j.brokers.nats.as_ref())),
+        )
         .put_opt(
             "service",
             (!c.services.is_empty()).then(|| services(&c.services)),
@@ -405,6 +422,21 @@ fn jobs(j: &super::JobsConfig) -> M {
                     pairs(a.queue_headers.iter().map(|(k, v)| (k, v))),
                 )
                 .put("redial_timeout", dur(a.redial_timeout)),
+            DriverConfig::Beanstalk(b) => M::new()
+                .put("priority", p.priority)
+                .put("prefetch", b.prefetch as u64)
+                .put("tube", b.tube.as_str())
+                .put("tube_priority", u64::from(b.tube_priority))
+                .put("reserve_timeout", dur(b.reserve_timeout)),
+            DriverConfig::Nats(n) => M::new()
+                .put("priority", p.priority)
+                .put("prefetch", n.prefetch as u64)
+                .put("subject", n.subject.as_str())
+                .put("stream", n.stream.as_str())
+                .put("deliver_new", n.deliver_new)
+                .put("delete_stream_on_stop", n.delete_stream_on_stop)
+                .put("delete_after_ack", n.delete_after_ack)
+                .put("ack_wait", dur(n.ack_wait)),
         };
         let mut pipe = M::new()
             .put("driver", p.driver_name())
@@ -428,11 +460,16 @@ fn jobs(j: &super::JobsConfig) -> M {
         .put("pipelines", pipelines)
 }
 
-fn amqp_section(j: &super::JobsConfig) -> Option<M> {
-    j.pipelines.iter().find_map(|p| match &p.driver {
-        super::DriverConfig::Amqp(a) => Some(M::new().put("addr", a.addr.as_str())),
-        _ => None,
-    })
+/// A broker section as it was written (its keys are read per pipeline).
+fn broker(b: Option<&super::jobs::BrokerRaw>) -> Option<M> {
+    let b = b?;
+    let mut m = M::new();
+    for (k, v) in [("addr", &b.addr), ("timeout", &b.timeout), ("tls", &b.tls)] {
+        if let Some(v) = v.as_ref().filter(|v| !v.is_null()) {
+            m = m.put(k, v.clone());
+        }
+    }
+    Some(m)
 }
 
 fn services(list: &[super::ServiceConfig]) -> M {

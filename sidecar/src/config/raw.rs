@@ -29,6 +29,8 @@ pub(crate) struct RootRaw {
     pub pacer: Option<PacerRaw>,
     pub jobs: Option<super::jobs::JobsRaw>,
     pub amqp: Option<super::jobs::BrokerRaw>,
+    pub beanstalk: Option<super::jobs::BrokerRaw>,
+    pub nats: Option<super::jobs::BrokerRaw>,
     pub service: Option<BTreeMap<String, super::service::ServiceRaw>>,
 }
 

@@ -1402,6 +1402,117 @@ fn jobs_section_and_its_errors() {
 }
 
 #[test]
+fn beanstalk_and_nats_pipelines_and_their_errors() {
+    let f = Fixture::new();
+    let l = f.ok(
+        "jobs: {consume: [b, n], pipelines: {\n  \
+         b: {driver: beanstalk, config: {tube: mails, tube_priority: 5, reserve_timeout: 2, prefetch: 4, priority: 3}},\n  \
+         n: {driver: nats, config: {subject: work, stream: works, prefetch: 50, deliver_new: true, ack_wait: 60, delete_after_ack: true}}}}\n\
+         beanstalk: {addr: 'tcp://127.0.0.1:11301', timeout: 7s}\nnats: {addr: 'nats://127.0.0.1:4223'}",
+    );
+    assert_eq!(l.warnings, Vec::<String>::new());
+    let j = l.config.jobs.as_ref().unwrap();
+    let again = f.parse(&effective_yaml(&l.config)).unwrap();
+    assert_eq!(
+        again.config.jobs, l.config.jobs,
+        "config check prints what it read"
+    );
+    assert_eq!(j.pipelines[0].priority, 3);
+    assert_eq!(
+        j.pipelines[0].driver,
+        DriverConfig::Beanstalk(BeanstalkConfig {
+            addr: "127.0.0.1:11301".into(),
+            timeout: Duration::from_secs(7),
+            tube: "mails".into(),
+            tube_priority: 5,
+            reserve_timeout: Duration::from_secs(2),
+            prefetch: 4,
+        })
+    );
+    assert_eq!(
+        j.pipelines[1].driver,
+        DriverConfig::Nats(NatsConfig {
+            addr: "nats://127.0.0.1:4223".into(),
+            timeout: Duration::from_secs(10),
+            subject: "work".into(),
+            stream: "works".into(),
+            prefetch: 50,
+            deliver_new: true,
+            delete_stream_on_stop: false,
+            delete_after_ack: true,
+            ack_wait: Duration::from_secs(60),
+        })
+    );
+    // RoadRunner's defaults.
+    let l = f.ok(
+        "jobs: {pipelines: {b: {driver: beanstalk}, n: {driver: nats}}}\nbeanstalk: {}\nnats: {}",
+    );
+    let j = l.config.jobs.unwrap();
+    let DriverConfig::Beanstalk(b) = &j.pipelines[0].driver else {
+        panic!("not beanstalk")
+    };
+    assert_eq!(
+        (
+            b.addr.as_str(),
+            b.tube.as_str(),
+            b.tube_priority,
+            b.prefetch
+        ),
+        ("127.0.0.1:11300", "default", 1, 10)
+    );
+    let DriverConfig::Nats(n) = &j.pipelines[1].driver else {
+        panic!("not nats")
+    };
+    assert_eq!(
+        (
+            n.addr.as_str(),
+            n.subject.as_str(),
+            n.stream.as_str(),
+            n.prefetch
+        ),
+        ("nats://127.0.0.1:4222", "default", "default-stream", 100)
+    );
+    for (yaml, want) in [
+        (
+            "jobs: {pipelines: {b: {driver: beanstalk}}}",
+            "beanstalk is required",
+        ),
+        ("jobs: {pipelines: {n: {driver: nats}}}", "nats is required"),
+        (
+            "jobs: {pipelines: {b: {driver: beanstalk}}}\nbeanstalk: {addr: 'unix:///b.sock'}",
+            "beanstalk.addr",
+        ),
+        (
+            "jobs: {pipelines: {b: {driver: beanstalk, config: {tube: 'a b'}}}}\nbeanstalk: {}",
+            "jobs.pipelines.b.config.tube",
+        ),
+        (
+            "jobs: {pipelines: {n: {driver: nats}}}\nnats: {addr: 'tls://x:1'}",
+            "nats.addr",
+        ),
+        (
+            "jobs: {pipelines: {n: {driver: nats, config: {stream: 'a.b'}}}}\nnats: {}",
+            "jobs.pipelines.n.config.stream",
+        ),
+        (
+            "jobs: {pipelines: {n: {driver: nats, config: {prefetch: x}}}}\nnats: {}",
+            "jobs.pipelines.n.config.prefetch",
+        ),
+    ] {
+        let err = f.err(yaml);
+        assert!(err.contains(want), "{yaml}: {err}");
+    }
+    let l = f.ok("jobs: {pipelines: {n: {driver: nats, config: {rate_limit: 5, subjekt: x}}}}\nnats: {tls: {}}");
+    let w = l.warnings.join("\n");
+    assert!(w.contains("rate_limit is not used"), "{w}");
+    assert!(
+        w.contains("unknown key jobs.pipelines.n.config.subjekt"),
+        "{w}"
+    );
+    assert!(w.contains("nats.tls is not implemented"), "{w}");
+}
+
+#[test]
 fn otel_section_with_roadrunner_keys() {
     let f = Fixture::new();
     let l = f.ok("http:\n  address: ':80'\n  middleware: [otel]\notel:\n  exporter: otlp\n  client: http\n  endpoint: collector:4318\n  insecure: true\n  compress: true\n  custom_url: /otlp/v1/traces\n  headers: {x-api-key: secret}\n  resource:\n    service_name: shop\n    service_version: 2.1.0\n    service_instance_id: pod-1\n    service_namespace: prod\n");

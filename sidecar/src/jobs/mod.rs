@@ -22,13 +22,15 @@
 //!   broker, then the drivers close.
 //!
 //! Module map: [`job`] (the job and the worker's context), [`protocol`] (the reply),
-//! [`driver`] (the trait), [`memory`], [`amqp`], [`proto`] (RPC messages), [`rpc`]
-//! (the `jobs.*` methods), [`stats`].
+//! [`driver`] (the trait), [`memory`], [`amqp`], [`beanstalk`], [`nats`], [`proto`] (RPC
+//! messages), [`rpc`] (the `jobs.*` methods), [`stats`].
 
 pub mod amqp;
+pub mod beanstalk;
 pub mod driver;
 pub mod job;
 pub mod memory;
+pub mod nats;
 pub mod plugin;
 pub mod proto;
 pub mod protocol;
@@ -146,6 +148,8 @@ fn open(config: &PipelineConfig) -> Arc<dyn Driver> {
     match &config.driver {
         DriverConfig::Memory(m) => Arc::new(memory::Memory::new(&config.name, m.prefetch)),
         DriverConfig::Amqp(a) => Arc::new(amqp::Amqp::new(&config.name, a.clone())),
+        DriverConfig::Beanstalk(b) => Arc::new(beanstalk::Beanstalk::new(&config.name, b.clone())),
+        DriverConfig::Nats(n) => Arc::new(nats::Nats::new(&config.name, n.clone())),
     }
 }
 
@@ -157,7 +161,7 @@ struct Inner {
     stats: Mutex<BTreeMap<String, Arc<PipelineStats>>>,
     tx: mpsc::Sender<Delivery>,
     push_timeout: Duration,
-    amqp_addr: Option<String>,
+    brokers: crate::config::Brokers,
     closed: AtomicBool,
     stop_dispatch: CancellationToken,
     in_flight: TaskTracker,
@@ -243,17 +247,13 @@ impl Jobs {
     /// down at start delays its pipeline, not pacer.
     pub async fn start(config: &JobsConfig, pool: Pool) -> Jobs {
         let (tx, rx) = mpsc::channel(config.pipeline_size.clamp(1, 65_536));
-        let amqp_addr = config.pipelines.iter().find_map(|p| match &p.driver {
-            DriverConfig::Amqp(a) => Some(a.addr.clone()),
-            _ => None,
-        });
         let inner = Arc::new(Inner {
             pool,
             pipelines: RwLock::new(BTreeMap::new()),
             stats: Mutex::new(BTreeMap::new()),
             tx,
             push_timeout: config.timeout,
-            amqp_addr,
+            brokers: config.brokers.clone(),
             closed: AtomicBool::new(false),
             stop_dispatch: CancellationToken::new(),
             in_flight: TaskTracker::new(),
@@ -409,7 +409,7 @@ impl Jobs {
 
     /// Adds a pipeline at run time (`jobs.Declare`) and starts consuming it, as RR does.
     pub async fn declare(&self, map: &BTreeMap<String, String>) -> Result<(), JobsError> {
-        let config = crate::config::pipeline_from_map(map, self.inner.amqp_addr.as_deref())
+        let config = crate::config::pipeline_from_map(map, &self.inner.brokers)
             .map_err(|e| JobsError::Invalid(e.to_string()))?;
         if self.inner.pipelines.read().contains_key(&config.name) {
             return Err(JobsError::Exists(config.name));

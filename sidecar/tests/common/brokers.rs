@@ -1,8 +1,10 @@
 //! Real brokers for the jobs tests, from Debian's packages, started by the tests on
 //! loopback with their own data directories: RabbitMQ (with its own `epmd`, every
-//! listener on 127.0.0.1, no plugins). One instance per test binary ([`rabbitmq`]); tests
-//! isolate themselves by queue names. A test that restarts the broker starts its own
-//! ([`Rabbit::start`]).
+//! listener on 127.0.0.1, no plugins), beanstalkd (with its binlog) and nats-server
+//! (JetStream on disk). One instance of each per test binary ([`rabbitmq`],
+//! [`beanstalkd`], [`nats`]); tests isolate themselves by queue, tube or stream names. A
+//! test that restarts the broker starts its own ([`Rabbit::start`], [`Simple::beanstalkd`],
+//! [`Simple::nats`]).
 //!
 //! Nothing outlives the test process: each server runs in its own process group, and a
 //! watchdog (`sh` reading a pipe only the test process writes to) kills those groups and
@@ -251,4 +253,191 @@ fn amqp_handshake(port: u16) -> bool {
     let mut frame = [0u8; 7];
     // A method frame (type 1) on channel 0: connection.start.
     s.read_exact(&mut frame).is_ok() && frame[0] == 1
+}
+
+/// A server process of ours in its own process group, killed by the watchdog at exit.
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, log: &Path, watchdog: &Mutex<Watchdog>) -> Proc {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        watchdog.lock().unwrap().guard(child.id());
+        Proc { child }
+    }
+
+    /// SIGTERM to its group (as a broker restart would), then SIGKILL after 30 s.
+    fn stop(mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (up to 60 s) until `ready` holds, or fails with the server's log.
+fn wait_ready(what: &str, log: &Path, ready: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} did not start in 60 s:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("{what} up in {:.1}s", started.elapsed().as_secs_f64());
+}
+
+/// A broker that is a single process with a data directory: beanstalkd (with its
+/// binlog) or nats-server (JetStream, file storage).
+pub struct Simple {
+    kind: SimpleKind,
+    dir: PathBuf,
+    pub port: u16,
+    watchdog: Mutex<Watchdog>,
+    proc: Mutex<Option<Proc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SimpleKind {
+    Beanstalkd,
+    Nats,
+}
+
+impl std::fmt::Debug for Simple {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}(127.0.0.1:{})", self.kind, self.port)
+    }
+}
+
+/// The test binary's shared beanstalkd, started on first use.
+pub fn beanstalkd() -> &'static Simple {
+    static SHARED: OnceLock<Simple> = OnceLock::new();
+    SHARED.get_or_init(Simple::beanstalkd)
+}
+
+/// The test binary's shared nats-server (JetStream), started on first use.
+pub fn nats() -> &'static Simple {
+    static SHARED: OnceLock<Simple> = OnceLock::new();
+    SHARED.get_or_init(Simple::nats)
+}
+
+impl Simple {
+    /// A private beanstalkd on 127.0.0.1 with a binlog (jobs survive a restart).
+    pub fn beanstalkd() -> Simple {
+        require("/usr/bin/beanstalkd", "beanstalkd");
+        Simple::start(SimpleKind::Beanstalkd, "pacer-jobs-beanstalkd-")
+    }
+
+    /// A private nats-server on 127.0.0.1 with JetStream on disk.
+    pub fn nats() -> Simple {
+        require("/usr/sbin/nats-server", "nats-server");
+        Simple::start(SimpleKind::Nats, "pacer-jobs-nats-")
+    }
+
+    fn start(kind: SimpleKind, prefix: &str) -> Simple {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .unwrap()
+            .keep();
+        let s = Simple {
+            kind,
+            watchdog: Mutex::new(Watchdog::spawn(&dir)),
+            dir,
+            port: free_port(),
+            proc: Mutex::new(None),
+        };
+        s.launch();
+        s
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    fn launch(&self) {
+        let port = self.port.to_string();
+        let cmd = match self.kind {
+            SimpleKind::Beanstalkd => {
+                let binlog = self.dir.join("binlog");
+                std::fs::create_dir_all(&binlog).unwrap();
+                let mut c = Command::new("/usr/bin/beanstalkd");
+                c.args(["-l", "127.0.0.1", "-p", &port, "-b"]).arg(&binlog);
+                c
+            }
+            SimpleKind::Nats => {
+                let store = self.dir.join("js");
+                let mut c = Command::new("/usr/sbin/nats-server");
+                c.args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
+                    .arg(&store);
+                c
+            }
+        };
+        let proc = Proc::spawn(cmd, &self.log(), &self.watchdog);
+        *self.proc.lock().unwrap() = Some(proc);
+        let kind = self.kind;
+        wait_ready(
+            &format!("{kind:?} on 127.0.0.1:{port}"),
+            &self.log(),
+            || greets(kind, self.port),
+        );
+    }
+
+    /// The address pacer's config names (`beanstalk.addr` / `nats.addr`).
+    pub fn url(&self) -> String {
+        match self.kind {
+            SimpleKind::Beanstalkd => format!("tcp://127.0.0.1:{}", self.port),
+            SimpleKind::Nats => format!("nats://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Stops the server (SIGTERM) and waits until it is gone.
+    pub fn stop(&self) {
+        if let Some(p) = self.proc.lock().unwrap().take() {
+            p.stop();
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub fn restart_after_stop(&self) {
+        self.launch();
+    }
+}
+
+/// Whether the server answers as itself: beanstalkd a `stats` command, NATS its `INFO`.
+fn greets(kind: SimpleKind, port: u16) -> bool {
+    use std::io::{BufRead, BufReader};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if kind == SimpleKind::Beanstalkd && s.write_all(b"stats\r\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    if BufReader::new(s).read_line(&mut line).is_err() {
+        return false;
+    }
+    match kind {
+        SimpleKind::Beanstalkd => line.starts_with("OK "),
+        SimpleKind::Nats => line.starts_with("INFO "),
+    }
 }

@@ -6,6 +6,7 @@ pub mod apps;
 pub mod binary;
 pub mod brokers;
 pub mod configmap;
+pub mod driver_suite;
 pub mod jobs;
 pub mod load;
 pub mod poll;

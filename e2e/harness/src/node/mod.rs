@@ -17,7 +17,9 @@
 //! it ([`NetNs`]) and a loopback relay to the API server for kubectl, helm and kube clients.
 //!
 //! The images (pause, the Pacer image from the Dockerfile, the example app) are built with
-//! buildah by `e2e/node/images.sh` and imported into containerd. When the test process
+//! buildah by `e2e/node/images.sh` and imported into containerd ([`Node::import_images`]
+//! adds more later, e.g. the Laravel example's). The kubelet labels the node with a zone
+//! ([`ZONE`]), as a cloud's nodes are. When the test process
 //! ends, however it ends, the watchdog kills every process in the node's cgroups and
 //! removes the namespaces (and with the mount namespace every mount made in it), the
 //! cgroups and the state.
@@ -51,6 +53,9 @@ pub const CGROUP: &str = "pacer-e2e-node";
 pub const LOCK: &str = "/var/lock/pacer-e2e-node.lock";
 /// The Node's name.
 pub const NODE_NAME: &str = "pacer-e2e-node";
+/// The node's zone (`topology.kubernetes.io/zone`, which a cloud's nodes carry): one zone,
+/// so a spread over zones has one domain.
+pub const ZONE: &str = "pacer-e2e-a";
 /// The node's address, inside its network namespace.
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 89, 0, 1);
 /// The `kubernetes` Service's ClusterIP: the first address of the service range, held by
@@ -97,6 +102,7 @@ pub struct Node {
     kubeconfig: PathBuf,
     config: kube::Config,
     images: Images,
+    containerd_socket: PathBuf,
     timings: Vec<(&'static str, Duration)>,
 }
 
@@ -207,6 +213,7 @@ impl Node {
                 pacer: format!("localhost/pacer:{}", options.version),
                 app: "localhost/pacer-hello:1".to_owned(),
             },
+            containerd_socket: PathBuf::new(),
             timings: Vec::new(),
         };
         let path = |p: &Path| p.display().to_string();
@@ -312,6 +319,7 @@ impl Node {
         let kubelet_config = root.join("kubelet/config.yaml");
         std::fs::write(&kubelet_config, layout.kubelet_yaml())?;
         let socket = layout.containerd_socket();
+        node.containerd_socket = socket.clone();
         node.spawn(
             "containerd",
             Path::new("containerd"),
@@ -360,6 +368,7 @@ impl Node {
                 format!("--cert-dir={}", root.join("kubelet/pki").display()),
                 format!("--node-ip={NODE_IP}"),
                 format!("--hostname-override={NODE_NAME}"),
+                format!("--node-labels=topology.kubernetes.io/zone={ZONE}"),
                 "--v=1".to_owned(),
             ],
         )?;
@@ -528,6 +537,29 @@ impl Node {
     #[must_use]
     pub fn images(&self) -> &Images {
         &self.images
+    }
+
+    /// Builds more images with `e2e/node/<script> DIR` (which prints one `FILE IMAGE…` line
+    /// per docker archive, as `images.sh` does) and imports them into the node's
+    /// containerd. Returns the images' names.
+    ///
+    /// # Errors
+    /// When the script or an import fails.
+    pub async fn import_images(&self, script_name: &str) -> Result<Vec<String>> {
+        let dir = PathBuf::from(ROOT)
+            .join("images")
+            .join(script_name.trim_end_matches(".sh"));
+        let built = script(script_name, &[&dir.display().to_string()]).await?;
+        let mut images = Vec::new();
+        for line in built.lines() {
+            let mut words = line.split_whitespace();
+            let Some(file) = words.next() else {
+                continue;
+            };
+            ctr(&self.containerd_socket, &["images", "import", file]).await?;
+            images.extend(words.map(str::to_owned));
+        }
+        Ok(images)
     }
 
     /// How long each step of the start took.

@@ -1,0 +1,328 @@
+//! From a window's per-pod aggregates and the pods the API lists to what the tuner
+//! needs: the load, the pods that serve it, what the pods report of the last decision.
+//!
+//! * **Demand** per pod = busy workers, or arrivals (completions plus refusals) × mean job
+//!   time if larger, plus the workers that drain the waiting requests within
+//!   [`QUEUE_DRAIN`] (a queue of 600 requests of 60 ms is 3.6 workers for 10 s, not 600
+//!   workers).
+//! * **Cold and missing pods**: a pod that became ready inside the window (or is not
+//!   ready) runs cold workers and got part of a window's traffic, so its numbers are not
+//!   the load; a ready pod whose scrape failed has no numbers at all. The demand is taken
+//!   from the warm pods that reported and extrapolated to every pod that serves (is
+//!   ready), so a missing pod neither lowers the demand nor a cold one inflates it; with
+//!   a pod missing the tuner does not scale down at all (see `decide`).
+
+use jiff::Timestamp;
+
+use crate::metrics_source::PodTarget;
+use crate::sample::{AppSample, PodSample};
+use crate::tuning::cpu::MIN_BUSY_FOR_CPU;
+use crate::tuning::stats::{median, percentile};
+
+/// Seconds the extra workers for waiting requests should take to drain them.
+pub const QUEUE_DRAIN: f64 = 10.0;
+/// Assumed memory of pacer itself until it is measured.
+pub const DEFAULT_SERVER_MEMORY: u64 = 32 * 1024 * 1024;
+
+/// Aggregates the tuner derives from a sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Load {
+    /// Pods that reported.
+    pub pods: usize,
+    /// Pods that serve traffic (ready), as the API says; the reporting pods when unknown.
+    pub serving: usize,
+    /// Ready pods, ready for a whole window, whose metrics are missing.
+    pub missing: usize,
+    /// Busy workers over the reporting pods.
+    pub busy: f64,
+    /// Live workers over the reporting pods.
+    pub live: f64,
+    /// Waiting requests over the reporting pods.
+    pub queue: f64,
+    /// Completions per second over the reporting pods.
+    pub jobs_per_second: f64,
+    /// Mean job time, seconds.
+    pub mean_job_seconds: Option<f64>,
+    /// Mean job time of the warm pods (cold workers are slower without anything being
+    /// wrong), seconds.
+    pub warm_job_seconds: Option<f64>,
+    /// Workers the load keeps busy over all serving pods (before the target
+    /// utilisation), extrapolated from the warm pods.
+    pub required: f64,
+    /// The same without the workers for the waiting requests.
+    pub required_busy: f64,
+    /// p95 of a worker's RSS.
+    pub worker_memory_p95: Option<f64>,
+    /// Median of a worker's RSS.
+    pub worker_memory_p50: Option<f64>,
+    /// p95 of a pod's summed RSS (pacer + workers).
+    pub pod_memory_p95: Option<f64>,
+    /// pacer's own memory.
+    pub server_memory: f64,
+    /// Memory growth per job (median over pods).
+    pub growth_per_job: Option<f64>,
+    /// Warm worker memory (median over pods).
+    pub warm_memory: Option<f64>,
+    /// Cores one busy worker uses (CPU time ÷ busy time), from the pods that report CPU.
+    pub cpu_per_busy_worker: Option<f64>,
+    /// Busy-weighted share of throttled CPU periods, from the pods that report it.
+    pub throttled: Option<f64>,
+    /// (live workers, highest working set) of each pod that reports its cgroup.
+    pub working_sets: Vec<(f64, f64)>,
+    /// The memory limits the pods' cgroups report, bytes.
+    pub memory_limits: Vec<u64>,
+    /// The pool size each pod reports it is configured for.
+    pub target_workers: Vec<u32>,
+    /// OOM kills inside the pods' cgroups in the window.
+    pub oom_kills: f64,
+    /// A pod reports a resize that has not been applied yet.
+    pub resize_pending: bool,
+}
+
+/// Workers a pod's load keeps busy: without, and with the waiting requests.
+fn demand(p: &PodSample) -> (f64, f64) {
+    let arrivals = p.jobs_per_second.max(0.0) + p.rejected_per_second.max(0.0);
+    let job = p.mean_job_seconds.unwrap_or(0.0).max(0.0);
+    let busy = p.busy_workers.max(0.0).max(arrivals * job);
+    (busy, busy + p.queue_depth.max(0.0) * job / QUEUE_DRAIN)
+}
+
+/// The load of a sample; `pods` are the pods the API lists as running (empty: unknown),
+/// `now` and the sample's window tell warm pods from cold ones.
+#[must_use]
+pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
+    let samples = &sample.pods;
+    let window_start = now
+        .checked_sub(jiff::SignedDuration::try_from(sample.window).unwrap_or_default())
+        .unwrap_or(now);
+    let info = |name: &str| pods.iter().find(|p| p.name == name);
+    let warm_at = |p: &PodTarget| p.ready_since.is_some_and(|r| r <= window_start);
+    // Unknown pods (no API information) count as warm.
+    let warm: Vec<&PodSample> = samples
+        .iter()
+        .filter(|s| info(&s.pod).is_none_or(warm_at))
+        .collect();
+    let serving = if pods.is_empty() {
+        samples.len()
+    } else {
+        pods.iter().filter(|p| p.ready_since.is_some()).count()
+    };
+    let missing = pods
+        .iter()
+        .filter(|p| warm_at(p) && !samples.iter().any(|s| s.pod == p.name))
+        .count();
+    let extrapolate = |f: fn((f64, f64)) -> f64| {
+        if warm.is_empty() {
+            samples.iter().map(|p| f(demand(p))).sum::<f64>()
+        } else {
+            let per_pod = warm.iter().map(|p| f(demand(p))).sum::<f64>() / warm.len() as f64;
+            per_pod * serving.max(warm.len()) as f64
+        }
+    };
+    let required = extrapolate(|d| d.1);
+    let required_busy = extrapolate(|d| d.0);
+
+    let busy: f64 = samples.iter().map(|p| p.busy_workers.max(0.0)).sum();
+    let workers: Vec<f64> = samples
+        .iter()
+        .flat_map(|p| p.worker_memory.iter().map(|&b| b as f64))
+        .collect();
+    let peaks: Vec<f64> = samples
+        .iter()
+        .filter_map(|p| p.pod_memory_peak.map(|b| b as f64))
+        .collect();
+    // Growth from the pods whose measured workers are oldest (the older half): a pod that
+    // just started has only young workers, still warming up.
+    let mut measured: Vec<(f64, Option<f64>, Option<f64>)> = samples
+        .iter()
+        .filter(|p| p.memory_growth_per_job.is_some() || p.warm_worker_memory.is_some())
+        .map(|p| {
+            (
+                p.growth_jobs.unwrap_or(0.0),
+                p.memory_growth_per_job,
+                p.warm_worker_memory,
+            )
+        })
+        .collect();
+    measured.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let older = &measured[..measured.len().div_ceil(2)];
+    let growth: Vec<f64> = older.iter().filter_map(|m| m.1).collect();
+    let warm_memory: Vec<f64> = older.iter().filter_map(|m| m.2).collect();
+    let (cpu, cpu_busy) = samples
+        .iter()
+        .filter_map(|p| {
+            p.worker_cpu_cores
+                .map(|c| (c.max(0.0), p.busy_workers.max(0.0)))
+        })
+        .fold((0.0, 0.0), |(a, b), (c, w)| (a + c, b + w));
+    let (throttled_sum, throttled_weight) = samples
+        .iter()
+        .filter_map(|p| p.cpu_throttled.map(|s| (s, p.busy_workers.max(0.01))))
+        .fold((0.0, 0.0), |(a, b), (s, w)| (a + s * w, b + w));
+    Load {
+        pods: samples.len(),
+        serving: serving.max(1),
+        missing,
+        busy,
+        live: samples.iter().map(|p| p.live_workers.max(0.0)).sum(),
+        queue: samples.iter().map(|p| p.queue_depth.max(0.0)).sum(),
+        jobs_per_second: sample.total_jobs_per_second().max(0.0),
+        mean_job_seconds: sample.mean_job_seconds(),
+        warm_job_seconds: {
+            let (weighted, weight) = warm
+                .iter()
+                .filter_map(|p| {
+                    p.mean_job_seconds
+                        .map(|d| (d * p.jobs_per_second, p.jobs_per_second))
+                })
+                .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+            (weight > 0.0)
+                .then(|| weighted / weight)
+                .or(sample.mean_job_seconds())
+        },
+        required,
+        required_busy,
+        worker_memory_p95: percentile(&workers, 0.95),
+        worker_memory_p50: median(&workers),
+        pod_memory_p95: percentile(&peaks, 0.95),
+        server_memory: samples
+            .iter()
+            .filter_map(|p| p.server_memory)
+            .max()
+            .unwrap_or(DEFAULT_SERVER_MEMORY) as f64,
+        growth_per_job: median(&growth),
+        warm_memory: median(&warm_memory),
+        cpu_per_busy_worker: (cpu_busy >= MIN_BUSY_FOR_CPU)
+            .then(|| (cpu / cpu_busy).clamp(0.01, 1.0)),
+        throttled: (throttled_weight > 0.0).then(|| throttled_sum / throttled_weight),
+        working_sets: samples
+            .iter()
+            .filter_map(|p| {
+                p.memory_working_set
+                    .map(|ws| (p.live_workers.max(0.0), ws as f64))
+            })
+            .collect(),
+        memory_limits: samples.iter().filter_map(|p| p.memory_limit).collect(),
+        target_workers: samples.iter().filter_map(|p| p.target_workers).collect(),
+        oom_kills: samples.iter().filter_map(|p| p.oom_kills).sum(),
+        resize_pending: pods.iter().any(|p| p.resize_pending),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn pod(name: &str, busy: f64) -> PodSample {
+        PodSample {
+            pod: name.into(),
+            live_workers: 8.0,
+            busy_workers: busy,
+            jobs_per_second: busy * 10.0,
+            mean_job_seconds: Some(0.1),
+            ..PodSample::default()
+        }
+    }
+
+    fn target(name: &str, ready_since: Option<i64>) -> PodTarget {
+        PodTarget {
+            name: name.into(),
+            ip: Some("10.0.0.1".into()),
+            ready_since: ready_since.map(t),
+            resize_pending: false,
+        }
+    }
+
+    fn sample(pods: Vec<PodSample>) -> AppSample {
+        AppSample {
+            window: Duration::from_secs(60),
+            pods,
+        }
+    }
+
+    #[test]
+    fn waiting_requests_are_drained_not_counted_as_workers() {
+        let mut p = pod("a", 4.0);
+        p.queue_depth = 100.0;
+        let l = load_of(&sample(vec![p]), &[], t(0));
+        // 4 busy + 100 waiting × 0.1 s ÷ 10 s = 5.
+        assert!((l.required - 5.0).abs() < 1e-9, "{}", l.required);
+    }
+
+    #[test]
+    fn a_missing_pod_does_not_lower_the_demand() {
+        // Three ready pods, one scrape failed: the two that reported stand for three.
+        let pods = [
+            target("a", Some(-600)),
+            target("b", Some(-600)),
+            target("c", Some(-600)),
+        ];
+        let l = load_of(&sample(vec![pod("a", 3.0), pod("b", 3.0)]), &pods, t(0));
+        assert_eq!((l.serving, l.missing), (3, 1));
+        assert!((l.required - 9.0).abs() < 1e-9, "{}", l.required);
+    }
+
+    #[test]
+    fn a_cold_pod_does_not_inflate_the_demand() {
+        // c became ready 20 s ago: its workers are cold and busy longer per job.
+        let pods = [
+            target("a", Some(-600)),
+            target("b", Some(-600)),
+            target("c", Some(-20)),
+        ];
+        let l = load_of(
+            &sample(vec![pod("a", 3.0), pod("b", 3.0), pod("c", 7.0)]),
+            &pods,
+            t(0),
+        );
+        assert!((l.required - 9.0).abs() < 1e-9, "{}", l.required);
+        assert_eq!(l.missing, 0);
+        // A pod that is not ready serves nothing and is not expected to report.
+        let pods = [target("a", Some(-600)), target("b", None)];
+        let l = load_of(&sample(vec![pod("a", 3.0)]), &pods, t(0));
+        assert_eq!((l.serving, l.missing), (1, 0));
+        assert!((l.required - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn what_the_pods_report_is_collected() {
+        let mut a = pod("a", 1.0);
+        a.target_workers = Some(6);
+        a.memory_limit = Some(512 << 20);
+        a.memory_working_set = Some(300 << 20);
+        a.oom_kills = Some(1.0);
+        a.cpu_throttled = Some(0.5);
+        let mut b = pod("b", 3.0);
+        b.target_workers = Some(4);
+        b.memory_limit = Some(256 << 20);
+        b.cpu_throttled = Some(0.1);
+        let l = load_of(&sample(vec![a, b]), &[], t(0));
+        assert_eq!(l.target_workers, vec![6, 4]);
+        assert_eq!(l.memory_limits, vec![512 << 20, 256 << 20]);
+        assert_eq!(l.working_sets, vec![(8.0, f64::from(300u32 << 20))]);
+        assert_eq!(l.oom_kills, 1.0);
+        // Busy-weighted: (0.5 × 1 + 0.1 × 3) / 4.
+        assert!((l.throttled.unwrap() - 0.2).abs() < 1e-9);
+    }
+
+    /// The CPU of a busy worker is CPU time ÷ busy time over the pods that report CPU;
+    /// with too little busy time there is no estimate (and so no ceiling from noise).
+    #[test]
+    fn cpu_per_busy_worker_needs_busy_time() {
+        let load = |busy: f64, cores: Option<f64>| {
+            let mut p = pod("a", busy);
+            p.worker_cpu_cores = cores;
+            load_of(&sample(vec![p]), &[], t(0)).cpu_per_busy_worker
+        };
+        assert_eq!(load(0.1, Some(0.1)), None);
+        assert_eq!(load(4.0, None), None);
+        assert_eq!(load(4.0, Some(2.0)), Some(0.5));
+        // Measurement lag can show more CPU than busy time: capped at one core per worker.
+        assert_eq!(load(1.0, Some(3.0)), Some(1.0));
+    }
+}

@@ -1,0 +1,200 @@
+//! `max_jobs` (`auto`): recycle a leaking worker before it outgrows its share, and only
+//! then.
+//!
+//! The growth per job comes from workers past their warm-up (the aggregation uses the
+//! older half of the workers, see `metrics_source::aggregate`): a fresh worker grows while
+//! it loads code and fills caches, which is not a leak, and measuring it as one recycles
+//! workers before they are ever warm — after which only warm-up is ever measured again.
+//! Stabilised: a change smaller than [`TOLERANCE`] is none; a lower value comes in steps of
+//! at most a quarter every two minutes (each cut recycles the workers past it at once), a
+//! higher one at most doubles per [`UP_PERIOD`]; when no growth is measurable any more, a
+//! lowered value comes back the same way, up to the default.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::tuning::stats::floor_u64;
+
+/// `max_jobs` of `auto` before anything is measured.
+pub const DEFAULT_MAX_JOBS: u64 = 500;
+/// Smallest `max_jobs` `auto` chooses.
+pub const MIN_AUTO_MAX_JOBS: u64 = 10;
+/// Largest `max_jobs` `auto` chooses.
+pub const MAX_AUTO_MAX_JOBS: u64 = 100_000;
+/// A worker may grow this fraction past its warm size before it is recycled.
+pub const WARM_GROWTH_ALLOWANCE: f64 = 1.0;
+/// Memory growth per job below this many bytes counts as no growth (RSS moves in pages).
+pub const MEMORY_GROWTH_NOISE: f64 = 256.0;
+/// A new value within this fraction of the current one changes nothing.
+pub const TOLERANCE: f64 = 0.15;
+/// At most one increase per this period, by at most a factor of two.
+pub const UP_PERIOD: Duration = Duration::from_secs(600);
+/// At most one decrease per this period …
+pub const DOWN_PERIOD: Duration = Duration::from_secs(120);
+/// … by at most this fraction: pacer recycles every worker past a lowered max_jobs after
+/// its next job, so a big cut replaces most of the pool at once (cold workers, a dip in
+/// capacity). `max_worker_memory` guards a fast leak meanwhile.
+pub const DOWN_MAX_FRACTION: f64 = 0.25;
+
+/// What was measured, and the memory a worker may use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Inputs {
+    /// Memory growth per job, bytes.
+    pub growth: Option<f64>,
+    /// Memory of a warm worker, bytes.
+    pub warm: Option<f64>,
+    /// Most memory a worker may reach (its share of the limit, `max_worker_memory`), bytes.
+    pub cap: f64,
+}
+
+/// The new `max_jobs` and why, or `None` to keep `current`.
+#[must_use]
+pub fn recommend(
+    current: u64,
+    inputs: Inputs,
+    last_change: Option<Timestamp>,
+    now: Timestamp,
+) -> Option<(u64, String)> {
+    let since = |period: Duration| {
+        last_change.is_none_or(|t| now.duration_since(t).as_secs_f64() >= period.as_secs_f64())
+    };
+    let may_raise = since(UP_PERIOD);
+    let may_lower = since(DOWN_PERIOD);
+    let lower_to = |wanted: u64| {
+        let step = (current as f64 * (1.0 - DOWN_MAX_FRACTION)).ceil() as u64;
+        wanted.max(step).max(MIN_AUTO_MAX_JOBS)
+    };
+    let raise_to = |wanted: u64| wanted.min(current.saturating_mul(2)).max(current);
+    match (inputs.growth, inputs.warm) {
+        (Some(growth), Some(warm)) if growth >= MEMORY_GROWTH_NOISE => {
+            let headroom = (inputs.cap - warm).min(warm * WARM_GROWTH_ALLOWANCE);
+            let wanted = if headroom <= 0.0 {
+                MIN_AUTO_MAX_JOBS
+            } else {
+                floor_u64(headroom / growth).clamp(MIN_AUTO_MAX_JOBS, MAX_AUTO_MAX_JOBS)
+            };
+            let why = |to: u64| {
+                let mut why = format!(
+                    "workers past their warm-up grow {} per job from {} warm; recycling after \
+                     {wanted} jobs keeps them under {}",
+                    bytes(growth),
+                    bytes(warm),
+                    bytes(warm + growth * wanted as f64),
+                );
+                if to != wanted {
+                    why.push_str(&format!("; {to} for now (max_jobs moves in steps)"));
+                }
+                why
+            };
+            if current == 0 {
+                Some((wanted, why(wanted)))
+            } else if (wanted as f64) < current as f64 * (1.0 - TOLERANCE) {
+                may_lower.then(|| {
+                    let to = lower_to(wanted);
+                    (to, why(to))
+                })
+            } else if (wanted as f64) > current as f64 * (1.0 + TOLERANCE) && may_raise {
+                let to = raise_to(wanted);
+                Some((to, why(to)))
+            } else {
+                None
+            }
+        }
+        _ if current > 0 && current < DEFAULT_MAX_JOBS && may_raise => {
+            let to = raise_to(DEFAULT_MAX_JOBS);
+            Some((
+                to,
+                "no memory growth per job is measurable past the warm-up any more; \
+                 max_jobs returns towards its default, doubling at most every 10m"
+                    .to_owned(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn bytes(b: f64) -> String {
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MI: f64 = 1024.0 * 1024.0;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    fn leak(kib: f64) -> Inputs {
+        Inputs {
+            growth: Some(kib * 1024.0),
+            warm: Some(30.0 * MI),
+            cap: 128.0 * MI,
+        }
+    }
+
+    #[test]
+    fn a_leak_lowers_max_jobs_in_quarters() {
+        // headroom = min(128 − 30, 30) MiB = 30 MiB; 30 MiB ÷ 100 KiB = 307.
+        let (to, why) = recommend(400, leak(100.0), Some(t(-120)), t(0)).unwrap();
+        assert_eq!(to, 307);
+        // From 500 a quarter at most, and not again within two minutes.
+        assert_eq!(recommend(500, leak(100.0), None, t(0)).unwrap().0, 375);
+        assert_eq!(recommend(375, leak(100.0), Some(t(-60)), t(0)), None);
+        assert_eq!(
+            recommend(375, leak(100.0), Some(t(-120)), t(0)).unwrap().0,
+            307
+        );
+        assert!(why.contains("100.0 KiB per job"), "{why}");
+        // A tight cap: min(40 − 30, 30) = 10 MiB ÷ 100 KiB = 102.
+        let tight = Inputs {
+            cap: 40.0 * MI,
+            ..leak(100.0)
+        };
+        assert_eq!(recommend(130, tight, None, t(0)).unwrap().0, 102);
+        // Unlimited becomes limited.
+        assert_eq!(recommend(0, leak(100.0), None, t(0)).unwrap().0, 307);
+    }
+
+    #[test]
+    fn small_moves_are_ignored_and_raises_are_slow() {
+        // 307 wanted, 350 in force: within 15 %.
+        assert_eq!(recommend(350, leak(100.0), None, t(0)), None);
+        // Half the leak wants 2 × more: doubled, and only after the period.
+        assert_eq!(recommend(100, leak(100.0), Some(t(-60)), t(0)), None);
+        assert_eq!(
+            recommend(100, leak(100.0), Some(t(-600)), t(0)).unwrap().0,
+            200
+        );
+    }
+
+    #[test]
+    fn without_growth_a_lowered_max_jobs_comes_back() {
+        let none = Inputs {
+            growth: Some(10.0),
+            warm: Some(30.0 * MI),
+            cap: 128.0 * MI,
+        };
+        assert_eq!(recommend(120, none, Some(t(-600)), t(0)).unwrap().0, 240);
+        assert_eq!(recommend(400, none, Some(t(-600)), t(0)).unwrap().0, 500);
+        assert_eq!(recommend(500, none, None, t(0)), None);
+        assert_eq!(recommend(120, none, Some(t(-60)), t(0)), None);
+        // Nothing measured at all keeps the value.
+        let unknown = Inputs {
+            growth: None,
+            warm: None,
+            cap: 128.0 * MI,
+        };
+        assert_eq!(recommend(500, unknown, None, t(0)), None);
+        assert_eq!(recommend(0, unknown, None, t(0)), None);
+    }
+}

@@ -1,0 +1,342 @@
+//! The delivery guarantees every broker driver keeps, as scenarios run against a real
+//! server: a [`Broker`] says how to name a pipeline on it and how to restart it. Each
+//! driver's test file (`jobs_beanstalk.rs`, `jobs_nats.rs`) runs them all.
+
+use std::time::Duration;
+
+use super::jobs::{self, builder, client, counts, job, push, taken, wait_counts};
+use super::serve::Builder;
+
+/// A broker under test.
+pub trait Broker: Sync {
+    /// The `jobs.pipelines.<name>` entry (flow YAML) for a pipeline `name` on its own
+    /// queue/tube/subject.
+    fn pipeline(&self, name: &str) -> String;
+    /// Adds the broker's section (`beanstalk`, `nats`) to a server config.
+    fn section(&self, b: Builder) -> Builder;
+    fn stop(&self);
+    fn restart_after_stop(&self);
+}
+
+fn consumed(broker: &dyn Broker, name: &str) -> String {
+    format!(
+        "pipelines: {{{name}: {}}}, consume: [{name}]",
+        broker.pipeline(name)
+    )
+}
+
+/// n jobs pushed (one by one and in a batch) are each taken and acked exactly once,
+/// and the broker reports the queue empty.
+pub async fn every_job_pushed_is_acked_once(broker: &dyn Broker, name: &str, driver: &str) {
+    let server = broker
+        .section(builder(&consumed(broker, name), 2))
+        .start()
+        .await;
+    let mut c = client(&server).await;
+    let n = 300u64;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let j = job(name, &format!("a{i}"), r#"{"do":"ack"}"#);
+        if i % 2 == 0 {
+            push(&mut c, j).await.unwrap();
+        } else {
+            batch.push(j);
+        }
+    }
+    jobs::push_batch(&mut c, batch).await;
+    let got = wait_counts(&server, name, 120, |c| c.acked >= n).await;
+    assert_eq!(
+        (
+            got.pushed,
+            got.consumed,
+            got.acked,
+            got.failed,
+            got.requeued
+        ),
+        (n, n, n, 0, 0),
+        "{got:?}"
+    );
+    let counts = counts(&server);
+    assert_eq!(counts.len() as u64, n, "none lost");
+    assert!(
+        counts.values().all(|&k| k == 1),
+        "duplicates without a failure"
+    );
+    let t = taken(&server).into_iter().find(|t| t.id == "a0").unwrap();
+    assert_eq!(
+        (t.driver.as_deref(), t.pipeline.as_str()),
+        (Some(driver), name)
+    );
+    // The broker says the queue is empty (polled: acks are asynchronous).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = jobs::stats(&mut c)
+            .await
+            .into_iter()
+            .find(|s| s.pipeline == name)
+            .unwrap();
+        if (stat.active, stat.reserved) == (0, 0) || tokio::time::Instant::now() > deadline {
+            assert_eq!(
+                (stat.active, stat.reserved, stat.ready),
+                (0, 0, true),
+                "{stat:?}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
+
+/// Workers SIGKILLed mid-job: every job is still acked; duplicates only for the jobs
+/// whose worker died.
+pub async fn a_job_whose_worker_is_killed_is_delivered_again(broker: &dyn Broker, name: &str) {
+    let server = broker
+        .section(builder(&consumed(broker, name), 2))
+        .start()
+        .await;
+    let mut c = client(&server).await;
+    let n = 20u64;
+    for i in 0..n {
+        push(
+            &mut c,
+            job(name, &format!("k{i}"), r#"{"do":"ack","ms":300}"#),
+        )
+        .await
+        .unwrap();
+    }
+    let pool = server.running.jobs.as_ref().unwrap().pool().clone();
+    let mut kills = 0;
+    for _ in 0..3 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let busy = loop {
+            if let Some(w) = pool
+                .snapshot()
+                .workers
+                .iter()
+                .find(|w| w.state() == pacer::worker::WorkerState::Working)
+            {
+                break w.process().pid();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no busy worker");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(busy as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        kills += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let got = wait_counts(&server, name, 90, |c| c.acked >= n).await;
+    assert_eq!(got.acked, n, "{got:?}");
+    let counts = counts(&server);
+    assert_eq!(counts.len() as u64, n, "none lost");
+    let duplicates: usize = counts.values().map(|k| k - 1).sum();
+    assert!(
+        (1..=kills).contains(&duplicates),
+        "{duplicates} duplicates for {kills} killed workers: {counts:?}"
+    );
+    assert_eq!(got.failed as usize, duplicates, "{got:?}");
+    server.stop().await;
+}
+
+/// A delayed push runs after its delay; a requeue with a delay comes back after it.
+pub async fn delays_and_requeues(broker: &dyn Broker, name: &str) {
+    let server = broker
+        .section(builder(&consumed(broker, name), 2))
+        .start()
+        .await;
+    let mut c = client(&server).await;
+    let mut delayed = job(name, "later", r#"{"do":"ack"}"#);
+    delayed.options.as_mut().unwrap().delay = 2;
+    let pushed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    push(&mut c, delayed).await.unwrap();
+    push(
+        &mut c,
+        job(name, "rq", r#"{"do":"requeue","delay":1,"times":2}"#),
+    )
+    .await
+    .unwrap();
+    let got = wait_counts(&server, name, 60, |c| c.acked >= 2).await;
+    assert_eq!((got.acked, got.requeued), (2, 2), "{got:?}");
+    let log: Vec<serde_json::Value> = std::fs::read_to_string(jobs::log_path(&server))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |id: &str| -> Vec<f64> {
+        log.iter()
+            .filter(|v| v["id"] == id)
+            .map(|v| v["t"].as_f64().unwrap())
+            .collect()
+    };
+    // beanstalkd counts delays in whole seconds from its own clock: allow 0.2 s.
+    assert!(
+        at("later")[0] - pushed_at >= 1.8,
+        "a 2 s delay: {:?}",
+        at("later")
+    );
+    let rq = at("rq");
+    assert_eq!(rq.len(), 3);
+    assert!(rq[1] - rq[0] >= 0.8 && rq[2] - rq[1] >= 0.8, "{rq:?}");
+    server.stop().await;
+}
+
+/// Paused: pushes are stored, nothing is consumed; resumed: all of them run.
+pub async fn pause_and_resume(broker: &dyn Broker, name: &str) {
+    let server = broker
+        .section(builder(&consumed(broker, name), 1))
+        .start()
+        .await;
+    let mut c = client(&server).await;
+    jobs::pipelines_call(&mut c, "jobs.Pause", &[name])
+        .await
+        .unwrap();
+    for i in 0..5 {
+        push(&mut c, job(name, &format!("p{i}"), r#"{"do":"ack"}"#))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(taken(&server).is_empty(), "paused: nothing consumed");
+    let s = jobs::stats(&mut c)
+        .await
+        .into_iter()
+        .find(|s| s.pipeline == name)
+        .unwrap();
+    assert_eq!(
+        (s.active, s.ready),
+        (5, false),
+        "the depth comes from the broker"
+    );
+    jobs::pipelines_call(&mut c, "jobs.Resume", &[name])
+        .await
+        .unwrap();
+    let got = wait_counts(&server, name, 30, |c| c.acked == 5).await;
+    assert_eq!(got.acked, 5, "{got:?}");
+    server.stop().await;
+}
+
+/// SIGTERM: jobs in flight finish, prefetched ones go back to the broker, and a second
+/// pacer gets exactly the rest: none lost, none twice.
+pub async fn sigterm_returns_prefetched_jobs(broker: &dyn Broker, name: &str) {
+    let n = 40u64;
+    let logs = tempfile::tempdir().unwrap();
+    let first_log = logs.path().join("first.log");
+    let server = broker
+        .section(jobs::builder_with_log(
+            &consumed(broker, name),
+            2,
+            &first_log,
+        ))
+        .set("pacer.shutdown.grace_period", "20s")
+        .start()
+        .await;
+    let mut c = client(&server).await;
+    for i in 0..n {
+        push(
+            &mut c,
+            job(name, &format!("t{i}"), r#"{"do":"ack","ms":400}"#),
+        )
+        .await
+        .unwrap();
+    }
+    wait_counts(&server, name, 30, |c| c.acked >= 2).await;
+    let first_jobs = server.running.jobs.clone().unwrap();
+    drop(c);
+    server.stop().await;
+    let first = first_jobs.counts(name);
+    let taken_first = jobs::taken_from(&first_log).len() as u64;
+    assert_eq!(
+        taken_first, first.acked,
+        "in-flight jobs finished: {first:?}"
+    );
+    assert!(first.acked < n, "stopped before the end: {first:?}");
+
+    let second = broker
+        .section(builder(&consumed(broker, name), 2))
+        .start()
+        .await;
+    wait_counts(&second, name, 60, |c| c.acked >= n - first.acked).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = jobs::counter(&second, name);
+    assert_eq!(
+        first.acked + got.acked,
+        n,
+        "pushed = acked: {first:?} then {got:?}"
+    );
+    let mut ids: Vec<String> = jobs::taken_from(&first_log)
+        .into_iter()
+        .chain(taken(&second))
+        .map(|t| t.id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, n, "every job ran exactly once");
+    second.stop().await;
+}
+
+/// The broker restarts while jobs are pushed and consumed: pushes wait for it, the
+/// consumer reconnects, and every job pushed runs (duplicates allowed: the broker
+/// redelivers what it had handed out when the connection broke).
+pub async fn broker_restart_loses_nothing(broker: &dyn Broker, name: &str) {
+    let server = broker
+        .section(builder(&consumed(broker, name), 2))
+        .start()
+        .await;
+    let mut c = client(&server).await;
+    let n = 200u64;
+    for i in 0..n / 2 {
+        push(
+            &mut c,
+            job(name, &format!("r{i}"), r#"{"do":"ack","ms":5}"#),
+        )
+        .await
+        .unwrap();
+    }
+    wait_counts(&server, name, 60, |c| c.acked >= 10).await;
+    broker.stop();
+    // Pushes during the outage wait for the broker (up to jobs.timeout).
+    let pushing = {
+        let rpc = server.rpc.clone().unwrap();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let mut c = pacer::rpc::RpcClient::connect(&rpc, Duration::from_secs(30))
+                .await
+                .unwrap();
+            for i in n / 2..n {
+                push(
+                    &mut c,
+                    job(&name, &format!("r{i}"), r#"{"do":"ack","ms":5}"#),
+                )
+                .await
+                .unwrap();
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.restart_after_stop();
+    pushing.await.unwrap();
+    let got = wait_counts(&server, name, 120, |c| {
+        c.acked >= n && counts_all(&server, n)
+    })
+    .await;
+    let counts = counts(&server);
+    assert_eq!(counts.len() as u64, n, "none lost: {got:?}");
+    let duplicates: usize = counts.values().map(|k| k - 1).sum();
+    eprintln!(
+        "broker restart: {n} pushed, {} taken, {duplicates} duplicates",
+        got.consumed
+    );
+    server.stop().await;
+}
+
+fn counts_all(server: &super::serve::Server, n: u64) -> bool {
+    counts(server).len() as u64 >= n
+}
