@@ -13,6 +13,11 @@
 #
 # PROFILE_OTEL=1 profiles with tracing on (bench/conf/pacer-otel.yaml): every request is
 # traced and exported to the test collector of e2e/otelcol, started here.
+# PROFILE_BASE=COMMIT profiles that commit's pacer instead (built the same way once, from a
+# detached worktree, into $PACER_CACHE/bench/prof-COMMIT): before/after counts of one path.
+# PROFILE_PACER=PATH profiles that binary without building. PROFILE_CONNS (default 8) sets wrk's connections: with 1, every request takes the same
+# path through the event loop (no batching of ready connections, which varies with the
+# machine's load), so counts of two binaries compare to within a few tenths of a percent.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,9 +29,29 @@ PROF_DIR=${PACER_PROF_DIR:-$ROOT/target/prof}
 PACER=$PROF_DIR/release/pacer
 mkdir -p "$OUT"
 
-(cd "$ROOT" && CARGO_TARGET_DIR=$PROF_DIR CARGO_PROFILE_RELEASE_STRIP=none \
-    CARGO_PROFILE_RELEASE_DEBUG=line-tables-only RUSTFLAGS="-C force-frame-pointers=yes" \
-    cargo build -q --release -p pacer --bin pacer)
+prof_build() { # DIR TARGET_DIR
+    (cd "$1" && CARGO_TARGET_DIR=$2 CARGO_PROFILE_RELEASE_STRIP=none \
+        CARGO_PROFILE_RELEASE_DEBUG=line-tables-only RUSTFLAGS="-C force-frame-pointers=yes" \
+        cargo build -q --release --locked -p pacer --bin pacer)
+}
+
+if [[ -n ${PROFILE_BASE:-} ]]; then
+    base=$(git -C "$ROOT" rev-parse --short "$PROFILE_BASE")
+    cache=${PACER_CACHE:-/var/cache/pacer}/bench
+    PACER=$cache/prof-$base
+    if [[ ! -x $PACER ]]; then
+        mkdir -p "$cache"
+        wt=$(mktemp -d /tmp/pacer-prof-base.XXXXXX)
+        git -C "$ROOT" worktree add -q --detach "$wt/src" "$base"
+        prof_build "$wt/src" "$cache/prof-target"
+        cp "$cache/prof-target/release/pacer" "$PACER.tmp" && mv "$PACER.tmp" "$PACER"
+        git -C "$ROOT" worktree remove --force "$wt/src" && rm -rf "$wt"
+    fi
+elif [[ -n ${PROFILE_PACER:-} ]]; then
+    PACER=$PROFILE_PACER # a binary built as above, profiled as it is
+else
+    prof_build "$ROOT" "$PROF_DIR"
+fi
 
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 PID=""
@@ -49,7 +74,7 @@ if [[ ${PROFILE_OTEL:-0} == 1 ]]; then
     BENCH_OTEL_ENDPOINT=$(awk '{ sub("http=", "", $1); print $1 }' "$OUT/profile-otelcol.addr")
     export BENCH_OTEL_ENDPOINT
 fi
-wrk_args=(-t 1 -c 8)
+wrk_args=(-t 1 -c "${PROFILE_CONNS:-8}")
 [[ -n $LUA ]] && wrk_args+=(-s "$ROOT/$LUA")
 url="http://127.0.0.1:$PORT$URL_PATH"
 
@@ -63,7 +88,11 @@ wait_up() {
 
 case $TOOL in
 callgrind)
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/profile-callgrind.out" \
+    collect=()
+    # PROFILE_COLLECT=FN counts only inside FN (callgrind's --toggle-collect pattern), e.g.
+    # the request handler: no event loop, no timers, so no time-dependent work.
+    [[ -n ${PROFILE_COLLECT:-} ]] && collect=(--toggle-collect="$PROFILE_COLLECT")
+    valgrind --tool=callgrind "${collect[@]}" --callgrind-out-file="$OUT/profile-callgrind.out" \
         "$PACER" serve -c "$CONFIG" -w "$ROOT" 2>"$OUT/profile-valgrind.log" &
     PID=$!
     wait_up
@@ -73,9 +102,10 @@ callgrind)
     callgrind_control -d "$PID" >/dev/null
     sleep 1
     requests=$(awk '/requests in/ { print $1 }' "$OUT/profile-wrk.txt")
-    dump=$(ls -t "$OUT"/profile-callgrind.out.* | head -1)
+    dump=$(ls -t "$OUT"/profile-callgrind.out.* | head -1 || true)
     callgrind_annotate --inclusive=no "$dump" 2>/dev/null | head -60 >"$OUT/profile-callgrind.txt"
-    total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
+    # (awk reads to the end: an early exit would SIGPIPE callgrind_annotate under pipefail)
+    total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t { gsub(",", "", $1); t = $1 } END { print t }')
     echo "requests: $requests; instructions: $total; per request: $((total / requests))" | tee -a "$OUT/profile-callgrind.txt"
     ;;
 perf)

@@ -194,6 +194,46 @@ if fw:
             )
     print()
 
+# ---------------------------------------------------------------------- tracing
+tr = [r for r in rows if r.get("scenario") == "tracing"]
+if tr:
+    base = m.get("otel_base", "?") if m else "?"
+    print("## Tracing (OpenTelemetry): what off and on cost\n")
+    print(f"GET /hello, 2 PHP processes, one after the other in this run: *before otel* is pacer at")
+    print(f"commit `{base}` (main before OpenTelemetry landed: no tracing code at all); *off* is")
+    print("this commit without an `otel` section; *on* traces every request (3 spans: GET,")
+    print("pacer.queue, php) and exports them to the real OpenTelemetry Collector receiver of")
+    print("`e2e/otelcol` over OTLP/HTTP or OTLP/gRPC. *vs off* is the ratio to the *off* row of")
+    print("the same connection count (req/s; pacer CPU per request). *spans received* is the")
+    print("collector's count over everything the server answered in the block (warm-ups")
+    print("included) against 3 per request: what the batch processor did not drop.\n")
+    spans = {r["server"]: r["spans"] for r in rows if r.get("scenario") == "tracing-spans"}
+    served = {}
+    for r in tr:
+        served[r["server"]] = served.get(r["server"], 0) + r["requests"] + r.get("warmup_requests", 0)
+    print("| pacer | conns | req/s | vs off | p50 / p99 ms | pacer CPU µs/req | vs off | all CPU µs/req | spans received / 3 × requests |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    names = [
+        ("pacer-pre-otel", "before otel"),
+        ("pacer-otel-off", "tracing off"),
+        ("pacer-otel-http", "tracing on, OTLP/HTTP"),
+        ("pacer-otel-grpc", "tracing on, OTLP/gRPC"),
+    ]
+    for conns in (8, 64):
+        off = first("tracing", server="pacer-otel-off", conns=conns)
+        for server, label in names:
+            r = first("tracing", server=server, conns=conns)
+            if not r:
+                continue
+            got = f"{spans[server]} / {3 * served[server]}" if server in spans else "–"
+            print(
+                f"| {label} | {conns} | {r['rps']:.0f} | {ratio(r['rps'], off['rps']) if off else '–'} "
+                f"| {lat(r)} | {r['front_cpu_us_per_req']:.1f} "
+                f"| {ratio(r['front_cpu_us_per_req'], off['front_cpu_us_per_req']) if off else '–'} "
+                f"| {r['cpu_us_per_req']:.1f} | {got} |"
+            )
+    print()
+
 # ------------------------------------------------------------------------ relay
 relay = [r for r in rows if r.get("scenario") == "relay"]
 if relay:

@@ -3,7 +3,7 @@
 # JSON echo, a Slim 3 app, overload), relay round trips vs a bare PHP loop, memory, and
 # the criterion micro-benchmarks, and the Laravel and Symfony example apps (a page with a
 # route, a controller, a template and one DB read). Writes bench/RESULTS.md; raw outputs go
-# to bench/out/.
+# to bench/out/ (a partial run, BENCH_ONLY, writes its RESULTS.md there too).
 #
 #   bench/run.sh            (or `make bench`)
 #
@@ -11,9 +11,13 @@
 # until the 1-minute load average is below this, default 1.0), BENCH_QUIET_WAIT (how long
 # to wait for that, s, default 300; the load is reported either way), BENCH_IDLE_WAIT (before
 # each block, wait up to this many s for no other runnable task, default 120), BENCH_ONLY (a subset of
-# "relay hello runtime slim frameworks memory overload jobs criterion"; jobs is bench/jobs.sh), BENCH_BASE (the commit
-# whose pacer is measured as "before" beside the current one; default: main before issue
-# 15, built once into $PACER_CACHE/bench and reused).
+# "relay hello runtime slim frameworks tracing memory overload jobs criterion"; jobs is
+# bench/jobs.sh), BENCH_BASE (the commit whose pacer is measured as "before" beside the
+# current one; default: main before issue 15, built once into $PACER_CACHE/bench and
+# reused), BENCH_OTEL_BASE (the commit before OpenTelemetry landed, measured beside
+# tracing off and on; built the same way, or BENCH_PRE_OTEL_BIN: that commit's binary
+# built elsewhere, e.g. with the same flags as bench/profile.sh when this run builds that
+# way too).
 # All load goes to 127.0.0.1. nginx and php-fpm run in the foreground from configs
 # generated into a temp dir; every process started here is stopped on exit.
 set -euo pipefail
@@ -37,6 +41,9 @@ PACER=$CARGO_TARGET_DIR/release/pacer
 BASE=${BENCH_BASE:-0f719f1}
 BASE_DIR=${PACER_CACHE:-/var/cache/pacer}/bench
 PACER_BEFORE=$BASE_DIR/pacer-$BASE
+# The pacer without OpenTelemetry: main before the otel branch landed (issue 16).
+OTEL_BASE=${BENCH_OTEL_BASE:-79921dc}
+PACER_PRE_OTEL=${BENCH_PRE_OTEL_BIN:-$BASE_DIR/pacer-$OTEL_BASE}
 RELAY_BENCH=$CARGO_TARGET_DIR/release/examples/relay_bench
 HZ=$(getconf CLK_TCK)
 
@@ -216,7 +223,7 @@ start_pacer_bin() {
     local workers=$1 script=$2 ready=$3
     shift 3
     env BENCH_PORT=$PACER_PORT BENCH_WORKERS="$workers" BENCH_WORKER="$script" "$@" \
-        "$PACER_BIN" serve -c "$BENCH/conf/pacer.yaml" -w "$ROOT" >>"$OUT/pacer.log" 2>&1 &
+        "$PACER_BIN" serve -c "$BENCH/conf/${PACER_CONF:-pacer.yaml}" -w "$ROOT" >>"$OUT/pacer.log" 2>&1 &
     local pid=$!
     STARTED+=("$pid")
     SERVER_KIND=pacer
@@ -287,7 +294,9 @@ bench_wrk() {
     local url="http://127.0.0.1:$(server_port)$path" args=(-t "$WRK_THREADS" -c "$conns" --latency)
     [[ -n $lua ]] && args+=(-s "$lua")
     local name="$scenario-$SERVER_LABEL-p$procs-c$conns"
-    wrk "${args[@]}" -d "${WARMUP}s" "$url" >/dev/null
+    wrk "${args[@]}" -d "${WARMUP}s" "$url" >"$OUT/$name.warmup.txt"
+    local warmup_requests
+    warmup_requests=$(awk '/requests in/ { print $1 }' "$OUT/$name.warmup.txt")
     local pids
     mapfile -t pids < <(all_pids)
     local before fronts_before
@@ -313,8 +322,8 @@ bench_wrk() {
     front_rss=$(status_kb VmRSS "${fronts[@]}")
     mapfile -t phps < <(php_pids)
     php_rss=$(status_kb VmHWM "${phps[@]}")
-    printf '{"scenario":"%s","server":"%s","procs":%s,"conns":%s,"rps":%s,"requests":%s,"p50_ms":%s,"p99_ms":%s,"non2xx":%s,"socket_errors":%s,"cpu_us_per_req":%s,"front_cpu_us_per_req":%s,"front_hwm_kb":%s,"front_rss_kb":%s,"php_hwm_kb":%s,"cmd":"%s"}\n' \
-        "$scenario" "$SERVER_LABEL" "$procs" "$conns" "$rps" "$requests" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" \
+    printf '{"scenario":"%s","server":"%s","procs":%s,"conns":%s,"rps":%s,"requests":%s,"warmup_requests":%s,"p50_ms":%s,"p99_ms":%s,"non2xx":%s,"socket_errors":%s,"cpu_us_per_req":%s,"front_cpu_us_per_req":%s,"front_hwm_kb":%s,"front_rss_kb":%s,"php_hwm_kb":%s,"cmd":"%s"}\n' \
+        "$scenario" "$SERVER_LABEL" "$procs" "$conns" "$rps" "$requests" "${warmup_requests:-0}" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" \
         "$(awk -v a="$after" -v b="$before" -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", (a - b) / hz / n * 1e6 }')" \
         "$(awk -v a="$fronts_after" -v b="$fronts_before" -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", (a - b) / hz / n * 1e6 }')" \
         "$front_hwm" "$front_rss" "$php_rss" "wrk ${args[*]} -d ${DURATION}s $url" >>"$OUT/results.jsonl"
@@ -413,6 +422,52 @@ scenario_frameworks() {
     (cd "$ROOT/examples/laravel" && php artisan config:clear && php artisan view:clear) >>"$OUT/frameworks-setup.log" 2>&1
 }
 
+# OpenTelemetry's cost: GET /hello at 2 PHP processes with the pacer from before otel
+# landed, this pacer with tracing off (no otel section), and tracing on, every request
+# traced and exported over OTLP/HTTP and over OTLP/gRPC to the real collector of
+# e2e/otelcol (built once, cached under $PACER_CACHE/otelcol; -out /dev/null, it counts
+# the spans it received). Each hello request makes 3 spans (GET, pacer.queue, php).
+scenario_tracing() {
+    local procs=2 conns kind collector_bin
+    collector_bin=$("$ROOT/e2e/otelcol/build.sh" | tail -1)
+    wait_idle "tracing"
+    for kind in pre-otel off otel-http otel-grpc; do
+        local col="" addr=$TMP/otelcol.out
+        case $kind in
+        pre-otel)
+            PACER_BIN=$PACER_PRE_OTEL SERVER_LABEL=pacer-pre-otel
+            start_pacer_bin "$procs" "$ROOT"/bench/workers/hello.php /hello
+            ;;
+        off)
+            PACER_BIN=$PACER SERVER_LABEL=pacer-otel-off
+            start_pacer_bin "$procs" "$ROOT"/bench/workers/hello.php /hello
+            ;;
+        otel-*)
+            : >"$addr"
+            "$collector_bin" -out /dev/null >"$addr" &
+            col=$!
+            STARTED+=("$col")
+            for _ in $(seq 1 300); do [[ -s $addr ]] && break; sleep 0.1; done
+            local field=${kind#otel-} endpoint
+            endpoint=$(tr ' ' '\n' <"$addr" | awk -F= -v f="$field" '$1 == f { print $2 }')
+            [[ -n $endpoint ]] || { echo "the collector did not start: $(cat "$addr")" >&2; exit 1; }
+            PACER_BIN=$PACER SERVER_LABEL=pacer-$kind
+            PACER_CONF=pacer-otel.yaml start_pacer_bin \
+                "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_OTEL_ENDPOINT="$endpoint" BENCH_OTEL_CLIENT="$field"
+            ;;
+        esac
+        for conns in 8 64; do bench_wrk tracing "$procs" "$conns" /hello; done
+        stop_server # pacer flushes its spans on the way out
+        if [[ -n $col ]]; then
+            kill -TERM "$col" && wait "$col" 2>/dev/null || true
+            local spans
+            spans=$(awk -F'[ =]' '$1 == "received" { print $3 }' "$addr")
+            printf '{"scenario":"tracing-spans","server":"pacer-%s","spans":%s}\n' "$kind" "${spans:-0}" >>"$OUT/results.jsonl"
+            log "tracing $kind: the collector received ${spans:-0} spans"
+        fi
+    done
+}
+
 # RSS: idle, then the peak while 64 and then 256 connections hammer /hello.
 scenario_memory() {
     local procs=2 kind
@@ -498,18 +553,19 @@ scenario_criterion() {
 
 # ----------------------------------------------------------------------------- main
 
-# The "before" pacer, built once per commit from a detached worktree of $BASE into
+# An older pacer (COMMIT BINARY), built once per commit from a detached worktree into
 # $PACER_CACHE/bench (about as long as a release build the first time, then free).
-build_before() {
-    if [[ -x $PACER_BEFORE ]]; then
+build_at() {
+    local commit=$1 bin=$2
+    if [[ -x $bin ]]; then
         return 0
     fi
-    log "building the 'before' pacer ($BASE, once; cached in $BASE_DIR)"
+    log "building pacer at $commit (once; cached in $BASE_DIR)"
     mkdir -p "$BASE_DIR"
-    local wt=$TMP/before
-    git -C "$ROOT" worktree add -q --detach "$wt" "$BASE"
+    local wt=$TMP/before-$commit
+    git -C "$ROOT" worktree add -q --detach "$wt" "$commit"
     (cd "$wt" && CARGO_TARGET_DIR=$BASE_DIR/target cargo build -q --release --locked -p pacer --bin pacer)
-    cp "$BASE_DIR/target/release/pacer" "$PACER_BEFORE.tmp" && mv "$PACER_BEFORE.tmp" "$PACER_BEFORE"
+    cp "$BASE_DIR/target/release/pacer" "$bin.tmp" && mv "$bin.tmp" "$bin"
     git -C "$ROOT" worktree remove --force "$wt"
 }
 
@@ -519,7 +575,9 @@ main() {
     install_deps
     log "building pacer (release)"
     (cd "$ROOT" && cargo build -q --release -p pacer --bin pacer --example relay_bench)
-    build_before
+    local only=${BENCH_ONLY:-relay hello runtime slim frameworks tracing memory overload jobs criterion}
+    build_at "$BASE" "$PACER_BEFORE"
+    [[ " $only " == *" tracing "* ]] && build_at "$OTEL_BASE" "$PACER_PRE_OTEL"
     if [[ " ${BENCH_ONLY:-criterion} " == *" criterion "* ]]; then
         log "building the criterion benches"
         (cd "$ROOT" && cargo bench -q -p pacer --bench frame_codec --bench convert --no-run 2>/dev/null)
@@ -528,26 +586,36 @@ main() {
     load_before=$(wait_for_quiet)
     started=$(date +%s)
     {
-        printf '{"scenario":"machine","nproc":%s,"cpu":"%s","kernel":"%s","pacer":"%s","php":"%s","nginx":"%s","wrk":"%s","load_before":"%s","date":"%s","commit":"%s","base":"%s","duration":%s,"wrk_threads":%s}\n' \
+        printf '{"scenario":"machine","nproc":%s,"cpu":"%s","kernel":"%s","pacer":"%s","php":"%s","nginx":"%s","wrk":"%s","load_before":"%s","date":"%s","commit":"%s","base":"%s","otel_base":"%s","duration":%s,"wrk_threads":%s}\n' \
             "$(nproc)" "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" "$(uname -r)" \
             "$("$PACER" version)" "$(php -r 'echo PHP_VERSION;')" "$(nginx -v 2>&1 | sed 's|.*/||')" \
             "$(wrk -v 2>&1 | head -1 | awk '{ print $2 }')" "$(cat /proc/loadavg)" "$(date -u +%FT%TZ)" \
             "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- sidecar || echo +dirty)" \
-            "$BASE" "$DURATION" "$WRK_THREADS"
+            "$BASE" "$OTEL_BASE" "$DURATION" "$WRK_THREADS"
     } >>"$OUT/results.jsonl"
-    local only=${BENCH_ONLY:-relay hello runtime slim frameworks memory overload jobs criterion}
+# "relay hello runtime slim frameworks tracing memory overload jobs criterion"; jobs is
+# bench/jobs.sh), BENCH_BASE (the commit whose pacer is measured as "before" beside the
+# current one; default: main before issue 15, built once into $PACER_CACHE/bench and
+# reused), BENCH_OTEL_BASE (the commit before OpenTelemetry landed, measured beside
+# tracing off and on; built the same way, or BENCH_PRE_OTEL_BIN: that commit's binary
+# built elsewhere, e.g. with the same flags as bench/profile.sh when this run builds that
+# way too).
     [[ " $only " == *" relay "* ]] && { log "relay round trips"; scenario_relay; }
     [[ " $only " == *" hello "* ]] && { log "hello world / JSON echo"; scenario_hello_echo; }
     [[ " $only " == *" runtime "* ]] && { log "runtime flavour"; scenario_runtime; }
     [[ " $only " == *" slim "* ]] && { log "Slim"; scenario_slim; }
     [[ " $only " == *" frameworks "* ]] && { log "Laravel and Symfony"; scenario_frameworks; }
+    [[ " $only " == *" tracing "* ]] && { log "tracing (OpenTelemetry)"; scenario_tracing; }
     [[ " $only " == *" memory "* ]] && { log "memory"; scenario_memory; }
     [[ " $only " == *" overload "* ]] && { log "overload"; scenario_overload; }
     [[ " $only " == *" jobs "* ]] && { log "jobs (RabbitMQ, memory, php-amqp)"; PACER=$PACER "$BENCH/jobs.sh"; }
     echo "{\"scenario\":\"load_after\",\"loadavg\":\"$(cat /proc/loadavg)\",\"seconds\":$(($(date +%s) - started))}" >>"$OUT/results.jsonl"
     [[ " $only " == *" criterion "* ]] && { log "criterion"; scenario_criterion; }
-    python3 "$BENCH/report.py" "$OUT" "$BENCH/notes.md" >"$BENCH/RESULTS.md"
-    log "wrote bench/RESULTS.md"
+    # A partial run (BENCH_ONLY) must not replace the full run's tables.
+    local results=$BENCH/RESULTS.md
+    [[ -n ${BENCH_ONLY:-} ]] && results=$OUT/RESULTS.md
+    python3 "$BENCH/report.py" "$OUT" "$BENCH/notes.md" >"$results"
+    log "wrote ${results#"$ROOT"/}"
 }
 
 main "$@"

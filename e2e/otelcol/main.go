@@ -6,7 +6,9 @@
 //	otelcol -out spans.jsonl
 //
 // It binds free loopback ports and prints "http=127.0.0.1:P grpc=127.0.0.1:Q" on stdout
-// once the receiver is serving; SIGTERM or SIGINT stop it.
+// once the receiver is serving; SIGTERM or SIGINT stop it, and it prints
+// "received spans=N batches=M" on the way out (the benchmark's proof that the spans
+// arrived; with -out /dev/null nothing else is kept).
 package main
 
 import (
@@ -48,6 +50,7 @@ func run(out string) error {
 	defer file.Close()
 
 	var mu sync.Mutex
+	var spans, batches int
 	marshaler := &ptrace.JSONMarshaler{}
 	sink, err := consumer.NewTraces(func(_ context.Context, td ptrace.Traces) error {
 		line, err := marshaler.MarshalTraces(td)
@@ -56,6 +59,8 @@ func run(out string) error {
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		spans += td.SpanCount()
+		batches++
 		// One write per batch so a reader never sees half a line.
 		_, err = file.Write(append(line, '\n'))
 		return err
@@ -83,7 +88,11 @@ func run(out string) error {
 	}
 	fmt.Printf("http=%s grpc=%s\n", httpAddr, grpcAddr)
 	<-ctx.Done()
-	return rcv.Shutdown(context.Background())
+	err = rcv.Shutdown(context.Background())
+	mu.Lock()
+	fmt.Printf("received spans=%d batches=%d\n", spans, batches)
+	mu.Unlock()
+	return err
 }
 
 func start(ctx context.Context, httpAddr, grpcAddr string, sink consumer.Traces) (receiver.Traces, error) {

@@ -308,7 +308,19 @@ pub async fn run_with_plugins(
     let http_stats = Arc::new(HttpStats::default());
     let tracing_on = match &config.otel {
         Some(otel) => {
-            tracing::info!(endpoint = %otel.url, service = %otel.resource.service_name, "otel: exporting request spans over OTLP/HTTP");
+            match otel.exporter {
+                crate::config::OtelExporter::Otlp => tracing::info!(
+                    endpoint = %otel.url,
+                    client = otel.client.as_str(),
+                    service = %otel.resource.service_name,
+                    "otel: exporting request spans over OTLP"
+                ),
+                other => tracing::info!(
+                    exporter = other.as_str(),
+                    service = %otel.resource.service_name,
+                    "otel: writing request spans as OTLP JSON lines"
+                ),
+            }
             Some(Arc::new(crate::otel::Tracing::start(otel)?))
         }
         None => None,

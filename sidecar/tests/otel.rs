@@ -1,5 +1,5 @@
 //! OpenTelemetry end to end: the real `pacer` binary and real PHP workers export their
-//! spans over OTLP/HTTP to a real OpenTelemetry Collector receiver (`e2e/otelcol`, built
+//! spans over OTLP/HTTP and OTLP/gRPC to a real OpenTelemetry Collector receiver (`e2e/otelcol`, built
 //! from the collector's Go modules and cached), which writes what it received as OTLP
 //! JSON. Checked: the W3C context PHP receives, and the spans' names, kinds, parent/child
 //! links, times and HTTP semantic-convention attributes.
@@ -28,6 +28,7 @@ const CLIENT_PARENT: &str = "00f067aa0ba902b7";
 struct Collector {
     _child: tokio::process::Child,
     http: String,
+    grpc: String,
     out: PathBuf,
 }
 
@@ -61,14 +62,17 @@ async fn collector(dir: &Path) -> Collector {
         .expect("the collector did not start in 30 s")
         .unwrap()
         .expect("the collector exited");
-    let http = first
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("http="))
-        .unwrap_or_else(|| panic!("collector said {first:?}"))
-        .to_string();
+    let field = |name: &str| {
+        first
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(name))
+            .unwrap_or_else(|| panic!("collector said {first:?}"))
+            .to_string()
+    };
     Collector {
         _child: child,
-        http,
+        http: field("http="),
+        grpc: field("grpc="),
         out,
     }
 }
@@ -89,9 +93,13 @@ struct Span {
 }
 
 fn read_spans(path: &Path) -> Vec<Span> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    spans_of(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// The spans in lines of OTLP JSON (`ExportTraceServiceRequest`s); other lines skipped.
+fn spans_of(text: &str) -> Vec<Span> {
     let mut spans = Vec::new();
-    for line in text.lines() {
+    for line in text.lines().filter(|l| l.starts_with("{\"resourceSpans\"")) {
         let doc: Value = serde_json::from_str(line).unwrap();
         for rs in doc["resourceSpans"].as_array().unwrap() {
             let resource = attrs(&rs["resource"]["attributes"]);
@@ -424,4 +432,142 @@ otel: {{insecure: true, endpoint: "127.0.0.1:{dead}"}}
     let started = std::time::Instant::now();
     pacer.stop().await;
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+/// The php span's links in one request's trace, as pacer exported them.
+fn assert_request_trace(spans: &[Span], trace: &str, php_parent: &str) {
+    let t: Vec<&Span> = spans.iter().filter(|s| s.trace == trace).collect();
+    assert_eq!(t.len(), 3, "{t:#?}");
+    let named = |n: &str| {
+        *t.iter()
+            .find(|s| s.name == n)
+            .unwrap_or_else(|| panic!("{n}: {t:#?}"))
+    };
+    let (server, queue, php) = (named("GET"), named("pacer.queue"), named("php"));
+    assert_eq!((server.kind, server.parent.as_str()), (2, ""));
+    assert_eq!((queue.kind, queue.parent.as_str()), (1, server.id.as_str()));
+    assert_eq!((php.kind, php.parent.as_str()), (3, server.id.as_str()));
+    assert_eq!(php.id, php_parent, "PHP's parent is the php span");
+    assert_eq!(server.attrs["http.response.status_code"], "200");
+    assert!(server.start <= php.start && php.end <= server.end, "{t:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_a_real_collector_over_grpc_plain_and_gzip() {
+    let php = common::php();
+    let dir = tempfile::tempdir().unwrap();
+    let col = collector(dir.path()).await;
+    for compress in [false, true] {
+        let ports = Ports::pick();
+        let service = format!("grpc-{compress}");
+        let yaml = format!(
+            r#"version: "3"
+server:
+  command: "{php} {worker}"
+  relay: pipes
+http:
+  address: {http}
+  middleware: [otel]
+  pool: {{num_workers: 1}}
+status:
+  address: {status}
+otel:
+  client: grpc
+  insecure: true
+  compress: {compress}
+  endpoint: {endpoint}
+  headers: {{x-tenant: t1}}
+  resource: {{service_name: {service}}}
+"#,
+            worker = script("http.php"),
+            http = ports.http,
+            status = ports.status,
+            endpoint = col.grpc,
+        );
+        let pacer = PacerBin::spawn(tempfile::tempdir().unwrap(), ports, &yaml);
+        pacer.wait_ready(1).await;
+        let mut sent = Vec::new();
+        for _ in 0..3 {
+            let (status, seen) = echo(&pacer.url("/echo"), &[]).await;
+            assert_eq!(status, 200);
+            let (trace, parent, _) = php_context(&seen);
+            sent.push((trace, parent));
+        }
+        // Shutdown flushes the batch: every span is at the collector when pacer exits.
+        let stderr = pacer.stop().await;
+        let arrived = eventually_async(30, || async {
+            read_spans(&col.out)
+                .iter()
+                .filter(|s| s.service == service)
+                .count()
+                >= 9
+        })
+        .await;
+        let spans: Vec<Span> = read_spans(&col.out)
+            .into_iter()
+            .filter(|s| s.service == service)
+            .collect();
+        assert!(
+            arrived,
+            "gRPC (compress {compress}): {spans:#?}\npacer: {stderr}"
+        );
+        for (trace, parent) in &sent {
+            assert_request_trace(&spans, trace, parent);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stderr_exporter_writes_otlp_json_lines() {
+    let php = common::php();
+    let ports = Ports::pick();
+    let yaml = format!(
+        r#"version: "3"
+server:
+  command: "{php} {worker}"
+  relay: pipes
+http:
+  address: {http}
+  middleware: [otel]
+  pool: {{num_workers: 1}}
+status:
+  address: {status}
+otel: {{exporter: stderr, resource: {{service_name: lines}}}}
+"#,
+        worker = script("http.php"),
+        http = ports.http,
+        status = ports.status,
+    );
+    let pacer = PacerBin::spawn(tempfile::tempdir().unwrap(), ports, &yaml);
+    pacer.wait_ready(1).await;
+    let (status, seen) = echo(&pacer.url("/echo"), &[]).await;
+    assert_eq!(status, 200);
+    let (trace, parent, _) = php_context(&seen);
+    let stderr = pacer.stop().await;
+    let spans = spans_of(&stderr);
+    assert!(spans.iter().all(|s| s.service == "lines"), "{spans:#?}");
+    assert_request_trace(&spans, &trace, &parent);
+}
+
+#[test]
+fn unsupported_exporters_exit_64_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (section, key) in [
+        ("{exporter: zipkin}", "otel.exporter"),
+        ("{exporter: jaeger}", "otel.exporter"),
+        ("{client: thrift}", "otel.client"),
+    ] {
+        let yaml = format!(
+            "version: '3'\nserver: {{command: 'php w.php'}}\nhttp: {{address: '127.0.0.1:0', middleware: [otel]}}\notel: {section}\n"
+        );
+        std::fs::write(dir.path().join(".rr.yaml"), yaml).unwrap();
+        let out = std::process::Command::new(common::binary::PACER)
+            .args(["serve", "-c"])
+            .arg(dir.path().join(".rr.yaml"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{section}: {stderr}");
+        assert!(stderr.contains(key), "{section}: {stderr}");
+    }
 }

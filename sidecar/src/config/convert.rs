@@ -1267,9 +1267,10 @@ fn pacer_http(raw: PacerHttpRaw, ctx: &mut Ctx<'_>) -> PacerHttpConfig {
 
 // ------------------------------------------------------------------ otel
 
-/// Where an OTLP/HTTP collector listens when nothing says otherwise (the OTLP default
-/// port, on loopback: a pod's collector sidecar).
-const OTLP_DEFAULT_ENDPOINT: &str = "127.0.0.1:4318";
+/// Where an OTLP collector listens when nothing says otherwise (the OTLP default ports,
+/// on loopback: a pod's collector sidecar).
+const OTLP_HTTP_DEFAULT_ENDPOINT: &str = "127.0.0.1:4318";
+const OTLP_GRPC_DEFAULT_ENDPOINT: &str = "127.0.0.1:4317";
 
 fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
     let env = |k: &str| {
@@ -1279,18 +1280,23 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
             .filter(|v| !v.trim().is_empty())
             .cloned()
     };
-    match ctx
+    let exporter = match ctx
         .string("otel.exporter", raw.exporter.as_ref())
         .as_deref()
     {
-        None | Some("otlp") => {}
-        Some(other) => ctx.error(ConfigError::invalid(
-            "otel.exporter",
-            format!("{other:?}"),
-            "otlp (pacer exports OTLP only; RoadRunner itself refuses zipkin and jaeger, \
-             and its stdout/stderr exporters are for debugging)",
-        )),
-    }
+        None | Some("otlp") => OtelExporter::Otlp,
+        Some("stdout") => OtelExporter::Stdout,
+        Some("stderr") => OtelExporter::Stderr,
+        Some(other) => {
+            ctx.error(ConfigError::invalid(
+                "otel.exporter",
+                format!("{other:?}"),
+                "otlp, stdout or stderr (RoadRunner itself refuses zipkin and jaeger: \
+                 send OTLP to a collector that forwards to them)",
+            ));
+            OtelExporter::Otlp
+        }
+    };
     // RoadRunner reads the protocol from the environment only when `client` is unset.
     let client = ctx.string("otel.client", raw.client.as_ref());
     let (client_key, client) = match client {
@@ -1303,31 +1309,48 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
             ),
         },
     };
-    match client.as_deref() {
-        None | Some("http" | "http/protobuf") => {}
-        Some(other) => ctx.error(ConfigError::invalid(
-            client_key,
-            format!("{other:?}"),
-            "http (pacer exports OTLP over HTTP with protobuf bodies: point it at the \
-             collector's OTLP/HTTP port, 4318 by default; gRPC is not implemented)",
-        )),
-    }
+    let client = match client.as_deref() {
+        None | Some("http" | "http/protobuf") => OtlpClient::Http,
+        Some("grpc") => OtlpClient::Grpc,
+        Some("http/json") if client_key != "otel.client" => {
+            // As RoadRunner does: warned about, exported as protobuf.
+            ctx.warn(format!(
+                "{client_key}: \"http/json\" is not supported, exporting OTLP/HTTP with protobuf bodies"
+            ));
+            OtlpClient::Http
+        }
+        Some(other) => {
+            ctx.error(ConfigError::invalid(
+                client_key,
+                format!("{other:?}"),
+                "http (OTLP/HTTP with protobuf bodies, the collector's port 4318) or grpc \
+                 (OTLP/gRPC, port 4317)",
+            ));
+            OtlpClient::Http
+        }
+    };
     let insecure = ctx
         .boolean("otel.insecure", raw.insecure.as_ref())
         .unwrap_or(false);
     let compress = ctx
         .boolean("otel.compress", raw.compress.as_ref())
         .unwrap_or(false);
-    let path = ctx
-        .string("otel.custom_url", raw.custom_url.as_ref())
-        .unwrap_or_else(|| "/v1/traces".to_string());
-    if !path.starts_with('/') || path.contains(char::is_whitespace) {
+    let custom_url = ctx.string("otel.custom_url", raw.custom_url.as_ref());
+    if let Some(path) = &custom_url
+        && (!path.starts_with('/') || path.contains(char::is_whitespace))
+    {
         ctx.error(ConfigError::invalid(
             "otel.custom_url",
             format!("{path:?}"),
             "a URL path starting with / (e.g. /v1/traces)",
         ));
     }
+    // gRPC has a fixed method path, which the exporter adds; `custom_url` is for HTTP
+    // only (as in RoadRunner).
+    let path = match client {
+        OtlpClient::Http => custom_url.unwrap_or_else(|| "/v1/traces".to_string()),
+        OtlpClient::Grpc => String::new(),
+    };
     let (key, endpoint) = match ctx.string("otel.endpoint", raw.endpoint.as_ref()) {
         Some(e) => ("otel.endpoint", e),
         None => match env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -1336,7 +1359,14 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
                 env("OTEL_EXPORTER_OTLP_ENDPOINT").map(|e| ("OTEL_EXPORTER_OTLP_ENDPOINT", e))
             }) {
             Some(found) => found,
-            None => ("otel.endpoint", OTLP_DEFAULT_ENDPOINT.to_string()),
+            None => (
+                "otel.endpoint",
+                match client {
+                    OtlpClient::Http => OTLP_HTTP_DEFAULT_ENDPOINT,
+                    OtlpClient::Grpc => OTLP_GRPC_DEFAULT_ENDPOINT,
+                }
+                .to_string(),
+            ),
         },
     };
     let url = match otlp_url(&endpoint, insecure, &path) {
@@ -1405,6 +1435,8 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
         )
         .or_else(|| from_env("service.namespace"));
     OtelConfig {
+        exporter,
+        client,
         url,
         insecure,
         compress,
@@ -1419,7 +1451,8 @@ fn otel(raw: OtelRaw, ctx: &mut Ctx<'_>) -> OtelConfig {
 }
 
 /// RoadRunner's `endpoint` is `host:port` (the Go SDK's `WithEndpoint`), the scheme
-/// coming from `insecure`; the environment variables are URLs. Both are accepted.
+/// coming from `insecure`; the environment variables are URLs. Both are accepted. An
+/// empty `path` (gRPC, whose method path is fixed) drops a URL's own path too.
 fn otlp_url(endpoint: &str, insecure: bool, path: &str) -> Result<String, &'static str> {
     const EXPECTED: &str = "host:port (e.g. 127.0.0.1:4318), or an http:// or https:// URL";
     let (scheme, rest) = match endpoint.split_once("://") {
@@ -1438,7 +1471,7 @@ fn otlp_url(endpoint: &str, insecure: bool, path: &str) -> Result<String, &'stat
         return Err(EXPECTED);
     }
     let path = match own_path {
-        Some(p) if p != "/" && endpoint.contains("://") => p.to_string(),
+        Some(p) if p != "/" && endpoint.contains("://") && !path.is_empty() => p.to_string(),
         _ => path.to_string(),
     };
     Ok(format!("{scheme}://{authority}{path}"))

@@ -359,8 +359,8 @@ fn logs(l: &LogsConfig) -> M {
 fn otel(o: &OtelConfig) -> M {
     let r = &o.resource;
     M::new()
-        .put("exporter", "otlp")
-        .put("client", "http")
+        .put("exporter", o.exporter.as_str())
+        .put("client", o.client.as_str())
         // The whole URL: it carries the scheme (`insecure`) and path (`custom_url`).
         .put("endpoint", o.url.as_str())
         .put("insecure", o.insecure)

@@ -1599,14 +1599,87 @@ fn otel_reads_the_standard_environment() {
         .otel
         .unwrap();
     assert_eq!(o.url, "http://a:1/v1/traces");
+    // The protocol from the environment applies when `client` is unset; a gRPC URL
+    // has no path of its own.
     f.host
         .env
         .insert("OTEL_EXPORTER_OTLP_PROTOCOL".into(), "grpc".into());
+    f.host.env.insert(
+        "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+        "http://otel.monitoring:4317/".into(),
+    );
+    let o = f
+        .ok("http: {address: ':80', middleware: [otel]}\notel: {}")
+        .config
+        .otel
+        .unwrap();
+    assert_eq!(
+        (o.client, o.url.as_str()),
+        (OtlpClient::Grpc, "http://otel.monitoring:4317")
+    );
+    let o = f
+        .ok("http: {address: ':80', middleware: [otel]}\notel: {client: http}")
+        .config
+        .otel
+        .unwrap();
+    assert_eq!(o.client, OtlpClient::Http);
+    f.host.env.insert(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL".into(),
+        "http/json".into(),
+    );
+    let l = f.ok("http: {address: ':80', middleware: [otel]}\notel: {}");
+    assert_eq!(l.config.otel.unwrap().client, OtlpClient::Http);
+    assert_eq!(
+        l.warnings,
+        vec![
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: \"http/json\" is not supported, exporting OTLP/HTTP with protobuf bodies"
+        ]
+    );
+    f.host
+        .env
+        .insert("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL".into(), "thrift".into());
     let e = f.err("http: {address: ':80', middleware: [otel]}\notel: {}");
     assert!(
-        e.starts_with("OTEL_EXPORTER_OTLP_PROTOCOL: \"grpc\" is not http"),
+        e.starts_with("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: \"thrift\" is not http"),
         "{e}"
     );
+}
+
+#[test]
+fn otel_grpc_and_the_stdout_exporters() {
+    let f = Fixture::new();
+    let base = "http: {address: ':80', middleware: [otel]}\notel: ";
+    // gRPC: port 4317 by default, no path (custom_url is for HTTP only).
+    let o = f
+        .ok(&format!("{base}{{client: grpc, custom_url: /x}}"))
+        .config
+        .otel
+        .unwrap();
+    assert_eq!(
+        (o.exporter, o.client, o.url.as_str()),
+        (
+            OtelExporter::Otlp,
+            OtlpClient::Grpc,
+            "https://127.0.0.1:4317"
+        )
+    );
+    let l = f.ok(&format!(
+        "{base}{{client: grpc, endpoint: 'collector:4317', insecure: true, compress: true}}"
+    ));
+    let o = l.config.otel.clone().unwrap();
+    assert_eq!(o.url, "http://collector:4317");
+    assert!(o.compress);
+    let again = f.parse(&effective_yaml(&l.config)).unwrap();
+    assert_eq!(again.config.otel, l.config.otel);
+    for (name, exporter) in [
+        ("stdout", OtelExporter::Stdout),
+        ("stderr", OtelExporter::Stderr),
+    ] {
+        let l = f.ok(&format!("{base}{{exporter: {name}}}"));
+        assert_eq!(l.config.otel.clone().unwrap().exporter, exporter);
+        let again = f.parse(&effective_yaml(&l.config)).unwrap();
+        assert_eq!(again.config.otel, l.config.otel);
+    }
 }
 
 #[test]
@@ -1616,9 +1689,17 @@ fn otel_bad_values_name_the_key() {
     for (otel, starts) in [
         (
             "{exporter: zipkin}",
-            "otel.exporter: \"zipkin\" is not otlp",
+            "otel.exporter: \"zipkin\" is not otlp, stdout or stderr",
         ),
-        ("{client: grpc}", "otel.client: \"grpc\" is not http"),
+        (
+            "{exporter: jaeger}",
+            "otel.exporter: \"jaeger\" is not otlp, stdout or stderr",
+        ),
+        (
+            "{client: http/json}",
+            "otel.client: \"http/json\" is not http",
+        ),
+        ("{client: udp}", "otel.client: \"udp\" is not http"),
         (
             "{endpoint: 'ftp://x:1'}",
             "otel.endpoint: \"ftp://x:1\" is not host:port",

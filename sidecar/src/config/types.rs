@@ -667,9 +667,15 @@ pub struct RuntimeConfig {
 /// `otel`: where and how pacer exports its request spans (RoadRunner's otel plugin keys).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OtelConfig {
+    /// `exporter`: where spans go (default `otlp`).
+    pub exporter: OtelExporter,
+    /// `client`: the OTLP transport (default `http`, or the protocol the standard
+    /// environment names when `client` is unset).
+    pub client: OtlpClient,
     /// `endpoint` (`host:port`, RoadRunner's form; a scheme is accepted too), else
     /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`, else
-    /// `127.0.0.1:4318`. Resolved with `insecure` and `custom_url` into [`Self::url`].
+    /// `127.0.0.1:4318` (HTTP) or `127.0.0.1:4317` (gRPC). Resolved with `insecure` and
+    /// `custom_url` (HTTP only) into [`Self::url`]; a gRPC URL has no path.
     pub url: String,
     /// `insecure`: plain HTTP instead of HTTPS (default false, as in RoadRunner).
     pub insecure: bool,
@@ -679,6 +685,46 @@ pub struct OtelConfig {
     pub headers: Vec<(String, String)>,
     /// `resource` (and the deprecated top-level `service_name`/`service_version`).
     pub resource: OtelResource,
+}
+
+/// `otel.exporter`. RoadRunner's `zipkin` and `jaeger` are refused (RoadRunner refuses
+/// them too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtelExporter {
+    /// OTLP to a collector, over [`OtlpClient`].
+    Otlp,
+    /// One line of OTLP JSON per exported batch on stdout (for debugging).
+    Stdout,
+    /// The same on stderr.
+    Stderr,
+}
+
+impl OtelExporter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtelExporter::Otlp => "otlp",
+            OtelExporter::Stdout => "stdout",
+            OtelExporter::Stderr => "stderr",
+        }
+    }
+}
+
+/// `otel.client`: OTLP's transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtlpClient {
+    /// OTLP/HTTP with protobuf bodies (the collector's port 4318).
+    Http,
+    /// OTLP/gRPC (the collector's port 4317).
+    Grpc,
+}
+
+impl OtlpClient {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtlpClient::Http => "http",
+            OtlpClient::Grpc => "grpc",
+        }
+    }
 }
 
 /// The `resource` attributes every span carries. Unset ones come from

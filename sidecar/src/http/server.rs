@@ -9,9 +9,10 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -31,7 +32,7 @@ use super::headers::{FixedHeaders, HeaderRules};
 use super::response::{self as reply_head, ResponseHead};
 use super::static_files::StaticFiles;
 use super::uploads::{self, TempFiles, UploadLimits};
-use crate::otel::{Exchange, RequestFacts, RequestTrace, Tracing};
+use crate::otel::{Hooks, NoTrace, RequestFacts, Tracing};
 use crate::pool::{Pool, PoolError, Response as PoolResponse, StreamReply};
 use crate::relay::flags;
 use crate::stats::HttpStats;
@@ -113,11 +114,19 @@ impl HttpHandler {
     }
 
     /// Handles one request; never fails (errors become responses).
-    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
-        if let Some(tracing) = &self.tracing {
-            return Box::pin(self.handle_traced(tracing, req, conn)).await;
+    ///
+    /// Tracing's one branch: off, the future is the request path itself with hooks that
+    /// compile away (no future around it to build and move: every request's future is
+    /// moved a few times on its way into hyper); on, it is boxed, like the rare paths.
+    pub fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> impl Future<Output = Response<Body>> + Send + '_ {
+        match &self.tracing {
+            None => Either::Left(self.handle_with(req, conn, NoTrace)),
+            Some(tracing) => Either::Right(Box::pin(self.handle_traced(tracing, req, conn))),
         }
-        self.handle_with(req, conn, None).await
     }
 
     /// [`HttpHandler::handle`] inside a SERVER span (kept out of the untraced path's
@@ -136,7 +145,7 @@ impl HttpHandler {
             peer: conn.peer,
             tls: conn.tls,
         });
-        let response = self.handle_with(req, conn, Some(&mut trace)).await;
+        let response = self.handle_with(req, conn, &mut trace).await;
         trace.finish(response.status());
         response
     }
@@ -145,7 +154,7 @@ impl HttpHandler {
         &self,
         req: Request<Incoming>,
         conn: ConnInfo,
-        trace: Option<&mut RequestTrace>,
+        trace: impl Hooks,
     ) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
@@ -186,7 +195,7 @@ impl HttpHandler {
         &self,
         req: Request<Incoming>,
         conn: ConnInfo,
-        trace: Option<&mut RequestTrace>,
+        mut trace: impl Hooks,
     ) -> Response<Body> {
         if let Err(reason) = check_host(&req) {
             // As Go does: answer, then close; what follows on the connection is suspect.
@@ -225,12 +234,10 @@ impl HttpHandler {
             // Boxed, like the other rare branches (multipart, streams): an async fn's
             // future is as big as its largest state, and every request's future is
             // moved (memcpy) a few times on its way into hyper.
-            let static_started = trace.as_ref().map(|_| SystemTime::now());
+            let started = trace.mark();
             let mut r = Box::pin(files.serve(&req, path)).await;
             self.settings.static_headers.apply(r.headers_mut());
-            if let (Some(trace), Some(started)) = (trace, static_started) {
-                trace.static_file(started);
-            }
+            trace.static_file(started);
             r
         } else {
             let mut r = match self.to_php(req, conn, trace).await {
@@ -250,13 +257,11 @@ impl HttpHandler {
         &self,
         req: Request<Incoming>,
         conn: ConnInfo,
-        mut trace: Option<&mut RequestTrace>,
+        mut trace: impl Hooks,
     ) -> Result<Response<Body>, HttpError> {
         let (mut parts, body) = req.into_parts();
         self.settings.headers.request.apply(&mut parts.headers);
-        if let Some(trace) = trace.as_deref_mut() {
-            trace.inject_for_php(&mut parts.headers);
-        }
+        trace.inject_for_php(&mut parts.headers);
         if let Some(len) = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -303,23 +308,7 @@ impl HttpHandler {
         let context =
             convert::encode_context(&context).map_err(|e| HttpError::BadRequest(e.to_string()))?;
         let job = Payload::new(flags::CODEC_JSON, context, body);
-        let reply = match trace {
-            None => self.pool.exec(job).await,
-            Some(trace) => {
-                let queued = SystemTime::now();
-                let mut leased = None;
-                let reply = self.pool.exec_observed(job, Some(&mut leased)).await;
-                trace.exchange(Exchange {
-                    queued,
-                    leased: leased.map(|(at, _)| at),
-                    done: SystemTime::now(),
-                    pid: leased.map(|(_, pid)| pid),
-                    failed: reply.is_err(),
-                });
-                reply
-            }
-        };
-        match reply.map_err(HttpError::Pool)? {
+        match trace.exec(&self.pool, job).await.map_err(HttpError::Pool)? {
             PoolResponse::Single(reply) => {
                 let mut head =
                     reply_head::parse(&reply).map_err(|e| HttpError::BadResponse(e.to_string()))?;

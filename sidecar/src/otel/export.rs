@@ -1,8 +1,10 @@
 //! The span pipeline behind [`super::Tracing`]: the SDK's batch span processor (its own
 //! thread; a bounded queue that drops spans when full, so a request never waits for the
-//! exporter) → the OTLP/HTTP protobuf exporter → [`Client`], pacer's own hyper + rustls
-//! client driven by a one-thread Tokio runtime of its own (the request runtimes never run
-//! an export).
+//! exporter) → the SDK's OTLP exporter, which encodes each batch → [`Client`], pacer's
+//! own transport for the encoded batch: OTLP/HTTP or OTLP/gRPC (`grpc.rs`) with hyper +
+//! rustls, driven by a one-thread Tokio runtime of its own (the request runtimes never
+//! run an export), or one line of OTLP JSON on stdout/stderr (the `stdout` and `stderr`
+//! exporters).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,8 +28,8 @@ use opentelemetry_sdk::trace::{
 };
 use rustls_platform_verifier::ConfigVerifierExt;
 
-use super::OtelError;
-use crate::config::OtelConfig;
+use super::{OtelError, grpc};
+use crate::config::{OtelConfig, OtelExporter, OtlpClient};
 
 /// One export may take this long (connect, send, read the answer).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,26 +40,55 @@ const MAX_RESPONSE: usize = 1 << 20;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// The exporter's HTTP client: each request runs on the exporter's own runtime.
+/// Where the exporter's encoded batches go.
 #[derive(Debug)]
-pub(super) struct Client {
+pub(super) enum Client {
+    /// To a collector.
+    Network(Box<Network>),
+    /// One line per batch (the exporter encodes OTLP JSON for these).
+    Stdout,
+    Stderr,
+}
+
+/// The collector's client: each request runs on the exporter's own runtime.
+#[derive(Debug)]
+pub(super) struct Network {
     client: HyperClient<Connector, Full<Bytes>>,
+    grpc: bool,
     runtime: tokio::runtime::Handle,
 }
 
 impl Client {
-    pub(super) fn new(runtime: tokio::runtime::Handle) -> Result<Client, OtelError> {
+    pub(super) fn new(
+        config: &OtelConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Client, OtelError> {
+        match config.exporter {
+            OtelExporter::Stdout => return Ok(Client::Stdout),
+            OtelExporter::Stderr => return Ok(Client::Stderr),
+            OtelExporter::Otlp => {}
+        }
+        let grpc = config.client == OtlpClient::Grpc;
         let tls = rustls::ClientConfig::with_platform_verifier()
             .map_err(|e| OtelError::Tls(e.to_string()))?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
+            .https_or_http();
+        // gRPC is HTTP/2 only: prior knowledge in plain text, ALPN h2 over TLS.
+        let connector = if grpc {
+            connector.enable_http2().build()
+        } else {
+            connector.enable_http1().build()
+        };
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .http2_only(grpc)
             .build(connector);
-        Ok(Client { client, runtime })
+        Ok(Client::Network(Box::new(Network {
+            client,
+            grpc,
+            runtime,
+        })))
     }
 }
 
@@ -71,17 +102,44 @@ impl HttpClient for Client {
         'a: 'b,
         Self: 'b,
     {
-        let client = self.client.clone();
-        let task = self.runtime.spawn(async move {
-            let request = request.map(Full::new);
+        let (client, grpc, runtime) = match self {
+            Client::Network(n) => (n.client.clone(), n.grpc, &n.runtime),
+            Client::Stdout => {
+                return Box::pin(std::future::ready(write_line(
+                    &mut std::io::stdout().lock(),
+                    request.body(),
+                )));
+            }
+            Client::Stderr => {
+                return Box::pin(std::future::ready(write_line(
+                    &mut std::io::stderr().lock(),
+                    request.body(),
+                )));
+            }
+        };
+        let task = runtime.spawn(async move {
+            let request = if grpc {
+                grpc::request(request)?
+            } else {
+                request
+            };
             let exchange = async {
-                let response = client.request(request).await?;
+                let response = client.request(request.map(Full::new)).await?;
                 let (parts, body) = response.into_parts();
-                let body = Limited::new(body, MAX_RESPONSE)
+                let collected = Limited::new(body, MAX_RESPONSE)
                     .collect()
                     .await
-                    .map_err(|e| -> HttpError { e })?
-                    .to_bytes();
+                    .map_err(|e| -> HttpError { e })?;
+                let trailers = collected.trailers().cloned();
+                let body = collected.to_bytes();
+                if grpc {
+                    return Ok(grpc::response(
+                        parts.status,
+                        &parts.headers,
+                        body,
+                        trailers.as_ref(),
+                    )?);
+                }
                 Ok::<_, HttpError>(http::Response::from_parts(parts, body))
             };
             match tokio::time::timeout(EXPORT_TIMEOUT, exchange).await {
@@ -93,6 +151,41 @@ impl HttpClient for Client {
     }
 }
 
+/// The `stdout`/`stderr` exporters: the batch's OTLP JSON as one line, in one write (a
+/// reader never sees half a line), answered as a collector would.
+fn write_line(
+    out: &mut impl std::io::Write,
+    body: &Bytes,
+) -> Result<http::Response<Bytes>, HttpError> {
+    out.write_all(&one_line(body))?;
+    out.flush()?;
+    Ok(http::Response::new(Bytes::from_static(b"{}")))
+}
+
+/// The exporter pretty-prints its JSON: drop the whitespace outside strings (keeping
+/// the keys' order) and end the line.
+fn one_line(json: &[u8]) -> Vec<u8> {
+    let mut line = Vec::with_capacity(json.len() / 2 + 1);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b.is_ascii_whitespace() {
+            continue;
+        }
+        line.push(b);
+    }
+    line.push(b'\n');
+    line
+}
+
 /// The tracer provider: resource, batch processor, exporter.
 pub(super) fn provider(
     config: &OtelConfig,
@@ -100,14 +193,25 @@ pub(super) fn provider(
 ) -> Result<SdkTracerProvider, OtelError> {
     let mut builder = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_http_client(Client::new(runtime)?)
-        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-        .with_endpoint(config.url.clone())
-        .with_timeout(EXPORT_TIMEOUT)
-        .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>());
-    if config.compress {
-        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
-    }
+        .with_http_client(Client::new(config, runtime)?)
+        .with_timeout(EXPORT_TIMEOUT);
+    builder = match config.exporter {
+        // The collectors get protobuf (gRPC's message is the OTLP/HTTP body, grpc.rs).
+        OtelExporter::Otlp => {
+            builder = builder
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(config.url.clone())
+                .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>());
+            if config.compress {
+                builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+            }
+            builder
+        }
+        // The line exporters print OTLP JSON (no endpoint: the client writes the body).
+        OtelExporter::Stdout | OtelExporter::Stderr => {
+            builder.with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+        }
+    };
     let exporter = builder
         .build()
         .map_err(|e| OtelError::Exporter(e.to_string()))?;
@@ -172,5 +276,20 @@ impl IdGenerator for Ids {
         NEXT_SPAN_ID
             .with(Cell::take)
             .unwrap_or_else(|| SpanId::from_bytes(fastrand::u64(1..).to_be_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pretty_json_becomes_one_line_with_strings_intact() {
+        let pretty = b"{\n  \"a b\": [\n    1,\n    \"x \\\" y\\\\\"\n  ],\n  \"c\":\t{}\n}";
+        let line = one_line(pretty);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "{\"a b\":[1,\"x \\\" y\\\\\"],\"c\":{}}\n"
+        );
     }
 }

@@ -7,11 +7,14 @@
 //! `pacer.static` (a static file). Spans are exported in batches by a thread of their
 //! own (`export.rs`); a full queue drops spans, never delays a request.
 //!
-//! With tracing off the request path holds an `Option<Tracing>` that is `None`: one
-//! branch per request.
+//! With tracing off the request path makes one branch (`HttpHandler` holds an
+//! `Option<Tracing>` that is `None`) and then runs code generic over [`Hooks`]
+//! instantiated with [`NoTrace`], whose hooks are empty and compile away: no header is
+//! read, no clock, no allocation, no span or context object.
 
 pub mod context;
 mod export;
+mod grpc;
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -25,6 +28,8 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 use crate::config::OtelConfig;
+use crate::pool::{Pool, PoolError, Response as PoolResponse};
+use crate::worker::Payload;
 use context::TraceParent;
 
 pub const TRACEPARENT: &str = "traceparent";
@@ -313,5 +318,84 @@ impl RequestTrace {
             span.set_status(Status::error(""));
         }
         span.end();
+    }
+}
+
+/// What the request path tells tracing, as hooks at the points where spans start and end.
+/// The path is generic over it: [`NoTrace`] (tracing off) makes every hook nothing, so
+/// the untraced path is the code without tracing; `&mut RequestTrace` records spans.
+pub trait Hooks: Send {
+    /// A span's start time; `()` when off (no clock is read).
+    type Mark: Copy + Send;
+
+    fn mark(&self) -> Self::Mark;
+
+    /// Before the request goes to PHP: the context PHP continues from.
+    fn inject_for_php(&mut self, headers: &mut HeaderMap);
+
+    /// A static file was served from `started` until now.
+    fn static_file(&mut self, started: Self::Mark);
+
+    /// Runs `job` on the pool (the queue wait and the PHP exchange).
+    fn exec<'a>(
+        &'a mut self,
+        pool: &'a Pool,
+        job: Payload,
+    ) -> impl Future<Output = Result<PoolResponse, PoolError>> + Send + 'a;
+}
+
+/// Tracing off: every hook is empty.
+#[derive(Clone, Copy, Debug)]
+pub struct NoTrace;
+
+impl Hooks for NoTrace {
+    type Mark = ();
+
+    #[inline(always)]
+    fn mark(&self) {}
+
+    #[inline(always)]
+    fn inject_for_php(&mut self, _headers: &mut HeaderMap) {}
+
+    #[inline(always)]
+    fn static_file(&mut self, _started: ()) {}
+
+    #[inline(always)]
+    fn exec<'a>(
+        &'a mut self,
+        pool: &'a Pool,
+        job: Payload,
+    ) -> impl Future<Output = Result<PoolResponse, PoolError>> + Send + 'a {
+        pool.exec(job)
+    }
+}
+
+impl Hooks for &mut RequestTrace {
+    type Mark = SystemTime;
+
+    fn mark(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn inject_for_php(&mut self, headers: &mut HeaderMap) {
+        RequestTrace::inject_for_php(self, headers);
+    }
+
+    fn static_file(&mut self, started: SystemTime) {
+        RequestTrace::static_file(self, started);
+    }
+
+    async fn exec(&mut self, pool: &Pool, job: Payload) -> Result<PoolResponse, PoolError> {
+        let queued = SystemTime::now();
+        let mut leased = None;
+        let reply = pool.exec_observed(job, &mut leased).await;
+        self.exchange(Exchange {
+            queued,
+            leased: leased.map(|(at, _)| at),
+            done: SystemTime::now(),
+            pid: leased.map(|(_, pid)| pid),
+            failed: reply.is_err(),
+        });
+        reply
     }
 }

@@ -176,16 +176,17 @@ impl Pool {
 
     /// Runs one job: waits for a worker, exchanges the payload, returns the reply.
     /// A worker that asks to be stopped is replaced and the same job re-run elsewhere.
-    pub async fn exec(&self, job: Payload) -> Result<Response, PoolError> {
-        self.exec_observed(job, None).await
+    pub fn exec(&self, job: Payload) -> impl Future<Output = Result<Response, PoolError>> + '_ {
+        // `()` observes nothing: this compiles to the loop without an observer.
+        self.exec_observed(job, ())
     }
 
-    /// [`Pool::exec`], also telling `leased` when a worker was leased and its pid (for
-    /// tracing: the queue wait ends there). `None` costs nothing.
+    /// [`Pool::exec`], also telling `on_lease` when a worker is leased (for tracing: the
+    /// queue wait ends there).
     pub async fn exec_observed(
         &self,
         job: Payload,
-        mut leased: Option<&mut Option<(std::time::SystemTime, u32)>>,
+        mut on_lease: impl OnLease,
     ) -> Result<Response, PoolError> {
         let (allocate_timeout, exec_ttl) = {
             let st = self.inner.state.lock();
@@ -199,9 +200,7 @@ impl Pool {
             let mut lease = self.acquire(deadline, allocate_timeout).await?;
             let started = Instant::now();
             let worker = lease.worker_mut();
-            if let Some(leased) = leased.as_deref_mut() {
-                *leased = Some((std::time::SystemTime::now(), worker.info().pid));
-            }
+            on_lease.leased(worker.info().pid);
             let result = match exec_ttl {
                 Some(ttl) => match tokio::time::timeout(ttl, worker.exec(&job)).await {
                     Ok(r) => r,
@@ -603,5 +602,23 @@ impl Pool {
             closed: st.closed,
             settings: st.settings.clone(),
         }
+    }
+}
+
+/// Told when [`Pool::exec_observed`] leases a worker (with its pid).
+pub trait OnLease: Send {
+    fn leased(&mut self, pid: u32);
+}
+
+/// Nothing observes the lease (the untraced request path).
+impl OnLease for () {
+    #[inline(always)]
+    fn leased(&mut self, _pid: u32) {}
+}
+
+/// The time of the (last) lease and the worker's pid.
+impl OnLease for &mut Option<(std::time::SystemTime, u32)> {
+    fn leased(&mut self, pid: u32) {
+        **self = Some((std::time::SystemTime::now(), pid));
     }
 }
