@@ -9,6 +9,7 @@ use pacer_crds::units::{parse_cpu_millis, parse_duration, parse_memory};
 use pacer_crds::{MaxJobs, MetricsSourceKind, PhpAppServerSpec, TuningMode};
 
 use crate::Error;
+use crate::jobs_tuning::JobsPolicy;
 use crate::tuning::{Bounds, Policy, Setting};
 
 /// Shortest aggregation window (a few scrapes at the shortest interval).
@@ -36,6 +37,64 @@ pub struct AppConfig {
     pub source: MetricsSourceKind,
     /// Prometheus base URL.
     pub prometheus_url: Option<String>,
+    /// The jobs pool's policy and, with scale to zero, the depth query (`spec.jobs`).
+    pub jobs: Option<JobsConfig>,
+}
+
+/// The typed view of `spec.jobs`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobsConfig {
+    /// What the jobs recommendation may do.
+    pub policy: JobsPolicy,
+    /// `jobs.workers.initial` (else `min`).
+    pub initial_workers: u32,
+    /// `jobs.scaleToZero.depthQuery`: the depth while no pod runs.
+    pub depth_query: Option<String>,
+}
+
+fn jobs_config(
+    spec: &PhpAppServerSpec,
+    replicas: Bounds<u32>,
+    utilization: f64,
+) -> Result<Option<JobsConfig>, Error> {
+    let Some(j) = &spec.jobs else {
+        return Ok(None);
+    };
+    let workers = Bounds {
+        min: count("jobs.workers.min", j.workers.min)?,
+        max: count("jobs.workers.max", j.workers.max)?,
+    };
+    if workers.min > workers.max {
+        return Err(Error::InvalidSpec(
+            "jobs.workers.min exceeds jobs.workers.max".into(),
+        ));
+    }
+    let initial_workers = match j.workers.initial {
+        Some(n) => count("jobs.workers.initial", n)?,
+        None => workers.min,
+    };
+    let target_utilization = j.target_utilization.unwrap_or(utilization);
+    if !(0.05..=1.0).contains(&target_utilization) {
+        return Err(Error::InvalidSpec(format!(
+            "jobs.targetUtilization: {target_utilization} is outside 0.1–0.95"
+        )));
+    }
+    let scale_to_zero_after = j
+        .scale_to_zero
+        .as_ref()
+        .map(|z| duration("jobs.scaleToZero.idleFor", &z.idle_for))
+        .transpose()?;
+    Ok(Some(JobsConfig {
+        policy: JobsPolicy {
+            workers,
+            replicas,
+            drain_time: duration("jobs.targetDrainTime", &j.target_drain_time)?,
+            target_utilization,
+            scale_to_zero_after,
+        },
+        initial_workers,
+        depth_query: j.scale_to_zero.as_ref().map(|z| z.depth_query.clone()),
+    }))
 }
 
 fn duration(field: &str, text: &str) -> Result<Duration, Error> {
@@ -113,6 +172,7 @@ impl AppConfig {
             duration(field, text)?;
         }
         let termination = delay + grace + TERMINATION_MARGIN;
+        let jobs = jobs_config(spec, replicas, target)?;
         Ok(Self {
             policy: Policy {
                 workers,
@@ -146,6 +206,7 @@ impl AppConfig {
                 .unwrap_or(i64::MAX),
             source: spec.tuning.metrics.source,
             prometheus_url: spec.tuning.metrics.prometheus_url.clone(),
+            jobs,
         })
     }
 }
@@ -204,6 +265,45 @@ mod tests {
         assert_eq!(c.sample_window, MAX_SAMPLE_WINDOW);
         assert_eq!(c.termination_grace_seconds, 66);
         assert_eq!(c.policy.cpu_limit_millis, Some(1500));
+    }
+
+    #[test]
+    fn jobs_parse_with_defaults_and_scale_to_zero() {
+        let c = AppConfig::from_spec(&spec(json!({
+            "replicas": {"min": 1, "max": 5},
+            "tuning": {"targetUtilization": 0.6},
+            "jobs": {"pipelines": {"m": {"driver": "Memory"}}}
+        })))
+        .unwrap();
+        let j = c.jobs.unwrap();
+        assert_eq!(j.policy.workers, Bounds { min: 1, max: 16 });
+        assert_eq!(j.policy.replicas, Bounds { min: 1, max: 5 });
+        assert_eq!(j.policy.drain_time, Duration::from_secs(120));
+        assert_eq!(
+            j.policy.target_utilization, 0.6,
+            "tuning's target by default"
+        );
+        assert_eq!((j.policy.scale_to_zero_after, j.depth_query), (None, None));
+        assert_eq!(j.initial_workers, 1);
+
+        let c = AppConfig::from_spec(&spec(json!({
+            "jobs": {"pipelines": {"m": {"driver": "Memory"}}, "targetDrainTime": "90s",
+                     "targetUtilization": 0.9, "workers": {"min": 2, "max": 4, "initial": 3},
+                     "scaleToZero": {"depthQuery": "sum(q)", "idleFor": "10m"}}
+        })))
+        .unwrap();
+        let j = c.jobs.unwrap();
+        assert_eq!(j.policy.drain_time, Duration::from_secs(90));
+        assert_eq!(j.policy.target_utilization, 0.9);
+        assert_eq!(j.initial_workers, 3);
+        assert_eq!(j.policy.scale_to_zero_after, Some(Duration::from_secs(600)));
+        assert_eq!(j.depth_query.as_deref(), Some("sum(q)"));
+
+        let e = AppConfig::from_spec(&spec(json!({
+            "jobs": {"pipelines": {"m": {"driver": "Memory"}}, "targetDrainTime": "soon"}
+        })))
+        .unwrap_err();
+        assert!(e.to_string().contains("jobs.targetDrainTime"), "{e}");
     }
 
     #[test]

@@ -35,6 +35,8 @@
 //! * [`apply`] — server-side apply; in-place resize versus rollout for memory limits.
 //! * [`report`] — Events, the status (write-ahead for decisions), per-app gauges.
 //! * [`tuning`] — pure: the tuner (docs/design.md §3.3).
+//! * [`jobs_tuning`] — pure: the jobs pool's size (workers per pod, pods, scale to zero)
+//!   from the backlog (`spec.jobs`).
 //! * [`sample`] — the tuner's input: window aggregates per pod.
 //! * [`metrics_source`] — Direct, Prometheus and Fake sources; the exposition parser.
 //! * [`resources`] — pure builders of the owned objects and of `rr.yaml`.
@@ -50,6 +52,7 @@ pub mod app_config;
 pub mod apply;
 pub mod controller;
 pub mod install;
+pub mod jobs_tuning;
 pub mod leader;
 pub mod metrics_source;
 pub mod observe;

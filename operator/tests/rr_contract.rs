@@ -108,3 +108,67 @@ fn unlimited_max_jobs_and_memory_parse() -> Result<()> {
     assert_eq!(pool.supervisor.max_worker_memory, None);
     Ok(())
 }
+
+/// `spec.jobs` becomes RoadRunner's `jobs` and `amqp` sections that pacer reads cleanly:
+/// its pipelines, the consumed ones and the jobs pool at the size the operator chose.
+#[test]
+fn generated_jobs_sections_parse_cleanly() -> Result<()> {
+    use pacer::config::DriverConfig;
+    let s = spec(json!({
+        "image": "a",
+        "command": ["php", "worker.php"],
+        "jobs": {
+            "pipelines": {
+                "emails": {"driver": "Amqp", "queue": "emails", "exchange": "mail", "durable": true, "prefetch": 20},
+                "local": {"driver": "Memory"}
+            },
+            "consume": ["emails"],
+            "amqp": {"addr": "amqp://app:secret@rabbitmq:5672/"},
+            "workers": {"min": 2, "max": 8}
+        }
+    }))?;
+    let settings = Settings {
+        workers: 3,
+        max_jobs: 0,
+        max_worker_memory: 96 * MI,
+        memory_limit: 512 * MI,
+        replicas: 1,
+    };
+    let text = pacer_operator::resources::rr_config::render_with_jobs(&s, &settings, 5)?;
+    let loaded = parse(&text)?;
+    assert!(
+        loaded.warnings.is_empty(),
+        "warnings: {:?}\n{text}",
+        loaded.warnings
+    );
+    let jobs = loaded.config.jobs.expect("jobs section");
+    assert_eq!(jobs.pool.settings.num_workers, 5);
+    assert_eq!(jobs.consume, ["emails"]);
+    let emails = jobs
+        .pipelines
+        .iter()
+        .find(|p| p.name == "emails")
+        .expect("emails");
+    match &emails.driver {
+        DriverConfig::Amqp(a) => {
+            assert_eq!(a.addr, "amqp://app:secret@rabbitmq:5672/");
+            assert_eq!(
+                (
+                    a.queue.as_str(),
+                    a.exchange.as_str(),
+                    a.routing_key.as_str()
+                ),
+                ("emails", "mail", "emails")
+            );
+            assert_eq!((a.prefetch, a.durable), (20, true));
+        }
+        other => anyhow::bail!("emails is not amqp: {other:?}"),
+    }
+    let local = jobs
+        .pipelines
+        .iter()
+        .find(|p| p.name == "local")
+        .expect("local");
+    assert!(matches!(&local.driver, DriverConfig::Memory(m) if m.prefetch == 10));
+    Ok(())
+}

@@ -16,6 +16,7 @@ pub mod aggregate;
 pub mod direct;
 pub mod fake;
 pub mod http;
+pub mod jobs;
 pub mod prom_text;
 pub mod prometheus;
 pub mod window;

@@ -5,10 +5,12 @@
 //! tuner's hands; every other key needs a restart, so [`restart_hash`] fingerprints the
 //! config *without* the live keys and the Deployment carries it as a pod-template
 //! annotation: changing a restart key rolls the pods, tuning the pool does not.
+//! `spec.jobs` adds RoadRunner's `jobs` (and `amqp`) sections; `jobs.pool.num_workers`
+//! is live too (pacer resizes its jobs pool from the ConfigMap).
 
 use std::collections::BTreeMap;
 
-use pacer_crds::PhpAppServerSpec;
+use pacer_crds::{JobsDriver, PhpAppServerSpec};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -33,7 +35,60 @@ struct RrConfig {
     status: Address,
     metrics: Address,
     rpc: Rpc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobs: Option<Jobs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amqp: Option<Amqp>,
     pacer: Pacer,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+struct Jobs {
+    pool: JobsPool,
+    consume: Vec<String>,
+    pipelines: BTreeMap<String, Pipeline>,
+}
+
+/// The jobs pool: the HTTP pool's timeouts and memory limit; no `exec_ttl` (a job's time
+/// is the job's business, not an HTTP request's) and no `max_jobs` recycling.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+struct JobsPool {
+    num_workers: u32,
+    allocate_timeout: String,
+    destroy_timeout: String,
+    supervisor: JobsSupervisor,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+struct JobsSupervisor {
+    watch_tick: &'static str,
+    ttl: String,
+    idle_ttl: String,
+    max_worker_memory: u64,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+struct Pipeline {
+    driver: &'static str,
+    config: PipelineConfig,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+struct PipelineConfig {
+    prefetch: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exchange: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routing_key: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    durable: bool,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+struct Amqp {
+    addr: String,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -109,7 +164,75 @@ struct Shutdown {
     grace_period: String,
 }
 
-fn build(spec: &PhpAppServerSpec, settings: &Settings) -> RrConfig {
+/// Jobs workers per pod before the tuner has sized the jobs pool: `jobs.workers.initial`,
+/// else `min`.
+#[must_use]
+pub fn initial_jobs_workers(spec: &PhpAppServerSpec) -> u32 {
+    spec.jobs.as_ref().map_or(0, |j| {
+        u32::try_from(j.workers.initial.unwrap_or(j.workers.min).max(1)).unwrap_or(1)
+    })
+}
+
+fn jobs(
+    spec: &PhpAppServerSpec,
+    settings: &Settings,
+    workers: u32,
+) -> Option<(Jobs, Option<Amqp>)> {
+    let j = spec.jobs.as_ref()?;
+    let pipelines = j
+        .pipelines
+        .iter()
+        .map(|(name, p)| {
+            let amqp = p.driver == JobsDriver::Amqp;
+            let pipeline = Pipeline {
+                driver: if amqp { "amqp" } else { "memory" },
+                config: PipelineConfig {
+                    prefetch: p.prefetch,
+                    queue: p.queue.clone().filter(|_| amqp),
+                    exchange: p.exchange.clone().filter(|_| amqp),
+                    routing_key: p
+                        .routing_key
+                        .clone()
+                        .or_else(|| p.queue.clone())
+                        .filter(|_| amqp),
+                    durable: amqp && p.durable,
+                },
+            };
+            (name.clone(), pipeline)
+        })
+        .collect();
+    let consume = if j.consume.is_empty() {
+        j.pipelines.keys().cloned().collect()
+    } else {
+        j.consume.clone()
+    };
+    Some((
+        Jobs {
+            pool: JobsPool {
+                num_workers: workers,
+                allocate_timeout: spec.pool.allocate_timeout.clone(),
+                destroy_timeout: spec.pool.destroy_timeout.clone(),
+                supervisor: JobsSupervisor {
+                    watch_tick: WATCH_TICK,
+                    ttl: spec.pool.ttl.clone(),
+                    idle_ttl: spec.pool.idle_ttl.clone(),
+                    max_worker_memory: crate::units::bytes_to_mib_ceil(settings.max_worker_memory),
+                },
+            },
+            consume,
+            pipelines,
+        },
+        j.amqp.as_ref().map(|a| Amqp {
+            addr: a.addr.clone(),
+        }),
+    ))
+}
+
+fn build(spec: &PhpAppServerSpec, settings: &Settings, jobs_workers: u32) -> RrConfig {
+    let (jobs, amqp) = match jobs(spec, settings, jobs_workers) {
+        Some((j, a)) => (Some(j), a),
+        None => (None, None),
+    };
     // A single string is what RoadRunner users write; a list keeps arguments with spaces.
     let command = if spec
         .command
@@ -170,6 +293,8 @@ fn build(spec: &PhpAppServerSpec, settings: &Settings) -> RrConfig {
         rpc: Rpc {
             listen: "tcp://127.0.0.1:6001",
         },
+        jobs,
+        amqp,
         pacer: Pacer {
             shutdown: Shutdown {
                 delay: spec.shutdown.delay.clone(),
@@ -179,12 +304,25 @@ fn build(spec: &PhpAppServerSpec, settings: &Settings) -> RrConfig {
     }
 }
 
-/// The `rr.yaml` text for these settings.
+/// The `rr.yaml` text for these settings, with the jobs pool (when `spec.jobs` is set) at
+/// its initial size.
 ///
 /// # Errors
 /// Serialisation failure (not expected for these plain types).
 pub fn render(spec: &PhpAppServerSpec, settings: &Settings) -> Result<String, serde_yaml::Error> {
-    let body = serde_yaml::to_string(&build(spec, settings))?;
+    render_with_jobs(spec, settings, initial_jobs_workers(spec))
+}
+
+/// [`render`] with `jobs_workers` jobs workers per pod (ignored without `spec.jobs`).
+///
+/// # Errors
+/// Serialisation failure (not expected for these plain types).
+pub fn render_with_jobs(
+    spec: &PhpAppServerSpec,
+    settings: &Settings,
+    jobs_workers: u32,
+) -> Result<String, serde_yaml::Error> {
+    let body = serde_yaml::to_string(&build(spec, settings, jobs_workers))?;
     Ok(format!(
         "# Generated by pacer-operator; edits are overwritten. The pool section is tuned live.\n{body}"
     ))
@@ -202,7 +340,7 @@ pub fn restart_hash(spec: &PhpAppServerSpec) -> Result<String, serde_yaml::Error
         memory_limit: 0,
         replicas: 0,
     };
-    let mut config = build(spec, &neutral);
+    let mut config = build(spec, &neutral, 0);
     config.http.pool.supervisor = Supervisor {
         watch_tick: WATCH_TICK,
         exec_ttl: String::new(),
@@ -210,6 +348,14 @@ pub fn restart_hash(spec: &PhpAppServerSpec) -> Result<String, serde_yaml::Error
         idle_ttl: String::new(),
         max_worker_memory: 0,
     };
+    if let Some(jobs) = &mut config.jobs {
+        jobs.pool.supervisor = JobsSupervisor {
+            watch_tick: WATCH_TICK,
+            ttl: String::new(),
+            idle_ttl: String::new(),
+            max_worker_memory: 0,
+        };
+    }
     let text = serde_yaml::to_string(&config)?;
     let digest = Sha256::digest(text.as_bytes());
     Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
@@ -339,6 +485,103 @@ pacer: { shutdown: { delay: 5s, grace_period: 30s } }
         );
         let mut s = spec();
         s.command.push("--verbose".into());
+        assert_ne!(restart_hash(&s).unwrap(), base);
+    }
+}
+
+#[cfg(test)]
+mod jobs_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> PhpAppServerSpec {
+        serde_json::from_value(json!({
+            "image": "shop:1",
+            "command": ["php", "worker.php"],
+            "jobs": {
+                "pipelines": {
+                    "emails": {"driver": "Amqp", "queue": "emails", "durable": true, "prefetch": 20},
+                    "local": {"driver": "Memory"}
+                },
+                "consume": ["emails"],
+                "amqp": {"addr": "amqp://app:${AMQP_PASSWORD}@rabbitmq:5672/"},
+                "workers": {"min": 2, "max": 8}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            workers: 4,
+            max_jobs: 250,
+            max_worker_memory: 96 * 1024 * 1024,
+            memory_limit: 512 * 1024 * 1024,
+            replicas: 2,
+        }
+    }
+
+    #[test]
+    fn renders_roadrunners_jobs_and_amqp_sections() {
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(&render(&spec(), &settings()).unwrap()).unwrap();
+        let want: serde_yaml::Value = serde_yaml::from_str(
+            r#"
+pool:
+  num_workers: 2
+  allocate_timeout: 60s
+  destroy_timeout: 30s
+  supervisor: { watch_tick: 1s, ttl: 0s, idle_ttl: 0s, max_worker_memory: 96 }
+consume: [emails]
+pipelines:
+  emails: { driver: amqp, config: { prefetch: 20, queue: emails, routing_key: emails, durable: true } }
+  local: { driver: memory, config: { prefetch: 10 } }
+"#,
+        )
+        .unwrap();
+        assert_eq!(yaml["jobs"], want);
+        assert_eq!(
+            yaml["amqp"]["addr"],
+            "amqp://app:${AMQP_PASSWORD}@rabbitmq:5672/"
+        );
+        let tuned: serde_yaml::Value =
+            serde_yaml::from_str(&render_with_jobs(&spec(), &settings(), 7).unwrap()).unwrap();
+        assert_eq!(tuned["jobs"]["pool"]["num_workers"], 7);
+    }
+
+    #[test]
+    fn no_jobs_section_without_spec_jobs_and_consume_defaults_to_all() {
+        let mut s = spec();
+        s.jobs.as_mut().unwrap().consume.clear();
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(&render(&s, &settings()).unwrap()).unwrap();
+        assert_eq!(
+            yaml["jobs"]["consume"],
+            serde_yaml::to_value(["emails", "local"]).unwrap()
+        );
+        s.jobs = None;
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(&render(&s, &settings()).unwrap()).unwrap();
+        assert!(
+            yaml.get("jobs").is_none() && yaml.get("amqp").is_none(),
+            "{yaml:?}"
+        );
+    }
+
+    #[test]
+    fn the_jobs_pool_size_is_live_pipelines_are_not() {
+        let base = restart_hash(&spec()).unwrap();
+        let mut s = spec();
+        s.jobs.as_mut().unwrap().workers.min = 1; // the size: live
+        assert_eq!(restart_hash(&s).unwrap(), base);
+        let mut s = spec();
+        s.jobs
+            .as_mut()
+            .unwrap()
+            .pipelines
+            .get_mut("emails")
+            .unwrap()
+            .prefetch = 5;
         assert_ne!(restart_hash(&s).unwrap(), base);
     }
 }

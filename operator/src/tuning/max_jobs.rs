@@ -197,4 +197,23 @@ mod tests {
         assert_eq!(recommend(500, unknown, None, t(0)), None);
         assert_eq!(recommend(0, unknown, None, t(0)), None);
     }
+
+    /// Warm-up is not a leak, and a leaking worker may double its warm size before it is
+    /// recycled: a tighter allowance recycles workers that have barely warmed up.
+    #[test]
+    fn a_worker_may_double_its_warm_size() {
+        let roomy = Inputs {
+            cap: 1024.0 * MI,
+            ..leak(100.0)
+        };
+        // min(1024 − 30, 30 × 1.0) = 30 MiB ÷ 100 KiB = 307 jobs.
+        let (to, why) = recommend(0, roomy, None, t(0)).unwrap();
+        assert_eq!(to, 307);
+        let recycled_at = 30.0 * MI + 100.0 * 1024.0 * to as f64;
+        assert!(
+            recycled_at <= 60.0 * MI && recycled_at > 59.0 * MI,
+            "{recycled_at}"
+        );
+        assert!(why.contains("keeps them under 60.0 MiB"), "{why}");
+    }
 }

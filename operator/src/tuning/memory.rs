@@ -289,4 +289,30 @@ mod tests {
         }
         assert!(m.residuals.len() <= MAX_BUCKETS);
     }
+
+    /// A pod's peak plus 10 %, but at least 48 MiB more: 10 % of a small pod is less than
+    /// one job's transient allocation plus the page cache not reclaimed yet.
+    #[test]
+    fn headroom_is_ten_percent_but_at_least_48_mib() {
+        let flat = |peak_mib: f64| {
+            let mut m = Model::default();
+            for i in 0..50 {
+                m.add(t(f64::from(i) * 0.1), 2.0, peak_mib * MIB, 1.0);
+            }
+            m
+        };
+        // A small pod of 200 MiB (+ the residual margin, one bucket): 10 % is 20 MiB, so
+        // + 48 MiB.
+        let small = flat(200.0);
+        let margin = small.residual(RESIDUAL_QUANTILE).unwrap();
+        assert!((0.0..=BUCKET_MIB).contains(&margin), "{margin}");
+        let limit = small.limit_for(2.0, None).unwrap() / MIB;
+        assert!((limit - (200.0 + margin + 48.0)).abs() < 1e-6, "{limit}");
+        // A pod of 800 MiB: 10 % is 80 MiB.
+        let large = flat(800.0).limit_for(2.0, None).unwrap() / MIB;
+        assert!((large - (800.0 + margin) * 1.1).abs() < 1e-6, "{large}");
+        // And back: that limit holds the small pod's workers, not one more (40 MiB each).
+        let w = small.workers_for(limit * MIB, Some(40.0)).unwrap();
+        assert!((w - 2.0).abs() < 1e-6, "{w}");
+    }
 }

@@ -942,6 +942,182 @@ fn a_throttled_pod_gets_more_pods_not_more_workers() {
     );
 }
 
+// ---- the rules added last (each was found by the simulator; sim/RESULTS.md) -------------
+
+/// A pod named `name` with `busy` of `live` workers busy.
+fn named(name: &str, busy: f64, live: f64) -> PodSample {
+    PodSample {
+        pod: name.into(),
+        ..pod(busy, live, 0.0)
+    }
+}
+
+/// More workers per pod decided in this round reach the pods only with the next kubelet
+/// sync: the pods are not cut before the workers they run carry the load.
+#[test]
+fn fewer_pods_only_when_the_workers_they_run_carry_the_load() {
+    let mut p = policy();
+    p.replicas = Bounds { min: 1, max: 10 };
+    let mut s = settings(4);
+    s.replicas = 4;
+    // 4 pods of 4 workers, 2.8 busy each: 11.2 / 0.7 = 16 workers in all, which one pod
+    // of 16 could run — but the pods run 4 each now.
+    let busy = |workers: f64| {
+        observe(
+            ["a", "b", "c", "d"]
+                .iter()
+                .map(|n| named(n, 2.8, workers))
+                .collect(),
+        )
+    };
+    let d = decide(&p, &s, &State::default(), &busy(4.0), t(0));
+    assert_eq!(d.settings.workers, 6, "{:?}", d.changes);
+    assert_eq!(
+        d.settings.replicas, 4,
+        "16 workers needed, 4 per pod run now: {:?}",
+        d.changes
+    );
+    // Once the pods run 6 workers each, 3 pods carry the 16: one goes.
+    let d2 = decide(&p, &d.settings, &d.state, &busy(6.0), t(60));
+    assert_eq!(
+        (d2.settings.workers, d2.settings.replicas),
+        (6, 3),
+        "{:?}",
+        d2.changes
+    );
+}
+
+/// While the pods still run fewer workers than decided, a bridge pod is added only when
+/// the workers they run would be more than 90 % busy: a worker short of the target
+/// utilisation for the minute of a delivery is not worth a pod that starts and goes again.
+#[test]
+fn a_bridge_pod_only_when_the_pods_would_be_more_than_90_percent_busy() {
+    let mut p = policy();
+    p.replicas = Bounds { min: 1, max: 10 };
+    let mut s = settings(8);
+    s.replicas = 2;
+    // 8 decided 30 s ago; the pods still run 6 (12 in all).
+    let state = State {
+        last_change: Some(t(-30)),
+        ..State::default()
+    };
+    let obs = |busy: f64| {
+        let pods = ["a", "b"]
+            .iter()
+            .map(|n| {
+                let mut x = named(n, busy, 6.0);
+                x.target_workers = Some(6);
+                x
+            })
+            .collect();
+        delivering(observe(pods))
+    };
+    // 10 busy of the 12 run (83 %): below the target utilisation (15 workers wanted), but
+    // the pods carry it until the 8 arrive.
+    let d = decide(&p, &s, &state, &obs(5.0), t(0));
+    assert_eq!(
+        (d.settings.workers, d.settings.replicas),
+        (8, 2),
+        "{:?}",
+        d.changes
+    );
+    // 11.5 busy of 12 (96 %): a bridge pod carries the load until the workers arrive.
+    let d = decide(&p, &s, &state, &obs(5.75), t(0));
+    assert_eq!(
+        (d.settings.workers, d.settings.replicas),
+        (8, 3),
+        "{:?}",
+        d.changes
+    );
+    let bridge = d.changes.iter().find(|c| c.knob == Knob::Replicas).unwrap();
+    assert!(
+        bridge
+            .reason
+            .contains("the pods run 6 workers until they receive the 8"),
+        "{}",
+        bridge.reason
+    );
+}
+
+/// Fewer workers reach the pods with the next kubelet sync, a lower memory limit at once:
+/// the limit is sized for the workers the pods may still run, and comes down only once
+/// they dropped them.
+#[test]
+fn the_memory_limit_waits_for_the_pods_to_drop_their_workers() {
+    let p = auto_memory_policy();
+    let learned = learn(&p, with_memory(4, 2048 * MI), State::default(), 180);
+    let mut state = learned.state;
+    state.history.clear();
+    state.last_scale_down = None;
+    state.last_memory_change = Some(t(0));
+    let for_12 = round_up_mib(ceil_u64(state.memory.limit_for(12.0, None).unwrap()));
+    let for_10 = state.memory.limit_for(10.0, None).unwrap();
+    assert!(
+        for_10 <= for_12 as f64 * MEMORY_DOWN_THRESHOLD,
+        "10 workers need less: {for_10} vs {for_12}"
+    );
+    // 12 workers with little to do; their cgroups peak low in this quiet window.
+    let quiet = |live: f64| {
+        let mut x = cgroup_pod(live);
+        x.busy_workers = 1.0;
+        x.memory_working_set = Some(((76.0 + 44.0 * 8.0) * MI as f64) as u64);
+        observe(vec![x])
+    };
+    let d = decide(
+        &p,
+        &with_memory(12, for_12),
+        &state,
+        &quiet(12.0),
+        t(10_000),
+    );
+    assert_eq!(d.settings.workers, 10, "{:?}", d.changes);
+    assert_eq!(
+        d.settings.memory_limit, for_12,
+        "the pods still run 12 workers: {:?}",
+        d.changes
+    );
+    // The pods run 10 now: the limit follows (for 10, from the model as it stands).
+    let d2 = decide(&p, &d.settings, &d.state, &quiet(10.0), t(10_060));
+    let for_10_now = round_up_mib(ceil_u64(d2.state.memory.limit_for(10.0, None).unwrap()));
+    assert_eq!(d2.settings.memory_limit, for_10_now, "{:?}", d2.changes);
+    assert!(for_10_now < for_12, "{for_10_now} vs {for_12}");
+    let lowered = d2
+        .changes
+        .iter()
+        .find(|c| c.knob == Knob::MemoryLimit)
+        .unwrap();
+    assert!(
+        lowered.reason.contains("10 workers need"),
+        "{}",
+        lowered.reason
+    );
+}
+
+/// A higher max_jobs lets every worker grow further before it is recycled: it is raised
+/// only when the memory limit in force holds the pods' peak plus that growth.
+#[test]
+fn max_jobs_is_raised_only_when_the_limit_holds_the_extra_growth() {
+    let mut p = policy();
+    p.max_worker_memory = Setting::Fixed(128 * MI);
+    let mut s = settings(4);
+    s.max_worker_memory = 128 * MI;
+    s.max_jobs = 100;
+    // 10 KiB per job from 30 MiB warm: 3,072 jobs wanted, 200 for now (×2 per step);
+    // 100 more jobs are 1 MiB more per worker.
+    let at_peak = |peak_mib: u64| {
+        let mut x = leaky(10.0 * 1024.0, 30.0 * MI as f64);
+        x.memory_working_set = Some(peak_mib * MI);
+        observe(vec![x])
+    };
+    let d = decide(&p, &s, &State::default(), &at_peak(700), t(0));
+    assert_eq!(d.settings.max_jobs, 200, "{:?}", d.changes);
+    // A pod at 920 MiB of the 1024 MiB limit (90 % is 921.6): no room for 1 MiB more per
+    // worker.
+    let d = decide(&p, &s, &State::default(), &at_peak(920), t(0));
+    assert_eq!(d.settings.max_jobs, 100, "{:?}", d.changes);
+    assert!(d.changes.iter().all(|c| c.knob != Knob::MaxJobs));
+}
+
 // ---- properties -------------------------------------------------------------------------
 
 fn arb_policy() -> impl Strategy<Value = Policy> {

@@ -12,7 +12,8 @@
 //!   could not return it to its broker): the job goes to a worker
 //!   through [`Pool::exec`] and the reply's verdict ([`protocol::verdict`]) settles it:
 //!   ack, nack, requeue (push again with a delay and headers), or a failure handled by
-//!   the pipeline's [`RetryPolicy`].
+//!   the pipeline's [`RetryPolicy`]. A job's slot is freed as soon as its worker
+//!   answered: settling on the broker overlaps the worker's next job.
 //! * At-least-once: a job is acknowledged on its broker only after its worker answered.
 //!   When the worker dies or exceeds `exec_ttl`, the job is pushed again with its
 //!   `attempts` header raised (and, past `retry.max_attempts`, sent to the failed
@@ -526,15 +527,18 @@ async fn dispatch(
         };
         let jobs2 = jobs.clone();
         jobs.inner.in_flight.spawn(async move {
-            jobs2.run(delivery).await;
-            drop(permit);
+            jobs2.run(delivery, permit).await;
         });
     }
 }
 
 impl Jobs {
-    /// Runs one delivery on a worker and settles it.
-    async fn run(&self, d: Delivery) -> Outcome {
+    /// Runs one delivery on a worker and settles it. `slot` is the dispatcher's permit for
+    /// the worker: it is given back as soon as the worker answered, so the next job goes
+    /// out while this one is still being settled on its broker (the ack is still sent
+    /// only after the worker acked: at-least-once holds; unsettled deliveries stay
+    /// bounded by each driver's `prefetch`).
+    async fn run(&self, d: Delivery, slot: tokio::sync::OwnedSemaphorePermit) -> Outcome {
         let pipe = self.pipeline(&d.pipeline).ok();
         let stats = self
             .inner
@@ -572,6 +576,7 @@ impl Jobs {
         );
         let started = Instant::now();
         let result = self.inner.pool.exec(payload).await;
+        drop(slot);
         let verdict = match result {
             Ok(Response::Single(reply)) => {
                 stats.duration.observe(started.elapsed());
