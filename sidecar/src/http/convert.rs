@@ -147,7 +147,10 @@ pub fn encode_context_into(
 fn write_context(ctx: &RequestContext<'_>, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     use std::io::Write as _;
     out.extend_from_slice(b"{\"remoteAddr\":\"");
-    write!(out, "{}", ctx.remote_addr).map_err(serde_json::Error::io)?;
+    match ctx.remote_addr {
+        IpAddr::V4(ip) => write_ipv4(out, ip),
+        IpAddr::V6(ip) => write!(out, "{ip}").map_err(serde_json::Error::io)?,
+    }
     out.extend_from_slice(b"\",\"protocol\":");
     json_str(out, ctx.protocol)?;
     out.extend_from_slice(b",\"method\":");
@@ -212,6 +215,23 @@ fn write_context(ctx: &RequestContext<'_>, out: &mut Vec<u8>) -> Result<(), serd
     }
     out.push(b'}');
     Ok(())
+}
+
+/// `a.b.c.d`, as `Ipv4Addr`'s `Display` writes it: that one goes through the formatting
+/// machinery (≈ 970 instructions per request in callgrind for four small numbers).
+fn write_ipv4(out: &mut Vec<u8>, ip: std::net::Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        if octet >= 100 {
+            out.push(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            out.push(b'0' + octet / 10 % 10);
+        }
+        out.push(b'0' + octet % 10);
+    }
 }
 
 /// `s` as a JSON string: copied as is when it needs no escape, else through serde_json
@@ -337,10 +357,48 @@ pub fn absolute_uri(parts: &http::request::Parts, tls: bool) -> String {
 /// bracket or a second port). The empty value is Go's "no host" and is valid.
 pub fn valid_host(host: &[u8]) -> bool {
     host.is_empty()
-        || (host
+        || plain_host(host)
+        || (host.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b'-'
+                        | b'.'
+                        | b':'
+                        | b';'
+                        | b'='
+                        | b'['
+                        | b']'
+                        | b'_'
+                        | b'~'
+                )
+        }) && http::uri::Authority::try_from(host).is_ok())
+}
+
+/// What nearly every request carries, a name or IPv4 address of letters, digits, `.`
+/// and `-` with an optional `:port` of up to five digits: valid without parsing it as
+/// an authority (which cost ≈ 800 instructions per request, twice: here and in
+/// [`absolute_uri`]). A test pins that everything this accepts [`valid_host`]'s full
+/// check accepts too.
+fn plain_host(host: &[u8]) -> bool {
+    let (name, port) = match host.iter().position(|&b| b == b':') {
+        Some(i) => (&host[..i], Some(&host[i + 1..])),
+        None => (host, None),
+    };
+    !name.is_empty()
+        && name
             .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=[]_~".contains(&b))
-            && http::uri::Authority::try_from(host).is_ok())
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        && port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.iter().all(u8::is_ascii_digit))
 }
 
 /// Refuses a request whose `Host` header is not a [`valid_host`], before any of it

@@ -620,3 +620,50 @@ proptest! {
         same_as_serde(&p, join)?;
     }
 }
+
+/// The fast path of `valid_host` accepts nothing its full check refuses.
+fn full_host_check(host: &[u8]) -> bool {
+    host.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"!$%&'()*+,-.:;=[]_~".contains(&b))
+        && http::uri::Authority::try_from(host).is_ok()
+}
+
+#[test]
+fn plain_hosts_pass_the_full_check_too() {
+    for port in (0..=99_999u32)
+        .step_by(7)
+        .chain([65_535, 65_536, 99_999, 0, 80])
+    {
+        for host in [
+            format!("h:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("a-b.c:{port:05}"),
+        ] {
+            assert!(plain_host(host.as_bytes()), "{host}");
+            assert!(full_host_check(host.as_bytes()), "{host}");
+        }
+    }
+    for host in [
+        "", ":80", "h:", "h:123456", "h::1", "[::1]:80", "a b", "a/b", "h:8a",
+    ] {
+        assert!(!plain_host(host.as_bytes()), "{host}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn plain_host_implies_the_full_check(host in "[a-z0-9.:\\-]{0,12}") {
+        if plain_host(host.as_bytes()) {
+            prop_assert!(full_host_check(host.as_bytes()), "{}", host);
+        }
+        prop_assert_eq!(valid_host(host.as_bytes()), host.is_empty() || full_host_check(host.as_bytes()));
+    }
+
+    #[test]
+    fn ipv4_is_written_as_display_writes_it(a: u8, b: u8, c: u8, d: u8) {
+        let ip = std::net::Ipv4Addr::new(a, b, c, d);
+        let mut out = Vec::new();
+        write_ipv4(&mut out, ip);
+        prop_assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+    }
+}

@@ -383,3 +383,112 @@ fn truncated_protobuf_is_an_error() {
         );
     }
 }
+
+/// Both JSON readers on one reply: the fast one answers only what serde reads the same.
+fn fast_agrees_with_serde(reply: &[u8]) -> Result<bool, proptest::test_runner::TestCaseError> {
+    let mut fast_headers = HeaderMap::new();
+    let Some(status) = fast::decode(reply, &mut fast_headers) else {
+        return Ok(false);
+    };
+    let mut serde_headers = HeaderMap::new();
+    let serde_status = decode_json_serde(reply, &mut serde_headers);
+    proptest::prop_assert!(
+        serde_status.is_ok(),
+        "{}: {serde_status:?}",
+        String::from_utf8_lossy(reply)
+    );
+    proptest::prop_assert_eq!(status, serde_status.unwrap_or_default());
+    proptest::prop_assert_eq!(fast_headers, serde_headers);
+    Ok(true)
+}
+
+#[test]
+fn the_fast_json_reader_takes_what_php_writes_and_leaves_the_rest() {
+    for reply in [
+        r#"{"status":200,"headers":{"Content-Type":["text\/plain"]}}"#,
+        r#"{"status":204,"headers":[]}"#,
+        r#"{"status":200,"headers":{}}"#,
+        r#"{"status":302,"headers":{"Location":["\/a?b=\"c\"\\"],"Set-Cookie":["a=1","b=2"],"X-Empty":[]}}"#,
+    ] {
+        let mut h = HeaderMap::new();
+        assert!(fast::decode(reply.as_bytes(), &mut h).is_some(), "{reply}");
+        assert!(fast_agrees_with_serde(reply.as_bytes()).unwrap());
+    }
+    for reply in [
+        r#"{"status":200}"#,
+        r#"{ "status":200,"headers":{}}"#,
+        r#"{"headers":{},"status":200}"#,
+        r#"{"status":200,"headers":null}"#,
+        r#"{"status":200.0,"headers":{}}"#,
+        r#"{"status":0200,"headers":{}}"#,
+        r#"{"status":-1,"headers":{}}"#,
+        r#"{"status":200,"headers":{"A":["\u0041"]}}"#,
+        r#"{"status":200,"headers":{"A":[1]}}"#,
+        r#"{"status":200,"headers":{"A":"x"}}"#,
+        r#"{"status":200,"headers":{"A B":["x"]}}"#,
+        r#"{"status":200,"headers":{"A":["x\u007f"]}}"#,
+        "{\"status\":200,\"headers\":{\"A\":[\"\x7f\"]}}",
+        "{\"status\":200,\"headers\":{\"A\":[\"caf\u{e9}\"]}}",
+        r#"{"status":200,"headers":{}} "#,
+        r#"{"status":200,"headers":{},"x":1}"#,
+    ] {
+        let mut h = HeaderMap::new();
+        assert!(fast::decode(reply.as_bytes(), &mut h).is_none(), "{reply}");
+    }
+    // What falls back still parses (or fails) as before.
+    assert_eq!(
+        json(r#"{"status":200,"headers":{"A":["\u0041"]}}"#)
+            .unwrap()
+            .headers["a"],
+        "A"
+    );
+    assert!(matches!(
+        json(r#"{"status":200,"headers":{"A B":["x"]}}"#),
+        Err(ResponseError::HeaderName(_))
+    ));
+    assert!(matches!(
+        json("{\"status\":200,\"headers\":{\"A\":[\"\x7f\"]}}"),
+        Err(ResponseError::HeaderValue(_))
+    ));
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_fast_json_reader_agrees_with_serde(
+        status in 0i64..1000,
+        entries in proptest::collection::vec(
+            ("[A-Za-z0-9 :/_-]{0,8}", proptest::collection::vec("[ -~\\x00-\\x1f\\u{7f}é]{0,10}", 0..3)),
+            0..4,
+        ),
+        php_slashes: bool,
+        mutate in proptest::option::of((0usize..200, proptest::num::u8::ANY)),
+    ) {
+        let map: serde_json::Map<String, serde_json::Value> = entries
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect();
+        let mut reply = serde_json::to_string(&serde_json::json!({"status": status, "headers": map}))
+            .unwrap()
+            .into_bytes();
+        if php_slashes {
+            reply = String::from_utf8(reply).unwrap().replace('/', "\\/").into_bytes();
+        }
+        if let Some((at, byte)) = mutate
+            && !reply.is_empty()
+        {
+            let at = at % reply.len();
+            reply[at] = byte;
+        }
+        fast_agrees_with_serde(&reply)?;
+        // And through the public entry: the same result as serde alone, errors included.
+        let mut serde_headers = HeaderMap::new();
+        let reference = decode_json_serde(&reply, &mut serde_headers);
+        let mut headers = HeaderMap::new();
+        let got = decode_json(&reply, &mut headers);
+        proptest::prop_assert_eq!(got.is_ok(), reference.is_ok());
+        if let (Ok(a), Ok(b)) = (got, reference) {
+            proptest::prop_assert_eq!(a, b);
+            proptest::prop_assert_eq!(headers, serde_headers);
+        }
+    }
+}
