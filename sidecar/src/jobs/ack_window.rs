@@ -133,6 +133,7 @@ mod tests {
             }
         );
         assert_eq!(w.pending(), 2);
+        assert!(w.take(2).is_empty());
         w.deliver(5);
         w.ack(5);
         // Two flushes later 3 and 4 go out alone, never a multiple ack past 2; 5 is younger.
