@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
                 window.ack(black_box(tag + 1));
                 window.ack(black_box(tag));
                 tag += 1;
-                if tag % 12 == 0 {
+                if tag.is_multiple_of(12) {
                     black_box(window.take(4));
                 }
             })
