@@ -95,6 +95,9 @@ pub const OOM_EPISODE: Duration = Duration::from_secs(10 * 60);
 /// A queue the busy workers do not explain is looked at again within this long before
 /// anything is added for it.
 pub const QUEUE_SECOND_LOOK: Duration = Duration::from_secs(90);
+/// Busy workers beyond what arrivals × job time explain count as unexplained demand only
+/// above this many (or √ of the explained ones, if more): the gauge's noise.
+pub const GAUGE_NOISE: f64 = 2.0;
 /// The tuner waits for the pods to report a decision at most this long.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// A ConfigMap change the pods cannot report (`max_jobs`, `max_worker_memory`: pacer
@@ -544,8 +547,13 @@ pub fn decide(
         // then show as longer jobs (a busy gauge scraped a second after the database slowed
         // down counts every stuck job; the window's job time does not show it yet).
         let capacity_now = current.workers.saturating_mul(current.replicas);
+        // The gauge counts only beyond its noise: a pool of 3 workers reads 3 busy in one
+        // scrape and 2 in the next while completions explain 1.9 (about √busy either way).
+        let gauge_excess = load.required_busy - load.required_flow;
         let queue_driven = wanted_total > capacity_now
-            && ceil_u32(load.required_flow / target - 1e-9) <= capacity_now;
+            && (ceil_u32(load.required_busy / target - 1e-9) <= capacity_now
+                || (ceil_u32(load.required_flow / target - 1e-9) <= capacity_now
+                    && gauge_excess >= GAUGE_NOISE.max(load.required_flow.sqrt())));
         let first_look = queue_driven
             && state
                 .queue_spike

@@ -159,6 +159,18 @@ fn busy_workers_the_window_does_not_explain_wait_a_second_look() {
         t(0),
     );
     assert_eq!(d.settings.workers, 12);
+    // So is a small pool's gauge within its noise (3 busy, 1.9 explained: the daily-week
+    // trace's weekend nights).
+    let mut small = pod(3.0, 3.0, 0.0);
+    small.jobs_per_second = 19.0;
+    let d = decide(
+        &policy(),
+        &settings(3),
+        &State::default(),
+        &observe(vec![small]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 5);
 }
 
 #[test]
