@@ -240,6 +240,8 @@ pub enum Knob {
     MaxWorkerMemory,
     /// Memory limit.
     MemoryLimit,
+    /// Jobs workers per pod (`spec.jobs`, see [`crate::jobs_tuning`]).
+    JobsWorkers,
 }
 
 impl Knob {
@@ -252,6 +254,7 @@ impl Knob {
             Self::MaxJobs => "max_jobs",
             Self::MaxWorkerMemory => "max_worker_memory",
             Self::MemoryLimit => "memory_limit",
+            Self::JobsWorkers => "jobs_workers",
         }
     }
 }
@@ -290,6 +293,8 @@ impl Change {
             (Knob::MaxWorkerMemory, false) => "MaxWorkerMemoryDecreased",
             (Knob::MemoryLimit, true) => "MemoryLimitIncreased",
             (Knob::MemoryLimit, false) => "MemoryLimitDecreased",
+            (Knob::JobsWorkers, true) => "JobsWorkersIncreased",
+            (Knob::JobsWorkers, false) => "JobsWorkersDecreased",
         }
     }
 }

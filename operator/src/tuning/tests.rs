@@ -1198,6 +1198,7 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
                 memory_limit: None,
                 oom_kills: None,
                 cpu_throttled: throttled,
+                jobs: None,
             },
         )
 }
