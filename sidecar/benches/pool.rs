@@ -13,7 +13,6 @@
 //! `cargo bench -p pacer --features fake-workers --bench pool`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
