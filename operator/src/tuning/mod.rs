@@ -20,7 +20,9 @@
 //!    missing nothing is lowered.
 //! 3. **A slow dependency** ([`slowdown`]): jobs twice as long at flat completions is a
 //!    slow database, not demand: workers and pods are held and the app is Degraded
-//!    (`DependencySlow`) — more workers would be more connections to it.
+//!    (`DependencySlow`) — more workers would be more connections to it. An increase the
+//!    window's arrivals × job time do not explain (a queue, or a busy gauge scraped just
+//!    after the database slowed down) waits one round for a second look.
 //! 4. **Ceilings** per pod: the spec, the memory (what the limit holds, from the memory
 //!    model; a worker increase waits until a raised limit is in force), the CPU limit
 //!    ([`cpu`], from the CPU of a busy worker learned while not throttled); the spec
@@ -93,6 +95,9 @@ pub const OOM_EPISODE: Duration = Duration::from_secs(10 * 60);
 /// A queue the busy workers do not explain is looked at again within this long before
 /// anything is added for it.
 pub const QUEUE_SECOND_LOOK: Duration = Duration::from_secs(90);
+/// Busy workers beyond what arrivals × job time explain count as unexplained demand only
+/// above this many (or √ of the explained ones, if more): the gauge's noise.
+pub const GAUGE_NOISE: f64 = 2.0;
 /// The tuner waits for the pods to report a decision at most this long.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// A ConfigMap change the pods cannot report (`max_jobs`, `max_worker_memory`: pacer
@@ -200,8 +205,9 @@ pub struct State {
     /// When the ConfigMap last changed without a new pool size (which the pods would
     /// report): such a change is awaited for [`CONFIG_DELIVERY`].
     pub unreported_change: Option<Timestamp>,
-    /// When requests first queued without the busy workers asking for more (a burst, or
-    /// the first seconds of a slow dependency): the next round decides.
+    /// When requests first queued, or workers looked busy, beyond what the window's
+    /// arrivals × job time ask for (a burst, or the first seconds of a slow dependency):
+    /// the next round decides.
     pub queue_spike: Option<Timestamp>,
     /// Cores a busy worker uses when not throttled (see [`cpu`]).
     pub cpu_per_busy_worker: Option<f64>,
@@ -535,11 +541,19 @@ pub fn decide(
         let suspect = verdict == slowdown::Verdict::Suspect;
         let target = policy.target_utilization.clamp(0.05, 1.0);
         let wanted_total = ceil_u32(load.required / target - 1e-9).max(1);
-        // A queue the busy workers do not explain waits one round: a burst is still there
-        // 30 s later, while the first seconds of a slow dependency then show as longer jobs.
+        // Demand the window's completions do not explain — a queue, or busy workers the
+        // scrapes saw at an instant beyond what arrivals × job time say — waits one round:
+        // a burst is still there 30 s later, while the first seconds of a slow dependency
+        // then show as longer jobs (a busy gauge scraped a second after the database slowed
+        // down counts every stuck job; the window's job time does not show it yet).
         let capacity_now = current.workers.saturating_mul(current.replicas);
+        // The gauge counts only beyond its noise: a pool of 3 workers reads 3 busy in one
+        // scrape and 2 in the next while completions explain 1.9 (about √busy either way).
+        let gauge_excess = load.required_busy - load.required_flow;
         let queue_driven = wanted_total > capacity_now
-            && ceil_u32(load.required_busy / target - 1e-9) <= capacity_now;
+            && (ceil_u32(load.required_busy / target - 1e-9) <= capacity_now
+                || (ceil_u32(load.required_flow / target - 1e-9) <= capacity_now
+                    && gauge_excess >= GAUGE_NOISE.max(load.required_flow.sqrt())));
         let first_look = queue_driven
             && state
                 .queue_spike
@@ -667,7 +681,10 @@ pub fn decide(
             );
             workers = current.workers;
         } else if first_look && workers > current.workers {
-            held_by = Some("requests queue but the workers are not busier: a second look first");
+            held_by = Some(
+                "the window's completions do not explain the queue or the busy workers: a \
+                 second look first",
+            );
             workers = current.workers;
         } else if pending.any() && workers != current.workers {
             held_by = Some("the pods have not all received the last decision yet");

@@ -122,6 +122,57 @@ fn waiting_requests_are_drained_not_counted_one_worker_each() {
     assert_eq!(d.settings.workers, 10);
 }
 
+/// The slowdown trace: the database slowed down two seconds before a scrape, which saw
+/// every stuck job as a busy worker, while the window's completed jobs still took their
+/// usual time. Busy workers that arrivals × job time do not explain wait a second look,
+/// like a queue: by then the jobs show as slow (a condition, not more workers) — or the
+/// demand is real and the second look adds the workers.
+#[test]
+fn busy_workers_the_window_does_not_explain_wait_a_second_look() {
+    // 8 busy of 8, but 40 jobs/s × 0.1 s = 4 workers' worth of completions.
+    let mut p = pod(8.0, 8.0, 0.0);
+    p.jobs_per_second = 40.0;
+    let first = decide(
+        &policy(),
+        &settings(8),
+        &State::default(),
+        &observe(vec![p.clone()]),
+        t(0),
+    );
+    assert_eq!(first.settings.workers, 8, "{}", first.summary);
+    assert_eq!(first.state.queue_spike, Some(t(0)));
+    // Still so 30 s later: real, 8 / 0.7 → 12.
+    let d = decide(
+        &policy(),
+        &settings(8),
+        &first.state,
+        &observe(vec![p]),
+        t(30),
+    );
+    assert_eq!(d.settings.workers, 12);
+    // Busy workers the completions explain are acted on at once.
+    let d = decide(
+        &policy(),
+        &settings(8),
+        &State::default(),
+        &observe(vec![pod(8.0, 8.0, 0.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 12);
+    // So is a small pool's gauge within its noise (3 busy, 1.9 explained: the daily-week
+    // trace's weekend nights).
+    let mut small = pod(3.0, 3.0, 0.0);
+    small.jobs_per_second = 19.0;
+    let d = decide(
+        &policy(),
+        &settings(3),
+        &State::default(),
+        &observe(vec![small]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 5);
+}
+
 #[test]
 fn refused_requests_count_as_arrivals() {
     let mut p = pod(4.0, 4.0, 0.0);
@@ -588,6 +639,7 @@ fn memory_limit_goes_up_at_once_and_workers_wait_for_it() {
     // Now the load wants 8 workers: the limit rises at once, the workers wait for it.
     let mut busy = cgroup_pod(4.0);
     busy.busy_workers = 5.5;
+    busy.jobs_per_second = 55.0;
     let d = decide(&p, &small, &state, &observe(vec![busy.clone()]), t(10_000));
     assert!(d.settings.memory_limit > 400 * MI, "{:?}", d.changes);
     // As many workers as 400 Mi holds now, the rest once it is raised.
