@@ -32,6 +32,12 @@ use crate::tuning::scale::{stabilize, within_tolerance};
 use crate::tuning::stats::{ceil_u32, clamp_floor_wins};
 use crate::tuning::{Bounds, DELIVERY_TIMEOUT, Entry, MAX_HISTORY};
 
+/// The job time is learned only from windows that acked at least this many jobs per
+/// second: at a trickle (the tail of a drained backlog) the busy workers, a gauge read at
+/// the window's ends, say little. (The gauge still overstates the job time in windows
+/// that end idle; `pacer_pipeline_job_duration_seconds` would measure it directly.)
+pub const MIN_ACKED_FOR_JOB_TIME: f64 = 1.0;
+
 /// What the spec allows for the jobs pool.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobsPolicy {
@@ -102,11 +108,12 @@ pub fn recommend(
     observed: &JobsObservation,
     now: Timestamp,
 ) -> JobsRecommendation {
-    let job_seconds = if observed.acked_per_second > 0.0 && observed.busy_workers > 0.0 {
-        Some(observed.busy_workers / observed.acked_per_second)
-    } else {
-        state.job_seconds
-    };
+    let job_seconds =
+        if observed.acked_per_second >= MIN_ACKED_FOR_JOB_TIME && observed.busy_workers > 0.0 {
+            Some(observed.busy_workers / observed.acked_per_second)
+        } else {
+            state.job_seconds
+        };
     let idle =
         observed.depth <= 0.0 && observed.acked_per_second <= 0.0 && observed.busy_workers <= 0.0;
     let idle_since = if idle {
@@ -556,6 +563,19 @@ mod tests {
             "{}",
             r.reason
         );
+    }
+
+    #[test]
+    fn a_trickle_does_not_teach_the_job_time() {
+        let known = JobsState {
+            job_seconds: Some(0.05),
+            idle_since: None,
+        };
+        // 0.2 jobs/s with one worker seen busy at a window's end: not 5 s a job.
+        let r = recommend(&policy(), ONE, &known, &obs(0.0, 0.0, 0.2, 1.0), t(0));
+        assert_eq!(r.state.job_seconds, Some(0.05));
+        let r = recommend(&policy(), ONE, &known, &obs(0.0, 0.0, 2.0, 1.0), t(0));
+        assert_eq!(r.state.job_seconds, Some(0.5));
     }
 
     #[test]
