@@ -174,13 +174,13 @@ pub async fn delays_and_requeues(broker: &dyn Broker, name: &str) {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut log = read_log();
-    while log.len() < 4 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut log = Vec::new();
+    super::poll::eventually(30, || {
         log = read_log();
-    }
-    let now = wait_counts(&server, name, 0, |_| true).await;
+        log.len() >= 4
+    })
+    .await;
+    let now = jobs::counter(&server, name);
     assert_eq!(
         (log.len(), now.acked, now.requeued),
         (4, 2, 2),
