@@ -173,6 +173,34 @@ fn busy_workers_the_window_does_not_explain_wait_a_second_look() {
     assert_eq!(d.settings.workers, 5);
 }
 
+/// The first seconds of a slow dependency show as a few more busy workers than the window's
+/// completions explain *and* a queue: each within the gauge's noise, together beyond it.
+#[test]
+fn a_busy_gauge_and_a_queue_the_window_does_not_explain_wait_together() {
+    // 89 jobs/s × 0.1 s = 8.9 workers explained; the gauge reads 10.3 (+1.4, noise
+    // √8.9 ≈ 3) and 200 waiting requests ask for 2 more workers: 3.4 unexplained.
+    let mut p = pod(10.3, 14.0, 200.0);
+    p.jobs_per_second = 89.0;
+    let d = decide(
+        &policy(),
+        &settings(14),
+        &State::default(),
+        &observe(vec![p.clone()]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 14, "{}", d.summary);
+    assert_eq!(d.state.queue_spike, Some(t(0)));
+    // Still there 30 s later: (10.3 + 2) / 0.7 → 18.
+    let d = decide(
+        &policy(),
+        &settings(14),
+        &d.state,
+        &observe(vec![p]),
+        t(30),
+    );
+    assert_eq!(d.settings.workers, 18, "{}", d.summary);
+}
+
 #[test]
 fn refused_requests_count_as_arrivals() {
     let mut p = pod(4.0, 4.0, 0.0);
