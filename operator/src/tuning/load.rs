@@ -374,7 +374,11 @@ mod tests {
         let l = load_of(&sample(vec![a, b, c]), &pods, t(0));
         // (2 + 3 × 50/40) / 2 × 3 pods.
         let want = (2.0 + 3.0 * 1.25) / 2.0 * 3.0;
-        assert!((l.cpu_cores.unwrap() - want).abs() < 1e-9, "{:?}", l.cpu_cores);
+        assert!(
+            (l.cpu_cores.unwrap() - want).abs() < 1e-9,
+            "{:?}",
+            l.cpu_cores
+        );
         // Without CPU figures there is no CPU demand.
         let l = load_of(&sample(vec![pod("a", 4.0)]), &[], t(0));
         assert_eq!(l.cpu_cores, None);

@@ -623,9 +623,7 @@ pub fn decide(
         // Under a CPU limit the pods also give the load's CPU headroom below the quota
         // ([`cpu::pods_for`]): throttling stretches every job long before the workers run out.
         let cpu_pods = match (policy.cpu_limit_millis, load.cpu_cores) {
-            (Some(limit), Some(cores)) => {
-                cpu::pods_needed(cores, limit, target, current.replicas)
-            }
+            (Some(limit), Some(cores)) => cpu::pods_needed(cores, limit, target, current.replicas),
             _ => 0,
         };
         // Replicas first: pods are added only once the workers per pod are at the ceiling.
@@ -744,11 +742,10 @@ pub fn decide(
             // for the minute of a delivery is not worth a pod that starts and goes again;
             // and only for what the window's arrivals explain (busy workers and a queue
             // beyond them wait for a second look, see above).
-            let explained = load.required.min(
-                load.required_flow + GAUGE_NOISE.max(load.required_flow.sqrt()),
-            );
-            if f64::from(running.saturating_mul(next.replicas)) * BRIDGE_UTILIZATION < explained
-            {
+            let explained = load
+                .required
+                .min(load.required_flow + GAUGE_NOISE.max(load.required_flow.sqrt()));
+            if f64::from(running.saturating_mul(next.replicas)) * BRIDGE_UTILIZATION < explained {
                 bridge = wanted_total
                     .div_ceil(running.max(1))
                     .min(scale::step_up_limit(current.replicas))
@@ -1110,9 +1107,8 @@ pub fn decide(
             let Some(growth) = growth else {
                 return true;
             };
-            let extra = max_jobs::RAISE_GROWTH_MARGIN
-                * growth
-                * to.saturating_sub(current.max_jobs) as f64;
+            let extra =
+                max_jobs::RAISE_GROWTH_MARGIN * growth * to.saturating_sub(current.max_jobs) as f64;
             peak + f64::from(next.workers) * extra
                 <= next.memory_limit.min(current.memory_limit) as f64 * MEMORY_BUDGET_FRACTION
         };

@@ -191,13 +191,7 @@ fn a_busy_gauge_and_a_queue_the_window_does_not_explain_wait_together() {
     assert_eq!(d.settings.workers, 14, "{}", d.summary);
     assert_eq!(d.state.queue_spike, Some(t(0)));
     // Still there 30 s later: (10.3 + 2) / 0.7 → 18.
-    let d = decide(
-        &policy(),
-        &settings(14),
-        &d.state,
-        &observe(vec![p]),
-        t(30),
-    );
+    let d = decide(&policy(), &settings(14), &d.state, &observe(vec![p]), t(30));
     assert_eq!(d.settings.workers, 18, "{}", d.summary);
 }
 
@@ -1170,6 +1164,23 @@ fn the_memory_limit_waits_for_the_pods_to_drop_their_workers() {
         lowered.reason.contains("10 workers need"),
         "{}",
         lowered.reason
+    );
+    // A pod that still reports 12 (its kubelet has not delivered the 10 yet) keeps the
+    // limit for 12 even once 10 is in force: lowered for 10, it OOM-kills that pod
+    // (`make sim`, `cpu-limit`: 7 → 6 workers, the limit for 6 thirty seconds later).
+    let still_12 = {
+        let mut x = cgroup_pod(12.0);
+        x.busy_workers = 1.0;
+        x.memory_working_set = Some(((76.0 + 44.0 * 8.0) * MI as f64) as u64);
+        x.target_workers = Some(12);
+        observe(vec![x])
+    };
+    let d3 = decide(&p, &d.settings, &d.state, &still_12, t(10_060));
+    assert!(
+        d3.settings.memory_limit >= for_12,
+        "{} < {for_12}: {:?}",
+        d3.settings.memory_limit,
+        d3.changes
     );
 }
 
