@@ -606,7 +606,12 @@ async fn n3_memory_limit_resized_in_place() -> Result<()> {
     let app = RealApp::start(
         "n3-resize",
         "Scenario 3: memory.limit auto → in-place resize of the container's cgroup",
-        json!({"resources": {"memory": {"limit": "128Mi", "min": "64Mi", "max": "1Gi"}}}),
+        // Workers are pinned so that the memory decision is the only change: a worker change
+        // first would make it wait for a ConfigMap delivery (up to ~80 s on a loaded node).
+        json!({
+            "pool": {"workers": {"min": 4, "max": 4, "initial": 4}},
+            "resources": {"memory": {"limit": "128Mi", "min": "64Mi", "max": "1Gi"}},
+        }),
         1,
     )
     .await?;
@@ -628,12 +633,17 @@ async fn resize(a: &RealApp) -> Result<()> {
     let object = RealApp::object(
         a.world,
         &a.namespace,
-        &json!({"resources": {"memory": {"limit": "auto", "min": "64Mi", "max": "1Gi"}}}),
+        // The app's working set (~30 MiB) fits 128Mi, so `auto` alone would keep it; a floor
+        // above it makes the tuner's first round raise the limit (to at least 192Mi).
+        &json!({
+            "pool": {"workers": {"min": 4, "max": 4, "initial": 4}},
+            "resources": {"memory": {"limit": "auto", "min": "192Mi", "max": "1Gi"}},
+        }),
     );
     a.apply(&object).await?;
-    a.note("memory.limit: auto applied");
+    a.note("memory.limit: auto applied (min 192Mi, above the 128Mi in force)");
     let changed = a
-        .wait_status("a new memory limit", Duration::from_secs(240), |app| {
+        .wait_status("a new memory limit", Duration::from_secs(360), |app| {
             app.status
                 .as_ref()
                 .and_then(|s| s.current.as_ref())
@@ -664,6 +674,8 @@ async fn resize(a: &RealApp) -> Result<()> {
         after >> 20,
         (a.timeline.elapsed() - decided).as_secs_f64()
     ));
+    // Keep serving on the raised limit for a while: the resize must not disturb the workers.
+    tokio::time::sleep(Duration::from_secs(15)).await;
     let phase = a.end_phase("/work?ms=100 ×8").await;
     let pods = a.ready_pods().await?;
     ensure!(
@@ -687,6 +699,23 @@ async fn resize(a: &RealApp) -> Result<()> {
         "pod status resources.limits.memory = {status_limit:?}, restarts 0"
     ));
     ensure!(after > before, "the limit went down: {before} → {after}");
+    ensure!(
+        after >= 192 << 20,
+        "the limit {after} is below resources.memory.min (192Mi)"
+    );
+    // The operator writes whole MiB: the cgroup, the pod's status and the app's status agree.
+    let wanted_bytes = wanted
+        .strip_suffix("Mi")
+        .and_then(|m| m.parse::<u64>().ok())
+        .map(|m| m << 20);
+    ensure!(
+        wanted_bytes == Some(after),
+        "the cgroup has {after} bytes, the app's status says {wanted}"
+    );
+    ensure!(
+        status_limit.as_deref() == Some(wanted.as_str()),
+        "the pod's status says {status_limit:?}, the app's status {wanted}"
+    );
     ensure_clean("/work?ms=100 ×8", phase)?;
     Ok(())
 }

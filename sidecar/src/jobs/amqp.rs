@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use amqprs::channel::{
     BasicAckArguments, BasicCancelArguments, BasicConsumeArguments, BasicNackArguments,
@@ -31,7 +31,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat};
+use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, broker, now_ms};
 use super::job::{Headers, Job};
 use crate::config::AmqpConfig;
 
@@ -85,10 +85,6 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug, Clone)]
 pub struct Amqp {
     shared: Arc<Shared>,
-}
-
-fn broker(e: impl std::fmt::Display) -> DriverError {
-    DriverError::Broker(e.to_string())
 }
 
 fn name(s: &str) -> ShortStr {
@@ -319,12 +315,6 @@ async fn start_consumer(
     });
     tracing::info!(pipeline = %shared.pipeline, queue = %shared.cfg.queue, prefetch = shared.cfg.prefetch, "consuming from RabbitMQ");
     Ok((ch, tag, stop))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn int(v: &FieldValue) -> Option<i64> {

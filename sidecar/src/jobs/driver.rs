@@ -9,7 +9,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
@@ -27,6 +27,19 @@ pub enum DriverError {
     Timeout(Duration),
     #[error("the pipeline is stopped")]
     Stopped,
+}
+
+/// A broker client's error as a [`DriverError::Broker`] (every driver's clients have their
+/// own error types; the dispatcher only logs the message).
+pub(crate) fn broker(e: impl fmt::Display) -> DriverError {
+    DriverError::Broker(e.to_string())
+}
+
+/// Milliseconds since the Unix epoch: the drivers' clock for delays and queue wait.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// One job taken from a broker, not yet settled.

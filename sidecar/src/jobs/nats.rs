@@ -25,7 +25,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::header::{HeaderMap, HeaderName};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
@@ -38,7 +38,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat};
+use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, broker, now_ms};
 use super::job::{Headers, Job};
 use crate::config::NatsConfig;
 
@@ -86,16 +86,6 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug, Clone)]
 pub struct Nats {
     shared: Arc<Shared>,
-}
-
-fn broker(e: impl std::fmt::Display) -> DriverError {
-    DriverError::Broker(e.to_string())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The durable consumer's name: the pipeline's, in the characters NATS allows.

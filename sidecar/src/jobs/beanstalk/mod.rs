@@ -28,14 +28,14 @@ pub mod wire;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat};
+use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, broker, now_ms};
 use super::job::{Headers, Job};
 use crate::config::BeanstalkConfig;
 use wire::{Conn, Reply, WireError};
@@ -91,16 +91,6 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug, Clone)]
 pub struct Beanstalk {
     shared: Arc<Shared>,
-}
-
-fn broker(e: impl std::fmt::Display) -> DriverError {
-    DriverError::Broker(e.to_string())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Beanstalk {
