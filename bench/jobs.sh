@@ -10,7 +10,10 @@
 #
 # Two measures each: jobs/s draining a preloaded backlog (BENCH_JOBS_N, default 20000),
 # and the p99 queue wait (push to delivery) at a steady rate below capacity
-# (BENCH_JOBS_RATE per s for BENCH_JOBS_SECONDS). Writes bench/out/jobs.json, appends one
+# (BENCH_JOBS_RATE per s for BENCH_JOBS_SECONDS), and the CPU each side spends per job
+# while draining (utime+stime of pacer, of the PHP processes and of RabbitMQ's beam.smp,
+# ÷ jobs: on 2 cores shared by all three, jobs/s is bounded by the total). PACER_BASE=BINARY
+# adds "pacer amqp (before)": that binary on the same broker, for before/after. Writes bench/out/jobs.json, appends one
 # `{"scenario":"jobs",...}` line per consumer to bench/out/results.jsonl (report.py's
 # "Jobs" table) and prints a table. Called by bench/run.sh (BENCH_ONLY contains "jobs"),
 # or alone:
@@ -58,13 +61,16 @@ mkdir -p "$RMQ"
 echo "[]." >"$RMQ/enabled_plugins"
 printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\nlog.console = true\nlog.console.level = warning\nlog.file = false\n' "$AMQP_PORT" >"$RMQ/rabbitmq.conf"
 spawn /usr/bin/epmd -port "$EPMD_PORT" -address 127.0.0.1 >/dev/null
+# Its schedulers do not busy-wait (+sbwt none, RabbitMQ's advice for shared CPUs): the
+# cores are shared with the consumers, and its CPU per job counts work, not spinning.
 log "starting RabbitMQ on 127.0.0.1:$AMQP_PORT"
 spawn env HOME="$RMQ" RABBITMQ_BASE="$RMQ" RABBITMQ_MNESIA_BASE="$RMQ/mnesia" RABBITMQ_LOG_BASE="$RMQ/log" \
     RABBITMQ_NODENAME="pacer-bench-$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$AMQP_PORT" \
     RABBITMQ_DIST_PORT="$DIST_PORT" ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT" \
     RABBITMQ_CONFIG_FILE="$RMQ/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ/enabled_plugins" \
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none" \
     /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null
+RMQ_SID=${GROUPS_STARTED[-1]} # its session: the script, beam.smp and helpers
 for _ in $(seq 1 900); do
     php -r '$p=parse_url($argv[1]); try { (new AMQPConnection(["host"=>$p["host"],"port"=>$p["port"]]))->connect(); exit(0); } catch (Throwable) { exit(1); }' "$URL" 2>/dev/null && break
     sleep 0.2
@@ -85,6 +91,22 @@ q = lambda p: w[min(len(w) - 1, int(p * len(w)))] * 1000
 print(f"{q(0.5):.2f} {q(0.99):.2f} {len(w)}")'
 }
 now() { date +%s.%N; }
+# CPU time (utime+stime, clock ticks) of the processes in session $1: of the session's
+# leader (pacer) and of all of them: "lead=T all=T".
+session_cpu() {
+    local p
+    for p in $(ps -o pid= -s "$1"); do
+        awk -v lead="$1" '{ print ($1 == lead ? "lead" : "other"), $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
+    done | awk '{ t[$1] += $2; t["all"] += $2 } END { for (c in t) printf "%s=%d ", c, t[c] }'
+}
+cpu_of() { # $1 "name=T ..." $2 name → T (0 when absent)
+    local kv
+    for kv in $1; do [[ ${kv%%=*} == "$2" ]] && { echo "${kv#*=}"; return; }; done
+    echo 0
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# µs of CPU per job from a tick delta over N jobs.
+per_job() { python3 -c "print(round($1 * $TICK_US / $N, 1))"; }
 
 # --------------------------------------------------------------------------- pacer
 pacer_yaml() { # $1 driver, $2 queue, $3 waits file, $4 consume (true/false)
@@ -141,60 +163,76 @@ push_memory() { # $1 pipeline $2 n $3 rate
 }
 
 results=()
-record() { # name, throughput jobs/s, p50, p99, samples
-    results+=("{\"consumer\":\"$1\",\"workers\":$P,\"jobs_per_s\":$2,\"wait_p50_ms\":$3,\"wait_p99_ms\":$4,\"wait_samples\":$5}")
+record() { # name, throughput jobs/s, p50, p99, samples; CPU µs per job: server, php, broker
+    local cpu="{\"server\":$6,\"php\":$7,\"broker\":$8}"
+    results+=("{\"consumer\":\"$1\",\"workers\":$P,\"jobs_per_s\":$2,\"wait_p50_ms\":$3,\"wait_p99_ms\":$4,\"wait_samples\":$5,\"cpu_us_per_job\":$cpu}")
     mkdir -p "$OUT"
-    printf '{"scenario":"jobs","consumer":"%s","workers":%s,"jobs":%s,"rate":%s,"steady_s":%s,"prefetch":%s,"jobs_per_s":%s,"wait_p50_ms":%s,"wait_p99_ms":%s,"wait_samples":%s,"loadavg":"%s"}\n' \
-        "$1" "$P" "$N" "$RATE" "$SECONDS_STEADY" "$PREFETCH" "$2" "$3" "$4" "$5" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/results.jsonl"
-    printf '%-14s %10s jobs/s   queue wait p50 %8s ms  p99 %8s ms  (%s jobs)\n' "$1" "$2" "$3" "$4" "$5" >&2
+    printf '{"scenario":"jobs","consumer":"%s","workers":%s,"jobs":%s,"rate":%s,"steady_s":%s,"prefetch":%s,"jobs_per_s":%s,"wait_p50_ms":%s,"wait_p99_ms":%s,"wait_samples":%s,"cpu_us_per_job":%s,"loadavg":"%s"}\n' \
+        "$1" "$P" "$N" "$RATE" "$SECONDS_STEADY" "$PREFETCH" "$2" "$3" "$4" "$5" "$cpu" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/results.jsonl"
+    printf '%-14s %10s jobs/s   queue wait p50 %8s ms  p99 %8s ms  (%s jobs)   CPU µs/job: server %s  PHP %s  RabbitMQ %s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" >&2
 }
 
 # --- pacer, amqp
-bench_pacer() { # $1 driver
-    local q="bench_$1" y="$TMP/pacer-$1.yaml" pid t0 t1 rate stats
+bench_pacer() { # $1 driver, $2 label suffix (with PACER set to the binary)
+    local q="bench_$1" y="$TMP/pacer-$1.yaml" pid t0 t1 rate stats w="$TMP/pacer-$1${2:+-before}"
     RPC_PORT=$(free_port); METRICS_PORT=$(free_port)
     [[ $1 == amqp ]] && declare_queue "$q"
     # Throughput: the backlog is in place before consuming starts.
-    pacer_yaml "$1" "$q" "$TMP/pacer-$1-backlog" false >"$y"
-    pid=$(start_pacer "$y")
+    pacer_yaml "$1" "$q" "$w-backlog" false >"$y"
+    pid=$(start_pacer "$y"); GROUPS_STARTED+=("$pid")
     if [[ $1 == amqp ]]; then publish "$q" "$N" 0 0; else push_memory "$q" "$N" 0; fi
+    local c0 c1 b0 b1
+    c0=$(session_cpu "$pid"); b0=$(session_cpu "$RMQ_SID")
     t0=$(now)
     php -r 'require $argv[1] . "/php/autoload.php"; Pacer\Jobs\Jobs::fromEnvironment($argv[2])->resume($argv[3]);' "$ROOT" "tcp://127.0.0.1:$RPC_PORT" "$q"
     wait_acked "$q" "$N"
     t1=$(now)
+    c1=$(session_cpu "$pid"); b1=$(session_cpu "$RMQ_SID")
     rate=$(python3 -c "print(round($N / ($t1 - $t0)))")
+    local cpu_server cpu_php cpu_broker
+    cpu_server=$(per_job $(($(cpu_of "$c1" lead) - $(cpu_of "$c0" lead))))
+    # Everything else in pacer's session is its PHP workers.
+    cpu_php=$(per_job $(($(cpu_of "$c1" other) - $(cpu_of "$c0" other))))
+    cpu_broker=$(per_job $(($(cpu_of "$b1" all) - $(cpu_of "$b0" all))))
     stop_pacer "$pid"
     # Queue wait at a steady rate.
-    pacer_yaml "$1" "$q" "$TMP/pacer-$1-steady" true >"$y"
-    pid=$(start_pacer "$y")
+    pacer_yaml "$1" "$q" "$w-steady" true >"$y"
+    pid=$(start_pacer "$y"); GROUPS_STARTED+=("$pid")
     local steady=$((RATE * SECONDS_STEADY))
     if [[ $1 == amqp ]]; then publish "$q" "$steady" "$RATE" 0; else push_memory "$q" "$steady" "$RATE"; fi
     wait_acked "$q" "$steady"
     stop_pacer "$pid"
-    stats=$(percentiles "$TMP/pacer-$1-steady")
-    record "pacer $1" "$rate" $stats
+    stats=$(percentiles "$w-steady")
+    record "pacer $1${2:-}" "$rate" $stats "$cpu_server" "$cpu_php" "$cpu_broker"
 }
 
 bench_plain() {
     local q=bench_plain t0 t1 rate pids=() stats i
     declare_queue "$q"
     publish "$q" "$N" 0 "$P"
+    local b0 b1 cpu_php cpu_broker
+    b0=$(session_cpu "$RMQ_SID")
     t0=$(now)
-    for i in $(seq 1 "$P"); do php "$BENCH/workers/amqp-consume.php" "$URL" "$q" "$PREFETCH" "$TMP/plain-backlog" & pids+=($!); done
+    for i in $(seq 1 "$P"); do php "$BENCH/workers/amqp-consume.php" "$URL" "$q" "$PREFETCH" "$TMP/plain-backlog" "$TMP/plain-rusage" & pids+=($!); done
     wait "${pids[@]}"
     t1=$(now)
+    b1=$(session_cpu "$RMQ_SID")
     rate=$(python3 -c "print(round($N / ($t1 - $t0)))")
+    # The consumers report their own CPU (getrusage) as they exit, in µs.
+    cpu_php=$(cat "$TMP/plain-rusage".* | python3 -c "import sys; print(round(sum(float(x) for x in sys.stdin if x.strip()) / $N, 1))")
+    cpu_broker=$(per_job $(($(cpu_of "$b1" all) - $(cpu_of "$b0" all))))
     pids=()
     for i in $(seq 1 "$P"); do php "$BENCH/workers/amqp-consume.php" "$URL" "$q" "$PREFETCH" "$TMP/plain-steady" & pids+=($!); done
     sleep 1
     publish "$q" "$((RATE * SECONDS_STEADY))" "$RATE" "$P"
     wait "${pids[@]}"
     stats=$(percentiles "$TMP/plain-steady")
-    record "php-amqp" "$rate" $stats
+    record "php-amqp" "$rate" $stats 0 "$cpu_php" "$cpu_broker"
 }
 
 log "jobs: $N jobs backlog, $P PHP processes each, steady $RATE/s for ${SECONDS_STEADY}s, prefetch $PREFETCH"
 bench_plain
+if [[ -n ${PACER_BASE:-} ]]; then PACER=$PACER_BASE bench_pacer amqp " (before)"; fi
 bench_pacer amqp
 bench_pacer memory
 mkdir -p "$OUT"

@@ -301,7 +301,7 @@ if over:
 
 # -------------------------------------------------------------------- criterion
 crit = []
-for name in ("frame_codec", "convert"):
+for name in ("frame_codec", "convert", "jobs"):
     f = out / f"criterion-{name}.txt"
     if not f.exists():
         continue
@@ -323,7 +323,7 @@ for name in ("frame_codec", "convert"):
         current = None
 if crit:
     print("## Criterion micro-benchmarks\n")
-    print("`cargo bench -p pacer --bench frame_codec` and `--bench convert` (warm-up 1 s,")
+    print("`cargo bench -p pacer --bench frame_codec`, `--bench convert` and `--bench jobs` (warm-up 1 s,")
     print("measurement 3 s; the middle estimate).\n")
     print("| bench | case | time | throughput |")
     print("|---|---|---|---|")
@@ -342,14 +342,18 @@ if jobs:
     print(f"to delivery): at a steady {j0['rate']} jobs/s for {j0['steady_s']} s. `php-amqp` is")
     print("`AMQPQueue::consume()` in plain PHP processes, acking each message (a Laravel-style queue")
     print("worker); `pacer amqp` consumes the same kind of queue through pacer's jobs pool")
-    print("(`Pacer\\Jobs\\Consumer`); `pacer memory` is pacer's in-process driver (pushed over RPC).\n")
-    print("| consumer | jobs/s | vs php-amqp | queue wait p50 ms | p99 ms | load average at the end |")
-    print("|---|---|---|---|---|---|")
+    print("(`Pacer\\Jobs\\Consumer`); `pacer memory` is pacer's in-process driver (pushed over RPC).")
+    print("CPU µs per job while draining: utime+stime of pacer, of the PHP processes and of RabbitMQ")
+    print("(all share the 2 cores, so their sum bounds jobs/s).\n")
+    print("| consumer | jobs/s | vs php-amqp | queue wait p50 ms | p99 ms | CPU µs/job pacer | PHP | RabbitMQ | total | load average at the end |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in jobs:
         vs = ratio(r["jobs_per_s"], plain["jobs_per_s"]) if plain else "–"
         p50 = "–" if r["wait_p50_ms"] is None else f"{r['wait_p50_ms']:.2f}"
         p99 = "–" if r["wait_p99_ms"] is None else f"{r['wait_p99_ms']:.2f}"
-        print(f"| {r['consumer']} | {r['jobs_per_s']} | {vs} | {p50} | {p99} | {r['loadavg']} |")
+        cpu = r.get("cpu_us_per_job")
+        cpus = [f"{cpu['server']:g}" if r["consumer"] != "php-amqp" else "–", f"{cpu['php']:g}", f"{cpu['broker']:g}", f"{cpu['server'] + cpu['php'] + cpu['broker']:.1f}"] if cpu else ["–"] * 4
+        print(f"| {r['consumer']} | {r['jobs_per_s']} | {vs} | {p50} | {p99} | {' | '.join(cpus)} | {r['loadavg']} |")
     print()
 
 

@@ -545,7 +545,7 @@ scenario_relay() {
 scenario_criterion() {
     local b
     wait_idle "criterion"
-    for b in frame_codec convert; do
+    for b in frame_codec convert jobs; do
         (cd "$ROOT" && cargo bench -q -p pacer --bench "$b" -- --warm-up-time 1 --measurement-time 3 --noplot) \
             >"$OUT/criterion-$b.txt" 2>&1
     done
@@ -580,7 +580,7 @@ main() {
     [[ " $only " == *" tracing "* ]] && build_at "$OTEL_BASE" "$PACER_PRE_OTEL"
     if [[ " ${BENCH_ONLY:-criterion} " == *" criterion "* ]]; then
         log "building the criterion benches"
-        (cd "$ROOT" && cargo bench -q -p pacer --bench frame_codec --bench convert --no-run 2>/dev/null)
+        (cd "$ROOT" && cargo bench -q -p pacer --bench frame_codec --bench convert --bench jobs --no-run 2>/dev/null)
     fi
     local load_before started
     load_before=$(wait_for_quiet)

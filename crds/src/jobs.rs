@@ -19,7 +19,7 @@ use crate::units;
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.consume.all(c, c in self.pipelines)", "message": "jobs.consume must name pipelines of jobs.pipelines"},
+    {"rule": "!has(self.consume) || self.consume.all(c, c in self.pipelines)", "message": "jobs.consume must name pipelines of jobs.pipelines"},
     {"rule": "!self.pipelines.exists(k, self.pipelines[k].driver == 'Amqp') || has(self.amqp)", "message": "jobs.amqp.addr is required when a pipeline uses the Amqp driver"}
 ]))]
 pub struct JobsSpec {

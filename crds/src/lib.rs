@@ -40,8 +40,8 @@ pub use spec::{
     ShutdownSpec, SidecarSpec, TuningMode, TuningSpec, WorkersSpec,
 };
 pub use status::{
-    HistoryEntry, JobBaseline, MemoryModel, ObservedMetrics, PhpAppServerStatus, PoolSettings,
-    Recommendation, ReportedSettings, ResidualBucket, RolloutStatus, TuningState,
+    HistoryEntry, JobBaseline, JobsPoolStatus, MemoryModel, ObservedMetrics, PhpAppServerStatus,
+    PoolSettings, Recommendation, ReportedSettings, ResidualBucket, RolloutStatus, TuningState,
 };
 
 use kube::CustomResourceExt;

@@ -56,6 +56,8 @@ use crate::units;
     {"rule": "has(self.image) != has(self.template)", "message": "set either image (the short form) or template (a full pod template), not both"},
     {"rule": "!has(self.template) || (has(self.template.spec) && self.template.spec.containers.exists(c, c.name == self.container))", "message": "template.spec.containers must have a container named as spec.container (default: app), the PHP container pacer is injected into"},
     {"rule": "!has(self.jobs) || !has(self.jobs.scaleToZero) || has(self.tuning.metrics.prometheusUrl)", "message": "jobs.scaleToZero needs tuning.metrics.prometheusUrl: the queue depth is read from Prometheus while no pod runs"},
+    {"rule": "!(has(self.http) && has(self.http.enabled) && !self.http.enabled) || has(self.jobs)", "message": "http.enabled: false makes a jobs-only app: it needs jobs"},
+    {"rule": "!has(self.jobs) || !has(self.jobs.scaleToZero) || (has(self.http) && has(self.http.enabled) && !self.http.enabled)", "message": "jobs.scaleToZero needs http.enabled: false: an app that serves HTTP never scales to zero"},
     {"rule": "!has(self.jobs) || !has(self.jobs.scaleToZero) || !(has(self.replicas.count) || self.replicas.external)", "message": "jobs.scaleToZero and an external replica count (replicas.count, replicas.external) exclude each other"},
     {"rule": "!has(self.template) || !(has(self.imagePullPolicy) || has(self.imagePullSecrets) || has(self.workingDir) || has(self.env) || has(self.serviceAccountName) || has(self.runAsUser) || has(self.runAsGroup) || has(self.podLabels) || has(self.podAnnotations) || has(self.nodeSelector))", "message": "with template, say the pod's settings in the template: imagePullPolicy, imagePullSecrets, workingDir, env, serviceAccountName, runAsUser, runAsGroup, podLabels, podAnnotations and nodeSelector are the short form's"}
 ]))]
@@ -300,6 +302,13 @@ fn default_one() -> i32 {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpSpec {
+    /// Serve HTTP. `false` makes a jobs-only app (it needs `jobs`): pacer runs no HTTP
+    /// server and no HTTP pool (health and metrics are still served), the Service
+    /// exposes only the metrics port, and `jobs.scaleToZero` becomes possible. Default:
+    /// true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+
     /// Container port pacer's HTTP server listens on (`http.address`). Default: 8080.
     #[serde(default = "default_http_port")]
     #[schemars(range(min = 1024, max = 65535))]
@@ -328,6 +337,7 @@ pub struct HttpSpec {
 impl Default for HttpSpec {
     fn default() -> Self {
         Self {
+            enabled: true,
             port: default_http_port(),
             max_request_size: default_max_request_size(),
             static_dir: None,

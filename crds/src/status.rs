@@ -69,6 +69,56 @@ pub struct PhpAppServerStatus {
     /// The tuner's memory across runs (stabilisation window, rate limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuning_state: Option<TuningState>,
+
+    /// The jobs pool (`spec.jobs`): its size, why, what the pods report and the window it
+    /// was decided on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsPoolStatus>,
+}
+
+/// The jobs pool's size and the jobs tuner's memory.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobsPoolStatus {
+    /// Jobs workers per pod now in the pods' configuration (`jobs.pool.num_workers`).
+    pub workers: i32,
+    /// Pods the jobs pool asks for (0: scaled to zero).
+    pub replicas: i32,
+    /// Why, in words (the latest decision).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Pods whose jobs pool size was read, and of those the pods running `workers`
+    /// (`pacer_pool_target_workers{pool="jobs"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_pods: Option<i32>,
+    /// Of `reportedPods`, the pods running `workers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching_pods: Option<i32>,
+    /// Jobs ready in the brokers at the end of the last window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<f64>,
+    /// Jobs acknowledged per second over the last window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_per_second: Option<f64>,
+    /// Jobs workers busy on average over the last window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_workers: Option<f64>,
+    /// Seconds a job holds a worker, last measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_seconds: Option<f64>,
+    /// Since when the queues have been idle (depth 0, nothing in flight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<Time>,
+    /// Recommendations of the stabilisation window, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub history: Vec<HistoryEntry>,
+    /// When the jobs workers or pods were last lowered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_down_time: Option<Time>,
+    /// When the jobs pool's size last changed (its delivery is awaited from then on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_time: Option<Time>,
 }
 
 /// Settings of the pool of every pod.

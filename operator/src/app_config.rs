@@ -79,6 +79,12 @@ fn jobs_config(
             "jobs.targetUtilization: {target_utilization} is outside 0.1–0.95"
         )));
     }
+    if j.scale_to_zero.is_some() && spec.http.enabled {
+        return Err(Error::InvalidSpec(
+            "jobs.scaleToZero needs http.enabled: false: an app that serves HTTP never scales to zero"
+                .into(),
+        ));
+    }
     let scale_to_zero_after = j
         .scale_to_zero
         .as_ref()
@@ -286,7 +292,16 @@ mod tests {
         assert_eq!((j.policy.scale_to_zero_after, j.depth_query), (None, None));
         assert_eq!(j.initial_workers, 1);
 
+        let zero = json!({
+            "http": {"enabled": false},
+            "jobs": {"pipelines": {"m": {"driver": "Memory"}}, "targetDrainTime": "90s",
+                     "scaleToZero": {"depthQuery": "sum(q)"}}
+        });
+        let e = AppConfig::from_spec(&spec(json!({"jobs": zero["jobs"].clone()}))).unwrap_err();
+        assert!(e.to_string().contains("never scales to zero"), "{e}");
+        assert!(AppConfig::from_spec(&spec(zero)).is_ok());
         let c = AppConfig::from_spec(&spec(json!({
+            "http": {"enabled": false},
             "jobs": {"pipelines": {"m": {"driver": "Memory"}}, "targetDrainTime": "90s",
                      "targetUtilization": 0.9, "workers": {"min": 2, "max": 4, "initial": 3},
                      "scaleToZero": {"depthQuery": "sum(q)", "idleFor": "10m"}}

@@ -16,16 +16,27 @@
 //! * Scale to zero (opt-in): once the depth is 0, nothing is processed and no worker is
 //!   busy for `idleFor`, the pods go to 0; at 0 pods a depth above 0 brings one back.
 //!
-//! The stabilisation window, the step limits and waiting for the last change to arrive
-//! are the HTTP tuner's ([`crate::tuning`]) and are applied to this recommendation by its
-//! caller, as for the HTTP pool.
+//! [`decide`] applies the HTTP tuner's rules ([`crate::tuning::scale`]) to the
+//! recommendation, with the same helpers: the tolerance, up at once in HPA-sized steps,
+//! down no lower than the stabilisation window's largest recommendation and at most one
+//! step per period, and no change while a pod still runs another jobs pool size than the
+//! last decision (`pacer_pool_target_workers{pool="jobs"}`, up to
+//! [`crate::tuning::DELIVERY_TIMEOUT`]). Zero pods need the queues idle for `idleFor` and
+//! for the stabilisation window; from zero, work brings a pod back at once.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::tuning::Bounds;
+use crate::tuning::scale::{stabilize, within_tolerance};
 use crate::tuning::stats::{ceil_u32, clamp_floor_wins};
+use crate::tuning::{Bounds, DELIVERY_TIMEOUT, Entry, MAX_HISTORY};
+
+/// The job time is learned only from windows that acked at least this many jobs per
+/// second: at a trickle (the tail of a drained backlog) the busy workers, a gauge read at
+/// the window's ends, say little. (The gauge still overstates the job time in windows
+/// that end idle; `pacer_pipeline_job_duration_seconds` would measure it directly.)
+pub const MIN_ACKED_FOR_JOB_TIME: f64 = 1.0;
 
 /// What the spec allows for the jobs pool.
 #[derive(Clone, Debug, PartialEq)]
@@ -97,11 +108,12 @@ pub fn recommend(
     observed: &JobsObservation,
     now: Timestamp,
 ) -> JobsRecommendation {
-    let job_seconds = if observed.acked_per_second > 0.0 && observed.busy_workers > 0.0 {
-        Some(observed.busy_workers / observed.acked_per_second)
-    } else {
-        state.job_seconds
-    };
+    let job_seconds =
+        if observed.acked_per_second >= MIN_ACKED_FOR_JOB_TIME && observed.busy_workers > 0.0 {
+            Some(observed.busy_workers / observed.acked_per_second)
+        } else {
+            state.job_seconds
+        };
     let idle =
         observed.depth <= 0.0 && observed.acked_per_second <= 0.0 && observed.busy_workers <= 0.0;
     let idle_since = if idle {
@@ -173,6 +185,138 @@ pub fn recommend(
     JobsRecommendation {
         size: spread(policy, total.max(1)),
         state,
+        reason,
+    }
+}
+
+/// What [`decide`] remembers between rounds (persisted in the status).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobsMemory {
+    /// The recommendation's own memory.
+    pub recommend: JobsState,
+    /// Recommendations of the stabilisation window, oldest first.
+    pub history: Vec<Entry>,
+    /// When workers or pods were last lowered.
+    pub last_scale_down: Option<Timestamp>,
+    /// When the size last changed.
+    pub last_change: Option<Timestamp>,
+}
+
+/// One round's input to [`decide`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobsRound {
+    /// The window; `None` when the metrics could not be read (nothing changes, except
+    /// that the spec's bounds hold).
+    pub observed: Option<JobsObservation>,
+    /// The jobs pool size each pod's pacer runs (`pacer_pool_target_workers{pool="jobs"}`).
+    pub reported: Vec<u32>,
+    /// The size is applied to the pods (mode Auto), so its delivery is awaited.
+    pub await_delivery: bool,
+}
+
+/// [`decide`]'s verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobsDecision {
+    /// The size to apply.
+    pub size: JobsSize,
+    /// The recommendation before stabilisation.
+    pub recommended: JobsSize,
+    /// The new memory.
+    pub memory: JobsMemory,
+    /// What was seen and decided, in words.
+    pub reason: String,
+}
+
+/// The jobs pool's size for this round: [`recommend`], then the HTTP tuner's
+/// stabilisation (see the module documentation).
+#[must_use]
+pub fn decide(
+    policy: &JobsPolicy,
+    stabilization_window: Duration,
+    current: JobsSize,
+    memory: &JobsMemory,
+    round: &JobsRound,
+    now: Timestamp,
+) -> JobsDecision {
+    let mut memory = memory.clone();
+    let window_start = now
+        .checked_sub(jiff::SignedDuration::try_from(stabilization_window).unwrap_or_default())
+        .unwrap_or(now);
+    memory
+        .history
+        .retain(|e| e.at > window_start && e.at <= now);
+    let Some(observed) = &round.observed else {
+        return JobsDecision {
+            size: current,
+            recommended: current,
+            reason: "jobs metrics unavailable: the jobs pool keeps its size".to_owned(),
+            memory,
+        };
+    };
+    let rec = recommend(policy, current, &memory.recommend, observed, now);
+    memory.recommend = rec.state;
+    let window_max = |f: fn(&Entry) -> u32| memory.history.iter().map(f).max().unwrap_or(0);
+    let (workers_max, replicas_max) = (window_max(|e| e.workers), window_max(|e| e.replicas));
+    memory.history.push(Entry {
+        at: now,
+        workers: rec.size.workers,
+        replicas: rec.size.replicas,
+    });
+    if memory.history.len() > MAX_HISTORY {
+        let excess = memory.history.len() - MAX_HISTORY;
+        memory.history.drain(..excess);
+    }
+    let since_change = memory.last_change.map(|t| elapsed(t, now));
+    let pending = round.await_delivery
+        && current.replicas > 0
+        && round.reported.iter().any(|&w| w != current.workers)
+        && since_change.is_none_or(|e| e < DELIVERY_TIMEOUT);
+    let mut reason = rec.reason.clone();
+
+    let size = if current.replicas == 0 {
+        // From zero: work brings the pods back at once (nothing to stabilise against).
+        rec.size
+    } else if rec.size.replicas == 0 {
+        // To zero: the queues have been idle for idleFor; also for the window.
+        let idle_for = memory
+            .recommend
+            .idle_since
+            .map_or(Duration::ZERO, |t| elapsed(t, now));
+        if idle_for >= stabilization_window && !pending {
+            rec.size
+        } else {
+            reason.push_str("; zero pods once idle for the stabilisation window");
+            current
+        }
+    } else {
+        let step = |current: u32, wanted: u32, window_max: u32| {
+            let wanted = if within_tolerance(u64::from(current), u64::from(wanted)) {
+                current
+            } else {
+                wanted
+            };
+            stabilize(current, wanted, window_max, memory.last_scale_down, now).value
+        };
+        let mut next = JobsSize {
+            workers: step(current.workers, rec.size.workers, workers_max),
+            replicas: step(current.replicas, rec.size.replicas, replicas_max),
+        };
+        if pending && next != current {
+            reason.push_str("; held: the pods have not all received the last jobs pool size");
+            next = current;
+        }
+        next
+    };
+    if size.workers < current.workers || size.replicas < current.replicas {
+        memory.last_scale_down = Some(now);
+    }
+    if size != current {
+        memory.last_change = Some(now);
+    }
+    JobsDecision {
+        size,
+        recommended: rec.size,
+        memory,
         reason,
     }
 }
@@ -422,6 +566,19 @@ mod tests {
     }
 
     #[test]
+    fn a_trickle_does_not_teach_the_job_time() {
+        let known = JobsState {
+            job_seconds: Some(0.05),
+            idle_since: None,
+        };
+        // 0.2 jobs/s with one worker seen busy at a window's end: not 5 s a job.
+        let r = recommend(&policy(), ONE, &known, &obs(0.0, 0.0, 0.2, 1.0), t(0));
+        assert_eq!(r.state.job_seconds, Some(0.05));
+        let r = recommend(&policy(), ONE, &known, &obs(0.0, 0.0, 2.0, 1.0), t(0));
+        assert_eq!(r.state.job_seconds, Some(0.5));
+    }
+
+    #[test]
     fn without_scale_to_zero_the_floor_is_replicas_min() {
         let p = JobsPolicy {
             scale_to_zero_after: None,
@@ -433,5 +590,199 @@ mod tests {
         };
         let r = recommend(&p, ONE, &idle, &obs(0.0, 0.0, 0.0, 0.0), t(86_400));
         assert_eq!(r.size, ONE, "{}", r.reason);
+    }
+
+    fn round(o: JobsObservation, reported: &[u32]) -> JobsRound {
+        JobsRound {
+            observed: Some(o),
+            reported: reported.to_vec(),
+            await_delivery: true,
+        }
+    }
+
+    const WINDOW: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn decide_grows_in_hpa_steps_and_waits_for_delivery() {
+        let p = policy();
+        // 20 000 jobs at 0.2 s: the recommendation is 4 pods of 8; one step from 1 × 1
+        // is up to 5 workers and 5 pods (max(2×, +4)).
+        let d = decide(
+            &p,
+            WINDOW,
+            ONE,
+            &JobsMemory::default(),
+            &round(obs(20_000.0, 0.0, 5.0, 1.0), &[1]),
+            t(0),
+        );
+        assert_eq!(
+            d.recommended,
+            JobsSize {
+                workers: 8,
+                replicas: 4
+            }
+        );
+        assert_eq!(
+            d.size,
+            JobsSize {
+                workers: 5,
+                replicas: 4
+            },
+            "{}",
+            d.reason
+        );
+        assert_eq!(d.memory.last_change, Some(t(0)));
+        // Next round: one pod still runs 1 jobs worker: nothing is decided on top.
+        let d2 = decide(
+            &p,
+            WINDOW,
+            d.size,
+            &d.memory,
+            &round(obs(19_000.0, -30.0, 20.0, 4.0), &[5, 1, 5, 5]),
+            t(30),
+        );
+        assert_eq!(d2.size, d.size, "{}", d2.reason);
+        assert!(d2.reason.contains("not all received"), "{}", d2.reason);
+        // Delivered: the next step.
+        let d3 = decide(
+            &p,
+            WINDOW,
+            d.size,
+            &d2.memory,
+            &round(obs(18_000.0, -30.0, 20.0, 4.0), &[5, 5, 5, 5]),
+            t(60),
+        );
+        assert_eq!(
+            d3.size,
+            JobsSize {
+                workers: 8,
+                replicas: 4
+            },
+            "{}",
+            d3.reason
+        );
+        // Never delivered: after the delivery timeout the tuner decides again.
+        let stuck = decide(
+            &p,
+            WINDOW,
+            ONE,
+            &JobsMemory {
+                last_change: Some(t(0)),
+                ..JobsMemory::default()
+            },
+            &round(obs(20_000.0, 0.0, 5.0, 1.0), &[3]),
+            t(301),
+        );
+        assert_eq!(
+            stuck.size,
+            JobsSize {
+                workers: 5,
+                replicas: 4
+            },
+            "{}",
+            stuck.reason
+        );
+    }
+
+    #[test]
+    fn decide_shrinks_after_the_window_one_step_a_period() {
+        let p = policy();
+        let big = JobsSize {
+            workers: 8,
+            replicas: 4,
+        };
+        let mut memory = JobsMemory {
+            recommend: JobsState {
+                job_seconds: Some(0.1),
+                idle_since: None,
+            },
+            ..JobsMemory::default()
+        };
+        // Drained: 2 jobs/s at 0.1 s → 1 worker. The window remembers 4 × 8 from t=0.
+        memory.history.push(Entry {
+            at: t(0),
+            workers: 8,
+            replicas: 4,
+        });
+        let drained = obs(0.0, 0.0, 2.0, 0.2);
+        let d = decide(&p, WINDOW, big, &memory, &round(drained, &[8; 4]), t(60));
+        assert_eq!(d.size, big, "held by the window: {}", d.reason);
+        // Past the window: 20 % at a time (at least one), once per minute.
+        let d = decide(&p, WINDOW, big, &d.memory, &round(drained, &[8; 4]), t(301));
+        assert_eq!(
+            d.size,
+            JobsSize {
+                workers: 7,
+                replicas: 3
+            },
+            "{}",
+            d.reason
+        );
+        let d2 = decide(
+            &p,
+            WINDOW,
+            d.size,
+            &d.memory,
+            &round(drained, &[7; 3]),
+            t(331),
+        );
+        assert_eq!(d2.size, d.size, "one step per minute: {}", d2.reason);
+        let d3 = decide(
+            &p,
+            WINDOW,
+            d.size,
+            &d2.memory,
+            &round(drained, &[7; 3]),
+            t(362),
+        );
+        assert_eq!(
+            d3.size,
+            JobsSize {
+                workers: 6,
+                replicas: 2
+            },
+            "{}",
+            d3.reason
+        );
+    }
+
+    #[test]
+    fn decide_goes_to_zero_after_idle_and_window_and_back_at_once() {
+        let p = JobsPolicy {
+            scale_to_zero_after: Some(Duration::from_secs(60)),
+            ..policy()
+        };
+        let idle = obs(0.0, 0.0, 0.0, 0.0);
+        let mut size = ONE;
+        let mut memory = JobsMemory::default();
+        let mut zero_at = None;
+        for s in (0..=600).step_by(30) {
+            let d = decide(&p, WINDOW, size, &memory, &round(idle, &[1]), t(s));
+            if d.size.replicas == 0 && zero_at.is_none() {
+                zero_at = Some(s);
+            }
+            (size, memory) = (d.size, d.memory);
+        }
+        // idleFor is 60 s, but the window (300 s) is longer: zero at 300 s.
+        assert_eq!(zero_at, Some(300));
+        assert_eq!(size.replicas, 0);
+        // Metrics unreadable at zero: nothing changes.
+        let none = JobsRound {
+            observed: None,
+            reported: Vec::new(),
+            await_delivery: true,
+        };
+        assert_eq!(decide(&p, WINDOW, size, &memory, &none, t(630)).size, size);
+        // The depth query reads 500: back to at least one pod in this round.
+        let d = decide(
+            &p,
+            WINDOW,
+            size,
+            &memory,
+            &round(obs(500.0, 5.0, 0.0, 0.0), &[]),
+            t(660),
+        );
+        assert!(d.size.replicas >= 1, "{}", d.reason);
+        assert_eq!(d.memory.recommend.idle_since, None);
     }
 }

@@ -52,6 +52,7 @@ pub mod app_config;
 pub mod apply;
 pub mod controller;
 pub mod install;
+pub mod jobs_plan;
 pub mod jobs_tuning;
 pub mod leader;
 pub mod metrics_source;

@@ -188,10 +188,12 @@ pub async fn observe(
                 .inc();
             error.to_string()
         });
+        let jobs_depth = jobs_depth(ctx, app, namespace, config, now).await;
         Some(TuningInput {
             sample,
             newest_oom,
             pods: targets,
+            jobs_depth,
         })
     } else {
         None
@@ -210,6 +212,30 @@ pub async fn observe(
     })
 }
 
+/// The jobs depth from `jobs.scaleToZero.depthQuery` (to `tuning.metrics.prometheusUrl`,
+/// whatever the metrics source), when the spec has one.
+async fn jobs_depth(
+    ctx: &Context,
+    app: &pacer_crds::PhpAppServer,
+    namespace: &str,
+    config: &AppConfig,
+    now: Timestamp,
+) -> Option<Result<f64, String>> {
+    let query = config.jobs.as_ref()?.depth_query.as_deref()?;
+    let answer = async {
+        let token = prometheus_url_access(ctx, app, namespace, config).await?;
+        let url = config.prometheus_url.as_deref().unwrap_or_default();
+        ctx.metrics_source()
+            .query_sum(url, token.as_deref(), query, now)
+            .await
+    }
+    .await;
+    Some(answer.map_err(|error| {
+        tracing::warn!(%error, "reading the jobs depth failed");
+        error.to_string()
+    }))
+}
+
 /// For the Prometheus source: whether the app's URL is allowed, and its bearer token.
 async fn prometheus_access(
     ctx: &Context,
@@ -220,6 +246,16 @@ async fn prometheus_access(
     if config.source != pacer_crds::MetricsSourceKind::Prometheus {
         return Ok(None);
     }
+    prometheus_url_access(ctx, app, namespace, config).await
+}
+
+/// Whether the app's `tuning.metrics.prometheusUrl` is allowed, and its bearer token.
+async fn prometheus_url_access(
+    ctx: &Context,
+    app: &pacer_crds::PhpAppServer,
+    namespace: &str,
+    config: &AppConfig,
+) -> Result<Option<String>, crate::metrics_source::Error> {
     let url = config.prometheus_url.as_deref().unwrap_or_default();
     if !crate::metrics_source::url_allowed(url, &ctx.settings().prometheus_allowed_urls) {
         return Err(crate::metrics_source::Error::Config(format!(

@@ -17,11 +17,12 @@ use pacer_crds::{
 
 use crate::Error;
 use crate::app_config::AppConfig;
+use crate::jobs_plan::{self, JobsInput};
 use crate::metrics_source::PodTarget;
 use crate::resources::{self, Desired, Inputs, SidecarDefaults};
 use crate::sample::AppSample;
 use crate::status::{self, DEGRADED, READY, TUNED, Truth, set_condition};
-use crate::tuning::{self, Change, Observation, Settings};
+use crate::tuning::{self, Change, Knob, Observation, Settings};
 
 /// How often an object without tuning is looked at anyway (drift repair).
 pub const IDLE_RESYNC: Duration = Duration::from_secs(300);
@@ -183,6 +184,8 @@ pub struct TuningInput {
     pub newest_oom: Option<Timestamp>,
     /// The pods the API lists as running (readiness, pending resizes).
     pub pods: Vec<PodTarget>,
+    /// The jobs depth from `jobs.scaleToZero.depthQuery` (`None`: no query).
+    pub jobs_depth: Option<Result<f64, String>>,
 }
 
 /// Everything [`plan`] needs.
@@ -436,6 +439,12 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
     let mut warning = None;
     let was_degraded =
         status::condition(&previous.conditions, DEGRADED).is_some_and(|c| c.status == "True");
+    let jobs_round = tuning.clone();
+    let replicas_before = previous
+        .current
+        .as_ref()
+        .and_then(|c| u32::try_from(c.replicas).ok())
+        .unwrap_or(settings.replicas);
 
     match (config.mode, tuning) {
         _ if paused => {
@@ -605,6 +614,50 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
         }
     }
 
+    let jobs = config.jobs.as_ref().map(|jobs| {
+        let input = jobs_round.as_ref().map(|round| JobsInput {
+            sample: &round.sample,
+            depth: round.jobs_depth.as_ref(),
+        });
+        jobs_plan::plan_jobs(
+            jobs,
+            policy.stabilization_window,
+            if paused { TuningMode::Off } else { config.mode },
+            previous.jobs.as_ref(),
+            settings.replicas,
+            input.as_ref(),
+            now,
+        )
+    });
+    let serves_http = owner.spec.http.enabled;
+    if let Some(jobs) = &jobs {
+        if !serves_http {
+            // A jobs-only app has no HTTP pool: the HTTP tuner's pool and pods mean nothing.
+            changes.retain(|c| !matches!(c.knob, Knob::Workers | Knob::Replicas));
+        }
+        changes.extend(jobs.changes.iter().cloned());
+        if owner_of_replicas == ReplicaOwner::Tuner {
+            let combined =
+                jobs_plan::combined_replicas(settings.replicas, jobs.size.replicas, serves_http);
+            // The HTTP tuner's own change stands when it decided the pods; otherwise (and
+            // always for a jobs-only app, whose HTTP tuner saw its pods clamped to
+            // replicas.min) the change is from the pods in force to the combined count.
+            if combined != settings.replicas || !serves_http {
+                changes.retain(|c| c.knob != Knob::Replicas);
+                settings.replicas = combined;
+                if combined != replicas_before {
+                    changes.push(Change {
+                        knob: Knob::Replicas,
+                        from: u64::from(replicas_before),
+                        to: u64::from(combined),
+                        reason: format!("the jobs pool: {}", jobs.status.reason),
+                    });
+                }
+            }
+        }
+    }
+    next.jobs = jobs.as_ref().map(|j| j.status.clone());
+
     let current = status::pool_settings(&settings);
     if previous.current.as_ref() != Some(&current) || next.current_since.is_none() {
         next.current_since = Some(Time(now));
@@ -657,6 +710,23 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
         now,
     );
     readiness(&mut next, deployment, pod_problems, generation, now);
+    if let Some(jobs) = jobs.as_ref().filter(|j| j.size.replicas == 0)
+        && settings.replicas == 0
+        && pod_problems.is_empty()
+    {
+        set_condition(
+            &mut next.conditions,
+            READY,
+            Truth::False,
+            "ScaledToZero",
+            &format!(
+                "no pods: the jobs pool scaled to zero ({}); a queue depth above 0 starts one",
+                jobs.status.reason
+            ),
+            generation,
+            now,
+        );
+    }
     let ready_reason = |s: &PhpAppServerStatus| {
         status::condition(&s.conditions, READY).map(|c| (c.status.clone(), c.reason.clone()))
     };
@@ -684,6 +754,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
         },
         termination_grace_seconds: config.termination_grace_seconds,
         sidecar: owner.sidecar,
+        jobs_workers: jobs.as_ref().map(|j| j.size.workers),
     })?;
     Ok(Plan {
         settings,
@@ -732,6 +803,7 @@ mod tests {
             }),
             newest_oom: None,
             pods: Vec::new(),
+            jobs_depth: None,
         }
     }
 
@@ -866,6 +938,7 @@ mod tests {
             sample: Err("connection refused".into()),
             newest_oom: None,
             pods: Vec::new(),
+            jobs_depth: None,
         };
         let p = pl(input(&c, &first.status, Some(failing.clone()), t(1)));
         assert_eq!(p.settings, first.settings);
@@ -892,6 +965,7 @@ mod tests {
             sample: Ok(AppSample::default()),
             newest_oom: None,
             pods: Vec::new(),
+            jobs_depth: None,
         };
         let p = pl(input(&c, &PhpAppServerStatus::default(), Some(empty), t(0)));
         assert_eq!(
@@ -978,6 +1052,167 @@ mod tests {
         assert_eq!(
             condition(&s.conditions, READY).unwrap().reason,
             "DeploymentPending"
+        );
+    }
+
+    static JOBS_SPEC: std::sync::LazyLock<PhpAppServerSpec> = std::sync::LazyLock::new(|| {
+        serde_json::from_value(json!({
+            "image": "a", "command": ["php", "w.php"],
+            "replicas": {"min": 1, "max": 4},
+            "pool": {"workers": {"min": 2, "max": 16, "initial": 2}},
+            "jobs": {"pipelines": {"m": {"driver": "Memory"}}, "targetDrainTime": "60s",
+                     "targetUtilization": 0.75, "workers": {"min": 1, "max": 4}},
+            "tuning": {"mode": "Auto"}
+        }))
+        .unwrap()
+    });
+
+    /// A pod whose HTTP pool idles while its jobs pool works a backlog of `depth`,
+    /// acking 10 jobs/s with one busy worker, running `target` jobs workers.
+    fn jobs_round(depth: f64, target: f64) -> TuningInput {
+        use crate::metrics_source::jobs::{JobsMetrics, JobsWindow};
+        let m = |acked| JobsMetrics {
+            depth: Some(depth),
+            acked,
+            working: 1.0,
+            target_workers: Some(target),
+        };
+        TuningInput {
+            sample: Ok(AppSample {
+                window: Duration::from_secs(60),
+                pods: vec![PodSample {
+                    pod: "p".into(),
+                    live_workers: 2.0,
+                    busy_workers: 0.2,
+                    jobs_per_second: 1.0,
+                    mean_job_seconds: Some(0.2),
+                    target_workers: Some(2),
+                    jobs: Some(JobsWindow {
+                        first: m(0.0),
+                        last: m(600.0),
+                        seconds: 60.0,
+                    }),
+                    ..PodSample::default()
+                }],
+            }),
+            newest_oom: None,
+            pods: Vec::new(),
+            jobs_depth: None,
+        }
+    }
+
+    #[test]
+    fn the_jobs_pool_is_tuned_next_to_the_http_pool_and_written_to_the_config_map() {
+        let c = AppConfig::from_spec(&JOBS_SPEC).unwrap();
+        let with_jobs = |previous: &PhpAppServerStatus, tuning: Option<TuningInput>, now| {
+            let mut i = input(&c, previous, tuning, now);
+            i.owner.spec = &JOBS_SPEC;
+            pl(i)
+        };
+        let first = with_jobs(&PhpAppServerStatus::default(), None, t(0));
+        assert_eq!(first.status.jobs.as_ref().unwrap().workers, 1);
+        // 3 000 waiting, 0.1 s a job: (10 + 3000/60) × 0.1 = 6 busy → 8 workers at 75 %
+        // → 2 pods of 4 (one step from 1 worker may reach 5).
+        let p = with_jobs(&first.status, Some(jobs_round(3000.0, 1.0)), t(1));
+        let jobs = p.status.jobs.as_ref().unwrap();
+        assert_eq!((jobs.workers, jobs.replicas), (4, 2), "{}", jobs.reason);
+        assert_eq!(p.settings.replicas, 2, "the jobs pool's pods");
+        let reasons: Vec<&str> = p.changes.iter().map(Change::event_reason).collect();
+        assert!(reasons.contains(&"JobsWorkersIncreased"), "{reasons:?}");
+        assert!(reasons.contains(&"ReplicasIncreased"), "{reasons:?}");
+        let rr = &p.desired.config_map.data.as_ref().unwrap()[resources::rr_config::CONFIG_FILE];
+        let rr: serde_yaml::Value = serde_yaml::from_str(rr).unwrap();
+        assert_eq!(rr["jobs"]["pool"]["num_workers"], 4);
+        assert_eq!(
+            p.desired.deployment.spec.as_ref().unwrap().replicas,
+            Some(2)
+        );
+        // The next reconcile without a round keeps both.
+        let again = with_jobs(&p.status, None, t(5));
+        assert_eq!(again.settings.replicas, 2);
+        assert_eq!(again.status.jobs, p.status.jobs);
+        // A round whose pods still run 1 jobs worker decides nothing on top.
+        let held = with_jobs(&p.status, Some(jobs_round(2500.0, 1.0)), t(31));
+        let jobs = held.status.jobs.as_ref().unwrap();
+        assert_eq!((jobs.workers, jobs.replicas), (4, 2), "{}", jobs.reason);
+        assert!(held.changes.iter().all(|c| c.knob != Knob::JobsWorkers));
+    }
+
+    static ZERO_SPEC: std::sync::LazyLock<PhpAppServerSpec> = std::sync::LazyLock::new(|| {
+        serde_json::from_value(json!({
+            "image": "a", "command": ["php", "w.php"],
+            "http": {"enabled": false},
+            "replicas": {"min": 1, "max": 4},
+            "jobs": {"pipelines": {"m": {"driver": "Memory"}}, "targetDrainTime": "60s",
+                     "scaleToZero": {"depthQuery": "depth", "idleFor": "30s"}},
+            "tuning": {"mode": "Auto", "stabilizationWindow": "60s",
+                       "metrics": {"prometheusUrl": "http://127.0.0.1:9090"}}
+        }))
+        .unwrap()
+    });
+
+    #[test]
+    fn a_jobs_only_app_scales_to_zero_when_idle_and_back_when_work_arrives() {
+        let c = AppConfig::from_spec(&ZERO_SPEC).unwrap();
+        let at = |previous: &PhpAppServerStatus, tuning: Option<TuningInput>, now| {
+            let mut i = input(&c, previous, tuning, now);
+            i.owner.spec = &ZERO_SPEC;
+            pl(i)
+        };
+        let idle = |depth: f64| {
+            let mut r = jobs_round(depth, 1.0);
+            if let Ok(s) = &mut r.sample {
+                let w = s.pods[0].jobs.as_mut().unwrap();
+                w.last.acked = 0.0;
+                w.first.working = 0.0;
+                w.last.working = 0.0;
+            }
+            r.jobs_depth = Some(Ok(depth));
+            r
+        };
+        let mut p = at(&PhpAppServerStatus::default(), None, t(0));
+        let mut zero_at = None;
+        for s in (30..=300).step_by(30) {
+            p = at(&p.status, Some(idle(0.0)), t(s));
+            if p.settings.replicas == 0 {
+                zero_at.get_or_insert(s);
+            }
+        }
+        // Idle from t=30; idleFor 30 s, but the 60 s window is longer: zero at t=90.
+        assert_eq!(zero_at, Some(90), "{:?}", p.status.jobs);
+        assert_eq!(
+            p.desired.deployment.spec.as_ref().unwrap().replicas,
+            Some(0)
+        );
+        let ready = condition(&p.status.conditions, READY).unwrap();
+        assert_eq!(ready.reason, "ScaledToZero");
+        assert!(ready.message.contains("queues idle"), "{}", ready.message);
+        assert!(
+            p.desired
+                .service
+                .spec
+                .as_ref()
+                .unwrap()
+                .ports
+                .as_ref()
+                .unwrap()
+                .iter()
+                .all(|p| p.name.as_deref() != Some("http")),
+            "a jobs-only app's Service has no HTTP port"
+        );
+        // At zero pods, the depth query reads 25: one pod at once.
+        let none = TuningInput {
+            sample: Ok(AppSample::default()),
+            newest_oom: None,
+            pods: Vec::new(),
+            jobs_depth: Some(Ok(25.0)),
+        };
+        let back = at(&p.status, Some(none), t(330));
+        assert_eq!(back.settings.replicas, 1, "{:?}", back.status.jobs);
+        assert!(
+            back.changes
+                .iter()
+                .any(|c| c.event_reason() == "ReplicasIncreased")
         );
     }
 }

@@ -65,6 +65,8 @@ pub struct PodSample {
     pub oom_kills: Option<f64>,
     /// Share of the CPU quota periods in the window in which the pod was throttled (0–1).
     pub cpu_throttled: Option<f64>,
+    /// The jobs pool's series at both ends of the window, when the pod runs one.
+    pub jobs: Option<crate::metrics_source::jobs::JobsWindow>,
 }
 
 impl AppSample {

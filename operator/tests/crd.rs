@@ -227,18 +227,28 @@ const INVALID: &[(&str, &str, &str)] = &[
     ),
     (
         "jobs-zero-without-prometheus",
-        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)"}}}"#,
+        r#"{"http":{"enabled":false},"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)"}}}"#,
         "jobs.scaleToZero needs tuning.metrics.prometheusUrl",
     ),
     (
         "jobs-zero-idle-too-short",
-        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)","idleFor":"5s"}},"tuning":{"metrics":{"prometheusUrl":"http://p:9090"}}}"#,
+        r#"{"http":{"enabled":false},"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)","idleFor":"5s"}},"tuning":{"metrics":{"prometheusUrl":"http://p:9090"}}}"#,
         "jobs.scaleToZero.idleFor must be between 30s and 24h",
     ),
     (
         "jobs-zero-with-external-replicas",
-        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)"}},"tuning":{"metrics":{"prometheusUrl":"http://p:9090"}},"replicas":{"external":true}}"#,
+        r#"{"http":{"enabled":false},"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)"}},"tuning":{"metrics":{"prometheusUrl":"http://p:9090"}},"replicas":{"external":true}}"#,
         "jobs.scaleToZero and an external replica count",
+    ),
+    (
+        "scale-to-zero-serving-http",
+        r#"{"jobs":{"pipelines":{"a":{"driver":"Memory"}},"scaleToZero":{"depthQuery":"sum(x)"}},"tuning":{"metrics":{"prometheusUrl":"http://p:9090"}}}"#,
+        "jobs.scaleToZero needs http.enabled: false",
+    ),
+    (
+        "no-http-no-jobs",
+        r#"{"http":{"enabled":false}}"#,
+        "http.enabled: false makes a jobs-only app: it needs jobs",
     ),
 ];
 
@@ -264,6 +274,7 @@ async fn invalid_objects_are_refused_with_the_schema_message() -> Result<()> {
                          "workers": {"min": 1, "max": 8, "initial": 2}, "targetDrainTime": "90s",
                          "targetUtilization": 0.8,
                          "scaleToZero": {"depthQuery": "sum(rabbitmq_queue_messages_ready{queue=\"emails\"})"}},
+                "http": {"enabled": false},
                 "tuning": {"metrics": {"prometheusUrl": "http://prometheus:9090"}}}),
     );
     let created = api

@@ -66,6 +66,7 @@ fn build(sidecar: &SidecarDefaults) -> Result<serde_json::Value> {
         replicas: Some(settings.replicas),
         termination_grace_seconds: config.termination_grace_seconds,
         sidecar,
+        jobs_workers: None,
     })?;
     Ok(serde_json::to_value(desired.deployment)?)
 }

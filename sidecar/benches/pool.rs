@@ -2,6 +2,8 @@
 //! `fake-workers`), so only pacer's side is measured:
 //! * `pool/exec`: one job through `Pool::exec` on one runtime — lease an idle worker,
 //!   encode the frame, read the reply, return the worker;
+//! * `pool/exec (8 queued for 1 worker)`: the same with 8 requests at once, so that each
+//!   release hands the worker to a waiter (the queue and `offer`'s choice of waiter);
 //! * `pool/exec (own shard)` / `pool/exec (borrowed from another shard)`: the same from
 //!   a shard thread, with the worker on that shard or on the other one (the relay is
 //!   then driven across threads: what a shard pays when it owns no idle worker);
@@ -11,7 +13,6 @@
 //! `cargo bench -p pacer --features fake-workers --bench pool`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -107,6 +108,28 @@ fn bench(c: &mut Criterion) {
                     let start = Instant::now();
                     for _ in 0..iters {
                         std::hint::black_box(one(&pool).await);
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+        group.bench_function("exec (8 queued for 1 worker)", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let each = iters.div_ceil(8);
+                    let tasks: Vec<_> = (0..8)
+                        .map(|_| {
+                            let pool = pool.clone();
+                            tokio::spawn(async move {
+                                for _ in 0..each {
+                                    std::hint::black_box(one(&pool).await);
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.unwrap();
                     }
                     start.elapsed()
                 })

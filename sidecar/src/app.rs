@@ -39,7 +39,7 @@ pub enum AppError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("the config has no `http` section; pacer serves HTTP")]
+    #[error("the config has no `http`, `jobs` or `service` section: nothing to serve")]
     NoHttp,
     #[error(transparent)]
     Otel(#[from] crate::otel::OtelError),
@@ -95,9 +95,10 @@ impl Listeners {
                     source,
                 })
         }
-        let http = config.http.as_ref().ok_or(AppError::NoHttp)?;
         let mut l = Listeners::default();
-        if let Some(addr) = http.address {
+        // A jobs-only (or service-only) config has no HTTP listener.
+        let http = config.http.as_ref();
+        if let Some(addr) = http.and_then(|h| h.address) {
             l.http = Some(if config.pacer.runtime.shards == 1 {
                 tcp("http", addr).await?
             } else {
@@ -110,7 +111,7 @@ impl Listeners {
                 })?
             });
         }
-        if let Some(ssl) = &http.ssl {
+        if let Some(ssl) = http.and_then(|h| h.ssl.as_ref()) {
             l.https = Some(tcp("https", ssl.address).await?);
         }
         if let Some(status) = &config.status {
@@ -161,6 +162,8 @@ pub struct RunOptions {
 /// Handles on a running app, for tests and for `main`.
 #[derive(Clone, Debug)]
 pub struct Running {
+    /// The HTTP pool; without an `http` section the jobs pool. (A config with neither
+    /// pool sends no `Running`.)
     pub pool: Pool,
     /// The jobs service, when the config has a `jobs` section.
     pub jobs: Option<crate::jobs::Jobs>,
@@ -189,8 +192,14 @@ pub async fn run_with_plugins(
     shutdown: impl Future<Output = ()>,
     ready: Option<tokio::sync::oneshot::Sender<Running>>,
 ) -> Result<(), AppError> {
-    let http = config.http.clone().ok_or(AppError::NoHttp)?;
-    let settings = http.pool.settings.clone();
+    let http = config.http.clone();
+    if http.is_none()
+        && config.jobs.is_none()
+        && config.services.is_empty()
+        && extra_plugins.is_empty()
+    {
+        return Err(AppError::NoHttp);
+    }
     let tracker = TaskTracker::new();
     let background = CancellationToken::new();
 
@@ -206,44 +215,15 @@ pub async fn run_with_plugins(
                 source,
             })?;
     }
-    let spawner = Spawner::new(
-        config.process_spec(),
-        config.server.relay.clone(),
-        "http",
-        rpc_env.clone(),
-        FrameCodec::default(),
-        settings.allocate_timeout,
-    )
-    .await
-    .map_err(AppError::Relay)?;
-    // `shards: 0` is one per allowed CPU, but no more than there are workers to own:
-    // a shard without workers would only borrow other shards' ones.
-    let shards = match config.pacer.runtime.shards {
-        0 => crate::shards::allowed_cpus()
-            .len()
-            .min(settings.num_workers)
-            .max(1),
-        n => n,
+    let (http_pool, shards) = match &http {
+        Some(http) => {
+            let (pool, shards) =
+                start_http_pool(&config, http.pool.settings.clone(), rpc_env.clone()).await?;
+            tracker.spawn(crate::supervisor::run(pool.clone(), background.clone()));
+            (Some(pool), shards)
+        }
+        None => (None, None),
     };
-    let shards = match shards {
-        1 => None,
-        n => Some(
-            crate::shards::Shards::start(n, config.pacer.runtime.pin).map_err(AppError::Runtime)?,
-        ),
-    };
-    let spawner = match &shards {
-        Some(shards) => spawner.with_cpus((0..shards.len()).map(|i| shards.cpu(i)).collect()),
-        None => spawner,
-    };
-    if let Some(shards) = &shards {
-        tracing::info!(
-            shards = shards.len(),
-            cpus = ?(0..shards.len()).map(|i| shards.cpu(i)).collect::<Vec<_>>(),
-            "runtime shards"
-        );
-    }
-    let pool = Pool::start_sharded("http", spawner, settings, shards.clone());
-    tracker.spawn(crate::supervisor::run(pool.clone(), background.clone()));
     // Plugins: jobs, the `service` process manager, then the caller's own.
     let jobs_plugin = config
         .jobs
@@ -270,9 +250,13 @@ pub async fn run_with_plugins(
         tracing::info!(plugin = plugin.name(), "started");
     }
     let jobs = jobs_plugin.as_ref().and_then(|j| j.jobs());
-    let pools: Vec<Pool> = std::iter::once(pool.clone())
+    let pools: Vec<Pool> = http_pool
+        .iter()
+        .cloned()
         .chain(plugins.iter().flat_map(|p| p.pools()))
         .collect();
+    // Health and readiness follow the HTTP pool, or without one the jobs pool.
+    let status_pool = http_pool.clone().or_else(|| pools.first().cloned());
     if crate::pid1::is_pid1() {
         tracker.spawn(crate::pid1::reap_orphans(background.clone()));
     }
@@ -281,8 +265,10 @@ pub async fn run_with_plugins(
         .status
         .as_ref()
         .map_or(503, |s| s.unavailable_status_code);
-    let mut status = Status::new(pool.clone(), unavailable);
-    if let config::ReadinessConfig::Saturation(settings) = &config.pacer.readiness {
+    let mut status = Status::new(status_pool.clone(), unavailable);
+    if let (config::ReadinessConfig::Saturation(settings), Some(pool)) =
+        (&config.pacer.readiness, &http_pool)
+    {
         let flag = Arc::new(crate::readiness::SaturationFlag::default());
         status = status.with_saturation(flag.clone());
         tracker.spawn(crate::readiness::watch(
@@ -325,16 +311,19 @@ pub async fn run_with_plugins(
         }
         None => None,
     };
-    let handler = HttpHandler::with_tracing(
-        pool.clone(),
-        http_settings(&config)?,
-        http_stats.clone(),
-        tracing_on.clone(),
-    );
+    let handler = match &http_pool {
+        Some(pool) => Some(HttpHandler::with_tracing(
+            pool.clone(),
+            http_settings(&config)?,
+            http_stats.clone(),
+            tracing_on.clone(),
+        )),
+        None => None,
+    };
     let http_stop = CancellationToken::new();
     let grace = config.pacer.shutdown.grace_period;
     let mut http_servers = Vec::new();
-    if let Some(listener) = listeners.http {
+    if let (Some(listener), Some(handler)) = (listeners.http, &handler) {
         tracing::info!(address = %local_addr(&listener), "serving HTTP");
         match &shards {
             None => http_servers.push(tokio::spawn(server::serve(
@@ -370,7 +359,11 @@ pub async fn run_with_plugins(
             }
         }
     }
-    if let (Some(listener), Some(ssl)) = (listeners.https, &http.ssl) {
+    if let (Some(listener), Some(ssl), Some(handler)) = (
+        listeners.https,
+        http.as_ref().and_then(|h| h.ssl.as_ref()),
+        &handler,
+    ) {
         let acceptor = server::tls_acceptor(&ssl.cert, &ssl.key).map_err(AppError::Tls)?;
         tracing::info!(address = %local_addr(&listener), "serving HTTPS");
         http_servers.push(tokio::spawn(server::serve(
@@ -418,7 +411,7 @@ pub async fn run_with_plugins(
         ));
     }
 
-    if let Some(reload) = reload_settings(&config) {
+    if let (Some(reload), Some(pool)) = (reload_settings(&config), &http_pool) {
         let (pool, cancel) = (pool.clone(), background.clone());
         tracker.spawn(async move {
             if let Err(error) = crate::reload::run(pool, reload, cancel).await {
@@ -430,14 +423,14 @@ pub async fn run_with_plugins(
         tracker.spawn(watch_config(
             options.load.clone(),
             config.clone(),
-            pool.clone(),
+            http_pool.clone(),
             jobs.clone(),
             rpc_ctx.clone(),
             background.clone(),
         ));
     }
 
-    if let Some(ready) = ready {
+    if let (Some(ready), Some(pool)) = (ready, &status_pool) {
         let _ = ready.send(Running {
             pool: pool.clone(),
             jobs: jobs.clone(),
@@ -462,8 +455,10 @@ pub async fn run_with_plugins(
     for server in http_servers {
         let _ = server.await;
     }
-    tracing::info!("HTTP drained; stopping workers");
-    pool.shutdown().await;
+    if let Some(pool) = &http_pool {
+        tracing::info!("HTTP drained; stopping workers");
+        pool.shutdown().await;
+    }
     drop(handler);
     if let Some(otel) = tracing_on {
         // Every request has ended: this is the last owner. Flushing blocks.
@@ -482,6 +477,52 @@ pub async fn run_with_plugins(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The HTTP pool (and the runtime shards it is spread over).
+async fn start_http_pool(
+    config: &Config,
+    settings: crate::pool::PoolSettings,
+    rpc_env: Option<String>,
+) -> Result<(Pool, Option<Arc<crate::shards::Shards>>), AppError> {
+    let spawner = Spawner::new(
+        config.process_spec(),
+        config.server.relay.clone(),
+        "http",
+        rpc_env,
+        FrameCodec::default(),
+        settings.allocate_timeout,
+    )
+    .await
+    .map_err(AppError::Relay)?;
+    // `shards: 0` is one per allowed CPU, but no more than there are workers to own:
+    // a shard without workers would only borrow other shards' ones.
+    let shards = match config.pacer.runtime.shards {
+        0 => crate::shards::allowed_cpus()
+            .len()
+            .min(settings.num_workers)
+            .max(1),
+        n => n,
+    };
+    let shards = match shards {
+        1 => None,
+        n => Some(
+            crate::shards::Shards::start(n, config.pacer.runtime.pin).map_err(AppError::Runtime)?,
+        ),
+    };
+    let spawner = match &shards {
+        Some(shards) => spawner.with_cpus((0..shards.len()).map(|i| shards.cpu(i)).collect()),
+        None => spawner,
+    };
+    if let Some(shards) = &shards {
+        tracing::info!(
+            shards = shards.len(),
+            cpus = ?(0..shards.len()).map(|i| shards.cpu(i)).collect::<Vec<_>>(),
+            "runtime shards"
+        );
+    }
+    let pool = Pool::start_sharded("http", spawner, settings, shards.clone());
+    Ok((pool, shards))
 }
 
 fn http_settings(config: &Config) -> Result<HttpSettings, AppError> {
@@ -580,7 +621,7 @@ fn reload_settings(config: &Config) -> Option<crate::reload::ReloadSettings> {
 async fn watch_config(
     load: LoadOptions,
     mut current: Config,
-    pool: Pool,
+    pool: Option<Pool>,
     jobs: Option<crate::jobs::Jobs>,
     rpc: Arc<crate::rpc::RpcContext>,
     cancel: CancellationToken,
@@ -595,7 +636,7 @@ async fn watch_config(
                     tracing::warn!(%warning, "config");
                 }
                 let change = config::diff_live(&current, &loaded.config);
-                if let Some(settings) = change.pool {
+                if let (Some(settings), Some(pool)) = (change.pool, &pool) {
                     tracing::info!(
                         workers = settings.num_workers,
                         max_jobs = settings.max_jobs,

@@ -27,7 +27,9 @@ use crate::readiness::SaturationFlag;
 /// What the status endpoints look at.
 #[derive(Clone, Debug)]
 pub struct Status {
-    pool: Pool,
+    /// The pool health and readiness follow; `None` for a config without pools (only
+    /// `service` processes): ready once started.
+    pool: Option<Pool>,
     draining: Arc<AtomicBool>,
     unavailable_code: u16,
     /// Set in saturation mode (`pacer.readiness.mode: saturation`).
@@ -42,7 +44,7 @@ struct PluginReport {
 }
 
 impl Status {
-    pub fn new(pool: Pool, unavailable_code: u16) -> Status {
+    pub fn new(pool: Option<Pool>, unavailable_code: u16) -> Status {
         Status {
             pool,
             draining: Arc::new(AtomicBool::new(false)),
@@ -71,7 +73,10 @@ impl Status {
         if self.is_draining() {
             return Err("service is shutting down".into());
         }
-        let snap = self.pool.snapshot();
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
+        let snap = pool.snapshot();
         // Debug mode starts a worker for each request and keeps none in between: no
         // live worker is normal there, as long as workers can be started.
         let on_demand = snap.settings.debug && snap.backoff.failures == 0;
@@ -90,7 +95,10 @@ impl Status {
     }
 
     pub fn healthy(&self) -> Result<(), String> {
-        let snap = self.pool.snapshot();
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
+        let snap = pool.snapshot();
         if snap.closed && !self.is_draining() {
             return Err("the worker pool is stopped".into());
         }

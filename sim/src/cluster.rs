@@ -404,6 +404,7 @@ impl Cluster {
             cpu_throttled_periods: self
                 .cpu_limit
                 .map(|_| pod.counters.throttled_periods.floor()),
+            jobs: None,
         })
     }
 

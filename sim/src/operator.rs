@@ -204,6 +204,7 @@ impl Operator {
                 sample,
                 newest_oom,
                 pods: targets.clone(),
+                jobs_depth: None,
             }
         });
         let deployment = cluster.deployment_state();
@@ -235,7 +236,9 @@ impl Operator {
         .map_err(|e| Error::Plan(e.to_string()))?;
         for change in &planned.changes {
             let early = match change.knob {
-                Knob::Workers | Knob::MaxJobs | Knob::MaxWorkerMemory => cluster.config_pending(t),
+                Knob::Workers | Knob::MaxJobs | Knob::MaxWorkerMemory | Knob::JobsWorkers => {
+                    cluster.config_pending(t)
+                }
                 Knob::MemoryLimit => cluster.resize_pending(t),
                 Knob::Replicas => false,
             };

@@ -153,6 +153,7 @@ impl World {
             ("/pacer-operator".to_owned(), binaries.operator.clone()),
             ("/usr/local/bin/pacer".to_owned(), binaries.pacer.clone()),
             ("/app".to_owned(), root.join("examples/hello")),
+            ("/jobs-app".to_owned(), root.join("e2e/scenarios/php")),
         ]);
         let node = node::spawn(
             control_plane.config().clone(),
@@ -189,6 +190,12 @@ impl World {
             }
         }
         Ok(())
+    }
+
+    /// Prometheus's scrape targets (a scenario adds its broker's exporter).
+    #[must_use]
+    pub fn prometheus_targets(&self) -> Arc<crate::prometheus::Targets> {
+        self.prometheus.targets()
     }
 
     /// The control plane.

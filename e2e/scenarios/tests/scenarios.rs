@@ -740,3 +740,311 @@ async fn example_manifest_passes_a_server_side_dry_run() -> Result<()> {
     ensure!(checked == 2, "{checked} PhpAppServers in the examples");
     Ok(())
 }
+
+/// Real RabbitMQ for the jobs scenario (sidecar's test helper, shared rather than copied).
+#[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[path = "../../../sidecar/tests/common/brokers.rs"]
+mod brokers;
+
+/// The jobs scenario's AMQP side: a producer publishing into the app's queue and the
+/// broker's own count of the queue.
+struct Broker {
+    connection: amqprs::connection::Connection,
+    queue: String,
+}
+
+impl Broker {
+    async fn connect(port: u16, queue: &str) -> Result<Self> {
+        let args =
+            amqprs::connection::OpenConnectionArguments::new("127.0.0.1", port, "guest", "guest");
+        Ok(Self {
+            connection: amqprs::connection::Connection::open(&args).await?,
+            queue: queue.to_owned(),
+        })
+    }
+
+    /// Jobs ready in the queue (`None` while pacer has not declared it yet).
+    async fn depth(&self) -> Result<Option<u32>> {
+        use amqprs::channel::QueueDeclareArguments;
+        // A passive declare of a missing queue closes its channel: one channel per look.
+        let channel = self.connection.open_channel(None).await?;
+        let answer = channel
+            .queue_declare(
+                QueueDeclareArguments::new(&self.queue)
+                    .passive(true)
+                    .finish(),
+            )
+            .await;
+        let _ = channel.close().await;
+        Ok(answer.ok().flatten().map(|(_, ready, _)| ready))
+    }
+
+    /// Publishes jobs `ids` (each `ms` milliseconds of work), committed in batches: each
+    /// is in the broker when this returns.
+    async fn push(&self, ids: std::ops::Range<usize>, ms: u32) -> Result<()> {
+        use amqprs::channel::BasicPublishArguments;
+        use amqprs::{BasicProperties, FieldTable, FieldValue};
+        let channel = self.connection.open_channel(None).await?;
+        channel.tx_select().await?;
+        for i in ids {
+            let mut headers = FieldTable::new();
+            headers.insert(
+                "rr_id"
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("header name"))?,
+                FieldValue::from(format!("job-{i}").as_str()),
+            );
+            headers.insert(
+                "rr_job"
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("header name"))?,
+                FieldValue::from("E2E\\Work"),
+            );
+            channel
+                .basic_publish(
+                    BasicProperties::default().with_headers(headers).finish(),
+                    format!(r#"{{"ms":{ms}}}"#).into_bytes(),
+                    BasicPublishArguments::new("", &self.queue),
+                )
+                .await?;
+            if i % 200 == 199 {
+                channel.tx_commit().await?;
+            }
+        }
+        channel.tx_commit().await?;
+        let _ = channel.close().await;
+        Ok(())
+    }
+}
+
+/// Job ids in the consumers' log (each acked job once, more only after a worker died
+/// between logging and acking).
+fn acked(log: &std::path::Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    let unique: std::collections::HashSet<&str> = lines.iter().copied().collect();
+    (unique.len(), lines.len() - unique.len())
+}
+
+/// `status.jobs` as (workers per pod, pods, depth, reason).
+fn jobs_status(app: &PhpAppServer) -> (i32, i32, f64, String) {
+    app.status
+        .as_ref()
+        .and_then(|s| s.jobs.as_ref())
+        .map_or((0, 0, 0.0, String::new()), |j| {
+            (
+                j.workers,
+                j.replicas,
+                j.depth.unwrap_or(0.0),
+                j.reason.clone(),
+            )
+        })
+}
+
+/// Scenario 7 (issue 14): a jobs-only app on RabbitMQ. A backlog of 2 000 jobs arrives:
+/// the operator grows the jobs pool (workers per pod, then pods) so that it drains within
+/// the target, shrinks it after, scales to zero pods once the queue stays empty (depth
+/// from RabbitMQ's own exporter through Prometheus), and starts a pod again when jobs
+/// arrive. Every job pushed is acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s7_jobs_backlog_grows_and_shrinks_the_pool_then_scales_to_zero_and_back() -> Result<()> {
+    if !available()? {
+        return Ok(());
+    }
+    let world = World::shared().await?;
+    let exporter = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let rabbit =
+        tokio::task::spawn_blocking(move || brokers::Rabbit::start_with_prometheus(exporter))
+            .await?;
+    let queue = format!("e2e-jobs-{}", std::process::id());
+    let target_key = format!("rabbitmq-{queue}");
+    world.prometheus_targets().set(
+        &target_key,
+        &format!("127.0.0.1:{exporter}"),
+        BTreeMap::from([("job".to_owned(), "rabbitmq".to_owned())]),
+    )?;
+    let log_dir = tempfile::Builder::new()
+        .prefix("pacer-e2e-jobs-")
+        .tempdir()?;
+    let log = log_dir.path().join("acked.log");
+    let patch = json!({
+        "command": ["php", "consumer.php"],
+        "workingDir": "/jobs-app",
+        "env": [{"name": "JOBS_LOG", "value": log.display().to_string()}],
+        "http": {"enabled": false},
+        "replicas": {"min": 1, "max": 3},
+        "jobs": {
+            "pipelines": {"work": {"driver": "Amqp", "queue": queue, "prefetch": 10}},
+            "amqp": {"addr": rabbit.url()},
+            "workers": {"min": 1, "max": 4, "initial": 1},
+            "targetDrainTime": "30s",
+            "targetUtilization": 0.8,
+            "scaleToZero": {
+                "depthQuery": format!("sum(rabbitmq_queue_messages_ready{{queue=\"{queue}\"}})"),
+                "idleFor": "30s",
+            },
+        },
+        "tuning": {"metrics": {"prometheusUrl": world.prometheus_url()}},
+    });
+    let s = Scenario::start(
+        "jobs",
+        "Scenario 7: a jobs backlog on RabbitMQ, scale to zero and back",
+        Source::Direct,
+        patch,
+        1,
+    )
+    .await?;
+    let result = run(s, async |s: &Scenario| {
+        jobs_scenario(s, &rabbit, &queue, &log).await
+    })
+    .await;
+    let _ = world.prometheus_targets().remove(&target_key);
+    result
+}
+
+async fn jobs_scenario(
+    s: &Scenario,
+    rabbit: &brokers::Rabbit,
+    queue: &str,
+    log: &std::path::Path,
+) -> Result<()> {
+    const BACKLOG: usize = 2000;
+    const LATER: usize = 100;
+    const JOB_MS: u32 = 50;
+    let port: u16 = rabbit
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .context("rabbit port")?;
+    let broker = Broker::connect(port, queue).await?;
+    wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        "pacer to declare the queue",
+        || async { broker.depth().await },
+    )
+    .await?;
+    let started = Instant::now();
+    let secs = |since: Instant| since.elapsed().as_secs_f64();
+    // One row per second of what matters here: depth, the decided size, what the pods run.
+    let row = async |what: &str| -> Result<(i32, i32)> {
+        let app = s.app().await?;
+        let (workers, pods, _, reason) = jobs_status(&app);
+        let depth = broker.depth().await?.unwrap_or(0);
+        let mut running = Vec::new();
+        for (_, scrape) in s.scrape_pods().await.unwrap_or_default() {
+            running.push(format!(
+                "{}",
+                scrape.sum("pacer_pool_target_workers", &[("pool", "jobs")])
+            ));
+        }
+        let (done, dup) = acked(log);
+        s.note(&format!(
+            "t={:5.1}s {what}: depth {depth}, acked {done} (+{dup} dup), jobs pool {workers} × {pods} pods (pods run [{}]) — {}",
+            secs(started),
+            running.join(","),
+            reason.chars().take(90).collect::<String>()
+        ));
+        Ok((workers, pods))
+    };
+
+    s.note(&format!(
+        "{BACKLOG} jobs of {JOB_MS} ms pushed (1 worker alone: {} s)",
+        BACKLOG * JOB_MS as usize / 1000
+    ));
+    broker.push(0..BACKLOG, JOB_MS).await?;
+    let pushed_at = Instant::now();
+    // Grow, then drain.
+    let mut peak = 1;
+    loop {
+        let (w, p) = row("backlog").await?;
+        peak = peak.max(w * p);
+        if acked(log).0 >= BACKLOG {
+            break;
+        }
+        ensure!(
+            secs(pushed_at) < 240.0,
+            "the backlog did not drain in 240 s"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let drained = secs(pushed_at);
+    s.note(&format!(
+        "backlog drained in {drained:.0} s; the pool peaked at {peak} jobs workers"
+    ));
+    ensure!(peak >= 3, "the jobs pool never grew past {peak} workers");
+    // Shrink, then zero.
+    let mut shrank = None;
+    loop {
+        let (w, p) = row("idle").await?;
+        if shrank.is_none() && w * p < peak {
+            shrank = Some(secs(pushed_at));
+        }
+        if p == 0 {
+            break;
+        }
+        ensure!(secs(pushed_at) < drained + 240.0, "never scaled to zero");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let zero_after = secs(pushed_at) - drained;
+    s.note(&format!(
+        "zero pods {zero_after:.0} s after the backlog drained"
+    ));
+    let app = s.app().await?;
+    let (ready, reason, message) = condition(&app, "Ready").context("Ready")?;
+    ensure!(
+        ready == "False" && reason == "ScaledToZero",
+        "Ready: {ready} {reason} {message}"
+    );
+    wait_for(
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        "the pods to be gone",
+        || async { Ok(s.ready_pods().await?.is_empty().then_some(())) },
+    )
+    .await?;
+    row("zero").await?;
+    // Work arrives at zero pods: the depth query sees it, a pod starts and drains it.
+    broker.push(BACKLOG..BACKLOG + LATER, JOB_MS).await?;
+    let arrived = Instant::now();
+    s.note(&format!("{LATER} jobs pushed at zero pods"));
+    let mut back = None;
+    loop {
+        let (_, p) = row("at zero").await?;
+        if back.is_none() && p > 0 {
+            back = Some(secs(arrived));
+        }
+        if acked(log).0 >= BACKLOG + LATER {
+            break;
+        }
+        ensure!(
+            secs(arrived) < 180.0,
+            "the jobs pushed at zero pods were not processed"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let (done, dup) = acked(log);
+    let depth = broker.depth().await?.unwrap_or(u32::MAX);
+    s.note(&format!(
+        "back to {} pod(s) {:.0} s after the push; all {done} jobs acked ({dup} duplicates), queue depth {depth}",
+        1,
+        back.unwrap_or(0.0)
+    ));
+    ensure!(
+        done == BACKLOG + LATER && depth == 0,
+        "acked {done}, depth {depth}"
+    );
+    let text = std::fs::read_to_string(log)?;
+    let ids: std::collections::HashSet<&str> = text.lines().collect();
+    for i in 0..BACKLOG + LATER {
+        ensure!(
+            ids.contains(format!("job-{i}").as_str()),
+            "job-{i} was never acked"
+        );
+    }
+    Ok(())
+}

@@ -187,6 +187,14 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
         })
         .flatten();
 
+    let jobs_window = match (&first.metrics.jobs, &last.metrics.jobs) {
+        (Some(a), Some(b)) => Some(super::jobs::JobsWindow {
+            first: a.clone(),
+            last: b.clone(),
+            seconds,
+        }),
+        _ => None,
+    };
     Some(PodSample {
         pod: pod.to_owned(),
         live_workers: mean(scrapes, |m| m.ready + m.working),
@@ -220,6 +228,7 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
             .map(|b| b as u64),
         oom_kills,
         cpu_throttled,
+        jobs: jobs_window,
     })
 }
 

@@ -21,6 +21,7 @@ enum Answer {
 pub struct Fake {
     answers: Mutex<HashMap<(String, String), Answer>>,
     calls: Mutex<Vec<Target>>,
+    sums: Mutex<HashMap<String, f64>>,
 }
 
 impl Fake {
@@ -40,6 +41,14 @@ impl Fake {
     pub fn fail(&self, namespace: &str, app: &str, reason: &str) {
         self.lock_answers()
             .insert((namespace.into(), app.into()), Answer::Fail(reason.into()));
+    }
+
+    /// From now on answer `value` to the PromQL `query` (others fail).
+    pub fn set_query(&self, query: &str, value: f64) {
+        self.sums
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(query.to_owned(), value);
     }
 
     /// The targets asked for so far, oldest first.
@@ -77,6 +86,24 @@ impl MetricsSource for Fake {
                     pods: Vec::new(),
                 }),
             }
+        })
+    }
+
+    fn query_sum<'a>(
+        &'a self,
+        _url: &'a str,
+        _token: Option<&'a str>,
+        query: &'a str,
+        _now: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<f64, Error>> {
+        let value = self
+            .sums
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(query)
+            .copied();
+        Box::pin(async move {
+            value.ok_or_else(|| Error::Config(format!("the fake knows no query {query}")))
         })
     }
 }

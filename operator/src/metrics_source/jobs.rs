@@ -47,13 +47,23 @@ impl JobsMetrics {
     }
 }
 
-/// The window from `first` to `last` (`seconds` apart) of every pod, as the jobs
-/// recommendation reads it: depth at the end and its growth (the largest pod's: a broker
-/// queue is shared, every pod reports it), acked rate (a counter reset —
-/// a restarted pod — counts from zero), busy workers as the mean of the two ends.
+/// One pod's jobs series at the start and the end of its window.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct JobsWindow {
+    /// The window's first scrape.
+    pub first: JobsMetrics,
+    /// Its last scrape.
+    pub last: JobsMetrics,
+    /// Seconds between the two.
+    pub seconds: f64,
+}
+
+/// The windows of every pod, as the jobs recommendation reads them: depth at the end and
+/// its growth (the largest pod's: a broker queue is shared, every pod reports it), acked
+/// rate (a counter reset — a restarted pod — counts from zero), busy workers as the mean
+/// of the two ends.
 #[must_use]
-pub fn observation(pods: &[(JobsMetrics, JobsMetrics)], seconds: f64) -> JobsObservation {
-    let seconds = seconds.max(1.0);
+pub fn observation(pods: &[JobsWindow]) -> JobsObservation {
     let mut o = JobsObservation {
         depth: 0.0,
         depth_growth: 0.0,
@@ -61,7 +71,13 @@ pub fn observation(pods: &[(JobsMetrics, JobsMetrics)], seconds: f64) -> JobsObs
         busy_workers: 0.0,
     };
     let mut growth: Option<f64> = None;
-    for (first, last) in pods {
+    for JobsWindow {
+        first,
+        last,
+        seconds,
+    } in pods
+    {
+        let seconds = seconds.max(1.0);
         let end = last.depth.unwrap_or(0.0);
         o.depth = o.depth.max(end);
         let g = (end - first.depth.unwrap_or(end)) / seconds;
@@ -121,19 +137,21 @@ pacer_pipeline_jobs_total{pipeline="sms",event="acked"} 300
             target_workers: Some(4.0),
         };
         // Two pods share one queue (each reports its depth): the queue is counted once.
-        let o = observation(
-            &[
-                (at(2000.0, 100.0, 4.0), at(1400.0, 400.0, 4.0)),
-                (at(2000.0, 50.0, 2.0), at(1400.0, 350.0, 4.0)),
-            ],
-            60.0,
-        );
+        let w = |first, last| JobsWindow {
+            first,
+            last,
+            seconds: 60.0,
+        };
+        let o = observation(&[
+            w(at(2000.0, 100.0, 4.0), at(1400.0, 400.0, 4.0)),
+            w(at(2000.0, 50.0, 2.0), at(1400.0, 350.0, 4.0)),
+        ]);
         assert_eq!(o.depth, 1400.0);
         assert_eq!(o.depth_growth, -10.0);
         assert_eq!(o.acked_per_second, 10.0);
         assert_eq!(o.busy_workers, 7.0);
         // A restarted pod's counter starts again at 0.
-        let o = observation(&[(at(0.0, 500.0, 0.0), at(0.0, 60.0, 1.0))], 60.0);
+        let o = observation(&[w(at(0.0, 500.0, 0.0), at(0.0, 60.0, 1.0))]);
         assert_eq!(o.acked_per_second, 1.0);
     }
 }

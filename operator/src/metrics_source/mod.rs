@@ -161,6 +161,23 @@ pub trait MetricsSource: Send + Sync + std::fmt::Debug {
 
     /// Forget what is kept about an app (it was deleted).
     fn forget(&self, _namespace: &str, _app: &str) {}
+
+    /// One PromQL value at `now` from the Prometheus at `url`: the sum of the vector's
+    /// series, 0 for an empty vector (the jobs depth while no pod runs,
+    /// `jobs.scaleToZero.depthQuery`).
+    fn query_sum<'a>(
+        &'a self,
+        url: &'a str,
+        _token: Option<&'a str>,
+        _query: &'a str,
+        _now: Timestamp,
+    ) -> BoxFuture<'a, Result<f64, Error>> {
+        Box::pin(async move {
+            Err(Error::Config(format!(
+                "this metrics source cannot query {url}"
+            )))
+        })
+    }
 }
 
 /// Dispatches to [`Direct`] or [`Prometheus`] by the app's `tuning.metrics.source`.
@@ -189,6 +206,16 @@ impl MetricsSource for Router {
     fn forget(&self, namespace: &str, app: &str) {
         self.direct.forget(namespace, app);
         self.prometheus.forget(namespace, app);
+    }
+
+    fn query_sum<'a>(
+        &'a self,
+        url: &'a str,
+        token: Option<&'a str>,
+        query: &'a str,
+        now: Timestamp,
+    ) -> BoxFuture<'a, Result<f64, Error>> {
+        self.prometheus.query_sum(url, token, query, now)
     }
 }
 

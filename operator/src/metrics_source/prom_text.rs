@@ -183,6 +183,8 @@ pub struct PacerMetrics {
     pub cpu_periods: Option<f64>,
     /// `pacer_cgroup_cpu_throttled_periods_total`.
     pub cpu_throttled_periods: Option<f64>,
+    /// The jobs pool's series, when the pod runs one.
+    pub jobs: Option<super::jobs::JobsMetrics>,
 }
 
 impl PacerMetrics {
@@ -241,7 +243,9 @@ impl PacerMetrics {
                 _ => {}
             }
         }
-        seen_workers.then_some(m)
+        m.jobs = super::jobs::JobsMetrics::from_samples(samples);
+        // A jobs-only pod (no HTTP pool) is still a pacer: its HTTP series read 0.
+        (seen_workers || m.jobs.is_some()).then_some(m)
     }
 }
 
@@ -356,8 +360,26 @@ process_start_time_seconds 1.7e9
 
     #[test]
     fn other_pools_and_foreign_text_are_ignored() {
-        let text = "pacer_workers{pool=\"jobs\",state=\"working\"} 9\nup 1\n";
+        let text = "pacer_workers{pool=\"other\",state=\"working\"} 9\nup 1\n";
         assert_eq!(PacerMetrics::from_samples(&parse(text).unwrap()), None);
+    }
+
+    #[test]
+    fn the_jobs_pool_is_kept_apart_from_the_http_pool() {
+        let text = format!(
+            "{PACER_TEXT}pacer_workers{{pool=\"jobs\",state=\"working\"}} 9\n\
+             pacer_worker_memory_bytes{{pool=\"jobs\",slot=\"0\"}} 3e7\n\
+             pacer_worker_memory_bytes{{pool=\"jobs\",slot=\"1\"}} 2e7\n"
+        );
+        let m = PacerMetrics::from_samples(&parse(&text).unwrap()).unwrap();
+        assert_eq!(m.working, 1.0, "jobs workers are not HTTP workers");
+        assert_eq!(m.slots.len(), 4);
+        assert_eq!(m.jobs.unwrap().working, 9.0);
+        // A jobs-only pod.
+        let jobs_only = "pacer_workers{pool=\"jobs\",state=\"ready\"} 2\n";
+        let m = PacerMetrics::from_samples(&parse(jobs_only).unwrap()).unwrap();
+        assert_eq!((m.ready, m.working), (0.0, 0.0));
+        assert!(m.jobs.is_some());
     }
 
     #[test]

@@ -346,6 +346,7 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                     .map(|b| *b as u64),
                 oom_kills: oom_kills.get(pod).map(|n| n.max(0.0)),
                 cpu_throttled: cpu_throttled.get(pod).map(|s| s.clamp(0.0, 1.0)),
+                jobs: None,
             })
         })
         .collect();
@@ -446,6 +447,23 @@ impl Prometheus {
 impl MetricsSource for Prometheus {
     fn sample<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<AppSample, Error>> {
         Box::pin(self.sample_inner(target))
+    }
+
+    fn query_sum<'a>(
+        &'a self,
+        url: &'a str,
+        token: Option<&'a str>,
+        query: &'a str,
+        now: jiff::Timestamp,
+    ) -> BoxFuture<'a, Result<f64, Error>> {
+        Box::pin(async move {
+            let series = self.query(url, token, query, now.as_second()).await?;
+            Ok(series
+                .iter()
+                .map(|s| s.value)
+                .filter(|v| v.is_finite())
+                .sum())
+        })
     }
 }
 

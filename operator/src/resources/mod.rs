@@ -57,6 +57,8 @@ pub struct Inputs<'a> {
     pub termination_grace_seconds: i64,
     /// Operator-wide sidecar defaults.
     pub sidecar: &'a SidecarDefaults,
+    /// Jobs workers per pod (`spec.jobs`; `None`: the initial size).
+    pub jobs_workers: Option<u32>,
 }
 
 impl Inputs<'_> {
@@ -197,6 +199,7 @@ pub(crate) mod test_support {
             replicas: Some(settings.replicas),
             termination_grace_seconds: 40,
             sidecar,
+            jobs_workers: None,
         }
     }
 }

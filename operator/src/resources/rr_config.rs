@@ -31,7 +31,9 @@ const WATCH_TICK: &str = "1s";
 struct RrConfig {
     version: &'static str,
     server: Server,
-    http: Http,
+    /// Absent for a jobs-only app (`http.enabled: false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<Http>,
     status: Address,
     metrics: Address,
     rpc: Rpc,
@@ -258,7 +260,7 @@ fn build(spec: &PhpAppServerSpec, settings: &Settings, jobs_workers: u32) -> RrC
             relay: "pipes",
             env,
         },
-        http: Http {
+        http: spec.http.enabled.then(|| Http {
             address: format!("0.0.0.0:{}", spec.http.port),
             max_request_size: spec.http.max_request_size,
             middleware: if spec.http.static_dir.is_some() {
@@ -283,7 +285,7 @@ fn build(spec: &PhpAppServerSpec, settings: &Settings, jobs_workers: u32) -> RrC
                     max_worker_memory: crate::units::bytes_to_mib_ceil(settings.max_worker_memory),
                 },
             },
-        },
+        }),
         status: Address {
             address: format!("0.0.0.0:{STATUS_PORT}"),
         },
@@ -341,13 +343,15 @@ pub fn restart_hash(spec: &PhpAppServerSpec) -> Result<String, serde_yaml::Error
         replicas: 0,
     };
     let mut config = build(spec, &neutral, 0);
-    config.http.pool.supervisor = Supervisor {
-        watch_tick: WATCH_TICK,
-        exec_ttl: String::new(),
-        ttl: String::new(),
-        idle_ttl: String::new(),
-        max_worker_memory: 0,
-    };
+    if let Some(http) = &mut config.http {
+        http.pool.supervisor = Supervisor {
+            watch_tick: WATCH_TICK,
+            exec_ttl: String::new(),
+            ttl: String::new(),
+            idle_ttl: String::new(),
+            max_worker_memory: 0,
+        };
+    }
     if let Some(jobs) = &mut config.jobs {
         jobs.pool.supervisor = JobsSupervisor {
             watch_tick: WATCH_TICK,
@@ -547,6 +551,18 @@ pipelines:
         let tuned: serde_yaml::Value =
             serde_yaml::from_str(&render_with_jobs(&spec(), &settings(), 7).unwrap()).unwrap();
         assert_eq!(tuned["jobs"]["pool"]["num_workers"], 7);
+    }
+
+    #[test]
+    fn a_jobs_only_app_has_no_http_section() {
+        let mut s = spec();
+        s.http.enabled = false;
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(&render_with_jobs(&s, &settings(), 3).unwrap()).unwrap();
+        assert!(yaml.get("http").is_none(), "{yaml:?}");
+        assert_eq!(yaml["jobs"]["pool"]["num_workers"], 3);
+        assert!(yaml.get("metrics").is_some() && yaml.get("status").is_some());
+        assert_ne!(restart_hash(&s).unwrap(), restart_hash(&spec()).unwrap());
     }
 
     #[test]

@@ -15,7 +15,10 @@ use super::{Inputs, config_map_name};
 /// # Errors
 /// Serialisation failure of the config (not expected).
 pub fn config_map(inputs: &Inputs<'_>) -> Result<ConfigMap, serde_yaml::Error> {
-    let text = rr_config::render(inputs.spec, inputs.settings)?;
+    let jobs_workers = inputs
+        .jobs_workers
+        .unwrap_or_else(|| rr_config::initial_jobs_workers(inputs.spec));
+    let text = rr_config::render_with_jobs(inputs.spec, inputs.settings, jobs_workers)?;
     Ok(ConfigMap {
         metadata: inputs.metadata(config_map_name(inputs.name)),
         data: Some(BTreeMap::from([(CONFIG_FILE.to_owned(), text)])),
@@ -23,29 +26,32 @@ pub fn config_map(inputs: &Inputs<'_>) -> Result<ConfigMap, serde_yaml::Error> {
     })
 }
 
-/// The Service in front of the pods: HTTP, plus pacer's metrics port for scrapers.
+/// The Service in front of the pods: HTTP (unless jobs-only), plus pacer's metrics port
+/// for scrapers.
 #[must_use]
 pub fn service(inputs: &Inputs<'_>) -> Service {
+    let http = inputs.spec.http.enabled.then(|| ServicePort {
+        name: Some("http".into()),
+        port: inputs.spec.http.service_port,
+        target_port: Some(IntOrString::String("http".into())),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
+    });
     Service {
         metadata: inputs.metadata(inputs.name.to_owned()),
         spec: Some(ServiceSpec {
             selector: Some(inputs.selector_labels()),
-            ports: Some(vec![
-                ServicePort {
-                    name: Some("http".into()),
-                    port: inputs.spec.http.service_port,
-                    target_port: Some(IntOrString::String("http".into())),
-                    protocol: Some("TCP".into()),
-                    ..ServicePort::default()
-                },
-                ServicePort {
-                    name: Some("metrics".into()),
-                    port: i32::from(METRICS_PORT),
-                    target_port: Some(IntOrString::String("metrics".into())),
-                    protocol: Some("TCP".into()),
-                    ..ServicePort::default()
-                },
-            ]),
+            ports: Some(
+                http.into_iter()
+                    .chain([ServicePort {
+                        name: Some("metrics".into()),
+                        port: i32::from(METRICS_PORT),
+                        target_port: Some(IntOrString::String("metrics".into())),
+                        protocol: Some("TCP".into()),
+                        ..ServicePort::default()
+                    }])
+                    .collect(),
+            ),
             ..ServiceSpec::default()
         }),
         ..Service::default()

@@ -51,6 +51,10 @@ pub struct Load {
     pub required: f64,
     /// The same without the workers for the waiting requests.
     pub required_busy: f64,
+    /// The workers the window's arrivals keep busy at its mean job time (Little's law),
+    /// without the busy-workers gauge and the waiting requests: what the whole window
+    /// measured, not what a scrape saw at one instant (see [`demand`]).
+    pub required_flow: f64,
     /// p95 of a worker's RSS.
     pub worker_memory_p95: Option<f64>,
     /// Median of a worker's RSS.
@@ -79,12 +83,20 @@ pub struct Load {
     pub resize_pending: bool,
 }
 
-/// Workers a pod's load keeps busy: without, and with the waiting requests.
-fn demand(p: &PodSample) -> (f64, f64) {
+/// Workers a pod's load keeps busy: without, and with the waiting requests, and the
+/// window's arrivals × mean job time alone. The busy gauge and the queue are scraped at
+/// instants: a dependency that slowed down a second before a scrape shows as many more busy
+/// workers there while the window's completed jobs still take their usual time.
+fn demand(p: &PodSample) -> (f64, f64, f64) {
     let arrivals = p.jobs_per_second.max(0.0) + p.rejected_per_second.max(0.0);
     let job = p.mean_job_seconds.unwrap_or(0.0).max(0.0);
-    let busy = p.busy_workers.max(0.0).max(arrivals * job);
-    (busy, busy + p.queue_depth.max(0.0) * job / QUEUE_DRAIN)
+    let flow = arrivals * job;
+    let busy = p.busy_workers.max(0.0).max(flow);
+    (
+        busy,
+        busy + p.queue_depth.max(0.0) * job / QUEUE_DRAIN,
+        flow,
+    )
 }
 
 /// The load of a sample; `pods` are the pods the API lists as running (empty: unknown),
@@ -111,7 +123,7 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
         .iter()
         .filter(|p| warm_at(p) && !samples.iter().any(|s| s.pod == p.name))
         .count();
-    let extrapolate = |f: fn((f64, f64)) -> f64| {
+    let extrapolate = |f: fn((f64, f64, f64)) -> f64| {
         if warm.is_empty() {
             samples.iter().map(|p| f(demand(p))).sum::<f64>()
         } else {
@@ -121,6 +133,7 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
     };
     let required = extrapolate(|d| d.1);
     let required_busy = extrapolate(|d| d.0);
+    let required_flow = extrapolate(|d| d.2);
 
     let busy: f64 = samples.iter().map(|p| p.busy_workers.max(0.0)).sum();
     let workers: Vec<f64> = samples
@@ -182,6 +195,7 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
         },
         required,
         required_busy,
+        required_flow,
         worker_memory_p95: percentile(&workers, 0.95),
         worker_memory_p50: median(&workers),
         pod_memory_p95: percentile(&peaks, 0.95),

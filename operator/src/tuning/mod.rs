@@ -20,7 +20,9 @@
 //!    missing nothing is lowered.
 //! 3. **A slow dependency** ([`slowdown`]): jobs twice as long at flat completions is a
 //!    slow database, not demand: workers and pods are held and the app is Degraded
-//!    (`DependencySlow`) — more workers would be more connections to it.
+//!    (`DependencySlow`) — more workers would be more connections to it. An increase the
+//!    window's arrivals × job time do not explain (a queue, or a busy gauge scraped just
+//!    after the database slowed down) waits one round for a second look.
 //! 4. **Ceilings** per pod: the spec, the memory (what the limit holds, from the memory
 //!    model; a worker increase waits until a raised limit is in force), the CPU limit
 //!    ([`cpu`], from the CPU of a busy worker learned while not throttled); the spec
@@ -35,7 +37,8 @@
 //!    limit for the workers decided, raised at once, lowered by ≥ 10 % at most once per
 //!    [`MEMORY_DOWN_PERIOD`]. An OOM kill (in the pod status, or a worker killed inside a
 //!    living container, counted by pacer's cgroup) raises it once per episode by
-//!    max(+100 MiB, ×1.2) and is remembered by the model.
+//!    max(+100 MiB, ×1.2), and nothing else raises it during the episode (a leak's working
+//!    set is the limit itself); the model remembers it.
 //! 7. **max_worker_memory** (`auto`, [`worker_memory`]): the median worker's memory × 1.5
 //!    (with a fixed memory limit, within the worker's share of it), stabilised.
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
@@ -93,6 +96,9 @@ pub const OOM_EPISODE: Duration = Duration::from_secs(10 * 60);
 /// A queue the busy workers do not explain is looked at again within this long before
 /// anything is added for it.
 pub const QUEUE_SECOND_LOOK: Duration = Duration::from_secs(90);
+/// Busy workers beyond what arrivals × job time explain count as unexplained demand only
+/// above this many (or √ of the explained ones, if more): the gauge's noise.
+pub const GAUGE_NOISE: f64 = 2.0;
 /// The tuner waits for the pods to report a decision at most this long.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// A ConfigMap change the pods cannot report (`max_jobs`, `max_worker_memory`: pacer
@@ -200,8 +206,9 @@ pub struct State {
     /// When the ConfigMap last changed without a new pool size (which the pods would
     /// report): such a change is awaited for [`CONFIG_DELIVERY`].
     pub unreported_change: Option<Timestamp>,
-    /// When requests first queued without the busy workers asking for more (a burst, or
-    /// the first seconds of a slow dependency): the next round decides.
+    /// When requests first queued, or workers looked busy, beyond what the window's
+    /// arrivals × job time ask for (a burst, or the first seconds of a slow dependency):
+    /// the next round decides.
     pub queue_spike: Option<Timestamp>,
     /// Cores a busy worker uses when not throttled (see [`cpu`]).
     pub cpu_per_busy_worker: Option<f64>,
@@ -240,6 +247,8 @@ pub enum Knob {
     MaxWorkerMemory,
     /// Memory limit.
     MemoryLimit,
+    /// Jobs workers per pod (`spec.jobs`, see [`crate::jobs_tuning`]).
+    JobsWorkers,
 }
 
 impl Knob {
@@ -252,6 +261,7 @@ impl Knob {
             Self::MaxJobs => "max_jobs",
             Self::MaxWorkerMemory => "max_worker_memory",
             Self::MemoryLimit => "memory_limit",
+            Self::JobsWorkers => "jobs_workers",
         }
     }
 }
@@ -290,6 +300,8 @@ impl Change {
             (Knob::MaxWorkerMemory, false) => "MaxWorkerMemoryDecreased",
             (Knob::MemoryLimit, true) => "MemoryLimitIncreased",
             (Knob::MemoryLimit, false) => "MemoryLimitDecreased",
+            (Knob::JobsWorkers, true) => "JobsWorkersIncreased",
+            (Knob::JobsWorkers, false) => "JobsWorkersDecreased",
         }
     }
 }
@@ -530,11 +542,19 @@ pub fn decide(
         let suspect = verdict == slowdown::Verdict::Suspect;
         let target = policy.target_utilization.clamp(0.05, 1.0);
         let wanted_total = ceil_u32(load.required / target - 1e-9).max(1);
-        // A queue the busy workers do not explain waits one round: a burst is still there
-        // 30 s later, while the first seconds of a slow dependency then show as longer jobs.
+        // Demand the window's completions do not explain — a queue, or busy workers the
+        // scrapes saw at an instant beyond what arrivals × job time say — waits one round:
+        // a burst is still there 30 s later, while the first seconds of a slow dependency
+        // then show as longer jobs (a busy gauge scraped a second after the database slowed
+        // down counts every stuck job; the window's job time does not show it yet).
         let capacity_now = current.workers.saturating_mul(current.replicas);
+        // The gauge counts only beyond its noise: a pool of 3 workers reads 3 busy in one
+        // scrape and 2 in the next while completions explain 1.9 (about √busy either way).
+        let gauge_excess = load.required_busy - load.required_flow;
         let queue_driven = wanted_total > capacity_now
-            && ceil_u32(load.required_busy / target - 1e-9) <= capacity_now;
+            && (ceil_u32(load.required_busy / target - 1e-9) <= capacity_now
+                || (ceil_u32(load.required_flow / target - 1e-9) <= capacity_now
+                    && gauge_excess >= GAUGE_NOISE.max(load.required_flow.sqrt())));
         let first_look = queue_driven
             && state
                 .queue_spike
@@ -662,7 +682,10 @@ pub fn decide(
             );
             workers = current.workers;
         } else if first_look && workers > current.workers {
-            held_by = Some("requests queue but the workers are not busier: a second look first");
+            held_by = Some(
+                "the window's completions do not explain the queue or the busy workers: a \
+                 second look first",
+            );
             workers = current.workers;
         } else if pending.any() && workers != current.workers {
             held_by = Some("the pods have not all received the last decision yet");
@@ -868,8 +891,8 @@ pub fn decide(
         let started = *state.last_memory_change.get_or_insert(now);
         let mut target = current.memory_limit;
         let mut why = String::new();
-        let episode =
-            pending.memory || elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
+        let since_bump = elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
+        let episode = pending.memory || since_bump;
         if oom && !episode {
             // Remember where it hit, for days; then raise once for this episode.
             let workers_then = load
@@ -902,9 +925,10 @@ pub fn decide(
                     ),
                 });
             }
-        } else if !pending.memory
-            && let Some(load) = &load
-        {
+        } else if !episode && let Some(load) = &load {
+            // Not within an OOM episode either: a leak holds the pods at whatever limit they
+            // have, so the working set they report is the limit itself, and raising for it
+            // would compound the episode's one raise round after round (×1.1 each).
             // Fewer workers reach the pods with the next kubelet sync, a resize at once:
             // the limit comes down only for workers the pods no longer run.
             let for_workers = f64::from(next.workers.max(workers_wanted).max(current.workers));

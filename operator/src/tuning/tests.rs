@@ -122,6 +122,57 @@ fn waiting_requests_are_drained_not_counted_one_worker_each() {
     assert_eq!(d.settings.workers, 10);
 }
 
+/// The slowdown trace: the database slowed down two seconds before a scrape, which saw
+/// every stuck job as a busy worker, while the window's completed jobs still took their
+/// usual time. Busy workers that arrivals × job time do not explain wait a second look,
+/// like a queue: by then the jobs show as slow (a condition, not more workers) — or the
+/// demand is real and the second look adds the workers.
+#[test]
+fn busy_workers_the_window_does_not_explain_wait_a_second_look() {
+    // 8 busy of 8, but 40 jobs/s × 0.1 s = 4 workers' worth of completions.
+    let mut p = pod(8.0, 8.0, 0.0);
+    p.jobs_per_second = 40.0;
+    let first = decide(
+        &policy(),
+        &settings(8),
+        &State::default(),
+        &observe(vec![p.clone()]),
+        t(0),
+    );
+    assert_eq!(first.settings.workers, 8, "{}", first.summary);
+    assert_eq!(first.state.queue_spike, Some(t(0)));
+    // Still so 30 s later: real, 8 / 0.7 → 12.
+    let d = decide(
+        &policy(),
+        &settings(8),
+        &first.state,
+        &observe(vec![p]),
+        t(30),
+    );
+    assert_eq!(d.settings.workers, 12);
+    // Busy workers the completions explain are acted on at once.
+    let d = decide(
+        &policy(),
+        &settings(8),
+        &State::default(),
+        &observe(vec![pod(8.0, 8.0, 0.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 12);
+    // So is a small pool's gauge within its noise (3 busy, 1.9 explained: the daily-week
+    // trace's weekend nights).
+    let mut small = pod(3.0, 3.0, 0.0);
+    small.jobs_per_second = 19.0;
+    let d = decide(
+        &policy(),
+        &settings(3),
+        &State::default(),
+        &observe(vec![small]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 5);
+}
+
 #[test]
 fn refused_requests_count_as_arrivals() {
     let mut p = pod(4.0, 4.0, 0.0);
@@ -588,6 +639,7 @@ fn memory_limit_goes_up_at_once_and_workers_wait_for_it() {
     // Now the load wants 8 workers: the limit rises at once, the workers wait for it.
     let mut busy = cgroup_pod(4.0);
     busy.busy_workers = 5.5;
+    busy.jobs_per_second = 55.0;
     let d = decide(&p, &small, &state, &observe(vec![busy.clone()]), t(10_000));
     assert!(d.settings.memory_limit > 400 * MI, "{:?}", d.changes);
     // As many workers as 400 Mi holds now, the rest once it is raised.
@@ -682,6 +734,47 @@ fn a_worker_killed_inside_a_living_container_counts_too() {
     // The model remembers where it hit: a limit for 4 workers is now at least 512 Mi.
     let limit = d.state.memory.limit_for(4.0, None).unwrap();
     assert!(limit >= 512.0 * MI as f64, "{limit}");
+}
+
+/// A leak keeps the pod at its limit for the whole episode: the working set the pods
+/// report is then the limit itself (raised or not), and it must not raise the limit again
+/// on top of the episode's one bump (compounding ×1.1 every round while the leak lasts).
+#[test]
+fn a_pod_at_its_limit_during_an_oom_episode_gets_no_second_raise() {
+    let p = auto_memory_policy();
+    let at = |limit: u64, kills: f64| {
+        let mut pod = cgroup_pod(2.0);
+        pod.memory_working_set = Some(limit);
+        pod.memory_limit = Some(limit);
+        pod.oom_kills = Some(kills);
+        let mut o = observe(vec![pod]);
+        o.await_delivery = true;
+        o
+    };
+    // Fresh from `min`: the leak's first kill at 128 Mi → max(+100 Mi, ×1.2) = 228 Mi.
+    let d = decide(
+        &p,
+        &with_memory(2, 128 * MI),
+        &State::default(),
+        &at(128 * MI, 1.0),
+        t(0),
+    );
+    assert_eq!(d.settings.memory_limit, 228 * MI, "{:?}", d.changes);
+    // The resize is in force; the leak goes on and the pod sits at 228 Mi, killed again
+    // and not: the same episode, no further raise.
+    let mut s = d.settings;
+    let mut state = d.state;
+    for (i, kills) in [1.0, 0.0, 2.0, 0.0, 0.0, 1.0].into_iter().enumerate() {
+        let d = decide(&p, &s, &state, &at(228 * MI, kills), t(5 * (i as i64 + 1)));
+        assert_eq!(
+            d.settings.memory_limit,
+            228 * MI,
+            "round {i}: {:?}",
+            d.changes
+        );
+        s = d.settings;
+        state = d.state;
+    }
 }
 
 #[test]
@@ -1198,6 +1291,7 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
                 memory_limit: None,
                 oom_kills: None,
                 cpu_throttled: throttled,
+                jobs: None,
             },
         )
 }

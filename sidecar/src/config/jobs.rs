@@ -268,7 +268,8 @@ pub struct AmqpConfig {
     /// `routing_key` (default: empty).
     pub routing_key: String,
     pub exclusive: bool,
-    /// `multiple_ack`: ack every delivery up to this one.
+    /// `multiple_ack`: accepted for RoadRunner configs; pacer always batches acks with
+    /// `multiple`, but only over runs of deliveries whose workers all acked.
     pub multiple_ack: bool,
     /// `requeue_on_fail`: a failed job goes back to the queue (RR's native requeue).
     pub requeue_on_fail: bool,

@@ -154,7 +154,7 @@ impl HttpHandler {
         &self,
         req: Request<Incoming>,
         conn: ConnInfo,
-        trace: impl Hooks,
+        mut trace: impl Hooks,
     ) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
@@ -163,7 +163,39 @@ impl HttpHandler {
         } else {
             None
         };
-        let mut response = self.route(req, conn, trace).await;
+        // Routing is written out here rather than in an `async fn` of its own: every
+        // nested future is built and then moved (memcpy, its full size) into its parent
+        // once per request.
+        let mut response = match self.answer_early(&req, conn) {
+            Some(r) => r,
+            None => {
+                let cors = self.settings.headers.cors.as_ref();
+                let origin = cors.and_then(|_| req.headers().get(header::ORIGIN).cloned());
+                let mut r = if let Some(files) = &self.settings.static_files
+                    && StaticFiles::applies_to(req.method())
+                    && let Some(path) = files.resolve(req.uri().path())
+                {
+                    // Boxed, like the other rare branches (multipart, streams): an async
+                    // fn's future is as big as its largest state.
+                    let started = trace.mark();
+                    let mut r = Box::pin(files.serve(&req, path)).await;
+                    self.settings.static_headers.apply(r.headers_mut());
+                    trace.static_file(started);
+                    r
+                } else {
+                    let mut r = match self.to_php(req, conn, trace).await {
+                        Ok(r) => r,
+                        Err(e) => self.error_response(e),
+                    };
+                    self.settings.headers.response.apply(r.headers_mut());
+                    r
+                };
+                if let Some(cors) = cors {
+                    cors.apply(origin.as_ref(), r.headers_mut());
+                }
+                r
+            }
+        };
         if method == Method::HEAD {
             // No body, but the length a GET would have had, as Go's server reports it.
             if let Some(len) = http_body::Body::size_hint(response.body()).exact()
@@ -191,66 +223,36 @@ impl HttpHandler {
         response
     }
 
-    async fn route(
-        &self,
-        req: Request<Incoming>,
-        conn: ConnInfo,
-        mut trace: impl Hooks,
-    ) -> Response<Body> {
-        if let Err(reason) = check_host(&req) {
+    /// Answers what is refused or answered before any routing (bad Host, `*`, too many
+    /// header fields, HTTPS redirect, CORS preflight); `None` lets the request on.
+    fn answer_early(&self, req: &Request<Incoming>, conn: ConnInfo) -> Option<Response<Body>> {
+        if let Err(reason) = check_host(req) {
             // As Go does: answer, then close; what follows on the connection is suspect.
             let mut r = self.error_response(HttpError::BadRequest(reason.into()));
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
+            return Some(r);
         }
         if req.uri() == "*" {
-            return asterisk_form(req.method());
+            return Some(asterisk_form(req.method()));
         }
         if req.headers().len() > self.settings.max_header_count {
             // HTTP/1 is held to the count by hyper's parser; HTTP/2 only to the bytes.
             let mut r = Response::new(empty());
             *r.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-            return r;
+            return Some(r);
         }
         if !conn.tls
             && let Some(port) = self.settings.redirect_to_https
         {
-            return redirect_to_https(&req, port);
+            return Some(redirect_to_https(req, port));
         }
-        let cors = self.settings.headers.cors.as_ref();
-        if let Some((status, headers)) = cors.and_then(|c| c.preflight(req.method(), req.headers()))
-        {
-            let mut r = Response::new(empty());
-            *r.status_mut() = status;
-            *r.headers_mut() = headers;
-            return r;
-        }
-        let origin = cors.and_then(|_| req.headers().get(header::ORIGIN).cloned());
-        let mut response = if let Some(files) = &self.settings.static_files
-            && StaticFiles::applies_to(req.method())
-            && let Some(path) = files.resolve(req.uri().path())
-        {
-            // Boxed, like the other rare branches (multipart, streams): an async fn's
-            // future is as big as its largest state, and every request's future is
-            // moved (memcpy) a few times on its way into hyper.
-            let started = trace.mark();
-            let mut r = Box::pin(files.serve(&req, path)).await;
-            self.settings.static_headers.apply(r.headers_mut());
-            trace.static_file(started);
-            r
-        } else {
-            let mut r = match self.to_php(req, conn, trace).await {
-                Ok(r) => r,
-                Err(e) => self.error_response(e),
-            };
-            self.settings.headers.response.apply(r.headers_mut());
-            r
-        };
-        if let Some(cors) = cors {
-            cors.apply(origin.as_ref(), response.headers_mut());
-        }
-        response
+        let cors = self.settings.headers.cors.as_ref()?;
+        let (status, headers) = cors.preflight(req.method(), req.headers())?;
+        let mut r = Response::new(empty());
+        *r.status_mut() = status;
+        *r.headers_mut() = headers;
+        Some(r)
     }
 
     async fn to_php(
@@ -822,11 +824,9 @@ impl tower::Service<Request<Incoming>> for RequestService {
         let version = req.version();
         let max = handler.settings.max_requests_per_connection;
         if !handler.settings.compression {
-            return Box::pin(async move {
-                let mut response = handler.handle(req, conn).await;
-                finish_connection(&mut response, version, served, max);
-                Ok(response)
-            });
+            // The request's one allocation: built in the box's place, with no wrapper
+            // future around `handle_with` (see `respond`).
+            return Box::pin(respond(handler, req, conn, served));
         }
         // tower-http's compression only when the `gzip` middleware is on: its response
         // body type embeds the encoders' state, so a response through it is several
@@ -846,6 +846,25 @@ impl tower::Service<Request<Incoming>> for RequestService {
             Ok(response)
         })
     }
+}
+
+/// The uncompressed request path as one future: [`HttpHandler::handle`]'s tracing branch
+/// and the connection headers, written out so that the request's future is not wrapped
+/// (and moved) once more on its way into its box.
+async fn respond(
+    handler: Arc<HttpHandler>,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+    served: u64,
+) -> Result<Response<Body>, Infallible> {
+    let version = req.version();
+    let mut response = match &handler.tracing {
+        None => handler.handle_with(req, conn, NoTrace).await,
+        Some(tracing) => Box::pin(handler.handle_traced(tracing, req, conn)).await,
+    };
+    let max = handler.settings.max_requests_per_connection;
+    finish_connection(&mut response, version, served, max);
+    Ok(response)
 }
 
 fn service_for(

@@ -11,6 +11,12 @@
 //! consumed — a consumer channel with `basic.qos(prefetch)`. When the connection fails it
 //! starts over; unacknowledged deliveries of the lost channel are redelivered by RabbitMQ.
 //! An [`Acker`] settles its delivery on the channel it came from, never on a newer one.
+//! Acks are batched per consumer channel ([`AckWindow`]): a flusher task, woken by the
+//! acks, sends one `basic.ack(multiple)` for the run of acked deliveries below the oldest
+//! unanswered one — every ack that arrived while it waited for its turn on the runtime,
+//! so none is delayed on purpose and a busy pacer sends one frame (one write for pacer,
+//! one frame for RabbitMQ) for many jobs; a delivery is still acked only after its worker
+//! acked.
 //! Delays use RoadRunner's scheme: a per-delay queue whose messages expire into the
 //! pipeline's exchange (`x-message-ttl` + dead-lettering).
 
@@ -31,6 +37,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::ack_window::{AckWindow, Flush};
 use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, broker, now_ms};
 use super::job::{Headers, Job};
 use crate::config::AmqpConfig;
@@ -45,6 +52,10 @@ const RR_AUTO_ACK: &str = "rr_auto_ack";
 const PACER_DUE: &str = "pacer_due_ms";
 /// How long `pause` waits for RabbitMQ to confirm the consumer's cancel.
 const PAUSE_WAIT: Duration = Duration::from_secs(10);
+/// Flushes an ack waits for an older unanswered delivery before it goes out alone.
+const ACK_MAX_AGE: u32 = 4;
+/// How long such acks wait at most when no other ack comes.
+const ACK_HOLD: Duration = Duration::from_millis(5);
 
 /// The live connection, replaced on every reconnect.
 #[derive(Clone)]
@@ -206,14 +217,27 @@ async fn maintain(shared: Arc<Shared>) {
         shared.delay_queues.lock().clear();
         shared.link.send_replace(Some(link.clone()));
         let mut consumer: Option<(Channel, String, CancellationToken)> = None;
+        // The ack batches of this connection's consumer channels (one per resume): kept
+        // until settled, flushed before the connection closes.
+        let mut batches: Vec<Arc<Acks>> = Vec::new();
         loop {
             let want = shared.out.lock().clone();
             match (&want, &consumer) {
                 (Some(out), None) => {
                     // Set before basic.consume: a pause meanwhile waits for the cancel.
                     shared.consuming.send_replace(true);
+                    batches.retain(|a| {
+                        let keep = !a.idle();
+                        if !keep {
+                            a.closed.cancel();
+                        }
+                        keep
+                    });
                     match start_consumer(&shared, &link, out.clone()).await {
-                        Ok(c) => consumer = Some(c),
+                        Ok((c, acks)) => {
+                            consumer = Some(c);
+                            batches.push(acks);
+                        }
                         Err(error) => {
                             tracing::warn!(%error, pipeline = %shared.pipeline, "cannot start the consumer");
                             let _ = link.conn.clone().close().await;
@@ -236,6 +260,11 @@ async fn maintain(shared: Arc<Shared>) {
                     }
                     shared.consuming.send_replace(false);
                     shared.link.send_replace(None);
+                    // Jobs that finished are acked before the connection goes.
+                    for acks in batches.drain(..) {
+                        acks.flush(0).await;
+                        acks.closed.cancel();
+                    }
                     if shared.cfg.delete_queue_on_stop {
                         let _ = link.publish.queue_delete(QueueDeleteArguments::new(&shared.cfg.queue)).await;
                     }
@@ -253,6 +282,10 @@ async fn maintain(shared: Arc<Shared>) {
         if let Some((_, _, stop)) = consumer.take() {
             stop.cancel();
         }
+        // Their channels are gone: RabbitMQ delivers the unacked jobs again.
+        for acks in batches.drain(..) {
+            acks.closed.cancel();
+        }
         // The connection is gone, and with it the consumer.
         shared.consuming.send_replace(false);
     }
@@ -269,7 +302,7 @@ async fn start_consumer(
     shared: &Arc<Shared>,
     link: &Link,
     out: mpsc::Sender<Delivery>,
-) -> Result<(Channel, String, CancellationToken), DriverError> {
+) -> Result<((Channel, String, CancellationToken), Arc<Acks>), DriverError> {
     let ch = link.conn.open_channel(None).await.map_err(broker)?;
     ch.basic_qos(BasicQosArguments::new(0, shared.cfg.prefetch, false))
         .await
@@ -289,7 +322,8 @@ async fn start_consumer(
         .await
         .map_err(broker)?;
     let stop = CancellationToken::new();
-    let (shared2, ch2, stop2) = (shared.clone(), ch.clone(), stop.clone());
+    let acks = Acks::new(ch.clone());
+    let (shared2, ch2, stop2) = (shared.clone(), acks.clone(), stop.clone());
     tokio::spawn(async move {
         loop {
             let msg = tokio::select! {
@@ -314,7 +348,74 @@ async fn start_consumer(
         }
     });
     tracing::info!(pipeline = %shared.pipeline, queue = %shared.cfg.queue, prefetch = shared.cfg.prefetch, "consuming from RabbitMQ");
-    Ok((ch, tag, stop))
+    Ok(((ch, tag, stop), acks))
+}
+
+/// The batched acks of one consumer channel, shared by its ackers and its flusher task.
+struct Acks {
+    ch: Channel,
+    window: Mutex<AckWindow>,
+    /// An ack is pending.
+    wake: Notify,
+    /// The channel's connection is gone: the flusher ends.
+    closed: CancellationToken,
+}
+
+impl Acks {
+    fn new(ch: Channel) -> Arc<Acks> {
+        let acks = Arc::new(Acks {
+            ch,
+            window: Mutex::new(AckWindow::new()),
+            wake: Notify::new(),
+            closed: CancellationToken::new(),
+        });
+        tokio::spawn(flush_acks(acks.clone()));
+        acks
+    }
+
+    fn ack(&self, tag: u64) {
+        self.window.lock().ack(tag);
+        // Coalesces: while the flusher is already due, this only sets a flag.
+        self.wake.notify_one();
+    }
+
+    /// Sends what the window lets go (`max_age` 0: everything pending).
+    async fn flush(&self, max_age: u32) {
+        let Flush { up_to, singles } = self.window.lock().take(max_age);
+        if let Some(tag) = up_to
+            && let Err(error) = self.ch.basic_ack(BasicAckArguments::new(tag, true)).await
+        {
+            tracing::debug!(%error, "basic.ack failed; RabbitMQ delivers those jobs again");
+        }
+        for tag in singles {
+            if let Err(error) = self.ch.basic_ack(BasicAckArguments::new(tag, false)).await {
+                tracing::debug!(%error, "basic.ack failed; RabbitMQ delivers the job again");
+            }
+        }
+    }
+
+    /// Whether nothing on this channel waits to be settled.
+    fn idle(&self) -> bool {
+        let w = self.window.lock();
+        w.pending() == 0 && w.outstanding() == 0
+    }
+}
+
+/// The flusher of one channel: after a wake it yields once (acks that are ready to run
+/// join the batch), then sends what the window lets go; acks held behind an unanswered
+/// delivery go out alone after [`ACK_MAX_AGE`] flushes or [`ACK_HOLD`].
+async fn flush_acks(acks: Arc<Acks>) {
+    let mut held = false;
+    loop {
+        let force = tokio::select! {
+            _ = acks.wake.notified() => false,
+            _ = tokio::time::sleep(ACK_HOLD), if held => true,
+            _ = acks.closed.cancelled() => return,
+        };
+        tokio::task::yield_now().await;
+        acks.flush(if force { 0 } else { ACK_MAX_AGE }).await;
+        held = acks.window.lock().pending() > 0;
+    }
 }
 
 fn int(v: &FieldValue) -> Option<i64> {
@@ -408,8 +509,10 @@ fn pack(job: &Job, due_ms: i64) -> FieldTable {
     t
 }
 
-fn delivery(shared: &Arc<Shared>, ch: &Channel, msg: ConsumerMessage) -> Option<Delivery> {
+fn delivery(shared: &Arc<Shared>, acks: &Arc<Acks>, msg: ConsumerMessage) -> Option<Delivery> {
     let deliver = msg.deliver?;
+    let tag = deliver.delivery_tag();
+    acks.window.lock().deliver(tag);
     let props = msg.basic_properties;
     let (job, due) = unpack(
         &shared.pipeline,
@@ -423,9 +526,8 @@ fn delivery(shared: &Arc<Shared>, ch: &Channel, msg: ConsumerMessage) -> Option<
         job,
         waited,
         acker: Box::new(AmqpAcker {
-            ch: Some(ch.clone()),
-            tag: deliver.delivery_tag(),
-            multiple: shared.cfg.multiple_ack,
+            acks: Some(acks.clone()),
+            tag,
             requeue_on_fail: shared.cfg.requeue_on_fail,
             reserved: shared.reserved.clone(),
         }),
@@ -434,9 +536,8 @@ fn delivery(shared: &Arc<Shared>, ch: &Channel, msg: ConsumerMessage) -> Option<
 
 /// Settles one delivery on the channel it arrived on.
 struct AmqpAcker {
-    ch: Option<Channel>,
+    acks: Option<Arc<Acks>>,
     tag: u64,
-    multiple: bool,
     requeue_on_fail: bool,
     reserved: Arc<AtomicI64>,
 }
@@ -447,17 +548,26 @@ impl std::fmt::Debug for AmqpAcker {
     }
 }
 
+/// Nacks one delivery, then lets the batched acks past it (its frame is queued first).
+async fn nack(acks: Arc<Acks>, tag: u64, requeue: bool) -> Result<(), DriverError> {
+    let sent = acks
+        .ch
+        .basic_nack(BasicNackArguments::new(tag, false, requeue))
+        .await
+        .map_err(broker);
+    acks.window.lock().settled(tag);
+    sent
+}
+
 impl Drop for AmqpAcker {
     /// Dropped unsettled: give it back, so the prefetch slot is not leaked.
     fn drop(&mut self) {
-        if let Some(ch) = self.ch.take() {
+        if let Some(acks) = self.acks.take() {
             self.reserved.fetch_sub(1, Ordering::Relaxed);
             let tag = self.tag;
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
-                    let _ = ch
-                        .basic_nack(BasicNackArguments::new(tag, false, true))
-                        .await;
+                    let _ = nack(acks, tag, true).await;
                 });
             }
         }
@@ -465,32 +575,23 @@ impl Drop for AmqpAcker {
 }
 
 impl Acker for AmqpAcker {
+    /// Batched: the ack goes out with the channel's next flush (within a few ms).
     fn ack(mut self: Box<Self>) -> BoxFut<'static, Result<(), DriverError>> {
-        let ch = self.ch.take();
-        self.reserved.fetch_sub(1, Ordering::Relaxed);
-        let (tag, multiple) = (self.tag, self.multiple);
-        Box::pin(async move {
-            match ch {
-                Some(ch) => ch
-                    .basic_ack(BasicAckArguments::new(tag, multiple))
-                    .await
-                    .map_err(broker),
-                None => Ok(()),
-            }
-        })
+        if let Some(acks) = self.acks.take() {
+            self.reserved.fetch_sub(1, Ordering::Relaxed);
+            acks.ack(self.tag);
+        }
+        Box::pin(async { Ok(()) })
     }
 
     fn nack(mut self: Box<Self>, requeue: bool) -> BoxFut<'static, Result<(), DriverError>> {
-        let ch = self.ch.take();
+        let acks = self.acks.take();
         self.reserved.fetch_sub(1, Ordering::Relaxed);
         let requeue = requeue || self.requeue_on_fail;
         let tag = self.tag;
         Box::pin(async move {
-            match ch {
-                Some(ch) => ch
-                    .basic_nack(BasicNackArguments::new(tag, false, requeue))
-                    .await
-                    .map_err(broker),
+            match acks {
+                Some(acks) => nack(acks, tag, requeue).await,
                 None => Ok(()),
             }
         })

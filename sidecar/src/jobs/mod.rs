@@ -23,9 +23,10 @@
 //!   broker, then the drivers close.
 //!
 //! Module map: [`job`] (the job and the worker's context), [`protocol`] (the reply),
-//! [`driver`] (the trait), [`memory`], [`amqp`], [`beanstalk`], [`nats`], [`proto`] (RPC
+//! [`driver`] (the trait), [`memory`], [`amqp`] (its batched acks: [`ack_window`]), [`beanstalk`], [`nats`], [`proto`] (RPC
 //! messages), [`rpc`] (the `jobs.*` methods), [`stats`].
 
+pub mod ack_window;
 pub mod amqp;
 pub mod beanstalk;
 pub mod driver;

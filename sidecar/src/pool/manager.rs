@@ -78,7 +78,7 @@ impl Inner {
                 tracing::debug!(pool = %self.name, pid = worker.info().pid, slot, "worker ready");
                 st.workers
                     .insert(worker.info().ident.id, worker.info().clone());
-                st.offer(worker);
+                st.offer(worker, Instant::now());
                 let retired = st.trim(&self.stats);
                 let grace = st.settings.destroy_timeout;
                 drop(st);

@@ -30,11 +30,43 @@ impl SpawnBackoff {
     }
 }
 
-/// A request waiting for a worker, from a task on `shard`.
+/// A request waiting for a worker, from a task on `shard`, since `since`.
 #[derive(Debug)]
 pub(super) struct Waiter {
     pub(super) shard: usize,
+    pub(super) since: Instant,
     pub(super) tx: oneshot::Sender<Worker>,
+}
+
+/// How long the oldest waiter may be passed over by younger ones of the released
+/// worker's shard. The preference keeps an exchange on one CPU; unbounded, it starved
+/// the waiters of a shard that owned no idle worker for as long as the worker's own
+/// shard kept queueing (p99 in hundreds of ms with 2 shards and 1 worker, measured on
+/// a loaded machine). Above a typical queue wait at 64 connections (≈ 2 ms), far below
+/// the p99s that starvation caused.
+pub(super) const CROSS_SHARD_PATIENCE: Duration = Duration::from_millis(5);
+
+/// Which waiter gets a worker of `shard` released at `now`, given the live waiters'
+/// `(shard, since)` in queue order: the oldest once it has waited
+/// [`CROSS_SHARD_PATIENCE`], else the first of `shard`, else the first.
+pub(super) fn pick_waiter(
+    waiters: impl Iterator<Item = (usize, Instant)>,
+    shard: usize,
+    now: Instant,
+) -> Option<usize> {
+    let mut first = None;
+    for (i, (of, since)) in waiters.enumerate() {
+        if first.is_none() {
+            if now.saturating_duration_since(since) >= CROSS_SHARD_PATIENCE {
+                return Some(i);
+            }
+            first = Some(i);
+        }
+        if of == shard {
+            return Some(i);
+        }
+    }
+    first
 }
 
 impl Waiter {
@@ -136,17 +168,14 @@ impl State {
         true
     }
 
-    /// Hands a worker to the first live waiter of its shard, else to the first live
-    /// waiter, or parks it.
-    pub(super) fn offer(&mut self, mut worker: Worker) {
+    /// Hands a worker to a live waiter ([`pick_waiter`]: its own shard's first unless
+    /// the oldest has waited too long), or parks it.
+    pub(super) fn offer(&mut self, mut worker: Worker, now: Instant) {
         let shard = worker.info().ident.shard;
         loop {
-            let at = self
-                .waiters
-                .iter()
-                .position(|w| w.shard == shard && !w.is_closed())
-                .unwrap_or(0);
-            let Some(waiter) = self.waiters.remove(at) else {
+            self.waiters.retain(|w| !w.is_closed());
+            let at = pick_waiter(self.waiters.iter().map(|w| (w.shard, w.since)), shard, now);
+            let Some(waiter) = at.and_then(|at| self.waiters.remove(at)) else {
                 break;
             };
             match waiter.tx.send(worker) {
@@ -228,5 +257,23 @@ mod tests {
         assert_eq!(SpawnBackoff::delay(2), Duration::from_millis(200));
         assert_eq!(SpawnBackoff::delay(4), Duration::from_millis(800));
         assert_eq!(SpawnBackoff::delay(30), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_released_worker_prefers_its_own_shard_until_the_oldest_has_waited_too_long() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // Queue order: shard 1 (oldest), shard 0, shard 0.
+        let queue = [(1, t0), (0, t0 + ms(1)), (0, t0 + ms(2))];
+        // A worker of shard 0 skips the younger-than-patience waiter of shard 1...
+        assert_eq!(pick_waiter(queue.into_iter(), 0, t0 + ms(3)), Some(1));
+        // ...but not once it has waited CROSS_SHARD_PATIENCE: no starvation.
+        let late = t0 + CROSS_SHARD_PATIENCE;
+        assert_eq!(pick_waiter(queue.into_iter(), 0, late), Some(0));
+        // A worker of shard 1 takes its own (the first) either way.
+        assert_eq!(pick_waiter(queue.into_iter(), 1, t0 + ms(3)), Some(0));
+        // No waiter of the worker's shard: the first.
+        assert_eq!(pick_waiter(queue.into_iter(), 2, t0 + ms(3)), Some(0));
+        assert_eq!(pick_waiter(std::iter::empty(), 0, t0), None);
     }
 }

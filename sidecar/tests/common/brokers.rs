@@ -103,6 +103,16 @@ impl Rabbit {
     /// Starts a private RabbitMQ (its own epmd, ports, data directory) and waits until it
     /// accepts AMQP connections.
     pub fn start() -> Rabbit {
+        Self::start_with(None)
+    }
+
+    /// [`Rabbit::start`] with RabbitMQ's bundled `rabbitmq_prometheus` plugin exporting
+    /// per-queue metrics (`rabbitmq_queue_messages_ready{queue}`) on 127.0.0.1:`port`.
+    pub fn start_with_prometheus(port: u16) -> Rabbit {
+        Self::start_with(Some(port))
+    }
+
+    fn start_with(prometheus: Option<u16>) -> Rabbit {
         let server = require("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server");
         require("/usr/bin/epmd", "erlang-base");
         let _ = server;
@@ -125,11 +135,20 @@ impl Rabbit {
             watchdog: Mutex::new(watchdog),
             children: Mutex::new(Vec::new()),
         };
-        std::fs::write(rabbit.dir.join("enabled_plugins"), "[].\n").unwrap();
+        let (plugins, exporter) = match prometheus {
+            Some(port) => (
+                "[rabbitmq_prometheus].\n",
+                format!(
+                    "prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {port}\nprometheus.return_per_object_metrics = true\n"
+                ),
+            ),
+            None => ("[].\n", String::new()),
+        };
+        std::fs::write(rabbit.dir.join("enabled_plugins"), plugins).unwrap();
         std::fs::write(
             rabbit.dir.join("rabbitmq.conf"),
             format!(
-                "listeners.tcp.default = 127.0.0.1:{}\nloopback_users = none\nlog.console = true\nlog.console.level = warning\nlog.file = false\n",
+                "listeners.tcp.default = 127.0.0.1:{}\nloopback_users = none\nlog.console = true\nlog.console.level = warning\nlog.file = false\n{exporter}",
                 rabbit.port
             ),
         )
