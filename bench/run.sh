@@ -593,13 +593,6 @@ main() {
             "$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- sidecar || echo +dirty)" \
             "$BASE" "$OTEL_BASE" "$DURATION" "$WRK_THREADS"
     } >>"$OUT/results.jsonl"
-# "relay hello runtime slim frameworks tracing memory overload jobs criterion"; jobs is
-# bench/jobs.sh), BENCH_BASE (the commit whose pacer is measured as "before" beside the
-# current one; default: main before issue 15, built once into $PACER_CACHE/bench and
-# reused), BENCH_OTEL_BASE (the commit before OpenTelemetry landed, measured beside
-# tracing off and on; built the same way, or BENCH_PRE_OTEL_BIN: that commit's binary
-# built elsewhere, e.g. with the same flags as bench/profile.sh when this run builds that
-# way too).
     [[ " $only " == *" relay "* ]] && { log "relay round trips"; scenario_relay; }
     [[ " $only " == *" hello "* ]] && { log "hello world / JSON echo"; scenario_hello_echo; }
     [[ " $only " == *" runtime "* ]] && { log "runtime flavour"; scenario_runtime; }

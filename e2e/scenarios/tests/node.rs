@@ -711,11 +711,8 @@ async fn resize(a: &RealApp) -> Result<()> {
         after >= 192 << 20,
         "the limit {after} is below resources.memory.min (192Mi)"
     );
-    // The operator writes whole MiB: the cgroup, the pod's status and the app's status agree.
-    let wanted_bytes = wanted
-        .strip_suffix("Mi")
-        .and_then(|m| m.parse::<u64>().ok())
-        .map(|m| m << 20);
+    // The cgroup, the pod's status and the app's status agree.
+    let wanted_bytes = pacer_crds::units::parse_memory(&wanted).ok();
     ensure!(
         wanted_bytes == Some(after),
         "the cgroup has {after} bytes, the app's status says {wanted}"

@@ -359,14 +359,23 @@ async fn leak(s: &Scenario) -> Result<()> {
         "{}",
         event.note
     );
-    // "… recycling after N jobs keeps them under 31Mi"
+    // "… recycling after N jobs keeps them under 31.0 MiB"
     let budget = event
         .note
         .rsplit("keeps them under ")
         .next()
-        .and_then(|t| t.trim().strip_suffix("Mi"))
-        .and_then(|t| t.parse::<f64>().ok())
-        .context("no budget in the event")?
+        .and_then(|t| {
+            let t = t.trim();
+            let end = t
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(t.len());
+            let (number, unit) = t.split_at(end);
+            unit.trim_start()
+                .starts_with("Mi")
+                .then(|| number.parse::<f64>().ok())
+                .flatten()
+        })
+        .with_context(|| format!("no budget in MiB in the event: {}", event.note))?
         * 1024.0
         * 1024.0;
     wait_for(

@@ -37,8 +37,7 @@
 //!    limit for the workers decided, raised at once, lowered by ≥ 10 % at most once per
 //!    [`MEMORY_DOWN_PERIOD`]. An OOM kill (in the pod status, or a worker killed inside a
 //!    living container, counted by pacer's cgroup) raises it once per episode by
-//!    max(+100 MiB, ×1.2), and nothing else raises it during the episode (a leak's working
-//!    set is the limit itself); the model remembers it.
+//!    max(+100 MiB, ×1.2) and is remembered by the model.
 //! 7. **max_worker_memory** (`auto`, [`worker_memory`]): the median worker's memory × 1.5
 //!    (with a fixed memory limit, within the worker's share of it), stabilised.
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
@@ -891,8 +890,8 @@ pub fn decide(
         let started = *state.last_memory_change.get_or_insert(now);
         let mut target = current.memory_limit;
         let mut why = String::new();
-        let since_bump = elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
-        let episode = pending.memory || since_bump;
+        let episode =
+            pending.memory || elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
         if oom && !episode {
             // Remember where it hit, for days; then raise once for this episode.
             let workers_then = load
@@ -925,10 +924,9 @@ pub fn decide(
                     ),
                 });
             }
-        } else if !episode && let Some(load) = &load {
-            // Not within an OOM episode either: a leak holds the pods at whatever limit they
-            // have, so the working set they report is the limit itself, and raising for it
-            // would compound the episode's one raise round after round (×1.1 each).
+        } else if !pending.memory
+            && let Some(load) = &load
+        {
             // Fewer workers reach the pods with the next kubelet sync, a resize at once:
             // the limit comes down only for workers the pods no longer run.
             let for_workers = f64::from(next.workers.max(workers_wanted).max(current.workers));

@@ -736,47 +736,6 @@ fn a_worker_killed_inside_a_living_container_counts_too() {
     assert!(limit >= 512.0 * MI as f64, "{limit}");
 }
 
-/// A leak keeps the pod at its limit for the whole episode: the working set the pods
-/// report is then the limit itself (raised or not), and it must not raise the limit again
-/// on top of the episode's one bump (compounding ×1.1 every round while the leak lasts).
-#[test]
-fn a_pod_at_its_limit_during_an_oom_episode_gets_no_second_raise() {
-    let p = auto_memory_policy();
-    let at = |limit: u64, kills: f64| {
-        let mut pod = cgroup_pod(2.0);
-        pod.memory_working_set = Some(limit);
-        pod.memory_limit = Some(limit);
-        pod.oom_kills = Some(kills);
-        let mut o = observe(vec![pod]);
-        o.await_delivery = true;
-        o
-    };
-    // Fresh from `min`: the leak's first kill at 128 Mi → max(+100 Mi, ×1.2) = 228 Mi.
-    let d = decide(
-        &p,
-        &with_memory(2, 128 * MI),
-        &State::default(),
-        &at(128 * MI, 1.0),
-        t(0),
-    );
-    assert_eq!(d.settings.memory_limit, 228 * MI, "{:?}", d.changes);
-    // The resize is in force; the leak goes on and the pod sits at 228 Mi, killed again
-    // and not: the same episode, no further raise.
-    let mut s = d.settings;
-    let mut state = d.state;
-    for (i, kills) in [1.0, 0.0, 2.0, 0.0, 0.0, 1.0].into_iter().enumerate() {
-        let d = decide(&p, &s, &state, &at(228 * MI, kills), t(5 * (i as i64 + 1)));
-        assert_eq!(
-            d.settings.memory_limit,
-            228 * MI,
-            "round {i}: {:?}",
-            d.changes
-        );
-        s = d.settings;
-        state = d.state;
-    }
-}
-
 #[test]
 fn an_oom_kill_at_the_maximum_is_a_problem() {
     let p = auto_memory_policy();
