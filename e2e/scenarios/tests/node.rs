@@ -887,7 +887,10 @@ async fn oom(a: &RealApp) -> Result<()> {
             Duration::from_secs(120),
             |app| {
                 app.status.as_ref().and_then(|s| s.observed_generation) == generation
-                    && app.status.as_ref().is_some_and(|s| s.last_tune_time.is_some())
+                    && app
+                        .status
+                        .as_ref()
+                        .is_some_and(|s| s.last_tune_time.is_some())
             },
         )
         .await?;
@@ -945,7 +948,10 @@ async fn oom(a: &RealApp) -> Result<()> {
     // OOMKilled when the whole container went.
     let (container_kills, in_container) = {
         let k = kills.lock().unwrap_or_else(|e| e.into_inner());
-        (k.container_kills, k.by_container.get(&now.id).copied().unwrap_or(0))
+        (
+            k.container_kills,
+            k.by_container.get(&now.id).copied().unwrap_or(0),
+        )
     };
     if container_kills == 0 {
         let scraped = wait_for(
@@ -1009,7 +1015,10 @@ async fn oom(a: &RealApp) -> Result<()> {
     ensure!(
         why.is_some() && bump.is_some(),
         "the limit moved {status_before} → {new_limit} but not for the OOM kill: {:?}",
-        raised.status.as_ref().and_then(|s| s.recommendation.as_ref())
+        raised
+            .status
+            .as_ref()
+            .and_then(|s| s.recommendation.as_ref())
     );
     // max(128 + 100, 128 × 1.2 = 153.6) = 228 MiB.
     ensure!(
