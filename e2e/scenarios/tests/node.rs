@@ -839,6 +839,13 @@ impl OomKills {
 /// `auto` on a fresh app starts at `max` (1Gi here, the CRD's documented start, safe before
 /// anything is measured), and the leak is to meet a small limit that the tuner then raises.
 ///
+/// Each leaking request keeps 192 MiB in its worker, past the 128Mi limit at once: the
+/// kernel kills within the request. A leak of a few MiB per request fills the cgroup
+/// slowly instead, and at the limit the kernel first evicts the page cache (the binaries'
+/// pages, read back at once): the cgroup thrashed for tens of seconds before any kill, the
+/// liveness probe restarted the container, and the tuner raised the limit for the working
+/// set before the OOM kill came (128 → 182Mi).
+///
 /// On cgroup v1 the OOM killer takes the biggest process, the leaking PHP worker, not pacer
 /// (PID 1): pacer replaces the worker and the container lives on, so Kubernetes never
 /// reports `OOMKilled`. Only the cgroup's `oom_kill` counter records it, which is why pacer
@@ -862,6 +869,9 @@ async fn n4_oom_kill_raises_the_limit_once() -> Result<()> {
     .await?;
     run(app, oom).await
 }
+
+/// The leaking request of scenario 4: 192 MiB kept in the worker, past 128Mi at once.
+const LEAK: &str = "/leak?kb=196608";
 
 async fn oom(a: &RealApp) -> Result<()> {
     let pod = a.wait_ready(1, Duration::from_secs(30)).await?[0].clone();
@@ -908,12 +918,12 @@ async fn oom(a: &RealApp) -> Result<()> {
         limit_before >> 20
     ));
 
-    // The leak: every request keeps 4 MiB more in its worker, until the kernel kills one.
+    // The leak: every request keeps 192 MiB more in its worker — past the limit at once.
     a.start_load(
         LoadSpec {
-            path: "/leak?kb=4096".into(),
+            path: LEAK.into(),
             concurrency: 1,
-            rate: Some(20.0),
+            rate: Some(2.0),
         },
         Duration::from_secs(300),
     );
@@ -936,7 +946,7 @@ async fn oom(a: &RealApp) -> Result<()> {
     // The episode: a few more seconds of the leak, then stop it. Requests a killed
     // worker was serving fail by design here; the count is in the timeline.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (ok, failed) = a.end_phase("/leak?kb=4096 ×1 at 20/s (the leak)").await;
+    let (ok, failed) = a.end_phase(&format!("{LEAK} ×1 at 2/s (the leak)")).await;
     let now = OomKills::update(&kills, a, &pod.name).await?;
     let in_episode = total() - kills_before;
     a.note(&format!(
