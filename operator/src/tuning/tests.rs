@@ -565,6 +565,7 @@ fn memory_pod(peak: u64, worker: u64) -> PodSample {
 fn cgroup_pod(workers: f64) -> PodSample {
     let mut p = pod(workers * 0.5, workers, 0.0);
     p.memory_working_set = Some(((76.0 + 44.0 * workers) * MI as f64) as u64);
+    p.memory_limit = Some(1024 * MI);
     p.worker_memory = vec![68 * MI; workers as usize];
     p.server_memory = Some(28 * MI);
     p
@@ -1235,6 +1236,7 @@ fn max_jobs_is_raised_only_when_the_limit_holds_the_extra_growth() {
     let at_peak = |peak_mib: u64| {
         let mut x = leaky(10.0 * 1024.0, 30.0 * MI as f64);
         x.memory_working_set = Some(peak_mib * MI);
+        x.memory_limit = Some(1024 * MI);
         observe(vec![x])
     };
     let d = decide(&p, &s, &State::default(), &at_peak(700), t(0));
@@ -1323,7 +1325,7 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
                 worker_cpu_cores: cpu,
                 target_workers: None,
                 memory_working_set: worker_mib.map(|m| 3 * m * MI + 64 * MI),
-                memory_limit: None,
+                memory_limit: worker_mib.map(|_| 1024 * MI),
                 oom_kills: None,
                 cpu_throttled: throttled,
                 jobs: None,
