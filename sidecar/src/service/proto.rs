@@ -101,7 +101,7 @@ mod tests {
     // Golden bytes, as protoc-generated code (Go's and PHP's) writes these messages.
     #[test]
     fn create_decodes_from_the_wire() {
-        let mut wire = vec![0x0a, 0x03];
+        let mut wire = vec![0x0a, 0x04];
         wire.extend_from_slice(b"cron");
         wire.extend_from_slice(&[0x12, 0x07]);
         wire.extend_from_slice(b"sleep 9");
