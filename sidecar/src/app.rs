@@ -255,7 +255,7 @@ pub async fn run_with_plugins(
         .cloned()
         .chain(plugins.iter().flat_map(|p| p.pools()))
         .collect();
-    // Health and readiness follow the HTTP pool, or without one the jobs pool.
+    // The pool `Running` hands out: the HTTP pool, or without one the jobs pool.
     let status_pool = http_pool.clone().or_else(|| pools.first().cloned());
     if crate::pid1::is_pid1() {
         tracker.spawn(crate::pid1::reap_orphans(background.clone()));
@@ -265,7 +265,7 @@ pub async fn run_with_plugins(
         .status
         .as_ref()
         .map_or(503, |s| s.unavailable_status_code);
-    let mut status = Status::new(status_pool.clone(), unavailable);
+    let mut status = Status::new(http_pool.clone(), plugins.clone(), unavailable);
     if let (config::ReadinessConfig::Saturation(settings), Some(pool)) =
         (&config.pacer.readiness, &http_pool)
     {

@@ -9,7 +9,8 @@
 //! [`crate::app::run`] calls [`Plugin::start`] once, after the HTTP pool and before the
 //! listeners serve, with a [`PluginContext`]; it registers [`Plugin::rpc`] with the RPC
 //! server; on shutdown it calls [`Plugin::stop`] with the grace period, alongside the
-//! HTTP drain. `/health` and `/ready` include [`Plugin::health`].
+//! HTTP drain. `/health` reports [`Plugin::health`] and `/ready` [`Plugin::ready`] under
+//! the plugin's name (`/ready?plugin=<name>`, see [`crate::status`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,8 +73,13 @@ pub trait Plugin: Send + Sync + std::fmt::Debug {
     fn start<'a>(&'a self, ctx: &'a PluginContext) -> BoxFuture<'a, Result<(), PluginError>>;
     /// Stops within `grace`, finishing what it can.
     fn stop(&self, grace: Duration) -> BoxFuture<'_, ()>;
+    /// Liveness (`/health`): `Unavailable` only when restarting the process would help.
     fn health(&self) -> Health {
         Health::Ok
+    }
+    /// Readiness (`/ready`): whether it can take work now (its workers, its brokers).
+    fn ready(&self) -> Health {
+        self.health()
     }
     /// Its RPC methods (`<name>.<Method>`), if any.
     fn rpc(&self) -> Option<Arc<dyn RpcService>> {

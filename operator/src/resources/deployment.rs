@@ -8,7 +8,11 @@
 //!   `sidecar.inject: false` the image brings `pacer` at `/usr/local/bin/pacer`.
 //! * The ConfigMap is mounted at `/etc/pacer`; the kubelet swaps its `..data` symlink on
 //!   update and pacer applies pool changes live, so tuning never restarts a pod.
-//! * Probes: startup and liveness on `/health`, readiness on `/ready` (port 2114).
+//! * Probes: startup and liveness on `/health`, readiness on `/ready` (port 2114) of the
+//!   plugin that takes the pod's work: `?plugin=http` beside jobs (a broker outage must
+//!   not take an HTTP pod out of its Service), `?plugin=jobs` for a jobs-only app (unready
+//!   while its broker is unreachable or no jobs worker runs), plain `/ready` without jobs
+//!   (unchanged since the first release: an upgrade rolls no pod).
 //! * Graceful shutdown without a preStop hook: pacer turns `/ready` 503 on SIGTERM and keeps
 //!   serving for its delay; the pod's grace period exceeds delay + grace period.
 //! * Restricted security by default: what the template leaves unset becomes non-root,
@@ -58,6 +62,17 @@ fn restricted_container_security() -> SecurityContext {
             localhost_profile: None,
         }),
         ..SecurityContext::default()
+    }
+}
+
+/// The readiness path: the plugin whose work the pod takes. An app without jobs keeps the
+/// plain `/ready` (pacer runs only `http` there, so it means the same): its pod template
+/// stays what earlier releases wrote, and an operator upgrade rolls none of its pods.
+fn ready_path(spec: &PhpAppServerSpec) -> &'static str {
+    match (spec.http.enabled, spec.jobs.is_some()) {
+        (false, _) => "/ready?plugin=jobs",
+        (true, true) => "/ready?plugin=http",
+        (true, false) => "/ready",
     }
 }
 
@@ -485,7 +500,7 @@ pub fn deployment(inputs: &Inputs<'_>) -> Result<Deployment, serde_yaml::Error> 
     php.readiness_probe = php
         .readiness_probe
         .take()
-        .or_else(|| Some(http_probe("/ready", 5, 2)));
+        .or_else(|| Some(http_probe(ready_path(spec), 5, 2)));
     php.volume_mounts = Some(merge_by(php.volume_mounts.take(), mounts, |m| {
         m.mount_path.clone()
     }));
@@ -674,6 +689,32 @@ mod tests {
             app.lifecycle.is_none(),
             "no preStop hook: pacer drains on SIGTERM"
         );
+    }
+
+    #[test]
+    fn a_jobs_only_app_is_ready_by_its_jobs_plugin() {
+        let (mut spec, settings, sidecar) = (spec(), settings(), sidecar());
+        spec.http.enabled = false;
+        let app = app(&deployment(&inputs(&spec, &settings, &sidecar)).unwrap());
+        let path = |p: Option<Probe>| p.unwrap().http_get.unwrap().path.unwrap();
+        assert_eq!(path(app.readiness_probe.clone()), "/ready?plugin=jobs");
+        assert_eq!(path(app.liveness_probe.clone()), "/health");
+    }
+
+    /// Beside jobs an HTTP pod is ready by its HTTP plugin alone: a broker outage must not
+    /// take it out of its Service.
+    #[test]
+    fn an_http_app_with_jobs_is_ready_by_its_http_plugin() {
+        let (mut spec, settings, sidecar) = (spec(), settings(), sidecar());
+        spec.jobs = Some(
+            serde_json::from_value(serde_json::json!({
+                "pipelines": {"emails": {"driver": "Amqp", "queue": "emails"}}
+            }))
+            .unwrap(),
+        );
+        let app = app(&deployment(&inputs(&spec, &settings, &sidecar)).unwrap());
+        let path = |p: Option<Probe>| p.unwrap().http_get.unwrap().path.unwrap();
+        assert_eq!(path(app.readiness_probe.clone()), "/ready?plugin=http");
     }
 
     #[test]

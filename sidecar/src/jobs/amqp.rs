@@ -38,7 +38,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::ack_window::{AckWindow, Flush};
-use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, broker, now_ms};
+use super::driver::{
+    Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, Reach, broker, now_ms,
+};
 use super::job::{Headers, Job};
 use crate::config::AmqpConfig;
 
@@ -81,6 +83,8 @@ struct Shared {
     stopped: AtomicBool,
     reserved: Arc<AtomicI64>,
     delay_queues: Mutex<HashSet<u64>>,
+    /// Whether the connection is up (and the consumer, while wanted), for `/ready`.
+    reach: Reach,
 }
 
 impl std::fmt::Debug for Shared {
@@ -117,6 +121,7 @@ impl Amqp {
             stopped: AtomicBool::new(false),
             reserved: Arc::new(AtomicI64::new(0)),
             delay_queues: Mutex::new(HashSet::new()),
+            reach: Reach::new("RabbitMQ"),
         });
         tokio::spawn(maintain(shared.clone()));
         Amqp { shared }
@@ -195,6 +200,7 @@ async fn maintain(shared: Arc<Shared>) {
         let link = match link {
             Ok(l) => l,
             Err(error) => {
+                shared.reach.down(format!("RabbitMQ unreachable: {error}"));
                 let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
                 let redial = shared.cfg.redial_timeout;
                 if !redial.is_zero() && since.elapsed() > redial {
@@ -214,6 +220,7 @@ async fn maintain(shared: Arc<Shared>) {
             tracing::info!(pipeline = %shared.pipeline, "reconnected to RabbitMQ");
         }
         backoff = Duration::from_millis(100);
+        shared.reach.up();
         shared.delay_queues.lock().clear();
         shared.link.send_replace(Some(link.clone()));
         let mut consumer: Option<(Channel, String, CancellationToken)> = None;
@@ -239,6 +246,9 @@ async fn maintain(shared: Arc<Shared>) {
                             batches.push(acks);
                         }
                         Err(error) => {
+                            shared
+                                .reach
+                                .down(format!("cannot consume from RabbitMQ: {error}"));
                             tracing::warn!(%error, pipeline = %shared.pipeline, "cannot start the consumer");
                             let _ = link.conn.clone().close().await;
                             break;
@@ -272,6 +282,7 @@ async fn maintain(shared: Arc<Shared>) {
                     return;
                 }
                 _ = link.conn.listen_network_io_failure() => {
+                    shared.reach.down("RabbitMQ connection lost; reconnecting");
                     tracing::warn!(pipeline = %shared.pipeline, "RabbitMQ connection lost; reconnecting");
                     break;
                 }
@@ -721,6 +732,10 @@ impl Driver for Amqp {
         *self.shared.out.lock() = None;
         self.shared.stop.cancel();
         Box::pin(async {})
+    }
+
+    fn reachable(&self) -> Result<(), String> {
+        self.shared.reach.get()
     }
 
     fn stat(&self) -> BoxFut<'_, DriverStat> {

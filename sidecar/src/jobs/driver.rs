@@ -42,6 +42,32 @@ pub(crate) fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Whether a driver reaches its broker, for `/ready`: set by the task that owns the
+/// connection, read by [`Driver::reachable`].
+#[derive(Debug)]
+pub(crate) struct Reach(parking_lot::Mutex<Result<(), String>>);
+
+impl Reach {
+    /// Not connected yet.
+    pub(crate) fn new(broker: &str) -> Reach {
+        Reach(parking_lot::Mutex::new(Err(format!(
+            "not connected to {broker} yet"
+        ))))
+    }
+
+    pub(crate) fn up(&self) {
+        *self.0.lock() = Ok(());
+    }
+
+    pub(crate) fn down(&self, reason: impl fmt::Display) {
+        *self.0.lock() = Err(reason.to_string());
+    }
+
+    pub(crate) fn get(&self) -> Result<(), String> {
+        self.0.lock().clone()
+    }
+}
+
 /// One job taken from a broker, not yet settled.
 #[derive(Debug)]
 pub struct Delivery {
@@ -87,4 +113,9 @@ pub trait Driver: Send + Sync + fmt::Debug {
     /// Stops for good and releases the connection (`jobs.Destroy`, shutdown).
     fn stop(&self) -> BoxFut<'_, ()>;
     fn stat(&self) -> BoxFut<'_, DriverStat>;
+    /// `Err(why)` while a consuming driver cannot reach its broker (it reconnects in the
+    /// background); `/ready` turns 503 meanwhile.
+    fn reachable(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -38,7 +38,9 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, broker, now_ms};
+use super::driver::{
+    Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, Reach, broker, now_ms,
+};
 use super::job::{Headers, Job};
 use crate::config::NatsConfig;
 
@@ -71,6 +73,8 @@ struct Shared {
     finished: watch::Sender<bool>,
     stopped: AtomicBool,
     reserved: Arc<AtomicI64>,
+    /// Whether the stream answers, for `/ready`.
+    reach: Reach,
 }
 
 impl std::fmt::Debug for Shared {
@@ -118,6 +122,7 @@ impl Nats {
             stop: CancellationToken::new(),
             stopped: AtomicBool::new(false),
             reserved: Arc::new(AtomicI64::new(0)),
+            reach: Reach::new("NATS"),
         });
         let task = shared.clone();
         tokio::spawn(async move {
@@ -307,6 +312,7 @@ async fn maintain(shared: &Arc<Shared>) {
         let link = match link {
             Ok(l) => l,
             Err(error) => {
+                shared.reach.down(format!("NATS unreachable: {error}"));
                 tracing::warn!(%error, pipeline = %shared.pipeline, retry_in = ?backoff, "cannot set up the NATS stream and consumer");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -317,6 +323,7 @@ async fn maintain(shared: &Arc<Shared>) {
             }
         };
         backoff = Duration::from_millis(100);
+        shared.reach.up();
         shared.link.send_replace(Some(link.clone()));
         tracing::info!(pipeline = %shared.pipeline, stream = %shared.cfg.stream, subject = %shared.cfg.subject, "NATS JetStream ready");
         loop {
@@ -337,6 +344,9 @@ async fn maintain(shared: &Arc<Shared>) {
             let pulled = pull(shared, &link, room).await;
             shared.pulling.send_replace(false);
             if let Err(error) = pulled {
+                shared
+                    .reach
+                    .down(format!("pulling from NATS failed: {error}"));
                 tracing::warn!(%error, pipeline = %shared.pipeline, "pulling from NATS failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -344,6 +354,7 @@ async fn maintain(shared: &Arc<Shared>) {
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             } else {
+                shared.reach.up();
                 backoff = Duration::from_millis(100);
             }
         }
@@ -531,6 +542,10 @@ impl Acker for NatsJobAcker {
 impl Driver for Nats {
     fn name(&self) -> &'static str {
         "nats"
+    }
+
+    fn reachable(&self) -> Result<(), String> {
+        self.shared.reach.get()
     }
 
     fn queue(&self) -> &str {

@@ -35,7 +35,9 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, broker, now_ms};
+use super::driver::{
+    Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, Reach, broker, now_ms,
+};
 use super::job::{Headers, Job};
 use crate::config::BeanstalkConfig;
 use wire::{Conn, Reply, WireError};
@@ -76,6 +78,8 @@ struct Shared {
     /// Set when the consumer task has sent the last settlements and ended: `stop` waits
     /// for it, so an acknowledged job is deleted, not released by the closing connection.
     finished: watch::Sender<bool>,
+    /// Whether the consumer connection is up, for `/ready`.
+    reach: Reach,
 }
 
 impl std::fmt::Debug for Shared {
@@ -108,6 +112,7 @@ impl Beanstalk {
             stopped: AtomicBool::new(false),
             reserved: Arc::new(AtomicI64::new(0)),
             finished: watch::channel(false).0,
+            reach: Reach::new("beanstalkd"),
         });
         let task = shared.clone();
         tokio::spawn(async move {
@@ -310,6 +315,7 @@ async fn consumer(shared: &Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) 
             };
             match opened {
                 Ok(conn) => {
+                    shared.reach.up();
                     generation += 1;
                     backoff = Duration::from_millis(100);
                     tracing::info!(pipeline = %shared.pipeline, tube = %cfg.tube, prefetch = cfg.prefetch, "consuming from beanstalkd");
@@ -320,6 +326,9 @@ async fn consumer(shared: &Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) 
                     });
                 }
                 Err(error) => {
+                    shared
+                        .reach
+                        .down(format!("beanstalkd unreachable: {error}"));
                     tracing::warn!(%error, pipeline = %shared.pipeline, retry_in = ?backoff, "cannot connect to beanstalkd");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -334,6 +343,9 @@ async fn consumer(shared: &Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) 
             Ok(true) => {}
             Ok(false) => return,
             Err(error) => {
+                shared
+                    .reach
+                    .down(format!("beanstalkd connection lost: {error}"));
                 tracing::warn!(%error, pipeline = %shared.pipeline, "beanstalkd connection lost; its reserved jobs go back to the tube");
                 session = None;
             }
@@ -459,6 +471,10 @@ impl Beanstalk {
 impl Driver for Beanstalk {
     fn name(&self) -> &'static str {
         "beanstalk"
+    }
+
+    fn reachable(&self) -> Result<(), String> {
+        self.shared.reach.get()
     }
 
     fn queue(&self) -> &str {
