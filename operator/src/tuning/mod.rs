@@ -28,7 +28,9 @@
 //!    ([`cpu`], from the CPU of a busy worker learned while not throttled); the spec
 //!    minimum wins.
 //! 5. **Replicas** (when `min < max` and not external): as few pods as hold the workers
-//!    needed at the per-pod ceiling. **Workers per pod**: the workers needed ÷ the pods
+//!    needed at the per-pod ceiling, and under a CPU limit at least as many as give the
+//!    load's cores room at 60 % of the quota ([`cpu::pods_needed`]: CFS throttles bursts
+//!    long before the average reaches the quota). **Workers per pod**: the workers needed ÷ the pods
 //!    that serve. Both move as [`scale`] says: ±10 % tolerance, up at once but at most
 //!    doubling (or +4) per decision, down no lower than the window's largest
 //!    recommendation, once per minute, by at most 20 %.
