@@ -382,14 +382,15 @@ impl Jobs {
             return Err(JobsError::Closed);
         }
         let pipe = self.pipeline(name)?;
-        pipe.driver
-            .consume(self.inner.tx.clone())
-            .await
-            .map_err(|source| JobsError::Driver {
+        // Set first: a delivery that reaches the dispatcher while this is false goes back.
+        pipe.consuming.store(true, Ordering::Relaxed);
+        if let Err(source) = pipe.driver.consume(self.inner.tx.clone()).await {
+            pipe.consuming.store(false, Ordering::Relaxed);
+            return Err(JobsError::Driver {
                 pipeline: name.to_string(),
                 source,
-            })?;
-        pipe.consuming.store(true, Ordering::Relaxed);
+            });
+        }
         tracing::info!(pipeline = %name, driver = pipe.driver.name(), "consuming");
         Ok(())
     }
@@ -548,6 +549,14 @@ impl Jobs {
             .entry(d.pipeline.clone())
             .or_default()
             .clone();
+        // Paused (or shutting down) since it was prefetched: back to the broker, not run.
+        if pipe.as_ref().is_some_and(|p| !p.is_consuming()) {
+            drop(slot);
+            if let Err(error) = d.acker.nack(true).await {
+                tracing::warn!(%error, "returning a prefetched job failed; the broker redelivers it");
+            }
+            return Outcome::Returned;
+        }
         let (driver_name, queue) = pipe.as_ref().map_or(("unknown", d.pipeline.clone()), |p| {
             (p.driver.name(), p.driver.queue().to_string())
         });
