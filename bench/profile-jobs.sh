@@ -91,11 +91,12 @@ pacer: {shutdown: {delay: 0s, grace_period: 10s}}
 EOF
 
 acked() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk '$1 == "pacer_pipeline_jobs_total{pipeline=\"profile\",event=\"acked\"}" { print $2 }'; }
+# Polls every 0.5 s: each scrape of /metrics is counted too (~130k instructions).
 wait_acked() {
     local a
-    for _ in $(seq 1 12000); do
+    for _ in $(seq 1 1200); do
         a=$(acked); [[ -n $a && ${a%.*} -ge $1 ]] && return 0
-        sleep 0.05
+        sleep 0.5
     done
     echo "pacer did not reach $1 acked jobs" >&2; return 1
 }

@@ -542,13 +542,17 @@ impl Jobs {
     /// bounded by each driver's `prefetch`).
     async fn run(&self, d: Delivery, slot: tokio::sync::OwnedSemaphorePermit) -> Outcome {
         let pipe = self.pipeline(&d.pipeline).ok();
-        let stats = self
-            .inner
-            .stats
-            .lock()
-            .entry(d.pipeline.clone())
-            .or_default()
-            .clone();
+        // A pipeline's counters are its entry in `inner.stats` (no lookup per job).
+        let stats = match &pipe {
+            Some(p) => p.stats.clone(),
+            None => self
+                .inner
+                .stats
+                .lock()
+                .entry(d.pipeline.clone())
+                .or_default()
+                .clone(),
+        };
         // Paused (or shutting down) since it was prefetched: back to the broker, not run.
         if pipe.as_ref().is_some_and(|p| !p.is_consuming()) {
             drop(slot);
@@ -557,9 +561,6 @@ impl Jobs {
             }
             return Outcome::Returned;
         }
-        let (driver_name, queue) = pipe.as_ref().map_or(("unknown", d.pipeline.clone()), |p| {
-            (p.driver.name(), p.driver.queue().to_string())
-        });
         stats.consumed.inc();
         if let Some(w) = d.waited {
             stats.queue_wait.observe(w);
@@ -579,9 +580,13 @@ impl Jobs {
         {
             tracing::warn!(%error, id = %job.id, "auto-ack failed");
         }
+        let (driver_name, queue) = match &pipe {
+            Some(p) => (p.driver.name(), p.driver.queue()),
+            None => ("unknown", job.pipeline.as_str()),
+        };
         let payload = Payload::new(
             flags::CODEC_RAW,
-            job::context(&job, driver_name, &queue),
+            job::context(&job, driver_name, queue),
             job.payload.clone(),
         );
         let started = Instant::now();
