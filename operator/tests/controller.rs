@@ -648,6 +648,7 @@ async fn memory_limits_come_from_the_persisted_model_and_resize_in_place() -> Re
                 server_memory: Some(20 * MI),
                 pod_memory_peak: Some(300 * MI),
                 memory_working_set: Some(300 * MI),
+                memory_limit: Some(2048 * MI),
                 ..PodSample::default()
             }],
         },

@@ -405,8 +405,9 @@ async fn serve_reset_and_stop(octane2: bool) {
             now.len() == 2 && now.iter().all(|p| !workers_before.contains(p))
         })
         .await,
-        "workers not replaced: {workers_before:?} → {:?}",
-        children_of(pid)
+        "workers not replaced: {workers_before:?} → {:?}\n{:?}",
+        children_of(pid),
+        served.stdout()
     );
     // Also when the app has no .rr.yaml (octane:start --rr-config elsewhere).
     std::fs::remove_file(app.base().join(".rr.yaml")).unwrap();

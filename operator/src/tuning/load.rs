@@ -99,6 +99,15 @@ fn demand(p: &PodSample) -> (f64, f64, f64) {
     )
 }
 
+/// Whether a pod's cgroup figures are its container's. The operator gives every PHP
+/// container a memory limit, so a cgroup without one is some enclosing cgroup — pacer
+/// started outside the container the operator sized (a host process, a shell, a node
+/// without the memory controller) — whose working set and OOM kills are everything
+/// else's too: learning from them would size the pods for the whole machine.
+fn own_cgroup(p: &PodSample) -> bool {
+    p.memory_limit.is_some()
+}
+
 /// The load of a sample; `pods` are the pods the API lists as running (empty: unknown),
 /// `now` and the sample's window tell warm pods from cold ones.
 #[must_use]
@@ -211,6 +220,7 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
         throttled: (throttled_weight > 0.0).then(|| throttled_sum / throttled_weight),
         working_sets: samples
             .iter()
+            .filter(|p| own_cgroup(p))
             .filter_map(|p| {
                 p.memory_working_set
                     .map(|ws| (p.live_workers.max(0.0), ws as f64))
@@ -218,7 +228,11 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
             .collect(),
         memory_limits: samples.iter().filter_map(|p| p.memory_limit).collect(),
         target_workers: samples.iter().filter_map(|p| p.target_workers).collect(),
-        oom_kills: samples.iter().filter_map(|p| p.oom_kills).sum(),
+        oom_kills: samples
+            .iter()
+            .filter(|p| own_cgroup(p))
+            .filter_map(|p| p.oom_kills)
+            .sum(),
         resize_pending: pods.iter().any(|p| p.resize_pending),
     }
 }
@@ -322,6 +336,24 @@ mod tests {
         assert_eq!(l.oom_kills, 1.0);
         // Busy-weighted: (0.5 × 1 + 0.1 × 3) / 4.
         assert!((l.throttled.unwrap() - 0.2).abs() < 1e-9);
+    }
+
+    /// A cgroup with no memory limit is not the container the operator sized (it always
+    /// sets one): its working set and OOM kills are an enclosing cgroup's, not the pod's.
+    #[test]
+    fn a_cgroup_without_a_limit_is_not_the_pods() {
+        let mut sized = pod("a", 1.0);
+        sized.memory_limit = Some(512 << 20);
+        sized.memory_working_set = Some(300 << 20);
+        sized.oom_kills = Some(1.0);
+        let mut enclosing = pod("b", 1.0);
+        enclosing.memory_limit = None;
+        enclosing.memory_working_set = Some(6 << 30);
+        enclosing.oom_kills = Some(3.0);
+        let l = load_of(&sample(vec![sized, enclosing]), &[], t(0));
+        assert_eq!(l.working_sets, vec![(8.0, f64::from(300u32 << 20))]);
+        assert_eq!(l.oom_kills, 1.0);
+        assert_eq!(l.memory_limits, vec![512 << 20]);
     }
 
     /// The CPU of a busy worker is CPU time ÷ busy time over the pods that report CPU;

@@ -37,7 +37,16 @@
 //!    limit for the workers decided, raised at once, lowered by ≥ 10 % at most once per
 //!    [`MEMORY_DOWN_PERIOD`]. An OOM kill (in the pod status, or a worker killed inside a
 //!    living container, counted by pacer's cgroup) raises it once per episode by
-//!    max(+100 MiB, ×1.2) and is remembered by the model.
+//!    max(+100 MiB, ×1.2), wins over the other rules in its round, and is remembered by
+//!    the model.
+//!
+//!    **An OOM episode** starts with the kill that bumps the limit and lasts
+//!    [`OOM_EPISODE`] (10 minutes), or longer while a resize is still on its way to the
+//!    pods. Within it the limit holds for the workers the pods run: no further kill raises
+//!    it, nor does their working set or the model — a leak or a spike fills the pods up
+//!    to whatever limit they have, so raising for it would compound the one bump ×1.1 a
+//!    round (128 → 228 → 263 → … Mi) — and it is not lowered. Only more workers raise it,
+//!    by the model. A kill after the episode starts the next one.
 //! 7. **max_worker_memory** (`auto`, [`worker_memory`]): the median worker's memory × 1.5
 //!    (with a fixed memory limit, within the worker's share of it), stabilised.
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
@@ -89,8 +98,8 @@ pub const MEMORY_MODEL_MIN_WEIGHT: f64 = 120.0;
 pub const OOM_BUMP_FACTOR: f64 = 1.2;
 /// … or by this many bytes, whichever is more (VPA's rule).
 pub const OOM_BUMP_MIN: u64 = 100 * MIB;
-/// OOM kills within this time after a bump (or before it reached the pods) are the same
-/// episode: one bump per episode.
+/// An OOM episode lasts this long after its bump (and while a resize is still on its way
+/// to the pods): kills within it are the same episode, one bump per episode.
 pub const OOM_EPISODE: Duration = Duration::from_secs(10 * 60);
 /// A queue the busy workers do not explain is looked at again within this long before
 /// anything is added for it.
@@ -884,15 +893,19 @@ pub fn decide(
         || "a worker was OOM-killed".to_owned(),
         |o| format!("a pod was OOM-killed at {o}"),
     );
+    // The OOM episode (module docs, rule 6), as it stood before this round's kill.
+    let episode_before =
+        pending.memory || elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
+    // A kill this round is the episode's, or starts one: either way no other rule raises
+    // the limit for the workers the pods run.
+    let episode = episode_before || oom;
 
     // Memory limit.
     if let Setting::Auto = policy.memory_limit {
         let started = *state.last_memory_change.get_or_insert(now);
         let mut target = current.memory_limit;
         let mut why = String::new();
-        let episode =
-            pending.memory || elapsed(state.last_oom_bump, now).is_some_and(|e| e < OOM_EPISODE);
-        if oom && !episode {
+        if oom && !episode_before {
             // Remember where it hit, for days; then raise once for this episode.
             let workers_then = load
                 .as_ref()
@@ -926,18 +939,27 @@ pub fn decide(
             }
         } else if !pending.memory
             && let Some(load) = &load
+            && let for_workers = next.workers.max(workers_wanted).max(current.workers)
+            && (!episode || for_workers > current.workers)
         {
+            // Within an OOM episode the bump is the answer for the workers the pods run:
+            // the leak or spike that filled them sits at whatever limit they have, so
+            // their working set is the limit itself, and raising for it would compound
+            // the bump round after round. Only more workers raise it then, by the model.
             // Fewer workers reach the pods with the next kubelet sync, a resize at once:
             // the limit comes down only for workers the pods no longer run.
-            let for_workers = f64::from(next.workers.max(workers_wanted).max(current.workers));
+            let for_workers = f64::from(for_workers);
             let by_model = (state.memory.sums[0] > 0.0)
                 .then(|| state.memory.limit_for(for_workers, assumed))
                 .flatten();
-            let peak_now = load
-                .working_sets
-                .iter()
-                .map(|&(_, ws)| ws)
-                .fold(0.0, f64::max);
+            let peak_now = if episode {
+                0.0
+            } else {
+                load.working_sets
+                    .iter()
+                    .map(|&(_, ws)| ws)
+                    .fold(0.0, f64::max)
+            };
             if let Some(model) = by_model {
                 // A raise adds [`MEMORY_UP_SLACK`] so that the limit does not follow every
                 // drift of the model one resize at a time.
@@ -970,7 +992,8 @@ pub fn decide(
                 if wanted > current.memory_limit {
                     target = wanted;
                     why = explain("raised");
-                } else if (wanted as f64) <= current.memory_limit as f64 * MEMORY_DOWN_THRESHOLD
+                } else if !episode
+                    && (wanted as f64) <= current.memory_limit as f64 * MEMORY_DOWN_THRESHOLD
                     && state.memory.weight(now) >= MEMORY_MODEL_MIN_WEIGHT
                     && elapsed(Some(started), now).is_some_and(|e| e >= MEMORY_DOWN_PERIOD)
                 {

@@ -565,6 +565,7 @@ fn memory_pod(peak: u64, worker: u64) -> PodSample {
 fn cgroup_pod(workers: f64) -> PodSample {
     let mut p = pod(workers * 0.5, workers, 0.0);
     p.memory_working_set = Some(((76.0 + 44.0 * workers) * MI as f64) as u64);
+    p.memory_limit = Some(1024 * MI);
     p.worker_memory = vec![68 * MI; workers as usize];
     p.server_memory = Some(28 * MI);
     p
@@ -734,6 +735,82 @@ fn a_worker_killed_inside_a_living_container_counts_too() {
     // The model remembers where it hit: a limit for 4 workers is now at least 512 Mi.
     let limit = d.state.memory.limit_for(4.0, None).unwrap();
     assert!(limit >= 512.0 * MI as f64, "{limit}");
+}
+
+/// A pod of 2 workers whose cgroup reports `limit` as its limit and its working set, with
+/// `kills` OOM kills in the window (a leak presses against whatever limit it has).
+fn at_the_limit(limit: u64, kills: f64) -> Observation {
+    let mut pod = cgroup_pod(2.0);
+    pod.memory_working_set = Some(limit);
+    pod.memory_limit = Some(limit);
+    pod.oom_kills = Some(kills);
+    let mut o = observe(vec![pod]);
+    o.await_delivery = true;
+    o
+}
+
+/// A leak fills the pod to its limit for the whole episode: the working set it reports is
+/// the limit itself, raised or not, and must not raise the limit again on top of the
+/// episode's one bump (×1.1 and more every round while the leak lasts). More workers still
+/// raise it; after [`OOM_EPISODE`] the working set does again.
+#[test]
+fn within_an_oom_episode_nothing_else_raises_the_limit() {
+    let p = auto_memory_policy();
+    // The leak's first kill at 128 Mi → max(+100 Mi, ×1.2) = 228 Mi.
+    let d = decide(
+        &p,
+        &with_memory(2, 128 * MI),
+        &State::default(),
+        &at_the_limit(128 * MI, 1.0),
+        t(0),
+    );
+    assert_eq!(d.settings.memory_limit, 228 * MI, "{:?}", d.changes);
+    let bump = d.state.last_oom_bump;
+    assert_eq!(bump, Some(t(0)));
+    // Not in force yet, then in force with the pod at 228 Mi, killed again and not, rounds
+    // of 5 s: the same episode, no further raise, of either kind.
+    let (mut s, mut state) = (d.settings, d.state);
+    let rounds = [
+        (128, 1.0),
+        (128, 0.0),
+        (228, 1.0),
+        (228, 0.0),
+        (228, 2.0),
+        (228, 0.0),
+    ];
+    for (i, (limit, kills)) in rounds.into_iter().enumerate() {
+        let now = t(5 * (i as i64 + 1));
+        let d = decide(&p, &s, &state, &at_the_limit(limit * MI, kills), now);
+        assert_eq!(
+            d.settings.memory_limit,
+            228 * MI,
+            "round {i}: {:?}",
+            d.changes
+        );
+        assert_eq!(d.state.last_oom_bump, bump, "round {i}");
+        (s, state) = (d.settings, d.state);
+    }
+    // Load for 6 workers within the episode: the limit the model gives 6 workers.
+    let mut busy = at_the_limit(228 * MI, 0.0);
+    if let Some(sample) = busy.sample.as_mut() {
+        sample.pods[0].busy_workers = 4.0;
+        sample.pods[0].jobs_per_second = 40.0;
+    }
+    // (the workers wait for the limit they need).
+    let more = decide(&p, &s, &state, &busy, t(60));
+    assert!(more.settings.memory_limit > 228 * MI, "{:?}", more.changes);
+    assert!(
+        more.changes
+            .iter()
+            .any(|c| c.reason.contains("6 workers need")),
+        "{:?}",
+        more.changes
+    );
+    assert_eq!(more.state.last_oom_bump, bump);
+    // After the episode the pod at its limit raises it again (by its working set).
+    let after = OOM_EPISODE.as_secs() as i64 + 5;
+    let d = decide(&p, &s, &state, &at_the_limit(228 * MI, 0.0), t(after));
+    assert!(d.settings.memory_limit > 228 * MI, "{:?}", d.changes);
 }
 
 #[test]
@@ -1159,6 +1236,7 @@ fn max_jobs_is_raised_only_when_the_limit_holds_the_extra_growth() {
     let at_peak = |peak_mib: u64| {
         let mut x = leaky(10.0 * 1024.0, 30.0 * MI as f64);
         x.memory_working_set = Some(peak_mib * MI);
+        x.memory_limit = Some(1024 * MI);
         observe(vec![x])
     };
     let d = decide(&p, &s, &State::default(), &at_peak(700), t(0));
@@ -1247,7 +1325,7 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
                 worker_cpu_cores: cpu,
                 target_workers: None,
                 memory_working_set: worker_mib.map(|m| 3 * m * MI + 64 * MI),
-                memory_limit: None,
+                memory_limit: worker_mib.map(|_| 1024 * MI),
                 oom_kills: None,
                 cpu_throttled: throttled,
                 jobs: None,

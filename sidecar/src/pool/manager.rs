@@ -62,6 +62,9 @@ impl Inner {
         let slot = ident.slot;
         let mut st = self.state.lock();
         st.spawning -= 1;
+        if ident.generation < st.generation {
+            st.stale_spawns = st.stale_spawns.saturating_sub(1);
+        }
         if let Some(n) = st.spawning_on.get_mut(ident.shard) {
             *n = n.saturating_sub(1);
         }

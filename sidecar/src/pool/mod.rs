@@ -149,6 +149,7 @@ impl Pool {
                 slots: Vec::new(),
                 next_id: 1,
                 generation: 0,
+                stale_spawns: 0,
                 backoff: SpawnBackoff::default(),
                 closed: false,
             }),
@@ -492,47 +493,68 @@ impl Pool {
 
     /// Rolling reset: replaces every current worker, a quarter of the target at a time,
     /// each batch retiring only once its replacements are ready. Capacity never drops.
+    /// "Every" includes workers still starting when the reset begins: their PHP may
+    /// have loaded the code from before it, so they are replaced once they are ready.
+    /// Returns when no worker of an older generation is left.
     pub async fn reset(&self) -> Result<(), PoolError> {
         let _one_at_a_time = self.inner.reset_lock.lock().await;
-        let (old, batch, timeout) = {
+        let (generation, batch, timeout) = {
             let mut st = self.inner.state.lock();
             st.generation += 1;
-            let mut old: Vec<_> = st.workers.values().cloned().collect();
-            old.sort_by_key(|w| w.ident.slot);
-            (old, st.target.div_ceil(4).max(1), st.settings.reset_timeout)
+            st.stale_spawns = st.spawning;
+            let batch = st.target.div_ceil(4).max(1);
+            tracing::info!(pool = %self.inner.name, workers = st.workers.len(), starting = st.spawning, batch, "rolling reset");
+            (st.generation, batch, st.settings.reset_timeout)
         };
-        tracing::info!(pool = %self.inner.name, workers = old.len(), batch, "rolling reset");
-        for chunk in old.chunks(batch) {
-            let retired = {
-                let mut st = self.inner.state.lock();
-                for info in chunk {
-                    st.doom(info, RecycleReason::Reset);
-                }
-                st.trim(&self.inner.stats)
+        let stale = |st: &State| -> Vec<Arc<WorkerInfo>> {
+            let mut old: Vec<_> = st
+                .workers
+                .values()
+                .filter(|w| w.ident.generation < generation)
+                .cloned()
+                .collect();
+            old.sort_by_key(|w| w.ident.slot);
+            old
+        };
+        loop {
+            let (mut chunk, starting) = {
+                let st = self.inner.state.lock();
+                (stale(&st), st.stale_spawns)
             };
-            let grace = self.settings().destroy_timeout;
-            for w in retired {
-                tokio::spawn(w.stop(grace));
+            chunk.truncate(batch);
+            if chunk.is_empty() && starting == 0 {
+                return Ok(());
             }
-            self.inner.kick.notify_one();
             let ids: Vec<u64> = chunk.iter().map(|w| w.ident.id).collect();
-            let gone = self
-                .wait_until(timeout, |st| {
+            let done = if chunk.is_empty() {
+                // Only workers still starting are left: wait until they join the books.
+                self.wait_until(timeout, |st| st.stale_spawns == 0).await
+            } else {
+                let (retired, grace) = {
+                    let mut st = self.inner.state.lock();
+                    for info in &chunk {
+                        st.doom(info, RecycleReason::Reset);
+                    }
+                    (st.trim(&self.inner.stats), st.settings.destroy_timeout)
+                };
+                for w in retired {
+                    tokio::spawn(w.stop(grace));
+                }
+                self.inner.kick.notify_one();
+                self.wait_until(timeout, |st| {
                     ids.iter().all(|id| !st.workers.contains_key(id))
                 })
-                .await;
-            if !gone {
+                .await
+            };
+            if !done {
                 let left = {
                     let st = self.inner.state.lock();
-                    old.iter()
-                        .filter(|w| st.workers.contains_key(&w.ident.id))
-                        .count()
+                    stale(&st).len() + st.stale_spawns
                 };
                 tracing::warn!(pool = %self.inner.name, left, "rolling reset did not finish in time");
                 return Err(PoolError::ResetIncomplete(left));
             }
         }
-        Ok(())
     }
 
     /// Waits until `done(state)` holds, re-checking whenever a worker leaves or joins.

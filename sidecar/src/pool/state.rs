@@ -93,6 +93,9 @@ pub(super) struct State {
     pub(super) slots: Vec<bool>,
     pub(super) next_id: u64,
     pub(super) generation: u64,
+    /// Spawns under way that began before the latest reset: their workers are of an
+    /// older generation, and the reset waits for them to replace them too.
+    pub(super) stale_spawns: usize,
     pub(super) backoff: SpawnBackoff,
     pub(super) closed: bool,
 }

@@ -25,12 +25,15 @@ use crate::worker::{Exit, ProcessHandle, WorkerIdent};
 /// Fake pids start above the kernel's pid_max.
 static NEXT_PID: AtomicU32 = AtomicU32::new(5_000_000);
 
-/// Starts fake workers; the first `fail_first` spawns fail.
+/// Starts fake workers; the first `fail_first` spawns fail. A spawn boots for `boot`,
+/// or for `boots[n]` if it is the `n`th spawn asked for.
 #[derive(Debug, Default)]
 struct FakeSpawner {
     fail_first: usize,
     attempts: Arc<AtomicUsize>,
     boot: Duration,
+    boots: Vec<Duration>,
+    asked: AtomicUsize,
 }
 
 impl SpawnWorker for FakeSpawner {
@@ -46,8 +49,10 @@ impl SpawnWorker for FakeSpawner {
         on_exit: Box<dyn FnOnce(Exit) + Send>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Worker, SpawnError>> + Send + '_>>
     {
+        let asked = self.asked.fetch_add(1, Ordering::SeqCst);
+        let boot = self.boots.get(asked).copied().unwrap_or(self.boot);
         Box::pin(async move {
-            tokio::time::sleep(self.boot).await;
+            tokio::time::sleep(boot).await;
             let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
             let pid = NEXT_PID.fetch_add(1, Ordering::SeqCst);
             if attempt < self.fail_first {
@@ -372,7 +377,7 @@ async fn failed_spawns_back_off_exponentially_then_recover() {
     let spawner = FakeSpawner {
         fail_first: 4,
         attempts: attempts.clone(),
-        boot: Duration::ZERO,
+        ..FakeSpawner::default()
     };
     let t = Instant::now();
     let pool = Pool::start("http", spawner, settings(1));
@@ -442,6 +447,36 @@ async fn a_rolling_reset_replaces_every_worker_and_capacity_never_drops() {
         "capacity dipped during the reset"
     );
     assert_eq!(pool.stats().restarts(RecycleReason::Reset), 4);
+    pool.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rolling_reset_also_replaces_a_worker_that_was_still_starting() {
+    // The second worker boots slowly: it is still starting (a process, not yet in the
+    // pool's books) when the reset begins, so it runs the code from before the reset
+    // too and must be replaced as well (RoadRunner: `rr reset` returns once every
+    // worker has been replaced). Octane's reload hit exactly this on a loaded machine.
+    let spawner = FakeSpawner {
+        boot: Duration::from_millis(200),
+        boots: vec![Duration::ZERO, Duration::from_secs(5)],
+        ..FakeSpawner::default()
+    };
+    let pool = Pool::start("http", spawner, settings(2));
+    assert!(pool.wait_ready(1, Duration::from_secs(60)).await);
+    let snap = pool.snapshot();
+    assert_eq!((snap.workers.len(), snap.spawning), (1, 1));
+    let t = Instant::now();
+    pool.reset().await.unwrap();
+    // It waited for the slow worker to come up, then replaced it.
+    assert!(t.elapsed() >= Duration::from_secs(5), "{:?}", t.elapsed());
+    let after = pool.snapshot().workers;
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.iter().all(|w| w.ident.generation == 1),
+        "a worker started before the reset survived it: {:?}",
+        after.iter().map(|w| (w.pid, w.ident)).collect::<Vec<_>>()
+    );
+    assert_eq!(pool.stats().restarts(RecycleReason::Reset), 2);
     pool.shutdown().await;
 }
 
