@@ -9,9 +9,10 @@
 //! * The ConfigMap is mounted at `/etc/pacer`; the kubelet swaps its `..data` symlink on
 //!   update and pacer applies pool changes live, so tuning never restarts a pod.
 //! * Probes: startup and liveness on `/health`, readiness on `/ready` (port 2114) of the
-//!   plugin that takes the pod's work: `?plugin=http` (a broker outage must not take an
-//!   HTTP pod out of its Service), `?plugin=jobs` for a jobs-only app (unready while its
-//!   broker is unreachable or no jobs worker runs).
+//!   plugin that takes the pod's work: `?plugin=http` beside jobs (a broker outage must
+//!   not take an HTTP pod out of its Service), `?plugin=jobs` for a jobs-only app (unready
+//!   while its broker is unreachable or no jobs worker runs), plain `/ready` without jobs
+//!   (unchanged since the first release: an upgrade rolls no pod).
 //! * Graceful shutdown without a preStop hook: pacer turns `/ready` 503 on SIGTERM and keeps
 //!   serving for its delay; the pod's grace period exceeds delay + grace period.
 //! * Restricted security by default: what the template leaves unset becomes non-root,
@@ -64,12 +65,14 @@ fn restricted_container_security() -> SecurityContext {
     }
 }
 
-/// The readiness path: the plugin whose work the pod takes.
+/// The readiness path: the plugin whose work the pod takes. An app without jobs keeps the
+/// plain `/ready` (pacer runs only `http` there, so it means the same): its pod template
+/// stays what earlier releases wrote, and an operator upgrade rolls none of its pods.
 fn ready_path(spec: &PhpAppServerSpec) -> &'static str {
-    if spec.http.enabled {
-        "/ready?plugin=http"
-    } else {
-        "/ready?plugin=jobs"
+    match (spec.http.enabled, spec.jobs.is_some()) {
+        (false, _) => "/ready?plugin=jobs",
+        (true, true) => "/ready?plugin=http",
+        (true, false) => "/ready",
     }
 }
 
@@ -674,7 +677,7 @@ mod tests {
         let path = |p: Option<Probe>| p.unwrap().http_get.unwrap().path.unwrap();
         assert_eq!(path(app.liveness_probe.clone()), "/health");
         assert_eq!(path(app.startup_probe.clone()), "/health");
-        assert_eq!(path(app.readiness_probe.clone()), "/ready?plugin=http");
+        assert_eq!(path(app.readiness_probe.clone()), "/ready");
         let status = app
             .ports
             .unwrap()
@@ -696,6 +699,22 @@ mod tests {
         let path = |p: Option<Probe>| p.unwrap().http_get.unwrap().path.unwrap();
         assert_eq!(path(app.readiness_probe.clone()), "/ready?plugin=jobs");
         assert_eq!(path(app.liveness_probe.clone()), "/health");
+    }
+
+    /// Beside jobs an HTTP pod is ready by its HTTP plugin alone: a broker outage must not
+    /// take it out of its Service.
+    #[test]
+    fn an_http_app_with_jobs_is_ready_by_its_http_plugin() {
+        let (mut spec, settings, sidecar) = (spec(), settings(), sidecar());
+        spec.jobs = Some(
+            serde_json::from_value(serde_json::json!({
+                "pipelines": {"emails": {"driver": "Amqp", "queue": "emails"}}
+            }))
+            .unwrap(),
+        );
+        let app = app(&deployment(&inputs(&spec, &settings, &sidecar)).unwrap());
+        let path = |p: Option<Probe>| p.unwrap().http_get.unwrap().path.unwrap();
+        assert_eq!(path(app.readiness_probe.clone()), "/ready?plugin=http");
     }
 
     #[test]
