@@ -36,8 +36,14 @@ fi
 
 TMP=$(mktemp -d /tmp/pacer-profile-jobs.XXXXXX)
 GROUPS_STARTED=()
+PID=""
 cleanup() {
     local g
+    if [[ -n $PID ]]; then
+        kill -TERM "$PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$PID" 2>/dev/null || true
+    fi
     for g in "${GROUPS_STARTED[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
     sleep 1
     for g in "${GROUPS_STARTED[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
@@ -119,7 +125,10 @@ fill() { # $1 jobs
 }
 
 DUMP=$TMP/callgrind.out
-PID=$(spawn valgrind --tool=callgrind --callgrind-out-file="$DUMP" "$PACER" serve -c "$TMP/pacer.yaml" -w "$ROOT")
+# Not through `spawn`: setsid may fork, and the group it returns would miss valgrind.
+valgrind --tool=callgrind --callgrind-out-file="$DUMP" "$PACER" serve -c "$TMP/pacer.yaml" -w "$ROOT" \
+    </dev/null >>"$TMP/spawned.log" 2>&1 &
+PID=$!
 for _ in $(seq 1 1200); do curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null && break; sleep 0.1; done
 # Pushes (memory) count against the drain unless they happen before the zeroing: fill,
 # then zero, then resume.
