@@ -372,6 +372,80 @@ async fn pipelines_are_paused_resumed_declared_and_destroyed_at_run_time() {
     server.stop().await;
 }
 
+/// RabbitMQ's count of ready messages in `queue` and of its consumers.
+async fn queue_counts(queue: &str) -> (u32, u32) {
+    let (_conn, ch) = raw_channel().await;
+    let passive = QueueDeclareArguments::new(queue).passive(true).finish();
+    let (_, ready, consumers) = ch.queue_declare(passive).await.unwrap().unwrap();
+    (ready, consumers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_returns_prefetched_jobs_and_resume_consumes_again() {
+    // One worker, prefetch 10: one job runs, the others wait prefetched in pacer.
+    let server = with_broker(builder(&amqp("a_pause", ""), 1)).start().await;
+    let mut c = client(&server).await;
+    for i in 0..10 {
+        push(
+            &mut c,
+            job("a_pause", &format!("q{i}"), r#"{"do":"ack","ms":1000}"#),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(
+        common::eventually(30, || !taken(&server).is_empty()).await,
+        "no job started"
+    );
+    jobs::pipelines_call(&mut c, "jobs.Pause", &["a_pause"])
+        .await
+        .unwrap();
+    let started = taken(&server).len();
+    // The running job finishes and is acked; the prefetched ones go back to RabbitMQ
+    // instead of running.
+    let got = wait_counts(&server, "a_pause", 30, |c| c.acked as usize >= started).await;
+    assert_eq!(got.acked as usize, started, "{got:?}");
+    let want = (10 - started as u32, 0);
+    let mut seen = (0, 0);
+    for _ in 0..150 {
+        seen = queue_counts("a_pause").await;
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen, want,
+        "(ready in RabbitMQ, consumers) after the pause, {started} started"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(taken(&server).len(), started, "a job ran while paused");
+    assert_eq!(queue_counts("a_pause").await, want);
+    // Resume opens a consumer again: the rest run, each once.
+    jobs::pipelines_call(&mut c, "jobs.Resume", &["a_pause"])
+        .await
+        .unwrap();
+    let got = wait_counts(&server, "a_pause", 60, |c| c.acked >= 10).await;
+    assert_eq!(got.acked, 10, "{got:?}");
+    let counts = counts(&server);
+    assert_eq!(counts.len(), 10, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "ran twice: {counts:?}");
+    assert_eq!(queue_counts("a_pause").await.0, 0);
+    // Pause and resume again: still consuming, nothing left behind.
+    jobs::pipelines_call(&mut c, "jobs.Pause", &["a_pause"])
+        .await
+        .unwrap();
+    jobs::pipelines_call(&mut c, "jobs.Resume", &["a_pause"])
+        .await
+        .unwrap();
+    push(&mut c, job("a_pause", "q10", r#"{"do":"ack"}"#))
+        .await
+        .unwrap();
+    let got = wait_counts(&server, "a_pause", 30, |c| c.acked >= 11).await;
+    assert_eq!(got.acked, 11, "{got:?}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_roadrunners_format_on_the_broker() {
     // A message as RoadRunner's amqp driver publishes it is consumed by pacer...

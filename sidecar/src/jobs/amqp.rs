@@ -233,13 +233,8 @@ async fn maintain(shared: Arc<Shared>) {
                 (Some(out), None) => {
                     // Set before basic.consume: a pause meanwhile waits for the cancel.
                     shared.consuming.send_replace(true);
-                    batches.retain(|a| {
-                        let keep = !a.idle();
-                        if !keep {
-                            a.closed.cancel();
-                        }
-                        keep
-                    });
+                    // Settled ones are closed by their `close_when_settled`.
+                    batches.retain(|a| !a.idle());
                     match start_consumer(&shared, &link, out.clone()).await {
                         Ok((c, acks)) => {
                             consumer = Some(c);
@@ -258,6 +253,11 @@ async fn maintain(shared: Arc<Shared>) {
                 (None, Some(_)) => {
                     if let Some((ch, tag, stop)) = consumer.take() {
                         cancel_consumer(&ch, &tag, &stop).await;
+                        // Paused: the channel closes once its deliveries are settled
+                        // (closing earlier would requeue jobs still running).
+                        if let Some(acks) = batches.last() {
+                            tokio::spawn(close_when_settled(acks.clone(), ch));
+                        }
                     }
                     shared.consuming.send_replace(false);
                 }
@@ -299,6 +299,34 @@ async fn maintain(shared: Arc<Shared>) {
         }
         // The connection is gone, and with it the consumer.
         shared.consuming.send_replace(false);
+    }
+}
+
+/// How often a paused consumer's channel checks whether its deliveries are settled.
+const SETTLE_POLL: Duration = Duration::from_millis(20);
+
+/// Closes a paused consumer's channel once every delivery on it is settled (prefetched
+/// ones are returned by the dispatcher, running ones finish), after sending its
+/// pending acks; ends early when the connection goes (RabbitMQ then redelivers).
+async fn close_when_settled(acks: Arc<Acks>, ch: Channel) {
+    let mut idle_once = false;
+    loop {
+        // Idle twice in a row: a flush that took the last acks has queued its frame.
+        if acks.idle() && std::mem::replace(&mut idle_once, true) {
+            acks.flush(0).await;
+            acks.closed.cancel();
+            if let Err(error) = ch.close().await {
+                tracing::debug!(%error, "closing a paused consumer's channel failed");
+            }
+            return;
+        }
+        if !acks.idle() {
+            idle_once = false;
+        }
+        tokio::select! {
+            _ = acks.closed.cancelled() => return,
+            _ = tokio::time::sleep(SETTLE_POLL) => {}
+        }
     }
 }
 

@@ -61,15 +61,22 @@ pub fn context(job: &Job, driver: &str, queue: &str) -> Vec<u8> {
         headers: Option<&'a Headers>,
         pipeline: &'a str,
     }
-    serde_json::to_vec(&Ctx {
+    // Sized once: the keys and quotes are ~70 bytes; headers, when any, grow it.
+    let mut out = Vec::with_capacity(
+        96 + job.id.len() + job.name.len() + driver.len() + queue.len() + job.pipeline.len(),
+    );
+    let ctx = Ctx {
         id: &job.id,
         job: &job.name,
         driver,
         queue,
         headers: (!job.headers.is_empty()).then_some(&job.headers),
         pipeline: &job.pipeline,
-    })
-    .unwrap_or_default()
+    };
+    match serde_json::to_writer(&mut out, &ctx) {
+        Ok(()) => out,
+        Err(_) => Vec::new(),
+    }
 }
 
 #[cfg(test)]

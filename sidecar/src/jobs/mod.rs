@@ -382,14 +382,15 @@ impl Jobs {
             return Err(JobsError::Closed);
         }
         let pipe = self.pipeline(name)?;
-        pipe.driver
-            .consume(self.inner.tx.clone())
-            .await
-            .map_err(|source| JobsError::Driver {
+        // Set first: a delivery that reaches the dispatcher while this is false goes back.
+        pipe.consuming.store(true, Ordering::Relaxed);
+        if let Err(source) = pipe.driver.consume(self.inner.tx.clone()).await {
+            pipe.consuming.store(false, Ordering::Relaxed);
+            return Err(JobsError::Driver {
                 pipeline: name.to_string(),
                 source,
-            })?;
-        pipe.consuming.store(true, Ordering::Relaxed);
+            });
+        }
         tracing::info!(pipeline = %name, driver = pipe.driver.name(), "consuming");
         Ok(())
     }
@@ -541,16 +542,25 @@ impl Jobs {
     /// bounded by each driver's `prefetch`).
     async fn run(&self, d: Delivery, slot: tokio::sync::OwnedSemaphorePermit) -> Outcome {
         let pipe = self.pipeline(&d.pipeline).ok();
-        let stats = self
-            .inner
-            .stats
-            .lock()
-            .entry(d.pipeline.clone())
-            .or_default()
-            .clone();
-        let (driver_name, queue) = pipe.as_ref().map_or(("unknown", d.pipeline.clone()), |p| {
-            (p.driver.name(), p.driver.queue().to_string())
-        });
+        // A pipeline's counters are its entry in `inner.stats` (no lookup per job).
+        let stats = match &pipe {
+            Some(p) => p.stats.clone(),
+            None => self
+                .inner
+                .stats
+                .lock()
+                .entry(d.pipeline.clone())
+                .or_default()
+                .clone(),
+        };
+        // Paused (or shutting down) since it was prefetched: back to the broker, not run.
+        if pipe.as_ref().is_some_and(|p| !p.is_consuming()) {
+            drop(slot);
+            if let Err(error) = d.acker.nack(true).await {
+                tracing::warn!(%error, "returning a prefetched job failed; the broker redelivers it");
+            }
+            return Outcome::Returned;
+        }
         stats.consumed.inc();
         if let Some(w) = d.waited {
             stats.queue_wait.observe(w);
@@ -570,9 +580,13 @@ impl Jobs {
         {
             tracing::warn!(%error, id = %job.id, "auto-ack failed");
         }
+        let (driver_name, queue) = match &pipe {
+            Some(p) => (p.driver.name(), p.driver.queue()),
+            None => ("unknown", job.pipeline.as_str()),
+        };
         let payload = Payload::new(
             flags::CODEC_RAW,
-            job::context(&job, driver_name, &queue),
+            job::context(&job, driver_name, queue),
             job.payload.clone(),
         );
         let started = Instant::now();
