@@ -11,12 +11,32 @@
 //! * a more throttled round uses the larger of the remembered and the measured value;
 //! * while a pod is throttled in more than [`THROTTLE_HIGH`] of the periods, workers per
 //!   pod do not grow: pods do.
+//!
+//! **Pods from CPU headroom** ([`pods_for`]): the workers' target utilisation is the wrong
+//! yardstick against a quota. CFS hands out the quota per 100 ms period, so a pod is
+//! throttled in the periods its bursts exceed the quota long before its average reaches
+//! it, and a throttled job waits for the next period — every job on the pod stretches,
+//! busy workers rise steeply, and a pod at 70 % of its workers near the clamp is at its
+//! end. So the pods are counted from the cores the load asks for at [`CPU_TARGET`] of the
+//! quota (where the periods a pod is throttled in stay around [`THROTTLE_CLEAN`]), and the
+//! workers per pod follow; a pod then runs fewer workers, which only waited for CPU.
 
 /// Workers the CPU limit may run per core a busy worker uses: all of them busy use the
 /// whole limit, so at the usual target utilisation (70 %) they use 70 % of it. Closer to
 /// the limit the quota throttles bursts and stretches every job (found with the
 /// simulator: at 1.25, pods ran at ~90 % of their quota and queued in every burst).
 pub const CPU_OVERCOMMIT: f64 = 1.0;
+/// Share of its CPU limit a pod's workers are planned to use on average (below the
+/// workers' target utilisation when that is lower): bursts within a 100 ms CFS period
+/// exceed the quota long before the average does. Found with the simulator (`make sim`,
+/// `cpu-limit`): at 70 % of 4 cores pods were throttled in ~45 % of the periods and
+/// stretched every job ×1.4; at 60 % in ~30 % (×1.2).
+pub const CPU_TARGET: f64 = 0.6;
+/// Pods come off only when the load fits the fewer pods at this share of their limit: a
+/// pod added under a CPU limit starts with cold workers (CPU per job up to 2× while opcache
+/// and the framework's caches fill) and queues until they warm, so every pod that goes
+/// and comes again costs latency.
+pub const CPU_TARGET_DOWN: f64 = 0.5;
 /// Busy workers (summed over pods) below which the CPU of a busy worker is not estimated.
 pub const MIN_BUSY_FOR_CPU: f64 = 0.2;
 /// Share of throttled periods up to which a round's CPU per busy worker is trusted.
@@ -85,9 +105,62 @@ pub fn clamp(
     })
 }
 
+/// Pods that give the load's `cores` (what the workers of all pods ask for) room at
+/// [`CPU_TARGET`] (or `target`, if lower) of a pod's limit of `limit_millis`.
+#[must_use]
+pub fn pods_for(cores: f64, limit_millis: u64, target: f64) -> u32 {
+    let per_pod = limit_millis as f64 / 1000.0 * target.min(CPU_TARGET);
+    if per_pod <= 0.0 || !cores.is_finite() || cores <= 0.0 {
+        return 1;
+    }
+    let pods = (cores / per_pod - 1e-9).ceil().max(1.0);
+    if pods >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        pods as u32
+    }
+}
+
+/// Pods the CPU asks for with `current` pods running: enough for [`CPU_TARGET`] (see
+/// [`pods_for`]), and no fewer than `current` unless the load fits the fewer pods at
+/// [`CPU_TARGET_DOWN`] of their limit.
+#[must_use]
+pub fn pods_needed(cores: f64, limit_millis: u64, target: f64, current: u32) -> u32 {
+    let up = pods_for(cores, limit_millis, target);
+    let scale = CPU_TARGET_DOWN / CPU_TARGET;
+    let keep = pods_for(cores, limit_millis, target.min(CPU_TARGET) * scale).min(current);
+    up.max(keep)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Up at 60 % of the quota, down only below 50 %: a pod that goes and comes again
+    /// starts cold.
+    #[test]
+    fn fewer_pods_only_well_below_the_cpu_target() {
+        // 11 cores: 5 pods, whether from 4 or from 5.
+        assert_eq!(pods_needed(11.0, 4000, 0.7, 4), 5);
+        assert_eq!(pods_needed(11.0, 4000, 0.7, 5), 5);
+        // 9 cores fit 4 pods at 56 %: from 3 up to 4, but 5 stay (45 % at 5, 56 % at 4).
+        assert_eq!(pods_needed(9.0, 4000, 0.7, 3), 4);
+        assert_eq!(pods_needed(9.0, 4000, 0.7, 5), 5);
+        // 7.5 cores fit 4 pods at 47 %: 5 become 4.
+        assert_eq!(pods_needed(7.5, 4000, 0.7, 5), 4);
+    }
+
+    #[test]
+    fn pods_give_the_cpu_headroom_below_the_quota() {
+        // 11 cores asked of pods limited to 4: 4 pods would run at 69 % of their quota
+        // (throttled in most bursts); at 60 % it takes 5.
+        assert_eq!(pods_for(11.0, 4000, 0.7), 5);
+        assert_eq!(pods_for(9.6, 4000, 0.7), 4);
+        // A lower target utilisation of the workers also lowers the CPU's.
+        assert_eq!(pods_for(9.6, 4000, 0.4), 6);
+        // No CPU used: one pod (the replica bounds decide the rest).
+        assert_eq!(pods_for(0.0, 4000, 0.7), 1);
+    }
 
     #[test]
     fn clean_rounds_teach_the_cost_of_a_worker() {

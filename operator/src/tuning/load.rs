@@ -71,6 +71,10 @@ pub struct Load {
     pub cpu_per_busy_worker: Option<f64>,
     /// Busy-weighted share of throttled CPU periods, from the pods that report it.
     pub throttled: Option<f64>,
+    /// Cores the load asks of the workers over all serving pods: the CPU they used, scaled
+    /// by arrivals ÷ completions (a throttled pod completes less than arrives), from the
+    /// warm pods and extrapolated like [`Load::required`]; `None` without CPU figures.
+    pub cpu_cores: Option<f64>,
     /// (live workers, highest working set) of each pod that reports its cgroup.
     pub working_sets: Vec<(f64, f64)>,
     /// The memory limits the pods' cgroups report, bytes.
@@ -139,6 +143,29 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
             let per_pod = warm.iter().map(|p| f(demand(p))).sum::<f64>() / warm.len() as f64;
             per_pod * serving.max(warm.len()) as f64
         }
+    };
+    // The CPU a pod's arrivals ask for: what its workers used, scaled up when fewer jobs
+    // completed than arrived.
+    let cpu_demand = |p: &PodSample| {
+        p.worker_cpu_cores.map(|c| {
+            let arrivals = p.jobs_per_second.max(0.0) + p.rejected_per_second.max(0.0);
+            let scale = if p.jobs_per_second > 0.0 {
+                (arrivals / p.jobs_per_second).max(1.0)
+            } else {
+                1.0
+            };
+            c.max(0.0) * scale
+        })
+    };
+    let warm_cpu: Vec<f64> = warm.iter().filter_map(|p| cpu_demand(p)).collect();
+    let cpu_cores = if warm_cpu.is_empty() {
+        let all: Vec<f64> = samples.iter().filter_map(cpu_demand).collect();
+        (!all.is_empty()).then(|| all.iter().sum::<f64>())
+    } else {
+        Some(
+            warm_cpu.iter().sum::<f64>() / warm_cpu.len() as f64
+                * serving.max(warm_cpu.len()) as f64,
+        )
     };
     let required = extrapolate(|d| d.1);
     let required_busy = extrapolate(|d| d.0);
@@ -218,6 +245,7 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
         cpu_per_busy_worker: (cpu_busy >= MIN_BUSY_FOR_CPU)
             .then(|| (cpu / cpu_busy).clamp(0.01, 1.0)),
         throttled: (throttled_weight > 0.0).then(|| throttled_sum / throttled_weight),
+        cpu_cores,
         working_sets: samples
             .iter()
             .filter(|p| own_cgroup(p))
@@ -336,6 +364,38 @@ mod tests {
         assert_eq!(l.oom_kills, 1.0);
         // Busy-weighted: (0.5 × 1 + 0.1 × 3) / 4.
         assert!((l.throttled.unwrap() - 0.2).abs() < 1e-9);
+    }
+
+    /// The CPU the load asks for comes from the warm pods, scaled by arrivals ÷ completions
+    /// (a throttled pod refuses or queues what its quota does not run), for every serving
+    /// pod.
+    #[test]
+    fn cpu_demand_from_warm_pods_counts_what_was_refused() {
+        let pods = [
+            target("a", Some(-600)),
+            target("b", Some(-600)),
+            target("c", Some(-20)),
+        ];
+        let mut a = pod("a", 4.0);
+        a.worker_cpu_cores = Some(2.0);
+        let mut b = pod("b", 4.0);
+        b.worker_cpu_cores = Some(3.0);
+        // 40 completed and 10 refused per second: the quota ran 4/5 of what arrived.
+        b.rejected_per_second = 10.0;
+        // c is cold (2× the CPU per job): not the load.
+        let mut c = pod("c", 4.0);
+        c.worker_cpu_cores = Some(6.0);
+        let l = load_of(&sample(vec![a, b, c]), &pods, t(0));
+        // (2 + 3 × 50/40) / 2 × 3 pods.
+        let want = (2.0 + 3.0 * 1.25) / 2.0 * 3.0;
+        assert!(
+            (l.cpu_cores.unwrap() - want).abs() < 1e-9,
+            "{:?}",
+            l.cpu_cores
+        );
+        // Without CPU figures there is no CPU demand.
+        let l = load_of(&sample(vec![pod("a", 4.0)]), &[], t(0));
+        assert_eq!(l.cpu_cores, None);
     }
 
     /// A cgroup with no memory limit is not the container the operator sized (it always

@@ -22,8 +22,15 @@ pub const DEFAULT_MAX_JOBS: u64 = 500;
 pub const MIN_AUTO_MAX_JOBS: u64 = 10;
 /// Largest `max_jobs` `auto` chooses.
 pub const MAX_AUTO_MAX_JOBS: u64 = 100_000;
-/// A worker may grow this fraction past its warm size before it is recycled.
-pub const WARM_GROWTH_ALLOWANCE: f64 = 1.0;
+/// A worker may grow this fraction past its warm size before it is recycled (`make sim`,
+/// `leak`: 1.0 held 107 % of the static memory; 0.5–0.8 cost SLO minutes to cold workers).
+pub const WARM_GROWTH_ALLOWANCE: f64 = 0.9;
+/// A raise of `max_jobs` needs room in the memory limit for this many times the measured
+/// growth per job over the extra jobs: a step leak (8 MiB every 150 jobs) measures less
+/// than its average in a window between two steps, and a raise on such a window let the
+/// workers of the `leak` trace outgrow their pod's limit (`make sim`: an OOM kill 30 s
+/// after 262 → 524 on 46 KiB per job measured, 55 KiB on average).
+pub const RAISE_GROWTH_MARGIN: f64 = 2.0;
 /// Memory growth per job below this many bytes counts as no growth (RSS moves in pages).
 pub const MEMORY_GROWTH_NOISE: f64 = 256.0;
 /// A new value within this fraction of the current one changes nothing.
@@ -144,15 +151,15 @@ mod tests {
 
     #[test]
     fn a_leak_lowers_max_jobs_in_quarters() {
-        // headroom = min(128 − 30, 30) MiB = 30 MiB; 30 MiB ÷ 100 KiB = 307.
-        let (to, why) = recommend(400, leak(100.0), Some(t(-120)), t(0)).unwrap();
-        assert_eq!(to, 307);
+        // headroom = min(128 − 30, 30 × 0.9) MiB = 27 MiB; 27 MiB ÷ 100 KiB = 276.
+        let (to, why) = recommend(360, leak(100.0), Some(t(-120)), t(0)).unwrap();
+        assert_eq!(to, 276);
         // From 500 a quarter at most, and not again within two minutes.
         assert_eq!(recommend(500, leak(100.0), None, t(0)).unwrap().0, 375);
         assert_eq!(recommend(375, leak(100.0), Some(t(-60)), t(0)), None);
         assert_eq!(
             recommend(375, leak(100.0), Some(t(-120)), t(0)).unwrap().0,
-            307
+            282
         );
         assert!(why.contains("100.0 KiB per job"), "{why}");
         // A tight cap: min(40 − 30, 30) = 10 MiB ÷ 100 KiB = 102.
@@ -162,13 +169,13 @@ mod tests {
         };
         assert_eq!(recommend(130, tight, None, t(0)).unwrap().0, 102);
         // Unlimited becomes limited.
-        assert_eq!(recommend(0, leak(100.0), None, t(0)).unwrap().0, 307);
+        assert_eq!(recommend(0, leak(100.0), None, t(0)).unwrap().0, 276);
     }
 
     #[test]
     fn small_moves_are_ignored_and_raises_are_slow() {
-        // 307 wanted, 350 in force: within 15 %.
-        assert_eq!(recommend(350, leak(100.0), None, t(0)), None);
+        // 276 wanted, 300 in force: within 15 %.
+        assert_eq!(recommend(300, leak(100.0), None, t(0)), None);
         // Half the leak wants 2 × more: doubled, and only after the period.
         assert_eq!(recommend(100, leak(100.0), Some(t(-60)), t(0)), None);
         assert_eq!(
@@ -198,22 +205,24 @@ mod tests {
         assert_eq!(recommend(0, unknown, None, t(0)), None);
     }
 
-    /// Warm-up is not a leak, and a leaking worker may double its warm size before it is
-    /// recycled: a tighter allowance recycles workers that have barely warmed up.
+    /// Warm-up is not a leak, and a leaking worker may grow 90 % past its warm size before
+    /// it is recycled: a tighter allowance recycles workers that have barely warmed up
+    /// (`make sim`, `leak`: at 50–75 % the cold workers cost more SLO minutes than the
+    /// memory saved), a looser one lets the leak double the pods' memory.
     #[test]
-    fn a_worker_may_double_its_warm_size() {
+    fn a_worker_may_grow_most_of_its_warm_size() {
         let roomy = Inputs {
             cap: 1024.0 * MI,
             ..leak(100.0)
         };
-        // min(1024 − 30, 30 × 1.0) = 30 MiB ÷ 100 KiB = 307 jobs.
+        // min(1024 − 30, 30 × 0.9) = 27 MiB ÷ 100 KiB = 276 jobs.
         let (to, why) = recommend(0, roomy, None, t(0)).unwrap();
-        assert_eq!(to, 307);
+        assert_eq!(to, 276);
         let recycled_at = 30.0 * MI + 100.0 * 1024.0 * to as f64;
         assert!(
-            recycled_at <= 60.0 * MI && recycled_at > 59.0 * MI,
+            recycled_at <= 57.0 * MI && recycled_at > 56.0 * MI,
             "{recycled_at}"
         );
-        assert!(why.contains("keeps them under 60.0 MiB"), "{why}");
+        assert!(why.contains("keeps them under 57.0 MiB"), "{why}");
     }
 }

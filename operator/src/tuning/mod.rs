@@ -28,7 +28,9 @@
 //!    ([`cpu`], from the CPU of a busy worker learned while not throttled); the spec
 //!    minimum wins.
 //! 5. **Replicas** (when `min < max` and not external): as few pods as hold the workers
-//!    needed at the per-pod ceiling. **Workers per pod**: the workers needed ÷ the pods
+//!    needed at the per-pod ceiling, and under a CPU limit at least as many as give the
+//!    load's cores room at 60 % of the quota ([`cpu::pods_needed`]: CFS throttles bursts
+//!    long before the average reaches the quota). **Workers per pod**: the workers needed ÷ the pods
 //!    that serve. Both move as [`scale`] says: ±10 % tolerance, up at once but at most
 //!    doubling (or +4) per decision, down no lower than the window's largest
 //!    recommendation, once per minute, by at most 20 %.
@@ -538,7 +540,8 @@ pub fn decide(
     };
 
     let mut summary = String::new();
-    // Workers per pod the load asks for (after stabilisation, before waiting for memory).
+    // Workers per pod the load asks for (after stabilisation, before waiting for memory),
+    // or that a pod still runs.
     let mut workers_wanted = current.workers;
     if let Some(load) = &load {
         let throttled = load.throttled.is_some_and(|s| s > cpu::THROTTLE_HIGH);
@@ -558,7 +561,11 @@ pub fn decide(
         let capacity_now = current.workers.saturating_mul(current.replicas);
         // The gauge counts only beyond its noise: a pool of 3 workers reads 3 busy in one
         // scrape and 2 in the next while completions explain 1.9 (about √busy either way).
-        let gauge_excess = load.required_busy - load.required_flow;
+        // What the window does not explain is the gauge's excess and the waiting requests
+        // together: a dependency that slowed down two seconds before the round shows in
+        // both (the `slowdown` trace: 4.2 busy workers and 3.8 workers of queue beyond the
+        // 26.8 the completions explain), neither alone above the noise.
+        let gauge_excess = load.required - load.required_flow;
         let queue_driven = wanted_total > capacity_now
             && (ceil_u32(load.required_busy / target - 1e-9) <= capacity_now
                 || (ceil_u32(load.required_flow / target - 1e-9) <= capacity_now
@@ -624,12 +631,18 @@ pub fn decide(
             ));
         }
 
+        // Under a CPU limit the pods also give the load's CPU headroom below the quota
+        // ([`cpu::pods_for`]): throttling stretches every job long before the workers run out.
+        let cpu_pods = match (policy.cpu_limit_millis, load.cpu_cores) {
+            (Some(limit), Some(cores)) => cpu::pods_needed(cores, limit, target, current.replicas),
+            _ => 0,
+        };
         // Replicas first: pods are added only once the workers per pod are at the ceiling.
         let replicas_fixed = policy.replicas_external || policy.replicas.min == policy.replicas.max;
         let raw_replicas = if replicas_fixed {
             current.replicas
         } else {
-            let needed = wanted_total.div_ceil(per_pod_ceiling.max(1));
+            let needed = wanted_total.div_ceil(per_pod_ceiling.max(1)).max(cpu_pods);
             let needed = clamp_floor_wins(needed, policy.replicas.min, policy.replicas.max);
             if within_tolerance(u64::from(current.replicas), u64::from(needed)) {
                 current.replicas
@@ -702,7 +715,10 @@ pub fn decide(
             held_by = Some("a pod's metrics are missing");
             workers = current.workers;
         }
-        workers_wanted = workers;
+        // The memory limit is sized for these, and a pod still runs the workers it reports
+        // until the kubelet delivers a decrease (up to a minute): a limit lowered for fewer
+        // workers before that OOM-kills it.
+        workers_wanted = workers.max(load.target_workers.iter().copied().max().unwrap_or(0));
         if workers > current.workers
             && policy.memory_limit == Setting::Auto
             && workers > memory_cap_now
@@ -734,9 +750,13 @@ pub fn decide(
                 next.workers
             };
             // Only for a real shortfall: a worker or two short of the target utilisation
-            // for the minute of a delivery is not worth a pod that starts and goes again.
-            if f64::from(running.saturating_mul(next.replicas)) * BRIDGE_UTILIZATION < load.required
-            {
+            // for the minute of a delivery is not worth a pod that starts and goes again;
+            // and only for what the window's arrivals explain (busy workers and a queue
+            // beyond them wait for a second look, see above).
+            let explained = load
+                .required
+                .min(load.required_flow + GAUGE_NOISE.max(load.required_flow.sqrt()));
+            if f64::from(running.saturating_mul(next.replicas)) * BRIDGE_UTILIZATION < explained {
                 bridge = wanted_total
                     .div_ceil(running.max(1))
                     .min(scale::step_up_limit(current.replicas))
@@ -857,9 +877,18 @@ pub fn decide(
         if next.replicas != current.replicas {
             reasons.push((
                 Knob::Replicas,
-                format!(
-                    "{wanted_total} workers needed in all and at most {per_pod_ceiling} per pod"
-                ),
+                if cpu_pods > wanted_total.div_ceil(per_pod_ceiling.max(1)) {
+                    format!(
+                        "the workers use {:.1} cores in all; {cpu_pods} pods keep them at {:.0} % \
+                         of their CPU limit, where CFS throttles few of the periods",
+                        load.cpu_cores.unwrap_or(0.0),
+                        target.min(cpu::CPU_TARGET) * 100.0
+                    )
+                } else {
+                    format!(
+                        "{wanted_total} workers needed in all and at most {per_pod_ceiling} per pod"
+                    )
+                },
             ));
         }
 
@@ -1083,10 +1112,28 @@ pub fn decide(
             .map(|&(_, ws)| ws)
             .fold(0.0, f64::max);
         let room_for = |to: u64| {
-            let (Some(growth), true) = (load.growth_per_job, current.max_jobs > 0) else {
+            if current.max_jobs == 0 {
+                return true;
+            }
+            // A step leak grows in lumps: a window between two steps measures less than
+            // its average (or nothing), so the room is checked for twice the measured
+            // growth, and at least for the growth the value in force was lowered for (a
+            // worker's warm size over WARM_GROWTH_ALLOWANCE).
+            let lowered_for = (current.max_jobs < DEFAULT_MAX_JOBS)
+                .then(|| {
+                    load.warm_memory
+                        .map(|w| w * max_jobs::WARM_GROWTH_ALLOWANCE / current.max_jobs as f64)
+                })
+                .flatten();
+            let growth = match (load.growth_per_job, lowered_for) {
+                (Some(measured), Some(lowered)) => Some(measured.max(lowered)),
+                (measured, lowered) => measured.or(lowered),
+            };
+            let Some(growth) = growth else {
                 return true;
             };
-            let extra = growth * to.saturating_sub(current.max_jobs) as f64;
+            let extra =
+                max_jobs::RAISE_GROWTH_MARGIN * growth * to.saturating_sub(current.max_jobs) as f64;
             peak + f64::from(next.workers) * extra
                 <= next.memory_limit.min(current.memory_limit) as f64 * MEMORY_BUDGET_FRACTION
         };

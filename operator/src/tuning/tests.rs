@@ -173,6 +173,28 @@ fn busy_workers_the_window_does_not_explain_wait_a_second_look() {
     assert_eq!(d.settings.workers, 5);
 }
 
+/// The first seconds of a slow dependency show as a few more busy workers than the window's
+/// completions explain *and* a queue: each within the gauge's noise, together beyond it.
+#[test]
+fn a_busy_gauge_and_a_queue_the_window_does_not_explain_wait_together() {
+    // 89 jobs/s × 0.1 s = 8.9 workers explained; the gauge reads 10.3 (+1.4, noise
+    // √8.9 ≈ 3) and 200 waiting requests ask for 2 more workers: 3.4 unexplained.
+    let mut p = pod(10.3, 14.0, 200.0);
+    p.jobs_per_second = 89.0;
+    let d = decide(
+        &policy(),
+        &settings(14),
+        &State::default(),
+        &observe(vec![p.clone()]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 14, "{}", d.summary);
+    assert_eq!(d.state.queue_spike, Some(t(0)));
+    // Still there 30 s later: (10.3 + 2) / 0.7 → 18, at most 16 per pod.
+    let d = decide(&policy(), &settings(14), &d.state, &observe(vec![p]), t(30));
+    assert_eq!(d.settings.workers, 16, "{}", d.summary);
+}
+
 #[test]
 fn refused_requests_count_as_arrivals() {
     let mut p = pod(4.0, 4.0, 0.0);
@@ -1219,6 +1241,23 @@ fn the_memory_limit_waits_for_the_pods_to_drop_their_workers() {
         lowered.reason.contains("10 workers need"),
         "{}",
         lowered.reason
+    );
+    // A pod that still reports 12 (its kubelet has not delivered the 10 yet) keeps the
+    // limit for 12 even once 10 is in force: lowered for 10, it OOM-kills that pod
+    // (`make sim`, `cpu-limit`: 7 → 6 workers, the limit for 6 thirty seconds later).
+    let still_12 = {
+        let mut x = cgroup_pod(12.0);
+        x.busy_workers = 1.0;
+        x.memory_working_set = Some(((76.0 + 44.0 * 8.0) * MI as f64) as u64);
+        x.target_workers = Some(12);
+        observe(vec![x])
+    };
+    let d3 = decide(&p, &d.settings, &d.state, &still_12, t(10_060));
+    assert!(
+        d3.settings.memory_limit >= for_12,
+        "{} < {for_12}: {:?}",
+        d3.settings.memory_limit,
+        d3.changes
     );
 }
 
