@@ -1287,6 +1287,34 @@ fn max_jobs_is_raised_only_when_the_limit_holds_the_extra_growth() {
     assert!(d.changes.iter().all(|c| c.knob != Knob::MaxJobs));
 }
 
+/// A step leak measures little between two steps: a raise of a lowered max_jobs needs room
+/// for at least the growth the value in force was lowered for (warm × the allowance ÷
+/// max_jobs), not only for what the window measured.
+#[test]
+fn a_lowered_max_jobs_is_raised_only_with_room_for_the_growth_it_was_lowered_for() {
+    let mut p = policy();
+    p.max_worker_memory = Setting::Fixed(128 * MI);
+    let mut s = settings(4);
+    s.max_worker_memory = 128 * MI;
+    s.max_jobs = 100;
+    // Between two steps: 300 B per job measured (just above the noise), 30 MiB warm; the
+    // value in force was lowered for 30 MiB × 0.9 ÷ 100 ≈ 276 KiB per job, so 100 more
+    // jobs need 2 × 27 MiB per worker, 162 MiB for the 3 workers this load gets — the
+    // measured growth alone would ask for a fifth of a MiB.
+    let at_peak = |peak_mib: u64| {
+        let mut x = leaky(300.0, 30.0 * MI as f64);
+        x.memory_working_set = Some(peak_mib * MI);
+        x.memory_limit = Some(1024 * MI);
+        observe(vec![x])
+    };
+    let d = decide(&p, &s, &State::default(), &at_peak(600), t(0));
+    assert_eq!(d.settings.max_jobs, 200, "{:?}", d.changes);
+    // 800 + 162 MiB is past 90 % of the 1024 MiB limit (921.6): held.
+    let d = decide(&p, &s, &State::default(), &at_peak(800), t(0));
+    assert_eq!(d.settings.max_jobs, 100, "{:?}", d.changes);
+    assert!(d.changes.iter().all(|c| c.knob != Knob::MaxJobs));
+}
+
 // ---- properties -------------------------------------------------------------------------
 
 fn arb_policy() -> impl Strategy<Value = Policy> {
