@@ -14,79 +14,24 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Api, Client};
 use pacer_crds::PhpAppServer;
 use pacer_operator::metrics_source::Fake;
-use pacer_operator::sample::{AppSample, PodSample};
 use serde_json::json;
 
-use common::{start_operator, wait_for};
+use common::{
+    Shop, WAIT, apply_crd, busy_sample, find_condition, setup, start_operator, wait_for,
+    wait_for_condition,
+};
 
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn setup(prefix: &str) -> Result<Option<(Client, String)>> {
-    common::init_logging();
-    let Some(cp) = common::cluster().await? else {
-        return Ok(None);
-    };
-    let client = cp.client()?;
-    common::install_crd(&client).await?;
-    let ns = cp.new_namespace(prefix).await?;
-    Ok(Some((client, ns)))
+async fn workers(config_maps: &Api<ConfigMap>) -> Result<Option<u64>> {
+    common::workers_in_config(config_maps, "shop-pacer").await
 }
 
 fn app(spec: serde_json::Value) -> Result<PhpAppServer> {
-    let mut base = json!({"image": "shop:1", "command": ["php", "worker.php"]});
-    if let (Some(b), Some(s)) = (base.as_object_mut(), spec.as_object()) {
-        b.extend(s.clone());
-    }
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "pacer.dev/v1alpha2", "kind": "PhpAppServer",
-        "metadata": {"name": "shop"}, "spec": base,
-    }))?)
-}
-
-fn busy(busy: f64, live: f64) -> AppSample {
-    AppSample {
-        window: Duration::from_secs(60),
-        pods: vec![PodSample {
-            pod: "shop-1".into(),
-            live_workers: live,
-            busy_workers: busy,
-            jobs_per_second: busy * 10.0,
-            mean_job_seconds: Some(0.1),
-            ..PodSample::default()
-        }],
-    }
-}
-
-async fn condition(api: &Api<PhpAppServer>, type_: &str) -> Result<Option<(String, String)>> {
-    Ok(api
-        .get("shop")
-        .await?
-        .status
-        .unwrap_or_default()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status, c.reason)))
-}
-
-async fn workers(config_maps: &Api<ConfigMap>) -> Result<Option<u64>> {
-    Ok(match config_maps.get_opt("shop-pacer").await? {
-        Some(cm) => {
-            let text = cm
-                .data
-                .unwrap_or_default()
-                .remove("rr.yaml")
-                .unwrap_or_default();
-            serde_yaml::from_str::<serde_yaml::Value>(&text)?["http"]["pool"]["num_workers"]
-                .as_u64()
-        }
-        None => None,
-    })
+    common::app("shop", spec)
 }
 
 async fn replicas(deployments: &Api<Deployment>) -> Result<Option<i32>> {
@@ -112,32 +57,34 @@ fn hpa(kind: &str, api_version: &str) -> Result<HorizontalPodAutoscaler> {
 
 #[tokio::test]
 async fn an_hpa_on_the_app_scales_it_through_scale_while_workers_are_tuned() -> Result<()> {
-    let Some((client, ns)) = setup("hpa-app").await? else {
+    let Some(Shop {
+        client,
+        ns,
+        op,
+        apps,
+        ..
+    }) = Shop::start(
+        "hpa-app",
+        Some(busy_sample(3.9, 4.0)),
+        json!({"replicas": {"min": 1, "max": 4, "count": 2},
+                    "pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}),
+    )
+    .await?
+    else {
         return Ok(());
     };
-    let fake = Arc::new(Fake::new());
-    fake.set(&ns, "shop", busy(3.9, 4.0));
-    let op = start_operator(client.clone(), &ns, "op-a", fake);
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app(json!({"replicas": {"min": 1, "max": 4, "count": 2},
-                    "pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}))?,
-    )
-    .await?;
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
     hpas.create(
         &PostParams::default(),
         &hpa("PhpAppServer", "pacer.dev/v1alpha2")?,
     )
     .await?;
-    wait_for(
-        WAIT,
-        "ExternalReplicas=True HorizontalPodAutoscaler",
-        || async {
-            Ok(condition(&apps, "ExternalReplicas").await?
-                == Some(("True".into(), "HorizontalPodAutoscaler".into())))
-        },
+    wait_for_condition(
+        &apps,
+        "shop",
+        "ExternalReplicas",
+        "True",
+        "HorizontalPodAutoscaler",
     )
     .await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
@@ -181,16 +128,21 @@ async fn an_hpa_on_the_app_scales_it_through_scale_while_workers_are_tuned() -> 
 
 #[tokio::test]
 async fn an_hpa_on_the_deployment_gets_its_replicas_without_a_cliff() -> Result<()> {
-    let Some((client, ns)) = setup("hpa-deploy").await? else {
+    let Some(Shop {
+        client,
+        ns,
+        op,
+        apps,
+        ..
+    }) = Shop::start(
+        "hpa-deploy",
+        None,
+        json!({"replicas": {"min": 3, "max": 6}, "tuning": {"mode": "Off"}}),
+    )
+    .await?
+    else {
         return Ok(());
     };
-    let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app(json!({"replicas": {"min": 3, "max": 6}, "tuning": {"mode": "Off"}}))?,
-    )
-    .await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     wait_for(WAIT, "3 replicas", || async {
         Ok(replicas(&deployments).await? == Some(3))
@@ -199,10 +151,13 @@ async fn an_hpa_on_the_deployment_gets_its_replicas_without_a_cliff() -> Result<
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
     hpas.create(&PostParams::default(), &hpa("Deployment", "apps/v1")?)
         .await?;
-    wait_for(WAIT, "ExternalReplicas=True", || async {
-        Ok(condition(&apps, "ExternalReplicas").await?
-            == Some(("True".into(), "HorizontalPodAutoscaler".into())))
-    })
+    wait_for_condition(
+        &apps,
+        "shop",
+        "ExternalReplicas",
+        "True",
+        "HorizontalPodAutoscaler",
+    )
     .await?;
     // The operator no longer owns spec.replicas, and the count did not fall to the
     // default of 1 when it let go.
@@ -286,24 +241,7 @@ async fn a_keda_scaled_object_on_the_app_is_seen() -> Result<()> {
     let Some((client, ns)) = setup("keda").await? else {
         return Ok(());
     };
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "scaledobjects.keda.sh",
-        &PatchParams::apply("pacer-tests").force(),
-        &Patch::Apply(keda_crd()?),
-    )
-    .await?;
-    wait_for(WAIT, "the KEDA CRD", || async {
-        Ok(crds
-            .get("scaledobjects.keda.sh")
-            .await?
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True"))
-    })
-    .await?;
+    apply_crd(&client, keda_crd()?).await?;
     let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
     let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
     apps.create(
@@ -330,19 +268,9 @@ async fn a_keda_scaled_object_on_the_app_is_seen() -> Result<()> {
         &Patch::Merge(json!({"metadata": {"annotations": {"touch": "1"}}, "spec": {"pool": {"workers": {"max": 15}}}})),
     )
     .await?;
-    wait_for(WAIT, "ExternalReplicas=True ScaledObject", || async {
-        Ok(condition(&apps, "ExternalReplicas").await?
-            == Some(("True".into(), "ScaledObject".into())))
-    })
-    .await?;
-    let message = apps
-        .get("shop")
+    wait_for_condition(&apps, "shop", "ExternalReplicas", "True", "ScaledObject").await?;
+    let message = find_condition(&apps, "shop", "ExternalReplicas")
         .await?
-        .status
-        .unwrap_or_default()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "ExternalReplicas")
         .context("no condition")?
         .message;
     assert!(message.contains("shop-queue"), "{message}");
@@ -353,18 +281,21 @@ async fn a_keda_scaled_object_on_the_app_is_seen() -> Result<()> {
 
 #[tokio::test]
 async fn off_and_a_pause_freeze_the_settings_in_force() -> Result<()> {
-    let Some((client, ns)) = setup("freeze").await? else {
+    let Some(Shop {
+        client,
+        ns,
+        op,
+        apps,
+        ..
+    }) = Shop::start(
+        "freeze",
+        Some(busy_sample(3.9, 4.0)),
+        json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}),
+    )
+    .await?
+    else {
         return Ok(());
     };
-    let fake = Arc::new(Fake::new());
-    fake.set(&ns, "shop", busy(3.9, 4.0));
-    let op = start_operator(client.clone(), &ns, "op-a", fake);
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app(json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}))?,
-    )
-    .await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     wait_for(WAIT, "tuned to 6 workers", || async {
         Ok(workers(&config_maps).await? == Some(6))
@@ -377,10 +308,7 @@ async fn off_and_a_pause_freeze_the_settings_in_force() -> Result<()> {
         &Patch::Merge(json!({"spec": {"tuning": {"mode": "Off"}}})),
     )
     .await?;
-    wait_for(WAIT, "Tuned=False TuningOff", || async {
-        Ok(condition(&apps, "Tuned").await? == Some(("False".into(), "TuningOff".into())))
-    })
-    .await?;
+    wait_for_condition(&apps, "shop", "Tuned", "False", "TuningOff").await?;
     assert_eq!(workers(&config_maps).await?, Some(6), "Off reset the pool");
 
     // Paused: a spec change is not applied while paused, and is once unpaused.
@@ -390,10 +318,7 @@ async fn off_and_a_pause_freeze_the_settings_in_force() -> Result<()> {
         &Patch::Merge(json!({"spec": {"paused": true}})),
     )
     .await?;
-    wait_for(WAIT, "Tuned=False Paused", || async {
-        Ok(condition(&apps, "Tuned").await? == Some(("False".into(), "Paused".into())))
-    })
-    .await?;
+    wait_for_condition(&apps, "shop", "Tuned", "False", "Paused").await?;
     apps.patch(
         "shop",
         &PatchParams::default(),
