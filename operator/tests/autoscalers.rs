@@ -22,8 +22,8 @@ use pacer_operator::metrics_source::Fake;
 use serde_json::json;
 
 use common::{
-    Shop, WAIT, apply_crd, busy_sample, find_condition, setup, start_operator, wait_for,
-    wait_for_condition,
+    Shop, WAIT, apply_crd, busy_sample, find_condition, patch_spec, setup, start_operator,
+    wait_for, wait_for_condition,
 };
 
 async fn workers(config_maps: &Api<ConfigMap>) -> Result<Option<u64>> {
@@ -32,6 +32,11 @@ async fn workers(config_maps: &Api<ConfigMap>) -> Result<Option<u64>> {
 
 fn app(spec: serde_json::Value) -> Result<PhpAppServer> {
     common::app("shop", spec)
+}
+
+/// Waits until ExternalReplicas=True names `reason` (the kind of autoscaler).
+async fn replicas_owned_by(apps: &Api<PhpAppServer>, reason: &str) -> Result<()> {
+    wait_for_condition(apps, "shop", "ExternalReplicas", "True", reason).await
 }
 
 async fn replicas(deployments: &Api<Deployment>) -> Result<Option<i32>> {
@@ -57,62 +62,45 @@ fn hpa(kind: &str, api_version: &str) -> Result<HorizontalPodAutoscaler> {
 
 #[tokio::test]
 async fn an_hpa_on_the_app_scales_it_through_scale_while_workers_are_tuned() -> Result<()> {
-    let Some(Shop {
-        client,
-        ns,
-        op,
-        apps,
-        ..
-    }) = Shop::start(
-        "hpa-app",
-        Some(busy_sample(3.9, 4.0)),
-        json!({"replicas": {"min": 1, "max": 4, "count": 2},
-                    "pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}),
-    )
-    .await?
-    else {
+    let spec = json!({"replicas": {"min": 1, "max": 4, "count": 2},
+                    "pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}});
+    let Some(shop) = Shop::start("hpa-app", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(shop.client.clone(), &shop.ns);
     hpas.create(
         &PostParams::default(),
         &hpa("PhpAppServer", "pacer.dev/v1alpha2")?,
     )
     .await?;
-    wait_for_condition(
-        &apps,
-        "shop",
-        "ExternalReplicas",
-        "True",
-        "HorizontalPodAutoscaler",
-    )
-    .await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    replicas_owned_by(&shop.apps, "HorizontalPodAutoscaler").await?;
+    let deployments: Api<Deployment> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "2 replicas from spec.replicas.count", || async {
         Ok(replicas(&deployments).await? == Some(2))
     })
     .await?;
 
     // The HPA's read and write go through /scale, as kubectl scale's do.
-    let scale = apps.get_scale("shop").await?;
+    let scale = shop.apps.get_scale("shop").await?;
     assert_eq!(scale.spec.and_then(|s| s.replicas), Some(2));
     wait_for(WAIT, "the scale's selector", || async {
-        let scale = apps.get_scale("shop").await?;
+        let scale = shop.apps.get_scale("shop").await?;
         Ok(scale.status.and_then(|s| s.selector).as_deref() == Some("pacer.dev/app=shop"))
     })
     .await?;
-    apps.patch_scale(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": 5}})),
-    )
-    .await?;
+    shop.apps
+        .patch_scale(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await?;
     wait_for(WAIT, "5 replicas, as the autoscaler said", || async {
         Ok(replicas(&deployments).await? == Some(5))
     })
     .await?;
     // Workers per pod are still tuned: 3.9 of 4 busy → 6.
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "6 workers per pod", || async {
         Ok(workers(&config_maps).await? == Some(6))
     })
@@ -122,43 +110,25 @@ async fn an_hpa_on_the_app_scales_it_through_scale_while_workers_are_tuned() -> 
         Some(5),
         "the tuner left the pods alone"
     );
-    assert_eq!(op.reconciles("error"), 0);
-    op.stop().await
+    assert_eq!(shop.op.reconciles("error"), 0);
+    shop.op.stop().await
 }
 
 #[tokio::test]
 async fn an_hpa_on_the_deployment_gets_its_replicas_without_a_cliff() -> Result<()> {
-    let Some(Shop {
-        client,
-        ns,
-        op,
-        apps,
-        ..
-    }) = Shop::start(
-        "hpa-deploy",
-        None,
-        json!({"replicas": {"min": 3, "max": 6}, "tuning": {"mode": "Off"}}),
-    )
-    .await?
-    else {
+    let spec = json!({"replicas": {"min": 3, "max": 6}, "tuning": {"mode": "Off"}});
+    let Some(shop) = Shop::start("hpa-deploy", None, spec).await? else {
         return Ok(());
     };
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "3 replicas", || async {
         Ok(replicas(&deployments).await? == Some(3))
     })
     .await?;
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(shop.client.clone(), &shop.ns);
     hpas.create(&PostParams::default(), &hpa("Deployment", "apps/v1")?)
         .await?;
-    wait_for_condition(
-        &apps,
-        "shop",
-        "ExternalReplicas",
-        "True",
-        "HorizontalPodAutoscaler",
-    )
-    .await?;
+    replicas_owned_by(&shop.apps, "HorizontalPodAutoscaler").await?;
     // The operator no longer owns spec.replicas, and the count did not fall to the
     // default of 1 when it let go.
     let owns_replicas = |d: &Deployment| {
@@ -182,16 +152,17 @@ async fn an_hpa_on_the_deployment_gets_its_replicas_without_a_cliff() -> Result<
             &Patch::Merge(json!({"spec": {"replicas": 7}})),
         )
         .await?;
-    apps.patch(
+    patch_spec(
+        &shop.apps,
         "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"pool": {"workers": {"max": 12}}}})),
+        json!({"pool": {"workers": {"max": 12}}}),
     )
     .await?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "the spec change applied", || async {
-        let generation = apps.get("shop").await?.metadata.generation;
-        let observed = apps
+        let generation = shop.apps.get("shop").await?.metadata.generation;
+        let observed = shop
+            .apps
             .get("shop")
             .await?
             .status
@@ -205,8 +176,8 @@ async fn an_hpa_on_the_deployment_gets_its_replicas_without_a_cliff() -> Result<
         Some(7),
         "the operator overwrote the HPA"
     );
-    assert_eq!(op.reconciles("error"), 0);
-    op.stop().await
+    assert_eq!(shop.op.reconciles("error"), 0);
+    shop.op.stop().await
 }
 
 /// KEDA's ScaledObject CRD, written from its published shape with only the fields the
@@ -268,7 +239,7 @@ async fn a_keda_scaled_object_on_the_app_is_seen() -> Result<()> {
         &Patch::Merge(json!({"metadata": {"annotations": {"touch": "1"}}, "spec": {"pool": {"workers": {"max": 15}}}})),
     )
     .await?;
-    wait_for_condition(&apps, "shop", "ExternalReplicas", "True", "ScaledObject").await?;
+    replicas_owned_by(&apps, "ScaledObject").await?;
     let message = find_condition(&apps, "shop", "ExternalReplicas")
         .await?
         .context("no condition")?
@@ -281,52 +252,26 @@ async fn a_keda_scaled_object_on_the_app_is_seen() -> Result<()> {
 
 #[tokio::test]
 async fn off_and_a_pause_freeze_the_settings_in_force() -> Result<()> {
-    let Some(Shop {
-        client,
-        ns,
-        op,
-        apps,
-        ..
-    }) = Shop::start(
-        "freeze",
-        Some(busy_sample(3.9, 4.0)),
-        json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}),
-    )
-    .await?
-    else {
+    let spec = json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}});
+    let Some(shop) = Shop::start("freeze", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "tuned to 6 workers", || async {
         Ok(workers(&config_maps).await? == Some(6))
     })
     .await?;
     // Off: no cliff back to the initial 4.
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"tuning": {"mode": "Off"}}})),
-    )
-    .await?;
-    wait_for_condition(&apps, "shop", "Tuned", "False", "TuningOff").await?;
+    patch_spec(&shop.apps, "shop", json!({"tuning": {"mode": "Off"}})).await?;
+    wait_for_condition(&shop.apps, "shop", "Tuned", "False", "TuningOff").await?;
     assert_eq!(workers(&config_maps).await?, Some(6), "Off reset the pool");
 
     // Paused: a spec change is not applied while paused, and is once unpaused.
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"paused": true}})),
-    )
-    .await?;
-    wait_for_condition(&apps, "shop", "Tuned", "False", "Paused").await?;
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"pool": {"workers": {"max": 5}}}})),
-    )
-    .await?;
+    patch_spec(&shop.apps, "shop", json!({"paused": true})).await?;
+    wait_for_condition(&shop.apps, "shop", "Tuned", "False", "Paused").await?;
+    patch_spec(&shop.apps, "shop", json!({"pool": {"workers": {"max": 5}}})).await?;
     wait_for(WAIT, "the paused change observed", || async {
-        let a = apps.get("shop").await?;
+        let a = shop.apps.get("shop").await?;
         Ok(a.status.and_then(|s| s.observed_generation) == a.metadata.generation)
     })
     .await?;
@@ -336,15 +281,10 @@ async fn off_and_a_pause_freeze_the_settings_in_force() -> Result<()> {
         Some(6),
         "written while paused"
     );
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"paused": false}})),
-    )
-    .await?;
+    patch_spec(&shop.apps, "shop", json!({"paused": false})).await?;
     wait_for(WAIT, "the bound applied after the pause", || async {
         Ok(workers(&config_maps).await? == Some(5))
     })
     .await?;
-    op.stop().await
+    shop.op.stop().await
 }

@@ -20,34 +20,29 @@ use pacer_operator::sample::{AppSample, PodSample};
 use serde_json::json;
 
 use common::{
-    Shop, WAIT, app, busy_sample, condition, find_condition, pod_from_template, report_ready,
-    rr_yaml, setup, start_operator, wait_for, wait_for_condition, wait_for_deployment,
-    wait_for_event, workers_in_config,
+    Shop, WAIT, app, busy_sample, condition, find_condition, patch_spec, pod_from_template,
+    report_ready, rr_yaml, setup, start_operator, template_of, wait_for, wait_for_condition,
+    wait_for_deployment, wait_for_event, workers_in_config,
 };
 
 #[tokio::test]
 async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
-    let Some(Shop { client, ns, op, apps, created, .. }) = Shop::start(
-        "owned",
-        None,
-        json!({"replicas": {"min": 2, "max": 4}, "pool": {"workers": {"min": 2, "max": 8, "initial": 3}}}),
-    )
-    .await?
-    else {
+    let spec = json!({"replicas": {"min": 2, "max": 4}, "pool": {"workers": {"min": 2, "max": 8, "initial": 3}}});
+    let Some(shop) = Shop::start("owned", None, spec).await? else {
         return Ok(());
     };
-    let uid = created.uid().context("no uid")?;
+    let uid = shop.created.uid().context("no uid")?;
 
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(shop.client.clone(), &shop.ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "the owned objects", || async {
         Ok(deployments.get_opt("shop").await?.is_some()
             && config_maps.get_opt("shop-pacer").await?.is_some()
-            && Api::<Service>::namespaced(client.clone(), &ns)
+            && Api::<Service>::namespaced(shop.client.clone(), &shop.ns)
                 .get_opt("shop")
                 .await?
                 .is_some()
-            && Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns)
+            && Api::<PodDisruptionBudget>::namespaced(shop.client.clone(), &shop.ns)
                 .get_opt("shop")
                 .await?
                 .is_some())
@@ -114,7 +109,7 @@ async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
     // Status: the generation is observed, the Deployment has no ready pods (no
     // controller-manager runs here), and the fake has no metrics yet.
     wait_for(WAIT, "the status", || async {
-        let a = apps.get("shop").await?;
+        let a = shop.apps.get("shop").await?;
         let s = a.status.unwrap_or_default();
         Ok(s.observed_generation == a.metadata.generation
             && s.current.as_ref().map(|c| c.workers) == Some(3)
@@ -124,13 +119,13 @@ async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
     })
     .await?;
     // The Deployment exists but has no pods (no controller-manager here).
-    wait_for_condition(&apps, "shop", "Ready", "False", "PodsNotReady").await?;
+    wait_for_condition(&shop.apps, "shop", "Ready", "False", "PodsNotReady").await?;
 
     // Play the Deployment controller: report both pods ready. The operator watches its
     // Deployments, so Ready turns True without any change to the PhpAppServer.
     report_ready(&deployments, "shop", 2).await?;
-    wait_for_condition(&apps, "shop", "Ready", "True", "AllPodsReady").await?;
-    let status = apps.get("shop").await?.status.unwrap_or_default();
+    wait_for_condition(&shop.apps, "shop", "Ready", "True", "AllPodsReady").await?;
+    let status = shop.apps.get("shop").await?.status.unwrap_or_default();
     assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(2)));
     let rollout = status.rollout.context("no rollout status")?;
     assert_eq!(
@@ -140,46 +135,30 @@ async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
     assert!(status.current_since.is_some());
 
     // A spec change is picked up: the workers bounds shrink under the current value.
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"pool": {"workers": {"min": 1, "max": 2, "initial": 2}}}})),
-    )
-    .await?;
+    let bounds = json!({"pool": {"workers": {"min": 1, "max": 2, "initial": 2}}});
+    patch_spec(&shop.apps, "shop", bounds).await?;
     wait_for(WAIT, "the new bounds in rr.yaml", || async {
         Ok(workers_in_config(&config_maps, "shop-pacer").await? == Some(2))
     })
     .await?;
-    op.stop().await
+    shop.op.stop().await
 }
 
 #[tokio::test]
 async fn tuning_from_fake_metrics_changes_the_config_map_and_emits_an_event() -> Result<()> {
     // 3.9 of 4 workers busy: 3.9 / 0.7 → 6 workers.
-    let Some(Shop {
-        client,
-        ns,
-        fake,
-        op,
-        apps,
-        ..
-    }) = Shop::start(
-        "tuning",
-        Some(busy_sample(3.9, 4.0)),
-        json!({"pool": {"workers": {"initial": 4}}}),
-    )
-    .await?
-    else {
+    let spec = json!({"pool": {"workers": {"initial": 4}}});
+    let Some(shop) = Shop::start("tuning", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
 
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "6 workers in rr.yaml", || async {
         Ok(workers_in_config(&config_maps, "shop-pacer").await? == Some(6))
     })
     .await?;
 
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let events: Api<Event> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for_event(&events, "a WorkersIncreased event", |e| {
         e.reason.as_deref() == Some("WorkersIncreased")
             && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("shop")
@@ -191,27 +170,28 @@ async fn tuning_from_fake_metrics_changes_the_config_map_and_emits_an_event() ->
 
     // Events go out before the status is written, in the same reconcile.
     wait_for(WAIT, "the status", || async {
-        let s = apps.get("shop").await?.status.unwrap_or_default();
+        let s = shop.apps.get("shop").await?.status.unwrap_or_default();
         Ok(s.current.is_some_and(|c| c.workers == 6))
     })
     .await?;
-    let status = apps.get("shop").await?.status.unwrap_or_default();
+    let status = shop.apps.get("shop").await?.status.unwrap_or_default();
     assert_eq!(status.current.as_ref().map(|c| c.workers), Some(6));
     assert_eq!(status.recommendation.as_ref().map(|r| r.workers), Some(6));
     assert_eq!(status.observed.as_ref().map(|o| o.busy_percent), Some(98));
     assert!(status.last_tune_time.is_some());
     assert!(status.tuning_state.is_some_and(|s| !s.history.is_empty()));
     assert_eq!(
-        condition(&apps, "shop", "Tuned").await?,
+        condition(&shop.apps, "shop", "Tuned").await?,
         Some(("True".into(), "Tuned".into()))
     );
-    let target = &fake.calls()[0];
+    let target = &shop.fake.calls()[0];
     assert_eq!(
         (target.namespace.as_str(), target.app.as_str()),
-        (ns.as_str(), "shop")
+        (shop.ns.as_str(), "shop")
     );
     assert_eq!(
-        op.metrics
+        shop.op
+            .metrics
             .tuning_changes
             .get_or_create(&pacer_operator::telemetry::ChangeLabels {
                 setting: "workers",
@@ -220,7 +200,7 @@ async fn tuning_from_fake_metrics_changes_the_config_map_and_emits_an_event() ->
             .get(),
         1
     );
-    op.stop().await
+    shop.op.stop().await
 }
 
 /// A tuning decision is recorded (status) and announced (Event) before the ConfigMap
@@ -232,23 +212,11 @@ async fn decisions_are_recorded_and_announced_before_they_are_applied() -> Resul
     use futures_util::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
     // 3.9 of 4 busy → 6 workers; then 5.9 of 6 busy → 9 workers.
-    let Some(Shop {
-        client,
-        ns,
-        fake,
-        op,
-        apps,
-        ..
-    }) = Shop::start(
-        "write-ahead",
-        Some(busy_sample(3.9, 4.0)),
-        json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}),
-    )
-    .await?
-    else {
+    let spec = json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}});
+    let Some(shop) = Shop::start("write-ahead", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let events: Api<Event> = Api::namespaced(shop.client.clone(), &shop.ns);
     let notes = || async {
         let list = events.list(&Default::default()).await?;
         Ok::<Vec<String>, anyhow::Error>(
@@ -262,7 +230,7 @@ async fn decisions_are_recorded_and_announced_before_they_are_applied() -> Resul
                 .collect(),
         )
     };
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     let mut stream = watcher(
         config_maps,
         watcher::Config::default().fields("metadata.name=shop-pacer"),
@@ -283,7 +251,7 @@ async fn decisions_are_recorded_and_announced_before_they_are_applied() -> Resul
             continue;
         }
         // The moment the pods could see it, the status and the Event already say it.
-        let status = apps.get("shop").await?.status.unwrap_or_default();
+        let status = shop.apps.get("shop").await?.status.unwrap_or_default();
         assert_eq!(
             status.current.as_ref().map(|c| c.workers),
             Some(i32::try_from(workers)?),
@@ -298,45 +266,34 @@ async fn decisions_are_recorded_and_announced_before_they_are_applied() -> Resul
             "not announced (once) before it was applied: {said:?}"
         );
         seen.push(workers);
-        fake.set(&ns, "shop", busy_sample(5.9, 6.0));
+        shop.fake.set(&shop.ns, "shop", busy_sample(5.9, 6.0));
     }
     assert_eq!(seen, [6, 9]);
     assert_eq!(notes().await?.len(), 2, "one Event per change");
-    op.stop().await
+    shop.op.stop().await
 }
 
 #[tokio::test]
 async fn recommend_mode_writes_only_the_status() -> Result<()> {
-    let Some(Shop {
-        client,
-        ns,
-        op,
-        apps,
-        ..
-    }) = Shop::start(
-        "recommend",
-        Some(busy_sample(3.9, 4.0)),
-        json!({"pool": {"workers": {"initial": 4}}, "tuning": {"mode": "Recommend"}}),
-    )
-    .await?
-    else {
+    let spec = json!({"pool": {"workers": {"initial": 4}}, "tuning": {"mode": "Recommend"}});
+    let Some(shop) = Shop::start("recommend", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
     wait_for(WAIT, "a recommendation", || async {
-        let s = apps.get("shop").await?.status.unwrap_or_default();
+        let s = shop.apps.get("shop").await?.status.unwrap_or_default();
         Ok(s.recommendation.map(|r| r.workers) == Some(6))
     })
     .await?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     assert_eq!(
         workers_in_config(&config_maps, "shop-pacer").await?,
         Some(4)
     );
     assert_eq!(
-        condition(&apps, "shop", "Tuned").await?,
+        condition(&shop.apps, "shop", "Tuned").await?,
         Some(("False".into(), "RecommendOnly".into()))
     );
-    let events: Api<Event> = Api::namespaced(client, &ns);
+    let events: Api<Event> = Api::namespaced(shop.client, &shop.ns);
     assert!(
         !events
             .list(&Default::default())
@@ -346,7 +303,7 @@ async fn recommend_mode_writes_only_the_status() -> Result<()> {
             .any(|e| e.reason.as_deref() == Some("WorkersIncreased")),
         "nothing was applied, so nothing is announced"
     );
-    op.stop().await
+    shop.op.stop().await
 }
 
 #[tokio::test]
@@ -374,17 +331,13 @@ async fn metrics_failure_marks_the_object_degraded() -> Result<()> {
 
 #[tokio::test]
 async fn own_status_writes_cause_no_reconcile_storm() -> Result<()> {
-    let Some(Shop { op, apps, .. }) = Shop::start(
-        "storm",
-        Some(busy_sample(1.0, 4.0)),
-        json!({"tuning": {"interval": "1m"}}),
-    )
-    .await?
-    else {
+    let spec = json!({"tuning": {"interval": "1m"}});
+    let Some(shop) = Shop::start("storm", Some(busy_sample(1.0, 4.0)), spec).await? else {
         return Ok(());
     };
     wait_for(WAIT, "the first tuning round", || async {
-        Ok(apps
+        Ok(shop
+            .apps
             .get("shop")
             .await?
             .status
@@ -395,21 +348,21 @@ async fn own_status_writes_cause_no_reconcile_storm() -> Result<()> {
     .await?;
     // Let the echoes of the first round's writes (owned objects, status) settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = op.reconciles("ok");
-    let version = apps.get("shop").await?.resource_version();
+    let before = shop.op.reconciles("ok");
+    let version = shop.apps.get("shop").await?.resource_version();
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
-        op.reconciles("ok"),
+        shop.op.reconciles("ok"),
         before,
         "reconciles ran with nothing changed"
     );
     assert_eq!(
-        apps.get("shop").await?.resource_version(),
+        shop.apps.get("shop").await?.resource_version(),
         version,
         "the object was rewritten"
     );
-    assert_eq!(op.reconciles("error"), 0);
-    op.stop().await
+    assert_eq!(shop.op.reconciles("error"), 0);
+    shop.op.stop().await
 }
 
 #[tokio::test]
@@ -668,12 +621,7 @@ async fn memory_limits_come_from_the_persisted_model_and_resize_in_place() -> Re
         "the model was not kept: {kept:?} (before: {weight_before})"
     );
     // The template was left alone: no rollout.
-    let template = deployments
-        .get("shop")
-        .await?
-        .spec
-        .context("no spec")?
-        .template;
+    let template = template_of(&deployments, "shop").await?;
     let container = template.spec.context("no pod spec")?.containers.remove(0);
     let limits = container
         .resources

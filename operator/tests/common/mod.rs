@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -406,6 +406,31 @@ pub async fn wait_for_condition(
     .await
 }
 
+/// Merges `spec` into the spec of the app `name`, as `kubectl patch --type merge` does.
+pub async fn patch_spec(
+    apps: &Api<PhpAppServer>,
+    name: &str,
+    spec: serde_json::Value,
+) -> Result<()> {
+    apps.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": spec })),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The pod template of the Deployment `name`.
+pub async fn template_of(deployments: &Api<Deployment>, name: &str) -> Result<PodTemplateSpec> {
+    Ok(deployments
+        .get(name)
+        .await?
+        .spec
+        .context("no spec")?
+        .template)
+}
+
 /// Waits until the operator has made the Deployment `name`.
 pub async fn wait_for_deployment(deployments: &Api<Deployment>, name: &str) -> Result<()> {
     wait_for(WAIT, &format!("the Deployment {name}"), || async {
@@ -438,12 +463,7 @@ pub async fn report_ready(deployments: &Api<Deployment>, name: &str, replicas: i
 /// ReplicaSet controller would (no status: the caller plays the kubelet).
 pub async fn pod_from_template(client: &Client, ns: &str, pod_name: &str) -> Result<()> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let template = deployments
-        .get("shop")
-        .await?
-        .spec
-        .context("no spec")?
-        .template;
+    let template = template_of(&deployments, "shop").await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pod = Pod {
         metadata: kube::api::ObjectMeta {
