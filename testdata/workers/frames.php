@@ -1,0 +1,78 @@
+<?php
+
+/**
+ * The frame codec of the test workers written only against docs/wire-protocol.md, with
+ * no library code (raw-http.php, rr-compat.php, jobs.php): its own frame packing and
+ * CRC-32, independent of php/src. The including worker names itself in `WORKER` (the
+ * prefix of what it writes to STDERR).
+ *
+ * Exit codes: 0 EOF between frames, 2 header CRC mismatch, 3 EOF inside a frame,
+ * 4 write failed.
+ */
+
+declare(strict_types=1);
+
+/** Tells why on STDERR and ends the worker with `$code`. */
+function frame_fail(string $why, int $code): never
+{
+    fwrite(STDERR, WORKER . ": $why\n");
+    exit($code);
+}
+
+/** Reads exactly $n bytes; a clean EOF before a frame starts ends the worker. */
+function read_exactly($in, int $n, bool $frameStart = false): string
+{
+    $data = '';
+    while (strlen($data) < $n) {
+        $chunk = fread($in, $n - strlen($data));
+        if ($chunk === false || $chunk === '') {
+            if (feof($in)) {
+                if ($frameStart && $data === '') {
+                    exit(0);
+                }
+                frame_fail('EOF inside a frame', 3);
+            }
+            continue;
+        }
+        $data .= $chunk;
+    }
+
+    return $data;
+}
+
+/** @return array{flags: int, byte10: int, options: list<int>, payload: string} */
+function read_frame($in): array
+{
+    $header = read_exactly($in, 12, true);
+    $h = unpack('Cvhl/Cflags/Vlength/Vcrc/Cbyte10/Cbyte11', $header);
+    if (crc32(substr($header, 0, 6)) !== $h['crc']) {
+        frame_fail('header CRC mismatch: ' . bin2hex($header), 2);
+    }
+    $words = $h['vhl'] & 0x0F;
+    $rest = read_exactly($in, ($words - 3) * 4 + $h['length']);
+    $options = $words > 3 ? array_values(unpack('V*', substr($rest, 0, ($words - 3) * 4))) : [];
+
+    return [
+        'flags' => $h['flags'],
+        'byte10' => $h['byte10'],
+        'options' => $options,
+        'payload' => (string) substr($rest, ($words - 3) * 4),
+    ];
+}
+
+/** @param list<int> $options */
+function write_frame($out, int $flags, string $payload, array $options = [], int $byte10 = 0): void
+{
+    $head = pack('CCV', 0x10 | (3 + count($options)), $flags, strlen($payload));
+    $frame = $head . pack('VCC', crc32($head), $byte10, 0);
+    foreach ($options as $option) {
+        $frame .= pack('V', $option);
+    }
+    $frame .= $payload;
+    for ($written = 0; $written < strlen($frame); $written += $n) {
+        $n = fwrite($out, $written === 0 ? $frame : substr($frame, $written));
+        if ($n === false || $n === 0) {
+            frame_fail('write failed', 4);
+        }
+    }
+}
