@@ -12,6 +12,15 @@
 
 declare(strict_types=1);
 
+// Flags (byte 1, docs/wire-protocol.md §1.2).
+const CONTROL = 0x01;
+const CODEC_RAW = 0x04;
+const CODEC_JSON = 0x08;
+const ERROR = 0x40;
+// The stream byte (byte 10, §1.3): what pacer tells a streaming worker.
+const STOP = 0x02;
+const PONG = 0x08;
+
 /** Tells why on STDERR and ends the worker with `$code`. */
 function frame_fail(string $why, int $code): never
 {

@@ -26,11 +26,6 @@ declare(strict_types=1);
 const WORKER = 'jobs.php';
 require __DIR__ . '/frames.php';
 
-const CONTROL = 0x01;
-const CODEC_RAW = 0x04;
-const CODEC_JSON = 0x08;
-const ERROR = 0x40;
-
 [$in, $out] = [STDIN, STDOUT];
 stream_set_read_buffer($in, 0);
 $log = getenv('JOBS_LOG') ?: null;

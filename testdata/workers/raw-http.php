@@ -19,10 +19,6 @@ declare(strict_types=1);
 const WORKER = 'raw-http';
 require __DIR__ . '/frames.php';
 
-const CONTROL = 0x01;
-const STOP = 0x02;
-const PONG = 0x08;
-
 $relay = getenv('RR_RELAY') ?: 'pipes';
 if ($relay === 'pipes') {
     [$in, $out] = [STDIN, STDOUT];

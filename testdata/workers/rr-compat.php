@@ -29,11 +29,6 @@ declare(strict_types=1);
 const WORKER = 'rr-compat';
 require __DIR__ . '/frames.php';
 
-const CONTROL = 0x01;
-const ERROR = 0x40;
-const STOP = 0x02;
-const PONG = 0x08;
-
 [$in, $out] = [STDIN, STDOUT];
 stream_set_read_buffer($in, 0);
 if (($boot = getenv('RR_COMPAT_BOOT_ECHO')) !== false && $boot !== '') {
