@@ -6,8 +6,8 @@
  * CRC-32, independent of php/src. The including worker names itself in `WORKER` (the
  * prefix of what it writes to STDERR).
  *
- * Exit codes: 0 EOF between frames, 2 header CRC mismatch, 3 EOF inside a frame,
- * 4 write failed.
+ * Exit codes: 0 EOF between frames, a stop command or an empty request, 2 header CRC
+ * mismatch, 3 EOF inside a frame, 4 write failed, 5 an unknown control command.
  */
 
 declare(strict_types=1);
@@ -83,5 +83,55 @@ function write_frame($out, int $flags, string $payload, array $options = [], int
         if ($n === false || $n === 0) {
             frame_fail('write failed', 4);
         }
+    }
+}
+
+/**
+ * Answers a control frame from pacer: `{"pid":true}` with the PID handshake, while
+ * `{"stop":true}` ends the worker. False for any other command.
+ */
+function answer_control($out, string $payload): bool
+{
+    $command = json_decode($payload, true);
+    if (!empty($command['stop'])) {
+        exit(0);
+    }
+    if (!empty($command['pid'])) {
+        write_frame($out, CONTROL, json_encode(['pid' => getmypid()]));
+
+        return true;
+    }
+
+    return false;
+}
+
+/**
+ * The next request of an HTTP worker, as its context (JSON) and body: control frames are
+ * answered and what pacer tells a streaming worker (stop, pong) is skipped on the way; an
+ * empty request ends the worker, and an unknown control command fails it (exit code 5).
+ *
+ * @return array{0: string, 1: string}
+ */
+function next_request($in, $out): array
+{
+    while (true) {
+        $frame = read_frame($in);
+        if ($frame['flags'] & CONTROL) {
+            if (answer_control($out, $frame['payload'])) {
+                continue;
+            }
+            frame_fail('unknown control frame ' . $frame['payload'], 5);
+        }
+        if ($frame['byte10'] & (STOP | PONG)) {
+            continue;
+        }
+        $contextLength = $frame['options'][0] ?? 0;
+        $context = substr($frame['payload'], 0, $contextLength);
+        $body = (string) substr($frame['payload'], $contextLength);
+        if ($context === '' && $body === '') {
+            exit(0);
+        }
+
+        return [$context, $body];
     }
 }

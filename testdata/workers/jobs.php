@@ -39,13 +39,7 @@ function reply($out, string $body): void
 while (true) {
     $frame = read_frame($in);
     if ($frame['flags'] & CONTROL) {
-        $command = json_decode($frame['payload'], true);
-        if (!empty($command['stop'])) {
-            exit(0);
-        }
-        if (!empty($command['pid'])) {
-            write_frame($out, CONTROL, json_encode(['pid' => getmypid()]));
-        }
+        answer_control($out, $frame['payload']);
         continue;
     }
     $contextLength = $frame['options'][0] ?? 0;

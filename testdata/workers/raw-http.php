@@ -35,30 +35,7 @@ stream_set_read_buffer($in, 0);
 $json = JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_INVALID_UTF8_SUBSTITUTE;
 
 while (true) {
-    $frame = read_frame($in);
-
-    if ($frame['flags'] & CONTROL) {
-        $command = json_decode($frame['payload'], true);
-        if (!empty($command['stop'])) {
-            exit(0);
-        }
-        if (!empty($command['pid'])) {
-            write_frame($out, CONTROL, json_encode(['pid' => getmypid()]));
-            continue;
-        }
-        fwrite(STDERR, 'raw-http: unknown control frame ' . $frame['payload'] . "\n");
-        exit(5);
-    }
-    if ($frame['byte10'] & (STOP | PONG)) {
-        continue;
-    }
-
-    $contextLength = $frame['options'][0] ?? 0;
-    $context = substr($frame['payload'], 0, $contextLength);
-    $body = (string) substr($frame['payload'], $contextLength);
-    if ($context === '' && $body === '') {
-        exit(0);
-    }
+    [$context, $body] = next_request($in, $out);
     $request = json_decode($context, true, 512, JSON_THROW_ON_ERROR);
 
     $echo = json_encode([

@@ -42,29 +42,7 @@ function respond($out, int $status, array $headers, string $body): void
 }
 
 while (true) {
-    $frame = read_frame($in);
-
-    if ($frame['flags'] & CONTROL) {
-        $command = json_decode($frame['payload'], true);
-        if (!empty($command['stop'])) {
-            exit(0);
-        }
-        if (!empty($command['pid'])) {
-            write_frame($out, CONTROL, json_encode(['pid' => getmypid()]));
-            continue;
-        }
-        exit(5);
-    }
-    if ($frame['byte10'] & (STOP | PONG)) {
-        continue;
-    }
-
-    $contextLength = $frame['options'][0] ?? 0;
-    $header = substr($frame['payload'], 0, $contextLength);
-    $body = (string) substr($frame['payload'], $contextLength);
-    if ($header === '' && $body === '') {
-        exit(0);
-    }
+    [$header, $body] = next_request($in, $out);
     try {
         $context = json_decode($header, true, 512, JSON_THROW_ON_ERROR);
         $path = (string) parse_url($context['uri'], PHP_URL_PATH);
