@@ -34,9 +34,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cgroup::Cgroup;
-use crate::pool::Pool;
-use crate::stats::{HttpStats, Outcome};
-use crate::worker::RecycleReason;
+use crate::pool::{Pool, PoolSnapshot};
+use crate::stats::{HistogramSnapshot, HttpStats, Outcome};
+use crate::worker::{RecycleReason, WorkerInfo};
 pub use app::{AppMetrics, AppMetricsError, CollectorSpec};
 use text::{Kind, Text};
 
@@ -170,31 +170,22 @@ impl Metrics {
             }
         }
 
-        t.family(
+        self.per_pool(
+            t,
+            &snaps,
             "pacer_pool_target_workers",
             "The number of workers the pool aims for (num_workers, changed live by RPC or config).",
             Kind::Gauge,
+            |s, _| s.target as u64,
         );
-        for s in &snaps {
-            t.sample_u64(
-                "pacer_pool_target_workers",
-                &[("pool", &s.name)],
-                s.target as u64,
-            );
-        }
-
-        t.family(
+        self.per_pool(
+            t,
+            &snaps,
             "pacer_queue_depth",
             "Requests waiting for a free worker.",
             Kind::Gauge,
+            |s, _| s.queue_depth as u64,
         );
-        for s in &snaps {
-            t.sample_u64(
-                "pacer_queue_depth",
-                &[("pool", &s.name)],
-                s.queue_depth as u64,
-            );
-        }
 
         t.family(
             "pacer_worker_memory_bytes",
@@ -203,12 +194,7 @@ impl Metrics {
         );
         for s in &snaps {
             for w in s.workers.iter().filter(|w| w.rss() > 0) {
-                let slot = w.ident.slot.to_string();
-                t.sample_u64(
-                    "pacer_worker_memory_bytes",
-                    &[("pool", &s.name), ("slot", &slot)],
-                    w.rss(),
-                );
+                per_slot(t, "pacer_worker_memory_bytes", s, w, w.rss());
             }
         }
 
@@ -219,12 +205,7 @@ impl Metrics {
         );
         for s in &snaps {
             for w in &s.workers {
-                let slot = w.ident.slot.to_string();
-                t.sample_u64(
-                    "pacer_worker_jobs",
-                    &[("pool", &s.name), ("slot", &slot)],
-                    w.jobs(),
-                );
+                per_slot(t, "pacer_worker_jobs", s, w, w.jobs());
             }
         }
 
@@ -258,32 +239,23 @@ impl Metrics {
             }
         }
 
-        t.family(
+        self.per_pool(
+            t,
+            &snaps,
             "pacer_no_free_workers_total",
             "Requests that found no free worker within allocate_timeout, or a full queue.",
             Kind::Counter,
+            |_, pool| pool.stats().no_free_workers.get(),
         );
-        for (s, pool) in snaps.iter().zip(&self.pools) {
-            t.sample_u64(
-                "pacer_no_free_workers_total",
-                &[("pool", &s.name)],
-                pool.stats().no_free_workers.get(),
-            );
-        }
-
-        t.family(
+        self.per_pool(
+            t,
+            &snaps,
             "pacer_worker_spawn_failures_total",
             "Worker starts that failed (the command, the handshake or allocate_timeout); \
              each one backs the next start off.",
             Kind::Counter,
+            |_, pool| pool.stats().spawn_failures.get(),
         );
-        for (s, pool) in snaps.iter().zip(&self.pools) {
-            t.sample_u64(
-                "pacer_worker_spawn_failures_total",
-                &[("pool", &s.name)],
-                pool.stats().spawn_failures.get(),
-            );
-        }
 
         t.family(
             "pacer_worker_cpu_seconds_total",
@@ -298,30 +270,50 @@ impl Metrics {
             );
         }
 
-        t.family(
+        self.per_pool_histogram(
+            t,
+            &snaps,
             "pacer_job_duration_seconds",
             "Time a worker spent on a job, from handing it over to the last response frame.",
-            Kind::Histogram,
+            |pool| pool.stats().job_duration.snapshot(),
         );
-        for (s, pool) in snaps.iter().zip(&self.pools) {
-            t.histogram(
-                "pacer_job_duration_seconds",
-                &[("pool", &s.name)],
-                &pool.stats().job_duration.snapshot(),
-            );
-        }
-
-        t.family(
+        self.per_pool_histogram(
+            t,
+            &snaps,
             "pacer_queue_wait_seconds",
             "Time a job waited for a free worker.",
-            Kind::Histogram,
+            |pool| pool.stats().queue_wait.snapshot(),
         );
+    }
+
+    /// A family with one sample per pool, labelled `pool`.
+    fn per_pool(
+        &self,
+        t: &mut Text,
+        snaps: &[PoolSnapshot],
+        name: &str,
+        help: &str,
+        kind: Kind,
+        value: fn(&PoolSnapshot, &Pool) -> u64,
+    ) {
+        t.family(name, help, kind);
         for (s, pool) in snaps.iter().zip(&self.pools) {
-            t.histogram(
-                "pacer_queue_wait_seconds",
-                &[("pool", &s.name)],
-                &pool.stats().queue_wait.snapshot(),
-            );
+            t.sample_u64(name, &[("pool", &s.name)], value(s, pool));
+        }
+    }
+
+    /// A histogram family with one series per pool, labelled `pool`.
+    fn per_pool_histogram(
+        &self,
+        t: &mut Text,
+        snaps: &[PoolSnapshot],
+        name: &str,
+        help: &str,
+        value: fn(&Pool) -> HistogramSnapshot,
+    ) {
+        t.family(name, help, Kind::Histogram);
+        for (s, pool) in snaps.iter().zip(&self.pools) {
+            t.histogram(name, &[("pool", &s.name)], &value(pool));
         }
     }
 
@@ -385,79 +377,87 @@ fn render_cgroup(t: &mut Text, cgroup: &Cgroup) {
         ),
     ];
     for (name, help, value) in gauges {
-        if let Some(v) = value {
-            t.family(name, help, Kind::Gauge);
-            t.sample_u64(name, &[], v);
-        }
+        single_u64(t, name, help, Kind::Gauge, value);
     }
     for (name, help, value) in counters {
-        if let Some(v) = value {
-            t.family(name, help, Kind::Counter);
-            t.sample_u64(name, &[], v);
-        }
+        single_u64(t, name, help, Kind::Counter, value);
     }
-    if let Some(v) = c.cpu_throttled_seconds {
-        let name = "pacer_cgroup_cpu_throttled_seconds_total";
-        t.family(
-            name,
-            "Time the container's tasks were throttled by the CPU quota.",
-            Kind::Counter,
-        );
-        t.sample(name, &[], v);
-    }
+    single(
+        t,
+        "pacer_cgroup_cpu_throttled_seconds_total",
+        "Time the container's tasks were throttled by the CPU quota.",
+        Kind::Counter,
+        c.cpu_throttled_seconds,
+    );
 }
 
 /// The Go client's process collector, for pacer itself.
 fn render_process(t: &mut Text) {
     let p = process::read_self();
-    if let Some(v) = p.cpu_seconds {
-        t.family(
-            "process_cpu_seconds_total",
-            "Total user and system CPU time spent in seconds.",
-            Kind::Counter,
-        );
-        t.sample("process_cpu_seconds_total", &[], v);
+    single(
+        t,
+        "process_cpu_seconds_total",
+        "Total user and system CPU time spent in seconds.",
+        Kind::Counter,
+        p.cpu_seconds,
+    );
+    single_u64(
+        t,
+        "process_open_fds",
+        "Number of open file descriptors.",
+        Kind::Gauge,
+        p.open_fds,
+    );
+    single_u64(
+        t,
+        "process_max_fds",
+        "Maximum number of open file descriptors.",
+        Kind::Gauge,
+        p.max_fds,
+    );
+    single_u64(
+        t,
+        "process_virtual_memory_bytes",
+        "Virtual memory size in bytes.",
+        Kind::Gauge,
+        p.virtual_bytes,
+    );
+    single_u64(
+        t,
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        Kind::Gauge,
+        p.resident_bytes,
+    );
+    single(
+        t,
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        Kind::Gauge,
+        p.start_time_seconds,
+    );
+}
+
+/// A family of one unlabelled sample; left out when the value is not known.
+fn single(t: &mut Text, name: &str, help: &str, kind: Kind, value: Option<f64>) {
+    if let Some(v) = value {
+        t.family(name, help, kind);
+        t.sample(name, &[], v);
     }
-    if let Some(v) = p.open_fds {
-        t.family(
-            "process_open_fds",
-            "Number of open file descriptors.",
-            Kind::Gauge,
-        );
-        t.sample_u64("process_open_fds", &[], v);
+}
+
+/// [`single`] with an integer value.
+fn single_u64(t: &mut Text, name: &str, help: &str, kind: Kind, value: Option<u64>) {
+    if let Some(v) = value {
+        t.family(name, help, kind);
+        t.sample_u64(name, &[], v);
     }
-    if let Some(v) = p.max_fds {
-        t.family(
-            "process_max_fds",
-            "Maximum number of open file descriptors.",
-            Kind::Gauge,
-        );
-        t.sample_u64("process_max_fds", &[], v);
-    }
-    if let Some(v) = p.virtual_bytes {
-        t.family(
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            Kind::Gauge,
-        );
-        t.sample_u64("process_virtual_memory_bytes", &[], v);
-    }
-    if let Some(v) = p.resident_bytes {
-        t.family(
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            Kind::Gauge,
-        );
-        t.sample_u64("process_resident_memory_bytes", &[], v);
-    }
-    if let Some(v) = p.start_time_seconds {
-        t.family(
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.",
-            Kind::Gauge,
-        );
-        t.sample("process_start_time_seconds", &[], v);
-    }
+}
+
+/// The sample of one worker slot of pool `s`.
+fn per_slot(t: &mut Text, name: &str, s: &PoolSnapshot, w: &WorkerInfo, value: u64) {
+    let slot = w.ident.slot.to_string();
+    t.sample_u64(name, &[("pool", &s.name), ("slot", &slot)], value);
 }
 
 /// Serves the exposition on every path until `stop` fires (the caller binds the

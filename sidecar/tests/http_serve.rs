@@ -1120,6 +1120,23 @@ async fn access_log_lines_name_method_path_status() {
 // ---------------------------------------------------------------------------------------
 // Error mapping (docs/design.md §2.2)
 
+/// Sends `path` in the background and waits until a worker is busy with it.
+async fn busy_with(server: &Server, path: &str) -> tokio::task::JoinHandle<Reply> {
+    let url = server.url(path);
+    let request = tokio::spawn(async move { fetch(&url).await });
+    wait_working(server, 1).await;
+    request
+}
+
+/// The next request is refused with 503 and a Retry-After, within 5 s.
+async fn refused_at_once(server: &Server) {
+    let started = Instant::now();
+    let r = fetch(&server.url("/")).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 #[tokio::test]
 async fn no_free_worker_within_allocate_timeout_is_503_with_retry_after() {
     let server = Builder::new("http.php")
@@ -1127,14 +1144,8 @@ async fn no_free_worker_within_allocate_timeout_is_503_with_retry_after() {
         .set("http.pool.allocate_timeout", "1s")
         .start()
         .await;
-    let url = server.url("/sleep?ms=6000");
-    let busy = tokio::spawn(async move { fetch(&url).await });
-    wait_working(&server, 1).await;
-    let started = Instant::now();
-    let r = fetch(&server.url("/")).await;
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.header("retry-after").is_some());
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let busy = busy_with(&server, "/sleep?ms=6000").await;
+    refused_at_once(&server).await;
     assert_eq!(busy.await.unwrap().status, 200);
     server.stop().await;
 }
@@ -1146,21 +1157,15 @@ async fn full_queue_is_503_at_once() {
         .set("http.pool.max_queue_size", "1")
         .start()
         .await;
-    let url = server.url("/sleep?ms=6000");
-    let busy = tokio::spawn(async move { fetch(&url).await });
-    wait_working(&server, 1).await;
+    let busy = busy_with(&server, "/sleep?ms=6000").await;
     let url = server.url("/");
     let queued = tokio::spawn(async move { fetch(&url).await });
     assert!(
         eventually(20, || server.pool().snapshot().queue_depth == 1).await,
         "the second request never queued"
     );
-    let started = Instant::now();
-    let r = fetch(&server.url("/")).await;
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.header("retry-after").is_some());
     // At once, not after allocate_timeout (20 s) nor after the busy request (6 s).
-    assert!(started.elapsed() < Duration::from_secs(5));
+    refused_at_once(&server).await;
     assert_eq!(busy.await.unwrap().status, 200);
     assert_eq!(queued.await.unwrap().status, 200);
     server.stop().await;
@@ -1194,9 +1199,7 @@ async fn worker_killed_mid_request_is_500_and_replaced() {
     let server = Builder::new("http.php").workers(1).start().await;
     let client = h1();
     let pid = pid_via(&client, &server).await;
-    let url = server.url("/sleep?ms=20000");
-    let victim = tokio::spawn(async move { fetch(&url).await });
-    wait_working(&server, 1).await;
+    let victim = busy_with(&server, "/sleep?ms=20000").await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -1266,9 +1269,7 @@ async fn health_and_ready_answer_like_roadrunner_even_when_busy() {
         assert_eq!(r.json(), ok, "{path}");
     }
     // A fully busy pool is still ready.
-    let url = server.url("/sleep?ms=3000");
-    let busy = tokio::spawn(async move { fetch(&url).await });
-    wait_working(&server, 1).await;
+    let busy = busy_with(&server, "/sleep?ms=3000").await;
     assert_eq!(fetch(&server.status_url("/ready")).await.status, 200);
     assert_eq!(fetch(&server.status_url("/health")).await.status, 200);
     assert_eq!(busy.await.unwrap().status, 200);
@@ -1322,9 +1323,7 @@ async fn draining_turns_ready_503_keeps_health_200_and_serves_until_the_delay_en
         .start()
         .await;
     let pids = server.worker_pids();
-    let url = server.url("/sleep?ms=3000");
-    let in_flight = tokio::spawn(async move { fetch(&url).await });
-    wait_working(&server, 1).await;
+    let in_flight = busy_with(&server, "/sleep?ms=3000").await;
     server.begin_shutdown();
     let status = server.status_url("/ready");
     assert!(

@@ -16,7 +16,6 @@ use bytes::Bytes;
 use common::apps::*;
 use common::binary::PacerBin;
 use common::repo_root;
-use sha2::{Digest, Sha256};
 
 const BRIDGE: &str = "php/bin/laravel-worker.php";
 const NO_RESET: &str = "testdata/workers/laravel-no-reset.php";
@@ -34,33 +33,6 @@ async fn laravel_with(workers: usize, script: &str, extra: &[String]) -> PacerBi
     php_in(&app, &["artisan", "migrate", "--seed", "--force"]);
     let command = format!("php {}", repo_root().join(script).display());
     serve_app(dir, &app, &command, workers, extra).await
-}
-
-/// Logs `email` in through the login form (CSRF token and session cookie included).
-async fn log_in(browser: &mut Browser, email: &str, password: &str) {
-    let form = browser.get("/login").await;
-    assert_eq!(form.status, 200, "{}", form.text());
-    let token = input_value(&form.text(), "_token");
-    let login = browser
-        .post_form(
-            "/login",
-            &[("_token", &token), ("email", email), ("password", password)],
-        )
-        .await;
-    assert_eq!(login.status, 302, "{}", login.text());
-    assert!(
-        login
-            .header("location")
-            .is_some_and(|l| l.ends_with("/dashboard")),
-        "{:?}",
-        login.headers
-    );
-}
-
-async fn me(browser: &mut Browser) -> serde_json::Value {
-    let reply = browser.get("/me").await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    reply.json()["user"].clone()
 }
 
 #[tokio::test]
@@ -145,18 +117,7 @@ async fn routes_middleware_views_database_uploads_and_errors() {
 
     // An upload: validated as a file (so Laravel accepts pacer's temp file), stored with
     // store(), read back from disk.
-    let data = b"uploaded through pacer\n".repeat(500);
-    let (content_type, body) = multipart("doc", "notes.txt", &data, &[("note", "hi")]);
-    let upload = b
-        .request("POST", "/upload", &[("content-type", &content_type)], body)
-        .await;
-    assert_eq!(upload.status, 200, "{}", upload.text());
-    let got = upload.json();
-    assert_eq!(got["name"], "notes.txt");
-    assert_eq!(got["size"], data.len());
-    assert_eq!(got["valid"], true);
-    assert_eq!(got["sha256"], format!("{:x}", Sha256::digest(&data)));
-    assert_eq!(got["note"], "hi");
+    assert_eq!(upload(&mut b).await["valid"], true);
     // Without the file: the `required` rule fails (422 for a JSON client).
     let no_file = b
         .request(
@@ -171,29 +132,8 @@ async fn routes_middleware_views_database_uploads_and_errors() {
         .await;
     assert_eq!(no_file.status, 422, "{}", no_file.text());
 
-    // A streamed response and a file download.
-    let stream = b.get("/stream?n=4").await;
-    assert_eq!(stream.text(), "line 1\nline 2\nline 3\nline 4\n");
-    // Streamed for real: 10 lines 50 ms apart arrive over at least 400 ms, not at once.
-    let (text, spread) = streamed(&pacer, "/stream?n=10").await;
-    assert_eq!(text.lines().count(), 10, "{text}");
-    assert!(
-        spread >= std::time::Duration::from_millis(400),
-        "all lines came within {spread:?}"
-    );
-    let download = b.get("/download").await;
-    assert_eq!(download.text(), "hello from public/\n");
-    assert_eq!(
-        download.header("content-disposition"),
-        Some("attachment; filename=robots.txt")
-    );
-
-    // Output printed by a controller comes first, as under php-fpm.
-    let echo = b.get("/echo").await;
-    assert_eq!(
-        echo.text(),
-        "printed by the controller; returned by the controller"
-    );
+    // A streamed response, a file download, output printed by a controller.
+    stream_download_and_echo(&mut b, &pacer).await;
 
     // An exception: Laravel's error page, 500, and the worker keeps serving.
     let boom = b.get("/boom").await;
@@ -288,7 +228,12 @@ async fn user_probes(pacer: &PacerBin) -> Vec<&'static str> {
     let mut alice = Browser::new(pacer);
     let mut bob = Browser::new(pacer);
 
-    log_in(&mut alice, "alice@example.org", "alice-secret").await;
+    log_in(
+        &mut alice,
+        "_token",
+        &[("email", "alice@example.org"), ("password", "alice-secret")],
+    )
+    .await;
     assert_eq!(me(&mut alice).await, "alice@example.org");
 
     // Another client, no cookies: a guest, kept out of the dashboard.

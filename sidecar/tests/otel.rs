@@ -400,26 +400,12 @@ otel:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_collector_never_fails_a_request() {
-    let php = common::php();
     let ports = Ports::pick();
     // Nobody listens on the endpoint: exports fail in the background.
     let dead = common::binary::free_port();
-    let yaml = format!(
-        r#"version: "3"
-server:
-  command: "{php} {worker}"
-  relay: pipes
-http:
-  address: {http}
-  middleware: [otel]
-  pool: {{num_workers: 1}}
-status:
-  address: {status}
-otel: {{insecure: true, endpoint: "127.0.0.1:{dead}"}}
-"#,
-        worker = script("http.php"),
-        http = ports.http,
-        status = ports.status,
+    let yaml = otel_config(
+        &ports,
+        &format!(r#"{{insecure: true, endpoint: "127.0.0.1:{dead}"}}"#),
     );
     let pacer = PacerBin::spawn(tempfile::tempdir().unwrap(), ports, &yaml);
     pacer.wait_ready(1).await;
@@ -432,6 +418,29 @@ otel: {{insecure: true, endpoint: "127.0.0.1:{dead}"}}
     let started = std::time::Instant::now();
     pacer.stop().await;
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+/// pacer serving http.php with one worker through the `otel` middleware, its `otel`
+/// section as given (YAML).
+fn otel_config(ports: &Ports, otel: &str) -> String {
+    format!(
+        r#"version: "3"
+server:
+  command: "{php} {worker}"
+  relay: pipes
+http:
+  address: {http}
+  middleware: [otel]
+  pool: {{num_workers: 1}}
+status:
+  address: {status}
+otel: {otel}
+"#,
+        php = common::php(),
+        worker = script("http.php"),
+        http = ports.http,
+        status = ports.status,
+    )
 }
 
 /// The php span's links in one request's trace, as pacer exported them.
@@ -454,35 +463,18 @@ fn assert_request_trace(spans: &[Span], trace: &str, php_parent: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_a_real_collector_over_grpc_plain_and_gzip() {
-    let php = common::php();
     let dir = tempfile::tempdir().unwrap();
     let col = collector(dir.path()).await;
     for compress in [false, true] {
         let ports = Ports::pick();
         let service = format!("grpc-{compress}");
-        let yaml = format!(
-            r#"version: "3"
-server:
-  command: "{php} {worker}"
-  relay: pipes
-http:
-  address: {http}
-  middleware: [otel]
-  pool: {{num_workers: 1}}
-status:
-  address: {status}
-otel:
-  client: grpc
-  insecure: true
-  compress: {compress}
-  endpoint: {endpoint}
-  headers: {{x-tenant: t1}}
-  resource: {{service_name: {service}}}
-"#,
-            worker = script("http.php"),
-            http = ports.http,
-            status = ports.status,
-            endpoint = col.grpc,
+        let yaml = otel_config(
+            &ports,
+            &format!(
+                "{{client: grpc, insecure: true, compress: {compress}, endpoint: {endpoint}, \
+                 headers: {{x-tenant: t1}}, resource: {{service_name: {service}}}}}",
+                endpoint = col.grpc,
+            ),
         );
         let pacer = PacerBin::spawn(tempfile::tempdir().unwrap(), ports, &yaml);
         pacer.wait_ready(1).await;
@@ -519,24 +511,10 @@ otel:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stderr_exporter_writes_otlp_json_lines() {
-    let php = common::php();
     let ports = Ports::pick();
-    let yaml = format!(
-        r#"version: "3"
-server:
-  command: "{php} {worker}"
-  relay: pipes
-http:
-  address: {http}
-  middleware: [otel]
-  pool: {{num_workers: 1}}
-status:
-  address: {status}
-otel: {{exporter: stderr, resource: {{service_name: lines}}}}
-"#,
-        worker = script("http.php"),
-        http = ports.http,
-        status = ports.status,
+    let yaml = otel_config(
+        &ports,
+        "{exporter: stderr, resource: {service_name: lines}}",
     );
     let pacer = PacerBin::spawn(tempfile::tempdir().unwrap(), ports, &yaml);
     pacer.wait_ready(1).await;

@@ -70,6 +70,27 @@ fn tagged(
     move |c, i| get(&format!("{base}{sep}c={c}&i={i}"))
 }
 
+/// A server of `workers` http.php workers with RPC on a free port, and a client of it.
+async fn with_rpc(workers: usize) -> (Server, RpcClient) {
+    let server = Builder::new("http.php")
+        .workers(workers)
+        .set("rpc.listen", "tcp://127.0.0.1:0")
+        .start()
+        .await;
+    let rpc = RpcClient::connect(server.rpc.as_ref().unwrap(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    (server, rpc)
+}
+
+/// Waits (10 s at most) until every one of `pids`, the `what` workers, has exited.
+async fn all_exit(pids: &[u32], what: &str) {
+    assert!(
+        eventually(10, || pids.iter().all(|p| !alive(*p))).await,
+        "{what} workers still alive"
+    );
+}
+
 fn spawn_fetch(url: String) -> tokio::task::JoinHandle<(Reply, Instant)> {
     tokio::spawn(async move {
         let r = fetch(&url).await;
@@ -161,14 +182,7 @@ async fn a_hanging_worker_is_504_past_exec_ttl_for_its_request_only_and_replaced
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_reset_over_rpc_every_second_for_30_s_fails_nothing() {
-    let server = Builder::new("http.php")
-        .workers(4)
-        .set("rpc.listen", "tcp://127.0.0.1:0")
-        .start()
-        .await;
-    let mut rpc = RpcClient::connect(server.rpc.as_ref().unwrap(), Duration::from_secs(30))
-        .await
-        .unwrap();
+    let (server, mut rpc) = with_rpc(4).await;
     let load = Load::start(LoadOptions::clients(4), tagged(&server, "/sleep?ms=10"));
     load.wait_done(20, 30).await;
 
@@ -200,10 +214,7 @@ async fn rolling_reset_over_rpc_every_second_for_30_s_fails_nothing() {
         4 * resets
     );
     let retired: Vec<u32> = generations[..generations.len() - 1].concat();
-    assert!(
-        eventually(10, || retired.iter().all(|p| !alive(*p))).await,
-        "retired workers still alive"
-    );
+    all_exit(&retired, "retired").await;
     server.stop().await;
 }
 
@@ -247,10 +258,7 @@ async fn max_jobs_10_recycles_under_load_and_fails_nothing() {
         server.pool().stats().restarts(RecycleReason::MaxJobs),
         retired.len() as u64
     );
-    assert!(
-        eventually(10, || retired.iter().all(|p| !alive(*p))).await,
-        "retired workers still alive"
-    );
+    all_exit(&retired, "retired").await;
     server.stop().await;
 }
 
@@ -283,23 +291,13 @@ async fn memory_limit_recycles_a_leaking_endpoint_and_fails_nothing() {
         now.iter().all(|p| !first.contains(p)),
         "{first:?} → {now:?}"
     );
-    assert!(
-        eventually(10, || first.iter().all(|p| !alive(*p))).await,
-        "recycled workers still alive"
-    );
+    all_exit(&first, "recycled").await;
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_resize_up_and_down_with_busy_workers_fails_nothing() {
-    let server = Builder::new("http.php")
-        .workers(2)
-        .set("rpc.listen", "tcp://127.0.0.1:0")
-        .start()
-        .await;
-    let mut rpc = RpcClient::connect(server.rpc.as_ref().unwrap(), Duration::from_secs(30))
-        .await
-        .unwrap();
+    let (server, mut rpc) = with_rpc(2).await;
     // More clients than workers, and jobs long enough that every shrink meets busy ones.
     let load = Load::start(LoadOptions::clients(6), tagged(&server, "/sleep?ms=100"));
     load.wait_done(10, 30).await;
@@ -341,10 +339,7 @@ async fn live_resize_up_and_down_with_busy_workers_fails_nothing() {
     let live: BTreeSet<u32> = server.worker_pids().into_iter().collect();
     let gone: Vec<u32> = seen.difference(&live).copied().collect();
     assert!(gone.len() >= 8, "{seen:?} → {live:?}");
-    assert!(
-        eventually(10, || gone.iter().all(|p| !alive(*p))).await,
-        "retired workers still alive"
-    );
+    all_exit(&gone, "retired").await;
     server.stop().await;
 }
 

@@ -16,7 +16,6 @@ use bytes::Bytes;
 use common::apps::*;
 use common::binary::PacerBin;
 use common::repo_root;
-use sha2::{Digest, Sha256};
 
 /// The app's own front controller, as its `.rr.yaml` starts it.
 const FRONT_CONTROLLER: &str = "php public/index.php";
@@ -63,37 +62,6 @@ fn no_reset() -> String {
             .join("testdata/workers/symfony-no-reset.php")
             .display()
     )
-}
-
-/// Logs in through the form login (CSRF token and session cookie included).
-async fn log_in(browser: &mut Browser, email: &str, password: &str) {
-    let form = browser.get("/login").await;
-    assert_eq!(form.status, 200, "{}", form.text());
-    let token = input_value(&form.text(), "_csrf_token");
-    let login = browser
-        .post_form(
-            "/login",
-            &[
-                ("_csrf_token", &token),
-                ("_username", email),
-                ("_password", password),
-            ],
-        )
-        .await;
-    assert_eq!(login.status, 302, "{}", login.text());
-    assert!(
-        login
-            .header("location")
-            .is_some_and(|l| l.ends_with("/dashboard")),
-        "{:?}",
-        login.headers
-    );
-}
-
-async fn me(browser: &mut Browser) -> serde_json::Value {
-    let reply = browser.get("/me").await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    reply.json()["user"].clone()
 }
 
 #[tokio::test]
@@ -148,17 +116,7 @@ async fn stock_front_controller_serves_routes_twig_database_uploads_and_errors()
     assert_eq!(me(&mut b).await, serde_json::Value::Null);
 
     // An upload, moved with UploadedFile::move() (so pacer's temp file is accepted).
-    let data = b"uploaded through pacer\n".repeat(500);
-    let (content_type, body) = multipart("doc", "notes.txt", &data, &[("note", "hi")]);
-    let upload = b
-        .request("POST", "/upload", &[("content-type", &content_type)], body)
-        .await;
-    assert_eq!(upload.status, 200, "{}", upload.text());
-    let got = upload.json();
-    assert_eq!(got["name"], "notes.txt");
-    assert_eq!(got["size"], data.len());
-    assert_eq!(got["sha256"], format!("{:x}", Sha256::digest(&data)));
-    assert_eq!(got["note"], "hi");
+    upload(&mut b).await;
     let none = b
         .request(
             "POST",
@@ -169,32 +127,12 @@ async fn stock_front_controller_serves_routes_twig_database_uploads_and_errors()
         .await;
     assert_eq!(none.status, 422, "{}", none.text());
 
-    // A streamed response (sent by pacer, not from inside Kernel::handle()) and a file.
-    let stream = b.get("/stream?n=4").await;
-    assert_eq!(stream.text(), "line 1\nline 2\nline 3\nline 4\n");
-    // Streamed for real: 10 lines 50 ms apart arrive over at least 400 ms, not at once.
-    let (text, spread) = streamed(&pacer, "/stream?n=10").await;
-    assert_eq!(text.lines().count(), 10, "{text}");
-    assert!(
-        spread >= std::time::Duration::from_millis(400),
-        "all lines came within {spread:?}"
-    );
+    // A streamed response (sent by pacer, not from inside Kernel::handle()), a file, and
+    // output printed by a controller.
+    let stream = stream_download_and_echo(&mut b, &pacer).await;
     assert_eq!(
         stream.header("content-type"),
         Some("text/plain; charset=UTF-8")
-    );
-    let download = b.get("/download").await;
-    assert_eq!(download.text(), "hello from public/\n");
-    assert_eq!(
-        download.header("content-disposition"),
-        Some("attachment; filename=robots.txt")
-    );
-
-    // Output printed by a controller comes first, as under php-fpm.
-    let echo = b.get("/echo").await;
-    assert_eq!(
-        echo.text(),
-        "printed by the controller; returned by the controller"
     );
 
     let robots = b.get("/robots.txt").await;
@@ -208,7 +146,15 @@ async fn user_probes(pacer: &PacerBin) -> Vec<&'static str> {
     let mut alice = Browser::new(pacer);
     let mut bob = Browser::new(pacer);
 
-    log_in(&mut alice, "alice@example.org", "alice-secret").await;
+    log_in(
+        &mut alice,
+        "_csrf_token",
+        &[
+            ("_username", "alice@example.org"),
+            ("_password", "alice-secret"),
+        ],
+    )
+    .await;
     assert_eq!(me(&mut alice).await, "alice@example.org");
 
     if me(&mut bob).await != serde_json::Value::Null {

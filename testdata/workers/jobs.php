@@ -23,68 +23,12 @@
 
 declare(strict_types=1);
 
-const CONTROL = 0x01;
-const CODEC_RAW = 0x04;
-const CODEC_JSON = 0x08;
-const ERROR = 0x40;
+const WORKER = 'jobs.php';
+require __DIR__ . '/frames.php';
 
 [$in, $out] = [STDIN, STDOUT];
 stream_set_read_buffer($in, 0);
 $log = getenv('JOBS_LOG') ?: null;
-
-function read_exactly($in, int $n, bool $frameStart = false): string
-{
-    $data = '';
-    while (strlen($data) < $n) {
-        $chunk = fread($in, $n - strlen($data));
-        if ($chunk === false || $chunk === '') {
-            if (feof($in)) {
-                if ($frameStart && $data === '') {
-                    exit(0);
-                }
-                fwrite(STDERR, "jobs.php: EOF inside a frame\n");
-                exit(3);
-            }
-            continue;
-        }
-        $data .= $chunk;
-    }
-
-    return $data;
-}
-
-/** @return array{flags: int, options: list<int>, payload: string} */
-function read_frame($in): array
-{
-    $header = read_exactly($in, 12, true);
-    $h = unpack('Cvhl/Cflags/Vlength/Vcrc/Cbyte10/Cbyte11', $header);
-    if (crc32(substr($header, 0, 6)) !== $h['crc']) {
-        fwrite(STDERR, 'jobs.php: header CRC mismatch: ' . bin2hex($header) . "\n");
-        exit(2);
-    }
-    $words = $h['vhl'] & 0x0F;
-    $rest = read_exactly($in, ($words - 3) * 4 + $h['length']);
-    $options = $words > 3 ? array_values(unpack('V*', substr($rest, 0, ($words - 3) * 4))) : [];
-
-    return ['flags' => $h['flags'], 'options' => $options, 'payload' => (string) substr($rest, ($words - 3) * 4)];
-}
-
-/** @param list<int> $options */
-function write_frame($out, int $flags, string $payload, array $options = []): void
-{
-    $head = pack('CCV', 0x10 | (3 + count($options)), $flags, strlen($payload));
-    $frame = $head . pack('VCC', crc32($head), 0, 0);
-    foreach ($options as $option) {
-        $frame .= pack('V', $option);
-    }
-    $frame .= $payload;
-    for ($written = 0; $written < strlen($frame); $written += $n) {
-        $n = fwrite($out, $written === 0 ? $frame : substr($frame, $written));
-        if ($n === false || $n === 0) {
-            exit(4);
-        }
-    }
-}
 
 /** A reply to a job: empty context, the body after it (option 0 = context length 0). */
 function reply($out, string $body): void
@@ -95,13 +39,7 @@ function reply($out, string $body): void
 while (true) {
     $frame = read_frame($in);
     if ($frame['flags'] & CONTROL) {
-        $command = json_decode($frame['payload'], true);
-        if (!empty($command['stop'])) {
-            exit(0);
-        }
-        if (!empty($command['pid'])) {
-            write_frame($out, CONTROL, json_encode(['pid' => getmypid()]));
-        }
+        answer_control($out, $frame['payload']);
         continue;
     }
     $contextLength = $frame['options'][0] ?? 0;

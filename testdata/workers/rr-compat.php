@@ -26,76 +26,13 @@
 
 declare(strict_types=1);
 
-const CONTROL = 0x01;
-const ERROR = 0x40;
-const STOP = 0x02;
-const PONG = 0x08;
+const WORKER = 'rr-compat';
+require __DIR__ . '/frames.php';
 
 [$in, $out] = [STDIN, STDOUT];
 stream_set_read_buffer($in, 0);
 if (($boot = getenv('RR_COMPAT_BOOT_ECHO')) !== false && $boot !== '') {
     fwrite($out, $boot);
-}
-
-/** Reads exactly $n bytes; a clean EOF before a frame starts ends the worker. */
-function read_exactly($in, int $n, bool $frameStart = false): string
-{
-    $data = '';
-    while (strlen($data) < $n) {
-        $chunk = fread($in, $n - strlen($data));
-        if ($chunk === false || $chunk === '') {
-            if (feof($in)) {
-                if ($frameStart && $data === '') {
-                    exit(0);
-                }
-                fwrite(STDERR, "rr-compat: EOF inside a frame\n");
-                exit(3);
-            }
-            continue;
-        }
-        $data .= $chunk;
-    }
-
-    return $data;
-}
-
-/** @return array{flags: int, byte10: int, options: list<int>, payload: string} */
-function read_frame($in): array
-{
-    $header = read_exactly($in, 12, true);
-    $h = unpack('Cvhl/Cflags/Vlength/Vcrc/Cbyte10/Cbyte11', $header);
-    if (crc32(substr($header, 0, 6)) !== $h['crc']) {
-        fwrite(STDERR, 'rr-compat: header CRC mismatch: ' . bin2hex($header) . "\n");
-        exit(2);
-    }
-    $words = $h['vhl'] & 0x0F;
-    $rest = read_exactly($in, ($words - 3) * 4 + $h['length']);
-    $options = $words > 3 ? array_values(unpack('V*', substr($rest, 0, ($words - 3) * 4))) : [];
-
-    return [
-        'flags' => $h['flags'],
-        'byte10' => $h['byte10'],
-        'options' => $options,
-        'payload' => (string) substr($rest, ($words - 3) * 4),
-    ];
-}
-
-/** @param list<int> $options */
-function write_frame($out, int $flags, string $payload, array $options = [], int $byte10 = 0): void
-{
-    $head = pack('CCV', 0x10 | (3 + count($options)), $flags, strlen($payload));
-    $frame = $head . pack('VCC', crc32($head), $byte10, 0);
-    foreach ($options as $option) {
-        $frame .= pack('V', $option);
-    }
-    $frame .= $payload;
-    for ($written = 0; $written < strlen($frame); $written += $n) {
-        $n = fwrite($out, $written === 0 ? $frame : substr($frame, $written));
-        if ($n === false || $n === 0) {
-            fwrite(STDERR, "rr-compat: write failed\n");
-            exit(4);
-        }
-    }
 }
 
 function respond($out, int $status, array $headers, string $body): void
@@ -105,29 +42,7 @@ function respond($out, int $status, array $headers, string $body): void
 }
 
 while (true) {
-    $frame = read_frame($in);
-
-    if ($frame['flags'] & CONTROL) {
-        $command = json_decode($frame['payload'], true);
-        if (!empty($command['stop'])) {
-            exit(0);
-        }
-        if (!empty($command['pid'])) {
-            write_frame($out, CONTROL, json_encode(['pid' => getmypid()]));
-            continue;
-        }
-        exit(5);
-    }
-    if ($frame['byte10'] & (STOP | PONG)) {
-        continue;
-    }
-
-    $contextLength = $frame['options'][0] ?? 0;
-    $header = substr($frame['payload'], 0, $contextLength);
-    $body = (string) substr($frame['payload'], $contextLength);
-    if ($header === '' && $body === '') {
-        exit(0);
-    }
+    [$header, $body] = next_request($in, $out);
     try {
         $context = json_decode($header, true, 512, JSON_THROW_ON_ERROR);
         $path = (string) parse_url($context['uri'], PHP_URL_PATH);

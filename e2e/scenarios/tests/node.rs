@@ -73,6 +73,33 @@ async fn end_phase(timeline: &Timeline, phase: &str, load: &Load) -> Result<(u64
     Ok((ok, failed))
 }
 
+/// One timed load phase from this machine at the pods of the app named like its namespace
+/// (port 8080): noted when it starts, run for `run`, ended by [`end_phase`] (every request
+/// answered, none failed). Returns the stopped load for its endpoints.
+async fn load_phase(
+    world: &RealWorld,
+    timeline: &Timeline,
+    namespace: &str,
+    spec: LoadSpec,
+    run: Duration,
+    phase: &str,
+) -> Result<Load> {
+    let described = spec.describe();
+    let load = Load::start_via(
+        world.dial(),
+        world.client()?,
+        namespace,
+        namespace,
+        8080,
+        spec,
+        run + Duration::from_secs(60),
+    );
+    timeline.push(&described, "", "", "", "load starts");
+    tokio::time::sleep(run).await;
+    end_phase(timeline, phase, &load).await?;
+    Ok(load)
+}
+
 /// Scenario 1: the README's quick start on the real node. `helm install` (done once for
 /// the world, timed), `kubectl create namespace`, `kubectl apply` of the example with its
 /// image set → pods Running and Ready with pacer injected by the init container, pacer as
@@ -231,22 +258,19 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
     );
 
     // /hello under load, from this machine into the node's network namespace.
-    let load = Load::start_via(
-        world.dial(),
-        world.client()?,
+    let load = load_phase(
+        world,
+        &timeline,
         EXAMPLE,
-        EXAMPLE,
-        8080,
         LoadSpec {
             path: "/hello".into(),
             concurrency: 4,
             rate: None,
         },
-        Duration::from_secs(60),
-    );
-    timeline.push("/hello ×4", "", "", "", "load starts");
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    end_phase(&timeline, "/hello ×4 for 10 s", &load).await?;
+        Duration::from_secs(10),
+        "/hello ×4 for 10 s",
+    )
+    .await?;
     ensure!(
         load.endpoints().len() == 2,
         "load reached {:?}",
@@ -282,21 +306,19 @@ async fn n1_quick_start_on_a_real_node() -> Result<()> {
         .as_ref()
         .and_then(|s| s.pod_ip.clone())
         .context("no pod IP")?;
-    let logged = Load::start_via(
-        world.dial(),
-        world.client()?,
+    load_phase(
+        world,
+        &timeline,
         EXAMPLE,
-        EXAMPLE,
-        8080,
         LoadSpec {
             path: "/log?msg=from-scenario-1".into(),
             concurrency: 1,
             rate: Some(5.0),
         },
-        Duration::from_secs(30),
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    end_phase(&timeline, "/log ×1 for 2 s", &logged).await?;
+        Duration::from_secs(2),
+        "/log ×1 for 2 s",
+    )
+    .await?;
     let mut logs = String::new();
     for pod in &pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -947,10 +969,35 @@ async fn oom(a: &RealApp) -> Result<()> {
     // worker was serving fail by design here; the count is in the timeline.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (ok, failed) = a.end_phase(&format!("{LEAK} ×1 at 2/s (the leak)")).await;
+    // The client abandons its request in flight, but a worker may still be running it: at
+    // the limit a 192 MiB allocation can thrash the page cache for tens of seconds before
+    // the kernel kills (a run here saw a fifth kill 30 s after the load stopped). The
+    // episode ends when that request is done — else it lands in the next phase, on the
+    // raised limit (192 MiB of 228), and OOM-kills or stalls there.
+    wait_for(
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        "pacer to be done with the leak (no worker working, nothing queued)",
+        || async {
+            let Some(p) = a
+                .ready_pods()
+                .await?
+                .into_iter()
+                .find(|p| p.name == pod.name)
+            else {
+                return Ok(None);
+            };
+            let scraped = a.scrape(&p).await?;
+            let busy = scraped.sum("pacer_workers", &[("state", "working")])
+                + scraped.sum("pacer_queue_depth", &[]);
+            Ok((busy == 0.0).then_some(()))
+        },
+    )
+    .await?;
     let now = OomKills::update(&kills, a, &pod.name).await?;
     let in_episode = total() - kills_before;
     a.note(&format!(
-        "leak stopped: {in_episode} OOM kill(s) in the episode, {ok} answered, {failed} failed (the killed workers' requests); container restarts {}",
+        "leak stopped and its last request done: {in_episode} OOM kill(s) in the episode, {ok} answered, {failed} failed (the killed workers' requests); container restarts {}",
         now.restarts
     ));
 
@@ -1111,6 +1158,11 @@ async fn oom(a: &RealApp) -> Result<()> {
             .unwrap_or_default(),
         total() - kills_before
     ));
+    ensure!(
+        total() - kills_before == in_episode,
+        "{} OOM kill(s) on the raised limit, after the leak was over",
+        total() - kills_before - in_episode
+    );
     Ok(())
 }
 
@@ -1615,22 +1667,19 @@ async fn laravel_example(
     ));
 
     // Laravel's routes through pacer, from this machine to the pods.
-    let load = Load::start_via(
-        world.dial(),
-        world.client()?,
+    let load = load_phase(
+        world,
+        timeline,
         SHOP,
-        SHOP,
-        8080,
         LoadSpec {
             path: "/".into(),
             concurrency: 4,
             rate: None,
         },
-        Duration::from_secs(120),
-    );
-    timeline.push("GET / ×4", "", "", "", "load starts");
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    end_phase(timeline, "GET / ×4 for 15 s (Blade view, session)", &load).await?;
+        Duration::from_secs(15),
+        "GET / ×4 for 15 s (Blade view, session)",
+    )
+    .await?;
     ensure!(
         load.endpoints().len() == 3,
         "load reached {:?}",
@@ -1731,22 +1780,19 @@ async fn laravel_example(
     );
 
     // A second load phase on a route with a database read.
-    let load = Load::start_via(
-        world.dial(),
-        world.client()?,
+    load_phase(
+        world,
+        timeline,
         SHOP,
-        SHOP,
-        8080,
         LoadSpec {
             path: "/api/notes".into(),
             concurrency: 4,
             rate: None,
         },
-        Duration::from_secs(120),
-    );
-    timeline.push("GET /api/notes ×4", "", "", "", "load starts");
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    end_phase(timeline, "GET /api/notes ×4 for 10 s (SQLite read)", &load).await?;
+        Duration::from_secs(10),
+        "GET /api/notes ×4 for 10 s (SQLite read)",
+    )
+    .await?;
 
     let table = world.kubectl(&["get", "pas", "-n", SHOP]).await?;
     note(&format!(

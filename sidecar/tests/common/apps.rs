@@ -304,3 +304,74 @@ pub async fn streamed(pacer: &PacerBin, path: &str) -> (String, std::time::Durat
     let spread = first.map_or_else(Default::default, |f| last.duration_since(f));
     (String::from_utf8(text).unwrap(), spread)
 }
+
+/// Logs in through the app's form at `/login`: the CSRF token the form carries in its
+/// `token_field` input, posted with `fields`; the app must redirect to `/dashboard`.
+pub async fn log_in(browser: &mut Browser, token_field: &str, fields: &[(&str, &str)]) {
+    let form = browser.get("/login").await;
+    assert_eq!(form.status, 200, "{}", form.text());
+    let token = input_value(&form.text(), token_field);
+    let mut posted = vec![(token_field, token.as_str())];
+    posted.extend_from_slice(fields);
+    let login = browser.post_form("/login", &posted).await;
+    assert_eq!(login.status, 302, "{}", login.text());
+    assert!(
+        login
+            .header("location")
+            .is_some_and(|l| l.ends_with("/dashboard")),
+        "{:?}",
+        login.headers
+    );
+}
+
+/// The user `/me` reports for this client (null for a guest).
+pub async fn me(browser: &mut Browser) -> serde_json::Value {
+    let reply = browser.get("/me").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["user"].clone()
+}
+
+/// Uploads a text file (field `doc`, with a plain field `note`) to `/upload` and checks
+/// what the app read of it: name, size, SHA-256 and the note. Returns the app's answer.
+pub async fn upload(browser: &mut Browser) -> serde_json::Value {
+    use sha2::{Digest, Sha256};
+    let data = b"uploaded through pacer\n".repeat(500);
+    let (content_type, body) = multipart("doc", "notes.txt", &data, &[("note", "hi")]);
+    let upload = browser
+        .request("POST", "/upload", &[("content-type", &content_type)], body)
+        .await;
+    assert_eq!(upload.status, 200, "{}", upload.text());
+    let got = upload.json();
+    assert_eq!(got["name"], "notes.txt");
+    assert_eq!(got["size"], data.len());
+    assert_eq!(got["sha256"], format!("{:x}", Sha256::digest(&data)));
+    assert_eq!(got["note"], "hi");
+    got
+}
+
+/// What both example apps serve alike: a streamed response (streamed for real: 10 lines
+/// 50 ms apart arrive over at least 400 ms, not at once), a file download, and output a
+/// controller printed before what it returned (first, as under php-fpm). Returns the
+/// reply of `/stream?n=4`.
+pub async fn stream_download_and_echo(browser: &mut Browser, pacer: &PacerBin) -> Reply {
+    let stream = browser.get("/stream?n=4").await;
+    assert_eq!(stream.text(), "line 1\nline 2\nline 3\nline 4\n");
+    let (text, spread) = streamed(pacer, "/stream?n=10").await;
+    assert_eq!(text.lines().count(), 10, "{text}");
+    assert!(
+        spread >= std::time::Duration::from_millis(400),
+        "all lines came within {spread:?}"
+    );
+    let download = browser.get("/download").await;
+    assert_eq!(download.text(), "hello from public/\n");
+    assert_eq!(
+        download.header("content-disposition"),
+        Some("attachment; filename=robots.txt")
+    );
+    let echo = browser.get("/echo").await;
+    assert_eq!(
+        echo.text(),
+        "printed by the controller; returned by the controller"
+    );
+    stream
+}
