@@ -9,7 +9,10 @@
 //!   further by its own `prefetch`.
 //! * One dispatcher task takes deliveries and runs each in its own task, at most
 //!   `jobs.pool.num_workers` at once (so none waits in the pool's queue, where shutdown
-//!   could not return it to its broker): the job goes to a worker
+//!   could not return it to its broker). A job whose worker answered passes its slot
+//!   straight to the next delivery waiting in the channel (started from its own task,
+//!   without waking the dispatcher); the dispatcher starts jobs when slots are free and
+//!   the channel was empty. The job goes to a worker
 //!   through [`Pool::exec`] and the reply's verdict ([`protocol::verdict`]) settles it:
 //!   ack, nack, requeue (push again with a delay and headers), or a failure handled by
 //!   the pipeline's [`RetryPolicy`]. A job's slot is freed as soon as its worker
@@ -167,7 +170,11 @@ struct Inner {
     closed: AtomicBool,
     stop_dispatch: CancellationToken,
     in_flight: TaskTracker,
-    dispatcher: Mutex<Option<tokio::task::JoinHandle<mpsc::Receiver<Delivery>>>>,
+    dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The deliveries waiting for a slot: the dispatcher awaits them (holding the lock
+    /// while it waits, with a free slot), a job whose worker answered takes the next
+    /// one without waiting ([`Jobs::pass_on`]).
+    rx: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
     /// The dispatcher's slots: one per jobs worker, resized with the pool.
     slots: Slots,
 }
@@ -178,6 +185,9 @@ struct Inner {
 struct Slots {
     semaphore: Arc<Semaphore>,
     size: Mutex<usize>,
+    /// Permits a shrink still has to take back from jobs in flight: while any, a slot is
+    /// not passed on from job to job but given back, so the shrink gets it.
+    debt: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Slots {
@@ -186,6 +196,7 @@ impl Slots {
         Slots {
             semaphore: Arc::new(Semaphore::new(n)),
             size: Mutex::new(n),
+            debt: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -200,10 +211,13 @@ impl Slots {
             if forgotten < debt {
                 let semaphore = self.semaphore.clone();
                 let rest = u32::try_from(debt - forgotten).unwrap_or(u32::MAX);
+                let owed = self.debt.clone();
+                owed.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     if let Ok(permits) = semaphore.acquire_many_owned(rest).await {
                         permits.forget();
                     }
+                    owed.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         }
@@ -260,6 +274,7 @@ impl Jobs {
             stop_dispatch: CancellationToken::new(),
             in_flight: TaskTracker::new(),
             dispatcher: Mutex::new(None),
+            rx: tokio::sync::Mutex::new(rx),
             slots: Slots::new(config.pool.settings.num_workers),
         });
         let jobs = Jobs { inner };
@@ -273,11 +288,7 @@ impl Jobs {
         }
         // One job per worker at a time: a job waiting in the pool's queue could not be
         // given back to its broker on shutdown. Deliveries wait in the channel instead.
-        let handle = tokio::spawn(dispatch(
-            jobs.clone(),
-            rx,
-            jobs.inner.slots.semaphore.clone(),
-        ));
+        let handle = tokio::spawn(dispatch(jobs.clone(), jobs.inner.slots.semaphore.clone()));
         *jobs.inner.dispatcher.lock() = Some(handle);
         tokio::spawn(sample_depth(jobs.clone()));
         jobs
@@ -470,10 +481,9 @@ impl Jobs {
         }
         self.inner.stop_dispatch.cancel();
         let handle = self.inner.dispatcher.lock().take();
-        let rx = match handle {
-            Some(h) => h.await.ok(),
-            None => None,
-        };
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
         self.inner.in_flight.close();
         if tokio::time::timeout(grace, self.inner.in_flight.wait())
             .await
@@ -485,15 +495,15 @@ impl Jobs {
             );
         }
         let mut returned = 0;
-        if let Some(mut rx) = rx {
-            rx.close();
-            while let Ok(d) = rx.try_recv() {
-                returned += 1;
-                if let Err(error) = d.acker.nack(true).await {
-                    tracing::warn!(%error, "returning a prefetched job failed; the broker redelivers it");
-                }
+        let mut rx = self.inner.rx.lock().await;
+        rx.close();
+        while let Ok(d) = rx.try_recv() {
+            returned += 1;
+            if let Err(error) = d.acker.nack(true).await {
+                tracing::warn!(%error, "returning a prefetched job failed; the broker redelivers it");
             }
         }
+        drop(rx);
         if returned > 0 {
             tracing::info!(returned, "prefetched jobs returned to their brokers");
         }
@@ -504,37 +514,60 @@ impl Jobs {
     }
 }
 
-/// Hands deliveries to workers, `num_pollers` at a time. Returns the channel (with what
-/// is left in it) when stopped.
-async fn dispatch(
-    jobs: Jobs,
-    mut rx: mpsc::Receiver<Delivery>,
-    slots: Arc<Semaphore>,
-) -> mpsc::Receiver<Delivery> {
+/// Starts deliveries on free slots until stopped. A slot freed by a job whose worker
+/// answered usually goes straight to the next delivery ([`Jobs::pass_on`]); the
+/// dispatcher serves the slots given back and the deliveries that find the channel empty.
+async fn dispatch(jobs: Jobs, slots: Arc<Semaphore>) {
     let stop = jobs.inner.stop_dispatch.clone();
     loop {
         let permit = tokio::select! {
-            _ = stop.cancelled() => return rx,
+            _ = stop.cancelled() => return,
             p = slots.clone().acquire_owned() => match p {
                 Ok(p) => p,
-                Err(_) => return rx,
+                Err(_) => return,
             },
         };
-        let delivery = tokio::select! {
-            _ = stop.cancelled() => return rx,
-            d = rx.recv() => match d {
-                Some(d) => d,
-                None => return rx,
-            },
+        let delivery = {
+            let mut rx = jobs.inner.rx.lock().await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                d = rx.recv() => match d {
+                    Some(d) => d,
+                    None => return,
+                },
+            }
         };
-        let jobs2 = jobs.clone();
-        jobs.inner.in_flight.spawn(async move {
-            jobs2.run(delivery, permit).await;
-        });
+        jobs.launch(delivery, permit);
     }
 }
 
 impl Jobs {
+    /// Runs a delivery in a task of its own on the slot it was given.
+    fn launch(&self, delivery: Delivery, slot: tokio::sync::OwnedSemaphorePermit) {
+        let jobs = self.clone();
+        self.inner.in_flight.spawn(async move {
+            jobs.run(delivery, slot).await;
+        });
+    }
+
+    /// A worker answered: its slot goes to the next delivery waiting, started from here,
+    /// or back to the dispatcher when none waits (the dispatcher is waiting for one
+    /// itself), the slots are shrinking or jobs are stopping.
+    fn pass_on(&self, slot: tokio::sync::OwnedSemaphorePermit) {
+        if self.inner.stop_dispatch.is_cancelled()
+            || self.inner.slots.debt.load(Ordering::Relaxed) > 0
+        {
+            return;
+        }
+        let next = match self.inner.rx.try_lock() {
+            Ok(mut rx) => rx.try_recv().ok(),
+            Err(_) => None,
+        };
+        if let Some(d) = next {
+            self.launch(d, slot);
+        }
+    }
+
     /// Runs one delivery on a worker and settles it. `slot` is the dispatcher's permit for
     /// the worker: it is given back as soon as the worker answered, so the next job goes
     /// out while this one is still being settled on its broker (the ack is still sent
@@ -591,7 +624,7 @@ impl Jobs {
         );
         let started = Instant::now();
         let result = self.inner.pool.exec(payload).await;
-        drop(slot);
+        self.pass_on(slot);
         let verdict = match result {
             Ok(Response::Single(reply)) => {
                 stats.duration.observe(started.elapsed());
