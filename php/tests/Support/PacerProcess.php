@@ -55,16 +55,22 @@ final class PacerProcess
         $this->proc = $proc;
 
         $deadline = microtime(true) + self::START_TIMEOUT;
-        while (true) {
-            $conn = @stream_socket_client($this->rpc, $errno, $errstr, 1.0);
-            if ($conn !== false) {
-                fclose($conn);
+        try {
+            while (true) {
+                $conn = @stream_socket_client($this->rpc, $errno, $errstr, 1.0);
+                if ($conn !== false) {
+                    fclose($conn);
 
-                return;
+                    return;
+                }
+                Assert::assertTrue(proc_get_status($this->proc)['running'], "pacer exited at start:\n" . $this->log());
+                Assert::assertLessThan($deadline, microtime(true), "pacer's RPC server at {$this->rpc} did not answer:\n" . $this->log());
+                usleep(50_000);
             }
-            Assert::assertTrue(proc_get_status($this->proc)['running'], "pacer exited at start:\n" . $this->log());
-            Assert::assertLessThan($deadline, microtime(true), "pacer's RPC server at {$this->rpc} did not answer:\n" . $this->log());
-            usleep(50_000);
+        } catch (\Throwable $e) {
+            // No object to destroy later: stop pacer and remove the directory now.
+            $this->__destruct();
+            throw $e;
         }
     }
 
