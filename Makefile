@@ -74,8 +74,10 @@ e2e: deps release
 	  PACER_E2E_RELEASE_DIR="$(RELEASE_DIR)" \
 	  cargo test --locked -p pacer-e2e-scenarios -- --test-threads=8 --nocapture
 
+# The PHP library's tests; the service client's test drives a real `pacer serve` (PACER_BIN).
 php-test:
-	cd php && phpunit --colors=never
+	cargo build --locked -p pacer --bin pacer
+	cd php && PACER_BIN="$(CARGO_TARGET_DIR)/debug/pacer" phpunit --colors=never
 
 # The tuner against simulated clusters for days (sim/README.md): every trace, the score
 # table, a picture per trace in sim/out/; fails when a trace does worse than its gate (the

@@ -31,50 +31,18 @@ SECONDS_STEADY=${BENCH_JOBS_SECONDS:-10}
 PREFETCH=${BENCH_JOBS_PREFETCH:-50}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PACER=${PACER:-$CARGO_TARGET_DIR/release/pacer}
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-TMP=$(mktemp -d /tmp/pacer-bench-jobs.XXXXXX)
-GROUPS_STARTED=()
-cleanup() {
-    local g
-    for g in "${GROUPS_STARTED[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-    sleep 1
-    for g in "${GROUPS_STARTED[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/jobs-common.sh
+source "$BENCH/jobs-common.sh"
+jobs_setup pacer-bench-jobs
 log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
-# Runs a command in its own process group (so cleanup reaches its children); echoes the pid.
-spawn() { setsid "$@" </dev/null >>"$TMP/spawned.log" 2>&1 & GROUPS_STARTED+=($!); echo $!; }
-
 for p in rabbitmq-server php-amqp; do
     dpkg -s "$p" >/dev/null 2>&1 || PACER_DEPS_EXTRA="rabbitmq-server php-amqp" "$ROOT/scripts/deps.sh"
 done
 [[ -x $PACER ]] || (cd "$ROOT" && cargo build -q --release -p pacer --bin pacer)
 
 # --------------------------------------------------------------------------- RabbitMQ
-AMQP_PORT=$(free_port); EPMD_PORT=$(free_port); DIST_PORT=$(free_port)
-URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
-RMQ=$TMP/rabbit
-mkdir -p "$RMQ"
-echo "[]." >"$RMQ/enabled_plugins"
-printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\nlog.console = true\nlog.console.level = warning\nlog.file = false\n' "$AMQP_PORT" >"$RMQ/rabbitmq.conf"
-spawn /usr/bin/epmd -port "$EPMD_PORT" -address 127.0.0.1 >/dev/null
-# Its schedulers do not busy-wait (+sbwt none, RabbitMQ's advice for shared CPUs): the
-# cores are shared with the consumers, and its CPU per job counts work, not spinning.
-log "starting RabbitMQ on 127.0.0.1:$AMQP_PORT"
-spawn env HOME="$RMQ" RABBITMQ_BASE="$RMQ" RABBITMQ_MNESIA_BASE="$RMQ/mnesia" RABBITMQ_LOG_BASE="$RMQ/log" \
-    RABBITMQ_NODENAME="pacer-bench-$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$AMQP_PORT" \
-    RABBITMQ_DIST_PORT="$DIST_PORT" ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT" \
-    RABBITMQ_CONFIG_FILE="$RMQ/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ/enabled_plugins" \
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none" \
-    /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null
-RMQ_SID=${GROUPS_STARTED[-1]} # its session: the script, beam.smp and helpers
-for _ in $(seq 1 900); do
-    php -r '$p=parse_url($argv[1]); try { (new AMQPConnection(["host"=>$p["host"],"port"=>$p["port"]]))->connect(); exit(0); } catch (Throwable) { exit(1); }' "$URL" 2>/dev/null && break
-    sleep 0.2
-done
+log "starting RabbitMQ"
+start_rabbitmq pacer-bench
 
 # Declares (and empties) a durable queue bound nowhere: publishers use the default exchange.
 declare_queue() {
@@ -150,7 +118,8 @@ start_pacer() { # $1 yaml file; echoes the pid
     sleep 1 # the workers boot
     echo "$pid"
 }
-stop_pacer() { kill -TERM -- "-$1" 2>/dev/null || true; while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; }
+# pacer and its PHP workers: all gone before the next run starts.
+stop_pacer() { STOP_GRACE=30 stop_session "$1"; }
 push_memory() { # $1 pipeline $2 n $3 rate
     php -r 'require $argv[1] . "/php/autoload.php"; $j = Pacer\Jobs\Jobs::fromEnvironment($argv[2]);
         $n = (int) $argv[4]; $rate = (float) $argv[5]; $start = microtime(true); $batch = [];
@@ -179,7 +148,7 @@ bench_pacer() { # $1 driver, $2 label suffix (with PACER set to the binary)
     [[ $1 == amqp ]] && declare_queue "$q"
     # Throughput: the backlog is in place before consuming starts.
     pacer_yaml "$1" "$q" "$w-backlog" false >"$y"
-    pid=$(start_pacer "$y"); GROUPS_STARTED+=("$pid")
+    pid=$(start_pacer "$y"); SESSIONS+=("$pid")
     if [[ $1 == amqp ]]; then publish "$q" "$N" 0 0; else push_memory "$q" "$N" 0; fi
     local c0 c1 b0 b1
     c0=$(session_cpu "$pid"); b0=$(session_cpu "$RMQ_SID")
@@ -197,7 +166,7 @@ bench_pacer() { # $1 driver, $2 label suffix (with PACER set to the binary)
     stop_pacer "$pid"
     # Queue wait at a steady rate.
     pacer_yaml "$1" "$q" "$w-steady" true >"$y"
-    pid=$(start_pacer "$y"); GROUPS_STARTED+=("$pid")
+    pid=$(start_pacer "$y"); SESSIONS+=("$pid")
     local steady=$((RATE * SECONDS_STEADY))
     if [[ $1 == amqp ]]; then publish "$q" "$steady" "$RATE" 0; else push_memory "$q" "$steady" "$RATE"; fi
     wait_acked "$q" "$steady"

@@ -23,7 +23,8 @@ N=${PROFILE_JOBS_N:-5000}
 WARM=${PROFILE_JOBS_WARM:-1000}
 PREFETCH=${PROFILE_JOBS_PREFETCH:-50}
 mkdir -p "$OUT"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/jobs-common.sh
+source "$BENCH/jobs-common.sh"
 
 PACER=${PROFILE_PACER:-}
 if [[ -z $PACER ]]; then
@@ -34,44 +35,11 @@ if [[ -z $PACER ]]; then
     PACER=$target/release/pacer
 fi
 
-TMP=$(mktemp -d /tmp/pacer-profile-jobs.XXXXXX)
-GROUPS_STARTED=()
-PID=""
-cleanup() {
-    local g
-    if [[ -n $PID ]]; then
-        kill -TERM "$PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$PID" 2>/dev/null || true
-    fi
-    for g in "${GROUPS_STARTED[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
-    sleep 1
-    for g in "${GROUPS_STARTED[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-spawn() { setsid "$@" </dev/null >>"$TMP/spawned.log" 2>&1 & GROUPS_STARTED+=($!); echo $!; }
+jobs_setup pacer-profile-jobs
 
 URL=""
 if [[ $DRIVER == amqp ]]; then
-    AMQP_PORT=$(free_port); EPMD_PORT=$(free_port); DIST_PORT=$(free_port)
-    URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
-    RMQ=$TMP/rabbit
-    mkdir -p "$RMQ"
-    echo "[]." >"$RMQ/enabled_plugins"
-    printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\nlog.console = true\nlog.console.level = warning\nlog.file = false\n' "$AMQP_PORT" >"$RMQ/rabbitmq.conf"
-    spawn /usr/bin/epmd -port "$EPMD_PORT" -address 127.0.0.1 >/dev/null
-    spawn env HOME="$RMQ" RABBITMQ_BASE="$RMQ" RABBITMQ_MNESIA_BASE="$RMQ/mnesia" RABBITMQ_LOG_BASE="$RMQ/log" \
-        RABBITMQ_NODENAME="pacer-profile-$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$AMQP_PORT" \
-        RABBITMQ_DIST_PORT="$DIST_PORT" ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT" \
-        RABBITMQ_CONFIG_FILE="$RMQ/rabbitmq" RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ/enabled_plugins" \
-        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none" \
-        /usr/lib/rabbitmq/bin/rabbitmq-server >/dev/null
-    for _ in $(seq 1 900); do
-        php -r '$p=parse_url($argv[1]); try { (new AMQPConnection(["host"=>$p["host"],"port"=>$p["port"]]))->connect(); exit(0); } catch (Throwable) { exit(1); }' "$URL" 2>/dev/null && break
-        sleep 0.2
-    done
+    start_rabbitmq pacer-profile
     pipe="{driver: amqp, config: {queue: profile, exchange: '', routing_key: profile, durable: true, prefetch: $PREFETCH}}"
 else
     pipe="{driver: memory, config: {prefetch: $PREFETCH}}"
@@ -125,10 +93,8 @@ fill() { # $1 jobs
 }
 
 DUMP=$TMP/callgrind.out
-# Not through `spawn`: setsid may fork, and the group it returns would miss valgrind.
-valgrind --tool=callgrind --callgrind-out-file="$DUMP" "$PACER" serve -c "$TMP/pacer.yaml" -w "$ROOT" \
-    </dev/null >>"$TMP/spawned.log" 2>&1 &
-PID=$!
+spawn valgrind --tool=callgrind --callgrind-out-file="$DUMP" "$PACER" serve -c "$TMP/pacer.yaml" -w "$ROOT" >/dev/null
+PID=${SESSIONS[-1]}
 for _ in $(seq 1 1200); do curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null && break; sleep 0.1; done
 # Pushes (memory) count against the drain unless they happen before the zeroing: fill,
 # then zero, then resume.
@@ -146,6 +112,9 @@ t1=$(date +%s.%N)
 callgrind_control -d "$PID" >/dev/null
 sleep 1
 dump=$(ls -t "$DUMP".* | head -1)
+# The dump is read; stop pacer (and its workers) before the report, with time for
+# valgrind's own exit.
+STOP_GRACE=60 stop_session "$PID"
 report=$OUT/profile-jobs-$DRIVER.txt
 callgrind_annotate --inclusive=no "$dump" 2>/dev/null | head -70 >"$report"
 total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t { gsub(",", "", $1); t = $1 } END { print t }')

@@ -111,6 +111,38 @@ if hello:
                 )
     print()
 
+# -------------------------------------------------------------------------- floor
+floor = [r for r in rows if r.get("scenario") == "floor"]
+if floor:
+    print("## The floor: a minimal pipe relay vs pacer vs nginx alone (issue 15)\n")
+    print("GET /hello. *floor* is `bench/floor` (one thread, mio, a fixed HTTP/1.1 parse, the")
+    print("request context as JSON in one Goridge frame per request to the same PHP hello worker")
+    print("pacer runs, the reply's status and headers copied to the response): the least work a")
+    print("pipe-relay server does per request. *pacer* runs one runtime (`shards: 1`, the")
+    print("default) and one shard per CPU (`shards: 0`). *nginx* answers from its config")
+    print("(`return 200`, no backend, as many nginx workers as PHP processes). *own µs/req* is")
+    print("the server's own processes (utime+stime ÷ requests; for nginx master + workers), *all*")
+    print("adds the PHP workers; *own cs/req* is context switches (voluntary + involuntary,")
+    print("summed over every thread in `/proc/PID/task/*/status`) per request.\n")
+    print("| PHP procs | conns | server | req/s | p50 / p99 ms | own µs/req | all µs/req | own cs/req | all cs/req | load average |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for procs in (1, 2):
+        for conns in (8, 64):
+            for server in ("floor", "pacer-shards1", "pacer-shards0", "nginx-static"):
+                r = first("floor", server=server, procs=procs, conns=conns)
+                if not r:
+                    continue
+                name = {"floor": "floor", "pacer-shards1": "pacer `shards: 1`", "pacer-shards0": "pacer `shards: 0`", "nginx-static": "nginx alone"}[server]
+                if r["non2xx"] or r["socket_errors"]:
+                    name += f" (non-2xx/errors: {r['non2xx']}/{r['socket_errors']})"
+                php = "–" if server == "nginx-static" else f"{r['cpu_us_per_req']:.1f}"
+                allcs = "–" if server == "nginx-static" else f"{r.get('cs_per_req', 0):.2f}"
+                print(
+                    f"| {procs} | {conns} | {name} | {r['rps']:.0f} | {lat(r)} | **{r['front_cpu_us_per_req']:.1f}** "
+                    f"| {php} | {r.get('front_cs_per_req', 0):.2f} | {allcs} | {r.get('loadavg', '?')} |"
+                )
+    print()
+
 # ---------------------------------------------------------------- runtime flavour
 flav = [
     ("runtime shards, one per CPU (`shards: 0`, the *after* rows)", first("hello", server="pacer", procs=2, conns=64)),
@@ -301,7 +333,7 @@ if over:
 
 # -------------------------------------------------------------------- criterion
 crit = []
-for name in ("frame_codec", "convert", "jobs"):
+for name in ("frame_codec", "convert", "jobs", "pool"):
     f = out / f"criterion-{name}.txt"
     if not f.exists():
         continue
@@ -323,8 +355,8 @@ for name in ("frame_codec", "convert", "jobs"):
         current = None
 if crit:
     print("## Criterion micro-benchmarks\n")
-    print("`cargo bench -p pacer --bench frame_codec`, `--bench convert` and `--bench jobs` (warm-up 1 s,")
-    print("measurement 3 s; the middle estimate).\n")
+    print("`cargo bench -p pacer --bench frame_codec`, `--bench convert`, `--bench jobs` and")
+    print("`--features fake-workers --bench pool` (warm-up 1 s, measurement 3 s; the middle estimate).\n")
     print("| bench | case | time | throughput |")
     print("|---|---|---|---|")
     for b, case, t, thr in crit:

@@ -11,8 +11,8 @@
 # until the 1-minute load average is below this, default 1.0), BENCH_QUIET_WAIT (how long
 # to wait for that, s, default 300; the load is reported either way), BENCH_IDLE_WAIT (before
 # each block, wait up to this many s for no other runnable task, default 120), BENCH_ONLY (a subset of
-# "relay hello runtime slim frameworks tracing memory overload jobs criterion"; jobs is
-# bench/jobs.sh), BENCH_BASE (the commit whose pacer is measured as "before" beside the
+# "relay hello runtime floor slim frameworks tracing memory overload jobs criterion"; jobs is
+# bench/jobs.sh; floor is bench/floor beside pacer and nginx alone), BENCH_BASE (the commit whose pacer is measured as "before" beside the
 # current one; default: main before issue 15, built once into $PACER_CACHE/bench and
 # reused), BENCH_OTEL_BASE (the commit before OpenTelemetry landed, measured beside
 # tracing off and on; built the same way, or BENCH_PRE_OTEL_BIN: that commit's binary
@@ -45,6 +45,7 @@ PACER_BEFORE=$BASE_DIR/pacer-$BASE
 OTEL_BASE=${BENCH_OTEL_BASE:-79921dc}
 PACER_PRE_OTEL=${BENCH_PRE_OTEL_BIN:-$BASE_DIR/pacer-$OTEL_BASE}
 RELAY_BENCH=$CARGO_TARGET_DIR/release/examples/relay_bench
+FLOOR=$CARGO_TARGET_DIR/release/pacer-floor
 HZ=$(getconf CLK_TCK)
 
 TMP=$(mktemp -d /tmp/pacer-bench.XXXXXX)
@@ -178,9 +179,22 @@ pss_kb() {
     echo "$sum"
 }
 
+# Context switches (voluntary + involuntary) summed over every thread of the pids: a
+# multi-thread process counts per thread (/proc/PID/status alone is the main thread's).
+ctx_switches() {
+    local sum=0 p f v
+    for p in "$@"; do
+        for f in /proc/"$p"/task/*/status; do
+            v=$(awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { s += $2 } END { print s + 0 }' "$f" 2>/dev/null || echo 0)
+            sum=$((sum + v))
+        done
+    done
+    echo "$sum"
+}
+
 # ------------------------------------------------------------------------- servers
 
-SERVER_KIND=""  # pacer | fpm
+SERVER_KIND=""  # pacer (also the floor: one process, PHP children) | fpm | nginx (alone)
 SERVER_LABEL="" # pacer | pacer-before | fpm: the "server" of the results
 SERVER_PIDS=()  # the top-level pids: pacer; or nginx master + fpm master
 PACER_BIN=""    # set per start: $PACER or $PACER_BEFORE
@@ -253,6 +267,36 @@ start_fpm() {
     wait_children "$fpm" "$workers" || { echo "php-fpm did not start $workers workers" >&2; exit 1; }
 }
 
+# start_floor WORKERS: bench/floor relaying to bench/workers/hello.php (pacer's port).
+start_floor() {
+    local workers=$1
+    "$FLOOR" "127.0.0.1:$PACER_PORT" "$workers" -- php -d opcache.enable_cli=1 "$ROOT/bench/workers/hello.php" \
+        >>"$OUT/floor.log" 2>&1 &
+    local pid=$!
+    STARTED+=("$pid")
+    SERVER_KIND=pacer
+    SERVER_LABEL=floor
+    SERVER_PIDS=("$pid")
+    wait_http "http://127.0.0.1:$PACER_PORT/hello" || { tail -5 "$OUT/floor.log" >&2; exit 1; }
+    wait_children "$pid" "$workers" || { echo "the floor did not start $workers workers" >&2; exit 1; }
+}
+
+# start_nginx_static WORKERS: nginx alone, `return 200` (bench/conf/nginx-static.conf).
+start_nginx_static() {
+    local workers=$1 dir=$TMP/nginx-static
+    rm -rf "$dir" && mkdir -p "$dir"
+    sed -e "s|@TMP@|$dir|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@WORKERS@|$workers|g" \
+        "$BENCH/conf/nginx-static.conf" >"$dir/nginx.conf"
+    nginx -e "$dir/nginx-error.log" -p "$dir" -c "$dir/nginx.conf" >>"$OUT/nginx.log" 2>&1 &
+    local ngx=$!
+    STARTED+=("$ngx")
+    SERVER_KIND=nginx
+    SERVER_LABEL=nginx-static
+    SERVER_PIDS=("$ngx")
+    wait_http "http://127.0.0.1:$NGINX_PORT/hello" || { tail -5 "$OUT/nginx.log" "$dir"/*.log >&2; exit 1; }
+    wait_children "$ngx" "$workers" || { echo "nginx did not start $workers workers" >&2; exit 1; }
+}
+
 stop_server() {
     local pid
     for pid in "${SERVER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -264,10 +308,12 @@ stop_server() {
 server_port() { [[ $SERVER_KIND == pacer ]] && echo $PACER_PORT || echo $NGINX_PORT; }
 
 # The server's own process(es) and its PHP processes, separately.
-front_pids() { echo "${SERVER_PIDS[0]}"; [[ $SERVER_KIND == fpm ]] && ps -o pid= --ppid "${SERVER_PIDS[0]}" | tr -d ' '; true; }
+front_pids() { echo "${SERVER_PIDS[0]}"; [[ $SERVER_KIND != pacer ]] && ps -o pid= --ppid "${SERVER_PIDS[0]}" | tr -d ' '; true; }
 php_pids() {
     if [[ $SERVER_KIND == pacer ]]; then
         ps -o pid= --ppid "${SERVER_PIDS[0]}" | tr -d ' '
+    elif [[ $SERVER_KIND == nginx ]]; then
+        true
     else
         echo "${SERVER_PIDS[1]}"
         ps -o pid= --ppid "${SERVER_PIDS[1]}" | tr -d ' '
@@ -304,11 +350,17 @@ bench_wrk() {
     local -a fronts
     mapfile -t fronts < <(front_pids)
     fronts_before=$(cpu_ticks "${fronts[@]}")
+    local cs_before front_cs_before
+    cs_before=$(ctx_switches "${pids[@]}")
+    front_cs_before=$(ctx_switches "${fronts[@]}")
     echo "wrk ${args[*]} -d ${DURATION}s $url" >"$OUT/$name.txt"
     wrk "${args[@]}" -d "${DURATION}s" "$url" >>"$OUT/$name.txt"
     local after fronts_after
     after=$(cpu_ticks "${pids[@]}")
     fronts_after=$(cpu_ticks "${fronts[@]}")
+    local cs_after front_cs_after
+    cs_after=$(ctx_switches "${pids[@]}")
+    front_cs_after=$(ctx_switches "${fronts[@]}")
     local f=$OUT/$name.txt
     local rps requests p50 p99 non2xx errors
     rps=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
@@ -322,11 +374,14 @@ bench_wrk() {
     front_rss=$(status_kb VmRSS "${fronts[@]}")
     mapfile -t phps < <(php_pids)
     php_rss=$(status_kb VmHWM "${phps[@]}")
-    printf '{"scenario":"%s","server":"%s","procs":%s,"conns":%s,"rps":%s,"requests":%s,"warmup_requests":%s,"p50_ms":%s,"p99_ms":%s,"non2xx":%s,"socket_errors":%s,"cpu_us_per_req":%s,"front_cpu_us_per_req":%s,"front_hwm_kb":%s,"front_rss_kb":%s,"php_hwm_kb":%s,"cmd":"%s"}\n' \
+    printf '{"scenario":"%s","server":"%s","procs":%s,"conns":%s,"rps":%s,"requests":%s,"warmup_requests":%s,"p50_ms":%s,"p99_ms":%s,"non2xx":%s,"socket_errors":%s,"cpu_us_per_req":%s,"front_cpu_us_per_req":%s,"front_hwm_kb":%s,"front_rss_kb":%s,"php_hwm_kb":%s,"cs_per_req":%s,"front_cs_per_req":%s,"loadavg":"%s","cmd":"%s"}\n' \
         "$scenario" "$SERVER_LABEL" "$procs" "$conns" "$rps" "$requests" "${warmup_requests:-0}" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}" \
         "$(awk -v a="$after" -v b="$before" -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", (a - b) / hz / n * 1e6 }')" \
         "$(awk -v a="$fronts_after" -v b="$fronts_before" -v n="$requests" -v hz="$HZ" 'BEGIN { printf "%.1f", (a - b) / hz / n * 1e6 }')" \
-        "$front_hwm" "$front_rss" "$php_rss" "wrk ${args[*]} -d ${DURATION}s $url" >>"$OUT/results.jsonl"
+        "$front_hwm" "$front_rss" "$php_rss" \
+        "$(awk -v a="$cs_after" -v b="$cs_before" -v n="$requests" 'BEGIN { printf "%.2f", (a - b) / n }')" \
+        "$(awk -v a="$front_cs_after" -v b="$front_cs_before" -v n="$requests" 'BEGIN { printf "%.2f", (a - b) / n }')" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" "wrk ${args[*]} -d ${DURATION}s $url" >>"$OUT/results.jsonl"
     log "$name: $rps req/s, p50 ${p50} ms, p99 ${p99} ms"
 }
 
@@ -370,6 +425,30 @@ scenario_runtime() {
         start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_SHARDS=1
         bench_wrk "hello-shards1" "$procs" 64 /hello
         stop_server
+    done
+}
+
+# The floor (issue 15): bench/floor, the least work a pipe-relay server can do per
+# request (one thread, mio, a fixed HTTP/1.1 parse, Goridge frames to the same PHP hello
+# worker), beside pacer with one runtime (`shards: 1`) and with a shard per CPU
+# (`shards: 0`), and nginx alone answering from its config (`return 200`, as many
+# nginx workers as PHP processes), GET /hello at 1 and 2 PHP processes, 8 and 64
+# connections: what pacer's own CPU per request could be with pipes to PHP here.
+scenario_floor() {
+    local procs conns kind
+    for procs in 1 2; do
+        wait_idle "floor, $procs PHP processes"
+        for kind in floor pacer-shards1 pacer-shards0 nginx-static; do
+            case $kind in
+            floor) start_floor "$procs" ;;
+            pacer-shards1) start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_SHARDS=1 ;;
+            pacer-shards0) start_pacer "$procs" "$ROOT"/bench/workers/hello.php /hello BENCH_SHARDS=0 ;;
+            nginx-static) start_nginx_static "$procs" ;;
+            esac
+            SERVER_LABEL=$kind
+            for conns in 8 64; do bench_wrk floor "$procs" "$conns" /hello; done
+            stop_server
+        done
     done
 }
 
@@ -545,8 +624,11 @@ scenario_relay() {
 scenario_criterion() {
     local b
     wait_idle "criterion"
-    for b in frame_codec convert jobs; do
-        (cd "$ROOT" && cargo bench -q -p pacer --bench "$b" -- --warm-up-time 1 --measurement-time 3 --noplot) \
+    for b in frame_codec convert jobs pool; do
+        # The pool bench drives in-memory echo workers (feature fake-workers).
+        local features=()
+        [[ $b == pool ]] && features=(--features fake-workers)
+        (cd "$ROOT" && cargo bench -q -p pacer "${features[@]}" --bench "$b" -- --warm-up-time 1 --measurement-time 3 --noplot) \
             >"$OUT/criterion-$b.txt" 2>&1
     done
 }
@@ -575,12 +657,14 @@ main() {
     install_deps
     log "building pacer (release)"
     (cd "$ROOT" && cargo build -q --release -p pacer --bin pacer --example relay_bench)
-    local only=${BENCH_ONLY:-relay hello runtime slim frameworks tracing memory overload jobs criterion}
+    (cd "$ROOT" && cargo build -q --release -p pacer-floor)
+    local only=${BENCH_ONLY:-relay hello runtime floor slim frameworks tracing memory overload jobs criterion}
     build_at "$BASE" "$PACER_BEFORE"
     [[ " $only " == *" tracing "* ]] && build_at "$OTEL_BASE" "$PACER_PRE_OTEL"
     if [[ " ${BENCH_ONLY:-criterion} " == *" criterion "* ]]; then
         log "building the criterion benches"
         (cd "$ROOT" && cargo bench -q -p pacer --bench frame_codec --bench convert --bench jobs --no-run 2>/dev/null)
+        (cd "$ROOT" && cargo bench -q -p pacer --features fake-workers --bench pool --no-run 2>/dev/null)
     fi
     local load_before started
     load_before=$(wait_for_quiet)
@@ -596,6 +680,7 @@ main() {
     [[ " $only " == *" relay "* ]] && { log "relay round trips"; scenario_relay; }
     [[ " $only " == *" hello "* ]] && { log "hello world / JSON echo"; scenario_hello_echo; }
     [[ " $only " == *" runtime "* ]] && { log "runtime flavour"; scenario_runtime; }
+    [[ " $only " == *" floor "* ]] && { log "floor: bench/floor vs pacer vs nginx alone"; scenario_floor; }
     [[ " $only " == *" slim "* ]] && { log "Slim"; scenario_slim; }
     [[ " $only " == *" frameworks "* ]] && { log "Laravel and Symfony"; scenario_frameworks; }
     [[ " $only " == *" tracing "* ]] && { log "tracing (OpenTelemetry)"; scenario_tracing; }

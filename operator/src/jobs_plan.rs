@@ -287,17 +287,27 @@ mod tests {
 
     const WINDOW: Duration = Duration::from_secs(120);
 
+    /// One round of `c` in `mode` on this sample and depth query, from `previous`.
+    fn round(
+        c: &JobsConfig,
+        mode: TuningMode,
+        previous: Option<&JobsPoolStatus>,
+        replicas: u32,
+        sample: &Result<AppSample, String>,
+        depth: Option<&Result<f64, String>>,
+        now: Timestamp,
+    ) -> JobsPlan {
+        let input = JobsInput { sample, depth };
+        plan_jobs(c, WINDOW, mode, previous, replicas, Some(&input), now)
+    }
+
     #[test]
     fn a_backlog_grows_the_pool_and_the_status_says_so() {
         let c = config(false);
         // 2 000 waiting, one worker acking 10/s: 0.1 s a job, (10 + 2000/60) × 0.1 = 4.3
         // busy → 6 at 80 %; one step from 1 is 5.
         let s = sample(vec![pod(2000.0, 300.0, 1.0, 1.0)]);
-        let input = JobsInput {
-            sample: &s,
-            depth: None,
-        };
-        let p = plan_jobs(&c, WINDOW, TuningMode::Auto, None, 1, Some(&input), t(0));
+        let p = round(&c, TuningMode::Auto, None, 1, &s, None, t(0));
         assert_eq!(
             p.size,
             JobsSize {
@@ -319,19 +329,7 @@ mod tests {
         assert_eq!(p.changes[0].event_reason(), "JobsWorkersIncreased");
         // Not delivered yet (the pod still runs 1): held.
         let s = sample(vec![pod(1500.0, 300.0, 1.0, 1.0)]);
-        let input = JobsInput {
-            sample: &s,
-            depth: None,
-        };
-        let p2 = plan_jobs(
-            &c,
-            WINDOW,
-            TuningMode::Auto,
-            Some(&p.status),
-            1,
-            Some(&input),
-            t(30),
-        );
+        let p2 = round(&c, TuningMode::Auto, Some(&p.status), 1, &s, None, t(30));
         assert_eq!(p2.size, p.size, "{}", p2.status.reason);
         assert!(p2.changes.is_empty());
         // Without a round the size in force stays.
@@ -351,19 +349,7 @@ mod tests {
     fn recommend_mode_keeps_the_size() {
         let c = config(false);
         let s = sample(vec![pod(2000.0, 300.0, 1.0, 1.0)]);
-        let input = JobsInput {
-            sample: &s,
-            depth: None,
-        };
-        let p = plan_jobs(
-            &c,
-            WINDOW,
-            TuningMode::Recommend,
-            None,
-            1,
-            Some(&input),
-            t(0),
-        );
+        let p = round(&c, TuningMode::Recommend, None, 1, &s, None, t(0));
         assert_eq!(
             p.size,
             JobsSize {
@@ -394,49 +380,37 @@ mod tests {
         assert_eq!(current(&config(false), Some(&at_zero), 1).replicas, 1);
         let none = sample(Vec::new());
         let empty = Ok(0.0);
-        let input = JobsInput {
-            sample: &none,
-            depth: Some(&empty),
-        };
-        let p = plan_jobs(
+        let p = round(
             &c,
-            WINDOW,
             TuningMode::Auto,
             Some(&at_zero),
             0,
-            Some(&input),
+            &none,
+            Some(&empty),
             t(0),
         );
         assert_eq!(p.size.replicas, 0, "{}", p.status.reason);
         let work = Ok(40.0);
-        let input = JobsInput {
-            sample: &none,
-            depth: Some(&work),
-        };
-        let p = plan_jobs(
+        let p = round(
             &c,
-            WINDOW,
             TuningMode::Auto,
             Some(&p.status),
             0,
-            Some(&input),
+            &none,
+            Some(&work),
             t(30),
         );
         assert_eq!(p.size.replicas, 1, "{}", p.status.reason);
         assert_eq!(p.status.depth, Some(40.0));
         // The query failing at zero pods changes nothing.
         let failed = Err("refused".to_owned());
-        let input = JobsInput {
-            sample: &none,
-            depth: Some(&failed),
-        };
-        let p = plan_jobs(
+        let p = round(
             &c,
-            WINDOW,
             TuningMode::Auto,
             Some(&at_zero),
             0,
-            Some(&input),
+            &none,
+            Some(&failed),
             t(60),
         );
         assert_eq!(p.size.replicas, 0);

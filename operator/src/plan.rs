@@ -393,6 +393,23 @@ fn reported(
     })
 }
 
+/// Degraded=False: nothing keeps the tuner from doing its work.
+fn not_degraded(
+    conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    set_condition(
+        conditions,
+        DEGRADED,
+        Truth::False,
+        "AsExpected",
+        "",
+        generation,
+        now,
+    );
+}
+
 /// Plans one reconcile: the settings, the desired objects, the status (readiness
 /// included, see [`readiness`]) and the Events.
 ///
@@ -472,15 +489,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
                 generation,
                 now,
             );
-            set_condition(
-                &mut next.conditions,
-                DEGRADED,
-                Truth::False,
-                "AsExpected",
-                "",
-                generation,
-                now,
-            );
+            not_degraded(&mut next.conditions, generation, now);
         }
         (_, None) => {
             if status::condition(&next.conditions, TUNED).is_none() {
@@ -601,15 +610,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, Error> {
                     warning = Some((reason, message));
                 }
             } else {
-                set_condition(
-                    &mut next.conditions,
-                    DEGRADED,
-                    Truth::False,
-                    "AsExpected",
-                    "",
-                    generation,
-                    now,
-                );
+                not_degraded(&mut next.conditions, generation, now);
             }
         }
     }

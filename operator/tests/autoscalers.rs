@@ -14,79 +14,29 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Api;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Api, Client};
 use pacer_crds::PhpAppServer;
 use pacer_operator::metrics_source::Fake;
-use pacer_operator::sample::{AppSample, PodSample};
 use serde_json::json;
 
-use common::{start_operator, wait_for};
+use common::{
+    Shop, WAIT, apply_crd, busy_sample, find_condition, patch_spec, setup, start_operator,
+    wait_for, wait_for_condition,
+};
 
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn setup(prefix: &str) -> Result<Option<(Client, String)>> {
-    common::init_logging();
-    let Some(cp) = common::cluster().await? else {
-        return Ok(None);
-    };
-    let client = cp.client()?;
-    common::install_crd(&client).await?;
-    let ns = cp.new_namespace(prefix).await?;
-    Ok(Some((client, ns)))
+async fn workers(config_maps: &Api<ConfigMap>) -> Result<Option<u64>> {
+    common::workers_in_config(config_maps, "shop-pacer").await
 }
 
 fn app(spec: serde_json::Value) -> Result<PhpAppServer> {
-    let mut base = json!({"image": "shop:1", "command": ["php", "worker.php"]});
-    if let (Some(b), Some(s)) = (base.as_object_mut(), spec.as_object()) {
-        b.extend(s.clone());
-    }
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "pacer.dev/v1alpha2", "kind": "PhpAppServer",
-        "metadata": {"name": "shop"}, "spec": base,
-    }))?)
+    common::app("shop", spec)
 }
 
-fn busy(busy: f64, live: f64) -> AppSample {
-    AppSample {
-        window: Duration::from_secs(60),
-        pods: vec![PodSample {
-            pod: "shop-1".into(),
-            live_workers: live,
-            busy_workers: busy,
-            jobs_per_second: busy * 10.0,
-            mean_job_seconds: Some(0.1),
-            ..PodSample::default()
-        }],
-    }
-}
-
-async fn condition(api: &Api<PhpAppServer>, type_: &str) -> Result<Option<(String, String)>> {
-    Ok(api
-        .get("shop")
-        .await?
-        .status
-        .unwrap_or_default()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status, c.reason)))
-}
-
-async fn workers(config_maps: &Api<ConfigMap>) -> Result<Option<u64>> {
-    Ok(match config_maps.get_opt("shop-pacer").await? {
-        Some(cm) => {
-            let text = cm
-                .data
-                .unwrap_or_default()
-                .remove("rr.yaml")
-                .unwrap_or_default();
-            serde_yaml::from_str::<serde_yaml::Value>(&text)?["http"]["pool"]["num_workers"]
-                .as_u64()
-        }
-        None => None,
-    })
+/// Waits until ExternalReplicas=True names `reason` (the kind of autoscaler).
+async fn replicas_owned_by(apps: &Api<PhpAppServer>, reason: &str) -> Result<()> {
+    wait_for_condition(apps, "shop", "ExternalReplicas", "True", reason).await
 }
 
 async fn replicas(deployments: &Api<Deployment>) -> Result<Option<i32>> {
@@ -112,60 +62,45 @@ fn hpa(kind: &str, api_version: &str) -> Result<HorizontalPodAutoscaler> {
 
 #[tokio::test]
 async fn an_hpa_on_the_app_scales_it_through_scale_while_workers_are_tuned() -> Result<()> {
-    let Some((client, ns)) = setup("hpa-app").await? else {
+    let spec = json!({"replicas": {"min": 1, "max": 4, "count": 2},
+                    "pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}});
+    let Some(shop) = Shop::start("hpa-app", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
-    let fake = Arc::new(Fake::new());
-    fake.set(&ns, "shop", busy(3.9, 4.0));
-    let op = start_operator(client.clone(), &ns, "op-a", fake);
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app(json!({"replicas": {"min": 1, "max": 4, "count": 2},
-                    "pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}))?,
-    )
-    .await?;
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(shop.client.clone(), &shop.ns);
     hpas.create(
         &PostParams::default(),
         &hpa("PhpAppServer", "pacer.dev/v1alpha2")?,
     )
     .await?;
-    wait_for(
-        WAIT,
-        "ExternalReplicas=True HorizontalPodAutoscaler",
-        || async {
-            Ok(condition(&apps, "ExternalReplicas").await?
-                == Some(("True".into(), "HorizontalPodAutoscaler".into())))
-        },
-    )
-    .await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    replicas_owned_by(&shop.apps, "HorizontalPodAutoscaler").await?;
+    let deployments: Api<Deployment> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "2 replicas from spec.replicas.count", || async {
         Ok(replicas(&deployments).await? == Some(2))
     })
     .await?;
 
     // The HPA's read and write go through /scale, as kubectl scale's do.
-    let scale = apps.get_scale("shop").await?;
+    let scale = shop.apps.get_scale("shop").await?;
     assert_eq!(scale.spec.and_then(|s| s.replicas), Some(2));
     wait_for(WAIT, "the scale's selector", || async {
-        let scale = apps.get_scale("shop").await?;
+        let scale = shop.apps.get_scale("shop").await?;
         Ok(scale.status.and_then(|s| s.selector).as_deref() == Some("pacer.dev/app=shop"))
     })
     .await?;
-    apps.patch_scale(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": 5}})),
-    )
-    .await?;
+    shop.apps
+        .patch_scale(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}})),
+        )
+        .await?;
     wait_for(WAIT, "5 replicas, as the autoscaler said", || async {
         Ok(replicas(&deployments).await? == Some(5))
     })
     .await?;
     // Workers per pod are still tuned: 3.9 of 4 busy → 6.
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "6 workers per pod", || async {
         Ok(workers(&config_maps).await? == Some(6))
     })
@@ -175,35 +110,25 @@ async fn an_hpa_on_the_app_scales_it_through_scale_while_workers_are_tuned() -> 
         Some(5),
         "the tuner left the pods alone"
     );
-    assert_eq!(op.reconciles("error"), 0);
-    op.stop().await
+    assert_eq!(shop.op.reconciles("error"), 0);
+    shop.op.stop().await
 }
 
 #[tokio::test]
 async fn an_hpa_on_the_deployment_gets_its_replicas_without_a_cliff() -> Result<()> {
-    let Some((client, ns)) = setup("hpa-deploy").await? else {
+    let spec = json!({"replicas": {"min": 3, "max": 6}, "tuning": {"mode": "Off"}});
+    let Some(shop) = Shop::start("hpa-deploy", None, spec).await? else {
         return Ok(());
     };
-    let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app(json!({"replicas": {"min": 3, "max": 6}, "tuning": {"mode": "Off"}}))?,
-    )
-    .await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "3 replicas", || async {
         Ok(replicas(&deployments).await? == Some(3))
     })
     .await?;
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(shop.client.clone(), &shop.ns);
     hpas.create(&PostParams::default(), &hpa("Deployment", "apps/v1")?)
         .await?;
-    wait_for(WAIT, "ExternalReplicas=True", || async {
-        Ok(condition(&apps, "ExternalReplicas").await?
-            == Some(("True".into(), "HorizontalPodAutoscaler".into())))
-    })
-    .await?;
+    replicas_owned_by(&shop.apps, "HorizontalPodAutoscaler").await?;
     // The operator no longer owns spec.replicas, and the count did not fall to the
     // default of 1 when it let go.
     let owns_replicas = |d: &Deployment| {
@@ -227,16 +152,17 @@ async fn an_hpa_on_the_deployment_gets_its_replicas_without_a_cliff() -> Result<
             &Patch::Merge(json!({"spec": {"replicas": 7}})),
         )
         .await?;
-    apps.patch(
+    patch_spec(
+        &shop.apps,
         "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"pool": {"workers": {"max": 12}}}})),
+        json!({"pool": {"workers": {"max": 12}}}),
     )
     .await?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "the spec change applied", || async {
-        let generation = apps.get("shop").await?.metadata.generation;
-        let observed = apps
+        let generation = shop.apps.get("shop").await?.metadata.generation;
+        let observed = shop
+            .apps
             .get("shop")
             .await?
             .status
@@ -250,8 +176,8 @@ async fn an_hpa_on_the_deployment_gets_its_replicas_without_a_cliff() -> Result<
         Some(7),
         "the operator overwrote the HPA"
     );
-    assert_eq!(op.reconciles("error"), 0);
-    op.stop().await
+    assert_eq!(shop.op.reconciles("error"), 0);
+    shop.op.stop().await
 }
 
 /// KEDA's ScaledObject CRD, written from its published shape with only the fields the
@@ -286,24 +212,7 @@ async fn a_keda_scaled_object_on_the_app_is_seen() -> Result<()> {
     let Some((client, ns)) = setup("keda").await? else {
         return Ok(());
     };
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "scaledobjects.keda.sh",
-        &PatchParams::apply("pacer-tests").force(),
-        &Patch::Apply(keda_crd()?),
-    )
-    .await?;
-    wait_for(WAIT, "the KEDA CRD", || async {
-        Ok(crds
-            .get("scaledobjects.keda.sh")
-            .await?
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True"))
-    })
-    .await?;
+    apply_crd(&client, keda_crd()?).await?;
     let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
     let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
     apps.create(
@@ -330,19 +239,9 @@ async fn a_keda_scaled_object_on_the_app_is_seen() -> Result<()> {
         &Patch::Merge(json!({"metadata": {"annotations": {"touch": "1"}}, "spec": {"pool": {"workers": {"max": 15}}}})),
     )
     .await?;
-    wait_for(WAIT, "ExternalReplicas=True ScaledObject", || async {
-        Ok(condition(&apps, "ExternalReplicas").await?
-            == Some(("True".into(), "ScaledObject".into())))
-    })
-    .await?;
-    let message = apps
-        .get("shop")
+    replicas_owned_by(&apps, "ScaledObject").await?;
+    let message = find_condition(&apps, "shop", "ExternalReplicas")
         .await?
-        .status
-        .unwrap_or_default()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "ExternalReplicas")
         .context("no condition")?
         .message;
     assert!(message.contains("shop-queue"), "{message}");
@@ -353,55 +252,26 @@ async fn a_keda_scaled_object_on_the_app_is_seen() -> Result<()> {
 
 #[tokio::test]
 async fn off_and_a_pause_freeze_the_settings_in_force() -> Result<()> {
-    let Some((client, ns)) = setup("freeze").await? else {
+    let spec = json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}});
+    let Some(shop) = Shop::start("freeze", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
-    let fake = Arc::new(Fake::new());
-    fake.set(&ns, "shop", busy(3.9, 4.0));
-    let op = start_operator(client.clone(), &ns, "op-a", fake);
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app(json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}))?,
-    )
-    .await?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "tuned to 6 workers", || async {
         Ok(workers(&config_maps).await? == Some(6))
     })
     .await?;
     // Off: no cliff back to the initial 4.
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"tuning": {"mode": "Off"}}})),
-    )
-    .await?;
-    wait_for(WAIT, "Tuned=False TuningOff", || async {
-        Ok(condition(&apps, "Tuned").await? == Some(("False".into(), "TuningOff".into())))
-    })
-    .await?;
+    patch_spec(&shop.apps, "shop", json!({"tuning": {"mode": "Off"}})).await?;
+    wait_for_condition(&shop.apps, "shop", "Tuned", "False", "TuningOff").await?;
     assert_eq!(workers(&config_maps).await?, Some(6), "Off reset the pool");
 
     // Paused: a spec change is not applied while paused, and is once unpaused.
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"paused": true}})),
-    )
-    .await?;
-    wait_for(WAIT, "Tuned=False Paused", || async {
-        Ok(condition(&apps, "Tuned").await? == Some(("False".into(), "Paused".into())))
-    })
-    .await?;
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"pool": {"workers": {"max": 5}}}})),
-    )
-    .await?;
+    patch_spec(&shop.apps, "shop", json!({"paused": true})).await?;
+    wait_for_condition(&shop.apps, "shop", "Tuned", "False", "Paused").await?;
+    patch_spec(&shop.apps, "shop", json!({"pool": {"workers": {"max": 5}}})).await?;
     wait_for(WAIT, "the paused change observed", || async {
-        let a = apps.get("shop").await?;
+        let a = shop.apps.get("shop").await?;
         Ok(a.status.and_then(|s| s.observed_generation) == a.metadata.generation)
     })
     .await?;
@@ -411,15 +281,10 @@ async fn off_and_a_pause_freeze_the_settings_in_force() -> Result<()> {
         Some(6),
         "written while paused"
     );
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"paused": false}})),
-    )
-    .await?;
+    patch_spec(&shop.apps, "shop", json!({"paused": false})).await?;
     wait_for(WAIT, "the bound applied after the pause", || async {
         Ok(workers(&config_maps).await? == Some(5))
     })
     .await?;
-    op.stop().await
+    shop.op.stop().await
 }

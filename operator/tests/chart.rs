@@ -94,6 +94,32 @@ async fn apply_all(client: &Client, objects: &[DynamicObject], params: &PatchPar
     Ok(())
 }
 
+/// Applies the rendered objects of the `wanted` kinds (the RBAC) and returns a client that
+/// impersonates the operator's ServiceAccount of `release` in `namespace`.
+async fn as_the_operator(
+    cp: &ControlPlane,
+    admin: &Client,
+    objects: Vec<DynamicObject>,
+    wanted: &[&str],
+    namespace: &str,
+    release: &str,
+) -> Result<Client> {
+    let rbac: Vec<DynamicObject> = objects
+        .into_iter()
+        .filter(|o| {
+            o.types
+                .as_ref()
+                .is_some_and(|t| wanted.contains(&t.kind.as_str()))
+        })
+        .collect();
+    apply_all(admin, &rbac, &PatchParams::apply("chart-test").force()).await?;
+    let mut config = cp.config().clone();
+    config.auth_info.impersonate = Some(format!(
+        "system:serviceaccount:{namespace}:{release}-pacer-operator"
+    ));
+    Ok(Client::try_from(config)?)
+}
+
 #[tokio::test]
 async fn helm_lint_and_template_pass_and_the_schema_guards_values() -> Result<()> {
     let Some(cp) = common::cluster().await? else {
@@ -210,21 +236,7 @@ async fn the_operator_works_with_exactly_the_chart_rbac() -> Result<()> {
         "Role",
         "RoleBinding",
     ];
-    let rbac: Vec<DynamicObject> = objects
-        .into_iter()
-        .filter(|o| {
-            o.types
-                .as_ref()
-                .is_some_and(|t| wanted.contains(&t.kind.as_str()))
-        })
-        .collect();
-    apply_all(&admin, &rbac, &PatchParams::apply("chart-test").force()).await?;
-
-    let mut config = cp.config().clone();
-    config.auth_info.impersonate = Some(format!(
-        "system:serviceaccount:{ns}:{release}-pacer-operator"
-    ));
-    let as_operator = Client::try_from(config)?;
+    let as_operator = as_the_operator(cp, &admin, objects, &wanted, &ns, release).await?;
     // Sanity: the impersonated client is really restricted.
     let secrets: Api<k8s_openapi::api::core::v1::Secret> =
         Api::namespaced(as_operator.clone(), &ns);
@@ -234,31 +246,16 @@ async fn the_operator_works_with_exactly_the_chart_rbac() -> Result<()> {
     }
 
     let fake = Arc::new(Fake::new());
-    fake.set(
-        &ns,
-        "shop",
-        pacer_operator::sample::AppSample {
-            window: Duration::from_secs(60),
-            pods: vec![pacer_operator::sample::PodSample {
-                pod: "shop-1".into(),
-                live_workers: 4.0,
-                busy_workers: 3.9,
-                jobs_per_second: 39.0,
-                mean_job_seconds: Some(0.1),
-                ..Default::default()
-            }],
-        },
-    );
+    fake.set(&ns, "shop", common::busy_sample(3.9, 4.0));
     let mut lease = common::lease(&ns, "op-rbac");
     lease.name = format!("{release}-pacer-operator");
     let running = common::start_operator_with(as_operator, None, lease, fake);
 
     let apps: Api<PhpAppServer> = Api::namespaced(admin.clone(), &ns);
-    let app: PhpAppServer = serde_json::from_value(serde_json::json!({
-        "apiVersion": "pacer.dev/v1alpha2", "kind": "PhpAppServer",
-        "metadata": {"name": "shop"},
-        "spec": {"image": "shop:1", "command": ["php", "worker.php"], "pool": {"workers": {"initial": 4}}}
-    }))?;
+    let app = common::app(
+        "shop",
+        serde_json::json!({"pool": {"workers": {"initial": 4}}}),
+    )?;
     apps.create(&PostParams::default(), &app).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
     common::wait_for(
@@ -279,13 +276,8 @@ async fn the_operator_works_with_exactly_the_chart_rbac() -> Result<()> {
     )
     .await?;
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), &ns);
-    common::wait_for(Duration::from_secs(30), "the tuning Event", || async {
-        Ok(events
-            .list(&Default::default())
-            .await?
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("WorkersIncreased")))
+    common::wait_for_event(&events, "the tuning Event", |e| {
+        e.reason.as_deref() == Some("WorkersIncreased")
     })
     .await?;
 
@@ -293,30 +285,9 @@ async fn the_operator_works_with_exactly_the_chart_rbac() -> Result<()> {
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(admin.clone(), &ns);
     // The decision is recorded before it is applied: wait for the Deployment too.
-    common::wait_for(Duration::from_secs(30), "the Deployment", || async {
-        Ok(deployments.get_opt("shop").await?.is_some())
-    })
-    .await?;
-    let template = deployments
-        .get("shop")
-        .await?
-        .spec
-        .context("no spec")?
-        .template;
+    common::wait_for_deployment(&deployments, "shop").await?;
+    common::pod_from_template(&admin, &ns, "shop-1").await?;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), &ns);
-    pods.create(
-        &PostParams::default(),
-        &k8s_openapi::api::core::v1::Pod {
-            metadata: kube::api::ObjectMeta {
-                name: Some("shop-1".into()),
-                labels: template.metadata.and_then(|m| m.labels),
-                ..Default::default()
-            },
-            spec: template.spec,
-            status: None,
-        },
-    )
-    .await?;
     pods.patch_status(
         "shop-1",
         &PatchParams::default(),
@@ -479,21 +450,7 @@ async fn a_namespace_list_needs_no_cluster_wide_write() -> Result<()> {
         );
     }
     let wanted = ["ServiceAccount", "ClusterRole", "Role", "RoleBinding"];
-    let rbac: Vec<DynamicObject> = objects
-        .into_iter()
-        .filter(|o| {
-            o.types
-                .as_ref()
-                .is_some_and(|t| wanted.contains(&t.kind.as_str()))
-        })
-        .collect();
-    apply_all(&admin, &rbac, &PatchParams::apply("chart-test").force()).await?;
-
-    let mut config = cp.config().clone();
-    config.auth_info.impersonate = Some(format!(
-        "system:serviceaccount:{release_ns}:{release}-pacer-operator"
-    ));
-    let as_operator = Client::try_from(config)?;
+    let as_operator = as_the_operator(cp, &admin, objects, &wanted, &release_ns, release).await?;
     // No write outside the watched namespaces, and no cluster-wide list.
     let deployment: k8s_openapi::api::apps::v1::Deployment =
         serde_json::from_value(serde_json::json!({

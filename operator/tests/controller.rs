@@ -7,116 +7,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use pacer_crds::PhpAppServer;
 use pacer_operator::metrics_source::Fake;
 use pacer_operator::sample::{AppSample, PodSample};
 use serde_json::json;
 
-use common::{start_operator, wait_for};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn app(name: &str, spec: serde_json::Value) -> Result<PhpAppServer> {
-    let mut base = json!({"image": "shop:1", "command": ["php", "worker.php"]});
-    if let (Some(b), Some(s)) = (base.as_object_mut(), spec.as_object()) {
-        b.extend(s.clone());
-    }
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "pacer.dev/v1alpha2",
-        "kind": "PhpAppServer",
-        "metadata": {"name": name},
-        "spec": base,
-    }))?)
-}
-
-fn busy_sample(busy: f64, live: f64) -> AppSample {
-    AppSample {
-        window: Duration::from_secs(60),
-        pods: vec![PodSample {
-            pod: "shop-1".into(),
-            live_workers: live,
-            busy_workers: busy,
-            jobs_per_second: busy * 10.0,
-            mean_job_seconds: Some(0.1),
-            ..PodSample::default()
-        }],
-    }
-}
-
-async fn setup(prefix: &str) -> Result<Option<(Client, String)>> {
-    common::init_logging();
-    let Some(cp) = common::cluster().await? else {
-        return Ok(None);
-    };
-    let client = cp.client()?;
-    common::install_crd(&client).await?;
-    let ns = cp.new_namespace(prefix).await?;
-    Ok(Some((client, ns)))
-}
-
-fn rr_yaml(cm: &ConfigMap) -> Result<serde_yaml::Value> {
-    let text = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get("rr.yaml"))
-        .context("ConfigMap without rr.yaml")?;
-    Ok(serde_yaml::from_str(text)?)
-}
-
-async fn workers_in_config(api: &Api<ConfigMap>, name: &str) -> Result<Option<u64>> {
-    Ok(match api.get_opt(name).await? {
-        Some(cm) => rr_yaml(&cm)?["http"]["pool"]["num_workers"].as_u64(),
-        None => None,
-    })
-}
-
-async fn condition(
-    api: &Api<PhpAppServer>,
-    name: &str,
-    type_: &str,
-) -> Result<Option<(String, String)>> {
-    let app = api.get(name).await?;
-    Ok(app
-        .status
-        .unwrap_or_default()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status, c.reason)))
-}
+use common::{
+    Shop, WAIT, app, busy_sample, condition, find_condition, patch_spec, pod_from_template,
+    report_ready, rr_yaml, setup, start_operator, template_of, wait_for, wait_for_condition,
+    wait_for_deployment, wait_for_event, workers_in_config,
+};
 
 #[tokio::test]
 async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
-    let Some((client, ns)) = setup("owned").await? else {
+    let spec = json!({"replicas": {"min": 2, "max": 4}, "pool": {"workers": {"min": 2, "max": 8, "initial": 3}}});
+    let Some(shop) = Shop::start("owned", None, spec).await? else {
         return Ok(());
     };
-    let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    let created = apps
-        .create(
-            &PostParams::default(),
-            &app("shop", json!({"replicas": {"min": 2, "max": 4}, "pool": {"workers": {"min": 2, "max": 8, "initial": 3}}}))?,
-        )
-        .await?;
-    let uid = created.uid().context("no uid")?;
+    let uid = shop.created.uid().context("no uid")?;
 
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let deployments: Api<Deployment> = Api::namespaced(shop.client.clone(), &shop.ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "the owned objects", || async {
         Ok(deployments.get_opt("shop").await?.is_some()
             && config_maps.get_opt("shop-pacer").await?.is_some()
-            && Api::<Service>::namespaced(client.clone(), &ns)
+            && Api::<Service>::namespaced(shop.client.clone(), &shop.ns)
                 .get_opt("shop")
                 .await?
                 .is_some()
-            && Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns)
+            && Api::<PodDisruptionBudget>::namespaced(shop.client.clone(), &shop.ns)
                 .get_opt("shop")
                 .await?
                 .is_some())
@@ -183,7 +109,7 @@ async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
     // Status: the generation is observed, the Deployment has no ready pods (no
     // controller-manager runs here), and the fake has no metrics yet.
     wait_for(WAIT, "the status", || async {
-        let a = apps.get("shop").await?;
+        let a = shop.apps.get("shop").await?;
         let s = a.status.unwrap_or_default();
         Ok(s.observed_generation == a.metadata.generation
             && s.current.as_ref().map(|c| c.workers) == Some(3)
@@ -193,36 +119,13 @@ async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
     })
     .await?;
     // The Deployment exists but has no pods (no controller-manager here).
-    wait_for(WAIT, "Ready=False PodsNotReady", || async {
-        Ok(condition(&apps, "shop", "Ready").await?
-            == Some(("False".into(), "PodsNotReady".into())))
-    })
-    .await?;
+    wait_for_condition(&shop.apps, "shop", "Ready", "False", "PodsNotReady").await?;
 
     // Play the Deployment controller: report both pods ready. The operator watches its
     // Deployments, so Ready turns True without any change to the PhpAppServer.
-    deployments
-        .patch_status(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": DeploymentStatus {
-                observed_generation: deployments.get("shop").await?.metadata.generation,
-                replicas: Some(2),
-                ready_replicas: Some(2),
-                available_replicas: Some(2),
-                updated_replicas: Some(2),
-                ..DeploymentStatus::default()
-            }})),
-        )
-        .await?;
-    wait_for(WAIT, "Ready=True", || async {
-        Ok(
-            condition(&apps, "shop", "Ready").await?
-                == Some(("True".into(), "AllPodsReady".into())),
-        )
-    })
-    .await?;
-    let status = apps.get("shop").await?.status.unwrap_or_default();
+    report_ready(&deployments, "shop", 2).await?;
+    wait_for_condition(&shop.apps, "shop", "Ready", "True", "AllPodsReady").await?;
+    let status = shop.apps.get("shop").await?.status.unwrap_or_default();
     assert_eq!((status.replicas, status.ready_replicas), (Some(2), Some(2)));
     let rollout = status.rollout.context("no rollout status")?;
     assert_eq!(
@@ -232,81 +135,63 @@ async fn a_valid_object_produces_the_owned_objects_with_status() -> Result<()> {
     assert!(status.current_since.is_some());
 
     // A spec change is picked up: the workers bounds shrink under the current value.
-    apps.patch(
-        "shop",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"pool": {"workers": {"min": 1, "max": 2, "initial": 2}}}})),
-    )
-    .await?;
+    let bounds = json!({"pool": {"workers": {"min": 1, "max": 2, "initial": 2}}});
+    patch_spec(&shop.apps, "shop", bounds).await?;
     wait_for(WAIT, "the new bounds in rr.yaml", || async {
         Ok(workers_in_config(&config_maps, "shop-pacer").await? == Some(2))
     })
     .await?;
-    op.stop().await
+    shop.op.stop().await
 }
 
 #[tokio::test]
 async fn tuning_from_fake_metrics_changes_the_config_map_and_emits_an_event() -> Result<()> {
-    let Some((client, ns)) = setup("tuning").await? else {
+    // 3.9 of 4 workers busy: 3.9 / 0.7 → 6 workers.
+    let spec = json!({"pool": {"workers": {"initial": 4}}});
+    let Some(shop) = Shop::start("tuning", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
-    let fake = Arc::new(Fake::new());
-    // 3.9 of 4 workers busy: 3.9 / 0.7 → 6 workers.
-    fake.set(&ns, "shop", busy_sample(3.9, 4.0));
-    let op = start_operator(client.clone(), &ns, "op-a", fake.clone());
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app("shop", json!({"pool": {"workers": {"initial": 4}}}))?,
-    )
-    .await?;
 
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     wait_for(WAIT, "6 workers in rr.yaml", || async {
         Ok(workers_in_config(&config_maps, "shop-pacer").await? == Some(6))
     })
     .await?;
 
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-    wait_for(WAIT, "a WorkersIncreased event", || async {
-        Ok(events
-            .list(&Default::default())
-            .await?
-            .items
-            .iter()
-            .any(|e| {
-                e.reason.as_deref() == Some("WorkersIncreased")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("shop")
-                    && e.note
-                        .as_deref()
-                        .is_some_and(|n| n.contains("workers 4 → 6") && n.contains("70 %"))
-            }))
+    let events: Api<Event> = Api::namespaced(shop.client.clone(), &shop.ns);
+    wait_for_event(&events, "a WorkersIncreased event", |e| {
+        e.reason.as_deref() == Some("WorkersIncreased")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("shop")
+            && e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("workers 4 → 6") && n.contains("70 %"))
     })
     .await?;
 
     // Events go out before the status is written, in the same reconcile.
     wait_for(WAIT, "the status", || async {
-        let s = apps.get("shop").await?.status.unwrap_or_default();
+        let s = shop.apps.get("shop").await?.status.unwrap_or_default();
         Ok(s.current.is_some_and(|c| c.workers == 6))
     })
     .await?;
-    let status = apps.get("shop").await?.status.unwrap_or_default();
+    let status = shop.apps.get("shop").await?.status.unwrap_or_default();
     assert_eq!(status.current.as_ref().map(|c| c.workers), Some(6));
     assert_eq!(status.recommendation.as_ref().map(|r| r.workers), Some(6));
     assert_eq!(status.observed.as_ref().map(|o| o.busy_percent), Some(98));
     assert!(status.last_tune_time.is_some());
     assert!(status.tuning_state.is_some_and(|s| !s.history.is_empty()));
     assert_eq!(
-        condition(&apps, "shop", "Tuned").await?,
+        condition(&shop.apps, "shop", "Tuned").await?,
         Some(("True".into(), "Tuned".into()))
     );
-    let target = &fake.calls()[0];
+    let target = &shop.fake.calls()[0];
     assert_eq!(
         (target.namespace.as_str(), target.app.as_str()),
-        (ns.as_str(), "shop")
+        (shop.ns.as_str(), "shop")
     );
     assert_eq!(
-        op.metrics
+        shop.op
+            .metrics
             .tuning_changes
             .get_or_create(&pacer_operator::telemetry::ChangeLabels {
                 setting: "workers",
@@ -315,7 +200,7 @@ async fn tuning_from_fake_metrics_changes_the_config_map_and_emits_an_event() ->
             .get(),
         1
     );
-    op.stop().await
+    shop.op.stop().await
 }
 
 /// A tuning decision is recorded (status) and announced (Event) before the ConfigMap
@@ -326,23 +211,12 @@ async fn tuning_from_fake_metrics_changes_the_config_map_and_emits_an_event() ->
 async fn decisions_are_recorded_and_announced_before_they_are_applied() -> Result<()> {
     use futures_util::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
-    let Some((client, ns)) = setup("write-ahead").await? else {
+    // 3.9 of 4 busy → 6 workers; then 5.9 of 6 busy → 9 workers.
+    let spec = json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}});
+    let Some(shop) = Shop::start("write-ahead", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
-    let fake = Arc::new(Fake::new());
-    // 3.9 of 4 busy → 6 workers; then 5.9 of 6 busy → 9 workers.
-    fake.set(&ns, "shop", busy_sample(3.9, 4.0));
-    let op = start_operator(client.clone(), &ns, "op-a", fake.clone());
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app(
-            "shop",
-            json!({"pool": {"workers": {"initial": 4}}, "tuning": {"interval": "5s"}}),
-        )?,
-    )
-    .await?;
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let events: Api<Event> = Api::namespaced(shop.client.clone(), &shop.ns);
     let notes = || async {
         let list = events.list(&Default::default()).await?;
         Ok::<Vec<String>, anyhow::Error>(
@@ -356,7 +230,7 @@ async fn decisions_are_recorded_and_announced_before_they_are_applied() -> Resul
                 .collect(),
         )
     };
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     let mut stream = watcher(
         config_maps,
         watcher::Config::default().fields("metadata.name=shop-pacer"),
@@ -377,7 +251,7 @@ async fn decisions_are_recorded_and_announced_before_they_are_applied() -> Resul
             continue;
         }
         // The moment the pods could see it, the status and the Event already say it.
-        let status = apps.get("shop").await?.status.unwrap_or_default();
+        let status = shop.apps.get("shop").await?.status.unwrap_or_default();
         assert_eq!(
             status.current.as_ref().map(|c| c.workers),
             Some(i32::try_from(workers)?),
@@ -392,45 +266,34 @@ async fn decisions_are_recorded_and_announced_before_they_are_applied() -> Resul
             "not announced (once) before it was applied: {said:?}"
         );
         seen.push(workers);
-        fake.set(&ns, "shop", busy_sample(5.9, 6.0));
+        shop.fake.set(&shop.ns, "shop", busy_sample(5.9, 6.0));
     }
     assert_eq!(seen, [6, 9]);
     assert_eq!(notes().await?.len(), 2, "one Event per change");
-    op.stop().await
+    shop.op.stop().await
 }
 
 #[tokio::test]
 async fn recommend_mode_writes_only_the_status() -> Result<()> {
-    let Some((client, ns)) = setup("recommend").await? else {
+    let spec = json!({"pool": {"workers": {"initial": 4}}, "tuning": {"mode": "Recommend"}});
+    let Some(shop) = Shop::start("recommend", Some(busy_sample(3.9, 4.0)), spec).await? else {
         return Ok(());
     };
-    let fake = Arc::new(Fake::new());
-    fake.set(&ns, "shop", busy_sample(3.9, 4.0));
-    let op = start_operator(client.clone(), &ns, "op-a", fake);
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app(
-            "shop",
-            json!({"pool": {"workers": {"initial": 4}}, "tuning": {"mode": "Recommend"}}),
-        )?,
-    )
-    .await?;
     wait_for(WAIT, "a recommendation", || async {
-        let s = apps.get("shop").await?.status.unwrap_or_default();
+        let s = shop.apps.get("shop").await?.status.unwrap_or_default();
         Ok(s.recommendation.map(|r| r.workers) == Some(6))
     })
     .await?;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let config_maps: Api<ConfigMap> = Api::namespaced(shop.client.clone(), &shop.ns);
     assert_eq!(
         workers_in_config(&config_maps, "shop-pacer").await?,
         Some(4)
     );
     assert_eq!(
-        condition(&apps, "shop", "Tuned").await?,
+        condition(&shop.apps, "shop", "Tuned").await?,
         Some(("False".into(), "RecommendOnly".into()))
     );
-    let events: Api<Event> = Api::namespaced(client, &ns);
+    let events: Api<Event> = Api::namespaced(shop.client, &shop.ns);
     assert!(
         !events
             .list(&Default::default())
@@ -440,7 +303,7 @@ async fn recommend_mode_writes_only_the_status() -> Result<()> {
             .any(|e| e.reason.as_deref() == Some("WorkersIncreased")),
         "nothing was applied, so nothing is announced"
     );
-    op.stop().await
+    shop.op.stop().await
 }
 
 #[tokio::test]
@@ -454,24 +317,13 @@ async fn metrics_failure_marks_the_object_degraded() -> Result<()> {
     let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
     apps.create(&PostParams::default(), &app("shop", json!({}))?)
         .await?;
-    wait_for(WAIT, "Degraded=True", || async {
-        Ok(condition(&apps, "shop", "Degraded").await?
-            == Some(("True".into(), "MetricsUnavailable".into())))
-    })
-    .await?;
+    wait_for_condition(&apps, "shop", "Degraded", "True", "MetricsUnavailable").await?;
     let events: Api<Event> = Api::namespaced(client, &ns);
-    wait_for(WAIT, "a Warning event", || async {
-        Ok(events
-            .list(&Default::default())
-            .await?
-            .items
-            .iter()
-            .any(|e| {
-                e.type_.as_deref() == Some("Warning")
-                    && e.note
-                        .as_deref()
-                        .is_some_and(|n| n.contains("prometheus unreachable"))
-            }))
+    wait_for_event(&events, "a Warning event", |e| {
+        e.type_.as_deref() == Some("Warning")
+            && e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("prometheus unreachable"))
     })
     .await?;
     op.stop().await
@@ -479,20 +331,13 @@ async fn metrics_failure_marks_the_object_degraded() -> Result<()> {
 
 #[tokio::test]
 async fn own_status_writes_cause_no_reconcile_storm() -> Result<()> {
-    let Some((client, ns)) = setup("storm").await? else {
+    let spec = json!({"tuning": {"interval": "1m"}});
+    let Some(shop) = Shop::start("storm", Some(busy_sample(1.0, 4.0)), spec).await? else {
         return Ok(());
     };
-    let fake = Arc::new(Fake::new());
-    fake.set(&ns, "shop", busy_sample(1.0, 4.0));
-    let op = start_operator(client.clone(), &ns, "op-a", fake);
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app("shop", json!({"tuning": {"interval": "1m"}}))?,
-    )
-    .await?;
     wait_for(WAIT, "the first tuning round", || async {
-        Ok(apps
+        Ok(shop
+            .apps
             .get("shop")
             .await?
             .status
@@ -503,38 +348,38 @@ async fn own_status_writes_cause_no_reconcile_storm() -> Result<()> {
     .await?;
     // Let the echoes of the first round's writes (owned objects, status) settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = op.reconciles("ok");
-    let version = apps.get("shop").await?.resource_version();
+    let before = shop.op.reconciles("ok");
+    let version = shop.apps.get("shop").await?.resource_version();
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
-        op.reconciles("ok"),
+        shop.op.reconciles("ok"),
         before,
         "reconciles ran with nothing changed"
     );
     assert_eq!(
-        apps.get("shop").await?.resource_version(),
+        shop.apps.get("shop").await?.resource_version(),
         version,
         "the object was rewritten"
     );
-    assert_eq!(op.reconciles("error"), 0);
-    op.stop().await
+    assert_eq!(shop.op.reconciles("error"), 0);
+    shop.op.stop().await
 }
 
 #[tokio::test]
 async fn deleting_the_owner_is_handled() -> Result<()> {
-    let Some((client, ns)) = setup("delete").await? else {
+    let Some(Shop {
+        client,
+        ns,
+        op,
+        apps,
+        created: first,
+        ..
+    }) = Shop::start("delete", None, json!({})).await?
+    else {
         return Ok(());
     };
-    let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    let first = apps
-        .create(&PostParams::default(), &app("shop", json!({}))?)
-        .await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    wait_for(WAIT, "the Deployment", || async {
-        Ok(deployments.get_opt("shop").await?.is_some())
-    })
-    .await?;
+    wait_for_deployment(&deployments, "shop").await?;
 
     apps.delete("shop", &DeleteParams::default()).await?;
     wait_for(WAIT, "the object to be gone", || async {
@@ -716,30 +561,12 @@ async fn memory_limits_come_from_the_persisted_model_and_resize_in_place() -> Re
     });
     let op = common::start_operator_with_clock(client.clone(), &ns, "op-a", fake, clock);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    wait_for(WAIT, "the Deployment", || async {
-        Ok(deployments.get_opt("shop").await?.is_some())
-    })
-    .await?;
+    wait_for_deployment(&deployments, "shop").await?;
 
     // Play the ReplicaSet controller and the kubelet: one running, ready pod from the
     // template.
-    let template = deployments
-        .get("shop")
-        .await?
-        .spec
-        .context("no spec")?
-        .template;
+    pod_from_template(&client, &ns, "shop-abc-1").await?;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
-    let pod = k8s_openapi::api::core::v1::Pod {
-        metadata: kube::api::ObjectMeta {
-            name: Some("shop-abc-1".into()),
-            labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
-            ..Default::default()
-        },
-        spec: template.spec,
-        status: None,
-    };
-    pods.create(&PostParams::default(), &pod).await?;
     pods.patch_status(
         "shop-abc-1",
         &PatchParams::default(),
@@ -794,12 +621,7 @@ async fn memory_limits_come_from_the_persisted_model_and_resize_in_place() -> Re
         "the model was not kept: {kept:?} (before: {weight_before})"
     );
     // The template was left alone: no rollout.
-    let template = deployments
-        .get("shop")
-        .await?
-        .spec
-        .context("no spec")?
-        .template;
+    let template = template_of(&deployments, "shop").await?;
     let container = template.spec.context("no pod spec")?.containers.remove(0);
     let limits = container
         .resources
@@ -807,44 +629,14 @@ async fn memory_limits_come_from_the_persisted_model_and_resize_in_place() -> Re
         .unwrap_or_default();
     assert_eq!(limits.get("memory").map(|q| q.0.as_str()), Some("2Gi"));
     let events: Api<Event> = Api::namespaced(client, &ns);
-    wait_for(WAIT, "a MemoryLimitDecreased event", || async {
-        Ok(events
-            .list(&Default::default())
-            .await?
-            .items
-            .iter()
-            .any(|e| {
-                e.reason.as_deref() == Some("MemoryLimitDecreased")
-                    && e.note.as_deref().is_some_and(|n| {
-                        n.contains("2Gi → ") && n.contains("in place") && n.contains("learned")
-                    })
-            }))
+    wait_for_event(&events, "a MemoryLimitDecreased event", |e| {
+        e.reason.as_deref() == Some("MemoryLimitDecreased")
+            && e.note.as_deref().is_some_and(|n| {
+                n.contains("2Gi → ") && n.contains("in place") && n.contains("learned")
+            })
     })
     .await?;
     op.stop().await
-}
-
-/// Creates a pod from the Deployment's template, as the ReplicaSet controller would.
-async fn pod_from_template(client: &Client, ns: &str, pod_name: &str) -> Result<()> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let template = deployments
-        .get("shop")
-        .await?
-        .spec
-        .context("no spec")?
-        .template;
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
-    let pod = k8s_openapi::api::core::v1::Pod {
-        metadata: kube::api::ObjectMeta {
-            name: Some(pod_name.into()),
-            labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
-            ..Default::default()
-        },
-        spec: template.spec,
-        status: None,
-    };
-    pods.create(&PostParams::default(), &pod).await?;
-    Ok(())
 }
 
 /// The kubelet's word reaches the Ready condition: a pod that cannot pull its image turns
@@ -852,27 +644,20 @@ async fn pod_from_template(client: &Client, ns: &str, pod_name: &str) -> Result<
 /// change (the operator watches the app's pods), and True again once the pod serves.
 #[tokio::test]
 async fn a_pod_that_cannot_pull_its_image_turns_ready_false_with_the_reason() -> Result<()> {
-    let Some((client, ns)) = setup("pod-reason").await? else {
+    let Some(Shop {
+        client,
+        ns,
+        op,
+        apps,
+        ..
+    }) = Shop::start("pod-reason", None, json!({"tuning": {"mode": "Off"}})).await?
+    else {
         return Ok(());
     };
-    let op = start_operator(client.clone(), &ns, "op-a", Arc::new(Fake::new()));
-    let apps: Api<PhpAppServer> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &app("shop", json!({"tuning": {"mode": "Off"}}))?,
-    )
-    .await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    wait_for(WAIT, "the Deployment", || async {
-        Ok(deployments.get_opt("shop").await?.is_some())
-    })
-    .await?;
+    wait_for_deployment(&deployments, "shop").await?;
     pod_from_template(&client, &ns, "shop-abc-1").await?;
-    wait_for(WAIT, "Ready=False PodsNotReady", || async {
-        Ok(condition(&apps, "shop", "Ready").await?
-            == Some(("False".into(), "PodsNotReady".into())))
-    })
-    .await?;
+    wait_for_condition(&apps, "shop", "Ready", "False", "PodsNotReady").await?;
     // Let the echoes settle, then count reconciles from the kubelet's report on.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = op.reconciles("ok");
@@ -889,21 +674,11 @@ async fn a_pod_that_cannot_pull_its_image_turns_ready_false_with_the_reason() ->
         ),
     )
     .await?;
-    wait_for(WAIT, "Ready=False ImagePullBackOff", || async {
-        Ok(condition(&apps, "shop", "Ready").await?
-            == Some(("False".into(), "ImagePullBackOff".into())))
-    })
-    .await?;
+    wait_for_condition(&apps, "shop", "Ready", "False", "ImagePullBackOff").await?;
     let took = op.reconciles("ok") - before;
     assert!(took <= 2, "{took} reconciles to report the pod's reason");
-    let ready = apps
-        .get("shop")
+    let ready = find_condition(&apps, "shop", "Ready")
         .await?
-        .status
-        .unwrap_or_default()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Ready")
         .context("no Ready")?;
     assert!(
         ready.message.contains("shop-abc-1") && ready.message.contains("Back-off pulling image"),
@@ -911,16 +686,8 @@ async fn a_pod_that_cannot_pull_its_image_turns_ready_false_with_the_reason() ->
         ready.message
     );
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-    wait_for(WAIT, "a Warning event naming the reason", || async {
-        Ok(events
-            .list(&Default::default())
-            .await?
-            .items
-            .iter()
-            .any(|e| {
-                e.type_.as_deref() == Some("Warning")
-                    && e.reason.as_deref() == Some("ImagePullBackOff")
-            }))
+    wait_for_event(&events, "a Warning event naming the reason", |e| {
+        e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("ImagePullBackOff")
     })
     .await?;
 
@@ -936,27 +703,8 @@ async fn a_pod_that_cannot_pull_its_image_turns_ready_false_with_the_reason() ->
         ),
     )
     .await?;
-    deployments
-        .patch_status(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": DeploymentStatus {
-                observed_generation: deployments.get("shop").await?.metadata.generation,
-                replicas: Some(1),
-                ready_replicas: Some(1),
-                available_replicas: Some(1),
-                updated_replicas: Some(1),
-                ..DeploymentStatus::default()
-            }})),
-        )
-        .await?;
-    wait_for(WAIT, "Ready=True", || async {
-        Ok(
-            condition(&apps, "shop", "Ready").await?
-                == Some(("True".into(), "AllPodsReady".into())),
-        )
-    })
-    .await?;
+    report_ready(&deployments, "shop", 1).await?;
+    wait_for_condition(&apps, "shop", "Ready", "True", "AllPodsReady").await?;
     op.stop().await
 }
 

@@ -5,30 +5,16 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
 use kube::api::PostParams;
-use kube::{Api, Client};
 use pacer_crds::PhpAppServer;
 use pacer_operator::metrics_source::Fake;
 use serde_json::{Value, json};
 
-use common::{start_operator, wait_for};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn setup(prefix: &str) -> Result<Option<(Client, String)>> {
-    common::init_logging();
-    let Some(cp) = common::cluster().await? else {
-        return Ok(None);
-    };
-    let client = cp.client()?;
-    common::install_crd(&client).await?;
-    let ns = cp.new_namespace(prefix).await?;
-    Ok(Some((client, ns)))
-}
+use common::{setup, start_operator, wait_for_deployment};
 
 /// `want` is contained in `have`: every key of every object in `want` is in `have` with a
 /// value that contains it in turn; arrays match element by element. (The API server adds
@@ -121,10 +107,7 @@ async fn a_full_pod_template_passes_through_with_pacer_injected() -> Result<()> 
     }))?;
     apps.create(&PostParams::default(), &object).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    wait_for(WAIT, "the Deployment", || async {
-        Ok(deployments.get_opt("shop").await?.is_some())
-    })
-    .await?;
+    wait_for_deployment(&deployments, "shop").await?;
     let d = serde_json::to_value(deployments.get("shop").await?)?;
     let pod = &d["spec"]["template"];
 
@@ -289,10 +272,7 @@ async fn the_users_probes_and_security_settings_win() -> Result<()> {
     }))?;
     apps.create(&PostParams::default(), &object).await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    wait_for(WAIT, "the Deployment", || async {
-        Ok(deployments.get_opt("shop").await?.is_some())
-    })
-    .await?;
+    wait_for_deployment(&deployments, "shop").await?;
     let d = serde_json::to_value(deployments.get("shop").await?)?;
     let pod = &d["spec"]["template"]["spec"];
     let app = &pod["containers"][0];

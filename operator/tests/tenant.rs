@@ -97,14 +97,9 @@ fn app(name: &str, url: &str, secret: Option<(&str, &str)>) -> Result<PhpAppServ
 }
 
 async fn degraded(api: &Api<PhpAppServer>, name: &str) -> Result<Option<String>> {
-    Ok(api
-        .get(name)
+    Ok(common::find_condition(api, name, "Degraded")
         .await?
-        .status
-        .unwrap_or_default()
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Degraded" && c.status == "True")
+        .filter(|c| c.status == "True")
         .map(|c| c.message))
 }
 

@@ -1,6 +1,7 @@
 //! The jobs pipeline on a real RabbitMQ (Debian's rabbitmq-server, started once for this
-//! binary on loopback; tests isolate themselves by queue names): every guarantee counted,
-//! and RoadRunner's message format on the broker.
+//! binary on loopback; tests isolate themselves by queue names): every delivery guarantee
+//! counted (`common::driver_suite`; the broker restart is `jobs_amqp_restart.rs`), plus
+//! RabbitMQ's own behaviour and RoadRunner's message format on the broker.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -10,21 +11,54 @@ use std::time::Duration;
 use amqprs::channel::{BasicGetArguments, BasicPublishArguments, QueueDeclareArguments};
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::{BasicProperties, FieldTable, FieldValue, ShortStr};
-use common::brokers::rabbitmq;
+use common::brokers::{Rabbit, rabbitmq};
+use common::driver_suite::{self as suite, Broker};
 use common::jobs::{self, builder, client, counts, job, push, taken, wait_counts};
+use common::serve::Builder;
 use prost::Message;
 
-/// A jobs section with one amqp pipeline `name` on queue `name`, consumed. Every test's
-/// queue is bound to RoadRunner's default exchange with its own routing key (the default
-/// key, empty, would bind them all to each other's messages).
-fn amqp(name: &str, extra: &str) -> String {
+/// Every test's queue is bound to RoadRunner's default exchange with its own routing key
+/// (the default key, empty, would bind them all to each other's messages).
+struct Amqp<'a>(&'a Rabbit);
+
+impl Broker for Amqp<'_> {
+    fn pipeline(&self, name: &str) -> String {
+        format!(
+            "{{driver: amqp, config: {{queue: {name}, routing_key: {name}, prefetch: 10, durable: true}}}}"
+        )
+    }
+
+    fn section(&self, b: Builder) -> Builder {
+        b.set("amqp", format!("{{addr: '{}'}}", self.0.url()))
+    }
+
+    fn stop(&self) {
+        self.0.stop();
+    }
+
+    fn restart_after_stop(&self) {
+        self.0.restart_after_stop();
+    }
+
+    fn queue(&self, name: &str) -> Option<String> {
+        Some(name.to_string())
+    }
+}
+
+fn shared() -> Amqp<'static> {
+    Amqp(rabbitmq())
+}
+
+/// A jobs section with one amqp pipeline `name` on queue `name`, consumed.
+fn amqp(name: &str) -> String {
     format!(
-        "pipelines: {{{name}: {{driver: amqp, config: {{queue: {name}, routing_key: {name}, prefetch: 10, durable: true{extra}}}}}}}, consume: [{name}]"
+        "pipelines: {{{name}: {}}}, consume: [{name}]",
+        shared().pipeline(name)
     )
 }
 
-fn with_broker(b: common::serve::Builder) -> common::serve::Builder {
-    b.set("amqp", format!("{{addr: '{}'}}", rabbitmq().url()))
+fn with_broker(b: Builder) -> Builder {
+    shared().section(b)
 }
 
 async fn raw_channel() -> (Connection, amqprs::channel::Channel) {
@@ -36,104 +70,12 @@ async fn raw_channel() -> (Connection, amqprs::channel::Channel) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_pushed_is_acked_once() {
-    let server = with_broker(builder(&amqp("a_all", ""), 2)).start().await;
-    let mut c = client(&server).await;
-    let n = 500u64;
-    let mut batch = Vec::new();
-    for i in 0..n {
-        let j = job("a_all", &format!("a{i}"), r#"{"do":"ack"}"#);
-        if i % 2 == 0 {
-            push(&mut c, j).await.unwrap();
-        } else {
-            batch.push(j);
-        }
-    }
-    jobs::push_batch(&mut c, batch).await;
-    let got = wait_counts(&server, "a_all", 120, |c| c.acked >= n).await;
-    assert_eq!(
-        (
-            got.pushed,
-            got.consumed,
-            got.acked,
-            got.failed,
-            got.requeued
-        ),
-        (n, n, n, 0, 0),
-        "{got:?}"
-    );
-    let counts = counts(&server);
-    assert_eq!(counts.len() as u64, n);
-    assert!(
-        counts.values().all(|&k| k == 1),
-        "duplicates without a failure"
-    );
-    let t = taken(&server).into_iter().find(|t| t.id == "a0").unwrap();
-    assert_eq!(
-        (t.driver.as_deref(), t.queue.as_deref(), t.pipeline.as_str()),
-        (Some("amqp"), Some("a_all"), "a_all")
-    );
-    // The queue is empty on the broker, as pacer reports it.
-    let stat = jobs::stats(&mut c)
-        .await
-        .into_iter()
-        .find(|s| s.pipeline == "a_all")
-        .unwrap();
-    assert_eq!(
-        (stat.active, stat.ready, stat.queue.as_str()),
-        (0, true, "a_all")
-    );
-    server.stop().await;
+    suite::every_job_pushed_is_acked_once(&shared(), "a_all", "amqp").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_worker_is_killed_is_delivered_again() {
-    let server = with_broker(builder(&amqp("a_kill", ""), 2)).start().await;
-    let mut c = client(&server).await;
-    let n = 20u64;
-    for i in 0..n {
-        push(
-            &mut c,
-            job("a_kill", &format!("k{i}"), r#"{"do":"ack","ms":300}"#),
-        )
-        .await
-        .unwrap();
-    }
-    let jobs_pool = server.running.jobs.as_ref().unwrap().pool().clone();
-    let mut kills = 0;
-    for _ in 0..3 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let busy = loop {
-            if let Some(w) = jobs_pool
-                .snapshot()
-                .workers
-                .iter()
-                .find(|w| w.state() == pacer::worker::WorkerState::Working)
-            {
-                break w.process().pid();
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no busy worker");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(busy as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        kills += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let got = wait_counts(&server, "a_kill", 90, |c| c.acked >= n).await;
-    assert_eq!(got.acked, n, "{got:?}");
-    let counts = counts(&server);
-    assert_eq!(counts.len() as u64, n, "none lost");
-    let duplicates: usize = counts.values().map(|k| k - 1).sum();
-    assert!(
-        (1..=kills).contains(&duplicates),
-        "{duplicates} duplicates for {kills} killed workers: {counts:?}"
-    );
-    assert_eq!(got.failed as usize, duplicates, "{got:?}");
-    server.stop().await;
+    suite::a_job_whose_worker_is_killed_is_delivered_again(&shared(), "a_kill").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,129 +140,23 @@ async fn exec_ttl_and_failures_retry_with_delay_then_go_to_the_failed_pipeline()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delays_and_requeues_go_through_rabbitmq() {
-    let server = with_broker(builder(&amqp("a_delay", ""), 2)).start().await;
-    let mut c = client(&server).await;
-    let mut delayed = job("a_delay", "later", r#"{"do":"ack"}"#);
-    delayed.options.as_mut().unwrap().delay = 2;
-    let pushed_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    push(&mut c, delayed).await.unwrap();
-    push(
-        &mut c,
-        job("a_delay", "rq", r#"{"do":"requeue","delay":1,"times":2}"#),
-    )
-    .await
-    .unwrap();
-    let got = wait_counts(&server, "a_delay", 60, |c| c.acked >= 2).await;
-    assert_eq!((got.acked, got.requeued), (2, 2), "{got:?}");
-    let log: Vec<serde_json::Value> = std::fs::read_to_string(jobs::log_path(&server))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let at = |id: &str| -> Vec<f64> {
-        log.iter()
-            .filter(|v| v["id"] == id)
-            .map(|v| v["t"].as_f64().unwrap())
-            .collect()
-    };
-    assert!(
-        at("later")[0] - pushed_at >= 1.9,
-        "a 2 s delay: {:?}",
-        at("later")
-    );
-    let rq = at("rq");
-    assert_eq!(rq.len(), 3);
-    assert!(rq[1] - rq[0] >= 0.9 && rq[2] - rq[1] >= 0.9, "{rq:?}");
-    server.stop().await;
+    suite::delays_and_requeues(&shared(), "a_delay").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_jobs_in_flight_and_returns_prefetched_ones() {
-    let n = 40u64;
-    let logs = tempfile::tempdir().unwrap();
-    let first_log = logs.path().join("first.log");
-    let server = with_broker(jobs::builder_with_log(&amqp("a_term", ""), 2, &first_log))
-        .set("pacer.shutdown.grace_period", "20s")
-        .start()
-        .await;
-    let mut c = client(&server).await;
-    for i in 0..n {
-        push(
-            &mut c,
-            job("a_term", &format!("t{i}"), r#"{"do":"ack","ms":400}"#),
-        )
-        .await
-        .unwrap();
-    }
-    // Jobs are running and the prefetch (10) is full when the stop comes.
-    wait_counts(&server, "a_term", 30, |c| c.acked >= 2).await;
-    let first_jobs = server.running.jobs.clone().unwrap();
-    drop(c);
-    server.stop().await;
-    let first = first_jobs.counts("a_term");
-    let taken_first = jobs::taken_from(&first_log).len() as u64;
-    // Every job the first server gave a worker was finished (acked): nothing half-done.
-    assert_eq!(
-        taken_first, first.acked,
-        "jobs in flight finished within the grace period: {first:?}"
-    );
-    assert!(first.acked < n, "stopped before the end: {first:?}");
-    assert!(first.consumed >= first.acked);
-
-    // A second pacer on the same queue gets exactly the rest: the prefetched deliveries
-    // went back to RabbitMQ; none lost, none twice.
-    let second = with_broker(builder(&amqp("a_term", ""), 2)).start().await;
-    wait_counts(&second, "a_term", 60, |c| c.acked >= n - first.acked).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = jobs::counter(&second, "a_term");
-    assert_eq!(
-        first.acked + got.acked,
-        n,
-        "pushed = acked: {first:?} then {got:?}"
-    );
-    let mut ids: Vec<String> = jobs::taken_from(&first_log)
-        .into_iter()
-        .chain(taken(&second))
-        .map(|t| t.id)
-        .collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len() as u64, n, "every job ran exactly once");
-    second.stop().await;
+    suite::sigterm_returns_prefetched_jobs(&shared(), "a_term").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelines_are_paused_resumed_declared_and_destroyed_at_run_time() {
-    let server = with_broker(builder(&amqp("a_ctl", ""), 1)).start().await;
-    let mut c = client(&server).await;
-    jobs::pipelines_call(&mut c, "jobs.Pause", &["a_ctl"])
-        .await
-        .unwrap();
-    for i in 0..5 {
-        push(&mut c, job("a_ctl", &format!("p{i}"), r#"{"do":"ack"}"#))
-            .await
-            .unwrap();
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(taken(&server).is_empty(), "paused: nothing consumed");
-    let s = jobs::stats(&mut c)
-        .await
-        .into_iter()
-        .find(|s| s.pipeline == "a_ctl")
-        .unwrap();
-    assert_eq!(
-        (s.active, s.ready),
-        (5, false),
-        "the depth comes from RabbitMQ"
-    );
-    jobs::pipelines_call(&mut c, "jobs.Resume", &["a_ctl"])
-        .await
-        .unwrap();
-    wait_counts(&server, "a_ctl", 30, |c| c.acked == 5).await;
+async fn pause_and_resume() {
+    suite::pause_and_resume(&shared(), "a_ctl").await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_are_declared_and_destroyed_at_run_time() {
+    let server = with_broker(builder(&amqp("a_ctl2"), 1)).start().await;
+    let mut c = client(&server).await;
     // As `$jobs->create(new AMQPCreateInfo(name: 'a_decl', queue: 'a_decl', ...))` sends it.
     let declare = pacer::jobs::proto::DeclareRequest {
         pipeline: [
@@ -383,7 +219,7 @@ async fn queue_counts(queue: &str) -> (u32, u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_returns_prefetched_jobs_and_resume_consumes_again() {
     // One worker, prefetch 10: one job runs, the others wait prefetched in pacer.
-    let server = with_broker(builder(&amqp("a_pause", ""), 1)).start().await;
+    let server = with_broker(builder(&amqp("a_pause"), 1)).start().await;
     let mut c = client(&server).await;
     for i in 0..10 {
         push(
@@ -449,7 +285,7 @@ async fn pause_returns_prefetched_jobs_and_resume_consumes_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_roadrunners_format_on_the_broker() {
     // A message as RoadRunner's amqp driver publishes it is consumed by pacer...
-    let server = with_broker(builder(&amqp("a_rr", ""), 1)).start().await;
+    let server = with_broker(builder(&amqp("a_rr"), 1)).start().await;
     let mut c = client(&server).await;
     // A first job through pacer: the exchange, queue and binding exist once it has run.
     push(&mut c, job("a_rr", "warm-up", r#"{"do":"ack"}"#))

@@ -78,32 +78,7 @@ async fn a_job_whose_worker_is_killed_is_delivered_again() {
         .await
         .unwrap();
     }
-    let jobs_pool = server.running.jobs.as_ref().unwrap().pool().clone();
-    let mut kills = 0;
-    for _ in 0..3 {
-        // Kill a worker while it is running a job.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let busy = loop {
-            let snap = jobs_pool.snapshot();
-            if let Some(w) = snap
-                .workers
-                .iter()
-                .find(|w| w.state() == pacer::worker::WorkerState::Working)
-            {
-                break w.process().pid();
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no busy worker");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(busy as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        kills += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let kills = jobs::kill_busy_workers(&server, 3).await;
     let got = wait_counts(&server, "m", 60, |c| c.acked >= n).await;
     assert_eq!(got.acked, n, "{got:?}");
     let counts = counts(&server);

@@ -6,33 +6,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::binary::{PacerBin, Ports, free_port};
-use common::{alive, php, worker_script};
+use common::services::{ServiceFiles, config};
+use common::{alive, eventually};
 use pacer::rpc::{ClientError, RpcClient};
 use pacer::service::proto;
 use prost::Message;
-
-fn lines(dir: &Path, file: &str, prefix: &str) -> Vec<u32> {
-    std::fs::read_to_string(dir.join(file))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
-        .collect()
-}
-
-async fn until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while tokio::time::Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    cond()
-}
 
 async fn call<M: Message + Default>(
     c: &mut RpcClient,
@@ -84,23 +65,14 @@ fn environ(pid: u32) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_rpc_lists_reports_restarts_creates_and_terminates() {
     let dir = tempfile::tempdir().unwrap();
-    let files = tempfile::tempdir().unwrap();
-    let f = files.path();
+    let files = ServiceFiles::new();
     let ports = Ports::pick();
     let rpc = format!("tcp://127.0.0.1:{}", free_port());
-    let script = worker_script("service.php");
-    let cmd =
-        |file: &str, mode: &str| format!("{} {script} {} {mode}", php(), f.join(file).display());
-    let yaml = format!(
-        r#"version: "3"
-server:
-  command: ["{php}", "{http}"]
-http:
-  address: {http_addr}
-  pool: {{num_workers: 1}}
-status:
-  address: {status}
-rpc:
+    let cmd = |file: &str, mode: &str| files.command(file, mode).join(" ");
+    let yaml = config(
+        &ports,
+        &format!(
+            r#"rpc:
   listen: "{rpc}"
 service:
   tick:
@@ -108,14 +80,9 @@ service:
     process_num: 2
     remain_after_exit: true
     restart_sec: 1
-pacer:
-  shutdown: {{delay: 0s, grace_period: 5s}}
 "#,
-        php = php(),
-        http = worker_script("http.php"),
-        http_addr = ports.http,
-        status = ports.status,
-        tick = serde_json::to_string(&cmd("tick", "loop")).unwrap(),
+            tick = serde_json::to_string(&cmd("tick", "loop")).unwrap(),
+        ),
     );
     let bin = PacerBin::spawn(dir, ports, &yaml);
     bin.wait_listening().await;
@@ -144,7 +111,10 @@ pacer:
         .unwrap();
     assert!(r.ok);
     for pid in &pids {
-        assert!(lines(f, "tick", "term ").contains(pid), "{pid} not stopped");
+        assert!(
+            files.pids("tick", "term ").contains(pid),
+            "{pid} not stopped"
+        );
     }
     let restarted = running(&mut c, "tick", 2).await;
     assert!(restarted.iter().all(|p| !pids.contains(p) && alive(*p)));
@@ -165,16 +135,16 @@ pacer:
     let made = running(&mut c, "made", 2).await;
     assert!(environ(made[0]).contains("SVCRPC_MARK=from-rpc\n"));
     // Kill a copy once PHP has run (it wrote "start"), so the count is exact.
-    assert!(until(30, || lines(f, "made", "start ").len() == 2).await);
+    assert!(eventually(30, || files.pids("made", "start ").len() == 2).await);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(made[0] as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     assert!(
-        until(30, || lines(f, "made", "start ").len() == 3).await,
+        eventually(30, || files.pids("made", "start ").len() == 3).await,
         "restarted after the crash: {:?}\n{}",
-        lines(f, "made", "start "),
+        files.pids("made", "start "),
         bin.stderr()
     );
 
@@ -221,11 +191,19 @@ pacer:
     let r: proto::Response = call(&mut c, "service.Create", &capped).await.unwrap();
     assert!(r.ok);
     assert!(
-        until(30, || !lines(f, "capped", "term ").is_empty()).await,
+        eventually(30, || !files.pids("capped", "term ").is_empty()).await,
         "capped at 1 s"
     );
-    // It ran once: its state is an error status, Status fails.
-    let st = statuses(&mut c, "capped").await;
+    // It ran once: once it has exited (it wrote "term" just before), its state is an
+    // error status and Status fails.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        let st = statuses(&mut c, "capped").await;
+        if st.iter().all(|s| s.status.is_some()) || tokio::time::Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(st.len(), 1);
     assert_eq!(st[0].command, cmd("capped", "loop"));
     let error = st[0].status.as_ref().expect("an error status");
@@ -243,8 +221,11 @@ pacer:
         .unwrap();
     assert!(r.ok);
     for pid in &made {
-        assert!(lines(f, "made", "term ").contains(pid), "{pid} not stopped");
-        assert!(until(10, || !alive(*pid)).await, "{pid} alive");
+        assert!(
+            files.pids("made", "term ").contains(pid),
+            "{pid} not stopped"
+        );
+        assert!(eventually(10, || !alive(*pid)).await, "{pid} alive");
     }
     assert_eq!(list(&mut c).await, ["capped", "tick"]);
     for method in ["service.Statuses", "service.Terminate", "service.Restart"] {
@@ -268,6 +249,9 @@ pacer:
     drop(c);
     bin.stop().await;
     for pid in &tick {
-        assert!(until(10, || !alive(*pid)).await, "{pid} alive after stop");
+        assert!(
+            eventually(10, || !alive(*pid)).await,
+            "{pid} alive after stop"
+        );
     }
 }

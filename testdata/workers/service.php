@@ -12,12 +12,6 @@ declare(strict_types=1);
 [, $file] = $argv;
 $mode = $argv[2] ?? 'loop';
 $pid = getmypid();
-file_put_contents($file, "start $pid\n", FILE_APPEND | LOCK_EX);
-fwrite(STDOUT, "service says hello $pid\n");
-fwrite(STDERR, "to stderr $pid\n");
-if ($mode === 'exit3') {
-    exit(3);
-}
 pcntl_async_signals(true);
 pcntl_signal(SIGTERM, static function () use ($file, $pid, $mode): void {
     if ($mode === 'ignore-term') {
@@ -28,6 +22,13 @@ pcntl_signal(SIGTERM, static function () use ($file, $pid, $mode): void {
     file_put_contents($file, "term $pid\n", FILE_APPEND | LOCK_EX);
     exit(0);
 });
+// "start" is written once SIGTERM is handled, so a test that saw it can count on "term".
+file_put_contents($file, "start $pid\n", FILE_APPEND | LOCK_EX);
+fwrite(STDOUT, "service says hello $pid\n");
+fwrite(STDERR, "to stderr $pid\n");
+if ($mode === 'exit3') {
+    exit(3);
+}
 while (true) {
     usleep(100_000);
 }

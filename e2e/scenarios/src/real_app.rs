@@ -8,10 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use pacer_crds::PhpAppServer;
 use serde_json::{Value, json};
@@ -20,11 +18,11 @@ use tokio_util::sync::CancellationToken;
 use crate::load::{Load, LoadSpec};
 use crate::metrics::{Scrape, scrape_via};
 use crate::real::RealWorld;
-use crate::scenario::{ConfigVersion, HTTP_PORT, METRICS_PORT, pool_settings};
+use crate::scenario::{ConfigVersion, HTTP_PORT, METRICS_PORT, follow_config_map, pool_settings};
 use crate::timeline::Timeline;
 
-/// The app's name in every scenario (each has its own namespace).
-pub const APP: &str = "shop";
+/// The app's name in every scenario (each has its own namespace): the stand-in's.
+pub use crate::scenario::APP;
 
 /// A pod's live pool changing size, as its pacer reported it.
 #[derive(Clone, Debug, PartialEq)]
@@ -327,41 +325,20 @@ impl RealApp {
         self.timeline.push("", "", "", "", text);
     }
 
+    /// Keeps the ConfigMap's history of pool settings, a version per change, each change
+    /// after the first noted in the timeline.
     fn watch_config_map(&self) {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
-        let config = watcher::Config::default().fields(&format!("metadata.name={APP}-pacer"));
         let history = self.history.clone();
-        let stop = self.stop.clone();
         let timeline = self.timeline.clone();
-        self.tasks.spawn(async move {
-            let mut stream = watcher(api, config)
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            loop {
-                let next = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    next = stream.next() => next,
-                };
-                let Some(Ok(cm)) = next else {
-                    if next.is_none() {
-                        return;
-                    }
-                    continue;
-                };
-                let Some(text) = cm.data.as_ref().and_then(|d| d.get("rr.yaml")) else {
-                    continue;
-                };
-                let Ok((workers, max_jobs)) = pool_settings(text) else {
-                    continue;
-                };
-                let version = ConfigVersion {
-                    at: timeline.elapsed().as_secs_f64(),
-                    resource_version: cm.resource_version().unwrap_or_default(),
-                    workers,
-                    max_jobs,
-                };
+        follow_config_map(
+            self.client.clone(),
+            &self.namespace,
+            self.timeline.clone(),
+            self.stop.clone(),
+            &self.tasks,
+            move |version| {
                 let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
+                let (workers, max_jobs) = (version.workers, version.max_jobs);
                 let changed = h
                     .last()
                     .is_none_or(|last| (last.workers, last.max_jobs) != (workers, max_jobs));
@@ -377,8 +354,8 @@ impl RealApp {
                     }
                     h.push(version);
                 }
-            }
-        });
+            },
+        );
     }
 
     /// Polls every Ready pod's pacer every 250 ms and records each change of its pool's

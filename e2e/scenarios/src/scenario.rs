@@ -175,6 +175,52 @@ pub fn pool_settings(rr_yaml: &str) -> Result<(u64, u64)> {
     Ok((get("/http/pool/num_workers")?, get("/http/pool/max_jobs")?))
 }
 
+/// Follows the app's ConfigMap (`{APP}-pacer`) in a task of `tasks` until `stop`, and
+/// hands `on` every stored version whose `rr.yaml` has a readable pool section, stamped
+/// with the scenario's clock. Shared by the stand-in and the real-node scenarios, which
+/// keep different histories of it.
+pub fn follow_config_map(
+    client: Client,
+    namespace: &str,
+    timeline: Arc<Timeline>,
+    stop: CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+    mut on: impl FnMut(ConfigVersion) + Send + 'static,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={APP}-pacer"));
+    tasks.spawn(async move {
+        let mut stream = watcher(api, config)
+            .default_backoff()
+            .applied_objects()
+            .boxed();
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => return,
+                next = stream.next() => next,
+            };
+            let Some(Ok(cm)) = next else {
+                if next.is_none() {
+                    return;
+                }
+                continue;
+            };
+            let Some(text) = cm.data.as_ref().and_then(|d| d.get("rr.yaml")) else {
+                continue;
+            };
+            let Ok((workers, max_jobs)) = pool_settings(text) else {
+                continue;
+            };
+            on(ConfigVersion {
+                at: timeline.elapsed().as_secs_f64(),
+                resource_version: cm.resource_version().unwrap_or_default(),
+                workers,
+                max_jobs,
+            });
+        }
+    });
+}
+
 impl Scenario {
     /// The `PhpAppServer` every scenario starts from, with `patch` merged into its spec:
     /// the example app (`examples/hello`, seen as `/app` in the "image"), a 5 s tuning
@@ -574,47 +620,22 @@ impl Scenario {
     }
 
     fn watch_config_map(&self) {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
-        let config = watcher::Config::default().fields(&format!("metadata.name={APP}-pacer"));
         let history = self.history.clone();
-        let stop = self.stop.clone();
-        let timeline = self.timeline.clone();
-        self.tasks.spawn(async move {
-            let mut stream = watcher(api, config)
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            loop {
-                let next = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    next = stream.next() => next,
-                };
-                let Some(Ok(cm)) = next else {
-                    if next.is_none() {
-                        return;
-                    }
-                    continue;
-                };
-                let Some(text) = cm.data.as_ref().and_then(|d| d.get("rr.yaml")) else {
-                    continue;
-                };
-                let Ok((workers, max_jobs)) = pool_settings(text) else {
-                    continue;
-                };
-                let version = ConfigVersion {
-                    at: timeline.elapsed().as_secs_f64(),
-                    resource_version: cm.resource_version().unwrap_or_default(),
-                    workers,
-                    max_jobs,
-                };
+        follow_config_map(
+            self.client.clone(),
+            &self.namespace,
+            self.timeline.clone(),
+            self.stop.clone(),
+            &self.tasks,
+            move |version| {
                 let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
                 if h.last()
                     .is_none_or(|last| last.resource_version != version.resource_version)
                 {
                     h.push(version);
                 }
-            }
-        });
+            },
+        );
     }
 
     /// The recorder: a row per tuning round, Event or load change.

@@ -947,10 +947,35 @@ async fn oom(a: &RealApp) -> Result<()> {
     // worker was serving fail by design here; the count is in the timeline.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (ok, failed) = a.end_phase(&format!("{LEAK} ×1 at 2/s (the leak)")).await;
+    // The client abandons its request in flight, but a worker may still be running it: at
+    // the limit a 192 MiB allocation can thrash the page cache for tens of seconds before
+    // the kernel kills (a run here saw a fifth kill 30 s after the load stopped). The
+    // episode ends when that request is done — else it lands in the next phase, on the
+    // raised limit (192 MiB of 228), and OOM-kills or stalls there.
+    wait_for(
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        "pacer to be done with the leak (no worker working, nothing queued)",
+        || async {
+            let Some(p) = a
+                .ready_pods()
+                .await?
+                .into_iter()
+                .find(|p| p.name == pod.name)
+            else {
+                return Ok(None);
+            };
+            let scraped = a.scrape(&p).await?;
+            let busy = scraped.sum("pacer_workers", &[("state", "working")])
+                + scraped.sum("pacer_queue_depth", &[]);
+            Ok((busy == 0.0).then_some(()))
+        },
+    )
+    .await?;
     let now = OomKills::update(&kills, a, &pod.name).await?;
     let in_episode = total() - kills_before;
     a.note(&format!(
-        "leak stopped: {in_episode} OOM kill(s) in the episode, {ok} answered, {failed} failed (the killed workers' requests); container restarts {}",
+        "leak stopped and its last request done: {in_episode} OOM kill(s) in the episode, {ok} answered, {failed} failed (the killed workers' requests); container restarts {}",
         now.restarts
     ));
 
@@ -1111,6 +1136,11 @@ async fn oom(a: &RealApp) -> Result<()> {
             .unwrap_or_default(),
         total() - kills_before
     ));
+    ensure!(
+        total() - kills_before == in_episode,
+        "{} OOM kill(s) on the raised limit, after the leak was over",
+        total() - kills_before - in_episode
+    );
     Ok(())
 }
 

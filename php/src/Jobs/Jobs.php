@@ -5,6 +5,7 @@ declare(strict_types=1);
 namespace Pacer\Jobs;
 
 use Pacer\Environment;
+use Pacer\Internal\Protobuf;
 use Pacer\Jobs\Internal\Proto;
 use Pacer\RPC\Codec\ProtobufCodec;
 use Pacer\RPC\Exception\ServiceException;
@@ -50,7 +51,7 @@ final class Jobs
         ?string $id = null,
     ): string {
         $id ??= self::uuid4();
-        $this->call('jobs.Push', Proto::bytes(1, self::job($pipeline, $name, $payload, $headers, $delay, $priority, $autoAck, $id), true));
+        $this->call('jobs.Push', Protobuf::bytes(1, self::job($pipeline, $name, $payload, $headers, $delay, $priority, $autoAck, $id), true));
 
         return $id;
     }
@@ -69,7 +70,7 @@ final class Jobs
         foreach ($jobs as $j) {
             $id = (string) ($j['id'] ?? self::uuid4());
             $ids[] = $id;
-            $body .= Proto::bytes(1, self::job(
+            $body .= Protobuf::bytes(1, self::job(
                 (string) $j['pipeline'],
                 (string) $j['name'],
                 (string) $j['payload'],
@@ -126,7 +127,7 @@ final class Jobs
     public function stat(): array
     {
         $out = [];
-        foreach (Proto::fields($this->call('jobs.Stat', '')) as [$field, , $value]) {
+        foreach (Protobuf::fields($this->call('jobs.Stat', '')) as [$field, , $value]) {
             if ($field === 1) {
                 $stat = Stat::fromProto((string) $value);
                 $out[$stat->pipeline] = $stat;
@@ -151,7 +152,7 @@ final class Jobs
     private static function names(string $pipelines): array
     {
         $out = [];
-        foreach (Proto::fields($pipelines) as [$field, , $value]) {
+        foreach (Protobuf::fields($pipelines) as [$field, , $value]) {
             if ($field === 1) {
                 $out[] = (string) $value;
             }

@@ -27,7 +27,7 @@ final class Stat
     public static function fromProto(string $bytes): self
     {
         $v = ['', '', '', 0, 0, 0, false, 0];
-        foreach (Internal\Proto::fields($bytes) as [$field, , $value]) {
+        foreach (\Pacer\Internal\Protobuf::fields($bytes) as [$field, , $value]) {
             if ($field >= 1 && $field <= 8) {
                 $v[$field - 1] = $field === 7 ? (bool) $value : $value;
             }

@@ -39,7 +39,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::ack_window::{AckWindow, Flush};
 use super::driver::{
-    Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, Reach, broker, now_ms,
+    Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, Outlet, Reach, broker, current_link,
+    due_ms, now_ms, waited,
 };
 use super::job::{Headers, Job};
 use crate::config::AmqpConfig;
@@ -72,10 +73,8 @@ struct Shared {
     pipeline: String,
     cfg: AmqpConfig,
     link: watch::Sender<Option<Link>>,
-    /// Where deliveries go while the pipeline is consumed.
-    out: Mutex<Option<mpsc::Sender<Delivery>>>,
-    /// Wakes [`maintain`] to start or cancel the consumer.
-    kick: Notify,
+    /// Where the consumer task hands its deliveries (see [`Outlet`]).
+    outlet: Outlet,
     /// Whether a consumer is registered with RabbitMQ: `pause` waits for `false`, so a
     /// job pushed after `jobs.Pause` returned is never delivered.
     consuming: watch::Sender<bool>,
@@ -114,8 +113,7 @@ impl Amqp {
             pipeline: pipeline.to_string(),
             cfg,
             link,
-            out: Mutex::new(None),
-            kick: Notify::new(),
+            outlet: Outlet::default(),
             consuming: watch::channel(false).0,
             stop: CancellationToken::new(),
             stopped: AtomicBool::new(false),
@@ -228,7 +226,7 @@ async fn maintain(shared: Arc<Shared>) {
         // until settled, flushed before the connection closes.
         let mut batches: Vec<Arc<Acks>> = Vec::new();
         loop {
-            let want = shared.out.lock().clone();
+            let want = shared.outlet.out.lock().clone();
             match (&want, &consumer) {
                 (Some(out), None) => {
                     // Set before basic.consume: a pause meanwhile waits for the cancel.
@@ -286,7 +284,7 @@ async fn maintain(shared: Arc<Shared>) {
                     tracing::warn!(pipeline = %shared.pipeline, "RabbitMQ connection lost; reconnecting");
                     break;
                 }
-                _ = shared.kick.notified() => {}
+                _ = shared.outlet.kick.notified() => {}
             }
         }
         shared.link.send_replace(None);
@@ -558,7 +556,7 @@ fn delivery(shared: &Arc<Shared>, acks: &Arc<Acks>, msg: ConsumerMessage) -> Opt
         props.as_ref().and_then(|p| p.headers()),
         msg.content.unwrap_or_default(),
     );
-    let waited = due.map(|d| Duration::from_millis(u64::try_from(now_ms() - d).unwrap_or(0)));
+    let waited = waited(now_ms(), due);
     shared.reserved.fetch_add(1, Ordering::Relaxed);
     Some(Delivery {
         pipeline: shared.pipeline.clone(),
@@ -676,7 +674,7 @@ impl Amqp {
         let cfg = &self.shared.cfg;
         let _serial = link.publish_lock.lock().await;
         let delay_ms = job.delay.saturating_mul(1000);
-        let due = now_ms().saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX));
+        let due = due_ms(now_ms(), job.delay);
         let mut props = BasicProperties::default();
         props
             .with_headers(pack(job, due))
@@ -709,40 +707,29 @@ impl Driver for Amqp {
         Box::pin(async move {
             let mut links = self.shared.link.subscribe();
             loop {
-                if self.shared.stopped.load(Ordering::Relaxed) {
-                    return Err(DriverError::Stopped);
-                }
-                let link = links.borrow_and_update().clone();
-                if let Some(link) = link {
-                    match self.publish(&link, &job).await {
-                        Ok(()) => return Ok(()),
-                        // The connection is going: wait for the next one (the caller's
-                        // timeout bounds the wait).
-                        Err(_) if !link.conn.is_open() || !link.publish.is_open() => {}
-                        Err(e) => return Err(e),
+                let link = current_link(&mut links, &self.shared.stopped).await?;
+                match self.publish(&link, &job).await {
+                    Ok(()) => return Ok(()),
+                    // The connection is going: wait for the next one (the caller's
+                    // timeout bounds the wait).
+                    Err(_) if !link.conn.is_open() || !link.publish.is_open() => {
+                        if links.changed().await.is_err() {
+                            return Err(DriverError::Stopped);
+                        }
                     }
-                }
-                if links.changed().await.is_err() {
-                    return Err(DriverError::Stopped);
+                    Err(e) => return Err(e),
                 }
             }
         })
     }
 
     fn consume(&self, out: mpsc::Sender<Delivery>) -> BoxFut<'_, Result<(), DriverError>> {
-        let result = if self.shared.stopped.load(Ordering::Relaxed) {
-            Err(DriverError::Stopped)
-        } else {
-            *self.shared.out.lock() = Some(out);
-            self.shared.kick.notify_one();
-            Ok(())
-        };
+        let result = self.shared.outlet.open(&self.shared.stopped, out);
         Box::pin(async move { result })
     }
 
     fn pause(&self) -> BoxFut<'_, Result<(), DriverError>> {
-        *self.shared.out.lock() = None;
-        self.shared.kick.notify_one();
+        self.shared.outlet.close();
         let mut consuming = self.shared.consuming.subscribe();
         Box::pin(async move {
             // Returns once RabbitMQ confirmed the cancel (or the connection is gone).
@@ -757,7 +744,7 @@ impl Driver for Amqp {
 
     fn stop(&self) -> BoxFut<'_, ()> {
         self.shared.stopped.store(true, Ordering::Relaxed);
-        *self.shared.out.lock() = None;
+        self.shared.outlet.close();
         self.shared.stop.cancel();
         Box::pin(async {})
     }

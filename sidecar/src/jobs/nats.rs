@@ -34,12 +34,12 @@ use async_nats::jetstream::{self, AckKind};
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::{
-    Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, Reach, broker, now_ms,
+    Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, Outlet, Reach, broker, current_link,
+    due_ms, now_ms, waited,
 };
 use super::job::{Headers, Job};
 use crate::config::NatsConfig;
@@ -60,8 +60,8 @@ struct Shared {
     pipeline: String,
     cfg: NatsConfig,
     link: watch::Sender<Option<Link>>,
-    out: Mutex<Option<mpsc::Sender<Delivery>>>,
-    kick: Notify,
+    /// Where the consumer task hands its deliveries (see [`Outlet`]).
+    outlet: Outlet,
     /// Signalled by every settlement: there may be room to pull again.
     settled: Arc<Notify>,
     /// Whether a pull is outstanding: `pause` waits for `false`, so a job pushed after
@@ -114,8 +114,7 @@ impl Nats {
             pipeline: pipeline.to_string(),
             cfg,
             link: watch::channel(None).0,
-            out: Mutex::new(None),
-            kick: Notify::new(),
+            outlet: Outlet::default(),
             settled: Arc::new(Notify::new()),
             pulling: watch::channel(false).0,
             finished: watch::channel(false).0,
@@ -332,9 +331,9 @@ async fn maintain(shared: &Arc<Shared>) {
             }
             let held = usize::try_from(shared.reserved.load(Ordering::Relaxed)).unwrap_or(0);
             let room = shared.cfg.prefetch.saturating_sub(held);
-            if shared.out.lock().is_none() || room == 0 {
+            if shared.outlet.out.lock().is_none() || room == 0 {
                 tokio::select! {
-                    _ = shared.kick.notified() => {}
+                    _ = shared.outlet.kick.notified() => {}
                     _ = shared.settled.notified() => {}
                     _ = shared.stop.cancelled() => {}
                 }
@@ -403,7 +402,7 @@ async fn pull(shared: &Arc<Shared>, link: &Link, room: usize) -> Result<(), Driv
             .filter(|_| shared.cfg.delete_after_ack)
             .map(|seq| (link.stream.clone(), seq));
         let acker = NatsJobAcker::new(acker, delete, shared);
-        let waited = due.map(|d| Duration::from_millis(u64::try_from(now - d).unwrap_or(0)));
+        let waited = waited(now, due);
         let mut delivery = Delivery {
             pipeline: shared.pipeline.clone(),
             job,
@@ -414,7 +413,7 @@ async fn pull(shared: &Arc<Shared>, link: &Link, room: usize) -> Result<(), Driv
         // `pause` takes; otherwise dropped, which gives it back.
         loop {
             let room = {
-                let out = shared.out.lock();
+                let out = shared.outlet.out.lock();
                 let Some(tx) = out.as_ref() else { break };
                 match tx.try_send(delivery) {
                     Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => break,
@@ -554,51 +553,29 @@ impl Driver for Nats {
 
     fn push(&self, job: Job) -> BoxFut<'_, Result<(), DriverError>> {
         Box::pin(async move {
-            let due = now_ms()
-                .saturating_add(i64::try_from(job.delay.saturating_mul(1000)).unwrap_or(i64::MAX));
+            let due = due_ms(now_ms(), job.delay);
             let (body, headers) = encode(&job, due);
             let mut links = self.shared.link.subscribe();
-            loop {
-                if self.shared.stopped.load(Ordering::Relaxed) {
-                    return Err(DriverError::Stopped);
-                }
-                let link = links.borrow_and_update().clone();
-                if let Some(link) = link {
-                    // Stored once the server acknowledged the publish.
-                    let ack = link
-                        .js
-                        .publish_with_headers(
-                            self.shared.cfg.subject.clone(),
-                            headers.clone(),
-                            body.clone(),
-                        )
-                        .await
-                        .map_err(broker)?;
-                    return ack.await.map(|_| ()).map_err(broker);
-                }
-                if links.changed().await.is_err() {
-                    return Err(DriverError::Stopped);
-                }
-            }
+            let link = current_link(&mut links, &self.shared.stopped).await?;
+            // Stored once the server acknowledged the publish.
+            let ack = link
+                .js
+                .publish_with_headers(self.shared.cfg.subject.clone(), headers, body)
+                .await
+                .map_err(broker)?;
+            ack.await.map(|_| ()).map_err(broker)
         })
     }
 
     fn consume(&self, out: mpsc::Sender<Delivery>) -> BoxFut<'_, Result<(), DriverError>> {
-        let result = if self.shared.stopped.load(Ordering::Relaxed) {
-            Err(DriverError::Stopped)
-        } else {
-            *self.shared.out.lock() = Some(out);
-            self.shared.kick.notify_one();
-            Ok(())
-        };
+        let result = self.shared.outlet.open(&self.shared.stopped, out);
         Box::pin(async move { result })
     }
 
     fn pause(&self) -> BoxFut<'_, Result<(), DriverError>> {
         // From here on a pulled message is given back, not delivered (see `pull`); the
         // pull under way ends within PULL_WAIT.
-        *self.shared.out.lock() = None;
-        self.shared.kick.notify_one();
+        self.shared.outlet.close();
         let mut pulling = self.shared.pulling.subscribe();
         Box::pin(async move {
             let wait = PULL_WAIT + self.shared.cfg.timeout;
@@ -613,7 +590,7 @@ impl Driver for Nats {
 
     fn stop(&self) -> BoxFut<'_, ()> {
         self.shared.stopped.store(true, Ordering::Relaxed);
-        *self.shared.out.lock() = None;
+        self.shared.outlet.close();
         self.shared.stop.cancel();
         let mut finished = self.shared.finished.subscribe();
         let wait = self.shared.cfg.timeout;

@@ -8,7 +8,7 @@ use prost::Message;
 use super::job::{Headers, Job};
 use super::{Jobs, JobsError, proto};
 use crate::rpc::methods::Codec;
-use crate::rpc::{BoxFuture, RpcService};
+use crate::rpc::{BoxFuture, RpcService, proto_only};
 
 /// `jobs` on the RPC server.
 #[derive(Debug, Clone)]
@@ -125,13 +125,6 @@ impl RpcService for JobsRpc {
         codec: Codec,
         arg: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<u8>, String>> {
-        Box::pin(async move {
-            if codec != Codec::Proto {
-                return Err(format!(
-                    "jobs.{method} takes the protobuf codec (0x80), as RoadRunner's jobs plugin"
-                ));
-            }
-            self.call_proto(method, arg).await
-        })
+        proto_only(self.name(), method, codec, self.call_proto(method, arg))
     }
 }

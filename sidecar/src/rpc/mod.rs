@@ -107,6 +107,25 @@ pub trait RpcService: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Vec<u8>, String>>;
 }
 
+/// Runs `call` for a request in the protobuf codec; any other codec gets an error reply
+/// that says so. RoadRunner's `jobs` and `service` plugins take protobuf only, and so
+/// does their PHP side.
+pub fn proto_only<'a>(
+    service: &'a str,
+    method: &'a str,
+    codec: methods::Codec,
+    call: impl std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'a,
+) -> BoxFuture<'a, Result<Vec<u8>, String>> {
+    Box::pin(async move {
+        if codec != methods::Codec::Proto {
+            return Err(format!(
+                "{service}.{method} takes the protobuf codec (0x80), as RoadRunner's {service} plugin"
+            ));
+        }
+        call.await
+    })
+}
+
 /// What the RPC methods work on.
 #[derive(Debug)]
 pub struct RpcContext {
@@ -414,6 +433,19 @@ impl Drop for RpcListener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn proto_only_refuses_other_codecs() {
+        let ok = proto_only("jobs", "Push", methods::Codec::Proto, async { Ok(vec![1]) });
+        assert_eq!(ok.await.unwrap(), [1]);
+        let json = proto_only("service", "List", methods::Codec::Json, async {
+            Ok(vec![1])
+        });
+        assert_eq!(
+            json.await.unwrap_err(),
+            "service.List takes the protobuf codec (0x80), as RoadRunner's service plugin"
+        );
+    }
 
     #[test]
     fn addresses_parse_and_print() {

@@ -13,7 +13,7 @@ use super::{ProcessStatus, Services, spawn};
 use crate::config::ServiceConfig;
 use crate::metrics::process;
 use crate::rpc::methods::Codec;
-use crate::rpc::{BoxFuture, RpcService};
+use crate::rpc::{BoxFuture, RpcService, proto_only};
 
 /// RoadRunner's defaults for zero values of `Create`.
 const DEFAULT_RESTART_SEC: u64 = 30;
@@ -252,14 +252,7 @@ impl RpcService for Services {
         codec: Codec,
         arg: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<u8>, String>> {
-        Box::pin(async move {
-            if codec != Codec::Proto {
-                return Err(format!(
-                    "service.{method} takes the protobuf codec (0x80), as RoadRunner's service plugin"
-                ));
-            }
-            self.call_proto(method, arg).await
-        })
+        proto_only(self.name(), method, codec, self.call_proto(method, arg))
     }
 }
 

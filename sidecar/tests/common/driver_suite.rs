@@ -1,6 +1,6 @@
 //! The delivery guarantees every broker driver keeps, as scenarios run against a real
 //! server: a [`Broker`] says how to name a pipeline on it and how to restart it. Each
-//! driver's test file (`jobs_beanstalk.rs`, `jobs_nats.rs`) runs them all.
+//! driver's test file (`jobs_amqp.rs`, `jobs_beanstalk.rs`, `jobs_nats.rs`) runs them.
 
 use std::time::Duration;
 
@@ -16,6 +16,11 @@ pub trait Broker: Sync {
     fn section(&self, b: Builder) -> Builder;
     fn stop(&self);
     fn restart_after_stop(&self);
+    /// The queue a job of pipeline `name` names in its context and `jobs.Stat`, where
+    /// the driver reports one.
+    fn queue(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 fn consumed(broker: &dyn Broker, name: &str) -> String {
@@ -67,6 +72,10 @@ pub async fn every_job_pushed_is_acked_once(broker: &dyn Broker, name: &str, dri
         (t.driver.as_deref(), t.pipeline.as_str()),
         (Some(driver), name)
     );
+    let queue = broker.queue(name);
+    if queue.is_some() {
+        assert_eq!(t.queue, queue, "{t:?}");
+    }
     // The broker says the queue is empty (polled: acks are asynchronous).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -76,6 +85,9 @@ pub async fn every_job_pushed_is_acked_once(broker: &dyn Broker, name: &str, dri
             .find(|s| s.pipeline == name)
             .unwrap();
         if (stat.active, stat.reserved) == (0, 0) || tokio::time::Instant::now() > deadline {
+            if let Some(queue) = &queue {
+                assert_eq!(&stat.queue, queue, "{stat:?}");
+            }
             assert_eq!(
                 (stat.active, stat.reserved, stat.ready),
                 (0, 0, true),
@@ -105,31 +117,7 @@ pub async fn a_job_whose_worker_is_killed_is_delivered_again(broker: &dyn Broker
         .await
         .unwrap();
     }
-    let pool = server.running.jobs.as_ref().unwrap().pool().clone();
-    let mut kills = 0;
-    for _ in 0..3 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let busy = loop {
-            if let Some(w) = pool
-                .snapshot()
-                .workers
-                .iter()
-                .find(|w| w.state() == pacer::worker::WorkerState::Working)
-            {
-                break w.process().pid();
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no busy worker");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(busy as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        kills += 1;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let kills = jobs::kill_busy_workers(&server, 3).await;
     let got = wait_counts(&server, name, 90, |c| c.acked >= n).await;
     assert_eq!(got.acked, n, "{got:?}");
     let counts = counts(&server);
@@ -274,6 +262,7 @@ pub async fn sigterm_returns_prefetched_jobs(broker: &dyn Broker, name: &str) {
         "in-flight jobs finished: {first:?}"
     );
     assert!(first.acked < n, "stopped before the end: {first:?}");
+    assert!(first.consumed >= first.acked, "{first:?}");
 
     let second = broker
         .section(builder(&consumed(broker, name), 2))

@@ -171,3 +171,34 @@ pub async fn wait_counts(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// SIGKILLs `times` workers of the jobs pool, each while it runs a job (a little into
+/// it); returns how many were killed.
+pub async fn kill_busy_workers(server: &Server, times: usize) -> usize {
+    let pool = server.running.jobs.as_ref().unwrap().pool().clone();
+    let mut kills = 0;
+    for _ in 0..times {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let busy = loop {
+            if let Some(w) = pool
+                .snapshot()
+                .workers
+                .iter()
+                .find(|w| w.state() == pacer::worker::WorkerState::Working)
+            {
+                break w.process().pid();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no busy worker");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(busy as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        kills += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    kills
+}

@@ -12,6 +12,7 @@ pub mod load;
 pub mod poll;
 pub mod prom;
 pub mod serve;
+pub mod services;
 
 pub use poll::eventually;
 

@@ -31,12 +31,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::driver::{
-    Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, Reach, broker, now_ms,
+    Acker, BoxFut, Delivery, Driver, DriverError, DriverStat, Outlet, Reach, broker, due_ms,
+    now_ms, waited,
 };
 use super::job::{Headers, Job};
 use crate::config::BeanstalkConfig;
@@ -68,9 +68,8 @@ struct Shared {
     pipeline: String,
     cfg: BeanstalkConfig,
     producer: tokio::sync::Mutex<Option<Conn>>,
-    /// Where deliveries go while the pipeline is consumed.
-    out: Mutex<Option<mpsc::Sender<Delivery>>>,
-    kick: Notify,
+    /// Where the consumer task hands its deliveries (see [`Outlet`]).
+    outlet: Outlet,
     cmds: mpsc::UnboundedSender<Cmd>,
     stop: CancellationToken,
     stopped: AtomicBool,
@@ -105,8 +104,7 @@ impl Beanstalk {
             pipeline: pipeline.to_string(),
             cfg,
             producer: tokio::sync::Mutex::new(None),
-            out: Mutex::new(None),
-            kick: Notify::new(),
+            outlet: Outlet::default(),
             cmds: tx,
             stop: CancellationToken::new(),
             stopped: AtomicBool::new(false),
@@ -301,9 +299,9 @@ async fn consumer(shared: &Arc<Shared>, mut cmds: mpsc::UnboundedReceiver<Cmd>) 
             if shared.stop.is_cancelled() {
                 return;
             }
-            if shared.out.lock().is_none() {
+            if shared.outlet.out.lock().is_none() {
                 tokio::select! {
-                    _ = shared.kick.notified() => {}
+                    _ = shared.outlet.kick.notified() => {}
                     _ = shared.stop.cancelled() => return,
                     _ = cmds.recv() => {}
                 }
@@ -368,11 +366,11 @@ async fn step(
         // Whatever is still held is released when the connection closes.
         return Ok(false);
     }
-    let consuming = shared.out.lock().is_some();
+    let consuming = shared.outlet.out.lock().is_some();
     if !consuming || s.held.len() >= shared.cfg.prefetch {
         tokio::select! {
             cmd = cmds.recv() => if let Some(cmd) = cmd { settle(s, cmd, priority).await? },
-            _ = shared.kick.notified() => {}
+            _ = shared.outlet.kick.notified() => {}
             _ = shared.stop.cancelled() => {}
         }
         return Ok(true);
@@ -391,7 +389,7 @@ async fn step(
     s.held.insert(id);
     shared.reserved.fetch_add(1, Ordering::Relaxed);
     let (job, due) = decode(&shared.pipeline, body);
-    let waited = due.map(|d| Duration::from_millis(u64::try_from(now_ms() - d).unwrap_or(0)));
+    let waited = waited(now_ms(), due);
     let mut delivery = Delivery {
         pipeline: shared.pipeline.clone(),
         job,
@@ -408,7 +406,7 @@ async fn step(
     // `pause` takes; otherwise dropped, which releases it.
     loop {
         let room = {
-            let out = shared.out.lock();
+            let out = shared.outlet.out.lock();
             let Some(tx) = out.as_ref() else {
                 return Ok(true);
             };
@@ -483,8 +481,7 @@ impl Driver for Beanstalk {
 
     fn push(&self, job: Job) -> BoxFut<'_, Result<(), DriverError>> {
         Box::pin(async move {
-            let due = now_ms()
-                .saturating_add(i64::try_from(job.delay.saturating_mul(1000)).unwrap_or(i64::MAX));
+            let due = due_ms(now_ms(), job.delay);
             let body = encode(&job, due);
             let line = format!(
                 "put {} {} {TTR_SECS} {}",
@@ -524,26 +521,19 @@ impl Driver for Beanstalk {
     }
 
     fn consume(&self, out: mpsc::Sender<Delivery>) -> BoxFut<'_, Result<(), DriverError>> {
-        let result = if self.shared.stopped.load(Ordering::Relaxed) {
-            Err(DriverError::Stopped)
-        } else {
-            *self.shared.out.lock() = Some(out);
-            self.shared.kick.notify_one();
-            Ok(())
-        };
+        let result = self.shared.outlet.open(&self.shared.stopped, out);
         Box::pin(async move { result })
     }
 
     fn pause(&self) -> BoxFut<'_, Result<(), DriverError>> {
         // From here on a reserved job is released, not delivered (see `step`).
-        *self.shared.out.lock() = None;
-        self.shared.kick.notify_one();
+        self.shared.outlet.close();
         Box::pin(async { Ok(()) })
     }
 
     fn stop(&self) -> BoxFut<'_, ()> {
         self.shared.stopped.store(true, Ordering::Relaxed);
-        *self.shared.out.lock() = None;
+        self.shared.outlet.close();
         self.shared.stop.cancel();
         let mut finished = self.shared.finished.subscribe();
         // A reserve under way ends within reserve_timeout; then the settlements go out.
