@@ -295,6 +295,9 @@ pub struct JobBaseline {
     /// Since when the jobs have been longer than usual, not yet slow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspect_since: Option<Time>,
+    /// When the last slowdown ended (increases wait a little after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_at: Option<Time>,
 }
 
 /// The pods' peak working set against their workers: decayed least-squares sums and a

@@ -175,6 +175,7 @@ pub fn tuning_state(s: &State) -> TuningState {
             updated: jobs.updated.map(Time),
             slow_since: jobs.slow_since.map(Time),
             suspect_since: jobs.suspect_since.map(Time),
+            recovered_at: jobs.recovered_at.map(Time),
         }),
         memory_model: model.reference.map(|reference| MemoryModel {
             reference_time: Some(Time(reference)),
@@ -231,6 +232,7 @@ pub fn state_from(t: &TuningState) -> State {
                 updated: time(&j.updated),
                 slow_since: time(&j.slow_since),
                 suspect_since: time(&j.suspect_since),
+                recovered_at: time(&j.recovered_at),
             })
             .unwrap_or_default(),
         memory: t
@@ -414,6 +416,7 @@ mod tests {
                 updated: Some(t(5)),
                 slow_since: None,
                 suspect_since: Some(t(4)),
+                recovered_at: Some(t(3)),
             },
             memory: {
                 let mut m = Model::default();

@@ -30,6 +30,11 @@ struct Cli {
     /// Also print every minute that missed the SLO.
     #[arg(long)]
     bad_minutes: bool,
+    /// Run the traces with this seed instead of their own (the randomness of arrivals,
+    /// job times, scrapes and the kubelet's timing): how much a score owes to one draw.
+    /// The gates are the traces' own seeds'; use with `--report-only`.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +53,10 @@ fn run_all() -> Result<bool> {
     let traces: Vec<trace::Trace> = trace::all()
         .into_iter()
         .filter(|t| cli.traces.is_empty() || cli.traces.iter().any(|n| n == t.name))
+        .map(|t| trace::Trace {
+            seed: cli.seed.unwrap_or(t.seed),
+            ..t
+        })
         .collect();
     anyhow::ensure!(!traces.is_empty(), "no trace matches {:?}", cli.traces);
     std::fs::create_dir_all(&cli.out).with_context(|| format!("creating {}", cli.out.display()))?;

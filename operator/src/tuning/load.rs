@@ -268,37 +268,11 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::tuning::fixtures::{pod_sample, sample, t, target};
 
-    fn t(s: i64) -> Timestamp {
-        Timestamp::from_second(1_700_000_000 + s).unwrap()
-    }
-
+    /// Pod `name` of 8 workers, `busy` of them busy.
     fn pod(name: &str, busy: f64) -> PodSample {
-        PodSample {
-            pod: name.into(),
-            live_workers: 8.0,
-            busy_workers: busy,
-            jobs_per_second: busy * 10.0,
-            mean_job_seconds: Some(0.1),
-            ..PodSample::default()
-        }
-    }
-
-    fn target(name: &str, ready_since: Option<i64>) -> PodTarget {
-        PodTarget {
-            name: name.into(),
-            ip: Some("10.0.0.1".into()),
-            ready_since: ready_since.map(t),
-            resize_pending: false,
-        }
-    }
-
-    fn sample(pods: Vec<PodSample>) -> AppSample {
-        AppSample {
-            window: Duration::from_secs(60),
-            pods,
-        }
+        pod_sample(name, busy, 8.0)
     }
 
     #[test]

@@ -20,7 +20,9 @@
 //!    missing nothing is lowered.
 //! 3. **A slow dependency** ([`slowdown`]): jobs twice as long at flat completions is a
 //!    slow database, not demand: workers and pods are held and the app is Degraded
-//!    (`DependencySlow`) — more workers would be more connections to it. An increase the
+//!    (`DependencySlow`) — more workers would be more connections to it; for two minutes
+//!    after it recovers increases wait (the windows still hold the slow jobs and their
+//!    backlog, which the workers drain by themselves). An increase the
 //!    window's arrivals × job time do not explain (a queue, or a busy gauge scraped just
 //!    after the database slowed down) waits one round for a second look.
 //! 4. **Ceilings** per pod: the spec, the memory (what the limit holds, from the memory
@@ -57,6 +59,8 @@
 //! Missing metrics never lower anything; only spec bounds and OOM kills act without them.
 
 pub mod cpu;
+#[cfg(test)]
+mod fixtures;
 pub mod load;
 pub mod max_jobs;
 pub mod memory;
@@ -551,6 +555,7 @@ pub fn decide(
                 .observe(load.warm_job_seconds, load.jobs_per_second, throttled, now);
         let slow = verdict.slow();
         let suspect = verdict == slowdown::Verdict::Suspect;
+        let recovering = verdict == slowdown::Verdict::Recovering;
         let target = policy.target_utilization.clamp(0.05, 1.0);
         let wanted_total = ceil_u32(load.required / target - 1e-9).max(1);
         // Demand the window's completions do not explain — a queue, or busy workers the
@@ -666,7 +671,7 @@ pub fn decide(
         let holds_down = load.missing > 0 || pending.any();
         if slow.is_some()
             || (holds_down && replicas < current.replicas)
-            || ((suspect || first_look) && replicas > current.replicas)
+            || ((suspect || recovering || first_look) && replicas > current.replicas)
         {
             replicas = current.replicas;
         }
@@ -700,6 +705,12 @@ pub fn decide(
         } else if suspect && workers > current.workers {
             held_by = Some(
                 "jobs take longer at flat completions: waiting a round to tell a slow dependency from demand",
+            );
+            workers = current.workers;
+        } else if recovering && workers > current.workers {
+            held_by = Some(
+                "a slow dependency has just recovered: the window still holds its slow jobs \
+                 and the backlog they left, which the workers drain",
             );
             workers = current.workers;
         } else if first_look && workers > current.workers {
@@ -739,7 +750,7 @@ pub fn decide(
         // way, or the memory for them is), more pods carry the load — a new pod starts with
         // the ConfigMap as it is now.
         let mut bridge = 0;
-        if !replicas_fixed && slow.is_none() && !suspect && !first_look {
+        if !replicas_fixed && slow.is_none() && !suspect && !recovering && !first_look {
             let running = if pending.workers {
                 load.target_workers
                     .iter()

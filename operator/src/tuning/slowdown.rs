@@ -7,8 +7,12 @@
 //! two slow averages of healthy rounds — the job time (over about an hour) and the
 //! completions per second (over about ten minutes) — and calls the jobs slow when a round's
 //! job time is [`SLOW_FACTOR`] times the usual one while the completions are not above
-//! [`FLAT_FACTOR`] times theirs. It recovers below [`RECOVER_FACTOR`]. A CPU-throttled pod
-//! stretches its jobs too; that is the CPU clamp's business, not a slow dependency.
+//! [`FLAT_FACTOR`] times theirs. It recovers below [`RECOVER_FACTOR`], and for
+//! [`RECOVERY_HOLD`] after that the rounds are [`Verdict::Recovering`]: their windows still
+//! hold the slow jobs' times and the backlog the slowdown left, which the workers there
+//! drain by themselves — read as demand, they asked for twice the pods for five minutes
+//! (`make sim`, `slowdown`). A CPU-throttled pod stretches its jobs too; that is the CPU
+//! clamp's business, not a slow dependency.
 
 use std::time::Duration;
 
@@ -26,6 +30,9 @@ pub const RECOVER_FACTOR: f64 = 1.5;
 pub const SUSPECT_FACTOR: f64 = 1.5;
 /// How long a suspect job time holds increases before it counts as the new usual.
 pub const SUSPECT_HOLD: Duration = Duration::from_secs(120);
+/// After a slowdown ends, increases wait this long: the windows of the first rounds still
+/// hold slow jobs and the backlog they left (two rounds of the 60 s window).
+pub const RECOVERY_HOLD: Duration = Duration::from_secs(120);
 /// Time constant of the usual job time.
 pub const JOB_TIME_TAU: Duration = Duration::from_secs(3600);
 /// Time constant of the usual completion rate.
@@ -48,6 +55,8 @@ pub struct Baseline {
     pub slow_since: Option<Timestamp>,
     /// Since when the jobs have been suspect (longer, not yet slow).
     pub suspect_since: Option<Timestamp>,
+    /// When the last slowdown ended (kept for [`RECOVERY_HOLD`]).
+    pub recovered_at: Option<Timestamp>,
 }
 
 /// The verdict on a round.
@@ -59,6 +68,8 @@ pub enum Verdict {
     Suspect,
     /// A slow dependency.
     Slow(Slow),
+    /// Within [`RECOVERY_HOLD`] after a slowdown: hold increases, learn nothing.
+    Recovering,
 }
 
 impl Verdict {
@@ -139,6 +150,26 @@ impl Baseline {
             }
             _ => Verdict::Usual,
         };
+        let verdict = match verdict {
+            Verdict::Usual => {
+                if self.slow_since.is_some() {
+                    self.recovered_at = Some(now);
+                }
+                let recovering = self.recovered_at.is_some_and(|r| {
+                    now.duration_since(r).as_secs_f64() < RECOVERY_HOLD.as_secs_f64()
+                });
+                if !recovering {
+                    self.recovered_at = None;
+                }
+                if recovering {
+                    self.slow_since = None;
+                    Verdict::Recovering
+                } else {
+                    Verdict::Usual
+                }
+            }
+            v => v,
+        };
         match verdict {
             Verdict::Slow(_) => {
                 self.slow_since.get_or_insert(now);
@@ -146,6 +177,7 @@ impl Baseline {
             Verdict::Suspect => {
                 self.suspect_since.get_or_insert(now);
             }
+            Verdict::Recovering => {}
             Verdict::Usual => {
                 self.slow_since = None;
                 // A suspect job time that outlasted the hold is learned as the new usual;
@@ -212,9 +244,45 @@ mod tests {
         );
         assert_eq!(
             b.observe(Some(0.085), 200.0, false, t(1890)),
-            Verdict::Usual
+            Verdict::Recovering
         );
         assert_eq!(b.slow_since, None);
+    }
+
+    /// The first windows after a slowdown still hold its slow jobs and the backlog they
+    /// left (drained by the workers there, at more completions than usual): for two
+    /// minutes they are recovering — increases wait — and are not learned as usual.
+    #[test]
+    fn the_rounds_after_a_slowdown_are_recovering() {
+        let mut b = Baseline::default();
+        healthy(&mut b, 0, 1800, 250.0);
+        b.observe(Some(0.1), 245.0, false, t(1800));
+        assert!(b.observe(Some(0.3), 240.0, false, t(1830)).slow().is_some());
+        // Over: the backlog drains at twice the usual completions.
+        assert_eq!(
+            b.observe(Some(0.08), 500.0, false, t(1860)),
+            Verdict::Recovering
+        );
+        assert_eq!(b.recovered_at, Some(t(1860)));
+        assert_eq!(
+            b.observe(Some(0.07), 300.0, false, t(1950)),
+            Verdict::Recovering
+        );
+        assert_eq!(
+            b.job_seconds,
+            Some(0.06),
+            "recovering rounds are not learned"
+        );
+        assert_eq!(b.observe(Some(0.06), 250.0, false, t(1980)), Verdict::Usual);
+        assert_eq!(b.recovered_at, None);
+        // A slowdown during the hold is slow again.
+        let mut b2 = b.clone();
+        b2.recovered_at = Some(t(1970));
+        assert!(
+            b2.observe(Some(0.3), 240.0, false, t(2000))
+                .slow()
+                .is_some()
+        );
     }
 
     #[test]

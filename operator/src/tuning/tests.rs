@@ -1,17 +1,13 @@
 use std::time::Duration;
 
-use jiff::Timestamp;
 use proptest::prelude::*;
 
+use super::fixtures::{pod_sample, sample, t};
 use super::*;
 use crate::metrics_source::PodTarget;
-use crate::sample::{AppSample, PodSample};
+use crate::sample::PodSample;
 
 const MI: u64 = 1024 * 1024;
-
-fn t(secs: i64) -> Timestamp {
-    Timestamp::from_second(1_700_000_000 + secs).unwrap()
-}
 
 fn policy() -> Policy {
     Policy {
@@ -44,35 +40,32 @@ fn settings(workers: u32) -> Settings {
 
 fn pod(busy: f64, live: f64, queue: f64) -> PodSample {
     PodSample {
-        pod: "app-1".into(),
-        live_workers: live,
-        busy_workers: busy,
         queue_depth: queue,
-        jobs_per_second: busy * 10.0,
-        mean_job_seconds: Some(0.1),
-        ..PodSample::default()
+        ..pod_sample("app-1", busy, live)
     }
 }
 
 fn observe(pods: Vec<PodSample>) -> Observation {
     Observation {
-        sample: Some(AppSample {
-            window: Duration::from_secs(60),
-            pods,
-        }),
+        sample: Some(sample(pods)),
         ..Observation::default()
     }
 }
 
+/// The first decision on `pods` at `workers` per pod (one pod, the test policy).
+fn first_round(workers: u32, pods: Vec<PodSample>) -> Decision {
+    decide(
+        &policy(),
+        &settings(workers),
+        &State::default(),
+        &observe(pods),
+        t(0),
+    )
+}
+
 #[test]
 fn busy_above_target_scales_up_at_once() {
-    let d = decide(
-        &policy(),
-        &settings(4),
-        &State::default(),
-        &observe(vec![pod(3.8, 4.0, 0.0)]),
-        t(0),
-    );
+    let d = first_round(4, vec![pod(3.8, 4.0, 0.0)]);
     // 3.8 busy / 0.7 = 5.43 → 6 workers.
     assert_eq!(d.settings.workers, 6);
     assert_eq!(d.changes.len(), 1);
@@ -87,13 +80,7 @@ fn busy_above_target_scales_up_at_once() {
 
 #[test]
 fn waiting_requests_are_drained_not_counted_one_worker_each() {
-    let d = decide(
-        &policy(),
-        &settings(4),
-        &State::default(),
-        &observe(vec![pod(4.0, 4.0, 300.0)]),
-        t(0),
-    );
+    let d = first_round(4, vec![pod(4.0, 4.0, 300.0)]);
     // (4 busy + 300 waiting × 0.1 s ÷ 10 s) / 0.7 = 10.
     assert_eq!(d.settings.workers, 8, "at most doubled in one step");
     assert!(
@@ -103,13 +90,7 @@ fn waiting_requests_are_drained_not_counted_one_worker_each() {
     );
     // With 6 workers the busy ones (4 / 0.7 = 6) do not ask for more: the queue alone
     // waits for a second look, 30 s later.
-    let first = decide(
-        &policy(),
-        &settings(6),
-        &State::default(),
-        &observe(vec![pod(4.0, 4.0, 300.0)]),
-        t(0),
-    );
+    let first = first_round(6, vec![pod(4.0, 4.0, 300.0)]);
     assert_eq!(first.settings.workers, 6);
     assert_eq!(first.state.queue_spike, Some(t(0)));
     let d = decide(
@@ -132,13 +113,7 @@ fn busy_workers_the_window_does_not_explain_wait_a_second_look() {
     // 8 busy of 8, but 40 jobs/s × 0.1 s = 4 workers' worth of completions.
     let mut p = pod(8.0, 8.0, 0.0);
     p.jobs_per_second = 40.0;
-    let first = decide(
-        &policy(),
-        &settings(8),
-        &State::default(),
-        &observe(vec![p.clone()]),
-        t(0),
-    );
+    let first = first_round(8, vec![p.clone()]);
     assert_eq!(first.settings.workers, 8, "{}", first.summary);
     assert_eq!(first.state.queue_spike, Some(t(0)));
     // Still so 30 s later: real, 8 / 0.7 → 12.
@@ -151,25 +126,13 @@ fn busy_workers_the_window_does_not_explain_wait_a_second_look() {
     );
     assert_eq!(d.settings.workers, 12);
     // Busy workers the completions explain are acted on at once.
-    let d = decide(
-        &policy(),
-        &settings(8),
-        &State::default(),
-        &observe(vec![pod(8.0, 8.0, 0.0)]),
-        t(0),
-    );
+    let d = first_round(8, vec![pod(8.0, 8.0, 0.0)]);
     assert_eq!(d.settings.workers, 12);
     // So is a small pool's gauge within its noise (3 busy, 1.9 explained: the daily-week
     // trace's weekend nights).
     let mut small = pod(3.0, 3.0, 0.0);
     small.jobs_per_second = 19.0;
-    let d = decide(
-        &policy(),
-        &settings(3),
-        &State::default(),
-        &observe(vec![small]),
-        t(0),
-    );
+    let d = first_round(3, vec![small]);
     assert_eq!(d.settings.workers, 5);
 }
 
@@ -181,13 +144,7 @@ fn a_busy_gauge_and_a_queue_the_window_does_not_explain_wait_together() {
     // √8.9 ≈ 3) and 200 waiting requests ask for 2 more workers: 3.4 unexplained.
     let mut p = pod(10.3, 14.0, 200.0);
     p.jobs_per_second = 89.0;
-    let d = decide(
-        &policy(),
-        &settings(14),
-        &State::default(),
-        &observe(vec![p.clone()]),
-        t(0),
-    );
+    let d = first_round(14, vec![p.clone()]);
     assert_eq!(d.settings.workers, 14, "{}", d.summary);
     assert_eq!(d.state.queue_spike, Some(t(0)));
     // Still there 30 s later: (10.3 + 2) / 0.7 → 18, at most 16 per pod.
@@ -202,26 +159,14 @@ fn refused_requests_count_as_arrivals() {
     p.rejected_per_second = 30.0;
     p.mean_job_seconds = Some(0.1);
     // (40 + 30) req/s × 0.1 s = 7 busy-equivalent → 10 workers.
-    let d = decide(
-        &policy(),
-        &settings(6),
-        &State::default(),
-        &observe(vec![p]),
-        t(0),
-    );
+    let d = first_round(6, vec![p]);
     assert_eq!(d.settings.workers, 10);
 }
 
 #[test]
 fn small_changes_within_tolerance_are_ignored() {
     // 7.35 busy / 0.7 = 10.5 → 11, within 10 % of 10.
-    let d = decide(
-        &policy(),
-        &settings(10),
-        &State::default(),
-        &observe(vec![pod(7.35, 10.0, 0.0)]),
-        t(0),
-    );
+    let d = first_round(10, vec![pod(7.35, 10.0, 0.0)]);
     assert_eq!(d.settings.workers, 10);
     assert!(d.changes.is_empty());
 }
@@ -314,13 +259,7 @@ fn missing_metrics_change_nothing() {
 
 #[test]
 fn spec_bounds_clamp_and_report_when_load_exceeds_them() {
-    let d = decide(
-        &policy(),
-        &settings(8),
-        &State::default(),
-        &observe(vec![pod(16.0, 16.0, 40.0)]),
-        t(0),
-    );
+    let d = first_round(8, vec![pod(16.0, 16.0, 40.0)]);
     assert_eq!(d.settings.workers, 16);
     assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
     assert_eq!(d.problems[0].kind, ProblemKind::AtCapacity);
@@ -524,21 +463,9 @@ fn a_tight_worker_share_lowers_max_jobs_further() {
 
 #[test]
 fn no_measurable_growth_keeps_max_jobs() {
-    let d = decide(
-        &policy(),
-        &settings(4),
-        &State::default(),
-        &observe(vec![leaky(10.0, 30.0 * MI as f64)]),
-        t(0),
-    );
+    let d = first_round(4, vec![leaky(10.0, 30.0 * MI as f64)]);
     assert_eq!(d.settings.max_jobs, DEFAULT_MAX_JOBS);
-    let d = decide(
-        &policy(),
-        &settings(4),
-        &State::default(),
-        &observe(vec![pod(2.0, 4.0, 0.0)]),
-        t(0),
-    );
+    let d = first_round(4, vec![pod(2.0, 4.0, 0.0)]);
     assert_eq!(d.settings.max_jobs, DEFAULT_MAX_JOBS);
 }
 
@@ -848,13 +775,7 @@ fn an_oom_kill_at_the_maximum_is_a_problem() {
 #[test]
 fn max_worker_memory_follows_the_median_worker_in_steps() {
     // Workers of 40 MiB: 1.5 × 40 = 60 MiB, but a cut is at most a quarter (128 → 96).
-    let d = decide(
-        &policy(),
-        &settings(4),
-        &State::default(),
-        &observe(vec![memory_pod(300 * MI, 40 * MI)]),
-        t(0),
-    );
+    let d = first_round(4, vec![memory_pod(300 * MI, 40 * MI)]);
     assert_eq!(d.settings.max_worker_memory, 96 * MI);
     // Within a quarter of 1.5 × the median: nothing changes.
     let mut s = settings(4);
@@ -1041,6 +962,28 @@ fn a_slow_dependency_is_a_condition_not_more_workers() {
     // Recovered: the jobs are fast again and the problem is gone.
     let d = decide(&p, &s, &state, &observe(vec![healthy(5.0)]), t(70 * 30));
     assert!(d.problems.is_empty(), "{:?}", d.problems);
+    // The next windows still hold slow jobs (1.4× the usual time) and the backlog they
+    // left (300 waiting, 8 of 8 busy): the workers drain it, nothing is added for two
+    // minutes (the `slowdown` trace: pods 3 → 6 for five minutes without the hold).
+    let mut backlog = pod(8.0, 8.0, 300.0);
+    backlog.jobs_per_second = 95.0;
+    backlog.mean_job_seconds = Some(0.084);
+    let held = decide(
+        &p,
+        &s,
+        &d.state,
+        &observe(vec![backlog.clone()]),
+        t(71 * 30),
+    );
+    assert_eq!(
+        (held.settings.workers, held.settings.replicas),
+        (before.workers, before.replicas),
+        "{:?}",
+        held.changes
+    );
+    // The same load after the hold is demand.
+    let d = decide(&p, &s, &held.state, &observe(vec![backlog]), t(75 * 30));
+    assert!(d.settings.workers > before.workers, "{}", d.summary);
 }
 
 /// A failed scrape leaves a ready pod without numbers: its share of the load is not
@@ -1097,10 +1040,7 @@ fn a_throttled_pod_gets_more_pods_not_more_workers() {
 
 /// A pod named `name` with `busy` of `live` workers busy.
 fn named(name: &str, busy: f64, live: f64) -> PodSample {
-    PodSample {
-        pod: name.into(),
-        ..pod(busy, live, 0.0)
-    }
+    pod_sample(name, busy, live)
 }
 
 /// More workers per pod decided in this round reach the pods only with the next kubelet
@@ -1138,34 +1078,36 @@ fn fewer_pods_only_when_the_workers_they_run_carry_the_load() {
     );
 }
 
+/// Two pods (of at most 10) that still run 6 workers while 8 were decided 30 s ago (12 in
+/// all), each with `busy` workers busy and `jobs_per_second` completions of 0.1 s.
+fn six_of_eight_delivered(busy: f64, jobs_per_second: f64, state: State) -> Decision {
+    let mut p = policy();
+    p.replicas = Bounds { min: 1, max: 10 };
+    let mut s = settings(8);
+    s.replicas = 2;
+    let state = State {
+        last_change: Some(t(-30)),
+        ..state
+    };
+    let pods = ["a", "b"]
+        .iter()
+        .map(|n| PodSample {
+            target_workers: Some(6),
+            jobs_per_second,
+            ..named(n, busy, 6.0)
+        })
+        .collect();
+    decide(&p, &s, &state, &delivering(observe(pods)), t(0))
+}
+
 /// While the pods still run fewer workers than decided, a bridge pod is added only when
 /// the workers they run would be more than 90 % busy: a worker short of the target
 /// utilisation for the minute of a delivery is not worth a pod that starts and goes again.
 #[test]
 fn a_bridge_pod_only_when_the_pods_would_be_more_than_90_percent_busy() {
-    let mut p = policy();
-    p.replicas = Bounds { min: 1, max: 10 };
-    let mut s = settings(8);
-    s.replicas = 2;
-    // 8 decided 30 s ago; the pods still run 6 (12 in all).
-    let state = State {
-        last_change: Some(t(-30)),
-        ..State::default()
-    };
-    let obs = |busy: f64| {
-        let pods = ["a", "b"]
-            .iter()
-            .map(|n| {
-                let mut x = named(n, busy, 6.0);
-                x.target_workers = Some(6);
-                x
-            })
-            .collect();
-        delivering(observe(pods))
-    };
     // 10 busy of the 12 run (83 %): below the target utilisation (15 workers wanted), but
     // the pods carry it until the 8 arrive.
-    let d = decide(&p, &s, &state, &obs(5.0), t(0));
+    let d = six_of_eight_delivered(5.0, 50.0, State::default());
     assert_eq!(
         (d.settings.workers, d.settings.replicas),
         (8, 2),
@@ -1173,7 +1115,7 @@ fn a_bridge_pod_only_when_the_pods_would_be_more_than_90_percent_busy() {
         d.changes
     );
     // 11.5 busy of 12 (96 %): a bridge pod carries the load until the workers arrive.
-    let d = decide(&p, &s, &state, &obs(5.75), t(0));
+    let d = six_of_eight_delivered(5.75, 57.5, State::default());
     assert_eq!(
         (d.settings.workers, d.settings.replicas),
         (8, 3),
@@ -1187,6 +1129,39 @@ fn a_bridge_pod_only_when_the_pods_would_be_more_than_90_percent_busy() {
             .contains("the pods run 6 workers until they receive the 8"),
         "{}",
         bridge.reason
+    );
+}
+
+/// A bridge pod is sized only for the demand the window explains (arrivals × job time,
+/// plus the gauge's noise): busy workers beyond it wait for the second look like any
+/// unexplained demand (the `slowdown` trace: a gauge scraped just after the database
+/// slowed down counted every stuck job). Fails without the rule: sized by the gauge, the
+/// first case gets a third pod.
+#[test]
+fn a_bridge_pod_only_for_the_demand_the_window_explains() {
+    // The previous round saw the unexplained demand first: this is the second look.
+    let second_look = || State {
+        queue_spike: Some(t(-30)),
+        ..State::default()
+    };
+    // 11.5 busy of 12 (96 %) by the gauge, but 2 × 35 jobs/s × 0.1 s = 7 workers by the
+    // window: 7 + √7 = 9.6 explained, below 90 % of the 12 run — no bridge.
+    let d = six_of_eight_delivered(5.75, 35.0, second_look());
+    assert_eq!(
+        (d.settings.workers, d.settings.replicas),
+        (8, 2),
+        "{:?} {}",
+        d.changes,
+        d.summary
+    );
+    // The same gauge explained by the completions (57.5 jobs/s a pod): the bridge.
+    let d = six_of_eight_delivered(5.75, 57.5, second_look());
+    assert_eq!(
+        (d.settings.workers, d.settings.replicas),
+        (8, 3),
+        "{:?} {}",
+        d.changes,
+        d.summary
     );
 }
 
@@ -1402,10 +1377,7 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
 
 fn arb_observation() -> impl Strategy<Value = Observation> {
     prop::option::of(prop::collection::vec(arb_pod(), 0..4)).prop_map(|pods| Observation {
-        sample: pods.map(|pods| AppSample {
-            window: Duration::from_secs(60),
-            pods,
-        }),
+        sample: pods.map(sample),
         ..Observation::default()
     })
 }
