@@ -51,10 +51,16 @@
 //!    to whatever limit they have, so raising for it would compound the one bump ×1.1 a
 //!    round (128 → 228 → 263 → … Mi) — and it is not lowered. Only more workers raise it,
 //!    by the model. A kill after the episode starts the next one.
+//!
+//!    **Workers in step**: while a fast leak is measured and `max_jobs` recycles it
+//!    ([`max_jobs::recycled_growth`]), a pod younger than [`IN_STEP_YOUNG`] (or one being
+//!    added) has workers that started together and reach their `max_jobs` together; the
+//!    limit holds them all grown at once ([`memory::Model::limit_in_step`]).
 //! 7. **max_worker_memory** (`auto`, [`worker_memory`]): the median worker's memory × 1.5
 //!    (with a fixed memory limit, within the worker's share of it), stabilised.
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
-//!    warm-up; lowered at once, raised slowly, restored when the growth is gone.
+//!    warm-up; lowered in cuts that recycle at most a quarter of the live workers (or by a
+//!    quarter of the value), raised slowly, restored when the growth is gone.
 //!
 //! Missing metrics never lower anything; only spec bounds and OOM kills act without them.
 
