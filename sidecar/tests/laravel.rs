@@ -2,9 +2,9 @@
 //! `php-laravel-framework`, SQLite) served by the real `pacer` binary through
 //! `php/bin/laravel-worker.php`, over HTTP with cookie-keeping clients.
 //!
-//! The leak tests run ONE worker, so every request lands in the same PHP process that
-//! served the previous one: whatever a request leaves behind, the next one would see.
-//! Their control runs the same probes on a worker whose reset does nothing
+//! The leak tests ([`common::leaks`]) run ONE worker, so every request lands in the same
+//! PHP process that served the previous one: whatever a request leaves behind, the next
+//! one would see. Their control runs the same probes on a worker whose reset does nothing
 //! (`testdata/workers/laravel-no-reset.php`) and expects every leak to show — proof that
 //! each probe sees the leak it guards against.
 
@@ -15,6 +15,7 @@ mod common;
 use bytes::Bytes;
 use common::apps::*;
 use common::binary::PacerBin;
+use common::leaks::{self, LeakProbes};
 use common::repo_root;
 
 const BRIDGE: &str = "php/bin/laravel-worker.php";
@@ -280,55 +281,57 @@ async fn user_probes(pacer: &PacerBin) -> Vec<&'static str> {
     leaks
 }
 
+/// The app for the leak tests ([`common::leaks`]).
+struct Laravel;
+
+impl LeakProbes for Laravel {
+    const NOTES: &'static str = "/api/notes";
+
+    async fn serve(&self, resets: bool) -> PacerBin {
+        laravel(1, if resets { BRIDGE } else { NO_RESET }).await
+    }
+
+    async fn user_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
+        user_probes(pacer).await
+    }
+
+    async fn state_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
+        state_probes(pacer).await
+    }
+}
+
 #[tokio::test]
 async fn logged_in_user_and_session_stay_with_their_client() {
-    let pacer = laravel(1, BRIDGE).await;
-    let leaks = user_probes(&pacer).await;
-    assert!(leaks.is_empty(), "leaked between clients: {leaks:?}");
-    pacer.stop().await;
+    leaks::logged_in_user_and_session_stay_with_their_client(&Laravel).await;
 }
 
 #[tokio::test]
 async fn request_state_does_not_reach_the_next_request() {
-    let pacer = laravel(1, BRIDGE).await;
-    let leaks = state_probes(&pacer).await;
-    assert!(leaks.is_empty(), "leaked into the next request: {leaks:?}");
-    // The next request's transaction commits normally.
-    let mut b = Browser::new(&pacer);
-    b.post_form("/api/notes", &[("text", "committed")]).await;
-    let notes = b.get("/api/notes").await.json();
-    assert_eq!(notes["texts"], serde_json::json!(["committed"]), "{notes}");
-    pacer.stop().await;
+    leaks::request_state_does_not_reach_the_next_request(&Laravel).await;
 }
 
 #[tokio::test]
 async fn without_the_resets_every_probe_sees_its_leak() {
-    let pacer = laravel(1, NO_RESET).await;
-    let leaks = user_probes(&pacer).await;
-    assert_eq!(
-        leaks,
-        vec![
+    leaks::without_the_resets_every_probe_sees(
+        &Laravel,
+        &[
             "logged-in user (guard)",
             "dashboard without login",
             "session data",
             "once-user (guard)",
-            "user of another client"
-        ]
-    );
-    let leaks = state_probes(&pacer).await;
-    assert_eq!(
-        leaks,
-        vec![
+            "user of another client",
+        ],
+        &[
             "config",
             "request-bound singleton",
             "scoped instance",
             "view shared data",
             "locale",
             "queued cookie",
-            "open transaction"
-        ]
-    );
-    pacer.stop().await;
+            "open transaction",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]

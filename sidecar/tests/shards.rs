@@ -54,14 +54,7 @@ async fn two_shards_serve_every_connection_with_workers_pinned_to_their_cpus() {
     for t in tasks {
         t.await.unwrap();
     }
-    let jobs: u64 = server
-        .pool()
-        .snapshot()
-        .workers
-        .iter()
-        .map(|w| w.jobs())
-        .sum();
-    assert_eq!(jobs, 160);
+    assert_eq!(server.jobs_run(), 160);
     // A rolling reset replaces workers on their shards; requests go on.
     server.pool().reset().await.unwrap();
     assert_eq!(fetch(&server.url("/echo")).await.status, 200);

@@ -15,6 +15,7 @@ mod common;
 use bytes::Bytes;
 use common::apps::*;
 use common::binary::PacerBin;
+use common::leaks::{self, LeakProbes};
 use common::repo_root;
 
 /// The app's own front controller, as its `.rr.yaml` starts it.
@@ -206,39 +207,50 @@ async fn state_probes(pacer: &PacerBin) -> Vec<&'static str> {
     leaks
 }
 
+/// The app for the leak tests ([`common::leaks`]).
+struct Symfony;
+
+impl LeakProbes for Symfony {
+    const NOTES: &'static str = "/notes";
+
+    async fn serve(&self, resets: bool) -> PacerBin {
+        if resets {
+            symfony(1, FRONT_CONTROLLER).await
+        } else {
+            symfony(1, &no_reset()).await
+        }
+    }
+
+    async fn user_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
+        user_probes(pacer).await
+    }
+
+    async fn state_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
+        state_probes(pacer).await
+    }
+}
+
 #[tokio::test]
 async fn logged_in_user_and_session_stay_with_their_client() {
-    let pacer = symfony(1, FRONT_CONTROLLER).await;
-    let leaks = user_probes(&pacer).await;
-    assert!(leaks.is_empty(), "leaked between clients: {leaks:?}");
-    pacer.stop().await;
+    leaks::logged_in_user_and_session_stay_with_their_client(&Symfony).await;
 }
 
 #[tokio::test]
 async fn request_state_does_not_reach_the_next_request() {
-    let pacer = symfony(1, FRONT_CONTROLLER).await;
-    let leaks = state_probes(&pacer).await;
-    assert!(leaks.is_empty(), "leaked into the next request: {leaks:?}");
-    let mut b = Browser::new(&pacer);
-    b.post_form("/notes", &[("text", "committed")]).await;
-    assert_eq!(
-        b.get("/notes").await.json()["texts"],
-        serde_json::json!(["committed"])
-    );
-    pacer.stop().await;
+    leaks::request_state_does_not_reach_the_next_request(&Symfony).await;
 }
 
 #[tokio::test]
 async fn without_the_resets_every_probe_sees_its_leak() {
-    let pacer = symfony(1, &no_reset()).await;
-    let leaks = user_probes(&pacer).await;
     // The firewall itself sets the token of every request (from its session, or none), so
     // the user does not leak even here; the session does: PHP's session id of the previous
     // request is what Symfony gives a client without a session cookie.
-    assert_eq!(leaks, vec!["session of the previous client"]);
-    let leaks = state_probes(&pacer).await;
-    assert_eq!(leaks, vec!["request-bound service", "open transaction"]);
-    pacer.stop().await;
+    leaks::without_the_resets_every_probe_sees(
+        &Symfony,
+        &["session of the previous client"],
+        &["request-bound service", "open transaction"],
+    )
+    .await;
 }
 
 #[tokio::test]
