@@ -63,16 +63,19 @@ rust-test:
 #   app on a Debian root fs made once by mmdebstrap), the chart installed with helm;
 # * tests/scenarios.rs — the operator as a process tuning pacer + the example PHP app on
 #   the node stand-in (many pods at once, both metric sources), Debian's Prometheus.
-# Timelines and logs: e2e/out/. Real-node runs of several users on one machine take turns
-# (a lock in /var/lock).
+# Timelines and logs: e2e/out/; a failed run ends by printing the failed scenarios'
+# timelines (e2e/failures.sh), so a CI log's tail shows them. Real-node runs of several
+# users on one machine take turns (a lock in /var/lock).
 E2E_DEPS := containerd runc containernetworking-plugins buildah mmdebstrap ca-certificates
 e2e: deps release
 	PACER_DEPS_EXTRA="$(E2E_DEPS)" scripts/deps.sh
 	bin="$$(e2e/controlplane/build.sh --node | tail -n1)"; \
 	cargo build --workspace --locked --bins; \
+	mkdir -p e2e/out; touch e2e/out/.started; \
 	PACER_CONTROLPLANE_BIN="$$bin" PACER_E2E_BIN_DIR="$(CARGO_TARGET_DIR)/debug" \
-	  PACER_E2E_RELEASE_DIR="$(RELEASE_DIR)" \
-	  cargo test --locked -p pacer-e2e-scenarios -- --test-threads=8 --nocapture
+	  PACER_E2E_RELEASE_DIR="$(RELEASE_DIR)" RUST_LIB_BACKTRACE=0 \
+	  cargo test --locked -p pacer-e2e-scenarios -- --test-threads=8 --nocapture \
+	  || { e2e/failures.sh e2e/out/.started; exit 1; }
 
 # The PHP library's tests; the service client's test drives a real `pacer serve` (PACER_BIN).
 php-test:

@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::ffi::OsString;
-
 use bytes::Bytes;
 use common::binary::*;
 use common::repo_root;
@@ -18,26 +16,13 @@ use hyper::Request;
 use sha2::{Digest, Sha256};
 
 async fn start() -> PacerBin {
-    let ports = Ports::pick();
     let app = repo_root().join("examples/hello");
-    let rpc = free_port();
-    let args: Vec<OsString> = vec![
-        "serve".into(),
-        "-c".into(),
-        app.join(".rr.yaml").into(),
-        "-w".into(),
-        app.clone().into(),
-        "-o".into(),
-        format!("http.address={}", ports.http).into(),
-        "-o".into(),
-        format!("status.address={}", ports.status).into(),
-        "-o".into(),
-        format!("metrics.address={}", ports.metrics).into(),
-        "-o".into(),
-        format!("rpc.listen=tcp://127.0.0.1:{rpc}").into(),
-    ];
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
-    let pacer = PacerBin::spawn_args(tempfile::tempdir().unwrap(), ports, &args);
+    let pacer = PacerBin::serve_config(
+        tempfile::tempdir().unwrap(),
+        &app.join(".rr.yaml"),
+        &app,
+        &[],
+    );
     pacer.wait_ready(2).await;
     pacer
 }

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,25 +17,13 @@ use hyper::Request;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_route_and_consumer() {
-    let ports = Ports::pick();
     let root = repo_root();
-    let args: Vec<OsString> = vec![
-        "serve".into(),
-        "-c".into(),
-        root.join("examples/jobs/.rr.yaml").into(),
-        "-w".into(),
-        root.join("examples/hello").into(),
-        "-o".into(),
-        format!("http.address={}", ports.http).into(),
-        "-o".into(),
-        format!("status.address={}", ports.status).into(),
-        "-o".into(),
-        format!("metrics.address={}", ports.metrics).into(),
-        "-o".into(),
-        format!("rpc.listen=tcp://127.0.0.1:{}", free_port()).into(),
-    ];
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
-    let pacer = PacerBin::spawn_args(tempfile::tempdir().unwrap(), ports, &args);
+    let pacer = PacerBin::serve_config(
+        tempfile::tempdir().unwrap(),
+        &root.join("examples/jobs/.rr.yaml"),
+        &root.join("examples/hello"),
+        &[],
+    );
     // 2 HTTP workers and 2 jobs workers.
     pacer.wait_ready(4).await;
     let req = Request::post(pacer.url("/enqueue?n=3"))

@@ -18,24 +18,13 @@ use pacer::http::uploads::UploadLimits;
 use pacer::relay::RelayAddr;
 use pacer::stats::HttpStats;
 use pacer::worker::ProcessSpec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Jobs the workers have run so far.
-fn jobs(server: &Server) -> u64 {
-    server
-        .pool()
-        .snapshot()
-        .workers
-        .iter()
-        .map(|w| w.jobs())
-        .sum()
-}
-
 /// Reads until a whole response head (`\r\n\r\n`) arrived, or `secs` pass.
-async fn read_head(s: &mut TcpStream, secs: u64) -> String {
+async fn read_head(s: &mut (impl AsyncRead + Unpin), secs: u64) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -58,7 +47,7 @@ async fn oversize_content_length_is_413_before_the_body_is_sent() {
         .set("http.max_request_size", "1")
         .start()
         .await;
-    let before = jobs(&server);
+    let before = server.jobs_run();
     for (content_type, expect) in [
         ("application/octet-stream", false),
         ("application/x-www-form-urlencoded", false),
@@ -94,7 +83,11 @@ async fn oversize_content_length_is_413_before_the_body_is_sent() {
     )
     .await;
     assert_eq!(r.status, 200);
-    assert_eq!(jobs(&server), before + 1, "oversize requests reached PHP");
+    assert_eq!(
+        server.jobs_run(),
+        before + 1,
+        "oversize requests reached PHP"
+    );
     server.stop().await;
 }
 
@@ -123,17 +116,9 @@ async fn endless_chunked(addr: SocketAddr, content_type: &str, first: &[u8]) -> 
         }
         Ok::<_, std::io::Error>(())
     });
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
-        match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-        }
-    }
+    let head = read_head(&mut rd, 30).await;
     writer.abort();
-    String::from_utf8_lossy(&out).into_owned()
+    head
 }
 
 #[tokio::test]
@@ -143,7 +128,7 @@ async fn chunked_oversize_is_413_without_buffering_the_body() {
         .set("http.max_request_size", "1")
         .start()
         .await;
-    let before = jobs(&server);
+    let before = server.jobs_run();
     let part = b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"big.bin\"\r\n\r\n";
     for (content_type, first) in [
         ("application/octet-stream", &b"raw"[..]),
@@ -153,10 +138,10 @@ async fn chunked_oversize_is_413_without_buffering_the_body() {
         let head = endless_chunked(server.addr, content_type, first).await;
         assert!(head.starts_with("HTTP/1.1 413"), "{content_type}: {head:?}");
     }
-    assert_eq!(jobs(&server), before, "oversize requests reached PHP");
+    assert_eq!(server.jobs_run(), before, "oversize requests reached PHP");
     // Nothing of the oversize upload is left behind.
     let uploads = server.uploads_dir();
-    assert!(eventually(10, || std::fs::read_dir(&uploads).unwrap().count() == 0).await);
+    common::poll::emptied(&uploads, 10, "upload temp files left").await;
     server.stop().await;
 }
 
@@ -168,7 +153,7 @@ async fn oversize_bodies_over_h2c_are_413_too() {
         .set("http.http2.h2c", "true")
         .start()
         .await;
-    let before = jobs(&server);
+    let before = server.jobs_run();
     let client = h2c();
     // With a declared length.
     let req = http::Request::post(server.url("/echo"))
@@ -199,7 +184,7 @@ async fn oversize_bodies_over_h2c_are_413_too() {
         .unwrap()
         .unwrap();
     assert_eq!(resp.status(), 413);
-    assert_eq!(jobs(&server), before, "oversize requests reached PHP");
+    assert_eq!(server.jobs_run(), before, "oversize requests reached PHP");
     server.stop().await;
 }
 
@@ -209,7 +194,7 @@ async fn oversize_bodies_over_h2c_are_413_too() {
 #[tokio::test]
 async fn malformed_multipart_is_400() {
     let server = Builder::new("http.php").workers(1).start().await;
-    let before = jobs(&server);
+    let before = server.jobs_run();
     let cases: [(&str, &str); 5] = [
         ("multipart/form-data", "--b\r\n\r\n--b--\r\n"),
         ("multipart/form-data; boundary=", "--b\r\n\r\n--b--\r\n"),
@@ -235,9 +220,9 @@ async fn malformed_multipart_is_400() {
         let (raw, _) = raw_exchange(server.addr, req.as_bytes(), 20).await;
         assert_eq!(raw_status(&raw), 400, "{content_type} {body:?}: {raw}");
     }
-    assert_eq!(jobs(&server), before, "malformed multipart reached PHP");
+    assert_eq!(server.jobs_run(), before, "malformed multipart reached PHP");
     let uploads = server.uploads_dir();
-    assert!(eventually(10, || std::fs::read_dir(&uploads).unwrap().count() == 0).await);
+    common::poll::emptied(&uploads, 10, "upload temp files left").await;
     server.stop().await;
 }
 
@@ -247,7 +232,7 @@ async fn malformed_multipart_is_400() {
 #[tokio::test]
 async fn invalid_method_uri_and_oversized_headers_never_reach_php() {
     let server = Builder::new("http.php").workers(1).start().await;
-    let before = jobs(&server);
+    let before = server.jobs_run();
     // Past the defaults: pacer.http.max_header_bytes (1 MiB) and max_header_count (1000).
     let huge = "a".repeat(2 << 20);
     let many: String = (0..1500).map(|i| format!("X-H{i}: v\r\n")).collect();
@@ -331,7 +316,7 @@ async fn invalid_method_uri_and_oversized_headers_never_reach_php() {
         assert!((400..500).contains(&status), "{what}: {raw}");
         assert!(closed, "{what}: connection left open");
     }
-    assert_eq!(jobs(&server), before, "a refused request reached PHP");
+    assert_eq!(server.jobs_run(), before, "a refused request reached PHP");
     assert_eq!(fetch(&server.url("/")).await.status, 200);
     // HTTP/1.0 may leave Host out; IP literals and ports are fine.
     for ok in [
@@ -351,7 +336,7 @@ async fn invalid_method_uri_and_oversized_headers_never_reach_php() {
 #[tokio::test]
 async fn asterisk_requests_are_answered_by_pacer() {
     let server = Builder::new("http.php").workers(1).start().await;
-    let before = jobs(&server);
+    let before = server.jobs_run();
     let (raw, _) = raw_exchange(
         server.addr,
         b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
@@ -366,14 +351,14 @@ async fn asterisk_requests_are_answered_by_pacer() {
     let (raw, closed) = raw_exchange(server.addr, b"GET * HTTP/1.1\r\nHost: t\r\n\r\n", 10).await;
     assert_eq!(raw_status(&raw), 400, "{raw}");
     assert!(closed, "connection left open after GET *");
-    assert_eq!(jobs(&server), before, "an asterisk request reached PHP");
+    assert_eq!(server.jobs_run(), before, "an asterisk request reached PHP");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn smuggling_attempts_are_refused_or_read_one_way_and_the_connection_closed() {
     let server = Builder::new("http.php").workers(1).start().await;
-    let before = jobs(&server);
+    let before = server.jobs_run();
     // What a smuggler would hide behind the first request.
     let hidden = "GET /status/418 HTTP/1.1\r\nHost: t\r\n\r\n";
 
@@ -433,7 +418,7 @@ async fn smuggling_attempts_are_refused_or_read_one_way_and_the_connection_close
             "{what}: the hidden request ran: {raw}"
         );
     }
-    assert_eq!(jobs(&server), before, "a refused request reached PHP");
+    assert_eq!(server.jobs_run(), before, "a refused request reached PHP");
 
     // Content-Length and Transfer-Encoding together: RFC 9112 §6.1 lets a server read
     // the body by Transfer-Encoding (hyper, like Go, does) but it MUST close the
@@ -458,7 +443,7 @@ async fn smuggling_attempts_are_refused_or_read_one_way_and_the_connection_close
             assert!(body.contains("\"body\":\"\""), "{order}: {raw}");
         }
     }
-    assert!(jobs(&server) <= before + 2);
+    assert!(server.jobs_run() <= before + 2);
     server.stop().await;
 }
 
@@ -656,14 +641,14 @@ async fn client_gone_mid_request_leaves_a_usable_worker() {
     assert!(started.elapsed() < Duration::from_secs(15));
     let again: u32 = r.text().parse().unwrap();
     assert_eq!(again, pid, "the worker was killed for a client hanging up");
-    assert!(jobs(&server) <= 3, "the abandoned queued request ran");
+    assert!(server.jobs_run() <= 3, "the abandoned queued request ran");
     server.stop().await;
 }
 
 #[tokio::test]
 async fn client_gone_mid_upload_leaves_no_temp_file() {
     let server = Builder::new("http.php").workers(1).start().await;
-    let before = jobs(&server);
+    let before = server.jobs_run();
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     let part = "--b\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n";
     let head = format!(
@@ -680,11 +665,8 @@ async fn client_gone_mid_upload_leaves_no_temp_file() {
     );
     drop(s);
     // …and is gone when the client is.
-    assert!(
-        eventually(20, || std::fs::read_dir(&uploads).unwrap().count() == 0).await,
-        "temp file left after the client went away"
-    );
-    assert_eq!(jobs(&server), before);
+    common::poll::emptied(&uploads, 20, "temp file left after the client went away").await;
+    assert_eq!(server.jobs_run(), before);
     assert_eq!(fetch(&server.url("/")).await.status, 200);
     server.stop().await;
 }

@@ -504,14 +504,7 @@ async fn multipart_uploads_reach_php_and_temp_files_are_removed_after() {
 
     // Every temp file is gone once the responses are done.
     let uploads = server.uploads_dir();
-    assert!(
-        eventually(10, || std::fs::read_dir(&uploads).unwrap().count() == 0).await,
-        "temp files left: {:?}",
-        std::fs::read_dir(&uploads)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect::<Vec<_>>()
-    );
+    common::poll::emptied(&uploads, 10, "temp files left").await;
     server.stop().await;
 }
 
@@ -724,10 +717,7 @@ async fn uploads_live_until_a_streamed_response_ends_and_streams_finish_on_shutd
         .await
         .expect("the stream was cut by the shutdown");
     assert_eq!(rest, b"chunk-2\nchunk-3\nchunk-4\n");
-    assert!(
-        eventually(10, || std::fs::read_dir(&uploads).unwrap().count() == 0).await,
-        "temp file left after the stream"
-    );
+    common::poll::emptied(&uploads, 10, "temp file left after the stream").await;
     server.wait_stopped(30).await;
 }
 

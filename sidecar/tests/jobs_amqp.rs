@@ -15,29 +15,24 @@ use common::brokers::{Rabbit, rabbitmq};
 use common::driver_suite::{self as suite, Broker};
 use common::jobs::{self, builder, client, counts, job, push, taken, wait_counts};
 use common::serve::Builder;
-use prost::Message;
 
 /// Every test's queue is bound to RoadRunner's default exchange with its own routing key
 /// (the default key, empty, would bind them all to each other's messages).
 struct Amqp<'a>(&'a Rabbit);
 
 impl Broker for Amqp<'_> {
-    fn pipeline(&self, name: &str) -> String {
+    fn driver(&self) -> &'static str {
+        "amqp"
+    }
+
+    fn pipeline_keys(&self, name: &str) -> String {
         format!(
-            "{{driver: amqp, config: {{queue: {name}, routing_key: {name}, prefetch: 10, durable: true}}}}"
+            "driver: amqp, config: {{queue: {name}, routing_key: {name}, prefetch: 10, durable: true}}"
         )
     }
 
     fn section(&self, b: Builder) -> Builder {
         b.set("amqp", format!("{{addr: '{}'}}", self.0.url()))
-    }
-
-    fn stop(&self) {
-        self.0.stop();
-    }
-
-    fn restart_after_stop(&self) {
-        self.0.restart_after_stop();
     }
 
     fn queue(&self, name: &str) -> Option<String> {
@@ -70,7 +65,7 @@ async fn raw_channel() -> (Connection, amqprs::channel::Channel) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_pushed_is_acked_once() {
-    suite::every_job_pushed_is_acked_once(&shared(), "a_all", "amqp").await;
+    suite::every_job_pushed_is_acked_once(&shared(), "a_all").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,62 +75,7 @@ async fn a_job_whose_worker_is_killed_is_delivered_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_ttl_and_failures_retry_with_delay_then_go_to_the_failed_pipeline() {
-    let yaml = "pipelines: {a_retry: {driver: amqp, config: {queue: a_retry, routing_key: a_retry, durable: true}, retry: {max_attempts: 3, delay: 1s, failed_pipeline: a_dead}}, \
-                a_dead: {driver: amqp, config: {queue: a_dead, routing_key: a_dead, durable: true}}}, consume: [a_retry]";
-    let server = with_broker(builder(yaml, 2))
-        .set("jobs.pool.supervisor", "{exec_ttl: 1s}")
-        .start()
-        .await;
-    let mut c = client(&server).await;
-    push(&mut c, job("a_retry", "slow", r#"{"do":"ack","ms":5000}"#))
-        .await
-        .unwrap();
-    push(&mut c, job("a_retry", "bad", r#"{"do":"fail"}"#))
-        .await
-        .unwrap();
-    push(
-        &mut c,
-        job("a_retry", "flaky", r#"{"do":"fail_until","attempts":3}"#),
-    )
-    .await
-    .unwrap();
-    push(&mut c, job("a_retry", "nacked", r#"{"do":"nack"}"#))
-        .await
-        .unwrap();
-    let got = wait_counts(&server, "a_retry", 120, |c| c.acked + c.failed >= 12).await;
-    assert_eq!((got.acked, got.failed), (1, 11), "{got:?}");
-    let counts = counts(&server);
-    for id in ["slow", "bad", "flaky", "nacked"] {
-        assert_eq!(counts[id], 3, "{id}");
-    }
-    let bad: Vec<_> = taken(&server)
-        .into_iter()
-        .filter(|t| t.id == "bad")
-        .collect();
-    let attempts: Vec<_> = bad.iter().map(|t| t.headers["attempts"].clone()).collect();
-    assert_eq!(
-        attempts,
-        [
-            serde_json::Value::Null,
-            serde_json::json!(["1"]),
-            serde_json::json!(["2"])
-        ]
-    );
-    // The exhausted ones wait in RabbitMQ's a_dead queue.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let dead = jobs::stats(&mut c)
-            .await
-            .into_iter()
-            .find(|s| s.pipeline == "a_dead")
-            .unwrap();
-        if dead.active == 3 || tokio::time::Instant::now() > deadline {
-            assert_eq!((dead.active, dead.ready), (3, false));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    server.stop().await;
+    suite::retries_then_the_failed_pipeline(&shared(), "a_retry", "a_dead").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,8 +98,9 @@ async fn pipelines_are_declared_and_destroyed_at_run_time() {
     let server = with_broker(builder(&amqp("a_ctl2"), 1)).start().await;
     let mut c = client(&server).await;
     // As `$jobs->create(new AMQPCreateInfo(name: 'a_decl', queue: 'a_decl', ...))` sends it.
-    let declare = pacer::jobs::proto::DeclareRequest {
-        pipeline: [
+    jobs::declare(
+        &mut c,
+        &[
             ("name", "a_decl"),
             ("driver", "amqp"),
             ("priority", "10"),
@@ -178,14 +119,10 @@ async fn pipelines_are_declared_and_destroyed_at_run_time() {
             ("exchange_auto_delete", "false"),
             ("delete_queue_on_stop", "true"),
             ("queue_headers", "{}"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-    };
-    c.call_proto("jobs.Declare", &declare.encode_to_vec())
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
     push(&mut c, job("a_decl", "d1", r#"{"do":"ack"}"#))
         .await
         .unwrap();

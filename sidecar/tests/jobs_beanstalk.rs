@@ -8,21 +8,27 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 
 use common::brokers::{Simple, beanstalkd};
-use common::driver_suite::{self as suite, Broker};
+use common::driver_suite::{self as suite, Broker, Restartable};
 use common::jobs::{builder, client, job, push, taken, wait_counts};
 use common::serve::Builder;
 
 struct Beanstalk<'a>(&'a Simple);
 
 impl Broker for Beanstalk<'_> {
-    fn pipeline(&self, name: &str) -> String {
-        format!("{{driver: beanstalk, config: {{tube: {name}, prefetch: 10, reserve_timeout: 1}}}}")
+    fn driver(&self) -> &'static str {
+        "beanstalk"
+    }
+
+    fn pipeline_keys(&self, name: &str) -> String {
+        format!("driver: beanstalk, config: {{tube: {name}, prefetch: 10, reserve_timeout: 1}}")
     }
 
     fn section(&self, b: Builder) -> Builder {
         b.set("beanstalk", format!("{{addr: '{}'}}", self.0.url()))
     }
+}
 
+impl Restartable for Beanstalk<'_> {
     fn stop(&self) {
         self.0.stop();
     }
@@ -38,7 +44,7 @@ fn shared() -> Beanstalk<'static> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_pushed_is_acked_once() {
-    suite::every_job_pushed_is_acked_once(&shared(), "b_all", "beanstalk").await;
+    suite::every_job_pushed_is_acked_once(&shared(), "b_all").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

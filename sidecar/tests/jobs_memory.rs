@@ -5,11 +5,22 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
+use common::driver_suite::{self as suite, Broker};
 use common::jobs::{self, builder, client, counts, job, push, taken, wait_counts};
 use prost::Message;
+
+/// The memory driver as the driver suite sees it: in pacer's own process, no section.
+struct Memory;
+
+impl Broker for Memory {
+    fn driver(&self) -> &'static str {
+        "memory"
+    }
+
+    fn pipeline_keys(&self, _name: &str) -> String {
+        "driver: memory".to_string()
+    }
+}
 
 const MEMORY: &str =
     "pipelines: {m: {driver: memory, config: {priority: 10, prefetch: 100}}}, consume: [m]";
@@ -101,62 +112,7 @@ async fn a_job_whose_worker_is_killed_is_delivered_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_ttl_and_failures_retry_with_delay_then_go_to_the_failed_pipeline() {
-    let server = builder(
-        "pipelines: {w: {driver: memory, retry: {max_attempts: 3, delay: 1s, failed_pipeline: dead}}, dead: {driver: memory}}, consume: [w]",
-        2,
-    )
-    .set("jobs.pool.supervisor", "{exec_ttl: 1s}")
-    .start()
-    .await;
-    let mut c = client(&server).await;
-    push(&mut c, job("w", "slow", r#"{"do":"ack","ms":5000}"#))
-        .await
-        .unwrap();
-    push(&mut c, job("w", "bad", r#"{"do":"fail"}"#))
-        .await
-        .unwrap();
-    push(
-        &mut c,
-        job("w", "flaky", r#"{"do":"fail_until","attempts":3}"#),
-    )
-    .await
-    .unwrap();
-    push(&mut c, job("w", "nacked", r#"{"do":"nack"}"#))
-        .await
-        .unwrap();
-    let got = wait_counts(&server, "w", 90, |c| c.acked + c.failed >= 12).await;
-    // Every delivery of slow (killed at exec_ttl), bad and nacked fails (3 each, the last
-    // one moved to `dead`); flaky fails twice, then is acked.
-    assert_eq!(got.acked, 1, "{got:?}");
-    assert_eq!(got.failed, 3 + 3 + 3 + 2, "{got:?}");
-    let counts = counts(&server);
-    for id in ["slow", "bad", "flaky", "nacked"] {
-        assert_eq!(counts[id], 3, "{id} taken {} times", counts[id]);
-    }
-    // Each retry waited its delay, and carried the attempts so far.
-    let bad: Vec<_> = taken(&server)
-        .into_iter()
-        .filter(|t| t.id == "bad")
-        .collect();
-    let attempts: Vec<_> = bad.iter().map(|t| t.headers["attempts"].clone()).collect();
-    assert_eq!(
-        attempts,
-        [
-            serde_json::Value::Null,
-            serde_json::json!(["1"]),
-            serde_json::json!(["2"])
-        ]
-    );
-    // The exhausted ones are in the failed pipeline, nothing else.
-    let mut rpc = client(&server).await;
-    let dead = jobs::stats(&mut rpc)
-        .await
-        .into_iter()
-        .find(|s| s.pipeline == "dead")
-        .unwrap();
-    assert_eq!((dead.active, dead.ready), (3, false));
-    assert_eq!(jobs::counter(&server, "dead").pushed, 0);
-    server.stop().await;
+    suite::retries_then_the_failed_pipeline(&Memory, "w", "dead").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,46 +158,23 @@ async fn requeue_delay_nack_and_worker_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelines_are_paused_resumed_declared_and_destroyed_at_run_time() {
+async fn pause_and_resume() {
+    suite::pause_and_resume(&Memory, "p").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_are_declared_and_destroyed_at_run_time() {
     let server = builder(MEMORY, 1).start().await;
     let mut c = client(&server).await;
-    jobs::pipelines_call(&mut c, "jobs.Pause", &["m"])
-        .await
-        .unwrap();
-    for i in 0..5 {
-        push(&mut c, job("m", &format!("p{i}"), r#"{"do":"ack"}"#))
-            .await
-            .unwrap();
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(taken(&server).is_empty(), "paused: nothing consumed");
-    let m = jobs::stats(&mut c)
-        .await
-        .into_iter()
-        .find(|s| s.pipeline == "m")
-        .unwrap();
-    assert_eq!((m.active, m.ready, m.driver.as_str()), (5, false, "memory"));
-    jobs::pipelines_call(&mut c, "jobs.Resume", &["m"])
-        .await
-        .unwrap();
-    wait_counts(&server, "m", 30, |c| c.acked == 5).await;
-
     // Declare, as Jobs::create(new MemoryCreateInfo('d', priority: 5)) sends it.
-    let declare = pacer::jobs::proto::DeclareRequest {
-        pipeline: [
-            ("name", "d"),
-            ("driver", "memory"),
-            ("priority", "5"),
-            ("prefetch", "10"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-    };
-    c.call_proto("jobs.Declare", &declare.encode_to_vec())
-        .await
-        .unwrap();
-    let dup = c.call_proto("jobs.Declare", &declare.encode_to_vec()).await;
+    let declare = [
+        ("name", "d"),
+        ("driver", "memory"),
+        ("priority", "5"),
+        ("prefetch", "10"),
+    ];
+    jobs::declare(&mut c, &declare).await.unwrap();
+    let dup = jobs::declare(&mut c, &declare).await;
     assert!(dup.unwrap_err().to_string().contains("already exists"));
     let list = pacer::jobs::proto::Pipelines::decode(c.call_proto("jobs.List", b"").await.unwrap())
         .unwrap()
@@ -257,20 +190,11 @@ async fn pipelines_are_paused_resumed_declared_and_destroyed_at_run_time() {
     assert_eq!(destroyed, ["d"]);
     let err = push(&mut c, job("d", "late", "{}")).await.unwrap_err();
     assert!(err.to_string().contains("no such pipeline: d"), "{err}");
-    let bad = pacer::jobs::proto::DeclareRequest {
-        pipeline: BTreeMap::from([
-            ("name".to_string(), "x".to_string()),
-            ("driver".to_string(), "nope".to_string()),
-        ])
-        .into_iter()
-        .collect(),
-    };
-    let err = c
-        .call_proto("jobs.Declare", &bad.encode_to_vec())
+    let err = jobs::declare(&mut c, &[("name", "x"), ("driver", "nope")])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("driver"), "{err}");
     let counts = counts(&server);
-    assert_eq!(counts.len(), 6);
+    assert_eq!(counts.len(), 1);
     server.stop().await;
 }

@@ -6,21 +6,27 @@
 mod common;
 
 use common::brokers::{Simple, nats};
-use common::driver_suite::{self as suite, Broker};
+use common::driver_suite::{self as suite, Broker, Restartable};
 use common::jobs::{builder, client, job, push, taken, wait_counts};
 use common::serve::Builder;
 
 struct Nats<'a>(&'a Simple);
 
 impl Broker for Nats<'_> {
-    fn pipeline(&self, name: &str) -> String {
-        format!("{{driver: nats, config: {{subject: {name}, stream: {name}, prefetch: 10}}}}")
+    fn driver(&self) -> &'static str {
+        "nats"
+    }
+
+    fn pipeline_keys(&self, name: &str) -> String {
+        format!("driver: nats, config: {{subject: {name}, stream: {name}, prefetch: 10}}")
     }
 
     fn section(&self, b: Builder) -> Builder {
         b.set("nats", format!("{{addr: '{}'}}", self.0.url()))
     }
+}
 
+impl Restartable for Nats<'_> {
     fn stop(&self) {
         self.0.stop();
     }
@@ -36,7 +42,7 @@ fn shared() -> Nats<'static> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_pushed_is_acked_once() {
-    suite::every_job_pushed_is_acked_once(&shared(), "n_all", "nats").await;
+    suite::every_job_pushed_is_acked_once(&shared(), "n_all").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use common::eventually;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use pacer::app::{self, Listeners, RunOptions};
+use pacer::app::{self, Listeners, RunOptions, Running};
 use pacer::config::{self, LoadOptions};
 use tokio::net::TcpListener;
 
@@ -47,30 +47,16 @@ metrics:
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    publish(dir.path(), 1, &[("rr.yaml", &rr_yaml(2, 0))]);
+/// `pacer serve --watch-config` in this process, on the `rr.yaml` published in `dir`.
+async fn serve_watched(dir: &Path, listeners: Listeners) -> (Running, Served) {
     let load = LoadOptions {
-        path: dir.path().join("rr.yaml"),
+        path: dir.join("rr.yaml"),
         ..LoadOptions::default()
     };
     let config = config::load(&load).unwrap().config;
-
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let status = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (http_addr, status_addr) = (http.local_addr().unwrap(), status.local_addr().unwrap());
-    let metrics_addr = metrics.local_addr().unwrap();
-    let listeners = Listeners {
-        http: Some(http),
-        status: Some(status),
-        metrics: Some(metrics),
-        ..Listeners::default()
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let server = tokio::spawn(app::run(
+    let task = tokio::spawn(app::run(
         config,
         listeners,
         RunOptions {
@@ -83,6 +69,39 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
         Some(ready_tx),
     ));
     let running = ready_rx.await.unwrap();
+    (running, Served { stop, task })
+}
+
+/// A server [`serve_watched`] started: [`Served::stop`] shuts it down, in order.
+struct Served {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), app::AppError>>,
+}
+
+impl Served {
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), 1, &[("rr.yaml", &rr_yaml(2, 0))]);
+
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let status = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (http_addr, status_addr) = (http.local_addr().unwrap(), status.local_addr().unwrap());
+    let metrics_addr = metrics.local_addr().unwrap();
+    let listeners = Listeners {
+        http: Some(http),
+        status: Some(status),
+        metrics: Some(metrics),
+        ..Listeners::default()
+    };
+    let (running, server) = serve_watched(dir.path(), listeners).await;
     assert!(running.pool.wait_ready(2, Duration::from_secs(20)).await);
 
     // Continuous load: 6 clients, each request holds a worker for 5 ms.
@@ -189,8 +208,7 @@ async fn configmap_swaps_resize_the_pool_live_without_failed_requests() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 
-    stop_tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }
 
 fn rr_yaml_with_jobs(jobs_workers: usize, log: &Path) -> String {
@@ -242,11 +260,6 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("jobs.log");
     publish(dir.path(), 1, &[("rr.yaml", &rr_yaml_with_jobs(1, &log))]);
-    let load = LoadOptions {
-        path: dir.path().join("rr.yaml"),
-        ..LoadOptions::default()
-    };
-    let config = config::load(&load).unwrap().config;
     let rpc = pacer::rpc::RpcListener::bind(&"tcp://127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -256,21 +269,7 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
         rpc: Some(rpc),
         ..Listeners::default()
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let server = tokio::spawn(app::run(
-        config,
-        listeners,
-        RunOptions {
-            watch_config: true,
-            load,
-        },
-        async move {
-            let _ = stop_rx.await;
-        },
-        Some(ready_tx),
-    ));
-    let running = ready_rx.await.unwrap();
+    let (running, server) = serve_watched(dir.path(), listeners).await;
     let jobs = running.jobs.clone().unwrap();
     assert!(jobs.pool().wait_ready(1, Duration::from_secs(20)).await);
 
@@ -363,6 +362,5 @@ async fn configmap_swaps_resize_the_jobs_pool_live() {
     assert_eq!(ids.len(), n, "every job taken");
     assert!(ids.values().all(|&k| k == 1), "none taken twice");
 
-    stop_tx.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await;
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::prom::{find, samples, value};
+use common::prom::{find, promtool_check, samples, value};
 use common::*;
 use pacer::metrics::{self, AppMetrics, CollectorSpec, Metrics};
 use pacer::pool::Pool;
@@ -27,42 +27,6 @@ async fn setup(workers: usize) -> (Pool, Arc<HttpStats>, Arc<AppMetrics>, Metric
     let app = Arc::new(AppMetrics::new());
     let m = Metrics::new(vec![pool.clone()], http.clone(), app.clone());
     (pool, http, app, m)
-}
-
-/// `promtool check metrics` on `text`. A missing promtool fails when CI=true, else
-/// the check is skipped with a note.
-fn promtool_check(text: &str) {
-    use std::io::Write;
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "promtool is required in CI (Debian package `prometheus`): {e}"
-            );
-            eprintln!("promtool not found ({e}); skipping the promtool check outside CI");
-            return;
-        }
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- exposition ---\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,6 +91,19 @@ async fn all_exit(pids: &[u32], what: &str) {
     );
 }
 
+/// Waits until `server` runs 4 workers again, `pid` not among them.
+async fn replaced(server: &Server, pid: u32) {
+    assert!(
+        eventually(20, || {
+            let pids = server.worker_pids();
+            pids.len() == 4 && !pids.contains(&pid)
+        })
+        .await,
+        "no replacement: {:?}",
+        server.worker_pids()
+    );
+}
+
 fn spawn_fetch(url: String) -> tokio::task::JoinHandle<(Reply, Instant)> {
     tokio::spawn(async move {
         let r = fetch(&url).await;
@@ -117,19 +130,9 @@ async fn sigkill_of_a_busy_worker_fails_only_its_request_with_a_fast_500() {
     assert!(took < Duration::from_secs(3), "the 500 took {took:?}");
 
     // A replacement takes the slot; the load keeps going meanwhile.
-    assert!(
-        eventually(20, || {
-            let pids = server.worker_pids();
-            pids.len() == 4 && !pids.contains(&pid)
-        })
-        .await,
-        "no replacement: {:?}",
-        server.worker_pids()
-    );
-    let seen = load.done();
-    load.wait_done(seen + 30, 30).await;
-    let report = load.finish().await;
-    report.assert_all_ok("load beside the killed worker", 60);
+    replaced(&server, pid).await;
+    load.finish_after(30, "load beside the killed worker", 60)
+        .await;
     assert_eq!(server.pool().stats().restarts(RecycleReason::Died), 1);
     server.stop().await;
 }
@@ -159,20 +162,9 @@ async fn a_hanging_worker_is_504_past_exec_ttl_for_its_request_only_and_replaced
         eventually(10, || !alive(pid)).await,
         "the hung worker lives"
     );
-    assert!(
-        eventually(20, || {
-            let pids = server.worker_pids();
-            pids.len() == 4 && !pids.contains(&pid)
-        })
-        .await,
-        "no replacement: {:?}",
-        server.worker_pids()
-    );
-    let seen = load.done();
-    load.wait_done(seen + 30, 30).await;
-    load.finish()
-        .await
-        .assert_all_ok("load beside the hung worker", 60);
+    replaced(&server, pid).await;
+    load.finish_after(30, "load beside the hung worker", 60)
+        .await;
     assert_eq!(server.pool().stats().restarts(RecycleReason::ExecTtl), 1);
     server.stop().await;
 }
@@ -390,11 +382,7 @@ async fn forked_children_die_with_a_killed_worker_and_its_request_is_a_fast_500(
         "children outlived their worker: {children:?}"
     );
     assert!(eventually(20, || server.worker_pids().len() == 3).await);
-    let seen = load.done();
-    load.wait_done(seen + 20, 30).await;
-    load.finish()
-        .await
-        .assert_all_ok("load beside the forks", 40);
+    load.finish_after(20, "load beside the forks", 40).await;
     server.stop().await;
 }
 
@@ -836,14 +824,7 @@ Content-Type: application/octet-stream\r\n\r\n",
         assert_eq!(f["sha256"], sha.as_str(), "{v}");
     }
     // The clients are gone; so must be their connections and every temp file.
-    assert!(
-        eventually(10, || std::fs::read_dir(&uploads).unwrap().count() == 0).await,
-        "temp files left: {:?}",
-        std::fs::read_dir(&uploads)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect::<Vec<_>>()
-    );
+    common::poll::emptied(&uploads, 10, "temp files left").await;
     assert!(
         eventually(10, || pacer.fd_count() <= fds_before + 2).await,
         "pacer's fds: {fds_before} before, {} after",

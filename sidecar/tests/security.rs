@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::binary::*;
 use common::serve::*;
-use common::{eventually, php, worker_script};
+use common::{php, worker_script};
 use http::Request;
 use http_body_util::Full;
 
@@ -363,7 +363,7 @@ async fn workers_run_as_the_configured_user_and_own_their_upload_files() {
         assert_eq!(f["tmp_uid"], uid, "{relay}: {f}");
         assert_eq!(f["tmp_gid"], gid, "{relay}: {f}");
         let uploads = server.uploads_dir();
-        assert!(eventually(10, || std::fs::read_dir(&uploads).unwrap().count() == 0).await);
+        common::poll::emptied(&uploads, 10, "upload temp files left").await;
         // Workers reach RPC (RR_RPC) as their own user too.
         let connect = format!(
             "echo @stream_socket_client('unix://{}') ? 'connected' : 'refused';",
@@ -447,16 +447,7 @@ async fn oversized_request_headers_over_h2c_are_refused_before_php() {
         .set("http.http2.h2c", true)
         .start()
         .await;
-    let jobs = || {
-        server
-            .pool()
-            .snapshot()
-            .workers
-            .iter()
-            .map(|w| w.jobs())
-            .sum::<u64>()
-    };
-    let before = jobs();
+    let before = server.jobs_run();
     let client = h2c();
     for (what, req) in [
         (
@@ -495,7 +486,11 @@ async fn oversized_request_headers_over_h2c_are_refused_before_php() {
             }
         }
     }
-    assert_eq!(jobs(), before, "an oversized request reached PHP");
+    assert_eq!(
+        server.jobs_run(),
+        before,
+        "an oversized request reached PHP"
+    );
     // The server is fine, over h2c and HTTP/1.1.
     assert_eq!(send(&client, get(&server.url("/"))).await.status, 200);
     assert_eq!(fetch(&server.url("/")).await.status, 200);

@@ -15,6 +15,7 @@ mod common;
 use bytes::Bytes;
 use common::apps::*;
 use common::binary::PacerBin;
+use common::leaks::{self, LeakProbes};
 use common::repo_root;
 
 /// The app's own front controller, as its `.rr.yaml` starts it.
@@ -140,105 +141,104 @@ async fn stock_front_controller_serves_routes_twig_database_uploads_and_errors()
     pacer.stop().await;
 }
 
-/// Users and sessions across clients; returns what leaked.
-async fn user_probes(pacer: &PacerBin) -> Vec<&'static str> {
-    let mut leaks = Vec::new();
-    let mut alice = Browser::new(pacer);
-    let mut bob = Browser::new(pacer);
+/// The app for the leak tests ([`common::leaks`]).
+struct Symfony;
 
-    log_in(
-        &mut alice,
-        "_csrf_token",
-        &[
-            ("_username", "alice@example.org"),
-            ("_password", "alice-secret"),
-        ],
-    )
-    .await;
-    assert_eq!(me(&mut alice).await, "alice@example.org");
+impl LeakProbes for Symfony {
+    const NOTES: &'static str = "/notes";
 
-    if me(&mut bob).await != serde_json::Value::Null {
-        leaks.push("logged-in user (token storage)");
-    }
-    if bob.get("/dashboard").await.status != 302 {
-        leaks.push("dashboard without login");
-    }
-    let mine = alice.get("/dashboard").await;
-    assert!(mine.text().contains("alice@example.org"), "{}", mine.text());
-
-    alice.get("/session/put?key=color&value=red").await;
-    // A client without a session cookie must start a session of its own.
-    let mut carol = Browser::new(pacer);
-    if carol.get("/session/get?key=color").await.json()["value"] != serde_json::Value::Null {
-        leaks.push("session of the previous client");
-    }
-    assert_eq!(
-        alice.get("/session/get?key=color").await.json()["value"],
-        "red"
-    );
-    if me(&mut alice).await != "alice@example.org" {
-        leaks.push("user of another client");
-    }
-    leaks
-}
-
-/// Request-bound state in services; returns what leaked.
-async fn state_probes(pacer: &PacerBin) -> Vec<&'static str> {
-    let mut leaks = Vec::new();
-    let mut b = Browser::new(pacer);
-
-    assert_eq!(
-        b.get("/probe/context/first").await.json()["path"],
-        "/probe/context/first"
-    );
-    if b.get("/probe/context/second").await.json()["path"] != "/probe/context/second" {
-        leaks.push("request-bound service");
+    async fn serve(&self, resets: bool) -> PacerBin {
+        if resets {
+            symfony(1, FRONT_CONTROLLER).await
+        } else {
+            symfony(1, &no_reset()).await
+        }
     }
 
-    let open = b
-        .post_form("/probe/transaction", &[("text", "uncommitted")])
+    /// Users and sessions across clients; returns what leaked.
+    async fn user_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
+        let mut leaks = Vec::new();
+        let (mut alice, mut bob) = leaks::alice_and_bob(
+            pacer,
+            "_csrf_token",
+            &[
+                ("_username", "alice@example.org"),
+                ("_password", "alice-secret"),
+            ],
+        )
         .await;
-    assert_eq!(open.json()["in_transaction"], true, "{}", open.text());
-    let notes = b.get("/notes").await.json();
-    if notes["in_transaction"] != false || notes["texts"].to_string().contains("uncommitted") {
-        leaks.push("open transaction");
+
+        if me(&mut bob).await != serde_json::Value::Null {
+            leaks.push("logged-in user (token storage)");
+        }
+        if bob.get("/dashboard").await.status != 302 {
+            leaks.push("dashboard without login");
+        }
+        let mine = alice.get("/dashboard").await;
+        assert!(mine.text().contains("alice@example.org"), "{}", mine.text());
+
+        alice.get("/session/put?key=color&value=red").await;
+        // A client without a session cookie must start a session of its own.
+        let mut carol = Browser::new(pacer);
+        if carol.get("/session/get?key=color").await.json()["value"] != serde_json::Value::Null {
+            leaks.push("session of the previous client");
+        }
+        assert_eq!(
+            alice.get("/session/get?key=color").await.json()["value"],
+            "red"
+        );
+        if me(&mut alice).await != "alice@example.org" {
+            leaks.push("user of another client");
+        }
+        leaks
     }
-    leaks
+
+    /// Request-bound state in services; returns what leaked.
+    async fn state_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
+        let mut leaks = Vec::new();
+        let mut b = Browser::new(pacer);
+
+        assert_eq!(
+            b.get("/probe/context/first").await.json()["path"],
+            "/probe/context/first"
+        );
+        if b.get("/probe/context/second").await.json()["path"] != "/probe/context/second" {
+            leaks.push("request-bound service");
+        }
+
+        let open = b
+            .post_form("/probe/transaction", &[("text", "uncommitted")])
+            .await;
+        assert_eq!(open.json()["in_transaction"], true, "{}", open.text());
+        let notes = b.get("/notes").await.json();
+        if notes["in_transaction"] != false || notes["texts"].to_string().contains("uncommitted") {
+            leaks.push("open transaction");
+        }
+        leaks
+    }
 }
 
 #[tokio::test]
 async fn logged_in_user_and_session_stay_with_their_client() {
-    let pacer = symfony(1, FRONT_CONTROLLER).await;
-    let leaks = user_probes(&pacer).await;
-    assert!(leaks.is_empty(), "leaked between clients: {leaks:?}");
-    pacer.stop().await;
+    leaks::logged_in_user_and_session_stay_with_their_client(&Symfony).await;
 }
 
 #[tokio::test]
 async fn request_state_does_not_reach_the_next_request() {
-    let pacer = symfony(1, FRONT_CONTROLLER).await;
-    let leaks = state_probes(&pacer).await;
-    assert!(leaks.is_empty(), "leaked into the next request: {leaks:?}");
-    let mut b = Browser::new(&pacer);
-    b.post_form("/notes", &[("text", "committed")]).await;
-    assert_eq!(
-        b.get("/notes").await.json()["texts"],
-        serde_json::json!(["committed"])
-    );
-    pacer.stop().await;
+    leaks::request_state_does_not_reach_the_next_request(&Symfony).await;
 }
 
 #[tokio::test]
 async fn without_the_resets_every_probe_sees_its_leak() {
-    let pacer = symfony(1, &no_reset()).await;
-    let leaks = user_probes(&pacer).await;
     // The firewall itself sets the token of every request (from its session, or none), so
     // the user does not leak even here; the session does: PHP's session id of the previous
     // request is what Symfony gives a client without a session cookie.
-    assert_eq!(leaks, vec!["session of the previous client"]);
-    let leaks = state_probes(&pacer).await;
-    assert_eq!(leaks, vec!["request-bound service", "open transaction"]);
-    pacer.stop().await;
+    leaks::without_the_resets_every_probe_sees(
+        &Symfony,
+        &["session of the previous client"],
+        &["request-bound service", "open transaction"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -10,6 +10,10 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::time::Instant;
 
+/// Starts the last row of a failed scenario's timeline, with the error: `e2e/failures.sh`
+/// finds the failed timelines by it and prints them where a CI log's tail shows them.
+pub const FAILED: &str = "FAILED:";
+
 /// One row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {

@@ -15,7 +15,7 @@ use pacer_crds::PhpAppServer;
 use pacer_e2e_scenarios::load::{Load, LoadSpec};
 use pacer_e2e_scenarios::real::{RealWorld, available};
 use pacer_e2e_scenarios::real_app::{APP as APP_NAME, RealApp, ensure_clean};
-use pacer_e2e_scenarios::timeline::Timeline;
+use pacer_e2e_scenarios::timeline::{FAILED, Timeline};
 use pacer_e2e_scenarios::{repo_root, wait_for};
 use serde_json::json;
 use tokio::time::Instant;
@@ -355,6 +355,9 @@ where
     F: AsyncFnOnce(&RealApp) -> Result<()>,
 {
     let result = body(&app).await;
+    if let Err(e) = &result {
+        app.note(&format!("{FAILED} {e:#}"));
+    }
     let finished = app.finish().await;
     result.with_context(|| format!("logs: {}", app.world.node().logs().display()))?;
     finished

@@ -15,6 +15,7 @@ use kube::api::{Patch, PatchParams};
 use pacer_crds::PhpAppServer;
 use pacer_e2e_scenarios::load::LoadSpec;
 use pacer_e2e_scenarios::scenario::{APP, condition, counts, current, for_both_sources};
+use pacer_e2e_scenarios::timeline::FAILED;
 use pacer_e2e_scenarios::{Scenario, Source, World, available, wait_for};
 use serde_json::json;
 use tokio::time::Instant;
@@ -34,6 +35,9 @@ where
     F: AsyncFnOnce(&Scenario) -> Result<()>,
 {
     let result = body(&scenario).await;
+    if let Err(e) = &result {
+        scenario.note(&format!("{FAILED} {e:#}"));
+    }
     let finished = scenario.finish().await;
     let hint = scenario.logs_hint();
     result.with_context(|| hint)?;

@@ -6,6 +6,7 @@ namespace Pacer\Tests\HttpFoundation;
 
 use Pacer\Http\HttpWorker;
 use Pacer\HttpFoundation\RequestFactory;
+use Pacer\Tests\Support\Loopback;
 use PHPUnit\Framework\TestCase;
 use Symfony\Component\HttpFoundation\File\UploadedFile;
 
@@ -33,18 +34,7 @@ final class RequestFactoryTest extends TestCase
     /** @param array<string, mixed> $context */
     private static function pacerRequest(array $context, string $body = ''): \Pacer\Http\Request
     {
-        return HttpWorker::decodeRequest((string) json_encode($context + [
-            'remoteAddr' => '10.0.0.7',
-            'protocol' => 'HTTP/1.1',
-            'method' => 'GET',
-            'uri' => 'http://example.com/',
-            'headers' => new \stdClass(),
-            'cookies' => new \stdClass(),
-            'rawQuery' => '',
-            'parsed' => false,
-            'uploads' => null,
-            'attributes' => new \stdClass(),
-        ]), $body);
+        return HttpWorker::decodeRequest(Loopback::httpContext($context), $body);
     }
 
     public function testBuildsWhatPhpFpmWouldSee(): void

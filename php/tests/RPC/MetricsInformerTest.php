@@ -10,28 +10,12 @@ use Pacer\Metrics\Collector;
 use Pacer\Metrics\Metrics;
 use Pacer\Metrics\MetricsException;
 use Pacer\RPC\RPC;
-use Pacer\Tests\Support\RpcServer;
+use Pacer\Tests\Support\WithRpcServer;
 use PHPUnit\Framework\TestCase;
 
 final class MetricsInformerTest extends TestCase
 {
-    private static ?RpcServer $server = null;
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$server = new RpcServer();
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        self::$server = null;
-    }
-
-    protected function setUp(): void
-    {
-        // Each test sees only its own calls in test.Calls.
-        RPC::create(self::$server->address)->call('test.Calls', null);
-    }
+    use WithRpcServer;
 
     /** @return list<array{string, int, mixed}> calls as [method, flags, decoded body] */
     private function calls(RPC $rpc): array

@@ -12,27 +12,12 @@ use Pacer\RPC\Exception\RPCException;
 use Pacer\RPC\Exception\ServiceException;
 use Pacer\RPC\RPC;
 use Pacer\Tests\Support\RpcServer;
+use Pacer\Tests\Support\WithRpcServer;
 use PHPUnit\Framework\TestCase;
 
 final class RPCTest extends TestCase
 {
-    private static ?RpcServer $server = null;
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$server = new RpcServer();
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        self::$server = null;
-    }
-
-    protected function setUp(): void
-    {
-        // Each test sees only its own calls in test.Calls.
-        RPC::create(self::$server->address)->call('test.Calls', null);
-    }
+    use WithRpcServer;
 
     private function rpc(): RPC
     {

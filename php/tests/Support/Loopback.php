@@ -28,13 +28,14 @@ final class Loopback
     }
 
     /**
-     * A JSON HTTP request context with the required keys filled in.
+     * A JSON HTTP request context: `$overrides` over a GET of http://example.com/ with
+     * the required keys filled in.
      *
      * @param array<string, mixed> $overrides
      */
-    public function sendHttpRequest(array $overrides = [], string $body = ''): void
+    public static function httpContext(array $overrides = []): string
     {
-        $context = json_encode($overrides + [
+        return json_encode($overrides + [
             'remoteAddr' => '10.0.0.7',
             'protocol' => 'HTTP/1.1',
             'method' => 'GET',
@@ -46,6 +47,16 @@ final class Loopback
             'uploads' => null,
             'attributes' => new \stdClass(),
         ], JSON_THROW_ON_ERROR);
+    }
+
+    /**
+     * Sends an HTTP request: the context `httpContext()` makes, then `$body`.
+     *
+     * @param array<string, mixed> $overrides
+     */
+    public function sendHttpRequest(array $overrides = [], string $body = ''): void
+    {
+        $context = self::httpContext($overrides);
         $this->server->send(new Frame($context . $body, [strlen($context)], Frame::CODEC_JSON));
     }
 

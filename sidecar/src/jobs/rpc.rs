@@ -7,8 +7,7 @@ use prost::Message;
 
 use super::job::{Headers, Job};
 use super::{Jobs, JobsError, proto};
-use crate::rpc::methods::Codec;
-use crate::rpc::{BoxFuture, RpcService, proto_only};
+use crate::rpc::ProtoService;
 
 /// `jobs` on the RPC server.
 #[derive(Debug, Clone)]
@@ -50,7 +49,9 @@ pub fn from_proto(j: proto::Job) -> Result<Job, String> {
     })
 }
 
-impl JobsRpc {
+impl ProtoService for JobsRpc {
+    const NAME: &'static str = "jobs";
+
     async fn call_proto(&self, method: &str, arg: &[u8]) -> Result<Vec<u8>, String> {
         let empty = || Ok(proto::Empty {}.encode_to_vec());
         match method {
@@ -111,20 +112,5 @@ impl JobsRpc {
             .encode_to_vec()),
             _ => Err(format!("rpc: can't find method jobs.{method}")),
         }
-    }
-}
-
-impl RpcService for JobsRpc {
-    fn name(&self) -> &str {
-        "jobs"
-    }
-
-    fn call<'a>(
-        &'a self,
-        method: &'a str,
-        codec: Codec,
-        arg: &'a [u8],
-    ) -> BoxFuture<'a, Result<Vec<u8>, String>> {
-        proto_only(self.name(), method, codec, self.call_proto(method, arg))
     }
 }

@@ -107,9 +107,38 @@ pub trait RpcService: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Vec<u8>, String>>;
 }
 
+/// A service that takes protobuf only, as RoadRunner's `jobs` and `service` plugins and
+/// their PHP side: an [`RpcService`] (by the impl below) whose requests in any other codec
+/// get an error reply that says so ([`proto_only`]).
+pub trait ProtoService: Send + Sync + std::fmt::Debug {
+    /// The service part of the method names.
+    const NAME: &'static str;
+    /// Runs `method` on its protobuf argument: `Ok` is the encoded result, `Err` the
+    /// error text of the reply (as [`RpcService::call`]).
+    fn call_proto(
+        &self,
+        method: &str,
+        arg: &[u8],
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, String>> + Send;
+}
+
+impl<S: ProtoService> RpcService for S {
+    fn name(&self) -> &str {
+        S::NAME
+    }
+
+    fn call<'a>(
+        &'a self,
+        method: &'a str,
+        codec: methods::Codec,
+        arg: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<u8>, String>> {
+        proto_only(S::NAME, method, codec, self.call_proto(method, arg))
+    }
+}
+
 /// Runs `call` for a request in the protobuf codec; any other codec gets an error reply
-/// that says so. RoadRunner's `jobs` and `service` plugins take protobuf only, and so
-/// does their PHP side.
+/// that says so.
 pub fn proto_only<'a>(
     service: &'a str,
     method: &'a str,

@@ -12,8 +12,7 @@ use super::proto;
 use super::{ProcessStatus, Services, spawn};
 use crate::config::ServiceConfig;
 use crate::metrics::process;
-use crate::rpc::methods::Codec;
-use crate::rpc::{BoxFuture, RpcService, proto_only};
+use crate::rpc::ProtoService;
 
 /// RoadRunner's defaults for zero values of `Create`.
 const DEFAULT_RESTART_SEC: u64 = 30;
@@ -200,6 +199,10 @@ impl Services {
         let command = group.config.command.join(" ");
         Ok(group.copies.iter().map(|c| state(c, &command)).collect())
     }
+}
+
+impl ProtoService for Services {
+    const NAME: &'static str = "service";
 
     async fn call_proto(&self, method: &str, arg: &[u8]) -> Result<Vec<u8>, String> {
         match method {
@@ -238,21 +241,6 @@ impl Services {
             }
             other => Err(format!("rpc: can't find method service.{other}")),
         }
-    }
-}
-
-impl RpcService for Services {
-    fn name(&self) -> &str {
-        "service"
-    }
-
-    fn call<'a>(
-        &'a self,
-        method: &'a str,
-        codec: Codec,
-        arg: &'a [u8],
-    ) -> BoxFuture<'a, Result<Vec<u8>, String>> {
-        proto_only(self.name(), method, codec, self.call_proto(method, arg))
     }
 }
 

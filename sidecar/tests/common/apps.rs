@@ -4,7 +4,6 @@
 //! talks to it over HTTP with [`Browser`], a client that keeps cookies like a browser.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,7 +11,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 
-use super::binary::{PacerBin, Ports, free_port};
+use super::binary::PacerBin;
 use super::serve::{H1, Reply, h1, send};
 use super::{php, repo_root};
 
@@ -100,36 +99,19 @@ pub async fn serve_app(
     workers: usize,
     extra: &[String],
 ) -> PacerBin {
-    let ports = Ports::pick();
-    let mut args: Vec<OsString> = vec![
-        "serve".into(),
-        "-c".into(),
-        app.join(".rr.yaml").into(),
-        "-w".into(),
-        app.into(),
-    ];
-    let rpc = free_port();
-    for o in [
+    let overrides: Vec<String> = [
         format!("server.command={command}"),
         format!(
             "server.env.PACER_PHP_AUTOLOAD={}",
             pacer_autoload().display()
         ),
-        format!("http.address={}", ports.http),
-        format!("status.address={}", ports.status),
-        format!("metrics.address={}", ports.metrics),
-        format!("rpc.listen=tcp://127.0.0.1:{rpc}"),
         format!("http.pool.num_workers={workers}"),
         "logs.level=warn".to_string(),
     ]
     .into_iter()
     .chain(extra.iter().cloned())
-    {
-        args.push("-o".into());
-        args.push(o.into());
-    }
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
-    let pacer = PacerBin::spawn_args(dir, ports, &args);
+    .collect();
+    let pacer = PacerBin::serve_config(dir, &app.join(".rr.yaml"), app, &overrides);
     pacer.wait_ready(workers).await;
     pacer
 }

@@ -1,6 +1,7 @@
 //! The real `pacer` binary, for what only a separate process shows: its own CPU time,
 //! its open file descriptors, its log output as configured, signals and exit codes.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -65,6 +66,37 @@ impl PacerBin {
             ports,
             &["serve".as_ref(), "-c".as_ref(), config.as_os_str()],
         )
+    }
+
+    /// `pacer serve` of an app's own config (`-c config -w workdir`) with its listen
+    /// addresses moved to free ports, plus the `-o` `overrides`; `dir` lives as long as
+    /// it runs. Does not wait.
+    pub fn serve_config(
+        dir: tempfile::TempDir,
+        config: &Path,
+        workdir: &Path,
+        overrides: &[String],
+    ) -> PacerBin {
+        let ports = Ports::pick();
+        let mut args: Vec<OsString> = vec![
+            "serve".into(),
+            "-c".into(),
+            config.into(),
+            "-w".into(),
+            workdir.into(),
+        ];
+        let listen = [
+            format!("http.address={}", ports.http),
+            format!("status.address={}", ports.status),
+            format!("metrics.address={}", ports.metrics),
+            format!("rpc.listen=tcp://127.0.0.1:{}", free_port()),
+        ];
+        for o in listen.iter().chain(overrides) {
+            args.push("-o".into());
+            args.push(o.into());
+        }
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
+        Self::spawn_args(dir, ports, &args)
     }
 
     /// Starts `pacer` with these arguments (stderr captured, `PACER_LOG` removed). `ports`

@@ -1,26 +1,40 @@
-//! The delivery guarantees every broker driver keeps, as scenarios run against a real
-//! server: a [`Broker`] says how to name a pipeline on it and how to restart it. Each
-//! driver's test file (`jobs_amqp.rs`, `jobs_beanstalk.rs`, `jobs_nats.rs`) runs them.
+//! The delivery guarantees every driver keeps, as scenarios run against a real server: a
+//! [`Broker`] says how to name a pipeline on it, a [`Restartable`] one how to restart it.
+//! Each driver's test file (`jobs_amqp.rs`, `jobs_beanstalk.rs`, `jobs_nats.rs`,
+//! `jobs_memory.rs`) runs them.
 
 use std::time::Duration;
 
 use super::jobs::{self, builder, client, counts, job, push, taken, wait_counts};
 use super::serve::Builder;
 
-/// A broker under test.
+/// A driver under test.
 pub trait Broker: Sync {
+    /// The driver's name, as jobs and `jobs.Stat` report it.
+    fn driver(&self) -> &'static str;
     /// The `jobs.pipelines.<name>` entry (flow YAML) for a pipeline `name` on its own
     /// queue/tube/subject.
-    fn pipeline(&self, name: &str) -> String;
+    fn pipeline(&self, name: &str) -> String {
+        format!("{{{}}}", self.pipeline_keys(name))
+    }
+    /// The keys of that entry (`driver: …, config: {…}`), to which a scenario may add its
+    /// own (`retry: …`).
+    fn pipeline_keys(&self, name: &str) -> String;
     /// Adds the broker's section (`beanstalk`, `nats`) to a server config.
-    fn section(&self, b: Builder) -> Builder;
-    fn stop(&self);
-    fn restart_after_stop(&self);
+    fn section(&self, b: Builder) -> Builder {
+        b
+    }
     /// The queue a job of pipeline `name` names in its context and `jobs.Stat`, where
     /// the driver reports one.
     fn queue(&self, _name: &str) -> Option<String> {
         None
     }
+}
+
+/// A broker in a process of its own, which a scenario can stop and start again.
+pub trait Restartable: Broker {
+    fn stop(&self);
+    fn restart_after_stop(&self);
 }
 
 fn consumed(broker: &dyn Broker, name: &str) -> String {
@@ -32,7 +46,7 @@ fn consumed(broker: &dyn Broker, name: &str) -> String {
 
 /// n jobs pushed (one by one and in a batch) are each taken and acked exactly once,
 /// and the broker reports the queue empty.
-pub async fn every_job_pushed_is_acked_once(broker: &dyn Broker, name: &str, driver: &str) {
+pub async fn every_job_pushed_is_acked_once(broker: &dyn Broker, name: &str) {
     let server = broker
         .section(builder(&consumed(broker, name), 2))
         .start()
@@ -70,33 +84,22 @@ pub async fn every_job_pushed_is_acked_once(broker: &dyn Broker, name: &str, dri
     let t = taken(&server).into_iter().find(|t| t.id == "a0").unwrap();
     assert_eq!(
         (t.driver.as_deref(), t.pipeline.as_str()),
-        (Some(driver), name)
+        (Some(broker.driver()), name)
     );
     let queue = broker.queue(name);
     if queue.is_some() {
         assert_eq!(t.queue, queue, "{t:?}");
     }
-    // The broker says the queue is empty (polled: acks are asynchronous).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let stat = jobs::stats(&mut c)
-            .await
-            .into_iter()
-            .find(|s| s.pipeline == name)
-            .unwrap();
-        if (stat.active, stat.reserved) == (0, 0) || tokio::time::Instant::now() > deadline {
-            if let Some(queue) = &queue {
-                assert_eq!(&stat.queue, queue, "{stat:?}");
-            }
-            assert_eq!(
-                (stat.active, stat.reserved, stat.ready),
-                (0, 0, true),
-                "{stat:?}"
-            );
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // The broker says the queue is empty.
+    let stat = jobs::stat_when(&mut c, name, |s| (s.active, s.reserved) == (0, 0)).await;
+    if let Some(queue) = &queue {
+        assert_eq!(&stat.queue, queue, "{stat:?}");
     }
+    assert_eq!(
+        (stat.active, stat.reserved, stat.ready),
+        (0, 0, true),
+        "{stat:?}"
+    );
     server.stop().await;
 }
 
@@ -128,6 +131,62 @@ pub async fn a_job_whose_worker_is_killed_is_delivered_again(broker: &dyn Broker
         "{duplicates} duplicates for {kills} killed workers: {counts:?}"
     );
     assert_eq!(got.failed as usize, duplicates, "{got:?}");
+    server.stop().await;
+}
+
+/// exec_ttl kills a slow job; it, a failing, a nacked and a flaky job are retried with
+/// the delay of `retry` (each retry carrying its attempts) until they are acked or,
+/// after the last attempt, moved to the failed pipeline `dead`, which is not consumed.
+pub async fn retries_then_the_failed_pipeline(broker: &dyn Broker, name: &str, dead: &str) {
+    let retry = format!(
+        "{{{}, retry: {{max_attempts: 3, delay: 1s, failed_pipeline: {dead}}}}}",
+        broker.pipeline_keys(name)
+    );
+    let yaml = format!(
+        "pipelines: {{{name}: {retry}, {dead}: {}}}, consume: [{name}]",
+        broker.pipeline(dead)
+    );
+    let server = broker
+        .section(builder(&yaml, 2))
+        .set("jobs.pool.supervisor", "{exec_ttl: 1s}")
+        .start()
+        .await;
+    let mut c = client(&server).await;
+    for (id, payload) in [
+        ("slow", r#"{"do":"ack","ms":5000}"#),
+        ("bad", r#"{"do":"fail"}"#),
+        ("flaky", r#"{"do":"fail_until","attempts":3}"#),
+        ("nacked", r#"{"do":"nack"}"#),
+    ] {
+        push(&mut c, job(name, id, payload)).await.unwrap();
+    }
+    let got = wait_counts(&server, name, 120, |c| c.acked + c.failed >= 12).await;
+    // Every delivery of slow (killed at exec_ttl), bad and nacked fails (3 each, the last
+    // one moved to `dead`); flaky fails twice, then is acked.
+    assert_eq!(got.acked, 1, "{got:?}");
+    assert_eq!(got.failed, 3 + 3 + 3 + 2, "{got:?}");
+    let counts = counts(&server);
+    for id in ["slow", "bad", "flaky", "nacked"] {
+        assert_eq!(counts[id], 3, "{id} taken {} times", counts[id]);
+    }
+    // Each retry carried the attempts so far.
+    let attempts: Vec<_> = taken(&server)
+        .into_iter()
+        .filter(|t| t.id == "bad")
+        .map(|t| t.headers["attempts"].clone())
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            serde_json::Value::Null,
+            serde_json::json!(["1"]),
+            serde_json::json!(["2"])
+        ]
+    );
+    // The exhausted ones wait in the failed pipeline, moved there by pacer, not pushed.
+    let stat = jobs::stat_when(&mut c, dead, |s| s.active == 3).await;
+    assert_eq!((stat.active, stat.ready), (3, false), "{stat:?}");
+    assert_eq!(jobs::counter(&server, dead).pushed, 0);
     server.stop().await;
 }
 
@@ -215,8 +274,8 @@ pub async fn pause_and_resume(broker: &dyn Broker, name: &str) {
         .find(|s| s.pipeline == name)
         .unwrap();
     assert_eq!(
-        (s.active, s.ready),
-        (5, false),
+        (s.active, s.ready, s.driver.as_str()),
+        (5, false, broker.driver()),
         "the depth comes from the broker"
     );
     jobs::pipelines_call(&mut c, "jobs.Resume", &[name])
@@ -290,7 +349,7 @@ pub async fn sigterm_returns_prefetched_jobs(broker: &dyn Broker, name: &str) {
 /// The broker restarts while jobs are pushed and consumed: pushes wait for it, the
 /// consumer reconnects, and every job pushed runs (duplicates allowed: the broker
 /// redelivers what it had handed out when the connection broke).
-pub async fn broker_restart_loses_nothing(broker: &dyn Broker, name: &str) {
+pub async fn broker_restart_loses_nothing(broker: &dyn Restartable, name: &str) {
     let server = broker
         .section(builder(&consumed(broker, name), 2))
         .start()

@@ -138,6 +138,42 @@ pub async fn stats(c: &mut RpcClient) -> Vec<proto::Stat> {
     proto::Stats::decode(reply).unwrap().stats
 }
 
+/// `jobs.Stat` of `pipeline`, polled until `settled` holds or 10 s pass (brokers count
+/// acks and moves asynchronously); returns the last one.
+pub async fn stat_when(
+    c: &mut RpcClient,
+    pipeline: &str,
+    settled: impl Fn(&proto::Stat) -> bool,
+) -> proto::Stat {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = stats(c)
+            .await
+            .into_iter()
+            .find(|s| s.pipeline == pipeline)
+            .unwrap_or_else(|| panic!("no pipeline {pipeline} in jobs.Stat"));
+        if settled(&stat) || tokio::time::Instant::now() > deadline {
+            return stat;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `jobs.Declare` of the pipeline with these keys, as the PHP library's
+/// `Jobs::create(...CreateInfo)` sends it.
+pub async fn declare(
+    c: &mut RpcClient,
+    pipeline: &[(&str, &str)],
+) -> Result<bytes::Bytes, pacer::rpc::ClientError> {
+    let req = proto::DeclareRequest {
+        pipeline: pipeline
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    c.call_proto("jobs.Declare", &req.encode_to_vec()).await
+}
+
 pub async fn pipelines_call(
     c: &mut RpcClient,
     method: &str,

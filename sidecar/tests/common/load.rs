@@ -184,6 +184,14 @@ impl Load {
     }
 
     /// Stops the clients (each finishes its current request) and returns every outcome.
+    /// Waits for `more` requests after the ones done so far (the load goes on after
+    /// whatever the test did), then [`Load::finish`]es and asserts that every request
+    /// succeeded, at least `min` of them ([`Report::assert_all_ok`]).
+    pub async fn finish_after(self, more: u64, what: &str, min: usize) {
+        self.wait_done(self.done() + more, 30).await;
+        self.finish().await.assert_all_ok(what, min);
+    }
+
     pub async fn finish(self) -> Report {
         self.stop.store(true, Ordering::Relaxed);
         let mut outcomes = Vec::new();

@@ -8,6 +8,7 @@ pub mod brokers;
 pub mod configmap;
 pub mod driver_suite;
 pub mod jobs;
+pub mod leaks;
 pub mod load;
 pub mod poll;
 pub mod prom;

@@ -32,3 +32,19 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits up to `secs` seconds for `dir` to be empty (temp files removed); else fails
+/// with `what` and the files left.
+pub async fn emptied(dir: &std::path::Path, secs: u64, what: &str) {
+    let left = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    assert!(
+        eventually(secs, || left().is_empty()).await,
+        "{what}: {:?}",
+        left()
+    );
+}

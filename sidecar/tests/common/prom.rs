@@ -1,7 +1,34 @@
-//! A Prometheus text-format parser for assertions: samples with unescaped labels, and
-//! look-ups by name and a subset of labels.
+//! Prometheus text format in assertions: promtool's lint of an exposition, and a parser of
+//! its samples (labels unescaped) with look-ups by name and a subset of labels.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// `promtool check metrics` on `text`: Prometheus' own lint of an exposition. promtool
+/// comes with Debian's `prometheus` package (`make deps`); without it the check fails.
+pub fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package, make deps)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- exposition ---\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// One sample line: name, labels, value.
 #[derive(Debug, Clone, PartialEq)]

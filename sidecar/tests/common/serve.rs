@@ -255,6 +255,16 @@ impl Server {
         self.dir.path().join("uploads")
     }
 
+    /// Jobs the live workers have run so far.
+    pub fn jobs_run(&self) -> u64 {
+        self.pool()
+            .snapshot()
+            .workers
+            .iter()
+            .map(|w| w.jobs())
+            .sum()
+    }
+
     /// The pids of the live workers.
     pub fn worker_pids(&self) -> Vec<u32> {
         let mut pids: Vec<u32> = self
