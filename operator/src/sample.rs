@@ -37,6 +37,8 @@ pub struct PodSample {
     pub mean_job_seconds: Option<f64>,
     /// Memory of each worker slot at the end of the window, bytes.
     pub worker_memory: Vec<u64>,
+    /// Jobs each live worker has done at the end of the window (`pacer_worker_jobs`).
+    pub worker_jobs: Vec<u64>,
     /// Memory a worker gains per job (median over slots that served enough jobs), bytes.
     pub memory_growth_per_job: Option<f64>,
     /// Memory of a freshly warmed worker (median intercept of memory over jobs), bytes.

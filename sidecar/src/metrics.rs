@@ -209,35 +209,22 @@ impl Metrics {
             }
         }
 
-        t.family(
+        self.per_pool_by(
+            t,
+            &snaps,
             "pacer_jobs_total",
             "Jobs by outcome: ok, error (PHP reported an error), timeout (exec_ttl), worker_died, no_worker (none free in time or queue full).",
-            Kind::Counter,
+            ("outcome", &Outcome::ALL, Outcome::as_str),
+            |pool, outcome| pool.stats().jobs(outcome),
         );
-        for (s, pool) in snaps.iter().zip(&self.pools) {
-            for outcome in Outcome::ALL {
-                t.sample_u64(
-                    "pacer_jobs_total",
-                    &[("pool", &s.name), ("outcome", outcome.as_str())],
-                    pool.stats().jobs(outcome),
-                );
-            }
-        }
-
-        t.family(
+        self.per_pool_by(
+            t,
+            &snaps,
             "pacer_worker_restarts_total",
             "Workers replaced, by reason.",
-            Kind::Counter,
+            ("reason", &RecycleReason::ALL, RecycleReason::as_str),
+            |pool, reason| pool.stats().restarts(reason),
         );
-        for (s, pool) in snaps.iter().zip(&self.pools) {
-            for reason in RecycleReason::ALL {
-                t.sample_u64(
-                    "pacer_worker_restarts_total",
-                    &[("pool", &s.name), ("reason", reason.as_str())],
-                    pool.stats().restarts(reason),
-                );
-            }
-        }
 
         self.per_pool(
             t,
@@ -299,6 +286,30 @@ impl Metrics {
         t.family(name, help, kind);
         for (s, pool) in snaps.iter().zip(&self.pools) {
             t.sample_u64(name, &[("pool", &s.name)], value(s, pool));
+        }
+    }
+
+    /// A counter family with one series per pool and value of a closed set `by` (its
+    /// label, its values, their label values), labelled `pool` and that label.
+    fn per_pool_by<K: Copy>(
+        &self,
+        t: &mut Text,
+        snaps: &[PoolSnapshot],
+        name: &str,
+        help: &str,
+        by: (&str, &[K], fn(K) -> &'static str),
+        value: fn(&Pool, K) -> u64,
+    ) {
+        let (label, keys, key_str) = by;
+        t.family(name, help, Kind::Counter);
+        for (s, pool) in snaps.iter().zip(&self.pools) {
+            for &k in keys {
+                t.sample_u64(
+                    name,
+                    &[("pool", &s.name), (label, key_str(k))],
+                    value(pool, k),
+                );
+            }
         }
     }
 

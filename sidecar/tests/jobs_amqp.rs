@@ -15,13 +15,16 @@ use common::brokers::{Rabbit, rabbitmq};
 use common::driver_suite::{self as suite, Broker};
 use common::jobs::{self, builder, client, counts, job, push, taken, wait_counts};
 use common::serve::Builder;
-use prost::Message;
 
 /// Every test's queue is bound to RoadRunner's default exchange with its own routing key
 /// (the default key, empty, would bind them all to each other's messages).
 struct Amqp<'a>(&'a Rabbit);
 
 impl Broker for Amqp<'_> {
+    fn driver(&self) -> &'static str {
+        "amqp"
+    }
+
     fn pipeline_keys(&self, name: &str) -> String {
         format!(
             "driver: amqp, config: {{queue: {name}, routing_key: {name}, prefetch: 10, durable: true}}"
@@ -62,7 +65,7 @@ async fn raw_channel() -> (Connection, amqprs::channel::Channel) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_pushed_is_acked_once() {
-    suite::every_job_pushed_is_acked_once(&shared(), "a_all", "amqp").await;
+    suite::every_job_pushed_is_acked_once(&shared(), "a_all").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,8 +98,9 @@ async fn pipelines_are_declared_and_destroyed_at_run_time() {
     let server = with_broker(builder(&amqp("a_ctl2"), 1)).start().await;
     let mut c = client(&server).await;
     // As `$jobs->create(new AMQPCreateInfo(name: 'a_decl', queue: 'a_decl', ...))` sends it.
-    let declare = pacer::jobs::proto::DeclareRequest {
-        pipeline: [
+    jobs::declare(
+        &mut c,
+        &[
             ("name", "a_decl"),
             ("driver", "amqp"),
             ("priority", "10"),
@@ -115,14 +119,10 @@ async fn pipelines_are_declared_and_destroyed_at_run_time() {
             ("exchange_auto_delete", "false"),
             ("delete_queue_on_stop", "true"),
             ("queue_headers", "{}"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-    };
-    c.call_proto("jobs.Declare", &declare.encode_to_vec())
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
     push(&mut c, job("a_decl", "d1", r#"{"do":"ack"}"#))
         .await
         .unwrap();

@@ -15,6 +15,10 @@ use common::serve::Builder;
 struct Beanstalk<'a>(&'a Simple);
 
 impl Broker for Beanstalk<'_> {
+    fn driver(&self) -> &'static str {
+        "beanstalk"
+    }
+
     fn pipeline_keys(&self, name: &str) -> String {
         format!("driver: beanstalk, config: {{tube: {name}, prefetch: 10, reserve_timeout: 1}}")
     }
@@ -40,7 +44,7 @@ fn shared() -> Beanstalk<'static> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_pushed_is_acked_once() {
-    suite::every_job_pushed_is_acked_once(&shared(), "b_all", "beanstalk").await;
+    suite::every_job_pushed_is_acked_once(&shared(), "b_all").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use common::driver_suite::{self as suite, Broker};
 use common::jobs::{self, builder, client, counts, job, push, taken, wait_counts};
 use prost::Message;
@@ -16,6 +13,10 @@ use prost::Message;
 struct Memory;
 
 impl Broker for Memory {
+    fn driver(&self) -> &'static str {
+        "memory"
+    }
+
     fn pipeline_keys(&self, _name: &str) -> String {
         "driver: memory".to_string()
     }
@@ -157,46 +158,23 @@ async fn requeue_delay_nack_and_worker_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipelines_are_paused_resumed_declared_and_destroyed_at_run_time() {
+async fn pause_and_resume() {
+    suite::pause_and_resume(&Memory, "p").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_are_declared_and_destroyed_at_run_time() {
     let server = builder(MEMORY, 1).start().await;
     let mut c = client(&server).await;
-    jobs::pipelines_call(&mut c, "jobs.Pause", &["m"])
-        .await
-        .unwrap();
-    for i in 0..5 {
-        push(&mut c, job("m", &format!("p{i}"), r#"{"do":"ack"}"#))
-            .await
-            .unwrap();
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(taken(&server).is_empty(), "paused: nothing consumed");
-    let m = jobs::stats(&mut c)
-        .await
-        .into_iter()
-        .find(|s| s.pipeline == "m")
-        .unwrap();
-    assert_eq!((m.active, m.ready, m.driver.as_str()), (5, false, "memory"));
-    jobs::pipelines_call(&mut c, "jobs.Resume", &["m"])
-        .await
-        .unwrap();
-    wait_counts(&server, "m", 30, |c| c.acked == 5).await;
-
     // Declare, as Jobs::create(new MemoryCreateInfo('d', priority: 5)) sends it.
-    let declare = pacer::jobs::proto::DeclareRequest {
-        pipeline: [
-            ("name", "d"),
-            ("driver", "memory"),
-            ("priority", "5"),
-            ("prefetch", "10"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-    };
-    c.call_proto("jobs.Declare", &declare.encode_to_vec())
-        .await
-        .unwrap();
-    let dup = c.call_proto("jobs.Declare", &declare.encode_to_vec()).await;
+    let declare = [
+        ("name", "d"),
+        ("driver", "memory"),
+        ("priority", "5"),
+        ("prefetch", "10"),
+    ];
+    jobs::declare(&mut c, &declare).await.unwrap();
+    let dup = jobs::declare(&mut c, &declare).await;
     assert!(dup.unwrap_err().to_string().contains("already exists"));
     let list = pacer::jobs::proto::Pipelines::decode(c.call_proto("jobs.List", b"").await.unwrap())
         .unwrap()
@@ -212,20 +190,11 @@ async fn pipelines_are_paused_resumed_declared_and_destroyed_at_run_time() {
     assert_eq!(destroyed, ["d"]);
     let err = push(&mut c, job("d", "late", "{}")).await.unwrap_err();
     assert!(err.to_string().contains("no such pipeline: d"), "{err}");
-    let bad = pacer::jobs::proto::DeclareRequest {
-        pipeline: BTreeMap::from([
-            ("name".to_string(), "x".to_string()),
-            ("driver".to_string(), "nope".to_string()),
-        ])
-        .into_iter()
-        .collect(),
-    };
-    let err = c
-        .call_proto("jobs.Declare", &bad.encode_to_vec())
+    let err = jobs::declare(&mut c, &[("name", "x"), ("driver", "nope")])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("driver"), "{err}");
     let counts = counts(&server);
-    assert_eq!(counts.len(), 6);
+    assert_eq!(counts.len(), 1);
     server.stop().await;
 }

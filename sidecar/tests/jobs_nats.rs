@@ -13,6 +13,10 @@ use common::serve::Builder;
 struct Nats<'a>(&'a Simple);
 
 impl Broker for Nats<'_> {
+    fn driver(&self) -> &'static str {
+        "nats"
+    }
+
     fn pipeline_keys(&self, name: &str) -> String {
         format!("driver: nats, config: {{subject: {name}, stream: {name}, prefetch: 10}}")
     }
@@ -38,7 +42,7 @@ fn shared() -> Nats<'static> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_pushed_is_acked_once() {
-    suite::every_job_pushed_is_acked_once(&shared(), "n_all", "nats").await;
+    suite::every_job_pushed_is_acked_once(&shared(), "n_all").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

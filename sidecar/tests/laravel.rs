@@ -43,21 +43,7 @@ async fn routes_middleware_views_database_uploads_and_errors() {
 
     // A route, a controller, a Blade view with a layout, one Eloquent read; the global
     // middleware's header; the web group's cookies.
-    let post = b.get("/posts/7").await;
-    assert_eq!(post.status, 200, "{}", post.text());
-    assert!(
-        post.text().contains("<h1>Post number 7</h1>"),
-        "{}",
-        post.text()
-    );
-    assert!(
-        post.text().contains("Welcome to Pacer"),
-        "the banner shared at boot"
-    );
-    assert_eq!(
-        post.header("content-type"),
-        Some("text/html; charset=UTF-8")
-    );
+    let post = post_page(&mut b).await;
     served_by(&post);
     assert!(
         b.cookies.is_empty(),
@@ -154,133 +140,6 @@ async fn routes_middleware_views_database_uploads_and_errors() {
     pacer.stop().await;
 }
 
-/// The probes of [`request_state_does_not_reach_the_next_request`]: each changes some
-/// state in one request and reads it back in the next. Returns what leaked.
-async fn state_probes(pacer: &PacerBin) -> Vec<&'static str> {
-    let mut leaks = Vec::new();
-    let mut b = Browser::new(pacer);
-
-    // The config repository.
-    let set = b.get("/probe/config?set=leaky").await.json();
-    assert_eq!(set["now"], "leaky");
-    if b.get("/probe/config").await.json()["before"] == "leaky" {
-        leaks.push("config");
-    }
-
-    // A singleton built from the request that first resolved it.
-    assert_eq!(
-        b.get("/probe/singleton/first").await.json()["path"],
-        "/probe/singleton/first"
-    );
-    if b.get("/probe/singleton/second").await.json()["path"] != "/probe/singleton/second" {
-        leaks.push("request-bound singleton");
-    }
-
-    // A scoped instance: the counter starts at zero in every request.
-    assert_eq!(b.get("/probe/scoped").await.json()["count"], 2);
-    if b.get("/probe/scoped").await.json()["count"] != 2 {
-        leaks.push("scoped instance");
-    }
-
-    // Data shared with every view at runtime (the boot-time share must stay).
-    assert!(
-        b.get("/probe/share?banner=LEAKED-BANNER")
-            .await
-            .text()
-            .contains("LEAKED-BANNER")
-    );
-    let home = b.get("/").await.text();
-    if home.contains("LEAKED-BANNER") {
-        leaks.push("view shared data");
-    } else {
-        assert!(home.contains("Welcome to Pacer"), "{home}");
-    }
-
-    // The locale.
-    assert_eq!(b.get("/probe/locale?set=de").await.json()["locale"], "de");
-    if b.get("/probe/locale").await.json()["locale"] != "en" {
-        leaks.push("locale");
-    }
-
-    // A cookie queued where no middleware sends it.
-    b.get("/api/probe/queue-cookie").await;
-    let mut other = Browser::new(pacer);
-    other.get("/").await;
-    if other.cookies.contains_key("leaked") {
-        leaks.push("queued cookie");
-    }
-
-    // A transaction left open: its row must not be seen or committed later.
-    let open = b
-        .post_form("/api/probe/transaction", &[("text", "uncommitted")])
-        .await;
-    assert_eq!(open.json()["transaction_level"], 1, "{}", open.text());
-    let notes = b.get("/api/notes").await.json();
-    if notes["transaction_level"] != 0 || notes["texts"].to_string().contains("uncommitted") {
-        leaks.push("open transaction");
-    }
-    leaks
-}
-
-/// The probes of [`logged_in_user_and_session_stay_with_their_client`]; returns what
-/// leaked from one client to another.
-async fn user_probes(pacer: &PacerBin) -> Vec<&'static str> {
-    let mut leaks = Vec::new();
-    let mut alice = Browser::new(pacer);
-    let mut bob = Browser::new(pacer);
-
-    log_in(
-        &mut alice,
-        "_token",
-        &[("email", "alice@example.org"), ("password", "alice-secret")],
-    )
-    .await;
-    assert_eq!(me(&mut alice).await, "alice@example.org");
-
-    // Another client, no cookies: a guest, kept out of the dashboard.
-    if me(&mut bob).await != serde_json::Value::Null {
-        leaks.push("logged-in user (guard)");
-    }
-    let dashboard = bob.get("/dashboard").await;
-    if dashboard.status != 302 {
-        leaks.push("dashboard without login");
-    }
-    let mine = alice.get("/dashboard").await;
-    assert!(
-        mine.text()
-            .contains("Hello, <span class=\"user\">Alice</span>"),
-        "{}",
-        mine.text()
-    );
-
-    // Session data stays in its own session.
-    alice.get("/session/put?key=color&value=red").await;
-    if bob.get("/session/get?key=color").await.json()["value"] != serde_json::Value::Null {
-        leaks.push("session data");
-    }
-    assert_eq!(
-        alice.get("/session/get?key=color").await.json()["value"],
-        "red"
-    );
-
-    // A user set for one request only (Auth::onceUsingId).
-    let mut anon = Browser::new(pacer);
-    assert_eq!(
-        anon.get("/probe/once/2").await.json()["user"],
-        "bob@example.org"
-    );
-    let mut anon2 = Browser::new(pacer);
-    if me(&mut anon2).await != serde_json::Value::Null {
-        leaks.push("once-user (guard)");
-    }
-
-    // Alice is still Alice (not the once-user of another client).
-    if me(&mut alice).await != "alice@example.org" {
-        leaks.push("user of another client");
-    }
-    leaks
-}
-
 /// The app for the leak tests ([`common::leaks`]).
 struct Laravel;
 
@@ -291,12 +150,127 @@ impl LeakProbes for Laravel {
         laravel(1, if resets { BRIDGE } else { NO_RESET }).await
     }
 
+    /// The probes of [`logged_in_user_and_session_stay_with_their_client`]; returns what
+    /// leaked from one client to another.
     async fn user_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
-        user_probes(pacer).await
+        let mut leaks = Vec::new();
+        let (mut alice, mut bob) = leaks::alice_and_bob(
+            pacer,
+            "_token",
+            &[("email", "alice@example.org"), ("password", "alice-secret")],
+        )
+        .await;
+
+        // Another client, no cookies: a guest, kept out of the dashboard.
+        if me(&mut bob).await != serde_json::Value::Null {
+            leaks.push("logged-in user (guard)");
+        }
+        let dashboard = bob.get("/dashboard").await;
+        if dashboard.status != 302 {
+            leaks.push("dashboard without login");
+        }
+        let mine = alice.get("/dashboard").await;
+        assert!(
+            mine.text()
+                .contains("Hello, <span class=\"user\">Alice</span>"),
+            "{}",
+            mine.text()
+        );
+
+        // Session data stays in its own session.
+        alice.get("/session/put?key=color&value=red").await;
+        if bob.get("/session/get?key=color").await.json()["value"] != serde_json::Value::Null {
+            leaks.push("session data");
+        }
+        assert_eq!(
+            alice.get("/session/get?key=color").await.json()["value"],
+            "red"
+        );
+
+        // A user set for one request only (Auth::onceUsingId).
+        let mut anon = Browser::new(pacer);
+        assert_eq!(
+            anon.get("/probe/once/2").await.json()["user"],
+            "bob@example.org"
+        );
+        let mut anon2 = Browser::new(pacer);
+        if me(&mut anon2).await != serde_json::Value::Null {
+            leaks.push("once-user (guard)");
+        }
+
+        // Alice is still Alice (not the once-user of another client).
+        if me(&mut alice).await != "alice@example.org" {
+            leaks.push("user of another client");
+        }
+        leaks
     }
 
+    /// The probes of [`request_state_does_not_reach_the_next_request`]: each changes some
+    /// state in one request and reads it back in the next. Returns what leaked.
     async fn state_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
-        state_probes(pacer).await
+        let mut leaks = Vec::new();
+        let mut b = Browser::new(pacer);
+
+        // The config repository.
+        let set = b.get("/probe/config?set=leaky").await.json();
+        assert_eq!(set["now"], "leaky");
+        if b.get("/probe/config").await.json()["before"] == "leaky" {
+            leaks.push("config");
+        }
+
+        // A singleton built from the request that first resolved it.
+        assert_eq!(
+            b.get("/probe/singleton/first").await.json()["path"],
+            "/probe/singleton/first"
+        );
+        if b.get("/probe/singleton/second").await.json()["path"] != "/probe/singleton/second" {
+            leaks.push("request-bound singleton");
+        }
+
+        // A scoped instance: the counter starts at zero in every request.
+        assert_eq!(b.get("/probe/scoped").await.json()["count"], 2);
+        if b.get("/probe/scoped").await.json()["count"] != 2 {
+            leaks.push("scoped instance");
+        }
+
+        // Data shared with every view at runtime (the boot-time share must stay).
+        assert!(
+            b.get("/probe/share?banner=LEAKED-BANNER")
+                .await
+                .text()
+                .contains("LEAKED-BANNER")
+        );
+        let home = b.get("/").await.text();
+        if home.contains("LEAKED-BANNER") {
+            leaks.push("view shared data");
+        } else {
+            assert!(home.contains("Welcome to Pacer"), "{home}");
+        }
+
+        // The locale.
+        assert_eq!(b.get("/probe/locale?set=de").await.json()["locale"], "de");
+        if b.get("/probe/locale").await.json()["locale"] != "en" {
+            leaks.push("locale");
+        }
+
+        // A cookie queued where no middleware sends it.
+        b.get("/api/probe/queue-cookie").await;
+        let mut other = Browser::new(pacer);
+        other.get("/").await;
+        if other.cookies.contains_key("leaked") {
+            leaks.push("queued cookie");
+        }
+
+        // A transaction left open: its row must not be seen or committed later.
+        let open = b
+            .post_form("/api/probe/transaction", &[("text", "uncommitted")])
+            .await;
+        assert_eq!(open.json()["transaction_level"], 1, "{}", open.text());
+        let notes = b.get("/api/notes").await.json();
+        if notes["transaction_level"] != 0 || notes["texts"].to_string().contains("uncommitted") {
+            leaks.push("open transaction");
+        }
+        leaks
     }
 }
 

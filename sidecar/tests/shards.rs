@@ -18,6 +18,17 @@ fn allowed_cpus(pid: u32) -> String {
         .to_string()
 }
 
+/// The CPUs each worker may run on, sorted.
+fn pinned(server: &Server) -> Vec<String> {
+    let mut pinned: Vec<String> = server
+        .worker_pids()
+        .iter()
+        .map(|&p| allowed_cpus(p))
+        .collect();
+    pinned.sort();
+    pinned
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_serve_every_connection_with_workers_pinned_to_their_cpus() {
     let cpus = pacer::shards::allowed_cpus();
@@ -27,17 +38,11 @@ async fn two_shards_serve_every_connection_with_workers_pinned_to_their_cpus() {
         .start()
         .await;
     // Workers of slot i run on the CPU of shard i % 2.
-    let mut pinned: Vec<String> = server
-        .worker_pids()
-        .iter()
-        .map(|&p| allowed_cpus(p))
-        .collect();
-    pinned.sort();
     let mut expected: Vec<String> = (0..4)
         .map(|i| cpus[(i % 2) % cpus.len()].to_string())
         .collect();
     expected.sort();
-    assert_eq!(pinned, expected);
+    assert_eq!(pinned(&server), expected);
     // Many connections (spread over both shards' sockets), several requests each.
     let tasks: Vec<_> = (0..16)
         .map(|i| {
@@ -58,12 +63,6 @@ async fn two_shards_serve_every_connection_with_workers_pinned_to_their_cpus() {
     // A rolling reset replaces workers on their shards; requests go on.
     server.pool().reset().await.unwrap();
     assert_eq!(fetch(&server.url("/echo")).await.status, 200);
-    let mut pinned: Vec<String> = server
-        .worker_pids()
-        .iter()
-        .map(|&p| allowed_cpus(p))
-        .collect();
-    pinned.sort();
-    assert_eq!(pinned, expected);
+    assert_eq!(pinned(&server), expected);
     server.stop().await;
 }

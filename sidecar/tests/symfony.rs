@@ -71,18 +71,7 @@ async fn stock_front_controller_serves_routes_twig_database_uploads_and_errors()
     let mut b = Browser::new(&pacer);
 
     // A route, a controller, a Twig template with a layout and a global, one DB read.
-    let post = b.get("/posts/7").await;
-    assert_eq!(post.status, 200, "{}", post.text());
-    assert!(
-        post.text().contains("<h1>Post number 7</h1>"),
-        "{}",
-        post.text()
-    );
-    assert!(post.text().contains("Welcome to Pacer"));
-    assert_eq!(
-        post.header("content-type"),
-        Some("text/html; charset=UTF-8")
-    );
+    post_page(&mut b).await;
 
     // Not found and an exception: Symfony's error pages, no details in prod.
     let missing = b.get("/posts/999").await;
@@ -141,72 +130,6 @@ async fn stock_front_controller_serves_routes_twig_database_uploads_and_errors()
     pacer.stop().await;
 }
 
-/// Users and sessions across clients; returns what leaked.
-async fn user_probes(pacer: &PacerBin) -> Vec<&'static str> {
-    let mut leaks = Vec::new();
-    let mut alice = Browser::new(pacer);
-    let mut bob = Browser::new(pacer);
-
-    log_in(
-        &mut alice,
-        "_csrf_token",
-        &[
-            ("_username", "alice@example.org"),
-            ("_password", "alice-secret"),
-        ],
-    )
-    .await;
-    assert_eq!(me(&mut alice).await, "alice@example.org");
-
-    if me(&mut bob).await != serde_json::Value::Null {
-        leaks.push("logged-in user (token storage)");
-    }
-    if bob.get("/dashboard").await.status != 302 {
-        leaks.push("dashboard without login");
-    }
-    let mine = alice.get("/dashboard").await;
-    assert!(mine.text().contains("alice@example.org"), "{}", mine.text());
-
-    alice.get("/session/put?key=color&value=red").await;
-    // A client without a session cookie must start a session of its own.
-    let mut carol = Browser::new(pacer);
-    if carol.get("/session/get?key=color").await.json()["value"] != serde_json::Value::Null {
-        leaks.push("session of the previous client");
-    }
-    assert_eq!(
-        alice.get("/session/get?key=color").await.json()["value"],
-        "red"
-    );
-    if me(&mut alice).await != "alice@example.org" {
-        leaks.push("user of another client");
-    }
-    leaks
-}
-
-/// Request-bound state in services; returns what leaked.
-async fn state_probes(pacer: &PacerBin) -> Vec<&'static str> {
-    let mut leaks = Vec::new();
-    let mut b = Browser::new(pacer);
-
-    assert_eq!(
-        b.get("/probe/context/first").await.json()["path"],
-        "/probe/context/first"
-    );
-    if b.get("/probe/context/second").await.json()["path"] != "/probe/context/second" {
-        leaks.push("request-bound service");
-    }
-
-    let open = b
-        .post_form("/probe/transaction", &[("text", "uncommitted")])
-        .await;
-    assert_eq!(open.json()["in_transaction"], true, "{}", open.text());
-    let notes = b.get("/notes").await.json();
-    if notes["in_transaction"] != false || notes["texts"].to_string().contains("uncommitted") {
-        leaks.push("open transaction");
-    }
-    leaks
-}
-
 /// The app for the leak tests ([`common::leaks`]).
 struct Symfony;
 
@@ -221,12 +144,66 @@ impl LeakProbes for Symfony {
         }
     }
 
+    /// Users and sessions across clients; returns what leaked.
     async fn user_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
-        user_probes(pacer).await
+        let mut leaks = Vec::new();
+        let (mut alice, mut bob) = leaks::alice_and_bob(
+            pacer,
+            "_csrf_token",
+            &[
+                ("_username", "alice@example.org"),
+                ("_password", "alice-secret"),
+            ],
+        )
+        .await;
+
+        if me(&mut bob).await != serde_json::Value::Null {
+            leaks.push("logged-in user (token storage)");
+        }
+        if bob.get("/dashboard").await.status != 302 {
+            leaks.push("dashboard without login");
+        }
+        let mine = alice.get("/dashboard").await;
+        assert!(mine.text().contains("alice@example.org"), "{}", mine.text());
+
+        alice.get("/session/put?key=color&value=red").await;
+        // A client without a session cookie must start a session of its own.
+        let mut carol = Browser::new(pacer);
+        if carol.get("/session/get?key=color").await.json()["value"] != serde_json::Value::Null {
+            leaks.push("session of the previous client");
+        }
+        assert_eq!(
+            alice.get("/session/get?key=color").await.json()["value"],
+            "red"
+        );
+        if me(&mut alice).await != "alice@example.org" {
+            leaks.push("user of another client");
+        }
+        leaks
     }
 
+    /// Request-bound state in services; returns what leaked.
     async fn state_probes(&self, pacer: &PacerBin) -> Vec<&'static str> {
-        state_probes(pacer).await
+        let mut leaks = Vec::new();
+        let mut b = Browser::new(pacer);
+
+        assert_eq!(
+            b.get("/probe/context/first").await.json()["path"],
+            "/probe/context/first"
+        );
+        if b.get("/probe/context/second").await.json()["path"] != "/probe/context/second" {
+            leaks.push("request-bound service");
+        }
+
+        let open = b
+            .post_form("/probe/transaction", &[("text", "uncommitted")])
+            .await;
+        assert_eq!(open.json()["in_transaction"], true, "{}", open.text());
+        let notes = b.get("/notes").await.json();
+        if notes["in_transaction"] != false || notes["texts"].to_string().contains("uncommitted") {
+            leaks.push("open transaction");
+        }
+        leaks
     }
 }
 

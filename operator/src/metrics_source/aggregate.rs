@@ -209,6 +209,12 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
             .values()
             .map(|(m, _)| *m as u64)
             .collect(),
+        worker_jobs: last
+            .metrics
+            .slots
+            .values()
+            .map(|(_, j)| j.max(0.0) as u64)
+            .collect(),
         memory_growth_per_job: growth.growth,
         warm_worker_memory: growth.warm,
         growth_jobs: growth.jobs,

@@ -326,6 +326,10 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                 rejected_per_second: get(&rejected, pod),
                 mean_job_seconds: (jobs_per_second > 0.0).then(|| busy_sum / jobs_per_second),
                 worker_memory: slots.values().map(|m| *m as u64).collect(),
+                worker_jobs: worker_jobs
+                    .get(pod)
+                    .map(|j| j.values().map(|d| d.max(0.0) as u64).collect())
+                    .unwrap_or_default(),
                 memory_growth_per_job: past.growth,
                 warm_worker_memory: past.warm,
                 growth_jobs: past.jobs,

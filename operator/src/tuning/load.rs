@@ -67,6 +67,13 @@ pub struct Load {
     pub growth_per_job: Option<f64>,
     /// Warm worker memory (median over pods).
     pub warm_memory: Option<f64>,
+    /// Jobs done by the live worker a quarter of the pool is older than (the 75th
+    /// percentile over every pod's workers): a `max_jobs` above it recycles at most a
+    /// quarter of them.
+    pub jobs_done_p75: Option<f64>,
+    /// Seconds since the youngest pod became ready (0 while one is not ready yet); `None`
+    /// when the API lists no pods.
+    pub youngest_pod_seconds: Option<f64>,
     /// Cores one busy worker uses (CPU time ÷ busy time), from the pods that report CPU.
     pub cpu_per_busy_worker: Option<f64>,
     /// Busy-weighted share of throttled CPU periods, from the pods that report it.
@@ -242,6 +249,20 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
             .unwrap_or(DEFAULT_SERVER_MEMORY) as f64,
         growth_per_job: median(&growth),
         warm_memory: median(&warm_memory),
+        youngest_pod_seconds: pods
+            .iter()
+            .map(|p| {
+                p.ready_since
+                    .map_or(0.0, |r| now.duration_since(r).as_secs_f64().max(0.0))
+            })
+            .reduce(f64::min),
+        jobs_done_p75: percentile(
+            &samples
+                .iter()
+                .flat_map(|p| p.worker_jobs.iter().map(|&j| j as f64))
+                .collect::<Vec<_>>(),
+            0.75,
+        ),
         cpu_per_busy_worker: (cpu_busy >= MIN_BUSY_FOR_CPU)
             .then(|| (cpu / cpu_busy).clamp(0.01, 1.0)),
         throttled: (throttled_weight > 0.0).then(|| throttled_sum / throttled_weight),

@@ -5,10 +5,13 @@
 //! older half of the workers, see `metrics_source::aggregate`): a fresh worker grows while
 //! it loads code and fills caches, which is not a leak, and measuring it as one recycles
 //! workers before they are ever warm — after which only warm-up is ever measured again.
-//! Stabilised: a change smaller than [`TOLERANCE`] is none; a lower value comes in steps of
-//! at most a quarter every two minutes (each cut recycles the workers past it at once), a
-//! higher one at most doubles per [`UP_PERIOD`]; when no growth is measurable any more, a
-//! lowered value comes back the same way, up to the default.
+//! Stabilised: a change smaller than [`TOLERANCE`] is none; a lower value comes at most
+//! every two minutes, and each cut recycles the workers past it at once — so it goes no
+//! lower than a quarter below the value, or than the jobs the live workers have done
+//! leave three quarters of them untouched, whichever is lower (a cut above what the
+//! workers have served recycles nobody and goes straight to the target); a higher one at
+//! most doubles per [`UP_PERIOD`]; when no growth is measurable any more, a lowered value
+//! comes back the same way, up to the default.
 
 use std::time::Duration;
 
@@ -39,10 +42,31 @@ pub const TOLERANCE: f64 = 0.15;
 pub const UP_PERIOD: Duration = Duration::from_secs(600);
 /// At most one decrease per this period …
 pub const DOWN_PERIOD: Duration = Duration::from_secs(120);
-/// … by at most this fraction: pacer recycles every worker past a lowered max_jobs after
-/// its next job, so a big cut replaces most of the pool at once (cold workers, a dip in
-/// capacity). `max_worker_memory` guards a fast leak meanwhile.
+/// … by at most this fraction of the value, or further as long as it recycles at most this
+/// fraction of the live workers: pacer recycles every worker past a lowered max_jobs
+/// after its next job, so a big cut into old workers replaces most of the pool at once
+/// (cold workers, a dip in capacity), while a cut above the jobs they have done recycles
+/// nobody (`make sim`, `leak`: after the deploy 7116 came down to 536 in quarters over
+/// 20 minutes while every worker was younger than 1000 jobs and grew 37 MiB a minute).
+/// `max_worker_memory` guards a fast leak meanwhile.
 pub const DOWN_MAX_FRACTION: f64 = 0.25;
+
+/// How much a worker grows before `max_jobs` recycles it, bytes, when `max_jobs` is what
+/// recycles a fast leak; `None` otherwise. A fast leak grows half the
+/// [`WARM_GROWTH_ALLOWANCE`] within [`DEFAULT_MAX_JOBS`] jobs: the slow tail of a warm-up
+/// in young workers (14 KiB per job in `make sim`'s `node-loss`) is not one. And
+/// `max_jobs` must be at most a little above what the growth asks for: far above it (a cut
+/// still on its way) growth × `max_jobs` says nothing about what the workers reach.
+#[must_use]
+pub fn recycled_growth(max_jobs: u64, growth: Option<f64>, warm: Option<f64>) -> Option<f64> {
+    let (growth, warm) = (growth?, warm?);
+    let grown = growth * max_jobs as f64;
+    (growth >= MEMORY_GROWTH_NOISE
+        && growth * DEFAULT_MAX_JOBS as f64 >= warm * WARM_GROWTH_ALLOWANCE / 2.0
+        && max_jobs > 0
+        && grown <= warm * WARM_GROWTH_ALLOWANCE * (1.0 + TOLERANCE))
+        .then_some(grown)
+}
 
 /// What was measured, and the memory a worker may use.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,6 +77,9 @@ pub struct Inputs {
     pub warm: Option<f64>,
     /// Most memory a worker may reach (its share of the limit, `max_worker_memory`), bytes.
     pub cap: f64,
+    /// Jobs done by the live worker a quarter of the pool is older than
+    /// (`Load::jobs_done_p75`); `None` when the pods do not report it.
+    pub jobs_done_p75: Option<f64>,
 }
 
 /// The new `max_jobs` and why, or `None` to keep `current`.
@@ -70,7 +97,13 @@ pub fn recommend(
     let may_lower = since(DOWN_PERIOD);
     let lower_to = |wanted: u64| {
         let step = (current as f64 * (1.0 - DOWN_MAX_FRACTION)).ceil() as u64;
-        wanted.max(step).max(MIN_AUTO_MAX_JOBS)
+        // Workers that have done more than this many jobs are at most a quarter of them.
+        let recycles_a_quarter = inputs
+            .jobs_done_p75
+            .map_or(step, |jobs| (jobs.max(0.0).ceil() as u64).saturating_add(1));
+        wanted
+            .max(step.min(recycles_a_quarter))
+            .max(MIN_AUTO_MAX_JOBS)
     };
     let raise_to = |wanted: u64| wanted.min(current.saturating_mul(2)).max(current);
     match (inputs.growth, inputs.warm) {
@@ -146,6 +179,7 @@ mod tests {
             growth: Some(kib * 1024.0),
             warm: Some(30.0 * MI),
             cap: 128.0 * MI,
+            jobs_done_p75: None,
         }
     }
 
@@ -190,6 +224,7 @@ mod tests {
             growth: Some(10.0),
             warm: Some(30.0 * MI),
             cap: 128.0 * MI,
+            jobs_done_p75: None,
         };
         assert_eq!(recommend(120, none, Some(t(-600)), t(0)).unwrap().0, 240);
         assert_eq!(recommend(400, none, Some(t(-600)), t(0)).unwrap().0, 500);
@@ -200,9 +235,59 @@ mod tests {
             growth: None,
             warm: None,
             cap: 128.0 * MI,
+            jobs_done_p75: None,
         };
         assert_eq!(recommend(500, unknown, None, t(0)), None);
         assert_eq!(recommend(0, unknown, None, t(0)), None);
+    }
+
+    /// A cut is bounded by the workers it recycles at once, not by a quarter of the value:
+    /// above the jobs the live workers have done it recycles nobody and goes straight to
+    /// the target; into them, no further than leaves three quarters untouched — but always
+    /// at least a quarter of the value, as without the workers' jobs.
+    #[test]
+    fn a_cut_recycles_at_most_a_quarter_of_the_workers() {
+        let young = Inputs {
+            jobs_done_p75: Some(700.0),
+            ..leak(100.0)
+        };
+        // 7116 in force, 276 wanted, three quarters of the workers at ≤ 700 jobs: a cut
+        // to 701 recycles at most a quarter, and 276 would recycle more.
+        let (to, why) = recommend(7116, young, None, t(0)).unwrap();
+        assert_eq!(to, 701);
+        assert!(why.contains("701 for now"), "{why}");
+        // Every worker younger than the target: straight there.
+        let fresh = Inputs {
+            jobs_done_p75: Some(200.0),
+            ..leak(100.0)
+        };
+        assert_eq!(recommend(7116, fresh, None, t(0)).unwrap().0, 276);
+        // Old workers: a quarter of the value, as before.
+        let old = Inputs {
+            jobs_done_p75: Some(480.0),
+            ..leak(100.0)
+        };
+        assert_eq!(recommend(500, old, None, t(0)).unwrap().0, 375);
+        // Still once per two minutes.
+        assert_eq!(recommend(7116, fresh, Some(t(-60)), t(0)), None);
+    }
+
+    /// What a worker grows before `max_jobs` recycles it counts only for a fast leak
+    /// (half the allowance within the default 500 jobs) and a `max_jobs` near the leak's
+    /// value: a warm-up's slow tail, or a cut still on its way, say nothing about it.
+    #[test]
+    fn recycled_growth_only_of_a_fast_leak_in_hand() {
+        let warm = Some(30.0 * MI);
+        // 100 KiB per job, max_jobs 276: 27 MiB.
+        let grown = recycled_growth(276, Some(100.0 * 1024.0), warm).unwrap();
+        assert!((grown - 27.0 * MI).abs() < 0.1 * MI, "{grown}");
+        // 14 KiB per job (a warm-up's tail): 500 jobs grow 6.8 MiB < 30 × 0.9 ÷ 2.
+        assert_eq!(recycled_growth(1900, Some(14.0 * 1024.0), warm), None);
+        // A cut on its way: 7116 jobs of 100 KiB are far past the allowance.
+        assert_eq!(recycled_growth(7116, Some(100.0 * 1024.0), warm), None);
+        // Nothing measured, or unlimited.
+        assert_eq!(recycled_growth(276, None, warm), None);
+        assert_eq!(recycled_growth(0, Some(100.0 * 1024.0), warm), None);
     }
 
     /// Warm-up is not a leak, and a leaking worker may grow 90 % past its warm size before

@@ -181,6 +181,22 @@ impl Model {
         Some((peak * HEADROOM).max(peak + HEADROOM_MIN_MIB) * MIB)
     }
 
+    /// The limit for `workers` that leak `grown` bytes each before they are recycled and
+    /// reach that all at once, bytes: `(line + workers × grown ÷ 2) × HEADROOM`. The line
+    /// is learned from pods whose workers are of every age, half-way to `grown` on
+    /// average; a pod's workers that started together (a new pod) reach it together.
+    #[must_use]
+    pub fn limit_in_step(
+        &self,
+        workers: f64,
+        grown: f64,
+        assumed_per_worker: Option<f64>,
+    ) -> Option<f64> {
+        let line = self.line(assumed_per_worker)?;
+        let peak = (line.at(workers) + workers * grown.max(0.0) / 2.0 / MIB).max(0.0);
+        Some(peak * HEADROOM * MIB)
+    }
+
     /// The most workers a limit of `limit` bytes holds; `None` without a model.
     #[must_use]
     pub fn workers_for(&self, limit: f64, assumed_per_worker: Option<f64>) -> Option<f64> {
@@ -292,6 +308,26 @@ mod tests {
 
     /// A pod's peak plus 10 %, but at least 48 MiB more: 10 % of a small pod is less than
     /// one job's transient allocation plus the page cache not reclaimed yet.
+    /// Workers that started together reach the end of their growth together: the limit
+    /// holds the line plus half the growth per worker (the other half is in the line,
+    /// learned from workers of every age), with the headroom.
+    #[test]
+    fn in_step_the_line_holds_every_worker_fully_grown() {
+        let mut m = Model::default();
+        for i in 0..200 {
+            let w = f64::from(2 + i % 8);
+            m.add(t(f64::from(i) * 0.01), w, (100.0 + 40.0 * w) * MIB, 1.0);
+        }
+        let line = m.line(None).unwrap();
+        let at_10 = line.at(10.0);
+        let limit = m.limit_in_step(10.0, 30.0 * MIB, None).unwrap() / MIB;
+        assert!(
+            (limit - (at_10 + 10.0 * 15.0) * HEADROOM).abs() < 0.01,
+            "{limit} vs {at_10}"
+        );
+        assert!(m.limit_in_step(10.0, 0.0, None).unwrap() / MIB < at_10 * HEADROOM + 0.01);
+    }
+
     #[test]
     fn headroom_is_ten_percent_but_at_least_48_mib() {
         let flat = |peak_mib: f64| {

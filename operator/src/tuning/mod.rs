@@ -51,10 +51,16 @@
 //!    to whatever limit they have, so raising for it would compound the one bump ×1.1 a
 //!    round (128 → 228 → 263 → … Mi) — and it is not lowered. Only more workers raise it,
 //!    by the model. A kill after the episode starts the next one.
+//!
+//!    **Workers in step**: while a fast leak is measured and `max_jobs` recycles it
+//!    ([`max_jobs::recycled_growth`]), a pod younger than [`IN_STEP_YOUNG`] (or one being
+//!    added) has workers that started together and reach their `max_jobs` together; the
+//!    limit holds them all grown at once ([`memory::Model::limit_in_step`]).
 //! 7. **max_worker_memory** (`auto`, [`worker_memory`]): the median worker's memory × 1.5
 //!    (with a fixed memory limit, within the worker's share of it), stabilised.
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
-//!    warm-up; lowered at once, raised slowly, restored when the growth is gone.
+//!    warm-up; lowered in cuts that recycle at most a quarter of the live workers (or by a
+//!    quarter of the value), raised slowly, restored when the growth is gone.
 //!
 //! Missing metrics never lower anything; only spec bounds and OOM kills act without them.
 
@@ -96,6 +102,13 @@ pub const MEMORY_BUDGET_FRACTION: f64 = 0.9;
 pub const MEMORY_DOWN_PERIOD: Duration = Duration::from_secs(10 * 60);
 /// The memory limit is lowered only when the target is below this fraction of it.
 pub const MEMORY_DOWN_THRESHOLD: f64 = 0.9;
+/// A pod younger than this (or one being added) may have workers that started together and
+/// reach their `max_jobs` together: while the workers leak, the memory limit holds that
+/// ([`memory::Model::limit_in_step`]). Recycling at `max_jobs` (+ pacer's 0–14 % jitter)
+/// spreads them apart only slowly; a quarter of an hour covers the first generations, when
+/// they are also still warming up (`make sim`, `leak`: the OOM kills of pods added at
+/// 11:12, 14:45 and 16:58 came within three minutes of the pod).
+pub const IN_STEP_YOUNG: Duration = Duration::from_secs(15 * 60);
 /// A raised memory limit gets this much more than the model asks for.
 pub const MEMORY_UP_SLACK: f64 = 0.05;
 /// The model needs this many samples (pod-rounds) before it may lower a limit.
@@ -989,9 +1002,28 @@ pub fn decide(
             // Fewer workers reach the pods with the next kubelet sync, a resize at once:
             // the limit comes down only for workers the pods no longer run.
             let for_workers = f64::from(for_workers);
+            // Workers that leak grow by `max_jobs` × the growth per job and are recycled:
+            // in a pod of workers of every age they are half-way on average, which the
+            // model has learned; a young pod's workers started together and reach the end
+            // together — while there is one, the limit holds that too.
+            let young = next.replicas > current.replicas
+                || load
+                    .youngest_pod_seconds
+                    .is_some_and(|s| s < IN_STEP_YOUNG.as_secs_f64());
+            let in_step = young
+                .then(|| {
+                    max_jobs::recycled_growth(
+                        current.max_jobs,
+                        load.growth_per_job,
+                        load.warm_memory,
+                    )
+                })
+                .flatten()
+                .and_then(|grown| state.memory.limit_in_step(for_workers, grown, assumed));
             let by_model = (state.memory.sums[0] > 0.0)
                 .then(|| state.memory.limit_for(for_workers, assumed))
-                .flatten();
+                .flatten()
+                .map(|m| m.max(in_step.unwrap_or(0.0)));
             let peak_now = if episode {
                 0.0
             } else {
@@ -1114,6 +1146,7 @@ pub fn decide(
             growth: load.growth_per_job,
             warm: load.warm_memory,
             cap: (next.max_worker_memory as f64).min(share(load).unwrap_or(f64::INFINITY)),
+            jobs_done_p75: load.jobs_done_p75,
         };
         // A higher max_jobs lets every worker grow further before it is recycled: only
         // when the memory limit in force holds the pods' peak plus that growth.

@@ -104,30 +104,7 @@ impl SocketListener {
             RelayAddr::Tcp(a) => {
                 let listener = TcpListener::bind(a).await?;
                 let local = listener.local_addr()?;
-                let (p, s) = (pending.clone(), stop.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let conn = tokio::select! {
-                            _ = s.cancelled() => break,
-                            c = listener.accept() => c,
-                        };
-                        match conn {
-                            Ok((stream, peer)) => {
-                                let _ = stream.set_nodelay(true);
-                                let (r, w) = stream.into_split();
-                                let relay = Relay::new(r, w, codec.clone());
-                                tokio::spawn(admit(
-                                    relay,
-                                    p.clone(),
-                                    own_pid,
-                                    handshake_timeout,
-                                    peer.to_string(),
-                                ));
-                            }
-                            Err(e) => accept_failed(e).await,
-                        }
-                    }
-                });
+                accept_loop(listener, &pending, &stop, own_pid, handshake_timeout, codec);
                 (format!("tcp://{local}"), None)
             }
             RelayAddr::Unix(path) => {
@@ -136,29 +113,7 @@ impl SocketListener {
                     std::fs::remove_file(path)?;
                 }
                 let listener = UnixListener::bind(path)?;
-                let (p, s) = (pending.clone(), stop.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let conn = tokio::select! {
-                            _ = s.cancelled() => break,
-                            c = listener.accept() => c,
-                        };
-                        match conn {
-                            Ok((stream, _)) => {
-                                let (r, w) = stream.into_split();
-                                let relay = Relay::new(r, w, codec.clone());
-                                tokio::spawn(admit(
-                                    relay,
-                                    p.clone(),
-                                    own_pid,
-                                    handshake_timeout,
-                                    "unix".into(),
-                                ));
-                            }
-                            Err(e) => accept_failed(e).await,
-                        }
-                    }
-                });
+                accept_loop(listener, &pending, &stop, own_pid, handshake_timeout, codec);
                 (format!("unix://{}", path.display()), Some(path.clone()))
             }
         };
@@ -197,6 +152,64 @@ impl Drop for SocketListener {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// A listening socket of either kind: what [`accept_loop`] needs of it.
+trait Listener: Send + 'static {
+    /// The next connection as a relay over `codec`, and the peer's name for the log.
+    fn accept_relay(
+        &self,
+        codec: FrameCodec,
+    ) -> impl Future<Output = std::io::Result<(Relay, String)>> + Send;
+}
+
+impl Listener for TcpListener {
+    async fn accept_relay(&self, codec: FrameCodec) -> std::io::Result<(Relay, String)> {
+        let (stream, peer) = self.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        Ok((Relay::new(r, w, codec), peer.to_string()))
+    }
+}
+
+impl Listener for UnixListener {
+    async fn accept_relay(&self, codec: FrameCodec) -> std::io::Result<(Relay, String)> {
+        let (stream, _) = self.accept().await?;
+        let (r, w) = stream.into_split();
+        Ok((Relay::new(r, w, codec), "unix".into()))
+    }
+}
+
+/// Accepts connections on `listener` until `stop`, each one [`admit`]ted in its own task.
+fn accept_loop(
+    listener: impl Listener,
+    pending: &Arc<Pending>,
+    stop: &CancellationToken,
+    own_pid: u32,
+    handshake_timeout: Duration,
+    codec: FrameCodec,
+) {
+    let (pending, stop) = (pending.clone(), stop.clone());
+    tokio::spawn(async move {
+        loop {
+            let conn = tokio::select! {
+                _ = stop.cancelled() => break,
+                c = listener.accept_relay(codec.clone()) => c,
+            };
+            match conn {
+                Ok((relay, peer)) => {
+                    tokio::spawn(admit(
+                        relay,
+                        pending.clone(),
+                        own_pid,
+                        handshake_timeout,
+                        peer,
+                    ));
+                }
+                Err(e) => accept_failed(e).await,
+            }
+        }
+    });
 }
 
 async fn admit(

@@ -10,6 +10,8 @@ use super::serve::Builder;
 
 /// A driver under test.
 pub trait Broker: Sync {
+    /// The driver's name, as jobs and `jobs.Stat` report it.
+    fn driver(&self) -> &'static str;
     /// The `jobs.pipelines.<name>` entry (flow YAML) for a pipeline `name` on its own
     /// queue/tube/subject.
     fn pipeline(&self, name: &str) -> String {
@@ -44,7 +46,7 @@ fn consumed(broker: &dyn Broker, name: &str) -> String {
 
 /// n jobs pushed (one by one and in a batch) are each taken and acked exactly once,
 /// and the broker reports the queue empty.
-pub async fn every_job_pushed_is_acked_once(broker: &dyn Broker, name: &str, driver: &str) {
+pub async fn every_job_pushed_is_acked_once(broker: &dyn Broker, name: &str) {
     let server = broker
         .section(builder(&consumed(broker, name), 2))
         .start()
@@ -82,7 +84,7 @@ pub async fn every_job_pushed_is_acked_once(broker: &dyn Broker, name: &str, dri
     let t = taken(&server).into_iter().find(|t| t.id == "a0").unwrap();
     assert_eq!(
         (t.driver.as_deref(), t.pipeline.as_str()),
-        (Some(driver), name)
+        (Some(broker.driver()), name)
     );
     let queue = broker.queue(name);
     if queue.is_some() {
@@ -272,8 +274,8 @@ pub async fn pause_and_resume(broker: &dyn Broker, name: &str) {
         .find(|s| s.pipeline == name)
         .unwrap();
     assert_eq!(
-        (s.active, s.ready),
-        (5, false),
+        (s.active, s.ready, s.driver.as_str()),
+        (5, false, broker.driver()),
         "the depth comes from the broker"
     );
     jobs::pipelines_call(&mut c, "jobs.Resume", &[name])

@@ -159,6 +159,21 @@ pub async fn stat_when(
     }
 }
 
+/// `jobs.Declare` of the pipeline with these keys, as the PHP library's
+/// `Jobs::create(...CreateInfo)` sends it.
+pub async fn declare(
+    c: &mut RpcClient,
+    pipeline: &[(&str, &str)],
+) -> Result<bytes::Bytes, pacer::rpc::ClientError> {
+    let req = proto::DeclareRequest {
+        pipeline: pipeline
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    c.call_proto("jobs.Declare", &req.encode_to_vec()).await
+}
+
 pub async fn pipelines_call(
     c: &mut RpcClient,
     method: &str,

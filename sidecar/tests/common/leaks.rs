@@ -4,7 +4,7 @@
 //! ([`LeakProbes`]); their control runs the same probes on a worker whose resets do
 //! nothing and expects each of them to see its leak.
 
-use super::apps::Browser;
+use super::apps::{Browser, log_in, me};
 use super::binary::PacerBin;
 
 /// A framework app's probes: each changes some state in one request and reads it back in
@@ -50,4 +50,17 @@ pub async fn without_the_resets_every_probe_sees(
     assert_eq!(app.user_probes(&pacer).await, user_leaks);
     assert_eq!(app.state_probes(&pacer).await, state_leaks);
     pacer.stop().await;
+}
+
+/// Two clients for the user probes: alice, logged in through the app's form (its CSRF
+/// token in `token_field`, then `credentials`), and bob, a guest so far.
+pub async fn alice_and_bob(
+    pacer: &PacerBin,
+    token_field: &str,
+    credentials: &[(&str, &str)],
+) -> (Browser, Browser) {
+    let mut alice = Browser::new(pacer);
+    log_in(&mut alice, token_field, credentials).await;
+    assert_eq!(me(&mut alice).await, "alice@example.org");
+    (alice, Browser::new(pacer))
 }
