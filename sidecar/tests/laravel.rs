@@ -43,21 +43,7 @@ async fn routes_middleware_views_database_uploads_and_errors() {
 
     // A route, a controller, a Blade view with a layout, one Eloquent read; the global
     // middleware's header; the web group's cookies.
-    let post = b.get("/posts/7").await;
-    assert_eq!(post.status, 200, "{}", post.text());
-    assert!(
-        post.text().contains("<h1>Post number 7</h1>"),
-        "{}",
-        post.text()
-    );
-    assert!(
-        post.text().contains("Welcome to Pacer"),
-        "the banner shared at boot"
-    );
-    assert_eq!(
-        post.header("content-type"),
-        Some("text/html; charset=UTF-8")
-    );
+    let post = post_page(&mut b).await;
     served_by(&post);
     assert!(
         b.cookies.is_empty(),

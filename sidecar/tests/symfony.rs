@@ -71,18 +71,7 @@ async fn stock_front_controller_serves_routes_twig_database_uploads_and_errors()
     let mut b = Browser::new(&pacer);
 
     // A route, a controller, a Twig template with a layout and a global, one DB read.
-    let post = b.get("/posts/7").await;
-    assert_eq!(post.status, 200, "{}", post.text());
-    assert!(
-        post.text().contains("<h1>Post number 7</h1>"),
-        "{}",
-        post.text()
-    );
-    assert!(post.text().contains("Welcome to Pacer"));
-    assert_eq!(
-        post.header("content-type"),
-        Some("text/html; charset=UTF-8")
-    );
+    post_page(&mut b).await;
 
     // Not found and an exception: Symfony's error pages, no details in prod.
     let missing = b.get("/posts/999").await;

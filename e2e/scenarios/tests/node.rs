@@ -916,16 +916,20 @@ async fn oom(a: &RealApp) -> Result<()> {
         }),
     );
     let generation = a.apply(&object).await?.metadata.generation;
+    // The tuner sees an OOM kill as an increase of pacer's counter within its window of
+    // scrapes, so the leak waits until that window holds the pod (two scrapes, so
+    // `status.observed`): else, on a busy machine, the whole episode can be over before
+    // the first scrape, whose count is then the baseline and no kill is ever seen.
     let observed = a
         .wait_status(
-            "the operator to take memory.limit: auto",
+            "the operator to take memory.limit: auto with a window of the pod's metrics",
             Duration::from_secs(120),
             |app| {
-                app.status.as_ref().and_then(|s| s.observed_generation) == generation
-                    && app
-                        .status
-                        .as_ref()
-                        .is_some_and(|s| s.last_tune_time.is_some())
+                app.status.as_ref().is_some_and(|s| {
+                    s.observed_generation == generation
+                        && s.last_tune_time.is_some()
+                        && s.observed.as_ref().is_some_and(|o| o.pods >= 1)
+                })
             },
         )
         .await?;

@@ -247,6 +247,24 @@ pub fn multipart(
     )
 }
 
+/// `GET /posts/7` as both example apps render it (a route, a controller, a template
+/// with a layout and the banner shared at boot, one database read); returns the reply.
+pub async fn post_page(browser: &mut Browser) -> Reply {
+    let post = browser.get("/posts/7").await;
+    let page = post.text();
+    assert_eq!(post.status, 200, "{page}");
+    assert!(page.contains("<h1>Post number 7</h1>"), "{page}");
+    assert!(
+        page.contains("Welcome to Pacer"),
+        "the banner shared at boot"
+    );
+    assert_eq!(
+        post.header("content-type"),
+        Some("text/html; charset=UTF-8")
+    );
+    post
+}
+
 /// The worker pid the example apps put in `X-Served-By: <framework>/<pid>`.
 pub fn served_by(reply: &Reply) -> u32 {
     reply
