@@ -57,7 +57,9 @@
 //!    added) has workers that started together and reach their `max_jobs` together; the
 //!    limit holds them all grown at once ([`memory::Model::limit_in_step`]).
 //! 7. **max_worker_memory** (`auto`, [`worker_memory`]): the median worker's memory × 1.5
-//!    (with a fixed memory limit, within the worker's share of it), stabilised.
+//!    (with a fixed memory limit, within the worker's share of it), stabilised; while
+//!    `max_jobs` recycles a fast leak, at least [`NET_ABOVE_RECYCLED`] × the size a worker
+//!    reaches by then — `max_jobs` leads, the net cannot chase it down.
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
 //!    warm-up; lowered in cuts that recycle at most a quarter of the live workers (or by a
 //!    quarter of the value), raised slowly, restored when the growth is gone.
@@ -109,6 +111,12 @@ pub const MEMORY_DOWN_THRESHOLD: f64 = 0.9;
 /// they are also still warming up (`make sim`, `leak`: the OOM kills of pods added at
 /// 11:12, 14:45 and 16:58 came within three minutes of the pod).
 pub const IN_STEP_YOUNG: Duration = Duration::from_secs(15 * 60);
+/// While `max_jobs` recycles a fast leak, `max_worker_memory` stays this factor above the
+/// size a worker reaches by then: after a cut the median worker is young, and a net from it
+/// alone fell below that size, recycled the older workers too, made the median younger
+/// still — and `max_jobs` followed it down (`make sim`, `leak`, day 2: the net 91 ↔ 153
+/// MiB and `max_jobs` 400 ↔ 600 every few minutes).
+pub const NET_ABOVE_RECYCLED: f64 = 1.2;
 /// A raised memory limit gets this much more than the model asks for.
 pub const MEMORY_UP_SLACK: f64 = 0.05;
 /// The model needs this many samples (pod-rounds) before it may lower a limit.
@@ -1129,6 +1137,9 @@ pub fn decide(
         && let Some((to, why)) = worker_memory::recommend(
             current.max_worker_memory,
             load.worker_memory_p50,
+            max_jobs::recycled_growth(current.max_jobs, load.growth_per_job, load.warm_memory)
+                .zip(load.warm_memory)
+                .map(|(grown, warm)| (warm + grown) * NET_ABOVE_RECYCLED),
             share(load).map(floor_u64),
             state.last_max_worker_memory_change,
             now,

@@ -1232,6 +1232,26 @@ fn a_young_pod_of_leaking_workers_gets_the_limit_for_them_all_grown_at_once() {
     assert_eq!(d.settings.memory_limit, by_model, "{:?}", d.changes);
 }
 
+/// While `max_jobs` recycles a fast leak, `max_worker_memory` stays 1.2 × above the size a
+/// worker reaches by then, whatever the (young) median: 250 jobs of 100 KiB from 30 MiB
+/// warm reach 54.4 MiB, so the net stays at ≥ 65.3 MiB — from the median (36 MiB × 1.5 =
+/// 54 MiB) alone it is cut from 80 to 60 MiB, below what `max_jobs` lets a worker reach.
+#[test]
+fn max_worker_memory_stays_above_what_max_jobs_lets_a_leaking_worker_reach() {
+    let p = policy();
+    let mut s = settings(4);
+    s.max_worker_memory = 80 * MI;
+    s.max_jobs = 250;
+    let d = decide(
+        &p,
+        &s,
+        &State::default(),
+        &observe(vec![leaky(100.0 * 1024.0, 30.0 * MI as f64)]),
+        t(0),
+    );
+    assert_eq!(d.settings.max_worker_memory, 80 * MI, "{:?}", d.changes);
+}
+
 /// A higher max_jobs lets every worker grow further before it is recycled: it is raised
 /// only when the memory limit in force holds the pods' peak plus that growth.
 #[test]

@@ -34,17 +34,21 @@ pub const DOWN_MAX_FRACTION: f64 = 0.25;
 const MIB: u64 = 1024 * 1024;
 
 /// The new `max_worker_memory` and why, or `None` to keep `current`. `median` is the
-/// median worker's memory, `share` the most a worker may have (with a fixed memory limit).
+/// median worker's memory, `floor` the least the net may be (above the size `max_jobs`
+/// recycles a leaking worker at), `share` the most a worker may have (with a fixed memory
+/// limit).
 #[must_use]
 pub fn recommend(
     current: u64,
     median: Option<f64>,
+    floor: Option<f64>,
     share: Option<u64>,
     last_change: Option<Timestamp>,
     now: Timestamp,
 ) -> Option<(u64, String)> {
     let base = median?;
-    let wanted = ceil_u64(base * MAX_WORKER_MEMORY_FACTOR).div_ceil(MIB) * MIB;
+    let wanted =
+        ceil_u64((base * MAX_WORKER_MEMORY_FACTOR).max(floor.unwrap_or(0.0))).div_ceil(MIB) * MIB;
     let wanted = wanted
         .max(MIN_AUTO_MAX_WORKER_MEMORY)
         .min(share.map_or(u64::MAX, |s| s.max(MIN_AUTO_MAX_WORKER_MEMORY)));
@@ -86,38 +90,70 @@ mod tests {
 
     #[test]
     fn from_the_median_worker_in_quarters() {
-        let (to, why) = recommend(128 * MIB, Some(40.0 * M), None, None, t(0)).unwrap();
+        let (to, why) = recommend(128 * MIB, Some(40.0 * M), None, None, None, t(0)).unwrap();
         assert_eq!(to, 96 * MIB, "a quarter at most per cut");
         assert!(why.contains("the median worker uses 40Mi"), "{why}");
-        let (to, _) = recommend(96 * MIB, Some(40.0 * M), None, Some(t(-120)), t(0)).unwrap();
+        let (to, _) = recommend(96 * MIB, Some(40.0 * M), None, None, Some(t(-120)), t(0)).unwrap();
         assert_eq!(to, 72 * MIB);
-        assert_eq!(recommend(96 * MIB, None, None, None, t(0)), None);
+        assert_eq!(recommend(96 * MIB, None, None, None, None, t(0)), None);
+    }
+
+    /// The net stays above the floor (what `max_jobs` lets a leaking worker reach): a young
+    /// median after a cut cannot pull it below.
+    #[test]
+    fn never_below_the_floor() {
+        // Median 40 MiB: 60 MiB wanted, a cut from 84 (to 63, a quarter at most); a floor of
+        // 66 MiB keeps 84 (within the tolerance of 66).
+        assert_eq!(
+            recommend(84 * MIB, Some(40.0 * M), None, None, None, t(0))
+                .unwrap()
+                .0,
+            63 * MIB
+        );
+        assert_eq!(
+            recommend(84 * MIB, Some(40.0 * M), Some(66.0 * M), None, None, t(0)),
+            None
+        );
+        // A floor above the net raises it (a 20 MiB median alone keeps 40 MiB).
+        assert_eq!(
+            recommend(40 * MIB, Some(20.0 * M), None, None, None, t(0)),
+            None
+        );
+        assert_eq!(
+            recommend(40 * MIB, Some(20.0 * M), Some(60.0 * M), None, None, t(0))
+                .unwrap()
+                .0,
+            60 * MIB
+        );
     }
 
     #[test]
     fn stable_and_slow() {
         // Within 25 %: nothing.
-        assert_eq!(recommend(64 * MIB, Some(40.0 * M), None, None, t(0)), None);
+        assert_eq!(
+            recommend(64 * MIB, Some(40.0 * M), None, None, None, t(0)),
+            None
+        );
         // A raise waits ten minutes after the last change.
         assert_eq!(
-            recommend(40 * MIB, Some(40.0 * M), None, Some(t(-300)), t(0)),
+            recommend(40 * MIB, Some(40.0 * M), None, None, Some(t(-300)), t(0)),
             None
         );
         assert_eq!(
-            recommend(40 * MIB, Some(40.0 * M), None, Some(t(-600)), t(0))
+            recommend(40 * MIB, Some(40.0 * M), None, None, Some(t(-600)), t(0))
                 .unwrap()
                 .0,
             60 * MIB
         );
         // A fixed limit's share caps it.
         assert_eq!(
-            recommend(128 * MIB, Some(40.0 * M), Some(50 * MIB), None, t(0))
+            recommend(128 * MIB, Some(40.0 * M), None, Some(50 * MIB), None, t(0))
                 .unwrap()
                 .0,
             96 * MIB
         );
         assert_eq!(
-            recommend(60 * MIB, Some(40.0 * M), Some(30 * MIB), None, t(0))
+            recommend(60 * MIB, Some(40.0 * M), None, Some(30 * MIB), None, t(0))
                 .unwrap()
                 .0,
             45 * MIB
