@@ -114,6 +114,14 @@ impl Scrape {
             .collect()
     }
 
+    /// Jobs each live worker slot has done since it started.
+    #[must_use]
+    pub fn worker_jobs(&self) -> Vec<f64> {
+        self.find("pacer_worker_jobs", &[("pool", "http")])
+            .map(|s| s.value)
+            .collect()
+    }
+
     /// When the pacer process started (`process_start_time_seconds`).
     #[must_use]
     pub fn start_time(&self) -> Option<f64> {
