@@ -500,6 +500,16 @@ fn learn(policy: &Policy, s: Settings, state: State, rounds: i64) -> Decision {
     learn_around(policy, s, state, rounds, (4, 9))
 }
 
+/// A memory model learned over 180 rounds of 4 workers at 2 GiB, then quiet: no history,
+/// no recent scale-down, the last memory change at 0.
+fn learned_memory_state(policy: &Policy) -> State {
+    let mut state = learn(policy, with_memory(4, 2048 * MI), State::default(), 180).state;
+    state.history.clear();
+    state.last_scale_down = None;
+    state.last_memory_change = Some(t(0));
+    state
+}
+
 #[test]
 fn memory_limit_comes_down_only_with_days_of_model_and_slowly() {
     // Workers fixed at 8 by the spec; the pods' live workers vary (restarts, recycling),
@@ -1120,11 +1130,7 @@ fn a_bridge_pod_only_for_the_demand_the_window_explains() {
 #[test]
 fn the_memory_limit_waits_for_the_pods_to_drop_their_workers() {
     let p = auto_memory_policy();
-    let learned = learn(&p, with_memory(4, 2048 * MI), State::default(), 180);
-    let mut state = learned.state;
-    state.history.clear();
-    state.last_scale_down = None;
-    state.last_memory_change = Some(t(0));
+    let state = learned_memory_state(&p);
     let for_12 = round_up_mib(ceil_u64(state.memory.limit_for(12.0, None).unwrap()));
     let for_10 = state.memory.limit_for(10.0, None).unwrap();
     assert!(
@@ -1193,11 +1199,7 @@ fn the_memory_limit_waits_for_the_pods_to_drop_their_workers() {
 #[test]
 fn a_young_pod_of_leaking_workers_gets_the_limit_for_them_all_grown_at_once() {
     let p = auto_memory_policy();
-    let learned = learn(&p, with_memory(4, 2048 * MI), State::default(), 180);
-    let mut state = learned.state;
-    state.history.clear();
-    state.last_scale_down = None;
-    state.last_memory_change = Some(t(0));
+    let state = learned_memory_state(&p);
     let by_model = round_up_mib(ceil_u64(state.memory.limit_for(8.0, None).unwrap()));
     // 8 workers at max_jobs 300, 100 KiB per job from 40 MiB warm: a worker grows 29.3 MiB
     // before it is recycled.
