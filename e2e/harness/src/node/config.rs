@@ -109,9 +109,6 @@ disabled_plugins = [
     /// * no iptables chains (no kube-proxy; the Service address is the node's own).
     /// * image garbage collection off (100 %): the images were imported, nothing can pull
     ///   them again.
-    /// * disk eviction only below 100Mi free: the node's file system is the machine's, and
-    ///   a percentage of a big shared disk (1 % of 252 GB is 2.5 GB, which builds beside
-    ///   the run can take) put the node under disk pressure and evicted every pod.
     /// * only the API server's client certificate (signed by our CA) is accepted, and it
     ///   may do anything (`kubectl logs`).
     /// * `syncFrequency` and the ConfigMap change detection stay at their defaults: the
@@ -147,9 +144,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard:
   memory.available: 100Mi
-  nodefs.available: 100Mi
+  nodefs.available: 1%
   nodefs.inodesFree: 1%
-  imagefs.available: 100Mi
+  imagefs.available: 1%
 serializeImagePulls: false
 "#,
             ip = self.node_ip,
