@@ -80,12 +80,18 @@ async fn fake_recycling_pacer() -> Result<u16> {
     Ok(port)
 }
 
+/// OOM kills the fake's container had before Prometheus' first scrape of it.
+const EARLY_KILLS: f64 = 7.0;
+
 /// Serves pacer-shaped metrics: 3 of 4 workers busy, 25 jobs/s of 0.1 s each (2.5 busy
-/// workers by Little's law), 0.5 requests waiting, and slot 0's worker growing 4 KiB per job.
+/// workers by Little's law), 0.5 requests waiting, slot 0's worker growing 4 KiB per job,
+/// and [`EARLY_KILLS`] OOM kills in its container before it was first scraped (pacer
+/// started when the fake did).
 async fn fake_pacer() -> Result<u16> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let start = Instant::now();
+    let started = Timestamp::now().as_millisecond() as f64 / 1000.0;
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
             let t = start.elapsed().as_secs_f64();
@@ -106,7 +112,9 @@ async fn fake_pacer() -> Result<u16> {
                      pacer_worker_jobs{{pool=\"http\",slot=\"0\"}} {}\n\
                      pacer_worker_memory_bytes{{pool=\"http\",slot=\"1\"}} {}\n\
                      pacer_worker_jobs{{pool=\"http\",slot=\"1\"}} 5\n\
-                     process_resident_memory_bytes {}\n",
+                     process_resident_memory_bytes {}\n\
+                     pacer_cgroup_oom_kills_total {EARLY_KILLS}\n\
+                     process_start_time_seconds {started}\n",
                     2.5 * t,
                     25.0 * t,
                     0.5 * t,
@@ -240,6 +248,23 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
         "{:?}",
         pod.pod_memory_peak
     );
+
+    // The container's kills before Prometheus' first scrape: in a window that holds the
+    // container's start they are counted (the counter began at 0 inside it) …
+    let mut long = target(60);
+    long.now = Timestamp::now();
+    let early = source.sample(&long).await?;
+    assert_eq!(
+        early.pods.first().and_then(|p| p.oom_kills),
+        Some(EARLY_KILLS),
+        "kills before the first scrape of a container started inside the window"
+    );
+    // … in a window that began after it they are a baseline, as for an operator that
+    // first looks at an old container.
+    let mut short = target(5);
+    short.now = Timestamp::now();
+    let late = source.sample(&short).await?;
+    assert_eq!(late.pods.first().and_then(|p| p.oom_kills), Some(0.0));
 
     // A leaky worker recycled more often than the window still has its growth measured
     // (its slot series is younger than the window).

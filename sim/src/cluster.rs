@@ -400,6 +400,10 @@ impl Cluster {
             working_set: Some(pod.working_set.round()),
             memory_limit: Some(pod.memory_limit),
             oom_kills: Some(pod.counters.oom_kills),
+            start_time: match pod.container {
+                Some(Container::Up { since }) => Some(at(since).as_second() as f64),
+                _ => None,
+            },
             cpu_periods: self.cpu_limit.map(|_| pod.counters.periods.floor()),
             cpu_throttled_periods: self
                 .cpu_limit

@@ -892,21 +892,54 @@ async fn n4_oom_kill_raises_the_limit_once() -> Result<()> {
         1,
     )
     .await?;
-    run(app, oom).await
+    run(app, async |a: &RealApp| oom(a, Leak::AfterAWindow).await).await
+}
+
+/// Scenario 4b: the OOM episode is over before the operator's first scrape of the
+/// container, as on a busy machine when the leak begins as soon as the pod is Ready (n4
+/// failed so in CI). Tuning is `Off` until the leak is over, so the operator has never
+/// scraped the pod; then `auto`: its first scrape reads the whole episode in pacer's
+/// counter, which `increase()` alone takes as the baseline. The container started inside
+/// the tuner's window (30 s: interval 5 s), so the kills count, and the limit is raised
+/// once, as in n4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n4b_oom_kills_before_the_first_scrape_raise_the_limit_once() -> Result<()> {
+    if !available()? {
+        return Ok(());
+    }
+    let app = RealApp::start(
+        "n4b-oom-first",
+        "Scenario 4b: OOM kills before the operator's first scrape → the limit raised once",
+        json!({
+            "pool": {"workers": {"min": 2, "max": 2, "initial": 2}, "maxWorkerMemory": "1Gi"},
+            "resources": {"memory": {"limit": "128Mi", "min": "128Mi", "max": "1Gi"}},
+            "tuning": {"mode": "Off"},
+        }),
+        1,
+    )
+    .await?;
+    run(app, async |a: &RealApp| {
+        oom(a, Leak::BeforeTheFirstScrape).await
+    })
+    .await
 }
 
 /// The leaking request of scenario 4: 192 MiB kept in the worker, past 128Mi at once.
 const LEAK: &str = "/leak?kb=196608";
 
-async fn oom(a: &RealApp) -> Result<()> {
-    let pod = a.wait_ready(1, Duration::from_secs(30)).await?[0].clone();
-    let limit_before = cgroup_memory_limit(a.world, &pod.container_id)?;
-    ensure!(
-        limit_before == 128 << 20,
-        "the limit starts at {limit_before}, not the spec's 128Mi"
-    );
-    // `auto` from here on, within 128Mi–1Gi: the tuner keeps 128Mi (the app's ~30 MiB
-    // working set fits it) until something tells it otherwise.
+/// When scenario 4's leak runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leak {
+    /// Once the operator has a window of the pod's metrics (n4).
+    AfterAWindow,
+    /// As soon as the pod is Ready, tuning `Off`: over before the operator's first scrape
+    /// (n4b).
+    BeforeTheFirstScrape,
+}
+
+/// `memory.limit: auto` (128Mi–1Gi) with tuning on: the tuner keeps 128Mi (the app's
+/// ~30 MiB working set fits it) until something tells it otherwise.
+async fn memory_auto(a: &RealApp) -> Result<Option<i64>> {
     let object = RealApp::object(
         a.world,
         &a.namespace,
@@ -915,25 +948,53 @@ async fn oom(a: &RealApp) -> Result<()> {
             "resources": {"memory": {"limit": "auto", "min": "128Mi", "max": "1Gi"}},
         }),
     );
-    let generation = a.apply(&object).await?.metadata.generation;
-    // The tuner sees an OOM kill as an increase of pacer's counter within its window of
-    // scrapes, so the leak waits until that window holds the pod (two scrapes, so
-    // `status.observed`): else, on a busy machine, the whole episode can be over before
-    // the first scrape, whose count is then the baseline and no kill is ever seen.
-    let observed = a
-        .wait_status(
-            "the operator to take memory.limit: auto with a window of the pod's metrics",
-            Duration::from_secs(120),
-            |app| {
-                app.status.as_ref().is_some_and(|s| {
-                    s.observed_generation == generation
-                        && s.last_tune_time.is_some()
-                        && s.observed.as_ref().is_some_and(|o| o.pods >= 1)
-                })
-            },
-        )
-        .await?;
-    let status_before = status_memory_limit(&observed);
+    Ok(a.apply(&object).await?.metadata.generation)
+}
+
+/// `status.lastTuneTime`: the operator's last tuning round, which scraped the pods.
+fn status_last_tune(app: &PhpAppServer) -> Option<jiff::Timestamp> {
+    app.status
+        .as_ref()
+        .and_then(|s| s.last_tune_time.as_ref())
+        .map(|t| t.0)
+}
+
+async fn oom(a: &RealApp, leak: Leak) -> Result<()> {
+    let pod = a.wait_ready(1, Duration::from_secs(30)).await?[0].clone();
+    let ready_at = a.timeline.elapsed();
+    let limit_before = cgroup_memory_limit(a.world, &pod.container_id)?;
+    ensure!(
+        limit_before == 128 << 20,
+        "the limit starts at {limit_before}, not the spec's 128Mi"
+    );
+    let status_before = if leak == Leak::AfterAWindow {
+        let generation = memory_auto(a).await?;
+        // The tuner sees an OOM kill as an increase of pacer's counter within its window
+        // of scrapes; here the leak waits until that window holds the pod (two scrapes,
+        // so `status.observed`). n4b is the case where it does not.
+        let observed = a
+            .wait_status(
+                "the operator to take memory.limit: auto with a window of the pod's metrics",
+                Duration::from_secs(120),
+                |app| {
+                    app.status.as_ref().is_some_and(|s| {
+                        s.observed_generation == generation
+                            && s.last_tune_time.is_some()
+                            && s.observed.as_ref().is_some_and(|o| o.pods >= 1)
+                    })
+                },
+            )
+            .await?;
+        status_memory_limit(&observed)
+    } else {
+        let app = a.app().await?;
+        ensure!(
+            status_last_tune(&app).is_none(),
+            "tuning is Off, yet the operator tuned (scraped the pods) at {:?}",
+            status_last_tune(&app)
+        );
+        status_memory_limit(&app)
+    };
     ensure!(
         status_before == "128Mi",
         "memory.limit: auto moved the limit before any OOM kill: 128Mi → {status_before}"
@@ -943,7 +1004,14 @@ async fn oom(a: &RealApp) -> Result<()> {
     let first = OomKills::update(&kills, a, &pod.name).await?;
     let kills_before = total();
     a.note(&format!(
-        "memory.limit: auto (128Mi–1Gi) taken; cgroup memory.limit_in_bytes = {limit_before} ({} MiB), oom_kill = {kills_before}; status memory limit {status_before}",
+        "{}; cgroup memory.limit_in_bytes = {limit_before} ({} MiB), oom_kill = {kills_before}; status memory limit {status_before}",
+        match leak {
+            Leak::AfterAWindow => "memory.limit: auto (128Mi–1Gi) taken".to_owned(),
+            Leak::BeforeTheFirstScrape => format!(
+                "pod Ready at {:.1}s, tuning Off: the operator has not scraped it",
+                ready_at.as_secs_f64()
+            ),
+        },
         limit_before >> 20
     ));
 
@@ -968,6 +1036,7 @@ async fn oom(a: &RealApp) -> Result<()> {
     )
     .await?;
     let killed_at = a.timeline.elapsed();
+    let killed_wall = jiff::Timestamp::now();
     a.note(&format!(
         "kernel OOM kill: {kills_before} → {counted} ({:?})",
         kills.lock().unwrap_or_else(|e| e.into_inner())
@@ -1047,6 +1116,45 @@ async fn oom(a: &RealApp) -> Result<()> {
         a.note(&format!(
             "the pod reports lastState OOMKilled ({container_kills} container(s))"
         ));
+    }
+
+    if leak == Leak::BeforeTheFirstScrape {
+        // The episode is over and the operator has still never scraped the pod; now it
+        // tunes the memory limit, and its first scrape reads every kill at once.
+        let app = a.app().await?;
+        ensure!(
+            status_last_tune(&app).is_none(),
+            "the operator tuned (scraped the pods) during the episode, at {:?}",
+            status_last_tune(&app)
+        );
+        let generation = memory_auto(a).await?;
+        let auto_at = a.timeline.elapsed();
+        let tuned = a
+            .wait_status(
+                "the operator's first tuning round (its first scrape of the pod)",
+                Duration::from_secs(120),
+                |app| {
+                    app.status.as_ref().is_some_and(|s| {
+                        s.observed_generation == generation && s.last_tune_time.is_some()
+                    })
+                },
+            )
+            .await?;
+        let first_scrape = status_last_tune(&tuned).context("no lastTuneTime")?;
+        // `lastTuneTime` has whole seconds: the round may be up to 1 s later.
+        let after_kill = first_scrape.duration_since(killed_wall).as_secs_f64();
+        a.note(&format!(
+            "pod Ready at {:.1}s, first OOM kill at {:.1}s, the leak over and memory.limit: auto applied at {:.1}s (tuning was Off: no scrape before); the operator's first tuning round (its first scrape of the pod) at lastTuneTime {first_scrape}, {after_kill:.0}–{:.0}s after the first kill",
+            ready_at.as_secs_f64(),
+            killed_at.as_secs_f64(),
+            auto_at.as_secs_f64(),
+            after_kill + 1.0,
+        ));
+        ensure!(
+            after_kill + 1.0 > 0.0,
+            "the operator scraped the pod {:.0}s before the first kill: not the case under test",
+            -after_kill
+        );
     }
 
     // The operator raises the limit for the episode, once, by max(+100 MiB, ×1.2) of the

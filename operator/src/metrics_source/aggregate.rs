@@ -14,8 +14,14 @@
 //! * Worker CPU: the increase of `pacer_worker_cpu_seconds_total` over the window, in
 //!   cores; only when every scrape carries the counter (an older pacer does not).
 //! * The container's cgroup: the highest working set of the window, the limit of the last
-//!   scrape, the OOM kills (increase of the counter) and the share of throttled CPU
-//!   periods, each only when pacer reports it.
+//!   scrape, the OOM kills ([`oom_kills`]) and the share of throttled CPU periods, each
+//!   only when pacer reports it.
+//! * OOM kills count from the container's start when it started inside the window: the
+//!   counter belongs to the container's cgroup, which began at 0 with pacer (the
+//!   container's first process, `process_start_time_seconds`), so kills before the first
+//!   scrape of a young container are in the window too. A container older than the window
+//!   (first scraped after an operator restart) counts from its first scrape, as
+//!   Prometheus' `increase()` does: its old kills are not counted again.
 
 use jiff::Timestamp;
 
@@ -43,6 +49,46 @@ fn increase(scrapes: &[Scrape], value: impl Fn(&PacerMetrics) -> f64) -> f64 {
             if b >= a { b - a } else { b }
         })
         .sum()
+}
+
+/// Seconds of slack when comparing pacer's start times: the same process reads the same
+/// start from one scrape to the next, a restarted container starts seconds later.
+const SAME_START: f64 = 1.0;
+
+/// OOM kills in the window: the counter's increase between scrapes, with a reset (the
+/// counter went down, or pacer's start time changed: a new container, a new cgroup)
+/// counting the new value whole, plus the first scrape's value whole when the container
+/// started at or after `since` (the window's start) and so the counter was 0 inside the
+/// window. `None` unless every scrape carries the counter.
+#[must_use]
+pub fn oom_kills(scrapes: &[Scrape], since: Timestamp) -> Option<f64> {
+    let since = since.as_millisecond() as f64 / 1000.0;
+    let mut total = 0.0;
+    let mut previous: Option<(f64, Option<f64>)> = None;
+    for scrape in scrapes {
+        let kills = scrape.metrics.oom_kills?;
+        let start = scrape.metrics.start_time.filter(|s| s.is_finite());
+        total += match previous {
+            None => {
+                if start.is_some_and(|s| s >= since) {
+                    kills
+                } else {
+                    0.0
+                }
+            }
+            Some((before, started)) => {
+                let restarted =
+                    matches!((started, start), (Some(a), Some(b)) if (b - a).abs() > SAME_START);
+                if restarted || kills < before {
+                    kills
+                } else {
+                    kills - before
+                }
+            }
+        };
+        previous = Some((kills, start));
+    }
+    Some(total.max(0.0))
 }
 
 fn mean(scrapes: &[Scrape], value: impl Fn(&PacerMetrics) -> f64) -> f64 {
@@ -136,10 +182,10 @@ fn slot_growth(scrapes: &[Scrape], slot: &str) -> Option<SlotGrowth> {
     })
 }
 
-/// Aggregates the scrapes of one pod (oldest first). `None` without two scrapes that
-/// span some time.
+/// Aggregates the scrapes of one pod (oldest first) of the window that began at `since`.
+/// `None` without two scrapes that span some time.
 #[must_use]
-pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
+pub fn aggregate(pod: &str, scrapes: &[Scrape], since: Timestamp) -> Option<PodSample> {
     let (first, last) = (scrapes.first()?, scrapes.last()?);
     let seconds = last.at.duration_since(first.at).as_secs_f64();
     if scrapes.len() < 2 || seconds <= 0.0 {
@@ -177,8 +223,7 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
         .filter_map(|s| s.metrics.working_set)
         .reduce(f64::max)
         .map(|b| b.max(0.0) as u64);
-    let oom_kills =
-        every(|m| m.oom_kills).then(|| increase(scrapes, |m| m.oom_kills.unwrap_or(0.0)));
+    let oom_kills = oom_kills(scrapes, since);
     let cpu_throttled = (every(|m| m.cpu_periods) && every(|m| m.cpu_throttled_periods))
         .then(|| {
             let periods = increase(scrapes, |m| m.cpu_periods.unwrap_or(0.0));
@@ -246,6 +291,11 @@ mod tests {
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
+    /// [`super::aggregate`] of a window that began long before these scrapes.
+    fn aggregate(pod: &str, scrapes: &[Scrape]) -> Option<PodSample> {
+        super::aggregate(pod, scrapes, at(-3600))
     }
 
     fn scrape(secs: i64, f: impl FnOnce(&mut PacerMetrics)) -> Scrape {
@@ -505,6 +555,70 @@ mod tests {
                 old.cpu_throttled
             ),
             (None, None, None, None)
+        );
+    }
+
+    fn kills(secs: i64, count: f64, started: Option<i64>) -> Scrape {
+        scrape(secs, |m| {
+            m.oom_kills = Some(count);
+            m.start_time = started.map(|s| at(s).as_second() as f64);
+        })
+    }
+
+    /// Found on the real node (scenario n4): a fresh pod's first scrape came after a whole
+    /// episode of 7 kills; as the baseline of an increase they were never seen.
+    #[test]
+    fn kills_before_the_first_scrape_of_a_young_container_count() {
+        // The window began at 0; the container at 3; 7 kills, then the first scrape at 10.
+        let young = [kills(10, 7.0, Some(3)), kills(15, 7.0, Some(3))];
+        assert_eq!(oom_kills(&young, at(0)), Some(7.0));
+        assert_eq!(
+            super::aggregate("p", &young, at(0)).unwrap().oom_kills,
+            Some(7.0)
+        );
+        // And the kills after it, once each.
+        let more = [
+            kills(10, 7.0, Some(3)),
+            kills(15, 8.0, Some(3)),
+            kills(20, 10.0, Some(3)),
+        ];
+        assert_eq!(oom_kills(&more, at(0)), Some(10.0));
+        // Once the container's start has left the window, its first value is a baseline.
+        assert_eq!(oom_kills(&more[1..], at(4)), Some(2.0));
+    }
+
+    /// An operator restart scrapes old containers for the first time: their old kills were
+    /// seen (and answered) before, and must not raise the limit again.
+    #[test]
+    fn an_old_containers_kills_are_a_baseline() {
+        let old = [kills(10, 7.0, Some(-600)), kills(15, 7.0, Some(-600))];
+        assert_eq!(oom_kills(&old, at(0)), Some(0.0));
+        let killed = [kills(10, 7.0, Some(-600)), kills(15, 9.0, Some(-600))];
+        assert_eq!(oom_kills(&killed, at(0)), Some(2.0));
+        // An older pacer without a start time: as `increase()` does.
+        let unknown = [kills(10, 7.0, None), kills(15, 9.0, None)];
+        assert_eq!(oom_kills(&unknown, at(0)), Some(2.0));
+    }
+
+    #[test]
+    fn a_restarted_container_counts_from_zero() {
+        // The counter went down: a new cgroup, its value counts whole.
+        let down = [
+            kills(10, 5.0, Some(-600)),
+            kills(15, 6.0, Some(-600)),
+            kills(20, 2.0, Some(17)),
+        ];
+        assert_eq!(oom_kills(&down, at(0)), Some(3.0));
+        // A new start with a count no lower than before: a reset all the same.
+        let up = [kills(10, 2.0, Some(-600)), kills(20, 3.0, Some(17))];
+        assert_eq!(oom_kills(&up, at(0)), Some(3.0));
+        // Without start times only a drop shows a reset, as in `increase()`.
+        let blind = [kills(10, 2.0, None), kills(20, 3.0, None)];
+        assert_eq!(oom_kills(&blind, at(0)), Some(1.0));
+        // A scrape without the counter: nothing is claimed.
+        assert_eq!(
+            oom_kills(&[kills(10, 2.0, None), scrape(20, |_| {})], at(0)),
+            None
         );
     }
 

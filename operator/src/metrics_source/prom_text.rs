@@ -179,6 +179,9 @@ pub struct PacerMetrics {
     pub memory_limit: Option<f64>,
     /// `pacer_cgroup_oom_kills_total`.
     pub oom_kills: Option<f64>,
+    /// `process_start_time_seconds` of pacer (Unix seconds): pacer is the container's
+    /// first process, so this is when the container, and its cgroup's counters, began.
+    pub start_time: Option<f64>,
     /// `pacer_cgroup_cpu_periods_total`.
     pub cpu_periods: Option<f64>,
     /// `pacer_cgroup_cpu_throttled_periods_total`.
@@ -200,6 +203,7 @@ impl PacerMetrics {
                 "pacer_cgroup_memory_working_set_bytes" => Some(&mut m.working_set),
                 "pacer_cgroup_memory_limit_bytes" => Some(&mut m.memory_limit),
                 "pacer_cgroup_oom_kills_total" => Some(&mut m.oom_kills),
+                "process_start_time_seconds" => Some(&mut m.start_time),
                 "pacer_cgroup_cpu_periods_total" => Some(&mut m.cpu_periods),
                 "pacer_cgroup_cpu_throttled_periods_total" => Some(&mut m.cpu_throttled_periods),
                 _ => None,
@@ -354,6 +358,7 @@ process_start_time_seconds 1.7e9
         assert_eq!(m.working_set, Some(1.5e8));
         assert_eq!(m.memory_limit, Some(268_435_456.0));
         assert_eq!(m.oom_kills, Some(1.0));
+        assert_eq!(m.start_time, Some(1.7e9));
         assert_eq!(m.cpu_periods, Some(1000.0));
         assert_eq!(m.cpu_throttled_periods, Some(250.0));
     }

@@ -7,6 +7,13 @@
 //! counters, exactly as the direct source does; memory growth per job is the ratio of each
 //! slot's memory and job-count deltas over the window, only for slots whose job count did
 //! not reset in it (the same worker).
+//!
+//! OOM kills are the counter's `increase()` over the window, or, for a container that
+//! started inside the window (pacer's `process_start_time_seconds`), its whole count if
+//! larger: the counter began at 0 with the container's cgroup, so kills before
+//! Prometheus' first scrape of it are in the window too, which `increase()` alone never
+//! sees (a series' first sample is its baseline). Older containers count `increase()`
+//! only, so a first look at them (a new operator, a new Prometheus) counts no old kills.
 
 use std::collections::BTreeMap;
 
@@ -141,6 +148,9 @@ pub struct Queries {
     pub memory_limit: String,
     /// OOM kills in the window by pod.
     pub oom_kills: String,
+    /// OOM kills since the container started, by pod, for containers started inside the
+    /// window only.
+    pub oom_kills_since_start: String,
     /// Share of throttled CPU periods by pod.
     pub cpu_throttled: String,
     /// The pool size each pod's pacer is configured for, now.
@@ -200,6 +210,13 @@ pub fn queries(target: &Target) -> Queries {
         ),
         memory_limit: format!("max by (pod) (pacer_cgroup_memory_limit_bytes{{{base}}})"),
         oom_kills: format!("sum by (pod) (increase(pacer_cgroup_oom_kills_total{{{base}}}[{w}]))"),
+        // Matched on every label: the counter and the start time come from the same pacer
+        // (the same target), not from another container of the pod.
+        oom_kills_since_start: format!(
+            "sum by (pod) (pacer_cgroup_oom_kills_total{{{base}}} \
+             and (process_start_time_seconds{{{base}}} >= time() - {}))",
+            target.window.as_secs().max(1)
+        ),
         cpu_throttled: format!(
             "sum by (pod) (increase(pacer_cgroup_cpu_throttled_periods_total{{{base}}}[{w}])) \
              / (sum by (pod) (increase(pacer_cgroup_cpu_periods_total{{{base}}}[{w}])) > 0)"
@@ -265,6 +282,8 @@ pub struct Answers {
     pub memory_limit: Vec<Series>,
     /// See [`Queries::oom_kills`].
     pub oom_kills: Vec<Series>,
+    /// See [`Queries::oom_kills_since_start`].
+    pub oom_kills_since_start: Vec<Series>,
     /// See [`Queries::cpu_throttled`].
     pub cpu_throttled: Vec<Series>,
 }
@@ -290,6 +309,7 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
     let working_set = by_pod(&answers.working_set);
     let memory_limit = by_pod(&answers.memory_limit);
     let oom_kills = by_pod(&answers.oom_kills);
+    let oom_kills_since_start = by_pod(&answers.oom_kills_since_start);
     let cpu_throttled = by_pod(&answers.cpu_throttled);
     let get = |m: &BTreeMap<String, f64>, pod: &str| m.get(pod).copied().unwrap_or(0.0);
 
@@ -348,7 +368,11 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                     .get(pod)
                     .filter(|b| **b > 0.0)
                     .map(|b| *b as u64),
-                oom_kills: oom_kills.get(pod).map(|n| n.max(0.0)),
+                oom_kills: match (oom_kills.get(pod), oom_kills_since_start.get(pod)) {
+                    (Some(a), Some(b)) => Some(a.max(*b).max(0.0)),
+                    (Some(n), None) | (None, Some(n)) => Some(n.max(0.0)),
+                    (None, None) => None,
+                },
                 cpu_throttled: cpu_throttled.get(pod).map(|s| s.clamp(0.0, 1.0)),
                 jobs: None,
             })
@@ -414,6 +438,7 @@ impl Prometheus {
             &q.working_set,
             &q.memory_limit,
             &q.oom_kills,
+            &q.oom_kills_since_start,
             &q.cpu_throttled,
         ];
         let token = target.bearer_token.as_deref();
@@ -442,6 +467,7 @@ impl Prometheus {
             working_set: next(),
             memory_limit: next(),
             oom_kills: next(),
+            oom_kills_since_start: next(),
             cpu_throttled: next(),
         };
         Ok(combine(target, &answers))
@@ -553,6 +579,53 @@ mod tests {
             !q.server_memory.contains("pool="),
             "process metrics have no pool label"
         );
+    }
+
+    #[test]
+    fn oom_kills_count_a_young_containers_first_value() {
+        let q = queries(&target());
+        assert!(
+            q.oom_kills
+                .starts_with("sum by (pod) (increase(pacer_cgroup_oom_kills_total{"),
+            "{}",
+            q.oom_kills
+        );
+        assert!(
+            q.oom_kills_since_start.ends_with(
+                " and (process_start_time_seconds{namespace=\"shop\",\
+                 pod=~\"web-5d8f-a1|web-5d8f-b2\"} >= time() - 60))"
+            ),
+            "{}",
+            q.oom_kills_since_start
+        );
+        // a1 started inside the window with 7 kills before Prometheus' first scrape of
+        // it (increase 0); b2 is older (no since-start series): its increase only.
+        let answers = Answers {
+            live: vec![
+                series("web-5d8f-a1", None, 2.0),
+                series("web-5d8f-b2", None, 2.0),
+            ],
+            oom_kills: vec![
+                series("web-5d8f-a1", None, 0.0),
+                series("web-5d8f-b2", None, 1.0),
+            ],
+            oom_kills_since_start: vec![series("web-5d8f-a1", None, 7.0)],
+            ..Answers::default()
+        };
+        let kills: Vec<_> = combine(&target(), &answers)
+            .pods
+            .iter()
+            .map(|p| p.oom_kills)
+            .collect();
+        assert_eq!(kills, vec![Some(7.0), Some(1.0)]);
+        // A young container with kills after its first scrape too: the larger count.
+        let answers = Answers {
+            live: vec![series("web-5d8f-a1", None, 2.0)],
+            oom_kills: vec![series("web-5d8f-a1", None, 9.3)],
+            oom_kills_since_start: vec![series("web-5d8f-a1", None, 9.0)],
+            ..Answers::default()
+        };
+        assert_eq!(combine(&target(), &answers).pods[0].oom_kills, Some(9.3));
     }
 
     #[test]

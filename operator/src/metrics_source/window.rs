@@ -45,6 +45,7 @@ impl Windows {
         window: Duration,
     ) -> Vec<PodSample> {
         let oldest = before(now, window + Duration::from_secs(1));
+        let since = before(now, window);
         let stale = before(now, FORGET_AFTER);
         self.apps.retain(|_, pods| {
             pods.values()
@@ -69,7 +70,7 @@ impl Windows {
                 let excess = scrapes.len() - MAX_SCRAPES_PER_POD;
                 scrapes.drain(..excess);
             }
-            if let Some(sample) = aggregate(name, scrapes) {
+            if let Some(sample) = aggregate(name, scrapes, since) {
                 out.push(sample);
             }
         }
@@ -152,5 +153,44 @@ mod tests {
         assert_eq!(w.pods_of("ns", "app"), None);
         w.forget("ns", "other");
         assert_eq!(w.pods_of("ns", "other"), None);
+    }
+
+    fn killed(kills: f64, started: i64) -> PacerMetrics {
+        PacerMetrics {
+            oom_kills: Some(kills),
+            start_time: Some(at(started).as_second() as f64),
+            ..metrics(0.0)
+        }
+    }
+
+    /// The window's start decides whether a container's kills before its first scrape are
+    /// in the window: a pod started 20 s ago and first scraped now has them all, one of
+    /// 10 minutes ago (an operator restart) none.
+    #[test]
+    fn kills_before_the_first_scrape_count_for_a_pod_started_in_the_window() {
+        let mut w = Windows::new();
+        let win = Duration::from_secs(60);
+        let round = |w: &mut Windows, t: i64| {
+            let fresh = vec![
+                ("young".to_owned(), killed(7.0, -20)),
+                ("old".to_owned(), killed(7.0, -600)),
+            ];
+            w.record(("ns", "app"), &["young", "old"], fresh, at(t), win)
+        };
+        assert!(round(&mut w, 0).is_empty());
+        let kills = |samples: &[PodSample], pod: &str| {
+            samples
+                .iter()
+                .find(|s| s.pod == pod)
+                .and_then(|s| s.oom_kills)
+        };
+        let second = round(&mut w, 5);
+        assert_eq!(kills(&second, "young"), Some(7.0));
+        assert_eq!(kills(&second, "old"), Some(0.0));
+        let later = round(&mut w, 35);
+        assert_eq!(kills(&later, "young"), Some(7.0));
+        // Once the young pod's start has left the window, its kills are a baseline.
+        let gone = round(&mut w, 45);
+        assert_eq!(kills(&gone, "young"), Some(0.0));
     }
 }
