@@ -706,7 +706,17 @@ pub fn decide(
         } else {
             next.replicas.min(serving).max(1)
         };
-        let per_pod = wanted_total.div_ceil(pods_now);
+        // Recycling costs capacity: a worker past `max_jobs` boots again (and starts cold)
+        // while the others carry its share; a small pool that recycles often is often a
+        // worker short (`max_jobs::spare_workers`).
+        let spare = max_jobs::spare_workers(
+            current.max_jobs,
+            load.jobs_per_second / load.pods.max(1) as f64,
+        );
+        let per_pod = wanted_total
+            .div_ceil(pods_now)
+            .max(scale::small_pool_floor(load.required / f64::from(pods_now)))
+            .saturating_add(spare);
         let mut raw_workers = clamp_floor_wins(per_pod, policy.workers.min, per_pod_ceiling);
         if within_tolerance(u64::from(current.workers), u64::from(raw_workers)) {
             raw_workers = current.workers;
@@ -1158,6 +1168,8 @@ pub fn decide(
             warm: load.warm_memory,
             cap: (next.max_worker_memory as f64).min(share(load).unwrap_or(f64::INFINITY)),
             jobs_done_p75: load.jobs_done_p75,
+            job_seconds: load.warm_job_seconds,
+            cpu_per_busy_worker: load.cpu_per_busy_worker,
         };
         // A higher max_jobs lets every worker grow further before it is recycled: only
         // when the memory limit in force holds the pods' peak plus that growth.
