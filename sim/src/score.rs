@@ -3,7 +3,7 @@
 //! | metric | what | goal |
 //! |---|---|---|
 //! | SLO minutes | minutes in which ≥ 99 % of requests waited at most the trace's SLO for a worker (a failed request counts as waiting forever) | ≥ 99.5 % |
-//! | memory | memory limits held on live nodes, pod-seconds × bytes, against a static configuration sized for the trace's peak | ≤ 60 % |
+//! | memory | memory limits held on live nodes, pod-seconds × bytes, against a static configuration sized for the trace's peak (each application version's cheapest over every `max_jobs`, for the hours it runs) | ≤ 60 % |
 //! | OOM kills | outside the first 30 minutes after a deploy that brings a leak | 0 |
 //! | flaps | direction changes of one setting (workers, replicas, memory limit) less than a stabilisation window after the previous change; the most in any one window | ≤ 1 |
 //! | burst reaction | from the start of a burst to the first decision that raises workers or replicas; the slowest burst | ≤ 2 intervals |
@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 
-use crate::app::MIB;
+use crate::app::{AppProfile, MIB};
 use crate::cluster::NODE_GRACE;
 use crate::run::Run;
 
@@ -103,28 +103,105 @@ fn excused_oom(run: &Run, t: f64) -> bool {
     })
 }
 
-/// Byte-seconds of a static configuration sized for the trace's peak: as many workers as
-/// the peak needs at the target utilisation (and, with a CPU limit, as many pods as its
-/// CPU needs at that utilisation), within the spec's bounds, each pod's limit sized for
-/// its warm workers, two transient allocations and 15 % headroom.
+/// Recycling settings a static configuration can choose from (`max_jobs`).
+const STATIC_MAX_JOBS: [f64; 18] = [
+    10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0, 750.0, 1000.0, 1500.0,
+    2000.0, 3000.0, 5000.0, 10_000.0,
+];
+
+/// Byte-seconds of a static configuration sized for the trace's peak: for each application
+/// version, for as long as it runs, the cheapest configuration that serves the trace's
+/// peak with it (see [`static_config`]).
+///
+/// The cheapest over every `max_jobs`, because a leaking version cannot run at all without
+/// recycling and its cost depends on how often it recycles: a worker's memory grows with
+/// `max_jobs`, the pool's CPU falls with it.
 #[must_use]
 pub fn static_peak(run: &Run) -> f64 {
     let tr = &run.trace;
-    let app = &tr.app;
-    let peak = tr.peak_rate();
-    let target = run.target_utilization;
-    let workers = (peak * app.job_seconds() / target).ceil();
-    let mut pods = (workers / f64::from(run.workers_max)).ceil();
-    if let Some(cores) = run.cpu_limit {
-        pods = pods.max((peak * app.cpu / (cores * target)).ceil());
+    let mut versions = vec![(0.0, tr.app.clone())];
+    for d in &tr.deploys {
+        let mut app = tr.app.clone();
+        app.leak = d.leak;
+        versions.push((d.at.clamp(0.0, tr.duration), app));
     }
-    let pods = pods.clamp(1.0, f64::from(run.replicas_max));
-    let per_pod = (workers / pods).ceil().min(f64::from(run.workers_max));
+    let peak = tr.peak_rate();
+    let mut total = 0.0;
+    for (i, (from, app)) in versions.iter().enumerate() {
+        let until = versions.get(i + 1).map_or(tr.duration, |v| v.0);
+        let recycling: Vec<Static> = STATIC_MAX_JOBS
+            .iter()
+            .filter_map(|&m| static_config(run, app, peak, Some(m)))
+            .collect();
+        // Never recycling (where the version allows it), or recycling where that serves
+        // the peak within the spec's bounds; a leaking version that no recycling pool
+        // serves within them still needs one.
+        let mut choices: Vec<Static> = static_config(run, app, peak, None)
+            .into_iter()
+            .chain(recycling.iter().copied().filter(|c| c.fits))
+            .collect();
+        if choices.is_empty() {
+            choices = recycling;
+        }
+        let cheapest = choices
+            .iter()
+            .map(|c| c.bytes)
+            .fold(f64::INFINITY, f64::min);
+        total += cheapest * (until - from).max(0.0);
+    }
+    total
+}
+
+/// A static configuration for one application version.
+#[derive(Clone, Copy, Debug)]
+struct Static {
+    /// Memory limits of all its pods, bytes.
+    bytes: f64,
+    /// Whether the workers the peak needs fit within the spec's bounds.
+    fits: bool,
+}
+
+/// A static configuration that serves `peak` requests/s with `app`, recycling its workers
+/// after `max_jobs` jobs (`None`: never; impossible for a version that leaks): as many
+/// workers as the peak needs at the target utilisation (and, with a CPU limit, as many
+/// pods as its CPU needs at that utilisation), within the spec's bounds, each pod's limit
+/// sized for its workers at their largest, two transient allocations and 15 % headroom.
+///
+/// A recycling pool's job time includes each worker's boot and its cold jobs, spread over
+/// its `max_jobs`; its workers are at their largest just before they recycle (pacer's
+/// jitter, which recycles some later, is left out: the reference only gets cheaper).
+fn static_config(run: &Run, app: &AppProfile, peak: f64, max_jobs: Option<f64>) -> Option<Static> {
+    let leaks = app.leak.per_job > 0.0 || app.leak.step > 0.0;
+    let (cpu, seconds, worker) = match max_jobs {
+        None if leaks => return None,
+        None => (app.cpu, app.job_seconds(), app.worker_warm),
+        Some(m) => {
+            let jobs = m.round().max(1.0) as u32;
+            let cpu = (0..jobs)
+                .map(|j| app.cpu_per_job(f64::from(j)))
+                .sum::<f64>()
+                / m;
+            let seconds = cpu + app.io + app.boot_seconds / m;
+            (cpu, seconds, app.private_memory(m - 1.0))
+        }
+    };
+    let target = run.target_utilization;
+    let (workers_max, replicas_max) = (f64::from(run.workers_max), f64::from(run.replicas_max));
+    let workers = (peak * seconds / target).ceil();
+    let mut pods = (workers / workers_max).ceil();
+    if let Some(cores) = run.cpu_limit {
+        pods = pods.max((peak * cpu / (cores * target)).ceil());
+    }
+    let fits = pods <= replicas_max;
+    let pods = pods.clamp(1.0, replicas_max);
+    let per_pod = (workers / pods).ceil().min(workers_max);
     let limit =
-        (app.server + app.shared + app.page_cache + per_pod * app.worker_warm + 2.0 * app.spike)
-            * 1.15;
+        (app.server + app.shared + app.page_cache + per_pod * worker + 2.0 * app.spike) * 1.15;
     let limit = (limit / MIB).ceil() * MIB;
-    pods * limit * tr.duration
+    Some(Static {
+        bytes: pods * limit,
+        fits,
+    })
 }
 
 fn direction_flaps(run: &Run) -> u32 {
@@ -247,7 +324,7 @@ pub fn gate(trace: &str) -> Goals {
     match trace {
         "leak" => Goals {
             slo: 99.4,
-            memory: 89.0,
+            memory: 75.5,
             ..goals
         },
         _ => goals,
@@ -378,6 +455,85 @@ mod tests {
         }
     }
 
+    /// A run of `trace` with the traces' spec and nothing recorded: enough for the
+    /// static reference.
+    fn unrecorded(trace: crate::trace::Trace) -> Run {
+        Run {
+            trace,
+            minutes: Vec::new(),
+            changes: Vec::new(),
+            interval: 30.0,
+            window: 300.0,
+            workers_max: 16,
+            replicas_max: 10,
+            target_utilization: 0.7,
+            cpu_limit: None,
+        }
+    }
+
+    fn cheapest_recycling(run: &Run, app: &AppProfile) -> (f64, f64) {
+        let peak = run.trace.peak_rate();
+        STATIC_MAX_JOBS
+            .iter()
+            .filter_map(|&m| static_config(run, app, peak, Some(m)).map(|c| (m, c.bytes)))
+            .fold((0.0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a })
+    }
+
+    #[test]
+    fn a_version_without_a_leak_is_held_to_a_pool_that_never_recycles() {
+        let run = unrecorded(crate::trace::daily_week());
+        let app = &run.trace.app;
+        let never = static_config(&run, app, run.trace.peak_rate(), None).map(|c| c.bytes);
+        // 3 pods of 13 warm workers: (28 + 24 + 24 + 13 × 44 + 2 × 24) MiB × 1.15.
+        assert_eq!(never, Some(3.0 * 801.0 * MIB));
+        // Recycling costs this app more CPU (boot, cold jobs) than it saves memory.
+        assert!(cheapest_recycling(&run, app).1 > 3.0 * 801.0 * MIB);
+        assert_eq!(static_peak(&run), 3.0 * 801.0 * MIB * run.trace.duration);
+    }
+
+    #[test]
+    fn a_leaking_version_is_held_to_its_cheapest_recycling_pool() {
+        let run = unrecorded(crate::trace::leak());
+        let tr = &run.trace;
+        let mut linear = tr.app.clone();
+        linear.leak = tr.deploys[0].leak;
+        let mut steps = tr.app.clone();
+        steps.leak = tr.deploys[1].leak;
+        let peak = tr.peak_rate();
+        assert!(static_config(&run, &linear, peak, None).is_none());
+        let (m, linear_bytes) = cheapest_recycling(&run, &linear);
+        // The cheapest recycles neither at the shortest nor at the longest setting: more
+        // often costs more workers, less often larger ones.
+        assert!(m > STATIC_MAX_JOBS[0] && m < STATIC_MAX_JOBS[STATIC_MAX_JOBS.len() - 1]);
+        let at_500 = static_config(&run, &linear, peak, Some(500.0)).map(|c| c.bytes);
+        assert!(at_500.is_some_and(|b| b > linear_bytes), "{m} {at_500:?}");
+        // Each version for its hours: 10 h before the first deploy, 24 h of the linear
+        // leak, the rest the step leak.
+        let (_, step_bytes) = cheapest_recycling(&run, &steps);
+        let expected = 3.0 * 801.0 * MIB * tr.deploys[0].at
+            + linear_bytes * (tr.deploys[1].at - tr.deploys[0].at)
+            + step_bytes * (tr.duration - tr.deploys[1].at);
+        assert!((static_peak(&run) - expected).abs() < 1.0);
+        assert!(linear_bytes > 3.0 * 801.0 * MIB && step_bytes > 3.0 * 801.0 * MIB);
+    }
+
+    #[test]
+    fn a_recycling_pool_that_cannot_serve_the_peak_is_no_reference() {
+        // Five times the traffic needs more workers than the spec allows with or without
+        // recycling; the smaller workers of a recycling pool would look cheaper only
+        // because its missing workers are not counted.
+        let run = unrecorded(crate::trace::bursts());
+        let app = &run.trace.app;
+        let peak = run.trace.peak_rate();
+        let never = static_config(&run, app, peak, None).map(|c| (c.bytes, c.fits));
+        assert_eq!(never.map(|n| n.1), Some(false));
+        assert!(cheapest_recycling(&run, app).1 < never.map_or(0.0, |n| n.0));
+        assert_eq!(
+            static_peak(&run),
+            never.map_or(0.0, |n| n.0) * run.trace.duration
+        );
+    }
+
     #[test]
     fn a_score_within_every_goal_misses_nothing() {
         assert!(misses(&score(), &Goals::default()).is_empty());
@@ -415,7 +571,9 @@ mod tests {
             ("daily-week", 99.35, 95.4, 0.0),
             ("bursts", 98.89, 28.4, 0.0),
             ("slowdown", 89.67, 129.1, 121.0),
-            ("leak", 97.78, 136.3, 0.0),
+            // Against the reference of each version's cheapest static pool: 136.3 % of the
+            // first version's, which is 1.1756 times smaller.
+            ("leak", 97.78, 115.9, 0.0),
             ("node-loss", 99.30, 101.5, 0.0),
             ("cpu-limit", 94.24, 152.8, 0.0),
         ];

@@ -53,6 +53,14 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+/// Locks `mutex`, also after a task panicked holding it: the harness's shared records
+/// (histories, timelines, loads) stay readable for the failure report.
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Polls `check` every `every` until it returns `Some`, or fails after `timeout` with the
 /// last error (if any) and `what`.
 pub async fn wait_for<T, F, Fut>(

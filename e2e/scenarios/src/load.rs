@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::dial::Dial;
+use crate::lock;
 
 /// What to send.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,15 +84,12 @@ impl Stats {
     /// The first few failures, in words.
     #[must_use]
     pub fn errors(&self) -> Vec<String> {
-        self.errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.errors).clone()
     }
 
     fn fail(&self, why: String) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut errors = lock(&self.errors);
         if errors.len() < 10 {
             errors.push(why);
         }

@@ -48,6 +48,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::lock;
 use crate::prometheus::Targets;
 
 /// Field manager of the node's writes.
@@ -81,9 +82,7 @@ impl NodeState {
     /// The pid of the app container process of pod `namespace/name`, if it runs.
     #[must_use]
     pub fn pid(&self, namespace: &str, name: &str) -> Option<u32> {
-        self.pids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.pids)
             .get(&format!("{namespace}/{name}"))
             .copied()
     }
@@ -322,7 +321,7 @@ async fn delete_pod(client: &Client, pod: &Pod) -> Result<()> {
 
 impl Ctx {
     fn allocate_ip(&self) -> Result<Ipv4Addr> {
-        let mut ips = self.ips.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ips = lock(&self.ips);
         for (i, used) in ips.iter_mut().enumerate() {
             if *used {
                 continue;
@@ -342,30 +341,17 @@ impl Ctx {
 
     fn release_ip(&self, ip: Ipv4Addr) {
         let index = usize::from(ip.octets()[3]).saturating_sub(2);
-        if let Some(used) = self
-            .ips
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(index)
-        {
+        if let Some(used) = lock(&self.ips).get_mut(index) {
             *used = false;
         }
     }
 
     fn guard(&self, pid: u32) {
-        let _ = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .guard(pid);
+        let _ = lock(&self.watchdog).guard(pid);
     }
 
     fn release(&self, pid: u32) {
-        let _ = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .release(pid);
+        let _ = lock(&self.watchdog).release(pid);
     }
 }
 
@@ -716,11 +702,7 @@ async fn pod_worker(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<Pod>>, stop: Canc
     if let Err(error) = run_pod(&ctx, &mut rx, &stop).await {
         eprintln!("node: pod {key}: {error:#}");
     }
-    ctx.state
-        .pids
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&key);
+    lock(&ctx.state.pids).remove(&key);
     if let Some(targets) = &ctx.config.targets {
         let _ = targets.remove(&key);
     }
@@ -842,11 +824,7 @@ async fn run_containers(
     let mut running = spawn_container(ctx, pod, &app, volumes, &overrides, &log)?;
     let mut restarts = 0;
     let mut last_state: Option<Value> = None;
-    ctx.state
-        .pids
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key.to_owned(), running.pid);
+    lock(&ctx.state.pids).insert(key.to_owned(), running.pid);
     let metrics_port = app
         .ports
         .iter()
@@ -915,11 +893,7 @@ async fn run_containers(
             tokio::time::sleep(Duration::from_secs(1)).await;
             let overrides = address_overrides(&config_dir, ip);
             running = spawn_container(ctx, pod, &app, volumes, &overrides, &log)?;
-            ctx.state
-                .pids
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(key.to_owned(), running.pid);
+            lock(&ctx.state.pids).insert(key.to_owned(), running.pid);
             ready = false;
             patch_status(
                 api,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use crate::lock;
 use anyhow::{Context, Result};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -68,10 +69,7 @@ impl OperatorProcess {
             .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        watchdog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .guard(child.id())?;
+        lock(&watchdog).guard(child.id())?;
         Ok(Self {
             child,
             identity: identity.to_owned(),
@@ -111,11 +109,7 @@ impl OperatorProcess {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = self.child.wait();
         }
-        let _ = self
-            .watchdog
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .release(self.child.id());
+        let _ = lock(&self.watchdog).release(self.child.id());
     }
 
     /// SIGTERM and wait (bounded): releases the Lease.

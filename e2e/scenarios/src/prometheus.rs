@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::lock;
 use anyhow::{Context, Result, bail};
 use pacer_e2e::{Server, Watchdog};
 
@@ -47,7 +48,7 @@ impl Targets {
     /// # Errors
     /// When the file cannot be written.
     pub fn set(&self, key: &str, address: &str, labels: BTreeMap<String, String>) -> Result<()> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = lock(&self.entries);
         entries.insert(key.to_owned(), (address.to_owned(), labels));
         self.write(&entries)
     }
@@ -57,7 +58,7 @@ impl Targets {
     /// # Errors
     /// When the file cannot be written.
     pub fn remove(&self, key: &str) -> Result<()> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = lock(&self.entries);
         if entries.remove(key).is_some() {
             self.write(&entries)?;
         }

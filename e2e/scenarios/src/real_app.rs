@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use pacer_crds::PhpAppServer;
@@ -16,9 +16,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::load::{Load, LoadSpec};
+use crate::lock;
 use crate::metrics::{Scrape, scrape_via};
 use crate::real::RealWorld;
-use crate::scenario::{ConfigVersion, HTTP_PORT, METRICS_PORT, follow_config_map, pool_settings};
+use crate::scenario::{ConfigVersion, HTTP_PORT, METRICS_PORT, configured_pool, follow_config_map};
 use crate::timeline::Timeline;
 
 /// The app's name in every scenario (each has its own namespace): the stand-in's.
@@ -258,30 +259,19 @@ impl RealApp {
     /// # Errors
     /// When it cannot be read.
     pub async fn config(&self) -> Result<(u64, u64)> {
-        let cm = Api::<ConfigMap>::namespaced(self.client.clone(), &self.namespace)
-            .get(&format!("{APP}-pacer"))
-            .await?;
-        let text = cm
-            .data
-            .as_ref()
-            .and_then(|d| d.get("rr.yaml"))
-            .context("no rr.yaml")?;
-        pool_settings(text)
+        configured_pool(self.client.clone(), &self.namespace).await
     }
 
     /// Every version of the ConfigMap seen since the start.
     #[must_use]
     pub fn config_history(&self) -> Vec<ConfigVersion> {
-        self.history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.history).clone()
     }
 
     /// Every change of a pod's live pool seen since the start.
     #[must_use]
     pub fn pool_history(&self) -> Vec<PoolChange> {
-        self.pools.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.pools).clone()
     }
 
     /// Starts load at the app's Ready pods (bounded by `deadline`), replacing any (its
@@ -296,7 +286,7 @@ impl RealApp {
             spec.clone(),
             deadline,
         ));
-        *self.load.lock().unwrap_or_else(|e| e.into_inner()) = Some(load.clone());
+        *lock(&self.load) = Some(load.clone());
         self.timeline
             .push(&spec.describe(), "", "", "", "load phase starts");
         load
@@ -305,7 +295,7 @@ impl RealApp {
     /// Ends the running load phase: stops it, notes its counts, and returns them
     /// (answered, failed).
     pub async fn end_phase(&self, phase: &str) -> (u64, u64) {
-        let load = self.load.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let load = lock(&self.load).take();
         let Some(load) = load else {
             return (0, 0);
         };
@@ -337,7 +327,7 @@ impl RealApp {
             self.stop.clone(),
             &self.tasks,
             move |version| {
-                let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
+                let mut h = lock(&history);
                 let (workers, max_jobs) = (version.workers, version.max_jobs);
                 let changed = h
                     .last()
@@ -419,14 +409,11 @@ impl RealApp {
                             );
                         }
                         last.insert(name.clone(), workers);
-                        pools
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(PoolChange {
-                                at,
-                                pod: name.clone(),
-                                workers,
-                            });
+                        lock(&pools).push(PoolChange {
+                            at,
+                            pod: name.clone(),
+                            workers,
+                        });
                     }
                 }
             }
@@ -469,7 +456,7 @@ impl RealApp {
     /// # Errors
     /// When the timeline cannot be saved.
     pub async fn finish(&self) -> Result<()> {
-        let load = self.load.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let load = lock(&self.load).take();
         if let Some(load) = load {
             load.stop().await;
         }

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::load::{Load, LoadSpec};
+use crate::lock;
 use crate::metrics::{Scrape, scrape};
 use crate::operator::OperatorProcess;
 use crate::timeline::Timeline;
@@ -173,6 +174,22 @@ pub fn pool_settings(rr_yaml: &str) -> Result<(u64, u64)> {
             .with_context(|| format!("{p} missing"))
     };
     Ok((get("/http/pool/num_workers")?, get("/http/pool/max_jobs")?))
+}
+
+/// The pool settings in the app's ConfigMap (`{APP}-pacer`) now: (workers, max_jobs).
+///
+/// # Errors
+/// When it cannot be read or has no readable pool section.
+pub async fn configured_pool(client: Client, namespace: &str) -> Result<(u64, u64)> {
+    let cm = Api::<ConfigMap>::namespaced(client, namespace)
+        .get(&format!("{APP}-pacer"))
+        .await?;
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("rr.yaml"))
+        .context("no rr.yaml")?;
+    pool_settings(text)
 }
 
 /// Follows the app's ConfigMap (`{APP}-pacer`) in a task of `tasks` until `stop`, and
@@ -346,17 +363,13 @@ impl Scenario {
             &log,
             self.world.watchdog(),
         )?;
-        *self.operator.lock().unwrap_or_else(|e| e.into_inner()) = Some(process);
+        *lock(&self.operator) = Some(process);
         Ok(())
     }
 
     /// SIGKILLs the operator; returns its identity.
     pub async fn kill_operator(&self) -> Option<String> {
-        let process = self
-            .operator
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let process = lock(&self.operator).take();
         let mut process = process?;
         let identity = process.identity().to_owned();
         let _ = tokio::task::spawn_blocking(move || process.kill()).await;
@@ -510,33 +523,19 @@ impl Scenario {
     /// # Errors
     /// When it cannot be read.
     pub async fn config(&self) -> Result<(u64, u64)> {
-        let cm = Api::<ConfigMap>::namespaced(self.client.clone(), &self.namespace)
-            .get(&format!("{APP}-pacer"))
-            .await?;
-        let text = cm
-            .data
-            .as_ref()
-            .and_then(|d| d.get("rr.yaml"))
-            .context("no rr.yaml")?;
-        pool_settings(text)
+        configured_pool(self.client.clone(), &self.namespace).await
     }
 
     /// Every version of the ConfigMap seen since the start.
     #[must_use]
     pub fn config_history(&self) -> Vec<ConfigVersion> {
-        self.history
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.history).clone()
     }
 
     /// The tuning rounds seen so far.
     #[must_use]
     pub fn rounds(&self) -> Vec<Round> {
-        self.rounds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.rounds).clone()
     }
 
     /// The Events about the app, oldest first.
@@ -604,16 +603,13 @@ impl Scenario {
             spec,
             deadline,
         ));
-        *self.load.lock().unwrap_or_else(|e| e.into_inner()) = Some(load.clone());
+        *lock(&self.load) = Some(load.clone());
         load
     }
 
     /// A note in the timeline (load changes, operator kills).
     pub fn note(&self, text: &str) {
-        let load = self
-            .load
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let load = lock(&self.load)
             .as_ref()
             .map_or_else(|| "idle".to_owned(), |l| l.spec().describe());
         self.timeline.push(&load, "", "", "", &format!("** {text}"));
@@ -628,7 +624,7 @@ impl Scenario {
             self.stop.clone(),
             &self.tasks,
             move |version| {
-                let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
+                let mut h = lock(&history);
                 if h.last()
                     .is_none_or(|last| last.resource_version != version.resource_version)
                 {
@@ -692,23 +688,20 @@ impl Scenario {
                 let new_round = tuned.is_some() && tuned != last_tune;
                 last_tune = tuned;
                 if new_round {
-                    rounds
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(Round {
-                            at: timeline.elapsed().as_secs_f64(),
-                            busy_ratio: status.observed.as_ref().map(|o| o.busy_ratio),
-                            workers: status.current.as_ref().map_or(0, |c| c.workers),
-                            recommended: status
-                                .tuning_state
-                                .as_ref()
-                                .and_then(|t| t.history.last())
-                                .filter(|h| Some(&h.time) == status.last_tune_time.as_ref())
-                                .map(|h| h.workers),
-                        });
+                    lock(&rounds).push(Round {
+                        at: timeline.elapsed().as_secs_f64(),
+                        busy_ratio: status.observed.as_ref().map(|o| o.busy_ratio),
+                        workers: status.current.as_ref().map_or(0, |c| c.workers),
+                        recommended: status
+                            .tuning_state
+                            .as_ref()
+                            .and_then(|t| t.history.last())
+                            .filter(|h| Some(&h.time) == status.last_tune_time.as_ref())
+                            .map(|h| h.workers),
+                    });
                 }
                 let (load_text, rate) = {
-                    let guard = load.lock().unwrap_or_else(|e| e.into_inner());
+                    let guard = lock(&load);
                     match guard.as_ref() {
                         Some(l) => {
                             let ok = l.stats().ok();
@@ -816,7 +809,7 @@ impl Scenario {
     /// # Errors
     /// When the timeline cannot be saved.
     pub async fn finish(&self) -> Result<()> {
-        let load = self.load.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let load = lock(&self.load).take();
         if let Some(load) = load {
             load.stop().await;
         }
@@ -825,11 +818,7 @@ impl Scenario {
         let _ = tokio::time::timeout(Duration::from_secs(10), self.tasks.wait()).await;
         let path = self.timeline.save(&self.slug)?;
         println!("{}(kept in {})\n", self.timeline.render(), path.display());
-        let operator = self
-            .operator
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let operator = lock(&self.operator).take();
         if let Some(mut operator) = operator {
             // SIGTERM and a bounded wait: off the runtime's threads, which the other
             // source's scenario is using.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::lock;
 use anyhow::Result;
 use tokio::time::Instant;
 
@@ -58,23 +59,20 @@ impl Timeline {
 
     /// Appends a row stamped now.
     pub fn push(&self, load: &str, workers: &str, pools: &str, busy: &str, decision: &str) {
-        self.rows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Row {
-                at: self.elapsed(),
-                load: load.to_owned(),
-                workers: workers.to_owned(),
-                pools: pools.to_owned(),
-                busy: busy.to_owned(),
-                decision: decision.to_owned(),
-            });
+        lock(&self.rows).push(Row {
+            at: self.elapsed(),
+            load: load.to_owned(),
+            workers: workers.to_owned(),
+            pools: pools.to_owned(),
+            busy: busy.to_owned(),
+            decision: decision.to_owned(),
+        });
     }
 
     /// The rows so far.
     #[must_use]
     pub fn rows(&self) -> Vec<Row> {
-        self.rows.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.rows).clone()
     }
 
     /// The timeline as a text table.
