@@ -323,7 +323,6 @@ pub fn gate(trace: &str) -> Goals {
     let goals = Goals::default();
     match trace {
         "leak" => Goals {
-            slo: 99.7,
             memory: 67.0,
             ..goals
         },
