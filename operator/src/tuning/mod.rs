@@ -33,8 +33,10 @@
 //!    needed at the per-pod ceiling, and under a CPU limit at least as many as give the
 //!    load's cores room at 60 % of the quota ([`cpu::pods_needed`]: CFS throttles bursts
 //!    long before the average reaches the quota). **Workers per pod**: the workers needed ÷ the pods
-//!    that serve. Both move as [`scale`] says: ±10 % tolerance, up at once but at most
-//!    doubling (or +4) per decision, down no lower than the window's largest
+//!    that serve, at least busy + √busy ([`scale::small_pool_floor`]), one more while a
+//!    lowered `max_jobs` recycles workers often ([`max_jobs::spare_workers`]). Both move
+//!    as [`scale`] says: ±10 % tolerance, up at once but at most doubling (or +4) per
+//!    decision, down no lower than the window's largest
 //!    recommendation, once per minute, by at most 20 %.
 //! 6. **Memory limit** (`auto`, [`memory`]): a model of the pods' peak working set (their
 //!    cgroups, as the OOM killer sees them) against their workers, learned over days; the
@@ -62,7 +64,9 @@
 //!    reaches by then — `max_jobs` leads, the net cannot chase it down.
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
 //!    warm-up; lowered in cuts that recycle at most a quarter of the live workers (or by a
-//!    quarter of the value), raised slowly, restored when the growth is gone.
+//!    quarter of the value), raised slowly, restored when a window measures no growth; for
+//!    a fast leak no higher than the least memory per unit of work
+//!    ([`max_jobs::least_memory_per_work`]).
 //!
 //! Missing metrics never lower anything; only spec bounds and OOM kills act without them.
 
