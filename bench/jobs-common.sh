@@ -7,6 +7,9 @@
 #                          called in $(...), add the pid to SESSIONS yourself)
 #   stop_session PID       SIGTERM to the session's processes, waits until none is left
 #                          (SIGKILL after STOP_GRACE seconds, default 10)
+#   stop_leader PID        SIGTERM to the session's leader only (a server stopping its own
+#                          workers, which finish and run their shutdown code), waits up to
+#                          STOP_GRACE seconds for the session to empty, then stop_session
 #   start_rabbitmq NAME    starts RabbitMQ, sets URL (amqp://…) and RMQ_SID, waits for it
 #
 # Only processes of the sessions spawn started are signalled, found by their session id
@@ -19,6 +22,15 @@ SESSIONS=()
 # not ours to find: none of the programs run here does).
 session_members() { ps -o pid= -s "$1" 2>/dev/null | tr -d ' ' || true; }
 
+stop_leader() {
+    local sid=$1 grace=${STOP_GRACE:-10} i
+    kill -TERM "$sid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        [[ -z $(session_members "$sid") ]] && return 0
+        sleep 0.1
+    done
+    STOP_GRACE=5 stop_session "$sid"
+}
 stop_session() {
     local sid=$1 grace=${STOP_GRACE:-10} p i members
     members=$(session_members "$sid")

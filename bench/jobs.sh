@@ -118,8 +118,10 @@ start_pacer() { # $1 yaml file; echoes the pid
     sleep 1 # the workers boot
     echo "$pid"
 }
-# pacer and its PHP workers: all gone before the next run starts.
-stop_pacer() { STOP_GRACE=30 stop_session "$1"; }
+# pacer and its PHP workers: all gone before the next run starts. pacer stops its workers
+# itself, so that each writes the waits it still holds (a SIGTERM of their own would kill
+# them first: PHP has no handler for it).
+stop_pacer() { STOP_GRACE=30 stop_leader "$1"; }
 push_memory() { # $1 pipeline $2 n $3 rate
     php -r 'require $argv[1] . "/php/autoload.php"; $j = Pacer\Jobs\Jobs::fromEnvironment($argv[2]);
         $n = (int) $argv[4]; $rate = (float) $argv[5]; $start = microtime(true); $batch = [];

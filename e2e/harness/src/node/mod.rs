@@ -65,6 +65,40 @@ pub const SERVICE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const POD_SUBNET: &str = "10.88.0.0/24";
 /// The sandbox image.
 pub const PAUSE_IMAGE: &str = "localhost/pause:pacer-e2e";
+/// Free disk the node needs beyond the kubelet's eviction threshold: its images, the
+/// containers' layers and logs, with room to spare for builds running beside it.
+const DISK_NEEDED: u64 = 4 << 30;
+
+/// Refuses to start a node on a filesystem about to fill: the kubelet evicts every pod
+/// under DiskPressure below 1 % free (`evictionHard` in `config.rs`), and a scenario
+/// would then fail far from the cause (a pod gone, a cgroup not found).
+fn enough_disk(path: &Path) -> Result<()> {
+    let st =
+        nix::sys::statvfs::statvfs(path).with_context(|| format!("statvfs {}", path.display()))?;
+    let block = st.fragment_size();
+    let (free, size) = (st.blocks_available() * block, st.blocks() * block);
+    let needed = disk_needed(size);
+    if free < needed {
+        bail!(
+            "the real node needs {:.1} GiB free on {} and it has {:.1} GiB: the kubelet would evict its pods under DiskPressure; free some disk (e.g. old cargo target directories)",
+            gib(needed),
+            path.display(),
+            gib(free)
+        );
+    }
+    Ok(())
+}
+
+/// Free bytes a filesystem of `size` bytes must have for the node: the kubelet's 1 % and
+/// [`DISK_NEEDED`].
+fn disk_needed(size: u64) -> u64 {
+    DISK_NEEDED + size / 100
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 30)
+}
+
 /// How long a run waits for another one to finish with the node.
 const LOCK_WAIT: Duration = Duration::from_secs(45 * 60);
 
@@ -148,6 +182,7 @@ impl Node {
         })
         .await??;
         lap("lock", &mut timings);
+        enough_disk(root.parent().unwrap_or(&root))?;
         script(
             "setup.sh",
             &[ROOT, CGROUP, &NODE_IP.to_string(), &SERVICE_IP.to_string()],
@@ -655,4 +690,27 @@ async fn ctr(socket: &Path, args: &[&str]) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_at_the_kubelets_eviction_edge_is_refused() {
+        const GIB: u64 = 1 << 30;
+        // This machine's disk when a run's pods were evicted under DiskPressure: 252 GiB
+        // with 3.4 GiB free; and after old build directories were removed: 41 GiB free.
+        let size = 252 * GIB;
+        assert!(34 * GIB / 10 < disk_needed(size));
+        assert!(41 * GIB >= disk_needed(size));
+        // The kubelet's own threshold alone would not leave room for the images.
+        assert!(disk_needed(size) > size / 100 + 3 * GIB);
+    }
+
+    #[test]
+    fn this_machines_disk_is_read() {
+        let st = nix::sys::statvfs::statvfs("/");
+        assert!(st.is_ok_and(|s| s.blocks() > 0), "statvfs /");
+    }
 }
