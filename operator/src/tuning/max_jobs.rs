@@ -68,6 +68,30 @@ pub fn recycled_growth(max_jobs: u64, growth: Option<f64>, warm: Option<f64>) ->
         .then_some(grown)
 }
 
+/// Seconds a recycled worker is assumed to take before it serves again (pacer does not
+/// export it): a PHP worker's bootstrap, plus the first jobs of a cold worker, which take
+/// about twice as long (`make sim`'s app: 1.5 s of boot, then 2× CPU decaying over ~300
+/// jobs).
+pub const RECYCLE_COST_SECONDS: f64 = 2.0;
+/// A pod that recycles a worker so often that one is out for at least this share of the
+/// time gets a spare worker.
+pub const SPARE_WORKER_SHARE: f64 = 0.1;
+
+/// Spare workers per pod for the capacity recycling takes: a pod doing `jobs_per_second`
+/// with `max_jobs` recycles a worker every `max_jobs ÷ jobs_per_second` seconds, and each
+/// is out for [`RECYCLE_COST_SECONDS`]; when that is [`SPARE_WORKER_SHARE`] of the time or
+/// more, one worker more per pod (`make sim`, `leak`: 1 pod of 6 workers at night, a
+/// recycle every ~9 s at `max_jobs` ~450, 1–3 % of the requests over 250 ms in the minutes
+/// a boot fell on busy seconds). A big pool has the slack in its numbers anyway.
+#[must_use]
+pub fn spare_workers(max_jobs: u64, jobs_per_second: f64) -> u32 {
+    if max_jobs == 0 || max_jobs >= DEFAULT_MAX_JOBS || jobs_per_second <= 0.0 {
+        return 0;
+    }
+    let out = jobs_per_second / max_jobs as f64 * RECYCLE_COST_SECONDS;
+    u32::from(out >= SPARE_WORKER_SHARE)
+}
+
 /// What was measured, and the memory a worker may use.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Inputs {
@@ -80,6 +104,45 @@ pub struct Inputs {
     /// Jobs done by the live worker a quarter of the pool is older than
     /// (`Load::jobs_done_p75`); `None` when the pods do not report it.
     pub jobs_done_p75: Option<f64>,
+    /// Mean job time of warm pods, seconds (`Load::warm_job_seconds`).
+    pub job_seconds: Option<f64>,
+    /// Cores a busy worker uses (`Load::cpu_per_busy_worker`): the CPU share of a job.
+    pub cpu_per_busy_worker: Option<f64>,
+}
+
+/// Seconds a recycled worker takes to boot before it serves (assumed: pacer does not
+/// export it; a framework's bootstrap).
+pub const WORKER_BOOT_SECONDS: f64 = 1.5;
+/// A fresh worker's CPU per job is this much more than a warm one's, decaying over
+/// [`WARM_UP_JOBS`] jobs (assumed: pacer exports neither per-worker job times nor CPU by
+/// age; opcache, autoload and the framework's lazily built services).
+pub const COLD_CPU_EXTRA: f64 = 1.0;
+/// Jobs over which a fresh worker's extra CPU decays (its time constant, assumed).
+pub const WARM_UP_JOBS: f64 = 300.0;
+
+/// The `max_jobs` at which a leaking worker costs the least memory per unit of work, when
+/// what it needs is measured. Each life of `M` jobs costs a fixed time — the boot and the
+/// cold CPU of its first jobs, `C` = [`WORKER_BOOT_SECONDS`] + [`COLD_CPU_EXTRA`] × the
+/// CPU of a job × [`WARM_UP_JOBS`] — so a job takes `s + C/M` worker-seconds; a worker
+/// reaches `W + g·M` (warm size `W`, growth `g` per job), which its pod's limit must hold.
+/// Memory per unit of work `(s + C/M)(W + g·M)` is least at `M = √(C·W ÷ (s·g))`
+/// (`make sim`'s app, 64 KiB per job: C ≈ 9 s, W ≈ 50 MiB, s ≈ 60 ms: ≈ 345). Below it the
+/// pods need more workers for the cold ones than the leak saves; above it each worker
+/// holds more leak than its share of work pays for.
+#[must_use]
+pub fn least_memory_per_work(inputs: &Inputs) -> Option<u64> {
+    let (growth, warm, job) = (inputs.growth?, inputs.warm?, inputs.job_seconds?);
+    let cpu = inputs.cpu_per_busy_worker?.clamp(0.0, 1.0) * job;
+    // Only for a fast leak (see [`recycled_growth`]): a warm-up's slow tail is no leak to
+    // trade cold workers against.
+    let fast = growth * DEFAULT_MAX_JOBS as f64 >= warm * WARM_GROWTH_ALLOWANCE / 2.0;
+    if !fast || growth < MEMORY_GROWTH_NOISE || warm <= 0.0 || job <= 0.0 {
+        return None;
+    }
+    let per_life = WORKER_BOOT_SECONDS + COLD_CPU_EXTRA * cpu * WARM_UP_JOBS;
+    let best = (per_life * warm / (job * growth)).sqrt();
+    best.is_finite()
+        .then(|| floor_u64(best).clamp(MIN_AUTO_MAX_JOBS, MAX_AUTO_MAX_JOBS))
 }
 
 /// The new `max_jobs` and why, or `None` to keep `current`.
@@ -114,6 +177,7 @@ pub fn recommend(
             } else {
                 floor_u64(headroom / growth).clamp(MIN_AUTO_MAX_JOBS, MAX_AUTO_MAX_JOBS)
             };
+            let wanted = least_memory_per_work(&inputs).map_or(wanted, |best| wanted.min(best));
             let why = |to: u64| {
                 let mut why = format!(
                     "workers past their warm-up grow {} per job from {} warm; recycling after \
@@ -141,7 +205,7 @@ pub fn recommend(
                 None
             }
         }
-        _ if current > 0 && current < DEFAULT_MAX_JOBS && may_raise => {
+        (Some(_), Some(_)) if current > 0 && current < DEFAULT_MAX_JOBS && may_raise => {
             let to = raise_to(DEFAULT_MAX_JOBS);
             Some((
                 to,
@@ -180,6 +244,8 @@ mod tests {
             warm: Some(30.0 * MI),
             cap: 128.0 * MI,
             jobs_done_p75: None,
+            job_seconds: None,
+            cpu_per_busy_worker: None,
         }
     }
 
@@ -225,6 +291,8 @@ mod tests {
             warm: Some(30.0 * MI),
             cap: 128.0 * MI,
             jobs_done_p75: None,
+            job_seconds: None,
+            cpu_per_busy_worker: None,
         };
         assert_eq!(recommend(120, none, Some(t(-600)), t(0)).unwrap().0, 240);
         assert_eq!(recommend(400, none, Some(t(-600)), t(0)).unwrap().0, 500);
@@ -236,9 +304,79 @@ mod tests {
             warm: None,
             cap: 128.0 * MI,
             jobs_done_p75: None,
+            job_seconds: None,
+            cpu_per_busy_worker: None,
         };
         assert_eq!(recommend(500, unknown, None, t(0)), None);
         assert_eq!(recommend(0, unknown, None, t(0)), None);
+    }
+
+    /// A lowered `max_jobs` comes back only when a window measures no growth, not when it
+    /// measures nothing: workers recycled between two scrapes give no growth estimate at
+    /// all, and restoring on such a window let the leak OOM-kill a pod (`make sim`,
+    /// `leak`, seed 5: 227 → 454 at 11:10).
+    #[test]
+    fn a_lowered_max_jobs_stays_while_nothing_is_measured() {
+        let unknown = Inputs {
+            growth: None,
+            warm: None,
+            cap: 128.0 * MI,
+            jobs_done_p75: None,
+            job_seconds: None,
+            cpu_per_busy_worker: None,
+        };
+        assert_eq!(recommend(120, unknown, Some(t(-600)), t(0)), None);
+        let warm_only = Inputs {
+            warm: Some(30.0 * MI),
+            ..unknown
+        };
+        assert_eq!(recommend(120, warm_only, Some(t(-600)), t(0)), None);
+    }
+
+    /// While a fast leak is measured, `max_jobs` aims at the least memory per unit of work:
+    /// √(C·W ÷ (s·g)), with C the boot and cold CPU a recycle costs.
+    #[test]
+    fn max_jobs_aims_at_the_least_memory_per_work() {
+        // `make sim`'s app: 64 KiB per job from 50 MiB warm, jobs of 60 ms of which 25 ms
+        // CPU. C = 1.5 s + 1 × 0.025 s × 300 = 9 s; √(9 × 50 MiB ÷ (0.06 × 64 KiB)) = 346.
+        let inputs = Inputs {
+            growth: Some(64.0 * 1024.0),
+            warm: Some(50.0 * MI),
+            cap: 1024.0 * MI,
+            jobs_done_p75: None,
+            job_seconds: Some(0.06),
+            cpu_per_busy_worker: Some(0.025 / 0.06),
+        };
+        assert_eq!(least_memory_per_work(&inputs), Some(346));
+        // The allowance alone would say min(1024 − 50, 50 × 0.9) MiB ÷ 64 KiB = 720.
+        let (to, why) = recommend(0, inputs, None, t(0)).unwrap();
+        assert_eq!(to, 346, "{why}");
+        // Without the job time or the CPU share the allowance decides.
+        let unmeasured = Inputs {
+            cpu_per_busy_worker: None,
+            ..inputs
+        };
+        assert_eq!(recommend(0, unmeasured, None, t(0)).unwrap().0, 720);
+        // A warm-up's slow tail (10 KiB per job: 5 MiB in 500 jobs) is no fast leak.
+        let slow = Inputs {
+            growth: Some(10.0 * 1024.0),
+            ..inputs
+        };
+        assert_eq!(least_memory_per_work(&slow), None);
+    }
+
+    /// A spare worker only for a `max_jobs` lowered below the default that recycles a worker
+    /// so often that one is out ≥ 10 % of the time.
+    #[test]
+    fn a_spare_worker_for_frequent_recycling() {
+        // 40 jobs/s at 200: a recycle every 5 s, 2 s out = 40 %.
+        assert_eq!(spare_workers(200, 40.0), 1);
+        // 5 jobs/s at 200: every 40 s, 5 %.
+        assert_eq!(spare_workers(200, 5.0), 0);
+        // The default, unlimited, idle.
+        assert_eq!(spare_workers(DEFAULT_MAX_JOBS, 400.0), 0);
+        assert_eq!(spare_workers(0, 40.0), 0);
+        assert_eq!(spare_workers(200, 0.0), 0);
     }
 
     /// A cut is bounded by the workers it recycles at once, not by a quarter of the value:

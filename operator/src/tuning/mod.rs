@@ -33,8 +33,10 @@
 //!    needed at the per-pod ceiling, and under a CPU limit at least as many as give the
 //!    load's cores room at 60 % of the quota ([`cpu::pods_needed`]: CFS throttles bursts
 //!    long before the average reaches the quota). **Workers per pod**: the workers needed ÷ the pods
-//!    that serve. Both move as [`scale`] says: ±10 % tolerance, up at once but at most
-//!    doubling (or +4) per decision, down no lower than the window's largest
+//!    that serve, at least busy + √busy ([`scale::small_pool_floor`]), one more while a
+//!    lowered `max_jobs` recycles workers often ([`max_jobs::spare_workers`]). Both move
+//!    as [`scale`] says: ±10 % tolerance, up at once but at most doubling (or +4) per
+//!    decision, down no lower than the window's largest
 //!    recommendation, once per minute, by at most 20 %.
 //! 6. **Memory limit** (`auto`, [`memory`]): a model of the pods' peak working set (their
 //!    cgroups, as the OOM killer sees them) against their workers, learned over days; the
@@ -62,7 +64,9 @@
 //!    reaches by then — `max_jobs` leads, the net cannot chase it down.
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
 //!    warm-up; lowered in cuts that recycle at most a quarter of the live workers (or by a
-//!    quarter of the value), raised slowly, restored when the growth is gone.
+//!    quarter of the value), raised slowly, restored when a window measures no growth; for
+//!    a fast leak no higher than the least memory per unit of work
+//!    ([`max_jobs::least_memory_per_work`]).
 //!
 //! Missing metrics never lower anything; only spec bounds and OOM kills act without them.
 
@@ -706,7 +710,17 @@ pub fn decide(
         } else {
             next.replicas.min(serving).max(1)
         };
-        let per_pod = wanted_total.div_ceil(pods_now);
+        // Recycling costs capacity: a worker past `max_jobs` boots again (and starts cold)
+        // while the others carry its share; a small pool that recycles often is often a
+        // worker short (`max_jobs::spare_workers`).
+        let spare = max_jobs::spare_workers(
+            current.max_jobs,
+            load.jobs_per_second / load.pods.max(1) as f64,
+        );
+        let per_pod = wanted_total
+            .div_ceil(pods_now)
+            .max(scale::small_pool_floor(load.required / f64::from(pods_now)))
+            .saturating_add(spare);
         let mut raw_workers = clamp_floor_wins(per_pod, policy.workers.min, per_pod_ceiling);
         if within_tolerance(u64::from(current.workers), u64::from(raw_workers)) {
             raw_workers = current.workers;
@@ -1158,6 +1172,8 @@ pub fn decide(
             warm: load.warm_memory,
             cap: (next.max_worker_memory as f64).min(share(load).unwrap_or(f64::INFINITY)),
             jobs_done_p75: load.jobs_done_p75,
+            job_seconds: load.warm_job_seconds,
+            cpu_per_busy_worker: load.cpu_per_busy_worker,
         };
         // A higher max_jobs lets every worker grow further before it is recycled: only
         // when the memory limit in force holds the pods' peak plus that growth.

@@ -147,8 +147,9 @@ fn scale_down_is_held_by_the_window() {
     );
     assert_eq!(d.settings.workers, 8);
     assert!(d.changes.is_empty());
-    // The low recommendation is remembered for later.
-    assert_eq!(d.state.history.last().map(|e| e.workers), Some(1));
+    // The low recommendation is remembered for later: 0.5 busy / 0.7 → 1, but a pool
+    // keeps 0.5 + √0.5 → 2 (`scale::small_pool_floor`).
+    assert_eq!(d.state.history.last().map(|e| e.workers), Some(2));
 }
 
 #[test]
@@ -281,8 +282,9 @@ fn external_replicas_are_never_touched() {
         ]),
         t(0),
     );
-    // 8.4 busy in all / 0.7 = 12 workers over 3 pods.
-    assert_eq!(d.settings.workers, 4);
+    // 8.4 busy in all / 0.7 = 12 workers over 3 pods, 4 each; 2.8 busy per pod keep
+    // 2.8 + √2.8 → 5 (`scale::small_pool_floor`).
+    assert_eq!(d.settings.workers, 5);
     let d = decide(
         &p,
         &settings(4),
@@ -1211,7 +1213,10 @@ fn a_young_pod_of_leaking_workers_gets_the_limit_for_them_all_grown_at_once() {
     let leaking = |ready_since: i64| {
         let mut x = cgroup_pod(8.0);
         x.busy_workers = 5.0;
-        x.jobs_per_second = 50.0;
+        // Jobs of 1 s: a worker of 300 jobs recycles every minute, too rarely for a
+        // spare worker (`max_jobs::spare_workers`).
+        x.jobs_per_second = 5.0;
+        x.mean_job_seconds = Some(1.0);
         x.memory_growth_per_job = Some(100.0 * 1024.0);
         x.warm_worker_memory = Some(40.0 * MI as f64);
         Observation {
@@ -1261,7 +1266,7 @@ fn max_jobs_is_raised_only_when_the_limit_holds_the_extra_growth() {
     // 10 KiB per job from 30 MiB warm: 3,072 jobs wanted, 200 for now (×2 per step);
     // 100 more jobs are 1 MiB more per worker.
     let (p, s, at_peak) = max_jobs_raise_case(10.0 * 1024.0);
-    let d = decide(&p, &s, &State::default(), &at_peak(700), t(0));
+    let d = decide(&p, &s, &State::default(), &at_peak(600), t(0));
     assert_eq!(d.settings.max_jobs, 200, "{:?}", d.changes);
     // A pod at 920 MiB of the 1024 MiB limit (90 % is 921.6): no room for 1 MiB more per
     // worker.
@@ -1515,4 +1520,46 @@ proptest! {
         prop_assert_eq!(touched.contains(&Knob::Workers), d.settings.workers != current.workers);
         prop_assert_eq!(touched.contains(&Knob::MaxJobs), d.settings.max_jobs != current.max_jobs);
     }
+}
+
+/// A pool of a few workers sized at the target utilisation alone queues: 2 busy workers in
+/// 3 (67 %) wait more than 250 ms for 1–5 % of their requests (`make sim`, `daily-week`,
+/// weekend nights). It keeps busy + √busy workers (square-root staffing); a big pool's
+/// target asks for more anyway.
+#[test]
+fn a_small_pool_keeps_square_root_headroom() {
+    // 2 busy / 0.7 = 2.9 → 3; 2 + √2 = 3.4 → 4.
+    let d = first_round(3, vec![pod(2.0, 3.0, 0.0)]);
+    assert_eq!(d.settings.workers, 4, "{:?}", d.changes);
+    // 10 busy / 0.7 = 14.3 → 15 ≥ 10 + √10 = 13.2: the target decides.
+    let d = first_round(15, vec![pod(10.0, 15.0, 0.0)]);
+    assert_eq!(d.settings.workers, 15, "{:?}", d.changes);
+}
+
+/// A pod whose `max_jobs` was lowered for a leak recycles a worker every few seconds, each
+/// out for its boot and its cold first jobs: it gets one worker more (`make sim`, `leak`:
+/// 1 pod of 6 workers at night, 1–3 % of the requests over 250 ms).
+#[test]
+fn a_pool_that_recycles_a_leak_often_gets_a_spare_worker() {
+    // 4 busy: 4 / 0.7 = 5.7 → 6 = 4 + √4; 40 jobs/s at max_jobs 200 recycle a worker
+    // every 5 s, out 2 s each: 7.
+    let mut s = settings(6);
+    s.max_jobs = 200;
+    let d = decide(
+        &policy(),
+        &s,
+        &State::default(),
+        &observe(vec![pod(4.0, 6.0, 0.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 7, "{:?}", d.changes);
+    // At the default max_jobs (no leak lowered it) the target decides.
+    let d = decide(
+        &policy(),
+        &settings(6),
+        &State::default(),
+        &observe(vec![pod(4.0, 6.0, 0.0)]),
+        t(0),
+    );
+    assert_eq!(d.settings.workers, 6, "{:?}", d.changes);
 }
