@@ -205,12 +205,6 @@ impl Cluster {
         memory: f64,
         cpu_limit: Option<f64>,
     ) -> Self {
-        let mut versions = vec![trace.app.clone()];
-        for d in &trace.deploys {
-            let mut app = trace.app.clone();
-            app.leak = d.leak;
-            versions.push(app);
-        }
         Self {
             nodes: trace
                 .nodes
@@ -221,7 +215,7 @@ impl Cluster {
                 })
                 .collect(),
             trace: trace.clone(),
-            versions,
+            versions: trace.versions(),
             current_version: 0,
             pods: Vec::new(),
             next_index: 0,

@@ -119,12 +119,10 @@ const STATIC_MAX_JOBS: [f64; 18] = [
 #[must_use]
 pub fn static_peak(run: &Run) -> f64 {
     let tr = &run.trace;
-    let mut versions = vec![(0.0, tr.app.clone())];
-    for d in &tr.deploys {
-        let mut app = tr.app.clone();
-        app.leak = d.leak;
-        versions.push((d.at.clamp(0.0, tr.duration), app));
-    }
+    let starts: Vec<f64> = std::iter::once(0.0)
+        .chain(tr.deploys.iter().map(|d| d.at.clamp(0.0, tr.duration)))
+        .collect();
+    let versions: Vec<(f64, AppProfile)> = starts.into_iter().zip(tr.versions()).collect();
     let peak = tr.peak_rate();
     let mut total = 0.0;
     for (i, (from, app)) in versions.iter().enumerate() {

@@ -169,6 +169,17 @@ impl Trace {
             .product()
     }
 
+    /// The application of each version: the trace's own, then one per deploy (its leak).
+    #[must_use]
+    pub fn versions(&self) -> Vec<AppProfile> {
+        std::iter::once(self.app.clone())
+            .chain(self.deploys.iter().map(|d| AppProfile {
+                leak: d.leak,
+                ..self.app.clone()
+            }))
+            .collect()
+    }
+
     /// The highest traffic of the trace (sampled each minute), requests per second.
     #[must_use]
     pub fn peak_rate(&self) -> f64 {

@@ -16,7 +16,7 @@ use pacer_e2e_scenarios::load::{Load, LoadSpec};
 use pacer_e2e_scenarios::real::{RealWorld, available};
 use pacer_e2e_scenarios::real_app::{APP as APP_NAME, RealApp, ensure_clean};
 use pacer_e2e_scenarios::timeline::{FAILED, Timeline};
-use pacer_e2e_scenarios::{repo_root, wait_for};
+use pacer_e2e_scenarios::{lock, repo_root, wait_for};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -837,7 +837,7 @@ impl OomKills {
         let count = (!c.id.is_empty())
             .then(|| cgroup_oom_kills(a.world, &c.id).ok())
             .flatten();
-        let mut me = this.lock().unwrap_or_else(|e| e.into_inner());
+        let mut me = lock(this);
         if c.restarts > me.restarts_seen {
             if c.last_reason.as_deref() == Some("OOMKilled") {
                 me.container_kills += u64::try_from(c.restarts - me.restarts_seen)?;
@@ -1000,7 +1000,7 @@ async fn oom(a: &RealApp, leak: Leak) -> Result<()> {
         "memory.limit: auto moved the limit before any OOM kill: 128Mi → {status_before}"
     );
     let kills = Mutex::new(OomKills::default());
-    let total = || kills.lock().unwrap_or_else(|e| e.into_inner()).total();
+    let total = || lock(&kills).total();
     let first = OomKills::update(&kills, a, &pod.name).await?;
     let kills_before = total();
     a.note(&format!(
@@ -1039,7 +1039,7 @@ async fn oom(a: &RealApp, leak: Leak) -> Result<()> {
     let killed_wall = jiff::Timestamp::now();
     a.note(&format!(
         "kernel OOM kill: {kills_before} → {counted} ({:?})",
-        kills.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&kills)
     ));
     // The episode: a few more seconds of the leak, then stop it. Requests a killed
     // worker was serving fail by design here; the count is in the timeline.
@@ -1080,7 +1080,7 @@ async fn oom(a: &RealApp, leak: Leak) -> Result<()> {
     // Someone must tell the operator what the kernel did: pacer's counter, or the pod's
     // OOMKilled when the whole container went.
     let (container_kills, in_container) = {
-        let k = kills.lock().unwrap_or_else(|e| e.into_inner());
+        let k = lock(&kills);
         (
             k.container_kills,
             k.by_container.get(&now.id).copied().unwrap_or(0),

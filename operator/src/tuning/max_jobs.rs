@@ -238,14 +238,23 @@ mod tests {
         Timestamp::from_second(1_700_000_000 + s).unwrap()
     }
 
-    fn leak(kib: f64) -> Inputs {
+    /// Nothing measured, a cap of 128 MiB.
+    fn unmeasured() -> Inputs {
         Inputs {
-            growth: Some(kib * 1024.0),
-            warm: Some(30.0 * MI),
+            growth: None,
+            warm: None,
             cap: 128.0 * MI,
             jobs_done_p75: None,
             job_seconds: None,
             cpu_per_busy_worker: None,
+        }
+    }
+
+    fn leak(kib: f64) -> Inputs {
+        Inputs {
+            growth: Some(kib * 1024.0),
+            warm: Some(30.0 * MI),
+            ..unmeasured()
         }
     }
 
@@ -289,24 +298,14 @@ mod tests {
         let none = Inputs {
             growth: Some(10.0),
             warm: Some(30.0 * MI),
-            cap: 128.0 * MI,
-            jobs_done_p75: None,
-            job_seconds: None,
-            cpu_per_busy_worker: None,
+            ..unmeasured()
         };
         assert_eq!(recommend(120, none, Some(t(-600)), t(0)).unwrap().0, 240);
         assert_eq!(recommend(400, none, Some(t(-600)), t(0)).unwrap().0, 500);
         assert_eq!(recommend(500, none, None, t(0)), None);
         assert_eq!(recommend(120, none, Some(t(-60)), t(0)), None);
         // Nothing measured at all keeps the value.
-        let unknown = Inputs {
-            growth: None,
-            warm: None,
-            cap: 128.0 * MI,
-            jobs_done_p75: None,
-            job_seconds: None,
-            cpu_per_busy_worker: None,
-        };
+        let unknown = unmeasured();
         assert_eq!(recommend(500, unknown, None, t(0)), None);
         assert_eq!(recommend(0, unknown, None, t(0)), None);
     }
@@ -317,14 +316,7 @@ mod tests {
     /// `leak`, seed 5: 227 → 454 at 11:10).
     #[test]
     fn a_lowered_max_jobs_stays_while_nothing_is_measured() {
-        let unknown = Inputs {
-            growth: None,
-            warm: None,
-            cap: 128.0 * MI,
-            jobs_done_p75: None,
-            job_seconds: None,
-            cpu_per_busy_worker: None,
-        };
+        let unknown = unmeasured();
         assert_eq!(recommend(120, unknown, Some(t(-600)), t(0)), None);
         let warm_only = Inputs {
             warm: Some(30.0 * MI),
@@ -352,11 +344,11 @@ mod tests {
         let (to, why) = recommend(0, inputs, None, t(0)).unwrap();
         assert_eq!(to, 346, "{why}");
         // Without the job time or the CPU share the allowance decides.
-        let unmeasured = Inputs {
+        let no_cpu_share = Inputs {
             cpu_per_busy_worker: None,
             ..inputs
         };
-        assert_eq!(recommend(0, unmeasured, None, t(0)).unwrap().0, 720);
+        assert_eq!(recommend(0, no_cpu_share, None, t(0)).unwrap().0, 720);
         // A warm-up's slow tail (10 KiB per job: 5 MiB in 500 jobs) is no fast leak.
         let slow = Inputs {
             growth: Some(10.0 * 1024.0),
