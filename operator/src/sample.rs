@@ -53,6 +53,14 @@ pub struct PodSample {
     /// CPU the workers used, in cores (CPU-seconds per second), averaged; `None` when the
     /// pod's pacer does not report `pacer_worker_cpu_seconds_total`.
     pub worker_cpu_cores: Option<f64>,
+    /// Mean seconds a worker took to boot (process start to the end of its handshake:
+    /// the app's bootstrap), over the workers that booted in the window
+    /// (`pacer_worker_boot_seconds`: Δsum ÷ Δcount); `None` when none booted in it or the
+    /// pod's pacer does not report boots. What recycling a worker costs.
+    pub worker_boot_seconds: Option<f64>,
+    /// Workers that booted in the window (0 when none did or it is not reported): the
+    /// weight of `worker_boot_seconds`.
+    pub worker_boots: f64,
     /// The pool size the pod's pacer is configured for (`pacer_pool_target_workers`) at
     /// the end of the window; `None` when not reported.
     pub target_workers: Option<u32>,

@@ -83,10 +83,13 @@ async fn fake_recycling_pacer() -> Result<u16> {
 /// OOM kills the fake's container had before Prometheus' first scrape of it.
 const EARLY_KILLS: f64 = 7.0;
 
+/// Seconds each of the fake's worker boots takes; one boots every 2 s.
+const BOOT: f64 = 3.0;
+
 /// Serves pacer-shaped metrics: 3 of 4 workers busy, 25 jobs/s of 0.1 s each (2.5 busy
 /// workers by Little's law), 0.5 requests waiting, slot 0's worker growing 4 KiB per job,
-/// and [`EARLY_KILLS`] OOM kills in its container before it was first scraped (pacer
-/// started when the fake did).
+/// a worker booting in [`BOOT`] every 2 s, and [`EARLY_KILLS`] OOM kills in its container
+/// before it was first scraped (pacer started when the fake did).
 async fn fake_pacer() -> Result<u16> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
@@ -99,6 +102,7 @@ async fn fake_pacer() -> Result<u16> {
                 let mut buf = [0u8; 2048];
                 let _ = sock.read(&mut buf).await;
                 let jobs0 = (10.0 * t).floor();
+                let boots = (t / 2.0).floor();
                 let body = format!(
                     "pacer_workers{{pool=\"http\",state=\"ready\"}} 1\n\
                      pacer_workers{{pool=\"http\",state=\"working\"}} 3\n\
@@ -114,6 +118,8 @@ async fn fake_pacer() -> Result<u16> {
                      pacer_worker_jobs{{pool=\"http\",slot=\"1\"}} 5\n\
                      process_resident_memory_bytes {}\n\
                      pacer_cgroup_oom_kills_total {EARLY_KILLS}\n\
+                     pacer_worker_boot_seconds_sum{{pool=\"http\"}} {}\n\
+                     pacer_worker_boot_seconds_count{{pool=\"http\"}} {boots}\n\
                      process_start_time_seconds {started}\n",
                     2.5 * t,
                     25.0 * t,
@@ -122,6 +128,7 @@ async fn fake_pacer() -> Result<u16> {
                     jobs0,
                     22.0 * MI,
                     10.0 * MI,
+                    BOOT * boots,
                 );
                 let answer = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -244,6 +251,13 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
     );
     assert_eq!(pod.server_memory, Some((10.0 * MI) as u64));
     assert!(
+        near(pod.worker_boot_seconds.unwrap_or_default(), BOOT),
+        "boot {:?}",
+        pod.worker_boot_seconds
+    );
+    // About 2.5 boots in 5 s; how many a 5 s window holds depends on the scrape phase.
+    assert!(pod.worker_boots >= 1.0, "boots {}", pod.worker_boots);
+    assert!(
         pod.pod_memory_peak.is_some_and(|p| p as f64 > 52.0 * MI),
         "{:?}",
         pod.pod_memory_peak
@@ -285,6 +299,16 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
     assert!(
         near(growth, GROWTH),
         "growth of the recycled worker {growth}"
+    );
+    // It exports no boot histogram (an older pacer): no boot time, not 0 s.
+    recycling.now = Timestamp::now();
+    let older = source.sample(&recycling).await?;
+    assert_eq!(
+        older
+            .pods
+            .first()
+            .map(|p| (p.worker_boot_seconds, p.worker_boots)),
+        Some((None, 0.0))
     );
 
     // A pod Prometheus knows nothing about yields no sample rather than zeros.

@@ -1,7 +1,8 @@
 //! The operator's half of the contract, against a real pacer (the sidecar library, run
 //! in-process) serving real PHP workers: the generated `rr.yaml` starts it, the Direct
 //! source reads its metrics into the window aggregates the tuner expects (including the
-//! memory growth per job of a leaking endpoint), and a new `rr.yaml` resizes the live pool.
+//! memory growth per job of a leaking endpoint), and a new `rr.yaml` resizes the live pool
+//! (whose new worker's boot the next window reports).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -205,6 +206,12 @@ async fn a_real_pacer_runs_the_generated_config_and_feeds_the_direct_source() ->
         "worker cpu {:?}",
         pod.worker_cpu_cores
     );
+    // Both workers booted before the window: no boot time, rather than a made-up one.
+    assert_eq!(
+        (pod.worker_boot_seconds, pod.worker_boots),
+        (None, 0.0),
+        "no worker booted in the window"
+    );
     let growth = pod
         .memory_growth_per_job
         .context("no memory growth measured")?;
@@ -227,6 +234,20 @@ async fn a_real_pacer_runs_the_generated_config_and_feeds_the_direct_source() ->
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The third worker's boot is in the next window, under the contract's name.
+    let sample = direct
+        .sample(&target(
+            t0.checked_add(jiff::SignedDuration::from_secs(20))
+                .context("time")?,
+        ))
+        .await?;
+    let pod = sample.pods.first().context("no aggregate")?;
+    assert_eq!(pod.worker_boots, 1.0, "{pod:?}");
+    assert!(
+        pod.worker_boot_seconds.is_some_and(|b| b > 0.0 && b < 10.0),
+        "boot {:?}",
+        pod.worker_boot_seconds
+    );
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(30), server).await???;
     Ok(())

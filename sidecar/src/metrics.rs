@@ -60,6 +60,7 @@ pub const FAMILIES: &[&str] = &[
     "pacer_http_requests_total",
     "pacer_job_duration_seconds",
     "pacer_queue_wait_seconds",
+    "pacer_worker_boot_seconds",
     "pacer_http_request_duration_seconds",
     "pacer_pipeline_jobs_total",
     "pacer_pipeline_depth",
@@ -270,6 +271,15 @@ impl Metrics {
             "pacer_queue_wait_seconds",
             "Time a job waited for a free worker.",
             |pool| pool.stats().queue_wait.snapshot(),
+        );
+        self.per_pool_histogram(
+            t,
+            &snaps,
+            "pacer_worker_boot_seconds",
+            "Time a worker took to boot, from starting its process to the end of its PID \
+             handshake (for RoadRunner's PHP library: the app's bootstrap); failed starts \
+             are not counted.",
+            |pool| pool.stats().worker_boot.snapshot(),
         );
     }
 

@@ -1,6 +1,7 @@
 //! Lock-free counters and histograms the pool updates on its hot path. The metrics
 //! endpoint renders them (see `metrics.rs`); nothing here knows about Prometheus.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -26,25 +27,61 @@ impl Counter {
 
 /// Bucket bounds in seconds for job, queue and request durations: from 1 ms (a warm PHP
 /// hello world) to 60 s (the default timeouts).
-pub const DURATION_BUCKETS: [f64; 14] = [
+pub const DURATION_BUCKETS: [f64; BUCKETS] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
 
-/// A fixed-bucket histogram of durations, updated with three relaxed atomic adds.
-#[derive(Debug)]
-pub struct Histogram {
-    /// Non-cumulative counts; the last one is +Inf.
-    buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
-    count: AtomicU64,
+/// Bucket bounds in seconds for worker boots: from 10 ms (a bare PHP script) to 60 s (the
+/// default `allocate_timeout`), finest between 1 and 5 s, where framework bootstraps
+/// (Laravel, Symfony) land and where the cost of recycling a worker is decided.
+pub const BOOT_BUCKETS: [f64; BUCKETS] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+
+/// The number of finite bucket bounds of every [`Histogram`] (a fixed array keeps an
+/// observation to three atomic adds, with no allocation behind a pointer).
+pub const BUCKETS: usize = 14;
+
+/// Which bucket bounds a [`Histogram`] has: a type, so that choosing them costs nothing
+/// at run time and `Default` still builds every histogram.
+pub trait Buckets: std::fmt::Debug + Send + Sync + 'static {
+    /// Upper bounds in seconds, ascending; `+Inf` follows.
+    const BOUNDS: [f64; BUCKETS];
 }
 
-impl Default for Histogram {
+/// [`DURATION_BUCKETS`]: jobs, queue waits, HTTP requests.
+#[derive(Debug)]
+pub struct Durations;
+
+impl Buckets for Durations {
+    const BOUNDS: [f64; BUCKETS] = DURATION_BUCKETS;
+}
+
+/// [`BOOT_BUCKETS`]: worker boots.
+#[derive(Debug)]
+pub struct Boots;
+
+impl Buckets for Boots {
+    const BOUNDS: [f64; BUCKETS] = BOOT_BUCKETS;
+}
+
+/// A fixed-bucket histogram of durations, updated with three relaxed atomic adds.
+#[derive(Debug)]
+pub struct Histogram<B: Buckets = Durations> {
+    /// Non-cumulative counts; the last one is +Inf.
+    buckets: [AtomicU64; BUCKETS + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+    bounds: PhantomData<B>,
+}
+
+impl<B: Buckets> Default for Histogram<B> {
     fn default() -> Self {
         Histogram {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_nanos: AtomicU64::new(0),
             count: AtomicU64::new(0),
+            bounds: PhantomData,
         }
     }
 }
@@ -58,13 +95,10 @@ pub struct HistogramSnapshot {
     pub count: u64,
 }
 
-impl Histogram {
+impl<B: Buckets> Histogram<B> {
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        let i = DURATION_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(DURATION_BUCKETS.len());
+        let i = B::BOUNDS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS);
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos
             .fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
@@ -76,7 +110,7 @@ impl Histogram {
         let mut buckets = Vec::with_capacity(self.buckets.len());
         for (i, b) in self.buckets.iter().enumerate() {
             cumulative += b.load(Ordering::Relaxed);
-            let bound = DURATION_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+            let bound = B::BOUNDS.get(i).copied().unwrap_or(f64::INFINITY);
             buckets.push((bound, cumulative));
         }
         HistogramSnapshot {
@@ -135,6 +169,11 @@ pub struct PoolStats {
     pub worker_cpu_ticks: Counter,
     pub job_duration: Histogram,
     pub queue_wait: Histogram,
+    /// Worker boots: from starting the process to the end of its PID handshake (for
+    /// RoadRunner's PHP library, the app's bootstrap up to its first wait for a request).
+    /// Only workers that complete the handshake; failures are `spawn_failures`. The
+    /// operator reads it as the cost of recycling a worker.
+    pub worker_boot: Histogram<Boots>,
 }
 
 impl PoolStats {
@@ -200,7 +239,7 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_cumulative_and_end_in_inf() {
-        let h = Histogram::default();
+        let h = Histogram::<Durations>::default();
         h.observe(Duration::from_micros(500));
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_secs(100));
@@ -211,6 +250,22 @@ mod tests {
         assert_eq!(s.buckets.last().unwrap().1, 3);
         assert!(s.buckets.last().unwrap().0.is_infinite());
         assert!((s.sum_seconds - 100.0035).abs() < 1e-6);
+    }
+
+    #[test]
+    fn boot_histograms_have_their_own_bounds() {
+        let h = Histogram::<Boots>::default();
+        h.observe(Duration::from_millis(5));
+        h.observe(Duration::from_millis(1500));
+        h.observe(Duration::from_secs(4));
+        let s = h.snapshot();
+        let bounds: Vec<f64> = s.buckets.iter().map(|b| b.0).collect();
+        assert_eq!(bounds[..BUCKETS], BOOT_BUCKETS);
+        assert_eq!(s.buckets[0], (0.01, 1));
+        assert_eq!(s.buckets[7], (2.0, 2));
+        assert_eq!(s.buckets[9], (5.0, 3));
+        assert_eq!(s.count, 3);
+        assert!((s.sum_seconds - 5.505).abs() < 1e-9);
     }
 
     #[test]

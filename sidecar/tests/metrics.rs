@@ -100,8 +100,8 @@ async fn names_and_label_sets_are_the_contract() {
     let text = m.render();
     let all = samples(&text);
 
-    // Every family of docs/design.md §2.6 (plus worker CPU time and spawn failures), with its
-    // type.
+    // Every family of docs/design.md §2.6 (plus worker CPU time, spawn failures and boots),
+    // with its type.
     for (family, kind) in [
         ("pacer_build_info", "gauge"),
         ("pacer_workers", "gauge"),
@@ -117,6 +117,7 @@ async fn names_and_label_sets_are_the_contract() {
         ("pacer_http_requests_total", "counter"),
         ("pacer_job_duration_seconds", "histogram"),
         ("pacer_queue_wait_seconds", "histogram"),
+        ("pacer_worker_boot_seconds", "histogram"),
         ("pacer_http_request_duration_seconds", "histogram"),
         ("process_cpu_seconds_total", "counter"),
         ("process_resident_memory_bytes", "gauge"),
@@ -143,7 +144,7 @@ async fn names_and_label_sets_are_the_contract() {
         .iter()
         .filter(|f| !f.starts_with("pacer_cgroup_"))
         .count();
-    assert_eq!(core, 15, "{families:?}");
+    assert_eq!(core, 16, "{families:?}");
     for f in &families {
         assert!(metrics::FAMILIES.contains(f), "{f}");
     }
@@ -263,6 +264,7 @@ async fn histograms_keep_their_invariants() {
     for base in [
         "pacer_job_duration_seconds",
         "pacer_queue_wait_seconds",
+        "pacer_worker_boot_seconds",
         "pacer_http_request_duration_seconds",
         "app_latency_seconds",
     ] {
@@ -284,12 +286,53 @@ async fn histograms_keep_their_invariants() {
         assert!(value(&all, &format!("{base}_sum"), &[]) >= 0.0);
         checked += 1;
     }
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 5);
     assert_eq!(value(&all, "pacer_job_duration_seconds_count", &[]), 30.0);
     // Ten jobs slept 15 ms: at least ten are above the 10 ms bound.
     let le_10ms = value(&all, "pacer_job_duration_seconds_bucket", &[("le", "0.01")]);
     assert!(le_10ms <= 20.0, "{le_10ms}");
     pool.shutdown().await;
+}
+
+/// A worker whose app boots for 0.5 s before its first wait for a request: its boot, from
+/// the process start to the end of the PID handshake, is what pacer exports — on pipes
+/// (pacer asks at once, the library answers on its first read) and on a socket relay (the
+/// library connects on its first `waitPayload()`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_bootstrap_is_the_workers_boot_time() {
+    for relay in [RelayAddr::Pipes, RelayAddr::Tcp("127.0.0.1:0".into())] {
+        let pool = ops_pool(settings(2), relay.clone(), &[("OPS_BOOT_SLEEP_MS", "500")]).await;
+        let m = Metrics::new(
+            vec![pool.clone()],
+            Arc::new(HttpStats::default()),
+            Arc::new(AppMetrics::new()),
+        );
+        let all = samples(&m.render());
+        let sum = value(&all, "pacer_worker_boot_seconds_sum", &[("pool", "http")]);
+        let count = value(&all, "pacer_worker_boot_seconds_count", &[("pool", "http")]);
+        assert_eq!(count, 2.0, "{relay:?}");
+        let mean = sum / count;
+        eprintln!("{relay:?}: mean boot {mean:.3} s over {count} workers");
+        assert!((0.5..3.0).contains(&mean), "{relay:?}: {mean}");
+        // Both boots are above the 0.25 s bound and at most 60 s.
+        assert_eq!(
+            value(
+                &all,
+                "pacer_worker_boot_seconds_bucket",
+                &[("pool", "http"), ("le", "0.25")]
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &all,
+                "pacer_worker_boot_seconds_bucket",
+                &[("pool", "http"), ("le", "60")]
+            ),
+            2.0
+        );
+        pool.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,10 @@
 //! decrease, when the container fits under the new limit), otherwise it waits (deferred);
 //! a stopped node's pods keep their endpoints for 40 and are evicted after 340; a
 //! container killed by the OOM killer restarts after 10 × 2ⁿ (at most 300).
+//!
+//! The scraped pacer counts each worker boot (a pod's first workers, a resize's, a
+//! recycled or OOM-killed worker's replacement) into its boot histogram when the worker
+//! becomes ready: `boot_seconds` to the sum, 1 to the count.
 
 use std::collections::BTreeMap;
 
@@ -62,6 +66,28 @@ struct Slot {
     /// pacer's per-worker max_jobs jitter, 0–1.
     jitter: f64,
     boot_until: f64,
+    /// Seconds of the process's own boot, counted into pacer's boot histogram when the
+    /// worker becomes ready; 0 once counted. (A slot that waits for a free spawn has its
+    /// `boot_until` later than its boot: pacer times the process, not the wait.)
+    boot: f64,
+}
+
+impl Slot {
+    /// Counts a boot that has completed by `t` into pacer's boot histogram.
+    fn count_boot(&mut self, t: f64, counters: &mut Counters) {
+        if self.boot > 0.0 && self.boot_until <= t {
+            counters.boot_seconds += self.boot;
+            counters.boots += 1.0;
+            self.boot = 0.0;
+        }
+    }
+
+    /// Recycles the worker: a fresh one boots from `t`.
+    fn restart(&mut self, t: f64, boot: f64) {
+        self.jobs = 0.0;
+        self.boot_until = t + boot;
+        self.boot = boot;
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -83,6 +109,9 @@ struct Counters {
     periods: f64,
     throttled_periods: f64,
     oom_kills: f64,
+    /// `pacer_worker_boot_seconds_sum` and `_count`.
+    boot_seconds: f64,
+    boots: f64,
 }
 
 /// One pod.
@@ -391,6 +420,8 @@ impl Cluster {
             slots,
             process_memory: Some(app.server),
             worker_cpu_seconds: Some(pod.counters.cpu_seconds),
+            worker_boot_seconds_sum: Some(pod.counters.boot_seconds),
+            worker_boot_count: Some(pod.counters.boots),
             working_set: Some(pod.working_set.round()),
             memory_limit: Some(pod.memory_limit),
             oom_kills: Some(pod.counters.oom_kills),
@@ -590,6 +621,7 @@ impl Cluster {
                             jobs: 0.0,
                             jitter: (k as f64 * 0.618_034).fract(),
                             boot_until: t + boot * (1 + k / BOOT_PARALLEL) as f64,
+                            boot,
                         })
                         .collect();
                     pod.ready_at = Some(t + boot + probe);
@@ -717,9 +749,13 @@ impl Cluster {
                 jobs: 0.0,
                 jitter: (k as f64 * 0.618_034).fract(),
                 boot_until: t + app.boot_seconds * (1 + k % BOOT_PARALLEL) as f64,
+                boot: app.boot_seconds,
             });
         }
         pod.slots.truncate(wanted);
+        for slot in &mut pod.slots {
+            slot.count_boot(t, &mut pod.counters);
+        }
 
         let live: Vec<usize> = (0..pod.slots.len())
             .filter(|&k| pod.slots[k].boot_until <= t)
@@ -807,8 +843,7 @@ impl Cluster {
             let over_memory = pod.config.max_worker_memory > 0
                 && app.rss(slot.jobs) > pod.config.max_worker_memory as f64;
             if over_jobs || over_memory {
-                slot.jobs = 0.0;
-                slot.boot_until = t + app.boot_seconds;
+                slot.restart(t, app.boot_seconds);
             }
         }
 
@@ -843,9 +878,7 @@ impl Cluster {
                         .max_by(|&a, &b| pod.slots[a].jobs.total_cmp(&pod.slots[b].jobs))
                     {
                         out.failed += busy / cf;
-                        let slot = &mut pod.slots[k];
-                        slot.jobs = 0.0;
-                        slot.boot_until = t + app.boot_seconds;
+                        pod.slots[k].restart(t, app.boot_seconds);
                     }
                     pod.counters.oom_kills += 1.0;
                 }
@@ -1011,6 +1044,36 @@ mod tests {
         let m = metrics.expect("scrape");
         assert_eq!(m.target_workers, Some(8.0));
         assert!(m.job_count > 100.0);
+    }
+
+    /// The scraped pacer counts every boot once its worker is ready: the pod's first
+    /// eight, then each replacement of a recycled worker.
+    #[test]
+    fn boots_are_counted_when_the_workers_are_ready() {
+        let t = trace::daily_week();
+        let boot = t.versions()[0].boot_seconds;
+        let mut c = cluster(&t);
+        // Never recycled: a boot per worker.
+        c.configmap.max_jobs = 0;
+        for s in 0..120 {
+            c.step(f64::from(s));
+        }
+        let name = c.pods[0].name.clone();
+        let m = c.scrape(&name, 120.0).expect("scrape");
+        assert_eq!(m.worker_boot_count, Some(8.0));
+        assert_eq!(m.worker_boot_seconds_sum, Some(8.0 * boot));
+
+        // Recycled after 20 jobs: many more boots, each of the app's boot time.
+        let mut c = cluster(&t);
+        c.configmap.max_jobs = 20;
+        for s in 0..120 {
+            c.step(f64::from(s));
+        }
+        let m = c.scrape(&name, 120.0).expect("scrape");
+        let count = m.worker_boot_count.unwrap_or_default();
+        assert!(count > 16.0, "{count}");
+        let sum = m.worker_boot_seconds_sum.unwrap_or_default();
+        assert!((sum - count * boot).abs() < 1e-9, "{sum} for {count}");
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!   young workers still warm up, which is growth but not a leak.
 //! * Worker CPU: the increase of `pacer_worker_cpu_seconds_total` over the window, in
 //!   cores; only when every scrape carries the counter (an older pacer does not).
+//! * Worker boots: the increase of `pacer_worker_boot_seconds_sum` over that of its
+//!   `_count`, the mean boot of the workers that booted in the window; none when no worker
+//!   booted in it, or a scrape lacks the histogram (an older pacer).
 //! * The container's cgroup: the highest working set of the window, the limit of the last
 //!   scrape, the OOM kills ([`oom_kills`]) and the share of throttled CPU periods, each
 //!   only when pacer reports it.
@@ -232,6 +235,18 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape], since: Timestamp) -> Option<PodS
         })
         .flatten();
 
+    let boots =
+        (every(|m| m.worker_boot_count) && every(|m| m.worker_boot_seconds_sum)).then(|| {
+            (
+                increase(scrapes, |m| m.worker_boot_count.unwrap_or(0.0)),
+                increase(scrapes, |m| m.worker_boot_seconds_sum.unwrap_or(0.0)),
+            )
+        });
+    let worker_boots = boots.map_or(0.0, |(count, _)| count.max(0.0));
+    let worker_boot_seconds = boots
+        .filter(|(count, _)| *count > 0.0)
+        .map(|(count, seconds)| (seconds / count).max(0.0));
+
     let jobs_window = match (&first.metrics.jobs, &last.metrics.jobs) {
         (Some(a), Some(b)) => Some(super::jobs::JobsWindow {
             first: a.clone(),
@@ -266,6 +281,8 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape], since: Timestamp) -> Option<PodS
         server_memory: last.metrics.process_memory.map(|m| m as u64),
         pod_memory_peak: (pod_memory_peak > 0.0).then_some(pod_memory_peak as u64),
         worker_cpu_cores,
+        worker_boot_seconds,
+        worker_boots,
         target_workers: last
             .metrics
             .target_workers
@@ -393,6 +410,53 @@ mod tests {
             scrape(10, |_| {}),
         ];
         assert_eq!(aggregate("p", &older_pacer).unwrap().worker_cpu_cores, None);
+    }
+
+    fn booted(secs: i64, seconds: f64, count: f64) -> Scrape {
+        scrape(secs, |m| {
+            m.worker_boot_seconds_sum = Some(seconds);
+            m.worker_boot_count = Some(count);
+        })
+    }
+
+    #[test]
+    fn boots_in_the_window_give_their_mean_boot_time() {
+        // Two workers booted before the window (3 s), then one of 4 s and one of 2 s in it.
+        let scrapes = [
+            booted(0, 3.0, 2.0),
+            booted(30, 7.0, 3.0),
+            booted(60, 9.0, 4.0),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        assert_eq!(p.worker_boot_seconds, Some(3.0));
+        assert_eq!(p.worker_boots, 2.0);
+    }
+
+    #[test]
+    fn no_boot_in_the_window_is_no_boot_time() {
+        let scrapes = [booted(0, 3.0, 2.0), booted(30, 3.0, 2.0)];
+        let p = aggregate("p", &scrapes).unwrap();
+        assert_eq!((p.worker_boot_seconds, p.worker_boots), (None, 0.0));
+        // An older pacer reports no boots at all, nor does a window one of whose scrapes
+        // lacks the histogram.
+        let old = aggregate("p", &[scrape(0, |_| {}), scrape(30, |_| {})]).unwrap();
+        assert_eq!((old.worker_boot_seconds, old.worker_boots), (None, 0.0));
+        let mixed = aggregate("p", &[scrape(0, |_| {}), booted(30, 4.0, 1.0)]).unwrap();
+        assert_eq!(mixed.worker_boot_seconds, None);
+    }
+
+    #[test]
+    fn a_restarted_pacer_counts_its_boots_from_zero() {
+        // 10 workers booted 20 s before; one more of 2 s; pacer restarts and boots 4
+        // workers in 12 s: five boots, 14 s.
+        let scrapes = [
+            booted(0, 20.0, 10.0),
+            booted(30, 22.0, 11.0),
+            booted(60, 12.0, 4.0),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        assert_eq!(p.worker_boots, 5.0);
+        assert_eq!(p.worker_boot_seconds, Some(14.0 / 5.0));
     }
 
     fn slots(pairs: &[(&str, f64, f64)]) -> BTreeMap<String, (f64, f64)> {

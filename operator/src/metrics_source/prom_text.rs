@@ -172,6 +172,11 @@ pub struct PacerMetrics {
     pub process_memory: Option<f64>,
     /// `pacer_worker_cpu_seconds_total` (absent from pacers that predate it).
     pub worker_cpu_seconds: Option<f64>,
+    /// `pacer_worker_boot_seconds_sum`: seconds the pool's workers spent booting, process
+    /// start to the end of the handshake (absent from pacers that predate it).
+    pub worker_boot_seconds_sum: Option<f64>,
+    /// `pacer_worker_boot_seconds_count`: workers that booted.
+    pub worker_boot_count: Option<f64>,
     /// `pacer_cgroup_memory_working_set_bytes`: the container's cgroup as the kernel counts
     /// it (absent from pacers that predate it, or without a cgroup).
     pub working_set: Option<f64>,
@@ -233,6 +238,12 @@ impl PacerMetrics {
                 "pacer_no_free_workers_total" => m.no_free_workers += s.value,
                 "pacer_worker_cpu_seconds_total" => {
                     *m.worker_cpu_seconds.get_or_insert(0.0) += s.value;
+                }
+                "pacer_worker_boot_seconds_sum" => {
+                    *m.worker_boot_seconds_sum.get_or_insert(0.0) += s.value;
+                }
+                "pacer_worker_boot_seconds_count" => {
+                    *m.worker_boot_count.get_or_insert(0.0) += s.value;
                 }
                 "pacer_worker_memory_bytes" => {
                     if let Some(slot) = s.label("slot") {
@@ -315,6 +326,13 @@ pacer_job_duration_seconds_count{pool="http"} 370
 pacer_queue_wait_seconds_bucket{pool="http",le="+Inf"} 370
 pacer_queue_wait_seconds_sum{pool="http"} 0.25
 pacer_queue_wait_seconds_count{pool="http"} 370
+# HELP pacer_worker_boot_seconds Time a worker took to boot.
+# TYPE pacer_worker_boot_seconds histogram
+pacer_worker_boot_seconds_bucket{pool="http",le="1"} 1
+pacer_worker_boot_seconds_bucket{pool="http",le="2"} 4
+pacer_worker_boot_seconds_bucket{pool="http",le="+Inf"} 5
+pacer_worker_boot_seconds_sum{pool="http"} 7.25
+pacer_worker_boot_seconds_count{pool="http"} 5
 # HELP pacer_build_info Build information.
 # TYPE pacer_build_info gauge
 pacer_build_info{version="0.1.0",rustc="1.95.0"} 1
@@ -342,7 +360,7 @@ process_start_time_seconds 1.7e9
     #[test]
     fn parses_pacer_output() {
         let samples = parse(PACER_TEXT).unwrap();
-        assert_eq!(samples.len(), 41);
+        assert_eq!(samples.len(), 46);
         let m = PacerMetrics::from_samples(&samples).unwrap();
         assert_eq!(m.ready, 3.0);
         assert_eq!(m.working, 1.0);
@@ -355,6 +373,8 @@ process_start_time_seconds 1.7e9
         assert_eq!(m.slots["0"], (24_117_248.0, 120.0));
         assert_eq!(m.process_memory, Some(12_345_344.0));
         assert_eq!(m.worker_cpu_seconds, Some(1.87));
+        assert_eq!(m.worker_boot_seconds_sum, Some(7.25));
+        assert_eq!(m.worker_boot_count, Some(5.0));
         assert_eq!(m.working_set, Some(1.5e8));
         assert_eq!(m.memory_limit, Some(268_435_456.0));
         assert_eq!(m.oom_kills, Some(1.0));
@@ -385,6 +405,25 @@ process_start_time_seconds 1.7e9
         let m = PacerMetrics::from_samples(&parse(jobs_only).unwrap()).unwrap();
         assert_eq!((m.ready, m.working), (0.0, 0.0));
         assert!(m.jobs.is_some());
+    }
+
+    /// A pacer that predates the boot histogram reports no boots, not zero boots; another
+    /// pool's boots are not the HTTP pool's.
+    #[test]
+    fn boots_are_absent_from_older_pacers_and_kept_per_pool() {
+        let old = "pacer_workers{pool=\"http\",state=\"ready\"} 2\n";
+        let m = PacerMetrics::from_samples(&parse(old).unwrap()).unwrap();
+        assert_eq!(
+            (m.worker_boot_seconds_sum, m.worker_boot_count),
+            (None, None)
+        );
+        let text = format!(
+            "{PACER_TEXT}pacer_worker_boot_seconds_sum{{pool=\"jobs\"}} 90\n\
+             pacer_worker_boot_seconds_count{{pool=\"jobs\"}} 3\n"
+        );
+        let m = PacerMetrics::from_samples(&parse(&text).unwrap()).unwrap();
+        assert_eq!(m.worker_boot_seconds_sum, Some(7.25));
+        assert_eq!(m.worker_boot_count, Some(5.0));
     }
 
     #[test]

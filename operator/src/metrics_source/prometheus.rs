@@ -14,6 +14,11 @@
 //! Prometheus' first scrape of it are in the window too, which `increase()` alone never
 //! sees (a series' first sample is its baseline). Older containers count `increase()`
 //! only, so a first look at them (a new operator, a new Prometheus) counts no old kills.
+//!
+//! Worker boots are the `increase()` of the boot histogram's `_sum` over that of its
+//! `_count`: the mean boot of the workers that booted in the window. The first workers of
+//! a pod boot before Prometheus' first scrape of it and are its baseline, so they are not
+//! counted; replacements (recycling, a resize, a crash) are.
 
 use std::collections::BTreeMap;
 
@@ -155,6 +160,10 @@ pub struct Queries {
     pub cpu_throttled: String,
     /// The pool size each pod's pacer is configured for, now.
     pub target_workers: String,
+    /// Workers booted in the window by pod.
+    pub boots: String,
+    /// Seconds those workers spent booting by pod.
+    pub boot_seconds: String,
 }
 
 /// Builds the queries for a target.
@@ -222,6 +231,8 @@ pub fn queries(target: &Target) -> Queries {
              / (sum by (pod) (increase(pacer_cgroup_cpu_periods_total{{{base}}}[{w}])) > 0)"
         ),
         target_workers: format!("max by (pod) (pacer_pool_target_workers{sel})"),
+        boots: format!("sum by (pod) (increase(pacer_worker_boot_seconds_count{sel}[{w}]))"),
+        boot_seconds: format!("sum by (pod) (increase(pacer_worker_boot_seconds_sum{sel}[{w}]))"),
     }
 }
 
@@ -286,6 +297,10 @@ pub struct Answers {
     pub oom_kills_since_start: Vec<Series>,
     /// See [`Queries::cpu_throttled`].
     pub cpu_throttled: Vec<Series>,
+    /// See [`Queries::boots`].
+    pub boots: Vec<Series>,
+    /// See [`Queries::boot_seconds`].
+    pub boot_seconds: Vec<Series>,
 }
 
 /// Combines the answers into per-pod samples (pure). Pods without a live-worker series
@@ -311,6 +326,8 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
     let oom_kills = by_pod(&answers.oom_kills);
     let oom_kills_since_start = by_pod(&answers.oom_kills_since_start);
     let cpu_throttled = by_pod(&answers.cpu_throttled);
+    let boots = by_pod(&answers.boots);
+    let boot_seconds = by_pod(&answers.boot_seconds);
     let get = |m: &BTreeMap<String, f64>, pod: &str| m.get(pod).copied().unwrap_or(0.0);
 
     let pods = target
@@ -337,6 +354,11 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                 }
             }
             let past = past_warm_up(measured);
+            // Both increases are extrapolated over the same window: their ratio is the mean.
+            let booted = boots.get(pod).copied().filter(|n| *n > 0.0);
+            let worker_boot_seconds = booted
+                .zip(boot_seconds.get(pod))
+                .map(|(n, seconds)| (seconds / n).max(0.0));
             Some(PodSample {
                 pod: pod.to_owned(),
                 live_workers,
@@ -356,6 +378,8 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                 server_memory: server.get(pod).map(|m| *m as u64),
                 pod_memory_peak: peak.get(pod).map(|m| *m as u64),
                 worker_cpu_cores: cpu.get(pod).copied(),
+                worker_boot_seconds,
+                worker_boots: booted.unwrap_or(0.0),
                 target_workers: target_workers
                     .get(pod)
                     .filter(|w| **w >= 0.0)
@@ -440,6 +464,8 @@ impl Prometheus {
             &q.oom_kills,
             &q.oom_kills_since_start,
             &q.cpu_throttled,
+            &q.boots,
+            &q.boot_seconds,
         ];
         let token = target.bearer_token.as_deref();
         let mut results = try_join_all(
@@ -469,6 +495,8 @@ impl Prometheus {
             oom_kills: next(),
             oom_kills_since_start: next(),
             cpu_throttled: next(),
+            boots: next(),
+            boot_seconds: next(),
         };
         Ok(combine(target, &answers))
     }
@@ -660,6 +688,8 @@ mod tests {
             server_memory: vec![series("web-5d8f-a1", None, 12.0 * MI)],
             pod_peak: vec![series("web-5d8f-a1", None, 90.0 * MI)],
             cpu: vec![series("web-5d8f-a1", None, 1.5)],
+            boots: vec![series("web-5d8f-a1", None, 2.0)],
+            boot_seconds: vec![series("web-5d8f-a1", None, 5.0)],
             ..Answers::default()
         };
         let sample = combine(&target(), &answers);
@@ -679,5 +709,37 @@ mod tests {
         assert!((warm - (40.0 * MI - 200.0 * 51_200.0)).abs() < 1.0);
         assert_eq!(p.pod_memory_peak, Some((90.0 * MI) as u64));
         assert_eq!(p.worker_cpu_cores, Some(1.5));
+        assert_eq!((p.worker_boot_seconds, p.worker_boots), (Some(2.5), 2.0));
+    }
+
+    /// No boot in the window (or an older pacer, no series): no boot time, not 0 s.
+    #[test]
+    fn boot_time_needs_a_boot_in_the_window() {
+        let q = queries(&target());
+        assert!(
+            q.boots
+                .starts_with("sum by (pod) (increase(pacer_worker_boot_seconds_count{"),
+            "{}",
+            q.boots
+        );
+        assert!(
+            q.boot_seconds
+                .starts_with("sum by (pod) (increase(pacer_worker_boot_seconds_sum{"),
+            "{}",
+            q.boot_seconds
+        );
+        let answers = Answers {
+            live: vec![
+                series("web-5d8f-a1", None, 2.0),
+                series("web-5d8f-b2", None, 2.0),
+            ],
+            boots: vec![series("web-5d8f-a1", None, 0.0)],
+            boot_seconds: vec![series("web-5d8f-a1", None, 0.0)],
+            ..Answers::default()
+        };
+        let pods = combine(&target(), &answers).pods;
+        assert_eq!(pods[0].worker_boot_seconds, None);
+        assert_eq!(pods[1].worker_boot_seconds, None);
+        assert_eq!((pods[0].worker_boots, pods[1].worker_boots), (0.0, 0.0));
     }
 }

@@ -1369,6 +1369,8 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
                 server_memory: Some(24 * MI),
                 pod_memory_peak: worker_mib.map(|m| 4 * m * MI + 24 * MI),
                 worker_cpu_cores: cpu,
+                worker_boot_seconds: None,
+                worker_boots: 0.0,
                 target_workers: None,
                 memory_working_set: worker_mib.map(|m| 3 * m * MI + 64 * MI),
                 memory_limit: worker_mib.map(|_| 1024 * MI),

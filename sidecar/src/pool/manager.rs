@@ -1,7 +1,8 @@
 //! The manager task and the events that change the pool's size: it keeps
 //! `healthy + spawning` at the wanted size (level-triggered: kicked whenever something
 //! changes, a few spawns at a time, exponential backoff after failures), books finished
-//! spawns, and removes workers whose process exited.
+//! spawns (and times the successful ones: `pacer_worker_boot_seconds`), and removes
+//! workers whose process exited.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -166,10 +167,16 @@ async fn spawn_one(inner: Arc<Inner>, ident: WorkerIdent, timeout: Duration) {
             inner.on_exit(id, exit);
         }
     };
+    // The spawner starts the process first thing, so this is its boot: process start to
+    // the end of the PID handshake.
+    let started = Instant::now();
     let result = inner
         .spawner
         .spawn_worker(ident, jitter_percent(), timeout, Box::new(on_exit))
         .await;
+    if result.is_ok() {
+        inner.stats.worker_boot.observe(started.elapsed());
+    }
     inner.spawned(ident, result);
 }
 

@@ -391,6 +391,53 @@ async fn failed_spawns_back_off_exponentially_then_recover() {
     pool.shutdown().await;
 }
 
+/// Each worker that completes its handshake is timed from its start; a failed start is
+/// not a boot (it is a spawn failure).
+#[tokio::test(start_paused = true)]
+async fn boots_are_timed_and_failed_starts_are_not() {
+    // Two spawns at once: the 200 ms one completes first and fails, the 300 ms one boots;
+    // after the backoff the failed one's replacement boots in 1 s.
+    let spawner = FakeSpawner {
+        fail_first: 1,
+        boots: vec![Duration::from_millis(200), Duration::from_millis(300)],
+        boot: Duration::from_secs(1),
+        ..FakeSpawner::default()
+    };
+    let pool = started(spawner, settings(2)).await;
+    assert_eq!(pool.stats().spawn_failures.get(), 1);
+    let boots = pool.stats().worker_boot.snapshot();
+    assert_eq!(boots.count, 2);
+    assert!((boots.sum_seconds - 1.3).abs() < 1e-9, "{boots:?}");
+    // The 300 ms boot is in the 0.5 s bucket, the 1 s one in the 1 s bucket.
+    assert_eq!(boots.buckets[4], (0.25, 0));
+    assert_eq!(boots.buckets[5], (0.5, 1));
+    assert_eq!(boots.buckets[6], (1.0, 2));
+
+    let metrics = crate::metrics::Metrics::new(
+        vec![pool.clone()],
+        Arc::new(crate::stats::HttpStats::default()),
+        Arc::new(crate::metrics::AppMetrics::new()),
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains("\n# TYPE pacer_worker_boot_seconds histogram\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\npacer_worker_boot_seconds_sum{pool=\"http\"} 1.3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\npacer_worker_boot_seconds_count{pool=\"http\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\npacer_worker_boot_seconds_bucket{pool=\"http\",le=\"60\"} 2\n"),
+        "{text}"
+    );
+    pool.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn resizing_grows_and_shrinks_without_failing_requests_in_flight() {
     let pool = started(FakeSpawner::default(), settings(2)).await;

@@ -34,7 +34,9 @@ pub trait SpawnWorker: Send + Sync + std::fmt::Debug + 'static {
     fn command_line(&self) -> String;
 
     /// Starts one worker and completes its handshake within `timeout`. `on_exit` is
-    /// called once, when the process is gone (even if the handshake failed).
+    /// called once, when the process is gone (even if the handshake failed). The pool
+    /// times a successful call as the worker's boot (`pacer_worker_boot_seconds`), so an
+    /// implementation starts the process at once and returns when the handshake is done.
     fn spawn_worker(
         &self,
         ident: WorkerIdent,
