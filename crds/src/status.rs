@@ -247,6 +247,9 @@ pub struct TuningState {
     /// When maxJobs last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_max_jobs_change_time: Option<Time>,
+    /// When maxJobs was last raised (the memory limit waits for the workers to grow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_max_jobs_raise_time: Option<Time>,
     /// When maxWorkerMemory last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_max_worker_memory_change_time: Option<Time>,
@@ -257,6 +260,13 @@ pub struct TuningState {
     /// When requests first queued without busier workers (the next round decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_spike_time: Option<Time>,
+    /// The running version's workers leak fast, measured past their warm-up: bytes per
+    /// job …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_leak_bytes_per_job: Option<f64>,
+    /// … from this warm size, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fast_leak_warm_bytes: Option<f64>,
     /// The memory limit before the last change, in bytes (pods that still report it have
     /// not been resized yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -316,6 +326,15 @@ pub struct MemoryModel {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 128))]
     pub residuals: Vec<ResidualBucket>,
+    /// The application versions (images of the PHP container) the model last learned
+    /// from: a new one makes the rest fade.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(max = 512)))]
+    // tuning::memory::MAX_VERSIONS, MAX_VERSION_LEN
+    pub versions: Vec<String>,
+    /// The part of the first sum the versions before these left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier: Option<f64>,
 }
 
 /// One bucket of the residual histogram.

@@ -378,6 +378,11 @@ pub fn pod_targets(pods: &[Pod], container: &str) -> (Vec<PodTarget>, Option<Tim
                     .and_then(|c| c.last_transition_time.as_ref())
                     .map(|t| t.0),
                 resize_pending,
+                image: pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.containers.iter().find(|c| c.name == container))
+                    .and_then(|c| c.image.clone()),
             });
         }
     }
@@ -567,6 +572,28 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         assert_eq!(targets[0].ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(oom, Some(Timestamp::from_second(1_700_000_100).unwrap()));
+        assert_eq!(targets[0].image, None);
+    }
+
+    /// The version a pod runs: its PHP container's image, from the spec (a sidecar's
+    /// image is not the app's).
+    #[test]
+    fn targets_carry_the_image_of_the_php_container() {
+        let mut p = pod("a", "Running", Some("10.0.0.1"), None);
+        let container = |name: &str, image: &str| k8s_openapi::api::core::v1::Container {
+            name: name.into(),
+            image: Some(image.into()),
+            ..Default::default()
+        };
+        p.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+            containers: vec![
+                container("istio-proxy", "proxyv2:1.20"),
+                container(APP_CONTAINER, "shop:2026-12-07"),
+            ],
+            ..Default::default()
+        });
+        let (targets, _) = pod_targets(&[p], APP_CONTAINER);
+        assert_eq!(targets[0].image.as_deref(), Some("shop:2026-12-07"));
     }
 
     #[test]

@@ -163,9 +163,12 @@ pub fn tuning_state(s: &State) -> TuningState {
         last_change_time: s.last_change.map(Time),
         last_oom_bump_time: s.last_oom_bump.map(Time),
         last_max_jobs_change_time: s.last_max_jobs_change.map(Time),
+        last_max_jobs_raise_time: s.last_max_jobs_raise.map(Time),
         last_max_worker_memory_change_time: s.last_max_worker_memory_change.map(Time),
         unreported_change_time: s.unreported_change.map(Time),
         queue_spike_time: s.queue_spike.map(Time),
+        fast_leak_bytes_per_job: s.fast_leak.map(|l| l.growth),
+        fast_leak_warm_bytes: s.fast_leak.map(|l| l.warm),
         previous_memory_limit: s.previous_memory_limit.and_then(|b| i64::try_from(b).ok()),
         cpu_per_busy_worker: s.cpu_per_busy_worker,
         jobs: (*jobs != Baseline::default()).then(|| JobBaseline {
@@ -190,6 +193,8 @@ pub fn tuning_state(s: &State) -> TuningState {
                     })
                 })
                 .collect(),
+            versions: model.versions.clone(),
+            earlier: (model.earlier > 0.0).then_some(model.earlier),
         }),
     }
 }
@@ -217,9 +222,14 @@ pub fn state_from(t: &TuningState) -> State {
         last_change: time(&t.last_change_time),
         last_oom_bump: time(&t.last_oom_bump_time),
         last_max_jobs_change: time(&t.last_max_jobs_change_time),
+        last_max_jobs_raise: time(&t.last_max_jobs_raise_time),
         last_max_worker_memory_change: time(&t.last_max_worker_memory_change_time),
         unreported_change: time(&t.unreported_change_time),
         queue_spike: time(&t.queue_spike_time),
+        fast_leak: finite(&t.fast_leak_bytes_per_job)
+            .zip(finite(&t.fast_leak_warm_bytes))
+            .filter(|(g, w)| *g > 0.0 && *w > 0.0)
+            .map(|(growth, warm)| crate::tuning::max_jobs::FastLeak { growth, warm }),
         previous_memory_limit: t.previous_memory_limit.and_then(|b| u64::try_from(b).ok()),
         cpu_per_busy_worker: finite(&t.cpu_per_busy_worker).filter(|c| *c > 0.0),
         jobs: t
@@ -253,6 +263,11 @@ pub fn state_from(t: &TuningState) -> State {
                         .filter(|r| r.weight.is_finite() && r.weight > 0.0)
                         .filter_map(|r| Some((u32::try_from(r.bucket).ok()?, r.weight)))
                         .collect(),
+                    versions: m.versions.clone(),
+                    earlier: m
+                        .earlier
+                        .filter(|e| e.is_finite() && *e > 0.0)
+                        .unwrap_or(0.0),
                 })
             })
             .unwrap_or_default(),
@@ -404,6 +419,7 @@ mod tests {
             last_change: Some(t(4)),
             last_oom_bump: Some(t(2)),
             last_max_jobs_change: None,
+            last_max_jobs_raise: Some(t(2)),
             last_max_worker_memory_change: Some(t(3)),
             unreported_change: Some(t(2)),
             queue_spike: Some(t(1)),
@@ -421,9 +437,16 @@ mod tests {
             memory: {
                 let mut m = Model::default();
                 m.add(t(0), 4.0, 300.0 * 1048576.0, 1.0);
+                m.new_versions(&["shop:v1".to_owned()]);
                 m.add(t(5), 8.0, 500.0 * 1048576.0, 1.0);
+                m.new_versions(&["shop:v2".to_owned()]);
+                assert!(m.earlier > 0.0);
                 m
             },
+            fast_leak: Some(crate::tuning::max_jobs::FastLeak {
+                growth: 65536.0,
+                warm: 50.0 * 1048576.0,
+            }),
         };
         let written = tuning_state(&s);
         assert_eq!(state_from(&written), s);

@@ -24,7 +24,8 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodStatus,
+    Container as K8sContainer, ContainerState, ContainerStateTerminated, ContainerStatus, Pod,
+    PodCondition, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use pacer_operator::metrics_source::prom_text::PacerMetrics;
@@ -348,6 +349,15 @@ impl Cluster {
                         creation_timestamp: Some(Time(at(p.created))),
                         ..ObjectMeta::default()
                     },
+                    // A deploy is a new image: the version the pod runs.
+                    spec: Some(PodSpec {
+                        containers: vec![K8sContainer {
+                            name: APP_CONTAINER.into(),
+                            image: Some(format!("shop:v{}", p.version + 1)),
+                            ..K8sContainer::default()
+                        }],
+                        ..PodSpec::default()
+                    }),
                     status: Some(PodStatus {
                         phase: Some(phase.into()),
                         pod_ip: p.node.map(|n| format!("10.0.{n}.{}", p.index % 250)),
@@ -383,7 +393,6 @@ impl Cluster {
                         }]),
                         ..PodStatus::default()
                     }),
-                    ..Pod::default()
                 }
             })
             .collect()

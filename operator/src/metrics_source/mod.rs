@@ -48,6 +48,9 @@ pub struct PodTarget {
     pub ready_since: Option<jiff::Timestamp>,
     /// An in-place resize of the pod is pending (deferred, infeasible or in progress).
     pub resize_pending: bool,
+    /// The image of its PHP container (from the pod's spec): the application version it
+    /// runs. `None` when the spec does not name the container.
+    pub image: Option<String>,
 }
 
 /// The app whose metrics are wanted, and how.

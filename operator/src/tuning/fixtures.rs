@@ -47,7 +47,7 @@ pub fn target(name: &str, ready_since: Option<i64>) -> PodTarget {
         name: name.into(),
         ip: Some("10.0.0.1".into()),
         ready_since: ready_since.map(t),
-        resize_pending: false,
+        ..PodTarget::default()
     }
 }
 

@@ -67,6 +67,9 @@ pub struct Load {
     pub growth_per_job: Option<f64>,
     /// Warm worker memory (median over pods).
     pub warm_memory: Option<f64>,
+    /// Jobs the workers behind `growth_per_job` had done (median over those pods): how far
+    /// past their warm-up the growth was measured.
+    pub growth_jobs: Option<f64>,
     /// Jobs done by the live worker a quarter of the pool is older than (the 75th
     /// percentile over every pod's workers): a `max_jobs` above it recycles at most a
     /// quarter of them.
@@ -262,6 +265,13 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
             .unwrap_or(DEFAULT_SERVER_MEMORY) as f64,
         growth_per_job: median(&growth),
         warm_memory: median(&warm_memory),
+        growth_jobs: median(
+            &older
+                .iter()
+                .filter(|m| m.1.is_some())
+                .map(|m| m.0)
+                .collect::<Vec<_>>(),
+        ),
         youngest_pod_seconds: pods
             .iter()
             .map(|p| {

@@ -68,28 +68,51 @@ pub fn recycled_growth(max_jobs: u64, growth: Option<f64>, warm: Option<f64>) ->
         .then_some(grown)
 }
 
-/// Seconds a recycled worker is assumed to take before it serves again (pacer does not
-/// export it): a PHP worker's bootstrap, plus the first jobs of a cold worker, which take
-/// about twice as long (`make sim`'s app: 1.5 s of boot, then 2× CPU decaying over ~300
-/// jobs).
-pub const RECYCLE_COST_SECONDS: f64 = 2.0;
 /// A pod that recycles a worker so often that one is out for at least this share of the
 /// time gets a spare worker.
 pub const SPARE_WORKER_SHARE: f64 = 0.1;
 
-/// Spare workers per pod for the capacity recycling takes: a pod doing `jobs_per_second`
-/// with `max_jobs` recycles a worker every `max_jobs ÷ jobs_per_second` seconds, and each
-/// is out for [`RECYCLE_COST_SECONDS`]; when that is [`SPARE_WORKER_SHARE`] of the time or
-/// more, one worker more per pod (`make sim`, `leak`: 1 pod of 6 workers at night, a
-/// recycle every ~9 s at `max_jobs` ~450, 1–3 % of the requests over 250 ms in the minutes
-/// a boot fell on busy seconds). A big pool has the slack in its numbers anyway.
+/// Workers out of service at any moment because `max_jobs` recycles them: a pool doing
+/// `jobs_per_second` recycles `jobs_per_second ÷ max_jobs` workers a second, each out for
+/// its boot (`boot_seconds`, as pacer measured it — `pacer_worker_boot_seconds` — or
+/// [`WORKER_BOOT_SECONDS`] until a boot was seen). Its cold first jobs are in the job
+/// time the load is measured with. Only below the default `max_jobs` (a value lowered for
+/// a leak); at the default the pools of `make sim` have the slack in their numbers.
 #[must_use]
-pub fn spare_workers(max_jobs: u64, jobs_per_second: f64) -> u32 {
+pub fn recycling_workers(max_jobs: u64, jobs_per_second: f64, boot_seconds: Option<f64>) -> f64 {
     if max_jobs == 0 || max_jobs >= DEFAULT_MAX_JOBS || jobs_per_second <= 0.0 {
+        return 0.0;
+    }
+    jobs_per_second / max_jobs as f64 * boot(boot_seconds)
+}
+
+/// A worker's boot: as measured, or [`WORKER_BOOT_SECONDS`] until one was.
+fn boot(measured: Option<f64>) -> f64 {
+    measured
+        .filter(|b| b.is_finite() && *b >= 0.0)
+        .unwrap_or(WORKER_BOOT_SECONDS)
+}
+
+/// The recycling workers out at a moment come and go at random (Poisson: their count
+/// varies by about its square root); spares cover the mean and this many of those
+/// deviations. `make sim`, `leak`, seeds 1–6: the mean alone (0) kept 98.92–99.48 % of the
+/// minutes within the SLO at 53–56 % of the static memory; 0.5 kept 99.65–99.79 % at
+/// 56–58 % on seeds 1–5 (seed 6: 99.27 %, 60.9 %); 1 (square-root staffing's usual margin)
+/// 99.44–99.90 % at 57–63 %.
+pub const RECYCLING_BETA: f64 = 0.5;
+
+/// Spare workers a pod needs for the `recycling` workers (per pod,
+/// [`recycling_workers`]) it has out at any moment: `recycling + β·√recycling`
+/// ([`RECYCLING_BETA`]), rounded up, once that is [`SPARE_WORKER_SHARE`] of a worker or more
+/// (`make sim`, `leak`: 1 pod of 6 workers at night, a recycle every ~9 s at `max_jobs`
+/// ~450, 1–3 % of the requests over 250 ms in the minutes a boot fell on busy seconds; by
+/// day 15 workers at `max_jobs` ~150 have 2 out).
+#[must_use]
+pub fn spare_workers(recycling: f64) -> u32 {
+    if !recycling.is_finite() || recycling < SPARE_WORKER_SHARE {
         return 0;
     }
-    let out = jobs_per_second / max_jobs as f64 * RECYCLE_COST_SECONDS;
-    u32::from(out >= SPARE_WORKER_SHARE)
+    crate::tuning::stats::ceil_u32(recycling + RECYCLING_BETA * recycling.sqrt() - 1e-9)
 }
 
 /// What was measured, and the memory a worker may use.
@@ -108,10 +131,52 @@ pub struct Inputs {
     pub job_seconds: Option<f64>,
     /// Cores a busy worker uses (`Load::cpu_per_busy_worker`): the CPU share of a job.
     pub cpu_per_busy_worker: Option<f64>,
+    /// Seconds a worker took to boot in the window (`Load::boot_seconds`).
+    pub boot_seconds: Option<f64>,
+    /// The running version's fast leak, as measured past the warm-up
+    /// ([`confirms_fast_leak`], remembered in the tuner's state).
+    pub fast_leak: Option<FastLeak>,
 }
 
-/// Seconds a recycled worker takes to boot before it serves (assumed: pacer does not
-/// export it; a framework's bootstrap).
+/// A fast leak measured on workers past their warm-up.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FastLeak {
+    /// Bytes per job.
+    pub growth: f64,
+    /// Warm size, bytes.
+    pub warm: f64,
+}
+
+/// Whether a growth of `growth` bytes per job from `warm`, measured on workers that had
+/// done `jobs` jobs, shows a fast leak (half the [`WARM_GROWTH_ALLOWANCE`] within
+/// [`DEFAULT_MAX_JOBS`] jobs) rather than a warm-up: only on workers past
+/// [`LEAK_CONFIRM_JOBS`]. Young workers grow while they warm up, and a `max_jobs` lowered
+/// for that growth keeps every worker young — after which only warm-up is ever measured
+/// (`make sim`, `slowdown`: the cold start's growth, 56 KiB per job at 60–120 jobs, held
+/// `max_jobs` at 121 for two days; past 200 jobs the warm-up of its app grows 38 KiB per
+/// job, below the 43 KiB of a fast leak from 47 MiB, the leak of `leak` 64 KiB at every
+/// age).
+#[must_use]
+pub fn confirms_fast_leak(
+    growth: Option<f64>,
+    warm: Option<f64>,
+    jobs: Option<f64>,
+) -> Option<FastLeak> {
+    let (growth, warm, jobs) = (growth?, warm?, jobs?);
+    (growth >= MEMORY_GROWTH_NOISE
+        && growth * DEFAULT_MAX_JOBS as f64 >= warm * WARM_GROWTH_ALLOWANCE / 2.0
+        && jobs >= LEAK_CONFIRM_JOBS)
+        .then_some(FastLeak { growth, warm })
+}
+
+/// A fast leak counts once measured on workers that have done this many jobs (two thirds
+/// of [`WARM_UP_JOBS`]: at 300, workers that `max_jobs` recycles at 400–500 were measured
+/// past it only now and then, and `leak`'s seed 5 ran 3.6 hours at 340–511 before its leak
+/// counted).
+pub const LEAK_CONFIRM_JOBS: f64 = 200.0;
+
+/// Seconds a recycled worker is assumed to take to boot before it serves, until pacer has
+/// measured one (`pacer_worker_boot_seconds`; a framework's bootstrap).
 pub const WORKER_BOOT_SECONDS: f64 = 1.5;
 /// A fresh worker's CPU per job is this much more than a warm one's, decaying over
 /// [`WARM_UP_JOBS`] jobs (assumed: pacer exports neither per-worker job times nor CPU by
@@ -120,29 +185,60 @@ pub const COLD_CPU_EXTRA: f64 = 1.0;
 /// Jobs over which a fresh worker's extra CPU decays (its time constant, assumed).
 pub const WARM_UP_JOBS: f64 = 300.0;
 
+/// Worker-seconds a life of `jobs` jobs costs beyond the warm time of its jobs: the boot
+/// (`boot_seconds` as measured, see [`recycling_workers`]), and the extra CPU of its cold jobs — [`COLD_CPU_EXTRA`] × `cpu` for the first, decaying
+/// with time constant [`WARM_UP_JOBS`]: `Σ e^(−j/τ)` over its `jobs`. A short life pays
+/// only the start of that decay; a life far past the warm-up pays all of it (≈ τ jobs'
+/// worth).
+#[must_use]
+pub fn life_cost(jobs: f64, cpu: f64, boot_seconds: Option<f64>) -> f64 {
+    let decay = (-1.0 / WARM_UP_JOBS).exp();
+    let cold_jobs = (1.0 - decay.powf(jobs.max(0.0))) / (1.0 - decay);
+    boot(boot_seconds) + COLD_CPU_EXTRA * cpu * cold_jobs
+}
+
+/// Steps of the search for [`least_memory_per_work`]: `max_jobs` grows by this factor.
+const SEARCH_STEP: f64 = 1.02;
+
 /// The `max_jobs` at which a leaking worker costs the least memory per unit of work, when
-/// what it needs is measured. Each life of `M` jobs costs a fixed time — the boot and the
-/// cold CPU of its first jobs, `C` = [`WORKER_BOOT_SECONDS`] + [`COLD_CPU_EXTRA`] × the
-/// CPU of a job × [`WARM_UP_JOBS`] — so a job takes `s + C/M` worker-seconds; a worker
-/// reaches `W + g·M` (warm size `W`, growth `g` per job), which its pod's limit must hold.
-/// Memory per unit of work `(s + C/M)(W + g·M)` is least at `M = √(C·W ÷ (s·g))`
-/// (`make sim`'s app, 64 KiB per job: C ≈ 9 s, W ≈ 50 MiB, s ≈ 60 ms: ≈ 345). Below it the
-/// pods need more workers for the cold ones than the leak saves; above it each worker
-/// holds more leak than its share of work pays for.
+/// what it needs is measured. A life of `M` jobs costs [`life_cost`]`(M)` worker-seconds
+/// beyond its jobs, so a job takes `s + life_cost(M)/M` worker-seconds; a worker reaches
+/// `W + g·M` (warm size `W`, growth `g` per job), which its pod's limit must hold. The
+/// least of `(s + life_cost(M)/M)(W + g·M)` is searched over `M` (geometric steps of 2 %
+/// from [`MIN_AUTO_MAX_JOBS`]): below it the pods need more workers for the cold ones than
+/// the leak saves; above it each worker holds more leak than its share of work pays for.
+///
+/// `make sim`'s app, 64 KiB per job: W ≈ 50 MiB, s ≈ 60 ms, 25 ms CPU: ≈ 150. Round 6
+/// charged every life the whole warm-up (`C` = 1.5 s + 300 × 25 ms, as if `M` ≫ 300),
+/// whose least is the closed form `√(C·W ÷ (s·g))` ≈ 346: at 346 a life pays 68 % of it,
+/// at 150 only 39 %, and the cheaper short lives put the least far lower.
 #[must_use]
 pub fn least_memory_per_work(inputs: &Inputs) -> Option<u64> {
-    let (growth, warm, job) = (inputs.growth?, inputs.warm?, inputs.job_seconds?);
+    // The leak as measured past the warm-up: the workers a lowered `max_jobs` keeps young
+    // grow by their warm-up too, and a leak estimated from them would lower it further.
+    let FastLeak { growth, warm } = inputs.fast_leak?;
+    let job = inputs.job_seconds?;
     let cpu = inputs.cpu_per_busy_worker?.clamp(0.0, 1.0) * job;
     // Only for a fast leak (see [`recycled_growth`]): a warm-up's slow tail is no leak to
     // trade cold workers against.
     let fast = growth * DEFAULT_MAX_JOBS as f64 >= warm * WARM_GROWTH_ALLOWANCE / 2.0;
-    if !fast || growth < MEMORY_GROWTH_NOISE || warm <= 0.0 || job <= 0.0 {
+    if !fast || growth < MEMORY_GROWTH_NOISE || warm <= 0.0 || job <= 0.0 || !cpu.is_finite() {
         return None;
     }
-    let per_life = WORKER_BOOT_SECONDS + COLD_CPU_EXTRA * cpu * WARM_UP_JOBS;
-    let best = (per_life * warm / (job * growth)).sqrt();
-    best.is_finite()
-        .then(|| floor_u64(best).clamp(MIN_AUTO_MAX_JOBS, MAX_AUTO_MAX_JOBS))
+    let per_work =
+        |m: f64| (job + life_cost(m, cpu, inputs.boot_seconds) / m) * (warm + growth * m);
+    let mut m = MIN_AUTO_MAX_JOBS as f64;
+    let mut best = (per_work(m), m);
+    while m < MAX_AUTO_MAX_JOBS as f64 {
+        m *= SEARCH_STEP;
+        let cost = per_work(m);
+        if cost < best.0 {
+            best = (cost, m);
+        }
+    }
+    best.0
+        .is_finite()
+        .then(|| floor_u64(best.1).clamp(MIN_AUTO_MAX_JOBS, MAX_AUTO_MAX_JOBS))
 }
 
 /// The new `max_jobs` and why, or `None` to keep `current`.
@@ -247,6 +343,8 @@ mod tests {
             jobs_done_p75: None,
             job_seconds: None,
             cpu_per_busy_worker: None,
+            boot_seconds: None,
+            fast_leak: None,
         }
     }
 
@@ -330,45 +428,139 @@ mod tests {
     #[test]
     fn max_jobs_aims_at_the_least_memory_per_work() {
         // `make sim`'s app: 64 KiB per job from 50 MiB warm, jobs of 60 ms of which 25 ms
-        // CPU. C = 1.5 s + 1 × 0.025 s × 300 = 9 s; √(9 × 50 MiB ÷ (0.06 × 64 KiB)) = 346.
+        // CPU, a 1.5 s boot. Per unit of work a life of M jobs costs
+        // (0.06 + (1.5 + 0.025 × Σ e^(−j/300)) ÷ M) × (50 + M/16) MiB·s: least at ≈ 153
+        // (5.33), against 5.67 at the 346 of charging every life the whole warm-up.
+        let leak = FastLeak {
+            growth: 64.0 * 1024.0,
+            warm: 50.0 * MI,
+        };
         let inputs = Inputs {
-            growth: Some(64.0 * 1024.0),
-            warm: Some(50.0 * MI),
+            growth: Some(leak.growth),
+            warm: Some(leak.warm),
             cap: 1024.0 * MI,
-            jobs_done_p75: None,
             job_seconds: Some(0.06),
             cpu_per_busy_worker: Some(0.025 / 0.06),
+            boot_seconds: Some(1.5),
+            fast_leak: Some(leak),
+            ..unmeasured()
         };
-        assert_eq!(least_memory_per_work(&inputs), Some(346));
+        assert_eq!(least_memory_per_work(&inputs), Some(153));
         // The allowance alone would say min(1024 − 50, 50 × 0.9) MiB ÷ 64 KiB = 720.
         let (to, why) = recommend(0, inputs, None, t(0)).unwrap();
-        assert_eq!(to, 346, "{why}");
+        assert_eq!(to, 153, "{why}");
+        // A slower boot makes a life dearer: a 4 s bootstrap recycles later.
+        let slow_boot = Inputs {
+            boot_seconds: Some(4.0),
+            ..inputs
+        };
+        assert_eq!(least_memory_per_work(&slow_boot), Some(247));
+        // Until a boot is measured, 1.5 s is assumed.
+        let unmeasured_boot = Inputs {
+            boot_seconds: None,
+            ..inputs
+        };
+        assert_eq!(least_memory_per_work(&unmeasured_boot), Some(153));
         // Without the job time or the CPU share the allowance decides.
         let no_cpu_share = Inputs {
             cpu_per_busy_worker: None,
             ..inputs
         };
         assert_eq!(recommend(0, no_cpu_share, None, t(0)).unwrap().0, 720);
+        // Nor without a leak measured past the warm-up: young workers' growth may be theirs.
+        let unconfirmed = Inputs {
+            fast_leak: None,
+            ..inputs
+        };
+        assert_eq!(least_memory_per_work(&unconfirmed), None);
+        assert_eq!(recommend(0, unconfirmed, None, t(0)).unwrap().0, 720);
         // A warm-up's slow tail (10 KiB per job: 5 MiB in 500 jobs) is no fast leak.
         let slow = Inputs {
-            growth: Some(10.0 * 1024.0),
+            fast_leak: Some(FastLeak {
+                growth: 10.0 * 1024.0,
+                ..leak
+            }),
             ..inputs
         };
         assert_eq!(least_memory_per_work(&slow), None);
     }
 
-    /// A spare worker only for a `max_jobs` lowered below the default that recycles a worker
-    /// so often that one is out ≥ 10 % of the time.
+    /// The leak the least memory per work is computed from is the one measured past the
+    /// warm-up, not what workers kept young measure (their warm-up on top).
     #[test]
-    fn a_spare_worker_for_frequent_recycling() {
-        // 40 jobs/s at 200: a recycle every 5 s, 2 s out = 40 %.
-        assert_eq!(spare_workers(200, 40.0), 1);
-        // 5 jobs/s at 200: every 40 s, 5 %.
-        assert_eq!(spare_workers(200, 5.0), 0);
+    fn the_least_memory_per_work_uses_the_leak_measured_past_the_warm_up() {
+        let leak = FastLeak {
+            growth: 64.0 * 1024.0,
+            warm: 50.0 * MI,
+        };
+        let inputs = Inputs {
+            growth: Some(120.0 * 1024.0),
+            warm: Some(46.0 * MI),
+            cap: 1024.0 * MI,
+            job_seconds: Some(0.06),
+            cpu_per_busy_worker: Some(0.025 / 0.06),
+            boot_seconds: Some(1.5),
+            fast_leak: Some(leak),
+            ..unmeasured()
+        };
+        assert_eq!(least_memory_per_work(&inputs), Some(153));
+    }
+
+    /// A fast growth counts as a leak only on workers past [`LEAK_CONFIRM_JOBS`].
+    #[test]
+    fn a_fast_leak_is_confirmed_past_the_warm_up() {
+        let (growth, warm) = (Some(56.0 * 1024.0), Some(46.0 * MI));
+        // 56 KiB per job at 90 jobs: the warm-up of `make sim`'s app looks like this.
+        assert_eq!(confirms_fast_leak(growth, warm, Some(90.0)), None);
+        assert_eq!(
+            confirms_fast_leak(growth, warm, Some(250.0)),
+            Some(FastLeak {
+                growth: 56.0 * 1024.0,
+                warm: 46.0 * MI
+            })
+        );
+        // Slow growth is no fast leak at any age; nothing measured, nothing confirmed.
+        assert_eq!(
+            confirms_fast_leak(Some(10.0 * 1024.0), warm, Some(1000.0)),
+            None
+        );
+        assert_eq!(confirms_fast_leak(None, warm, Some(1000.0)), None);
+    }
+
+    /// A life pays the boot and only as much of the warm-up as it lives through.
+    #[test]
+    fn a_short_life_pays_part_of_the_warm_up() {
+        let cpu = 0.025;
+        assert!((life_cost(0.0, cpu, Some(2.0)) - 2.0).abs() < 1e-9);
+        // Far past the warm-up: the boot and ≈ 300 jobs' extra CPU (7.5 s).
+        let long = life_cost(10_000.0, cpu, Some(1.5));
+        assert!((long - (1.5 + 7.5)).abs() < 0.05, "{long}");
+        // 150 jobs live through 1 − e^(−1/2) ≈ 39 % of it.
+        let short = life_cost(150.0, cpu, Some(1.5)) - 1.5;
+        assert!((short / 7.5 - 0.39).abs() < 0.01, "{short}");
+    }
+
+    /// Spare workers only for a `max_jobs` lowered below the default: the workers out
+    /// booting at once (by the measured boot) and half their deviation, once that is ≥ 10 %
+    /// of a worker.
+    #[test]
+    fn spare_workers_for_frequent_recycling() {
+        // 40 jobs/s at 200: a recycle every 5 s, 2 s out: 0.4 workers out (+ 0.32), one.
+        assert!((recycling_workers(200, 40.0, Some(2.0)) - 0.4).abs() < 1e-9);
+        assert_eq!(spare_workers(recycling_workers(200, 40.0, Some(2.0))), 1);
+        // Until a boot is measured, 1.5 s.
+        assert!((recycling_workers(200, 40.0, None) - 0.3).abs() < 1e-9);
+        // 5 jobs/s at 200: every 40 s, 0.05 workers out: none.
+        assert_eq!(spare_workers(recycling_workers(200, 5.0, Some(2.0))), 0);
+        // 200 jobs/s at 150 with 1.5 s boots: 2 workers out, + 0.71: three spares.
+        assert_eq!(spare_workers(recycling_workers(150, 200.0, Some(1.5))), 3);
+        // A 4 s bootstrap: 5.3 out, + 1.15: seven.
+        assert_eq!(spare_workers(recycling_workers(150, 200.0, Some(4.0))), 7);
         // The default, unlimited, idle.
-        assert_eq!(spare_workers(DEFAULT_MAX_JOBS, 400.0), 0);
-        assert_eq!(spare_workers(0, 40.0), 0);
-        assert_eq!(spare_workers(200, 0.0), 0);
+        assert_eq!(recycling_workers(DEFAULT_MAX_JOBS, 400.0, None), 0.0);
+        assert_eq!(recycling_workers(0, 40.0, None), 0.0);
+        assert_eq!(recycling_workers(200, 0.0, None), 0.0);
+        assert_eq!(spare_workers(f64::NAN), 0);
     }
 
     /// A cut is bounded by the workers it recycles at once, not by a quarter of the value:

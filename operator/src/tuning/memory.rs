@@ -35,6 +35,13 @@ pub const BUCKET_MIB: f64 = 2.0;
 const OFFSET_MIB: f64 = 2048.0;
 /// Most buckets kept (the lightest are dropped first; the status stays small).
 pub const MAX_BUCKETS: usize = 96;
+/// What the model learned before a new application version weighs as if it were this
+/// much older (four half-lives: 1/16).
+pub const NEW_VERSION_AGE: Duration = Duration::from_secs(4 * 24 * 3600);
+/// Most versions the model keeps (the status' limit): a canary of a few images fits.
+pub const MAX_VERSIONS: usize = 16;
+/// Longest version (image reference) the model keeps.
+pub const MAX_VERSION_LEN: usize = 512;
 /// Weight of the sample an OOM kill adds (as many fresh samples).
 pub const OOM_WEIGHT: f64 = 30.0;
 /// Residuals are kept once the line rests on this many samples.
@@ -53,6 +60,12 @@ pub struct Model {
     pub sums: [f64; 5],
     /// Residual histogram: bucket → weight.
     pub residuals: BTreeMap<u32, f64>,
+    /// The application versions (images of the PHP container) the pods ran when the
+    /// model last learned, sorted; empty when unknown (an older status).
+    pub versions: Vec<String>,
+    /// The part of `sums[0]` the versions before these left (relative to `reference`):
+    /// residuals are measured against a line that rests on the running versions' samples.
+    pub earlier: f64,
 }
 
 /// The line `fixed + per_worker × workers`, MiB.
@@ -89,11 +102,59 @@ impl Model {
             for w in self.residuals.values_mut() {
                 *w /= factor;
             }
+            self.earlier /= factor;
             self.residuals.retain(|_, w| *w > 0.0 && w.is_finite());
             self.reference = Some(now);
             return 1.0;
         }
         factor
+    }
+
+    /// The pods now run `versions` (sorted, deduplicated): when one of them is new to the
+    /// model — a deploy, or a rollback — what was learned of the versions before weighs as
+    /// if it were [`NEW_VERSION_AGE`] older. A version is a new memory profile (a leak
+    /// fixed or brought, a bigger framework), and the line and the residuals of the old
+    /// one would hold the limit where it was for days (`make sim`, `leak`: the step leak of
+    /// day 2 ran at a 530 MiB working set under a 830–920 MiB limit learned from the
+    /// linear leak of day 1). Not forgotten outright: until the new version has spoken for
+    /// itself, the old one is the best guess there is. Returns whether it forgot.
+    pub fn new_versions(&mut self, versions: &[String]) -> bool {
+        // As many as the status keeps (a name longer than it takes is no image).
+        let versions: Vec<String> = versions
+            .iter()
+            .filter(|v| v.len() <= MAX_VERSION_LEN)
+            .take(MAX_VERSIONS)
+            .cloned()
+            .collect();
+        if versions.is_empty() || self.versions == versions {
+            return false;
+        }
+        let new = !self.versions.is_empty() && versions.iter().any(|v| !self.versions.contains(v));
+        if new {
+            let factor = 2f64.powf(-exponent(
+                jiff::SignedDuration::try_from(NEW_VERSION_AGE).unwrap_or_default(),
+            ));
+            for s in &mut self.sums {
+                *s *= factor;
+            }
+            for w in self.residuals.values_mut() {
+                *w *= factor;
+            }
+            self.earlier = self.sums[0];
+        }
+        self.versions = versions;
+        new
+    }
+
+    /// Weight of the running versions' samples at `now`, in fresh samples.
+    fn current_weight(&self, now: Timestamp) -> f64 {
+        match self.reference {
+            None => 0.0,
+            Some(reference) => {
+                (self.sums[0] - self.earlier).max(0.0)
+                    / 2f64.powf(exponent(now.duration_since(reference)))
+            }
+        }
     }
 
     /// Total weight at `now`, in fresh samples.
@@ -130,7 +191,7 @@ impl Model {
         let y = peak / MIB;
         // The residual against the line as it stands (before this sample moves it); the
         // first samples have no line worth measuring against.
-        let residual = (self.weight(now) >= MIN_SAMPLES_FOR_RESIDUALS)
+        let residual = (self.current_weight(now) >= MIN_SAMPLES_FOR_RESIDUALS)
             .then(|| self.line(None).map(|l| y - l.at(workers)))
             .flatten();
         let w = weight * self.weight_now(now);
@@ -350,5 +411,43 @@ mod tests {
         // And back: that limit holds the small pod's workers, not one more (40 MiB each).
         let w = small.workers_for(limit * MIB, Some(40.0)).unwrap();
         assert!((w - 2.0).abs() < 1e-6, "{w}");
+    }
+
+    /// A new version fades what was learned to a sixteenth, once; the residuals against
+    /// the line wait until the new version's own samples carry it.
+    #[test]
+    fn a_new_version_fades_the_past() {
+        let v = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let mut m = fed(24.0);
+        let now = t(24.0);
+        let learned = m.weight(now);
+        let residuals: f64 = m.residuals.values().sum();
+        // First sight: adopted, nothing fades.
+        assert!(!m.new_versions(&v(&["shop:v1"])));
+        assert!((m.weight(now) - learned).abs() < 1e-9);
+        // A deploy: a sixteenth of it is left, residuals too.
+        assert!(m.new_versions(&v(&["shop:v1", "shop:v2"])));
+        assert!((m.weight(now) - learned / 16.0).abs() < 1e-6);
+        let faded: f64 = m.residuals.values().sum();
+        assert!((faded - residuals / 16.0).abs() < 1e-6);
+        // The rollout finishes, the pods list nothing: neither fades again.
+        assert!(!m.new_versions(&v(&["shop:v2"])));
+        assert!(!m.new_versions(&[]));
+        assert_eq!(m.versions, v(&["shop:v2"]));
+        // The new version's first samples add no residual: the line is still the old one's.
+        m.add(now, 8.0, 900.0 * MIB, 1.0);
+        let after: f64 = m.residuals.values().sum();
+        assert!((after - faded).abs() < 1e-6, "{after} vs {faded}");
+        for i in 0..12 {
+            m.add(now, 8.0, (900.0 + f64::from(i)) * MIB, 1.0);
+        }
+        assert!(m.residuals.values().sum::<f64>() > faded + 1.0);
+        // A rollback is a new version too.
+        assert!(m.new_versions(&v(&["shop:v1"])));
+        // No more than the status keeps: 20 images are the first 16, every round the same.
+        let many: Vec<String> = (0..20).map(|i| format!("shop:v{i:02}")).collect();
+        assert!(m.new_versions(&many));
+        assert_eq!(m.versions.len(), MAX_VERSIONS);
+        assert!(!m.new_versions(&many));
     }
 }

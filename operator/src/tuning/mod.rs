@@ -33,8 +33,10 @@
 //!    needed at the per-pod ceiling, and under a CPU limit at least as many as give the
 //!    load's cores room at 60 % of the quota ([`cpu::pods_needed`]: CFS throttles bursts
 //!    long before the average reaches the quota). **Workers per pod**: the workers needed ÷ the pods
-//!    that serve, at least busy + √busy ([`scale::small_pool_floor`]), one more while a
-//!    lowered `max_jobs` recycles workers often ([`max_jobs::spare_workers`]). Both move
+//!    that serve, at least busy + √busy ([`scale::small_pool_floor`]), plus spares for the
+//!    workers a lowered `max_jobs` keeps booting ([`max_jobs::spare_workers`], by pacer's
+//!    measured boot time) — counted in the pods too, so that a pod at its ceiling is not
+//!    the one without them. Both move
 //!    as [`scale`] says: ±10 % tolerance, up at once but at most doubling (or +4) per
 //!    decision, down no lower than the window's largest
 //!    recommendation, once per minute, by at most 20 %.
@@ -54,6 +56,11 @@
 //!    round (128 → 228 → 263 → … Mi) — and it is not lowered. Only more workers raise it,
 //!    by the model. A kill after the episode starts the next one.
 //!
+//!    **A new version** (a new image of the PHP container in any pod): what the model
+//!    learned weighs a sixteenth ([`memory::Model::new_versions`]) and the fast leak of
+//!    the old version is forgotten. **After a raise of a lowered `max_jobs`** the limit is
+//!    not lowered for [`MAX_JOBS_SETTLING`]: the workers grow further than the model saw.
+//!
 //!    **Workers in step**: while a fast leak is measured and `max_jobs` recycles it
 //!    ([`max_jobs::recycled_growth`]), a pod younger than [`IN_STEP_YOUNG`] (or one being
 //!    added) has workers that started together and reach their `max_jobs` together; the
@@ -65,8 +72,9 @@
 //! 8. **max_jobs** (`auto`, [`max_jobs`]): from the growth per job of workers past their
 //!    warm-up; lowered in cuts that recycle at most a quarter of the live workers (or by a
 //!    quarter of the value), raised slowly, restored when a window measures no growth; for
-//!    a fast leak no higher than the least memory per unit of work
-//!    ([`max_jobs::least_memory_per_work`]).
+//!    a fast leak — measured on workers past their warm-up ([`max_jobs::confirms_fast_leak`],
+//!    remembered for the version) — no higher than the least memory per unit of work
+//!    ([`max_jobs::least_memory_per_work`], with the measured boot time).
 //!
 //! Missing metrics never lower anything; only spec bounds and OOM kills act without them.
 
@@ -121,6 +129,9 @@ pub const IN_STEP_YOUNG: Duration = Duration::from_secs(15 * 60);
 /// still — and `max_jobs` followed it down (`make sim`, `leak`, day 2: the net 91 ↔ 153
 /// MiB and `max_jobs` 400 ↔ 600 every few minutes).
 pub const NET_ABOVE_RECYCLED: f64 = 1.2;
+/// After a raise of `max_jobs` the memory limit is not lowered for this long: the
+/// workers grow to the new value first, and the model learns it.
+pub const MAX_JOBS_SETTLING: Duration = Duration::from_secs(15 * 60);
 /// A raised memory limit gets this much more than the model asks for.
 pub const MEMORY_UP_SLACK: f64 = 0.05;
 /// The model needs this many samples (pod-rounds) before it may lower a limit.
@@ -240,6 +251,8 @@ pub struct State {
     pub last_oom_bump: Option<Timestamp>,
     /// When `max_jobs` last changed.
     pub last_max_jobs_change: Option<Timestamp>,
+    /// When `max_jobs` was last raised (see [`MAX_JOBS_SETTLING`]).
+    pub last_max_jobs_raise: Option<Timestamp>,
     /// When `max_worker_memory` last changed.
     pub last_max_worker_memory_change: Option<Timestamp>,
     /// When the ConfigMap last changed without a new pool size (which the pods would
@@ -255,6 +268,10 @@ pub struct State {
     pub jobs: slowdown::Baseline,
     /// The memory model (see [`memory`]).
     pub memory: memory::Model,
+    /// The running version's workers leak fast, as last measured on workers past their
+    /// warm-up ([`max_jobs::confirms_fast_leak`]); cleared by a new version or a window
+    /// that measures no growth.
+    pub fast_leak: Option<max_jobs::FastLeak>,
     /// The memory limit before the last change (pods still reporting it have not been
     /// resized yet).
     pub previous_memory_limit: Option<u64>,
@@ -548,6 +565,18 @@ pub fn decide(
         .map(|s| load_of(s, &observation.pods, now));
     let (pending, timed_out) = pending(&current, load.as_ref(), &state, observation, now);
 
+    // A new application version is a new memory profile: the model's past fades first.
+    let mut versions: Vec<String> = observation
+        .pods
+        .iter()
+        .filter_map(|p| p.image.clone())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    let new_version = state.memory.new_versions(&versions);
+    if new_version {
+        state.fast_leak = None;
+    }
     // The memory model learns from every round's peaks.
     if let Some(load) = &load {
         for &(workers, peak) in &load.working_sets {
@@ -667,12 +696,26 @@ pub fn decide(
             (Some(limit), Some(cores)) => cpu::pods_needed(cores, limit, target, current.replicas),
             _ => 0,
         };
+        // Recycling costs capacity: a worker past `max_jobs` boots again (and starts cold)
+        // while the others carry its share; a pool that recycles often has workers out
+        // (`max_jobs::spare_workers`), as spares on top of what the load needs — in the
+        // pods too, so that a pod at its ceiling is not the one without them.
+        let recycling =
+            max_jobs::recycling_workers(current.max_jobs, load.jobs_per_second, load.boot_seconds);
+        let spare = |pods: u32| max_jobs::spare_workers(recycling / f64::from(pods.max(1)));
         // Replicas first: pods are added only once the workers per pod are at the ceiling.
         let replicas_fixed = policy.replicas_external || policy.replicas.min == policy.replicas.max;
         let raw_replicas = if replicas_fixed {
             current.replicas
         } else {
-            let needed = wanted_total.div_ceil(per_pod_ceiling.max(1)).max(cpu_pods);
+            let ceiling = per_pod_ceiling.max(1);
+            let mut needed = wanted_total.div_ceil(ceiling);
+            while needed < policy.replicas.max
+                && wanted_total.div_ceil(needed.max(1)) + spare(needed) > ceiling
+            {
+                needed += 1;
+            }
+            let needed = needed.max(cpu_pods);
             let needed = clamp_floor_wins(needed, policy.replicas.min, policy.replicas.max);
             if within_tolerance(u64::from(current.replicas), u64::from(needed)) {
                 current.replicas
@@ -710,17 +753,10 @@ pub fn decide(
         } else {
             next.replicas.min(serving).max(1)
         };
-        // Recycling costs capacity: a worker past `max_jobs` boots again (and starts cold)
-        // while the others carry its share; a small pool that recycles often is often a
-        // worker short (`max_jobs::spare_workers`).
-        let spare = max_jobs::spare_workers(
-            current.max_jobs,
-            load.jobs_per_second / load.pods.max(1) as f64,
-        );
         let per_pod = wanted_total
             .div_ceil(pods_now)
             .max(scale::small_pool_floor(load.required / f64::from(pods_now)))
-            .saturating_add(spare);
+            .saturating_add(spare(pods_now));
         let mut raw_workers = clamp_floor_wins(per_pod, policy.workers.min, per_pod_ceiling);
         if within_tolerance(u64::from(current.workers), u64::from(raw_workers)) {
             raw_workers = current.workers;
@@ -954,6 +990,13 @@ pub fn decide(
     } else {
         summary.push_str("no metrics for this window: nothing is lowered");
     }
+    if new_version {
+        summary.push_str(&format!(
+            "; the pods run a new version ({}): what the memory model learned before weighs \
+             a sixteenth",
+            versions.join(", ")
+        ));
+    }
 
     // OOM kills: of a whole container (its status), or of a worker inside a living one
     // (pacer's cgroup counter; the container's status never shows those).
@@ -980,6 +1023,12 @@ pub fn decide(
         let started = *state.last_memory_change.get_or_insert(now);
         let mut target = current.memory_limit;
         let mut why = String::new();
+        // A raised `max_jobs` lets the workers grow further than the model has seen: no
+        // decrease until they have lived with it (`make sim`, `leak`, seed 6:
+        // 264 → 385 at night, the limit lowered for 9 workers two minutes later, a pod
+        // OOM-killed 30 s after that).
+        let max_jobs_settling =
+            elapsed(state.last_max_jobs_raise, now).is_some_and(|e| e < MAX_JOBS_SETTLING);
         if oom && !episode_before {
             // Remember where it hit, for days; then raise once for this episode.
             let workers_then = load
@@ -1087,6 +1136,7 @@ pub fn decide(
                     target = wanted;
                     why = explain("raised");
                 } else if !episode
+                    && !max_jobs_settling
                     && (wanted as f64) <= current.memory_limit as f64 * MEMORY_DOWN_THRESHOLD
                     && state.memory.weight(now) >= MEMORY_MODEL_MIN_WEIGHT
                     && elapsed(Some(started), now).is_some_and(|e| e >= MEMORY_DOWN_PERIOD)
@@ -1167,7 +1217,20 @@ pub fn decide(
 
     // max_jobs: recycle before the leak matters.
     if let (Setting::Auto, Some(load), false) = (policy.max_jobs, &load, pending.any()) {
+        if load
+            .growth_per_job
+            .is_some_and(|g| g < max_jobs::MEMORY_GROWTH_NOISE)
+        {
+            state.fast_leak = None;
+        }
+        if let Some(leak) =
+            max_jobs::confirms_fast_leak(load.growth_per_job, load.warm_memory, load.growth_jobs)
+        {
+            state.fast_leak = Some(leak);
+        }
         let inputs = max_jobs::Inputs {
+            fast_leak: state.fast_leak,
+            boot_seconds: load.boot_seconds,
             growth: load.growth_per_job,
             warm: load.warm_memory,
             cap: (next.max_worker_memory as f64).min(share(load).unwrap_or(f64::INFINITY)),
@@ -1215,6 +1278,10 @@ pub fn decide(
         {
             next.max_jobs = to;
             state.last_max_jobs_change = Some(now);
+            // A raise of a value lowered for a leak: the workers will grow further.
+            if (to > current.max_jobs || to == 0) && current.max_jobs < DEFAULT_MAX_JOBS {
+                state.last_max_jobs_raise = Some(now);
+            }
             reasons.push((Knob::MaxJobs, why));
         }
     }

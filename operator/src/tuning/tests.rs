@@ -1565,3 +1565,103 @@ fn a_pool_that_recycles_a_leak_often_gets_a_spare_worker() {
     );
     assert_eq!(d.settings.workers, 6, "{:?}", d.changes);
 }
+
+/// A pod at its ceiling has no room for spares: the pods carry them. 2 pods of 8 workers
+/// serve 11.2 busy (16 at 70 %); at `max_jobs` 50 they recycle 112 jobs/s ÷ 50 a second,
+/// 1.5 s each: 3.4 workers out, 1.7 a pod + half its √ = 3 spares a pod — 3 pods of 6 + 2.
+#[test]
+fn a_pool_at_its_ceiling_gets_pods_for_its_spares() {
+    let mut p = policy();
+    p.workers = Bounds { min: 1, max: 8 };
+    p.replicas = Bounds { min: 1, max: 6 };
+    let mut s = settings(8);
+    s.replicas = 2;
+    let pods = || {
+        let mut a = pod_sample("a", 5.6, 8.0);
+        let mut b = pod_sample("b", 5.6, 8.0);
+        a.worker_boot_seconds = Some(1.5);
+        a.worker_boots = 3.0;
+        b.worker_boots = 0.0;
+        observe(vec![a, b])
+    };
+    let d = decide(&p, &s, &State::default(), &pods(), t(0));
+    assert_eq!(
+        d.settings.replicas, 2,
+        "no recycling, no spares: {:?}",
+        d.changes
+    );
+    s.max_jobs = 50;
+    let d = decide(&p, &s, &State::default(), &pods(), t(0));
+    assert_eq!(d.settings.replicas, 3, "{:?}", d.changes);
+}
+
+/// A new image of the PHP container is a new version: the memory model's past fades (and
+/// a leak measured for the old version is forgotten); a rollout finishing is not one.
+#[test]
+fn a_new_version_fades_the_memory_model() {
+    let p = auto_memory_policy();
+    let mut state = learned_memory_state(&p);
+    state.fast_leak = Some(max_jobs::FastLeak {
+        growth: 65536.0,
+        warm: 50.0 * MI as f64,
+    });
+    let at = |images: &[&str]| {
+        let mut o = observe(vec![cgroup_pod(4.0)]);
+        o.pods = images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| PodTarget {
+                name: format!("app-{i}"),
+                image: Some((*image).to_owned()),
+                ..PodTarget::default()
+            })
+            .collect();
+        o
+    };
+    let s = with_memory(4, 2048 * MI);
+    // First sight of the images: adopted, nothing fades.
+    let now = t(180 * 30);
+    let before = state.memory.weight(now);
+    let d = decide(&p, &s, &state, &at(&["shop:v1"]), now);
+    assert!((d.state.memory.weight(now) - (before + 1.0)).abs() < 1e-6);
+    assert!(d.state.fast_leak.is_some());
+    // A rollout to v2: the past weighs a sixteenth, and the summary says why.
+    let d = decide(&p, &s, &d.state, &at(&["shop:v1", "shop:v2"]), now);
+    let faded = d.state.memory.weight(now);
+    assert!(
+        (faded - (before + 1.0) / 16.0 - 1.0).abs() < 1e-6,
+        "{faded}"
+    );
+    assert!(
+        d.summary.contains("new version (shop:v1, shop:v2)"),
+        "{}",
+        d.summary
+    );
+    assert_eq!(d.state.fast_leak, None);
+    // The old pods go: nothing new, nothing fades.
+    let d = decide(&p, &s, &d.state, &at(&["shop:v2"]), now);
+    assert!((d.state.memory.weight(now) - (faded + 1.0)).abs() < 1e-6);
+}
+
+/// After `max_jobs` is raised from a value lowered for a leak, the workers grow further
+/// than the model has seen: the memory limit is not lowered for a while.
+#[test]
+fn the_memory_limit_waits_for_a_raised_max_jobs() {
+    let p = auto_memory_policy();
+    let mut state = learned_memory_state(&p);
+    let s = with_memory(4, 2048 * MI);
+    let now = t(180 * 30);
+    let obs = observe(vec![cgroup_pod(4.0)]);
+    let lowered = decide(&p, &s, &state, &obs, now);
+    assert!(
+        lowered.settings.memory_limit < 2048 * MI,
+        "{:?}",
+        lowered.changes
+    );
+    state.last_max_jobs_raise = Some(now - jiff::SignedDuration::from_mins(5));
+    let held = decide(&p, &s, &state, &obs, now);
+    assert_eq!(held.settings.memory_limit, 2048 * MI, "{:?}", held.changes);
+    state.last_max_jobs_raise = Some(now - jiff::SignedDuration::from_mins(16));
+    let later = decide(&p, &s, &state, &obs, now);
+    assert_eq!(later.settings.memory_limit, lowered.settings.memory_limit);
+}
