@@ -49,7 +49,7 @@ echo "$out/pacer.tar localhost/pacer:$version"
 # app: Debian's PHP, cached.
 rootfs="$(rootfs essential php8.2-cli php-nyholm-psr7 php-psr-http-message php-psr-http-factory)"
 app_key="$(
-  { basename "$rootfs" .tar; cd "$repo" && find examples/hello php/autoload.php php/src -type f | sort | xargs sha256sum; } |
+  { rootfs_id "$rootfs"; cd "$repo" && find examples/hello php/autoload.php php/src -type f | sort | xargs sha256sum; } |
     sha256sum | cut -c1-16
 )"
 app="$cache/images/app-$app_key.tar"

@@ -31,7 +31,7 @@ app_files() {
 
 base="$(rootfs essential php8.2-cli php-laravel-framework php8.2-sqlite3)"
 key="$(
-  { basename "$base"; app_files | (cd "$repo" && xargs sha256sum); } | sha256sum | cut -c1-16
+  { rootfs_id "$base"; app_files | (cd "$repo" && xargs sha256sum); } | sha256sum | cut -c1-16
 )"
 laravel="$cache/images/laravel-$key.tar"
 if [[ ! -s "$laravel" ]]; then
@@ -63,7 +63,7 @@ echo "$laravel localhost/pacer-laravel:1"
 
 # busybox: only the static binary and the two applets the sidecar uses.
 bb="$(rootfs extract busybox-static)"
-bb_key="$(basename "$bb" .tar)"
+bb_key="$(rootfs_id "$bb" | sha256sum | cut -c1-16)"
 busybox="$cache/images/busybox-$bb_key.tar"
 if [[ ! -s "$busybox" ]]; then
   [[ -n "${storage:-}" ]] || buildah_storage "$out"

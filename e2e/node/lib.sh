@@ -32,15 +32,29 @@ rootfs() {
     echo "$(basename "$0"): making a root file system (mmdebstrap --variant=$variant, $*)" >&2
     start=$SECONDS
     tmp="$(mktemp "$cache/rootfs/.tmp.XXXXXX")"
-    mmdebstrap --quiet --variant="$variant" --include="$(IFS=,; echo "$*")" \
+    # --format: mmdebstrap picks the format from the target's name otherwise, and takes a
+    # name without a tar suffix for a directory ("exists and is not a directory").
+    # A failure is returned, not cached: errexit does not reach into "$(rootfs …)".
+    if ! mmdebstrap --quiet --format=tar --variant="$variant" --include="$(IFS=,; echo "$*")" \
       --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
       --dpkgopt='path-exclude=/usr/share/locale/*' \
-      bookworm "$tmp" >&2
+      bookworm "$tmp" >&2 || [[ ! -s "$tmp" ]]; then
+      rm -f "$tmp"
+      echo "$(basename "$0"): mmdebstrap made no root file system for $*" >&2
+      return 1
+    fi
     mv "$tmp" "$tar"
     printf '%s\n' "$versions" > "$cache/rootfs/$key.versions"
     echo "$(basename "$0"): root file system made in $((SECONDS - start)) s" >&2
   fi
   echo "$tar"
+}
+
+# rootfs_id TAR — what an image built from a root file system is keyed by: its name (the
+# packages' versions) and its size and time, so that an image built from a broken or
+# remade root file system is not reused.
+rootfs_id() {
+  printf '%s %s\n' "$(basename "$1" .tar)" "$(stat -c '%s %Y' "$1")"
 }
 
 # files_key PATH… — a hash of the files under the paths (relative to the repository).

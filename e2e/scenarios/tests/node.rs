@@ -815,6 +815,17 @@ async fn app_container(a: &RealApp, pod: &str) -> Result<AppContainer> {
     })
 }
 
+/// The image of a pod's app (PHP) container, from its spec.
+async fn app_image(a: &RealApp, pod: &str) -> Result<String> {
+    let live: Pod = Api::namespaced(a.client.clone(), &a.namespace)
+        .get(pod)
+        .await?;
+    live.spec
+        .and_then(|s| s.containers.into_iter().find(|c| c.name == "app"))
+        .and_then(|c| c.image)
+        .context("no app container image in the pod's spec")
+}
+
 /// OOM kills in a pod's app container over its restarts: the cgroup counter of each
 /// container seen (a container the kubelet replaced takes its cgroup with it, so the last
 /// count read of each is kept), plus the containers that ended `OOMKilled` (pacer itself
@@ -1196,6 +1207,21 @@ async fn oom(a: &RealApp, leak: Leak) -> Result<()> {
     ensure!(
         new_limit == "228Mi",
         "the OOM raise from 128Mi is max(+100Mi, ×1.2) = 228Mi, not {new_limit}"
+    );
+    // The memory model knows the version it learned from: the image of the pod's PHP
+    // container as the API server lists the pod (a new one would fade what it learned).
+    let image = app_image(a, &pod.name).await?;
+    let versions = raised
+        .status
+        .as_ref()
+        .and_then(|s| s.tuning_state.as_ref())
+        .and_then(|t| t.memory_model.as_ref())
+        .map(|m| m.versions.clone())
+        .unwrap_or_default();
+    a.note(&format!("the memory model learned from {versions:?}"));
+    ensure!(
+        versions == [image.clone()],
+        "the memory model's versions are {versions:?}, not the pod's image {image}"
     );
     let limit_after = wait_for(
         Duration::from_secs(120),
