@@ -51,18 +51,24 @@ pub const DOWN_PERIOD: Duration = Duration::from_secs(120);
 /// `max_worker_memory` guards a fast leak meanwhile.
 pub const DOWN_MAX_FRACTION: f64 = 0.25;
 
+/// Whether workers growing `growth` bytes per job from `warm` leak fast: half the
+/// [`WARM_GROWTH_ALLOWANCE`] within [`DEFAULT_MAX_JOBS`] jobs, and above the noise. The
+/// slow tail of a warm-up in young workers (14 KiB per job in `make sim`'s `node-loss`)
+/// is not one.
+fn leaks_fast(growth: f64, warm: f64) -> bool {
+    growth >= MEMORY_GROWTH_NOISE
+        && growth * DEFAULT_MAX_JOBS as f64 >= warm * WARM_GROWTH_ALLOWANCE / 2.0
+}
+
 /// How much a worker grows before `max_jobs` recycles it, bytes, when `max_jobs` is what
-/// recycles a fast leak; `None` otherwise. A fast leak grows half the
-/// [`WARM_GROWTH_ALLOWANCE`] within [`DEFAULT_MAX_JOBS`] jobs: the slow tail of a warm-up
-/// in young workers (14 KiB per job in `make sim`'s `node-loss`) is not one. And
-/// `max_jobs` must be at most a little above what the growth asks for: far above it (a cut
-/// still on its way) growth × `max_jobs` says nothing about what the workers reach.
+/// recycles a fast leak ([`leaks_fast`]); `None` otherwise. And `max_jobs` must be at most
+/// a little above what the growth asks for: far above it (a cut still on its way) growth ×
+/// `max_jobs` says nothing about what the workers reach.
 #[must_use]
 pub fn recycled_growth(max_jobs: u64, growth: Option<f64>, warm: Option<f64>) -> Option<f64> {
     let (growth, warm) = (growth?, warm?);
     let grown = growth * max_jobs as f64;
-    (growth >= MEMORY_GROWTH_NOISE
-        && growth * DEFAULT_MAX_JOBS as f64 >= warm * WARM_GROWTH_ALLOWANCE / 2.0
+    (leaks_fast(growth, warm)
         && max_jobs > 0
         && grown <= warm * WARM_GROWTH_ALLOWANCE * (1.0 + TOLERANCE))
         .then_some(grown)
@@ -148,8 +154,8 @@ pub struct FastLeak {
 }
 
 /// Whether a growth of `growth` bytes per job from `warm`, measured on workers that had
-/// done `jobs` jobs, shows a fast leak (half the [`WARM_GROWTH_ALLOWANCE`] within
-/// [`DEFAULT_MAX_JOBS`] jobs) rather than a warm-up: only on workers past
+/// done `jobs` jobs, shows a fast leak ([`leaks_fast`]) rather than a warm-up: only on
+/// workers past
 /// [`LEAK_CONFIRM_JOBS`]. Young workers grow while they warm up, and a `max_jobs` lowered
 /// for that growth keeps every worker young — after which only warm-up is ever measured
 /// (`make sim`, `slowdown`: the cold start's growth, 56 KiB per job at 60–120 jobs, held
@@ -163,10 +169,7 @@ pub fn confirms_fast_leak(
     jobs: Option<f64>,
 ) -> Option<FastLeak> {
     let (growth, warm, jobs) = (growth?, warm?, jobs?);
-    (growth >= MEMORY_GROWTH_NOISE
-        && growth * DEFAULT_MAX_JOBS as f64 >= warm * WARM_GROWTH_ALLOWANCE / 2.0
-        && jobs >= LEAK_CONFIRM_JOBS)
-        .then_some(FastLeak { growth, warm })
+    (leaks_fast(growth, warm) && jobs >= LEAK_CONFIRM_JOBS).then_some(FastLeak { growth, warm })
 }
 
 /// A fast leak counts once measured on workers that have done this many jobs (two thirds
@@ -186,8 +189,9 @@ pub const COLD_CPU_EXTRA: f64 = 1.0;
 pub const WARM_UP_JOBS: f64 = 300.0;
 
 /// Worker-seconds a life of `jobs` jobs costs beyond the warm time of its jobs: the boot
-/// (`boot_seconds` as measured, see [`recycling_workers`]), and the extra CPU of its cold jobs — [`COLD_CPU_EXTRA`] × `cpu` for the first, decaying
-/// with time constant [`WARM_UP_JOBS`]: `Σ e^(−j/τ)` over its `jobs`. A short life pays
+/// (`boot_seconds` as measured, see [`recycling_workers`]), and the extra CPU of its cold
+/// jobs — [`COLD_CPU_EXTRA`] × `cpu` for the first, decaying with time constant
+/// [`WARM_UP_JOBS`]: `Σ e^(−j/τ)` over its `jobs`. A short life pays
 /// only the start of that decay; a life far past the warm-up pays all of it (≈ τ jobs'
 /// worth).
 #[must_use]
@@ -219,10 +223,9 @@ pub fn least_memory_per_work(inputs: &Inputs) -> Option<u64> {
     let FastLeak { growth, warm } = inputs.fast_leak?;
     let job = inputs.job_seconds?;
     let cpu = inputs.cpu_per_busy_worker?.clamp(0.0, 1.0) * job;
-    // Only for a fast leak (see [`recycled_growth`]): a warm-up's slow tail is no leak to
-    // trade cold workers against.
-    let fast = growth * DEFAULT_MAX_JOBS as f64 >= warm * WARM_GROWTH_ALLOWANCE / 2.0;
-    if !fast || growth < MEMORY_GROWTH_NOISE || warm <= 0.0 || job <= 0.0 || !cpu.is_finite() {
+    // Only for a fast leak: a warm-up's slow tail is no leak to trade cold workers against
+    // (the state it comes from is read back from the status, so checked again).
+    if !leaks_fast(growth, warm) || warm <= 0.0 || job <= 0.0 || !cpu.is_finite() {
         return None;
     }
     let per_work =
@@ -348,6 +351,25 @@ mod tests {
         }
     }
 
+    /// `make sim`'s app with its 64 KiB/job leak measured past the warm-up: 50 MiB warm,
+    /// jobs of 60 ms of which 25 ms CPU, 1.5 s boots, a 1 GiB cap.
+    fn sim_app_leak() -> Inputs {
+        let leak = FastLeak {
+            growth: 64.0 * 1024.0,
+            warm: 50.0 * MI,
+        };
+        Inputs {
+            growth: Some(leak.growth),
+            warm: Some(leak.warm),
+            cap: 1024.0 * MI,
+            job_seconds: Some(0.06),
+            cpu_per_busy_worker: Some(0.025 / 0.06),
+            boot_seconds: Some(1.5),
+            fast_leak: Some(leak),
+            ..unmeasured()
+        }
+    }
+
     fn leak(kib: f64) -> Inputs {
         Inputs {
             growth: Some(kib * 1024.0),
@@ -424,27 +446,16 @@ mod tests {
     }
 
     /// While a fast leak is measured, `max_jobs` aims at the least memory per unit of work:
-    /// √(C·W ÷ (s·g)), with C the boot and cold CPU a recycle costs.
+    /// the `M` that minimises (s + C(M)/M)(W + g·M), with C(M) the boot and the cold CPU a
+    /// life of `M` jobs costs.
     #[test]
     fn max_jobs_aims_at_the_least_memory_per_work() {
         // `make sim`'s app: 64 KiB per job from 50 MiB warm, jobs of 60 ms of which 25 ms
         // CPU, a 1.5 s boot. Per unit of work a life of M jobs costs
         // (0.06 + (1.5 + 0.025 × Σ e^(−j/300)) ÷ M) × (50 + M/16) MiB·s: least at ≈ 153
         // (5.33), against 5.67 at the 346 of charging every life the whole warm-up.
-        let leak = FastLeak {
-            growth: 64.0 * 1024.0,
-            warm: 50.0 * MI,
-        };
-        let inputs = Inputs {
-            growth: Some(leak.growth),
-            warm: Some(leak.warm),
-            cap: 1024.0 * MI,
-            job_seconds: Some(0.06),
-            cpu_per_busy_worker: Some(0.025 / 0.06),
-            boot_seconds: Some(1.5),
-            fast_leak: Some(leak),
-            ..unmeasured()
-        };
+        let inputs = sim_app_leak();
+        let leak = inputs.fast_leak.unwrap();
         assert_eq!(least_memory_per_work(&inputs), Some(153));
         // The allowance alone would say min(1024 − 50, 50 × 0.9) MiB ÷ 64 KiB = 720.
         let (to, why) = recommend(0, inputs, None, t(0)).unwrap();
@@ -489,19 +500,10 @@ mod tests {
     /// warm-up, not what workers kept young measure (their warm-up on top).
     #[test]
     fn the_least_memory_per_work_uses_the_leak_measured_past_the_warm_up() {
-        let leak = FastLeak {
-            growth: 64.0 * 1024.0,
-            warm: 50.0 * MI,
-        };
         let inputs = Inputs {
             growth: Some(120.0 * 1024.0),
             warm: Some(46.0 * MI),
-            cap: 1024.0 * MI,
-            job_seconds: Some(0.06),
-            cpu_per_busy_worker: Some(0.025 / 0.06),
-            boot_seconds: Some(1.5),
-            fast_leak: Some(leak),
-            ..unmeasured()
+            ..sim_app_leak()
         };
         assert_eq!(least_memory_per_work(&inputs), Some(153));
     }

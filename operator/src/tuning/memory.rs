@@ -148,22 +148,20 @@ impl Model {
 
     /// Weight of the running versions' samples at `now`, in fresh samples.
     fn current_weight(&self, now: Timestamp) -> f64 {
-        match self.reference {
-            None => 0.0,
-            Some(reference) => {
-                (self.sums[0] - self.earlier).max(0.0)
-                    / 2f64.powf(exponent(now.duration_since(reference)))
-            }
-        }
+        self.fresh((self.sums[0] - self.earlier).max(0.0), now)
+    }
+
+    /// A weight relative to `reference`, in fresh samples at `now`.
+    fn fresh(&self, relative: f64, now: Timestamp) -> f64 {
+        self.reference.map_or(0.0, |reference| {
+            relative / 2f64.powf(exponent(now.duration_since(reference)))
+        })
     }
 
     /// Total weight at `now`, in fresh samples.
     #[must_use]
     pub fn weight(&self, now: Timestamp) -> f64 {
-        match self.reference {
-            None => 0.0,
-            Some(reference) => self.sums[0] / 2f64.powf(exponent(now.duration_since(reference))),
-        }
+        self.fresh(self.sums[0], now)
     }
 
     /// The fitted line; `assumed_per_worker` (MiB) when the workers never varied.
