@@ -2,7 +2,6 @@
 //! scraping a pacer-shaped metrics endpoint whose counters advance at known rates: the
 //! PromQL the source sends is valid and yields the window aggregates Little's law says.
 
-use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -150,10 +149,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> Result<u16> {
-    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 #[tokio::test]
 async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
     let Some(binary) = prometheus_binary()? else {
@@ -172,7 +167,7 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
              - targets: ['127.0.0.1:{recycling_port}']\n        labels: {{namespace: shop, pod: web-5d8f-b2}}\n"
         ),
     )?;
-    let port = free_port()?;
+    let port = pacer_ports::free_port();
     let _server = Server(
         Command::new(binary)
             .arg(format!("--config.file={}", config.display()))

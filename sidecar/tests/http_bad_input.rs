@@ -91,6 +91,46 @@ async fn oversize_content_length_is_413_before_the_body_is_sent() {
     server.stop().await;
 }
 
+/// A client that does not wait for the early 413 and sends its whole oversize body (as
+/// most HTTP clients do) still reads the answer: pacer closes its side of the connection
+/// and reads the rest of the body before closing the socket. Closed at once, the unread
+/// body in the socket made the kernel answer with a reset, and the client got
+/// "connection reset" or "broken pipe" instead of the 413.
+#[tokio::test]
+async fn a_client_that_sends_its_whole_oversize_body_still_reads_the_413() {
+    let server = Builder::new("http.php")
+        .workers(1)
+        .set("http.max_request_size", "1")
+        .start()
+        .await;
+    for _ in 0..5 {
+        let (mut rd, mut wr) = TcpStream::connect(server.addr).await.unwrap().into_split();
+        let body = 4 << 20;
+        let writer = tokio::spawn(async move {
+            let head = format!(
+                "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n\
+                 Content-Length: {body}\r\n\r\n"
+            );
+            wr.write_all(head.as_bytes()).await?;
+            let chunk = vec![b'z'; 64 * 1024];
+            for _ in 0..body / chunk.len() {
+                wr.write_all(&chunk).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        });
+        let mut response = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), rd.read_to_end(&mut response))
+            .await
+            .expect("the connection was never closed");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text:?} ({read:?})");
+        assert!(read.is_ok(), "the response ended in {read:?}");
+        let sent = writer.await.unwrap();
+        assert!(sent.is_ok(), "the body could not be sent: {sent:?}");
+    }
+    server.stop().await;
+}
+
 /// Sends an endless chunked body while reading; returns the response head.
 async fn endless_chunked(addr: SocketAddr, content_type: &str, first: &[u8]) -> String {
     let s = TcpStream::connect(addr).await.unwrap();

@@ -121,7 +121,7 @@ impl ControlPlane {
             .tempdir()
             .context("creating the control plane's temp dir")?;
         let files = pki::write(dir.path())?;
-        let [etcd_port, peer_port, apiserver_port] = free_ports()?;
+        let [etcd_port, peer_port, apiserver_port] = pacer_ports::free_ports();
         let mut watchdog = Watchdog::spawn(dir.path())?;
 
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
@@ -393,17 +393,4 @@ pub(crate) fn write_kubeconfig_for(
     });
     let text = serde_json::to_string_pretty(&kubeconfig)?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Loopback ports that were free a moment ago (all held at once, so they differ).
-fn free_ports<const N: usize>() -> Result<[u16; N]> {
-    let listeners = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("finding free loopback ports")?;
-    let mut ports = [0; N];
-    for (port, listener) in ports.iter_mut().zip(&listeners) {
-        *port = listener.local_addr()?.port();
-    }
-    Ok(ports)
 }

@@ -104,9 +104,7 @@ impl Prometheus {
             serde_json::to_string(&dir.join("targets.json"))?
         );
         std::fs::write(dir.join("prometheus.yml"), config)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = pacer_ports::free_port();
         let args = vec![
             format!("--config.file={}", dir.join("prometheus.yml").display()),
             format!("--storage.tsdb.path={}", dir.join("data").display()),

@@ -909,10 +909,7 @@ async fn s7_jobs_backlog_grows_and_shrinks_the_pool_then_scales_to_zero_and_back
         return Ok(());
     }
     let world = World::shared().await?;
-    let exporter = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
+    let exporter = pacer_ports::free_port();
     let rabbit =
         tokio::task::spawn_blocking(move || brokers::Rabbit::start_with_prometheus(exporter))
             .await?;

@@ -5,6 +5,7 @@ pub mod client_ip;
 pub mod convert;
 pub mod form;
 pub mod headers;
+pub mod linger;
 pub mod response;
 pub mod sendfile;
 pub mod server;

@@ -29,6 +29,7 @@ use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use super::body::{Body, empty, full};
 use super::convert::{self, BodyKind};
 use super::headers::{FixedHeaders, HeaderRules};
+use super::linger::LingeringClose;
 use super::response::{self as reply_head, ResponseHead};
 use super::static_files::StaticFiles;
 use super::uploads::{self, TempFiles, UploadLimits};
@@ -651,7 +652,10 @@ pub async fn serve(
             let service = service_for(handler, conn);
             match tls {
                 None => {
-                    let io = TokioIo::new(FirstBytesDeadline::new(stream, first_bytes_within));
+                    let io = TokioIo::new(LingeringClose::new(FirstBytesDeadline::new(
+                        stream,
+                        first_bytes_within,
+                    )));
                     let _ = watcher.watch(builder.serve_connection(io, service)).await;
                 }
                 Some(acceptor) => {
@@ -661,7 +665,10 @@ pub async fn serve(
                     else {
                         return;
                     };
-                    let io = TokioIo::new(FirstBytesDeadline::new(stream, first_bytes_within));
+                    let io = TokioIo::new(LingeringClose::new(FirstBytesDeadline::new(
+                        stream,
+                        first_bytes_within,
+                    )));
                     let _ = watcher.watch(builder.serve_connection(io, service)).await;
                 }
             }

@@ -19,13 +19,7 @@ use super::serve::{eventually_async, fetch, get, h1};
 pub const PACER: &str = env!("CARGO_BIN_EXE_pacer");
 
 /// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use pacer_ports::free_port;
 
 /// Addresses picked for one pacer.
 #[derive(Clone, Copy, Debug)]

@@ -11,7 +11,6 @@
 //! removes the data directory when the test process exits in any way.
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -58,13 +57,7 @@ impl Watchdog {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use pacer_ports::free_port;
 
 /// Fails (also outside CI: `make deps` installs them) when a broker is not installed.
 fn require(program: &str, package: &str) -> PathBuf {
