@@ -2,7 +2,7 @@
 //!
 //! The metric names are a contract with the operator: they are listed once, in
 //! [`FAMILIES`], and nothing else with the `pacer_` prefix is exported. Label sets are
-//! bounded: `pool`, `state`, `outcome`, `reason` are closed sets; `slot` is the stable
+//! bounded: `pool`, `state`, `outcome`, `reason`, `age` are closed sets; `slot` is the stable
 //! worker index (never the pid); `code` is an HTTP status.
 //!
 //! # Theory of operation
@@ -59,6 +59,8 @@ pub const FAMILIES: &[&str] = &[
     "pacer_worker_cpu_seconds_total",
     "pacer_http_requests_total",
     "pacer_job_duration_seconds",
+    "pacer_worker_age_job_seconds_total",
+    "pacer_worker_age_jobs_total",
     "pacer_queue_wait_seconds",
     "pacer_worker_boot_seconds",
     "pacer_http_request_duration_seconds",
@@ -265,6 +267,7 @@ impl Metrics {
             "Time a worker spent on a job, from handing it over to the last response frame.",
             |pool| pool.stats().job_duration.snapshot(),
         );
+        self.render_worker_age(t, &snaps);
         self.per_pool_histogram(
             t,
             &snaps,
@@ -281,6 +284,39 @@ impl Metrics {
              are not counted.",
             |pool| pool.stats().worker_boot.snapshot(),
         );
+    }
+
+    /// Job time by the age of the worker that ran the job (`age`: a band of the jobs it
+    /// had done before, [`crate::stats::AGE_BAND_LABELS`]); every band always exported.
+    fn render_worker_age(&self, t: &mut Text, snaps: &[PoolSnapshot]) {
+        let bands: Vec<_> = self
+            .pools
+            .iter()
+            .map(|p| p.stats().worker_age.snapshot())
+            .collect();
+        t.family(
+            "pacer_worker_age_job_seconds_total",
+            "Seconds workers spent on jobs (as pacer_job_duration_seconds), by the jobs the \
+             worker had done before the job (age band).",
+            Kind::Counter,
+        );
+        for (s, bands) in snaps.iter().zip(&bands) {
+            for b in bands {
+                let labels = [("pool", s.name.as_str()), ("age", b.label)];
+                t.sample("pacer_worker_age_job_seconds_total", &labels, b.seconds);
+            }
+        }
+        t.family(
+            "pacer_worker_age_jobs_total",
+            "Jobs timed into pacer_worker_age_job_seconds_total, by the same age band.",
+            Kind::Counter,
+        );
+        for (s, bands) in snaps.iter().zip(&bands) {
+            for b in bands {
+                let labels = [("pool", s.name.as_str()), ("age", b.label)];
+                t.sample_u64("pacer_worker_age_jobs_total", &labels, b.jobs);
+            }
+        }
     }
 
     /// A family with one sample per pool, labelled `pool`.

@@ -123,6 +123,71 @@ impl<B: Buckets> Histogram<B> {
     }
 }
 
+/// Lower bounds of the worker-age bands after the first (which starts at 0), in jobs the
+/// worker had done before the job: roughly ×3 apart, so that a warm-up of 10 to 1000 jobs
+/// (opcache, autoload, a framework's lazily built services) spans several bands and the
+/// operator can fit its size and length (`pacer_worker_age_*`). Fixed: 7 series per pool
+/// and counter.
+pub const AGE_BAND_STARTS: [u64; AGE_BANDS - 1] = [10, 30, 100, 300, 1000, 3000];
+
+/// The number of worker-age bands.
+pub const AGE_BANDS: usize = 7;
+
+/// The `age` label of each band: `first-last` (inclusive), the last one `first+`. The
+/// operator reads the bounds back from the label, so the bands are defined only here.
+pub const AGE_BAND_LABELS: [&str; AGE_BANDS] = [
+    "0-9",
+    "10-29",
+    "30-99",
+    "100-299",
+    "300-999",
+    "1000-2999",
+    "3000+",
+];
+
+/// The band of a job run by a worker that had done `jobs_before` jobs.
+pub fn age_band(jobs_before: u64) -> usize {
+    AGE_BAND_STARTS
+        .iter()
+        .take_while(|&&start| jobs_before >= start)
+        .count()
+}
+
+/// Job time by the age of the worker that ran the job (jobs it had done before), per
+/// [`age_band`]: the sum of seconds and the count, two relaxed atomic adds per job. A
+/// fresh worker's first jobs are slower than a warm one's; the operator prices a recycled
+/// worker's cold jobs with what these show.
+#[derive(Debug, Default)]
+pub struct AgeBands {
+    nanos: [AtomicU64; AGE_BANDS],
+    jobs: [AtomicU64; AGE_BANDS],
+}
+
+/// One band's totals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AgeBandSnapshot {
+    pub label: &'static str,
+    pub seconds: f64,
+    pub jobs: u64,
+}
+
+impl AgeBands {
+    pub fn observe(&self, jobs_before: u64, d: Duration) {
+        let band = age_band(jobs_before);
+        self.nanos[band].fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.jobs[band].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every band, youngest first.
+    pub fn snapshot(&self) -> [AgeBandSnapshot; AGE_BANDS] {
+        std::array::from_fn(|i| AgeBandSnapshot {
+            label: AGE_BAND_LABELS[i],
+            seconds: self.nanos[i].load(Ordering::Relaxed) as f64 / 1e9,
+            jobs: self.jobs[i].load(Ordering::Relaxed),
+        })
+    }
+}
+
 /// How a job ended: the `outcome` label of `pacer_jobs_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -168,6 +233,8 @@ pub struct PoolStats {
     /// supervisor's samples.
     pub worker_cpu_ticks: Counter,
     pub job_duration: Histogram,
+    /// Job time by the age of the worker that ran it (see [`PoolStats::job_time`]).
+    pub worker_age: AgeBands,
     pub queue_wait: Histogram,
     /// Worker boots: from starting the process to the end of its PID handshake (for
     /// RoadRunner's PHP library, the app's bootstrap up to its first wait for a request).
@@ -183,6 +250,13 @@ impl PoolStats {
 
     pub fn jobs(&self, outcome: Outcome) -> u64 {
         self.jobs[outcome as usize].get()
+    }
+
+    /// Records the time of a job that a worker which had done `jobs_before` jobs ran:
+    /// into the job duration histogram and its worker-age band.
+    pub fn job_time(&self, jobs_before: u64, d: Duration) {
+        self.job_duration.observe(d);
+        self.worker_age.observe(jobs_before, d);
     }
 
     pub fn restart(&self, reason: RecycleReason) {
@@ -266,6 +340,60 @@ mod tests {
         assert_eq!(s.buckets[9], (5.0, 3));
         assert_eq!(s.count, 3);
         assert!((s.sum_seconds - 5.505).abs() < 1e-9);
+    }
+
+    #[test]
+    fn age_bands_split_at_their_starts() {
+        let cases = [
+            (0, 0),
+            (9, 0),
+            (10, 1),
+            (29, 1),
+            (30, 2),
+            (99, 2),
+            (100, 3),
+            (299, 3),
+            (300, 4),
+            (999, 4),
+            (1000, 5),
+            (2999, 5),
+            (3000, 6),
+            (u64::MAX, 6),
+        ];
+        for (jobs, band) in cases {
+            assert_eq!(age_band(jobs), band, "{jobs} jobs");
+        }
+    }
+
+    #[test]
+    fn age_band_labels_name_their_bounds() {
+        for (i, label) in AGE_BAND_LABELS.iter().enumerate() {
+            let first = if i == 0 { 0 } else { AGE_BAND_STARTS[i - 1] };
+            match AGE_BAND_STARTS.get(i) {
+                Some(next) => assert_eq!(*label, format!("{first}-{}", next - 1)),
+                None => assert_eq!(*label, format!("{first}+")),
+            }
+        }
+    }
+
+    #[test]
+    fn job_times_are_summed_per_age_band() {
+        let s = PoolStats::default();
+        s.job_time(0, Duration::from_millis(30));
+        s.job_time(5, Duration::from_millis(10));
+        s.job_time(150, Duration::from_millis(4));
+        s.job_time(5000, Duration::from_millis(2));
+        let bands = s.worker_age.snapshot();
+        assert_eq!(bands[0].label, "0-9");
+        assert_eq!(bands[0].jobs, 2);
+        assert!((bands[0].seconds - 0.04).abs() < 1e-12);
+        assert_eq!((bands[3].jobs, bands[6].jobs), (1, 1));
+        assert!((bands[6].seconds - 0.002).abs() < 1e-12);
+        assert_eq!(
+            bands[1].jobs + bands[2].jobs + bands[4].jobs + bands[5].jobs,
+            0
+        );
+        assert_eq!(s.job_duration.snapshot().count, 4);
     }
 
     #[test]

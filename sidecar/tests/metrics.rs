@@ -116,6 +116,8 @@ async fn names_and_label_sets_are_the_contract() {
         ("pacer_worker_cpu_seconds_total", "counter"),
         ("pacer_http_requests_total", "counter"),
         ("pacer_job_duration_seconds", "histogram"),
+        ("pacer_worker_age_job_seconds_total", "counter"),
+        ("pacer_worker_age_jobs_total", "counter"),
         ("pacer_queue_wait_seconds", "histogram"),
         ("pacer_worker_boot_seconds", "histogram"),
         ("pacer_http_request_duration_seconds", "histogram"),
@@ -144,7 +146,7 @@ async fn names_and_label_sets_are_the_contract() {
         .iter()
         .filter(|f| !f.starts_with("pacer_cgroup_"))
         .count();
-    assert_eq!(core, 16, "{families:?}");
+    assert_eq!(core, 18, "{families:?}");
     for f in &families {
         assert!(metrics::FAMILIES.contains(f), "{f}");
     }
@@ -181,6 +183,16 @@ async fn names_and_label_sets_are_the_contract() {
         outcomes,
         BTreeSet::from(["ok", "error", "timeout", "worker_died", "no_worker"])
     );
+    for family in [
+        "pacer_worker_age_job_seconds_total",
+        "pacer_worker_age_jobs_total",
+    ] {
+        let ages: Vec<&str> = find(&all, family, &[("pool", "http")])
+            .iter()
+            .map(|s| s.labels["age"].as_str())
+            .collect();
+        assert_eq!(ages, pacer::stats::AGE_BAND_LABELS, "{family}");
+    }
     let reasons: BTreeSet<&str> = find(&all, "pacer_worker_restarts_total", &[])
         .iter()
         .map(|s| s.labels["reason"].as_str())
@@ -333,6 +345,80 @@ async fn a_slow_bootstrap_is_the_workers_boot_time() {
         );
         pool.shutdown().await;
     }
+}
+
+/// A worker whose first jobs are slower — it sleeps 20·e^(−j/20) ms before its j-th job, a
+/// warm-up of about 20 jobs — shows it in the job time by worker age: each band's mean is
+/// the warm mean plus that band's share of the decay, and every job is in the band of the
+/// jobs its worker had done before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_time_by_worker_age_shows_a_warm_up() {
+    const COLD_MS: f64 = 20.0;
+    const TAU: f64 = 20.0;
+    const JOBS: u64 = 330;
+    let pool = ops_pool(
+        settings(1),
+        RelayAddr::Pipes,
+        &[("OPS_COLD_MS", "20"), ("OPS_COLD_JOBS", "20")],
+    )
+    .await;
+    let m = Metrics::new(
+        vec![pool.clone()],
+        Arc::new(HttpStats::default()),
+        Arc::new(AppMetrics::new()),
+    );
+    for _ in 0..JOBS {
+        call(&pool, r#"{"op":"echo"}"#, b"x").await.unwrap();
+    }
+    let all = samples(&m.render());
+    let band = |age: &str| {
+        let labels = [("pool", "http"), ("age", age)];
+        (
+            value(&all, "pacer_worker_age_job_seconds_total", &labels),
+            value(&all, "pacer_worker_age_jobs_total", &labels),
+        )
+    };
+    // One worker: jobs 0–9, 10–29, 30–99, 100–299 and 300–329 of its life.
+    let expected = [
+        ("0-9", 0, 10),
+        ("10-29", 10, 30),
+        ("30-99", 30, 100),
+        ("100-299", 100, 300),
+        ("300-999", 300, JOBS),
+    ];
+    for (age, first, end) in expected {
+        assert_eq!(band(age).1, (end - first) as f64, "{age}");
+    }
+    for age in ["1000-2999", "3000+"] {
+        assert_eq!(band(age), (0.0, 0.0), "{age}");
+    }
+    let total: f64 = expected.iter().map(|(age, ..)| band(age).0).sum();
+    let histogram = value(&all, "pacer_job_duration_seconds_sum", &[("pool", "http")]);
+    assert!((total - histogram).abs() < 1e-6, "{total} vs {histogram}");
+
+    // The warm mean: past 15 time constants the sleep is under a microsecond.
+    let (sum, n) = band("300-999");
+    let warm = sum / n;
+    for (age, first, end) in &expected[..3] {
+        let (sum, n) = band(age);
+        let extra_ms = (sum / n - warm) * 1e3;
+        let want_ms = (*first..*end)
+            .map(|j| COLD_MS * (-(j as f64) / TAU).exp())
+            .sum::<f64>()
+            / n;
+        eprintln!("{age}: {extra_ms:.2} ms over the warm mean, {want_ms:.2} ms slept");
+        // usleep sleeps at least as asked; a loaded machine adds to any job.
+        assert!(
+            extra_ms > want_ms * 0.9 - 0.3 && extra_ms < want_ms * 1.3 + 3.0,
+            "{age}: {extra_ms} ms, want {want_ms}"
+        );
+    }
+    let young = band("0-9");
+    assert!(
+        young.0 / young.1 > warm + 0.01,
+        "the young band is 10 ms slower or more"
+    );
+    pool.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

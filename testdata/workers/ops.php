@@ -32,6 +32,10 @@
  *   OPS_BOOT_ECHO=text    print text to STDOUT (the classic CRC mismatch on pipes)
  *   OPS_BOOT_EXIT=code    exit with that code
  *   OPS_NO_HANDSHAKE=1    read frames but never answer any (not even the PID request)
+ *
+ * Warm-up, per request:
+ *   OPS_COLD_MS=N, OPS_COLD_JOBS=T   before its j-th request (from 0) the worker sleeps
+ *            N·e^(−j/T) ms more: a fresh worker's cold caches (default T = 100)
  */
 
 declare(strict_types=1);
@@ -99,7 +103,15 @@ $spawnChild = static function (int $secs): int {
     return (int) proc_get_status($proc)['pid'];
 };
 
+$coldMs = (float) ($env('OPS_COLD_MS') ?? 0);
+$coldJobs = max(1.0, (float) ($env('OPS_COLD_JOBS') ?? 100));
+$served = 0;
+
 while ($payload = $worker->waitPayload()) {
+    if ($coldMs > 0) {
+        usleep((int) round($coldMs * 1000 * exp(-$served / $coldJobs)));
+    }
+    $served++;
     $ctx = json_decode($payload->header, true);
     $op = is_array($ctx) ? (string) ($ctx['op'] ?? 'echo') : 'echo';
     $echo = static fn (string $body) => $worker->respond(new Payload($body, $payload->header));

@@ -173,8 +173,11 @@ impl StreamReply {
     fn finish(&mut self, outcome: Outcome) {
         if !self.done {
             self.done = true;
+            // The worker's count moves on when the lease is dropped: still the jobs it
+            // had done before this one.
+            let jobs_before = self.lease.worker_mut().info().jobs();
             let stats = &self.lease.pool.inner.stats;
-            stats.job_duration.observe(self.started.elapsed());
+            stats.job_time(jobs_before, self.started.elapsed());
             stats.job(outcome);
             drop(self.take_lease());
         }

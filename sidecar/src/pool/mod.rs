@@ -208,6 +208,8 @@ impl Pool {
             let (mut lease, started) = self.acquire(enqueued, deadline, allocate_timeout).await?;
             let worker = lease.worker_mut();
             on_lease.leased(worker.info().pid);
+            // Its count moves on when the lease is dropped (`release`).
+            let jobs_before = worker.info().jobs();
             let result = match exec_ttl {
                 Some(ttl) => match tokio::time::timeout(ttl, worker.exec(&job)).await {
                     Ok(r) => r,
@@ -221,7 +223,7 @@ impl Pool {
             };
             match result {
                 Ok(Reply::Single(payload)) => {
-                    self.inner.stats.job_duration.observe(started.elapsed());
+                    self.inner.stats.job_time(jobs_before, started.elapsed());
                     self.inner.stats.job(Outcome::Ok);
                     drop(lease);
                     return Ok(Response::Single(payload));
@@ -246,7 +248,7 @@ impl Pool {
                     continue;
                 }
                 Err(ExecError::Soft(message)) => {
-                    self.inner.stats.job_duration.observe(started.elapsed());
+                    self.inner.stats.job_time(jobs_before, started.elapsed());
                     self.inner.stats.job(Outcome::Error);
                     return Err(PoolError::Soft(message));
                 }
