@@ -9,7 +9,7 @@
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
 use kube::api::{DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, ResourceExt};
@@ -378,16 +378,26 @@ pub fn pod_targets(pods: &[Pod], container: &str) -> (Vec<PodTarget>, Option<Tim
                     .and_then(|c| c.last_transition_time.as_ref())
                     .map(|t| t.0),
                 resize_pending,
-                image: pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.containers.iter().find(|c| c.name == container))
-                    .and_then(|c| c.image.clone()),
+                image: running_image(status, container),
             });
         }
     }
     targets.sort_by(|a, b| a.name.cmp(&b.name));
     (targets, newest_oom)
+}
+
+/// The image the PHP container (named `container`) runs, by content: its status'
+/// `imageID` (a digest) rather than the spec's reference, so that a tag pushed again
+/// (`shop:latest`, `shop:prod`) with a new build is a new version, and a new tag on the
+/// same build is not. `None` until the container has run (the kubelet sets it then).
+fn running_image(status: Option<&PodStatus>, container: &str) -> Option<String> {
+    status?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|cs| cs.name == container)
+        .map(|cs| cs.image_id.clone())
+        .filter(|id| !id.is_empty())
 }
 
 /// Waiting reasons that are a normal step of starting a container, not a problem.
@@ -575,25 +585,29 @@ mod tests {
         assert_eq!(targets[0].image, None);
     }
 
-    /// The version a pod runs: its PHP container's image, from the spec (a sidecar's
-    /// image is not the app's).
+    /// The version a pod runs: the image its PHP container runs, by digest (a sidecar's
+    /// image is not the app's; the spec's tag may have been pushed again).
     #[test]
-    fn targets_carry_the_image_of_the_php_container() {
+    fn targets_carry_the_image_digest_of_the_php_container() {
         let mut p = pod("a", "Running", Some("10.0.0.1"), None);
-        let container = |name: &str, image: &str| k8s_openapi::api::core::v1::Container {
+        let container = |name: &str, id: &str| ContainerStatus {
             name: name.into(),
-            image: Some(image.into()),
-            ..Default::default()
+            image: "shop:latest".into(),
+            image_id: id.into(),
+            ..ContainerStatus::default()
         };
-        p.spec = Some(k8s_openapi::api::core::v1::PodSpec {
-            containers: vec![
-                container("istio-proxy", "proxyv2:1.20"),
-                container(APP_CONTAINER, "shop:2026-12-07"),
-            ],
-            ..Default::default()
-        });
+        let status = p.status.as_mut().unwrap();
+        status.container_statuses = Some(vec![
+            container("istio-proxy", "proxyv2@sha256:aa"),
+            container(APP_CONTAINER, "shop@sha256:bb"),
+        ]);
+        let (targets, _) = pod_targets(&[p.clone()], APP_CONTAINER);
+        assert_eq!(targets[0].image.as_deref(), Some("shop@sha256:bb"));
+        // Not started yet: no version rather than the tag (which would turn into the
+        // digest a moment later, and look like a new version).
+        p.status.as_mut().unwrap().container_statuses = Some(vec![container(APP_CONTAINER, "")]);
         let (targets, _) = pod_targets(&[p], APP_CONTAINER);
-        assert_eq!(targets[0].image.as_deref(), Some("shop:2026-12-07"));
+        assert_eq!(targets[0].image, None);
     }
 
     #[test]

@@ -816,14 +816,17 @@ async fn app_container(a: &RealApp, pod: &str) -> Result<AppContainer> {
 }
 
 /// The image of a pod's app (PHP) container, from its spec.
+/// The image the pod's app container runs, by digest, as the kubelet reports it.
 async fn app_image(a: &RealApp, pod: &str) -> Result<String> {
     let live: Pod = Api::namespaced(a.client.clone(), &a.namespace)
         .get(pod)
         .await?;
-    live.spec
-        .and_then(|s| s.containers.into_iter().find(|c| c.name == "app"))
-        .and_then(|c| c.image)
-        .context("no app container image in the pod's spec")
+    live.status
+        .and_then(|s| s.container_statuses)
+        .and_then(|cs| cs.into_iter().find(|c| c.name == "app"))
+        .map(|c| c.image_id)
+        .filter(|id| id.contains("sha256:"))
+        .context("no image digest for the app container in the pod's status")
 }
 
 /// OOM kills in a pod's app container over its restarts: the cgroup counter of each
@@ -1208,8 +1211,8 @@ async fn oom(a: &RealApp, leak: Leak) -> Result<()> {
         new_limit == "228Mi",
         "the OOM raise from 128Mi is max(+100Mi, ×1.2) = 228Mi, not {new_limit}"
     );
-    // The memory model knows the version it learned from: the image of the pod's PHP
-    // container as the API server lists the pod (a new one would fade what it learned).
+    // The memory model knows the version it learned from: the image digest of the pod's
+    // PHP container as the kubelet reports it (a new one would fade what it learned).
     let image = app_image(a, &pod.name).await?;
     let versions = raised
         .status

@@ -48,8 +48,8 @@ pub struct PodTarget {
     pub ready_since: Option<jiff::Timestamp>,
     /// An in-place resize of the pod is pending (deferred, infeasible or in progress).
     pub resize_pending: bool,
-    /// The image of its PHP container (from the pod's spec): the application version it
-    /// runs. `None` when the spec does not name the container.
+    /// The image its PHP container runs, by digest (the status' `imageID`): the
+    /// application version it runs. `None` until the container has run.
     pub image: Option<String>,
 }
 

@@ -56,7 +56,7 @@
 //!    round (128 → 228 → 263 → … Mi) — and it is not lowered. Only more workers raise it,
 //!    by the model. A kill after the episode starts the next one.
 //!
-//!    **A new version** (a new image of the PHP container in any pod): what the model
+//!    **A new version** (a new image digest of the PHP container in any pod): what the model
 //!    learned weighs a sixteenth ([`memory::Model::new_versions`]) and the fast leak of
 //!    the old version is forgotten. **After a raise of a lowered `max_jobs`** the limit is
 //!    not lowered for [`MAX_JOBS_SETTLING`]: the workers grow further than the model saw.
