@@ -413,6 +413,15 @@ impl Cluster {
                         container_statuses: Some(vec![ContainerStatus {
                             name: APP_CONTAINER.into(),
                             ready: p.ready,
+                            // What the operator takes for the version: the digest of the
+                            // image the container runs, which the kubelet reports once it
+                            // has started (a deploy is a new build).
+                            image: format!("shop:v{}", p.version + 1),
+                            image_id: if p.started_once {
+                                format!("shop@sha256:{:064x}", p.version + 1)
+                            } else {
+                                String::new()
+                            },
                             last_state: p.last_oom.map(|o| ContainerState {
                                 terminated: Some(ContainerStateTerminated {
                                     reason: Some("OOMKilled".into()),
@@ -1094,6 +1103,16 @@ mod tests {
         assert!(completed > 1000.0, "{completed}");
         let pods = c.k8s_pods(120.0);
         assert_eq!(pods.len(), 2);
+        // Their version, as the operator reads it: the digest the container runs.
+        let (targets, _) = pacer_operator::observe::pod_targets(&pods, APP_CONTAINER);
+        let digest = format!("shop@sha256:{:064x}", 1);
+        assert_eq!(targets.len(), 2);
+        assert!(
+            targets
+                .iter()
+                .all(|p| p.image.as_deref() == Some(digest.as_str())),
+            "{targets:?}"
+        );
         let metrics = c.scrape(&c.pods[0].name.clone(), 120.0);
         // 1 % of scrapes fail at random; this one is fixed by the seed.
         let m = metrics.expect("scrape");
