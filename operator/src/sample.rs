@@ -61,6 +61,12 @@ pub struct PodSample {
     /// Workers that booted in the window (0 when none did or it is not reported): the
     /// weight of `worker_boot_seconds`.
     pub worker_boots: f64,
+    /// Job time by the age of the worker that ran the job, over the window
+    /// (`pacer_worker_age_job_seconds_total` and `pacer_worker_age_jobs_total`: the
+    /// increase of each band), youngest band first; empty when the pod's pacer does not
+    /// report them. A fresh worker's first jobs are slower: what a recycled worker costs
+    /// beyond its boot.
+    pub worker_age: Vec<AgeBand>,
     /// The pool size the pod's pacer is configured for (`pacer_pool_target_workers`) at
     /// the end of the window; `None` when not reported.
     pub target_workers: Option<u32>,
@@ -77,6 +83,47 @@ pub struct PodSample {
     pub cpu_throttled: Option<f64>,
     /// The jobs pool's series at both ends of the window, when the pod runs one.
     pub jobs: Option<crate::metrics_source::jobs::JobsWindow>,
+}
+
+/// Jobs (and their seconds) run by workers that had done `first` to `end` jobs before.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AgeBand {
+    /// The fewest jobs a worker of the band had done before the job.
+    pub first: f64,
+    /// The band ends before this many (`None`: the open last band).
+    pub end: Option<f64>,
+    /// Seconds the band's jobs took.
+    pub seconds: f64,
+    /// Jobs in the band.
+    pub jobs: f64,
+}
+
+impl AgeBand {
+    /// The bounds of pacer's `age` label: `first-last` (inclusive) or `first+`. pacer
+    /// defines its bands; the operator reads them from the label, so a pacer with other
+    /// bands is read right too.
+    #[must_use]
+    pub fn bounds(label: &str) -> Option<(f64, Option<f64>)> {
+        let number = |s: &str| s.parse::<u64>().ok().map(|n| n as f64);
+        if let Some(first) = label.strip_suffix('+') {
+            return Some((number(first)?, None));
+        }
+        let (first, last) = label.split_once('-')?;
+        let (first, last) = (number(first)?, number(last)?);
+        (last >= first).then_some((first, Some(last + 1.0)))
+    }
+
+    /// A band of `label` with these totals; `None` for a label that is not a band.
+    #[must_use]
+    pub fn of(label: &str, seconds: f64, jobs: f64) -> Option<AgeBand> {
+        let (first, end) = Self::bounds(label)?;
+        Some(AgeBand {
+            first,
+            end,
+            seconds,
+            jobs,
+        })
+    }
 }
 
 impl AppSample {
@@ -121,5 +168,20 @@ impl AppSample {
             })
             .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
         (weight > 0.0).then(|| weighted / weight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn age_labels_give_their_bounds() {
+        assert_eq!(AgeBand::bounds("0-9"), Some((0.0, Some(10.0))));
+        assert_eq!(AgeBand::bounds("100-299"), Some((100.0, Some(300.0))));
+        assert_eq!(AgeBand::bounds("3000+"), Some((3000.0, None)));
+        for bad in ["", "9-0", "a-b", "-5", "+", "1.5-3", "10"] {
+            assert_eq!(AgeBand::bounds(bad), None, "{bad}");
+        }
     }
 }

@@ -85,8 +85,12 @@ const EARLY_KILLS: f64 = 7.0;
 /// Seconds each of the fake's worker boots takes; one boots every 2 s.
 const BOOT: f64 = 3.0;
 
+/// Seconds a young worker's job takes in the fake (a warm one's: 0.1).
+const YOUNG_JOB: f64 = 0.3;
+
 /// Serves pacer-shaped metrics: 3 of 4 workers busy, 25 jobs/s of 0.1 s each (2.5 busy
-/// workers by Little's law), 0.5 requests waiting, slot 0's worker growing 4 KiB per job,
+/// workers by Little's law) — by worker age, 1 job/s of [`YOUNG_JOB`] in band `0-9` and
+/// 24 of 0.1 s in `3000+` — 0.5 requests waiting, slot 0's worker growing 4 KiB per job,
 /// a worker booting in [`BOOT`] every 2 s, and [`EARLY_KILLS`] OOM kills in its container
 /// before it was first scraped (pacer started when the fake did).
 async fn fake_pacer() -> Result<u16> {
@@ -119,6 +123,10 @@ async fn fake_pacer() -> Result<u16> {
                      pacer_cgroup_oom_kills_total {EARLY_KILLS}\n\
                      pacer_worker_boot_seconds_sum{{pool=\"http\"}} {}\n\
                      pacer_worker_boot_seconds_count{{pool=\"http\"}} {boots}\n\
+                     pacer_worker_age_job_seconds_total{{pool=\"http\",age=\"0-9\"}} {}\n\
+                     pacer_worker_age_jobs_total{{pool=\"http\",age=\"0-9\"}} {t}\n\
+                     pacer_worker_age_job_seconds_total{{pool=\"http\",age=\"3000+\"}} {}\n\
+                     pacer_worker_age_jobs_total{{pool=\"http\",age=\"3000+\"}} {}\n\
                      process_start_time_seconds {started}\n",
                     2.5 * t,
                     25.0 * t,
@@ -128,6 +136,9 @@ async fn fake_pacer() -> Result<u16> {
                     22.0 * MI,
                     10.0 * MI,
                     BOOT * boots,
+                    YOUNG_JOB * t,
+                    0.1 * 24.0 * t,
+                    24.0 * t,
                 );
                 let answer = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -250,6 +261,19 @@ async fn promql_aggregates_match_the_scraped_rates() -> Result<()> {
         "boot {:?}",
         pod.worker_boot_seconds
     );
+    // Job time by worker age: each band's jobs and mean over the window.
+    let bands: Vec<(f64, f64, f64)> = pod
+        .worker_age
+        .iter()
+        .map(|b| (b.first, b.jobs / 5.0, b.seconds / b.jobs.max(1e-9)))
+        .collect();
+    assert_eq!(bands.len(), 2, "{bands:?}");
+    assert_eq!((bands[0].0, bands[1].0), (0.0, 3000.0), "{bands:?}");
+    assert!(
+        near(bands[0].1, 1.0) && near(bands[0].2, YOUNG_JOB),
+        "{bands:?}"
+    );
+    assert!(near(bands[1].1, 24.0) && near(bands[1].2, 0.1), "{bands:?}");
     // About 2.5 boots in 5 s; how many a 5 s window holds depends on the scrape phase.
     assert!(pod.worker_boots >= 1.0, "boots {}", pod.worker_boots);
     assert!(

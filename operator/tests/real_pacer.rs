@@ -206,6 +206,34 @@ async fn a_real_pacer_runs_the_generated_config_and_feeds_the_direct_source() ->
         "worker cpu {:?}",
         pod.worker_cpu_cores
     );
+    // Job time by worker age, under the contract's names: pacer's seven bands, youngest
+    // first, holding the window's 60 jobs, all run by workers younger than 100 jobs.
+    let firsts: Vec<f64> = pod.worker_age.iter().map(|b| b.first).collect();
+    assert_eq!(
+        firsts,
+        [0.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0],
+        "{:?}",
+        pod.worker_age
+    );
+    let jobs = |young: bool| {
+        pod.worker_age
+            .iter()
+            .filter(|b| (b.first < 100.0) == young)
+            .map(|b| b.jobs)
+            .sum::<f64>()
+    };
+    assert_eq!(
+        (jobs(true), jobs(false)),
+        (60.0, 0.0),
+        "{:?}",
+        pod.worker_age
+    );
+    let seconds: f64 = pod.worker_age.iter().map(|b| b.seconds).sum();
+    let mean = pod.mean_job_seconds.unwrap_or_default();
+    assert!(
+        (seconds - 60.0 * mean).abs() < 1e-6,
+        "{seconds} s by age, {mean} s per job"
+    );
     // Both workers booted before the window: no boot time, rather than a made-up one.
     assert_eq!(
         (pod.worker_boot_seconds, pod.worker_boots),

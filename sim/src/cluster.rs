@@ -18,7 +18,10 @@
 //!
 //! The scraped pacer counts each worker boot (a pod's first workers, a resize's, a
 //! recycled or OOM-killed worker's replacement) into its boot histogram when the worker
-//! becomes ready: `boot_seconds` to the sum, 1 to the count.
+//! becomes ready: `boot_seconds` to the sum, 1 to the count. It sums job time by worker
+//! age (`pacer_worker_age_*`) in pacer's bands: each worker's jobs of the second, split at
+//! the band bounds, each part at the job time of its middle age (the app's cold CPU,
+//! stretched like the pod's by a CPU limit).
 
 use std::collections::BTreeMap;
 
@@ -47,6 +50,17 @@ pub const NODE_GRACE: f64 = 40.0;
 pub const EVICTION_AFTER: f64 = 300.0;
 /// Workers pacer boots at once.
 const BOOT_PARALLEL: usize = 4;
+/// pacer's worker-age bands (`sidecar/src/stats.rs`: `AGE_BAND_STARTS`,
+/// `AGE_BAND_LABELS`): where each starts, in jobs done before, and its `age` label.
+const AGE_BANDS: [(f64, &str); 7] = [
+    (0.0, "0-9"),
+    (10.0, "10-29"),
+    (30.0, "30-99"),
+    (100.0, "100-299"),
+    (300.0, "300-999"),
+    (1000.0, "1000-2999"),
+    (3000.0, "3000+"),
+];
 /// Seconds from SIGTERM to a pod being gone (shutdown delay + drain).
 const TERMINATION: f64 = 10.0;
 
@@ -113,6 +127,25 @@ struct Counters {
     /// `pacer_worker_boot_seconds_sum` and `_count`.
     boot_seconds: f64,
     boots: f64,
+    /// Per band of [`AGE_BANDS`]: `pacer_worker_age_job_seconds_total` and
+    /// `pacer_worker_age_jobs_total`.
+    age: [(f64, f64); AGE_BANDS.len()],
+}
+
+impl Counters {
+    /// Counts `n` jobs of a worker that had done `jobs` jobs before the first, the job at
+    /// age `j` taking `seconds(j)`: split at the band bounds, each part timed at its middle.
+    fn by_age(&mut self, jobs: f64, n: f64, seconds: impl Fn(f64) -> f64) {
+        let end = jobs + n;
+        for (i, (first, _)) in AGE_BANDS.iter().enumerate() {
+            let last = AGE_BANDS.get(i + 1).map_or(f64::INFINITY, |b| b.0);
+            let (a, b) = (jobs.max(*first), end.min(last));
+            if b > a {
+                self.age[i].0 += (b - a) * seconds((a + b) / 2.0);
+                self.age[i].1 += b - a;
+            }
+        }
+    }
 }
 
 /// One pod.
@@ -380,6 +413,15 @@ impl Cluster {
                         container_statuses: Some(vec![ContainerStatus {
                             name: APP_CONTAINER.into(),
                             ready: p.ready,
+                            // What the operator takes for the version: the digest of the
+                            // image the container runs, which the kubelet reports once it
+                            // has started (a deploy is a new build).
+                            image: format!("shop:v{}", p.version + 1),
+                            image_id: if p.started_once {
+                                format!("shop@sha256:{:064x}", p.version + 1)
+                            } else {
+                                String::new()
+                            },
                             last_state: p.last_oom.map(|o| ContainerState {
                                 terminated: Some(ContainerStateTerminated {
                                     reason: Some("OOMKilled".into()),
@@ -431,6 +473,11 @@ impl Cluster {
             worker_cpu_seconds: Some(pod.counters.cpu_seconds),
             worker_boot_seconds_sum: Some(pod.counters.boot_seconds),
             worker_boot_count: Some(pod.counters.boots),
+            worker_age: AGE_BANDS
+                .iter()
+                .zip(&pod.counters.age)
+                .map(|((_, label), totals)| ((*label).to_owned(), *totals))
+                .collect(),
             working_set: Some(pod.working_set.round()),
             memory_limit: Some(pod.memory_limit),
             oom_kills: Some(pod.counters.oom_kills),
@@ -842,11 +889,19 @@ impl Cluster {
         pod.cpu_use = done * cpu_job;
 
         // Jobs spread evenly over the live workers; recycling by max_jobs and by memory
-        // (pacer's supervisor checks RSS every second).
+        // (pacer's supervisor checks RSS every second). A worker's job takes the I/O and
+        // its own CPU, stretched as the pod's mean is by a CPU limit.
         let per = done / cf;
+        let stretch = if cpu_job > 0.0 {
+            ((service - io_job) / cpu_job).max(0.0)
+        } else {
+            1.0
+        };
         let max_jobs = pod.config.max_jobs;
         for &k in &live {
             let slot = &mut pod.slots[k];
+            pod.counters
+                .by_age(slot.jobs, per, |j| io_job + app.cpu_per_job(j) * stretch);
             slot.jobs += per;
             let over_jobs = slot.jobs >= recycle_point(max_jobs, slot.jitter);
             let over_memory = pod.config.max_worker_memory > 0
@@ -1048,6 +1103,16 @@ mod tests {
         assert!(completed > 1000.0, "{completed}");
         let pods = c.k8s_pods(120.0);
         assert_eq!(pods.len(), 2);
+        // Their version, as the operator reads it: the digest the container runs.
+        let (targets, _) = pacer_operator::observe::pod_targets(&pods, APP_CONTAINER);
+        let digest = format!("shop@sha256:{:064x}", 1);
+        assert_eq!(targets.len(), 2);
+        assert!(
+            targets
+                .iter()
+                .all(|p| p.image.as_deref() == Some(digest.as_str())),
+            "{targets:?}"
+        );
         let metrics = c.scrape(&c.pods[0].name.clone(), 120.0);
         // 1 % of scrapes fail at random; this one is fixed by the seed.
         let m = metrics.expect("scrape");
@@ -1083,6 +1148,50 @@ mod tests {
         assert!(count > 16.0, "{count}");
         let sum = m.worker_boot_seconds_sum.unwrap_or_default();
         assert!((sum - count * boot).abs() < 1e-9, "{sum} for {count}");
+    }
+
+    /// The scraped pacer's job time by worker age follows the app's warm-up (CPU 2× at
+    /// first, decaying over 300 jobs), and the operator's fit finds it there.
+    #[test]
+    fn job_time_by_worker_age_shows_the_apps_warm_up() {
+        let t = trace::daily_week();
+        let app = t.versions()[0].clone();
+        let mut c = cluster(&t);
+        for s in 0..1800 {
+            c.step(f64::from(s));
+        }
+        let name = c.pods[0].name.clone();
+        let m = c.scrape(&name, 1800.0).expect("scrape");
+        let bands: Vec<pacer_operator::sample::AgeBand> = AGE_BANDS
+            .iter()
+            .filter_map(|(_, label)| {
+                let (seconds, jobs) = m.worker_age[*label];
+                pacer_operator::sample::AgeBand::of(label, seconds, jobs)
+            })
+            .collect();
+        assert_eq!(bands.len(), 7);
+        // Every job is in a band.
+        let jobs: f64 = bands.iter().map(|b| b.jobs).sum();
+        assert!(
+            (jobs - m.job_count).abs() <= 1.0,
+            "{jobs} vs {}",
+            m.job_count
+        );
+        let mean = |i: usize| bands[i].seconds / bands[i].jobs;
+        // Workers recycled at 500 jobs (+ up to 14 %): the young band pays ≈ all of the
+        // 25 ms extra CPU, the 300–999 band a fraction.
+        assert!(mean(0) > app.job_seconds() + 0.02, "{}", mean(0));
+        assert!(mean(4) < mean(3) && mean(3) < mean(2), "{bands:?}");
+        let w = pacer_operator::tuning::warm_up::fit(&bands, 500).expect("a fit");
+        assert!(
+            (w.jobs - app.warm_jobs).abs() < 0.2 * app.warm_jobs,
+            "{w:?}"
+        );
+        let extra = app.cpu * (app.cold - 1.0);
+        assert!(
+            (w.first_job_extra_seconds() - extra).abs() < 0.2 * extra,
+            "{w:?}"
+        );
     }
 
     #[test]

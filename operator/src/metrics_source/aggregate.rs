@@ -16,6 +16,9 @@
 //! * Worker boots: the increase of `pacer_worker_boot_seconds_sum` over that of its
 //!   `_count`, the mean boot of the workers that booted in the window; none when no worker
 //!   booted in it, or a scrape lacks the histogram (an older pacer).
+//! * Job time by worker age: per `age` band, the increase of
+//!   `pacer_worker_age_job_seconds_total` and of `pacer_worker_age_jobs_total`; a band only
+//!   when every scrape carries it (an older pacer carries none).
 //! * The container's cgroup: the highest working set of the window, the limit of the last
 //!   scrape, the OOM kills ([`oom_kills`]) and the share of throttled CPU periods, each
 //!   only when pacer reports it.
@@ -29,7 +32,7 @@
 use jiff::Timestamp;
 
 use super::prom_text::PacerMetrics;
-use crate::sample::PodSample;
+use crate::sample::{AgeBand, PodSample};
 use crate::tuning::stats::median;
 
 /// A slot's run must span at least this many jobs for its memory slope to count.
@@ -185,6 +188,47 @@ fn slot_growth(scrapes: &[Scrape], slot: &str) -> Option<SlotGrowth> {
     })
 }
 
+/// Job time by worker age over the window: each band's increase, youngest first (see
+/// the module's doc). A band's two counters reset together: a new pacer (its start time
+/// moved), or either counter going down, counts both anew — each on its own would take a
+/// restarted pacer that has run up to about the same totals (the simulator's
+/// deterministic warm-up does) for no jobs in 56 s, or 700 jobs in no time.
+fn worker_age(scrapes: &[Scrape]) -> Vec<AgeBand> {
+    let Some(last) = scrapes.last() else {
+        return Vec::new();
+    };
+    let mut bands: Vec<AgeBand> = last
+        .metrics
+        .worker_age
+        .keys()
+        .filter(|age| {
+            scrapes
+                .iter()
+                .all(|s| s.metrics.worker_age.contains_key(*age))
+        })
+        .filter_map(|age| {
+            let (mut seconds, mut jobs) = (0.0, 0.0);
+            for pair in scrapes.windows(2) {
+                let (a, b) = (&pair[0].metrics, &pair[1].metrics);
+                let (a_seconds, a_jobs) = a.worker_age.get(age).copied().unwrap_or_default();
+                let (b_seconds, b_jobs) = b.worker_age.get(age).copied().unwrap_or_default();
+                let restarted = matches!((a.start_time, b.start_time),
+                    (Some(x), Some(y)) if (x - y).abs() > SAME_START);
+                if restarted || b_seconds < a_seconds || b_jobs < a_jobs {
+                    seconds += b_seconds;
+                    jobs += b_jobs;
+                } else {
+                    seconds += b_seconds - a_seconds;
+                    jobs += b_jobs - a_jobs;
+                }
+            }
+            AgeBand::of(age, seconds.max(0.0), jobs.max(0.0))
+        })
+        .collect();
+    bands.sort_by(|a, b| a.first.total_cmp(&b.first));
+    bands
+}
+
 /// Aggregates the scrapes of one pod (oldest first) of the window that began at `since`.
 /// `None` without two scrapes that span some time.
 #[must_use]
@@ -247,6 +291,8 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape], since: Timestamp) -> Option<PodS
         .filter(|(count, _)| *count > 0.0)
         .map(|(count, seconds)| (seconds / count).max(0.0));
 
+    let worker_age = worker_age(scrapes);
+
     let jobs_window = match (&first.metrics.jobs, &last.metrics.jobs) {
         (Some(a), Some(b)) => Some(super::jobs::JobsWindow {
             first: a.clone(),
@@ -283,6 +329,7 @@ pub fn aggregate(pod: &str, scrapes: &[Scrape], since: Timestamp) -> Option<PodS
         worker_cpu_cores,
         worker_boot_seconds,
         worker_boots,
+        worker_age,
         target_workers: last
             .metrics
             .target_workers
@@ -457,6 +504,90 @@ mod tests {
         let p = aggregate("p", &scrapes).unwrap();
         assert_eq!(p.worker_boots, 5.0);
         assert_eq!(p.worker_boot_seconds, Some(14.0 / 5.0));
+    }
+
+    fn aged(secs: i64, bands: &[(&str, f64, f64)]) -> Scrape {
+        scrape(secs, |m| {
+            m.worker_age = bands
+                .iter()
+                .map(|(age, s, n)| ((*age).to_owned(), (*s, *n)))
+                .collect();
+        })
+    }
+
+    /// Each band's increase over the window, youngest first (not in label order: "10-29"
+    /// sorts before "3000+" and "300-999"), a restarted pacer counted from zero; a band
+    /// that a scrape lacks (an older pacer) is left out.
+    #[test]
+    fn job_time_by_worker_age_is_each_bands_increase() {
+        let scrapes = [
+            aged(
+                0,
+                &[
+                    ("0-9", 1.0, 10.0),
+                    ("10-29", 2.0, 40.0),
+                    ("300-999", 5.0, 100.0),
+                ],
+            ),
+            aged(
+                30,
+                &[
+                    ("0-9", 1.5, 15.0),
+                    ("10-29", 2.0, 40.0),
+                    ("300-999", 6.0, 150.0),
+                ],
+            ),
+            // Restarted: from zero again.
+            aged(
+                60,
+                &[
+                    ("0-9", 0.25, 2.0),
+                    ("10-29", 0.0, 0.0),
+                    ("300-999", 0.0, 0.0),
+                ],
+            ),
+        ];
+        let p = aggregate("p", &scrapes).unwrap();
+        let got: Vec<_> = p
+            .worker_age
+            .iter()
+            .map(|b| (b.first, b.end, b.seconds, b.jobs))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0.0, Some(10.0), 0.75, 7.0),
+                (10.0, Some(30.0), 0.0, 0.0),
+                (300.0, Some(1000.0), 1.0, 50.0),
+            ]
+        );
+        // A new pacer that has run up to about the old totals: both counted anew, whether
+        // its start time says so or only one of the counters went down.
+        let restarted = |start: f64, seconds: f64, jobs: f64| {
+            let mut s = aged(30, &[("0-9", seconds, jobs)]);
+            s.metrics.start_time = Some(start);
+            s
+        };
+        let mut first = aged(0, &[("0-9", 5.0, 100.0)]);
+        first.metrics.start_time = Some(1000.0);
+        for second in [restarted(1020.0, 5.5, 101.0), restarted(1000.0, 4.9, 100.5)] {
+            let p = aggregate("p", &[first.clone(), second.clone()]).unwrap();
+            let b = &p.worker_age[0];
+            assert_eq!((b.seconds, b.jobs), second.metrics.worker_age["0-9"]);
+        }
+        let partial = [
+            aged(0, &[("0-9", 1.0, 10.0)]),
+            aged(30, &[("0-9", 2.0, 12.0), ("3000+", 1.0, 9.0)]),
+        ];
+        let p = aggregate("p", &partial).unwrap();
+        assert_eq!(p.worker_age.len(), 1);
+        assert_eq!(p.worker_age[0].jobs, 2.0);
+        assert!(
+            aggregate("p", &[scrape(0, |_| {}), scrape(30, |_| {})])
+                .unwrap()
+                .worker_age
+                .is_empty()
+        );
     }
 
     fn slots(pairs: &[(&str, f64, f64)]) -> BTreeMap<String, (f64, f64)> {

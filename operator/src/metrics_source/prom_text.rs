@@ -177,6 +177,9 @@ pub struct PacerMetrics {
     pub worker_boot_seconds_sum: Option<f64>,
     /// `pacer_worker_boot_seconds_count`: workers that booted.
     pub worker_boot_count: Option<f64>,
+    /// Per `age` band label: (`pacer_worker_age_job_seconds_total`,
+    /// `pacer_worker_age_jobs_total`); empty from pacers that predate them.
+    pub worker_age: BTreeMap<String, (f64, f64)>,
     /// `pacer_cgroup_memory_working_set_bytes`: the container's cgroup as the kernel counts
     /// it (absent from pacers that predate it, or without a cgroup).
     pub working_set: Option<f64>,
@@ -244,6 +247,16 @@ impl PacerMetrics {
                 }
                 "pacer_worker_boot_seconds_count" => {
                     *m.worker_boot_count.get_or_insert(0.0) += s.value;
+                }
+                "pacer_worker_age_job_seconds_total" => {
+                    if let Some(age) = s.label("age") {
+                        m.worker_age.entry(age.to_owned()).or_default().0 += s.value;
+                    }
+                }
+                "pacer_worker_age_jobs_total" => {
+                    if let Some(age) = s.label("age") {
+                        m.worker_age.entry(age.to_owned()).or_default().1 += s.value;
+                    }
                 }
                 "pacer_worker_memory_bytes" => {
                     if let Some(slot) = s.label("slot") {
@@ -424,6 +437,25 @@ process_start_time_seconds 1.7e9
         let m = PacerMetrics::from_samples(&parse(&text).unwrap()).unwrap();
         assert_eq!(m.worker_boot_seconds_sum, Some(7.25));
         assert_eq!(m.worker_boot_count, Some(5.0));
+    }
+
+    /// Job time by worker age: both counters per `age` band of the HTTP pool; none from
+    /// a pacer that predates them.
+    #[test]
+    fn worker_age_bands_are_read_per_band_of_the_http_pool() {
+        let m = PacerMetrics::from_samples(&parse(PACER_TEXT).unwrap()).unwrap();
+        assert!(m.worker_age.is_empty());
+        let text = format!(
+            "{PACER_TEXT}pacer_worker_age_job_seconds_total{{pool=\"http\",age=\"0-9\"}} 1.5\n\
+             pacer_worker_age_jobs_total{{pool=\"http\",age=\"0-9\"}} 10\n\
+             pacer_worker_age_job_seconds_total{{pool=\"http\",age=\"3000+\"}} 2.25\n\
+             pacer_worker_age_jobs_total{{pool=\"http\",age=\"3000+\"}} 45\n\
+             pacer_worker_age_jobs_total{{pool=\"jobs\",age=\"0-9\"}} 99\n"
+        );
+        let m = PacerMetrics::from_samples(&parse(&text).unwrap()).unwrap();
+        assert_eq!(m.worker_age.len(), 2);
+        assert_eq!(m.worker_age["0-9"], (1.5, 10.0));
+        assert_eq!(m.worker_age["3000+"], (2.25, 45.0));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::aggregate::{SlotGrowth, past_warm_up};
 use super::http::HttpClient;
 use super::prom_text::POOL;
 use super::{Error, MetricsSource, Target};
-use crate::sample::{AppSample, PodSample};
+use crate::sample::{AgeBand, AppSample, PodSample};
 
 /// Queries PromQL.
 #[derive(Debug, Clone)]
@@ -164,6 +164,10 @@ pub struct Queries {
     pub boots: String,
     /// Seconds those workers spent booting by pod.
     pub boot_seconds: String,
+    /// Job seconds in the window by pod and worker-age band.
+    pub age_seconds: String,
+    /// Jobs in the window by pod and worker-age band.
+    pub age_jobs: String,
 }
 
 /// Builds the queries for a target.
@@ -233,6 +237,10 @@ pub fn queries(target: &Target) -> Queries {
         target_workers: format!("max by (pod) (pacer_pool_target_workers{sel})"),
         boots: format!("sum by (pod) (increase(pacer_worker_boot_seconds_count{sel}[{w}]))"),
         boot_seconds: format!("sum by (pod) (increase(pacer_worker_boot_seconds_sum{sel}[{w}]))"),
+        age_seconds: format!(
+            "sum by (pod, age) (increase(pacer_worker_age_job_seconds_total{sel}[{w}]))"
+        ),
+        age_jobs: format!("sum by (pod, age) (increase(pacer_worker_age_jobs_total{sel}[{w}]))"),
     }
 }
 
@@ -245,9 +253,14 @@ fn by_pod(series: &[Series]) -> BTreeMap<String, f64> {
 }
 
 fn by_pod_slot(series: &[Series]) -> BTreeMap<String, BTreeMap<String, f64>> {
+    by_pod_and(series, "slot")
+}
+
+/// Values by pod, then by the value of `label`.
+fn by_pod_and(series: &[Series], label: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
     let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
     for s in series.iter().filter(|s| s.value.is_finite()) {
-        if let (Some(pod), Some(slot)) = (s.labels.get("pod"), s.labels.get("slot")) {
+        if let (Some(pod), Some(slot)) = (s.labels.get("pod"), s.labels.get(label)) {
             out.entry(pod.clone())
                 .or_default()
                 .insert(slot.clone(), s.value);
@@ -301,6 +314,10 @@ pub struct Answers {
     pub boots: Vec<Series>,
     /// See [`Queries::boot_seconds`].
     pub boot_seconds: Vec<Series>,
+    /// See [`Queries::age_seconds`].
+    pub age_seconds: Vec<Series>,
+    /// See [`Queries::age_jobs`].
+    pub age_jobs: Vec<Series>,
 }
 
 /// Combines the answers into per-pod samples (pure). Pods without a live-worker series
@@ -328,6 +345,8 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
     let cpu_throttled = by_pod(&answers.cpu_throttled);
     let boots = by_pod(&answers.boots);
     let boot_seconds = by_pod(&answers.boot_seconds);
+    let age_seconds = by_pod_and(&answers.age_seconds, "age");
+    let age_jobs = by_pod_and(&answers.age_jobs, "age");
     let get = |m: &BTreeMap<String, f64>, pod: &str| m.get(pod).copied().unwrap_or(0.0);
 
     let pods = target
@@ -359,6 +378,17 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
             let worker_boot_seconds = booted
                 .zip(boot_seconds.get(pod))
                 .map(|(n, seconds)| (seconds / n).max(0.0));
+            // A band with both counters; youngest first.
+            let mut worker_age: Vec<AgeBand> = age_jobs
+                .get(pod)
+                .into_iter()
+                .flatten()
+                .filter_map(|(age, jobs)| {
+                    let seconds = age_seconds.get(pod)?.get(age)?;
+                    AgeBand::of(age, seconds.max(0.0), jobs.max(0.0))
+                })
+                .collect();
+            worker_age.sort_by(|a, b| a.first.total_cmp(&b.first));
             Some(PodSample {
                 pod: pod.to_owned(),
                 live_workers,
@@ -380,6 +410,7 @@ pub fn combine(target: &Target, answers: &Answers) -> AppSample {
                 worker_cpu_cores: cpu.get(pod).copied(),
                 worker_boot_seconds,
                 worker_boots: booted.unwrap_or(0.0),
+                worker_age,
                 target_workers: target_workers
                     .get(pod)
                     .filter(|w| **w >= 0.0)
@@ -466,6 +497,8 @@ impl Prometheus {
             &q.cpu_throttled,
             &q.boots,
             &q.boot_seconds,
+            &q.age_seconds,
+            &q.age_jobs,
         ];
         let token = target.bearer_token.as_deref();
         let mut results = try_join_all(
@@ -497,6 +530,8 @@ impl Prometheus {
             cpu_throttled: next(),
             boots: next(),
             boot_seconds: next(),
+            age_seconds: next(),
+            age_jobs: next(),
         };
         Ok(combine(target, &answers))
     }
@@ -741,5 +776,60 @@ mod tests {
         assert_eq!(pods[0].worker_boot_seconds, None);
         assert_eq!(pods[1].worker_boot_seconds, None);
         assert_eq!((pods[0].worker_boots, pods[1].worker_boots), (0.0, 0.0));
+    }
+
+    fn aged(pod: &str, age: &str, value: f64) -> Series {
+        let mut s = series(pod, None, value);
+        s.labels.insert("age".into(), age.into());
+        s
+    }
+
+    /// Job time by worker age: each band of a pod with both counters, youngest first; a
+    /// pod without the series (an older pacer) has none.
+    #[test]
+    fn worker_age_bands_combine_per_pod() {
+        let q = queries(&target());
+        assert!(
+            q.age_seconds
+                .starts_with("sum by (pod, age) (increase(pacer_worker_age_job_seconds_total{"),
+            "{}",
+            q.age_seconds
+        );
+        assert!(
+            q.age_jobs
+                .starts_with("sum by (pod, age) (increase(pacer_worker_age_jobs_total{"),
+            "{}",
+            q.age_jobs
+        );
+        let answers = Answers {
+            live: vec![
+                series("web-5d8f-a1", None, 2.0),
+                series("web-5d8f-b2", None, 2.0),
+            ],
+            age_seconds: vec![
+                aged("web-5d8f-a1", "300-999", 3.0),
+                aged("web-5d8f-a1", "0-9", 1.0),
+                aged("web-5d8f-a1", "3000+", 0.5),
+            ],
+            age_jobs: vec![
+                aged("web-5d8f-a1", "300-999", 60.0),
+                aged("web-5d8f-a1", "0-9", 10.0),
+            ],
+            ..Answers::default()
+        };
+        let pods = combine(&target(), &answers).pods;
+        let bands: Vec<_> = pods[0]
+            .worker_age
+            .iter()
+            .map(|b| (b.first, b.end, b.seconds, b.jobs))
+            .collect();
+        assert_eq!(
+            bands,
+            [
+                (0.0, Some(10.0), 1.0, 10.0),
+                (300.0, Some(1000.0), 3.0, 60.0)
+            ]
+        );
+        assert!(pods[1].worker_age.is_empty());
     }
 }

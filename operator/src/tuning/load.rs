@@ -15,7 +15,7 @@
 use jiff::Timestamp;
 
 use crate::metrics_source::PodTarget;
-use crate::sample::{AppSample, PodSample};
+use crate::sample::{AgeBand, AppSample, PodSample};
 use crate::tuning::cpu::MIN_BUSY_FOR_CPU;
 use crate::tuning::stats::{median, percentile};
 
@@ -100,6 +100,36 @@ pub struct Load {
     /// in it, or no pod's pacer reports boots. Measured, it replaces an assumed cost of
     /// recycling a worker.
     pub boot_seconds: Option<f64>,
+    /// Job time by worker age, each band summed over the warm pods that report it
+    /// (`PodSample::worker_age`), youngest first; empty when none does. What the warm-up
+    /// of a fresh worker is fitted from (`tuning::warm_up`). Not from a cold pod: its
+    /// workers started together, so each band holds jobs of one age rather than of every
+    /// age in it (`make sim`, `leak`: the window of a deploy fitted 180 jobs for the app's
+    /// 300, and confirmed the leak at 120).
+    pub worker_age: Vec<AgeBand>,
+}
+
+/// The pods' worker-age bands summed band by band (the same bounds), youngest first.
+fn sum_bands<'a>(samples: impl IntoIterator<Item = &'a PodSample>) -> Vec<AgeBand> {
+    let mut out: Vec<AgeBand> = Vec::new();
+    for band in samples.into_iter().flat_map(|p| &p.worker_age) {
+        match out
+            .iter_mut()
+            .find(|b| b.first == band.first && b.end == band.end)
+        {
+            Some(b) => {
+                b.seconds += band.seconds.max(0.0);
+                b.jobs += band.jobs.max(0.0);
+            }
+            None => out.push(AgeBand {
+                seconds: band.seconds.max(0.0),
+                jobs: band.jobs.max(0.0),
+                ..*band
+            }),
+        }
+    }
+    out.sort_by(|a, b| a.first.total_cmp(&b.first));
+    out
 }
 
 /// Workers a pod's load keeps busy: without, and with the waiting requests, and the
@@ -307,6 +337,7 @@ pub fn load_of(sample: &AppSample, pods: &[PodTarget], now: Timestamp) -> Load {
             .sum(),
         resize_pending: pods.iter().any(|p| p.resize_pending),
         boot_seconds: (boots > 0.0).then(|| boot_sum / boots),
+        worker_age: sum_bands(warm.iter().copied()),
     }
 }
 
@@ -462,6 +493,65 @@ mod tests {
             t(0),
         );
         assert_eq!(none.boot_seconds, None);
+    }
+
+    /// Worker-age bands add up band by band over the pods, youngest first, whichever
+    /// bands each pod reports.
+    #[test]
+    fn worker_age_bands_are_summed_over_pods() {
+        let band = |first: f64, end: Option<f64>, seconds: f64, jobs: f64| AgeBand {
+            first,
+            end,
+            seconds,
+            jobs,
+        };
+        let mut a = pod("a", 2.0);
+        a.worker_age = vec![
+            band(0.0, Some(10.0), 1.0, 10.0),
+            band(3000.0, None, 2.0, 40.0),
+        ];
+        let mut b = pod("b", 2.0);
+        b.worker_age = vec![
+            band(3000.0, None, 1.0, 20.0),
+            band(0.0, Some(10.0), 0.5, 5.0),
+        ];
+        let l = load_of(&sample(vec![a, b, pod("c", 1.0)]), &[], t(0));
+        assert_eq!(
+            l.worker_age,
+            vec![
+                band(0.0, Some(10.0), 1.5, 15.0),
+                band(3000.0, None, 3.0, 60.0)
+            ]
+        );
+        assert!(
+            load_of(&sample(vec![pod("c", 1.0)]), &[], t(0))
+                .worker_age
+                .is_empty()
+        );
+    }
+
+    /// A pod that became ready inside the window has workers of one age: its bands are
+    /// left out.
+    #[test]
+    fn worker_age_bands_come_from_warm_pods() {
+        let aged = |name: &str, jobs: f64| {
+            let mut p = pod(name, 2.0);
+            p.worker_age = vec![AgeBand {
+                first: 0.0,
+                end: Some(10.0),
+                seconds: jobs * 0.1,
+                jobs,
+            }];
+            p
+        };
+        let pods = [target("warm", Some(-600)), target("cold", Some(-30))];
+        let l = load_of(
+            &sample(vec![aged("warm", 10.0), aged("cold", 80.0)]),
+            &pods,
+            t(0),
+        );
+        assert_eq!(l.worker_age.len(), 1);
+        assert_eq!(l.worker_age[0].jobs, 10.0);
     }
 
     /// The CPU of a busy worker is CPU time ÷ busy time over the pods that report CPU;

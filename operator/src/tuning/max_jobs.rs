@@ -18,6 +18,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::tuning::stats::floor_u64;
+use crate::tuning::warm_up::WarmUp;
 
 /// `max_jobs` of `auto` before anything is measured.
 pub const DEFAULT_MAX_JOBS: u64 = 500;
@@ -139,6 +140,10 @@ pub struct Inputs {
     pub cpu_per_busy_worker: Option<f64>,
     /// Seconds a worker took to boot in the window (`Load::boot_seconds`).
     pub boot_seconds: Option<f64>,
+    /// A fresh worker's warm-up as pacer measured it (`Load::worker_age`, fitted by
+    /// [`crate::tuning::warm_up::fit`]); `None`: [`COLD_CPU_EXTRA`] and [`WARM_UP_JOBS`]
+    /// are assumed.
+    pub warm_up: Option<WarmUp>,
     /// The running version's fast leak, as measured past the warm-up
     /// ([`confirms_fast_leak`], remembered in the tuner's state).
     pub fast_leak: Option<FastLeak>,
@@ -155,8 +160,8 @@ pub struct FastLeak {
 
 /// Whether a growth of `growth` bytes per job from `warm`, measured on workers that had
 /// done `jobs` jobs, shows a fast leak ([`leaks_fast`]) rather than a warm-up: only on
-/// workers past
-/// [`LEAK_CONFIRM_JOBS`]. Young workers grow while they warm up, and a `max_jobs` lowered
+/// workers past [`leak_confirm_jobs`] (two thirds of the warm-up pacer measured, or
+/// [`LEAK_CONFIRM_JOBS`]). Young workers grow while they warm up, and a `max_jobs` lowered
 /// for that growth keeps every worker young — after which only warm-up is ever measured
 /// (`make sim`, `slowdown`: the cold start's growth, 56 KiB per job at 60–120 jobs, held
 /// `max_jobs` at 121 for two days; past 200 jobs the warm-up of its app grows 38 KiB per
@@ -167,38 +172,80 @@ pub fn confirms_fast_leak(
     growth: Option<f64>,
     warm: Option<f64>,
     jobs: Option<f64>,
+    warm_up: Option<WarmUp>,
 ) -> Option<FastLeak> {
     let (growth, warm, jobs) = (growth?, warm?, jobs?);
-    (leaks_fast(growth, warm) && jobs >= LEAK_CONFIRM_JOBS).then_some(FastLeak { growth, warm })
+    (leaks_fast(growth, warm) && jobs >= leak_confirm_jobs(warm_up))
+        .then_some(FastLeak { growth, warm })
 }
 
-/// A fast leak counts once measured on workers that have done this many jobs (two thirds
-/// of [`WARM_UP_JOBS`]: at 300, workers that `max_jobs` recycles at 400–500 were measured
-/// past it only now and then, and `leak`'s seed 5 ran 3.6 hours at 340–511 before its leak
-/// counted).
+/// A fast leak counts once measured on workers that have done this many jobs, until pacer
+/// measured the warm-up (two thirds of [`WARM_UP_JOBS`]: at 300, workers that `max_jobs`
+/// recycles at 400–500 were measured past it only now and then, and `leak`'s seed 5 ran
+/// 3.6 hours at 340–511 before its leak counted).
 pub const LEAK_CONFIRM_JOBS: f64 = 200.0;
+
+/// Jobs past which a worker's growth is a leak rather than its warm-up: two thirds of the
+/// warm-up's length as measured ([`WarmUp::length`]; the ratio of [`LEAK_CONFIRM_JOBS`]
+/// to [`WARM_UP_JOBS`]), else [`LEAK_CONFIRM_JOBS`].
+#[must_use]
+pub fn leak_confirm_jobs(warm_up: Option<WarmUp>) -> f64 {
+    warm_up
+        .and_then(|w| w.length())
+        .map_or(LEAK_CONFIRM_JOBS, |tau| {
+            tau * LEAK_CONFIRM_JOBS / WARM_UP_JOBS
+        })
+}
 
 /// Seconds a recycled worker is assumed to take to boot before it serves, until pacer has
 /// measured one (`pacer_worker_boot_seconds`; a framework's bootstrap).
 pub const WORKER_BOOT_SECONDS: f64 = 1.5;
 /// A fresh worker's CPU per job is this much more than a warm one's, decaying over
-/// [`WARM_UP_JOBS`] jobs (assumed: pacer exports neither per-worker job times nor CPU by
-/// age; opcache, autoload and the framework's lazily built services).
+/// [`WARM_UP_JOBS`] jobs: assumed (opcache, autoload and the framework's lazily built
+/// services) until pacer's job time by worker age shows the app's own
+/// ([`Inputs::warm_up`]).
 pub const COLD_CPU_EXTRA: f64 = 1.0;
-/// Jobs over which a fresh worker's extra CPU decays (its time constant, assumed).
+/// Jobs over which a fresh worker's extra CPU decays (its time constant), until measured.
 pub const WARM_UP_JOBS: f64 = 300.0;
 
+/// A fresh worker's cold jobs: the first one's extra seconds and the jobs over which the
+/// extra decays (its time constant).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cold {
+    /// Seconds the first job takes beyond a warm one's.
+    pub first_extra: f64,
+    /// Time constant of the decay, jobs.
+    pub jobs: f64,
+}
+
+impl Cold {
+    /// As pacer measured it (`E`·`s` over `τ`), else assumed: [`COLD_CPU_EXTRA`] × the CPU
+    /// of a job (`cpu`, seconds) over [`WARM_UP_JOBS`]; `None` when neither is known.
+    #[must_use]
+    pub fn of(warm_up: Option<WarmUp>, cpu: Option<f64>) -> Option<Cold> {
+        match warm_up {
+            Some(w) => Some(Cold {
+                first_extra: w.first_job_extra_seconds(),
+                jobs: w.jobs,
+            }),
+            None => cpu.filter(|c| c.is_finite()).map(|cpu| Cold {
+                first_extra: COLD_CPU_EXTRA * cpu,
+                jobs: WARM_UP_JOBS,
+            }),
+        }
+    }
+}
+
 /// Worker-seconds a life of `jobs` jobs costs beyond the warm time of its jobs: the boot
-/// (`boot_seconds` as measured, see [`recycling_workers`]), and the extra CPU of its cold
-/// jobs — [`COLD_CPU_EXTRA`] × `cpu` for the first, decaying with time constant
-/// [`WARM_UP_JOBS`]: `Σ e^(−j/τ)` over its `jobs`. A short life pays
-/// only the start of that decay; a life far past the warm-up pays all of it (≈ τ jobs'
-/// worth).
+/// (`boot_seconds` as measured, see [`recycling_workers`]), and the extra time of its cold
+/// jobs — `cold.first_extra` for the first, decaying with time constant `cold.jobs`:
+/// `Σ e^(−j/τ)` over its `jobs`. A short life pays only the start of that decay; a life
+/// far past the warm-up pays all of it (≈ τ jobs' worth).
 #[must_use]
-pub fn life_cost(jobs: f64, cpu: f64, boot_seconds: Option<f64>) -> f64 {
-    let decay = (-1.0 / WARM_UP_JOBS).exp();
+pub fn life_cost(jobs: f64, cold: Cold, boot_seconds: Option<f64>) -> f64 {
+    let decay = (-1.0 / cold.jobs.max(1e-9)).exp();
     let cold_jobs = (1.0 - decay.powf(jobs.max(0.0))) / (1.0 - decay);
-    boot(boot_seconds) + COLD_CPU_EXTRA * cpu * cold_jobs
+    boot(boot_seconds) + cold.first_extra.max(0.0) * cold_jobs
 }
 
 /// Steps of the search for [`least_memory_per_work`]: `max_jobs` grows by this factor.
@@ -222,14 +269,15 @@ pub fn least_memory_per_work(inputs: &Inputs) -> Option<u64> {
     // grow by their warm-up too, and a leak estimated from them would lower it further.
     let FastLeak { growth, warm } = inputs.fast_leak?;
     let job = inputs.job_seconds?;
-    let cpu = inputs.cpu_per_busy_worker?.clamp(0.0, 1.0) * job;
+    let cpu = inputs.cpu_per_busy_worker.map(|c| c.clamp(0.0, 1.0) * job);
+    let cold = Cold::of(inputs.warm_up, cpu)?;
     // Only for a fast leak: a warm-up's slow tail is no leak to trade cold workers against
     // (the state it comes from is read back from the status, so checked again).
-    if !leaks_fast(growth, warm) || warm <= 0.0 || job <= 0.0 || !cpu.is_finite() {
+    if !leaks_fast(growth, warm) || warm <= 0.0 || job <= 0.0 || !cold.first_extra.is_finite() {
         return None;
     }
     let per_work =
-        |m: f64| (job + life_cost(m, cpu, inputs.boot_seconds) / m) * (warm + growth * m);
+        |m: f64| (job + life_cost(m, cold, inputs.boot_seconds) / m) * (warm + growth * m);
     let mut m = MIN_AUTO_MAX_JOBS as f64;
     let mut best = (per_work(m), m);
     while m < MAX_AUTO_MAX_JOBS as f64 {
@@ -347,6 +395,7 @@ mod tests {
             job_seconds: None,
             cpu_per_busy_worker: None,
             boot_seconds: None,
+            warm_up: None,
             fast_leak: None,
         }
     }
@@ -513,33 +562,117 @@ mod tests {
     fn a_fast_leak_is_confirmed_past_the_warm_up() {
         let (growth, warm) = (Some(56.0 * 1024.0), Some(46.0 * MI));
         // 56 KiB per job at 90 jobs: the warm-up of `make sim`'s app looks like this.
-        assert_eq!(confirms_fast_leak(growth, warm, Some(90.0)), None);
-        assert_eq!(
-            confirms_fast_leak(growth, warm, Some(250.0)),
-            Some(FastLeak {
-                growth: 56.0 * 1024.0,
-                warm: 46.0 * MI
-            })
-        );
+        assert_eq!(confirms_fast_leak(growth, warm, Some(90.0), None), None);
+        let leak = Some(FastLeak {
+            growth: 56.0 * 1024.0,
+            warm: 46.0 * MI,
+        });
+        assert_eq!(confirms_fast_leak(growth, warm, Some(250.0), None), leak);
         // Slow growth is no fast leak at any age; nothing measured, nothing confirmed.
         assert_eq!(
-            confirms_fast_leak(Some(10.0 * 1024.0), warm, Some(1000.0)),
+            confirms_fast_leak(Some(10.0 * 1024.0), warm, Some(1000.0), None),
             None
         );
-        assert_eq!(confirms_fast_leak(None, warm, Some(1000.0)), None);
+        assert_eq!(confirms_fast_leak(None, warm, Some(1000.0), None), None);
+
+        // A warm-up pacer measured at 60 jobs: past 40 the growth is a leak; one of 600
+        // jobs: not before 400.
+        let measured = |jobs: f64| {
+            Some(WarmUp {
+                extra: 0.5,
+                jobs,
+                warm_seconds: 0.05,
+            })
+        };
+        assert_eq!(leak_confirm_jobs(measured(60.0)), 40.0);
+        assert_eq!(
+            confirms_fast_leak(growth, warm, Some(90.0), measured(60.0)),
+            leak
+        );
+        assert_eq!(
+            confirms_fast_leak(growth, warm, Some(250.0), measured(600.0)),
+            None
+        );
+        assert_eq!(
+            confirms_fast_leak(growth, warm, Some(400.0), measured(600.0)),
+            leak
+        );
+        // Flat bands (no warm-up measured) say nothing about its length: 200.
+        let flat = Some(WarmUp {
+            extra: 0.0,
+            ..measured(60.0).unwrap()
+        });
+        assert_eq!(leak_confirm_jobs(flat), LEAK_CONFIRM_JOBS);
+        assert_eq!(leak_confirm_jobs(None), LEAK_CONFIRM_JOBS);
     }
 
     /// A life pays the boot and only as much of the warm-up as it lives through.
     #[test]
     fn a_short_life_pays_part_of_the_warm_up() {
-        let cpu = 0.025;
-        assert!((life_cost(0.0, cpu, Some(2.0)) - 2.0).abs() < 1e-9);
+        let cold = Cold::of(None, Some(0.025)).unwrap();
+        assert_eq!(
+            cold,
+            Cold {
+                first_extra: 0.025,
+                jobs: 300.0
+            }
+        );
+        assert!((life_cost(0.0, cold, Some(2.0)) - 2.0).abs() < 1e-9);
         // Far past the warm-up: the boot and ≈ 300 jobs' extra CPU (7.5 s).
-        let long = life_cost(10_000.0, cpu, Some(1.5));
+        let long = life_cost(10_000.0, cold, Some(1.5));
         assert!((long - (1.5 + 7.5)).abs() < 0.05, "{long}");
         // 150 jobs live through 1 − e^(−1/2) ≈ 39 % of it.
-        let short = life_cost(150.0, cpu, Some(1.5)) - 1.5;
+        let short = life_cost(150.0, cold, Some(1.5)) - 1.5;
         assert!((short / 7.5 - 0.39).abs() < 0.01, "{short}");
+        // A measured warm-up replaces the assumed one: 60 ms jobs 50 % slower at first,
+        // over 40 jobs: ≈ 40 × 30 ms = 1.2 s a long life.
+        let measured = WarmUp {
+            extra: 0.5,
+            jobs: 40.0,
+            warm_seconds: 0.06,
+        };
+        let cold = Cold::of(Some(measured), Some(0.025)).unwrap();
+        assert!((cold.first_extra - 0.03).abs() < 1e-12);
+        let long = life_cost(10_000.0, cold, Some(1.5)) - 1.5;
+        assert!((long - 1.2).abs() < 0.02, "{long}");
+        assert_eq!(Cold::of(None, None), None);
+    }
+
+    /// A measured warm-up prices a life instead of the assumed one: none makes short
+    /// lives cheaper (a lower `max_jobs` for the same leak), a long heavy one dearer.
+    #[test]
+    fn the_least_memory_per_work_uses_the_measured_warm_up() {
+        let inputs = sim_app_leak();
+        // As assumed (25 ms × 1.0 over 300 jobs): 153, measured alike: the same.
+        let as_assumed = WarmUp {
+            extra: 0.025 / 0.06,
+            jobs: 300.0,
+            warm_seconds: 0.06,
+        };
+        let with = |w: WarmUp| Inputs {
+            warm_up: Some(w),
+            ..inputs
+        };
+        assert_eq!(least_memory_per_work(&with(as_assumed)), Some(153));
+        let none = WarmUp {
+            extra: 0.0,
+            ..as_assumed
+        };
+        let heavy = WarmUp {
+            extra: 3.0,
+            ..as_assumed
+        };
+        let (flat, heavy) = (
+            least_memory_per_work(&with(none)).unwrap(),
+            least_memory_per_work(&with(heavy)).unwrap(),
+        );
+        assert!(flat < 153 && heavy > 153, "{flat} {heavy}");
+        // Measured, the CPU share is not needed.
+        let no_cpu = Inputs {
+            cpu_per_busy_worker: None,
+            ..with(as_assumed)
+        };
+        assert_eq!(least_memory_per_work(&no_cpu), Some(153));
     }
 
     /// Spare workers only for a `max_jobs` lowered below the default: the workers out

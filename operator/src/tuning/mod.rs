@@ -74,7 +74,8 @@
 //!    quarter of the value), raised slowly, restored when a window measures no growth; for
 //!    a fast leak — measured on workers past their warm-up ([`max_jobs::confirms_fast_leak`],
 //!    remembered for the version) — no higher than the least memory per unit of work
-//!    ([`max_jobs::least_memory_per_work`], with the measured boot time).
+//!    ([`max_jobs::least_memory_per_work`], with the measured boot time and the warm-up
+//!    [`warm_up::fit`] finds in the job time by worker age, where the bands say enough).
 //!
 //! Missing metrics never lower anything; only spec bounds and OOM kills act without them.
 
@@ -87,6 +88,7 @@ pub mod memory;
 pub mod scale;
 pub mod slowdown;
 pub mod stats;
+pub mod warm_up;
 pub mod worker_memory;
 
 use std::fmt;
@@ -1223,14 +1225,20 @@ pub fn decide(
         {
             state.fast_leak = None;
         }
-        if let Some(leak) =
-            max_jobs::confirms_fast_leak(load.growth_per_job, load.warm_memory, load.growth_jobs)
-        {
+        // The warm-up as pacer measured it, in the workers' job time by age.
+        let warm_up = warm_up::fit(&load.worker_age, current.max_jobs);
+        if let Some(leak) = max_jobs::confirms_fast_leak(
+            load.growth_per_job,
+            load.warm_memory,
+            load.growth_jobs,
+            warm_up,
+        ) {
             state.fast_leak = Some(leak);
         }
         let inputs = max_jobs::Inputs {
             fast_leak: state.fast_leak,
             boot_seconds: load.boot_seconds,
+            warm_up,
             growth: load.growth_per_job,
             warm: load.warm_memory,
             cap: (next.max_worker_memory as f64).min(share(load).unwrap_or(f64::INFINITY)),

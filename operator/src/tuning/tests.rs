@@ -1371,6 +1371,7 @@ fn arb_pod() -> impl Strategy<Value = PodSample> {
                 worker_cpu_cores: cpu,
                 worker_boot_seconds: None,
                 worker_boots: 0.0,
+                worker_age: Vec::new(),
                 target_workers: None,
                 memory_working_set: worker_mib.map(|m| 3 * m * MI + 64 * MI),
                 memory_limit: worker_mib.map(|_| 1024 * MI),
