@@ -39,8 +39,9 @@ pub const MIN_EXTRA: f64 = 0.05;
 pub const SPAN: f64 = 1.5;
 /// … and the youngest measured band must start within this many `τ` (90 % of the extra
 /// left), and at [`MIN_WARM_UP_JOBS`] at the latest whatever the fit: without young
-/// workers the bands' tails fit a small early warm-up as well as a large short one (`make sim`: E = 4.5 over 120 jobs from bands of 300 jobs and older,
-/// for the app's 0.4 over 300).
+/// workers the bands' tails fit a small early warm-up as well as a large short one
+/// (`make sim`: E = 4.5 over 120 jobs from bands of 300 jobs and older, for the app's 0.4
+/// over 300).
 pub const YOUNG: f64 = 0.1;
 /// The grid of `τ`: geometric steps of 5 %.
 const GRID_STEP: f64 = 1.05;
