@@ -61,6 +61,12 @@ fn increase(scrapes: &[Scrape], value: impl Fn(&PacerMetrics) -> f64) -> f64 {
 /// start from one scrape to the next, a restarted container starts seconds later.
 const SAME_START: f64 = 1.0;
 
+/// Whether pacer's start time moved between two scrapes (a new process: its counters
+/// start from zero, whatever their values say); unknown start times say no.
+fn restarted(before: Option<f64>, after: Option<f64>) -> bool {
+    matches!((before, after), (Some(a), Some(b)) if (b - a).abs() > SAME_START)
+}
+
 /// OOM kills in the window: the counter's increase between scrapes, with a reset (the
 /// counter went down, or pacer's start time changed: a new container, a new cgroup)
 /// counting the new value whole, plus the first scrape's value whole when the container
@@ -83,9 +89,7 @@ pub fn oom_kills(scrapes: &[Scrape], since: Timestamp) -> Option<f64> {
                 }
             }
             Some((before, started)) => {
-                let restarted =
-                    matches!((started, start), (Some(a), Some(b)) if (b - a).abs() > SAME_START);
-                if restarted || kills < before {
+                if restarted(started, start) || kills < before {
                     kills
                 } else {
                     kills - before
@@ -212,9 +216,8 @@ fn worker_age(scrapes: &[Scrape]) -> Vec<AgeBand> {
                 let (a, b) = (&pair[0].metrics, &pair[1].metrics);
                 let (a_seconds, a_jobs) = a.worker_age.get(age).copied().unwrap_or_default();
                 let (b_seconds, b_jobs) = b.worker_age.get(age).copied().unwrap_or_default();
-                let restarted = matches!((a.start_time, b.start_time),
-                    (Some(x), Some(y)) if (x - y).abs() > SAME_START);
-                if restarted || b_seconds < a_seconds || b_jobs < a_jobs {
+                if restarted(a.start_time, b.start_time) || b_seconds < a_seconds || b_jobs < a_jobs
+                {
                     seconds += b_seconds;
                     jobs += b_jobs;
                 } else {
